@@ -1,0 +1,8 @@
+"""The REST API `/api/v1/` (SPEC §4): each app's `api/urls.py`."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("contacts.api.urls")),
+    path("", include("consent.api.urls")),
+]

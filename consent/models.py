@@ -1,0 +1,345 @@
+"""Purposes with versioned wording, the append-only consent ledger and the current state."""
+
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+from contacts.models import Contact
+
+
+class LegalBasis(models.TextChoices):
+    """The six lawful bases of GDPR Art. 6(1)."""
+
+    CONSENT = "consent", _("Consent (Art. 6(1)(a))")
+    CONTRACT = "contract", _("Contract (Art. 6(1)(b))")
+    LEGAL_OBLIGATION = "legal_obligation", _("Legal obligation (Art. 6(1)(c))")
+    VITAL_INTERESTS = "vital_interests", _("Vital interests (Art. 6(1)(d))")
+    PUBLIC_TASK = "public_task", _("Public task (Art. 6(1)(e))")
+    LEGITIMATE_INTERESTS = "legitimate_interests", _("Legitimate interests (Art. 6(1)(f))")
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+    POSTAL = "postal", _("Postal mail")
+    PHONE = "phone", _("Phone")
+    PUSH = "push", _("Push notification")
+
+
+class ConsentAction(models.TextChoices):
+    GRANT = "grant", _("Grant")
+    WITHDRAW = "withdraw", _("Withdraw")
+    CONFIRM = "confirm", _("Confirm")
+    EXPIRE = "expire", _("Expire")
+
+
+class ConsentStatus(models.TextChoices):
+    GRANTED = "granted", _("Granted")
+    PENDING = "pending", _("Pending confirmation")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+    EXPIRED = "expired", _("Expired")
+
+
+class SourceKind(models.TextChoices):
+    WEB_FORM = "web_form", _("Web form")
+    PREFERENCE_CENTER = "preference_center", _("Preference center")
+    API = "api", _("API")
+    IMPORT = "import", _("Import")
+    CRM = "crm", _("CRM")
+    ADMIN = "admin", _("Admin")
+    PAPER_FORM = "paper_form", _("Paper form")
+    EMAIL_CONFIRMATION = "email_confirmation", _("Email confirmation")
+    ONE_CLICK_UNSUBSCRIBE = "one_click_unsubscribe", _("One-click unsubscribe")
+    SYSTEM = "system", _("Automatic job")
+
+
+def localized(obj: object, field: str) -> str:
+    """The French or English variant of a translated field, French when unknown."""
+    language = (get_language() or "fr")[:2]
+    value = getattr(obj, f"{field}_{language}", "") if language in ("fr", "en") else ""
+    return value or getattr(obj, f"{field}_fr")
+
+
+class Purpose(models.Model):
+    """What a person's data is used for; its wording lives in numbered versions."""
+
+    slug = models.SlugField(_("slug"), unique=True)
+    name_fr = models.CharField(_("name (French)"), max_length=150)
+    name_en = models.CharField(_("name (English)"), max_length=150)
+    description_fr = models.TextField(_("description (French)"), blank=True)
+    description_en = models.TextField(_("description (English)"), blank=True)
+    legal_basis = models.CharField(
+        _("legal basis"), max_length=30, choices=LegalBasis.choices, default=LegalBasis.CONSENT
+    )
+    channels = models.JSONField(_("channels"), default=list)
+    double_opt_in = models.BooleanField(_("double opt-in required"), default=False)
+    retention_days = models.PositiveIntegerField(
+        _("retention (days)"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: the default of three years after the last contact (CNIL)."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("purpose")
+        verbose_name_plural = _("purposes")
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        unknown = sorted(set(self.channels or []) - set(Channel.values))
+        if unknown:
+            raise ValidationError({"channels": _("Unknown channel: %s") % ", ".join(unknown)})
+
+    @property
+    def name(self) -> str:
+        return localized(self, "name")
+
+    @property
+    def description(self) -> str:
+        return localized(self, "description")
+
+    @property
+    def current_version(self) -> "PurposeVersion | None":
+        return self.versions.order_by("-number").first()
+
+
+class ImmutableQuerySet(models.QuerySet):
+    """Refuses bulk updates and deletes: rows of these tables are written once."""
+
+    def update(self, **kwargs: object) -> int:
+        raise ValidationError(_("These records are append-only and cannot be updated."))
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise ValidationError(_("These records are append-only and cannot be deleted."))
+
+    def bulk_update(self, *args: object, **kwargs: object) -> int:
+        raise ValidationError(_("These records are append-only and cannot be updated."))
+
+
+class AppendOnlyModel(models.Model):
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValidationError(_("These records are append-only and cannot be updated."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValidationError(_("These records are append-only and cannot be deleted."))
+
+
+class PurposeVersion(AppendOnlyModel):
+    """One wording of a purpose; a consent always points at the exact version it was given on."""
+
+    purpose = models.ForeignKey(
+        Purpose, on_delete=models.PROTECT, related_name="versions", verbose_name=_("purpose")
+    )
+    number = models.PositiveIntegerField(_("version"))
+    wording_fr = models.TextField(_("wording (French)"))
+    wording_en = models.TextField(_("wording (English)"))
+    is_material = models.BooleanField(
+        _("material change"),
+        default=True,
+        help_text=_("A material change makes earlier consents need re-consent."),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    created_by = models.CharField(_("created by"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("purpose wording version")
+        verbose_name_plural = _("purpose wording versions")
+        ordering = ["purpose", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["purpose", "number"], name="purpose_version_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose.slug} v{self.number}"
+
+    @property
+    def wording(self) -> str:
+        return localized(self, "wording")
+
+
+class ConsentRecord(AppendOnlyModel):
+    """One entry of the ledger: never updated or deleted, chained to the previous entry by hash.
+
+    Personal evidence (IP, user agent, documents) lives in `ConsentEvidence`; this row keeps
+    only its digest, so erasing the evidence leaves the chain intact (GDPR Art. 7(1), 17).
+    """
+
+    uuid = models.UUIDField(_("id"), default=uuid.uuid4, unique=True, editable=False)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, related_name="consent_records", verbose_name=_("contact")
+    )
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, verbose_name=_("purpose"))
+    purpose_version = models.ForeignKey(
+        PurposeVersion, on_delete=models.PROTECT, verbose_name=_("wording version")
+    )
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    action = models.CharField(_("action"), max_length=10, choices=ConsentAction.choices)
+    status = models.CharField(_("resulting status"), max_length=10, choices=ConsentStatus.choices)
+    given_at = models.DateTimeField(_("given at"))
+    recorded_at = models.DateTimeField(_("recorded at"))
+    source_kind = models.CharField(_("source"), max_length=30, choices=SourceKind.choices)
+    source_reference = models.CharField(_("source reference"), max_length=500, blank=True)
+    wording = models.TextField(_("wording shown"), blank=True)
+    language = models.CharField(_("language"), max_length=2, blank=True)
+    unticked_by_default = models.BooleanField(_("box unticked by default"), null=True)
+    policy_version = models.CharField(_("privacy policy version"), max_length=50, blank=True)
+    evidence_digest = models.CharField(_("evidence digest"), max_length=64, blank=True)
+    resolves = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("resolves pending grant"),
+    )
+    previous_hash = models.CharField(_("previous hash"), max_length=64)
+    hash = models.CharField(_("hash"), max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = _("consent record")
+        verbose_name_plural = _("consent ledger")
+        ordering = ["id"]
+        indexes = [models.Index(fields=["contact", "id"])]
+        default_permissions = ("add", "view")
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.purpose.slug}/{self.channel} ({self.uuid})"
+
+
+class ConsentEvidence(models.Model):
+    """Personal evidence of a ledger record, stored apart so that erasure can remove it."""
+
+    record = models.OneToOneField(
+        ConsentRecord, on_delete=models.PROTECT, related_name="personal_evidence"
+    )
+    nonce = models.CharField(max_length=32, editable=False)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.TextField(_("user agent"), blank=True)
+    document = models.FileField(_("signed document"), upload_to="evidence/%Y/%m/", blank=True)
+    document_sha256 = models.CharField(_("document SHA-256"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("personal evidence")
+        verbose_name_plural = _("personal evidence")
+
+
+class LedgerHead(models.Model):
+    """The single row holding the last hash: appends lock it, so the chain has one order."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_record_id = models.BigIntegerField(null=True)
+    last_hash = models.CharField(max_length=64)
+    record_count = models.BigIntegerField(default=0)
+
+
+class ConsentState(models.Model):
+    """Current status per (contact, purpose, channel), written with each ledger record."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consent_states")
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, verbose_name=_("purpose"))
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    status = models.CharField(_("status"), max_length=10, choices=ConsentStatus.choices)
+    purpose_version = models.ForeignKey(
+        PurposeVersion, on_delete=models.PROTECT, verbose_name=_("wording version")
+    )
+    record = models.ForeignKey(
+        ConsentRecord, on_delete=models.PROTECT, related_name="+", verbose_name=_("record")
+    )
+    since = models.DateTimeField(_("since"))
+
+    class Meta:
+        verbose_name = _("consent state")
+        verbose_name_plural = _("consent states")
+        ordering = ["purpose__slug", "channel"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "purpose", "channel"], name="one_state_per_purpose_channel"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "since"])]
+
+    def __str__(self) -> str:
+        return f"{self.purpose.slug}/{self.channel}: {self.status}"
+
+
+class PrivacyRequestType(models.TextChoices):
+    ACCESS = "access", _("Access (Art. 15)")
+    PORTABILITY = "portability", _("Portability (Art. 20)")
+    RECTIFICATION = "rectification", _("Rectification (Art. 16)")
+    ERASURE = "erasure", _("Erasure (Art. 17)")
+    RESTRICTION = "restriction", _("Restriction (Art. 18)")
+    OBJECTION = "objection", _("Objection (Art. 21)")
+
+
+class PrivacyRequestStatus(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    VERIFIED = "verified", _("Identity verified")
+    IN_PROGRESS = "in_progress", _("In progress")
+    COMPLETED = "completed", _("Completed")
+    REJECTED = "rejected", _("Rejected")
+
+
+class PrivacyRequest(models.Model):
+    """A data-subject request, due one month after receipt (GDPR Art. 12(3))."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    contact = models.ForeignKey(
+        Contact,
+        on_delete=models.PROTECT,
+        related_name="privacy_requests",
+        verbose_name=_("contact"),
+    )
+    type = models.CharField(_("type"), max_length=20, choices=PrivacyRequestType.choices)
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=PrivacyRequestStatus.choices,
+        default=PrivacyRequestStatus.RECEIVED,
+    )
+    details = models.TextField(_("details"), blank=True)
+    source_kind = models.CharField(_("filed through"), max_length=30, choices=SourceKind.choices)
+    source_reference = models.CharField(_("source reference"), max_length=500, blank=True)
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    due_at = models.DateTimeField(_("due at"))
+    extension_reason = models.TextField(_("extension reason"), blank=True)
+    handled_by = models.CharField(_("handled by"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("privacy request")
+        verbose_name_plural = _("privacy requests")
+        ordering = ["due_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} ({self.get_status_display()})"
+
+
+class PrivacyRequestEvent(models.Model):
+    """One step of a request's status history."""
+
+    request = models.ForeignKey(PrivacyRequest, on_delete=models.CASCADE, related_name="history")
+    status = models.CharField(_("status"), max_length=20, choices=PrivacyRequestStatus.choices)
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    by = models.CharField(_("by"), max_length=150, blank=True)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        verbose_name = _("status change")
+        verbose_name_plural = _("status history")
+        ordering = ["at", "id"]

@@ -1,0 +1,514 @@
+"""Writes on consent: the one path that records a consent, purpose wording, privacy requests."""
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from dateutil.relativedelta import relativedelta
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.mail import EmailMultiAlternatives
+from django.db import connection, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from consent.ledger import evidence_digest, record_hash
+from consent.models import (
+    ConsentAction,
+    ConsentEvidence,
+    ConsentRecord,
+    ConsentState,
+    ConsentStatus,
+    LedgerHead,
+    PrivacyRequest,
+    PrivacyRequestEvent,
+    PrivacyRequestStatus,
+    PrivacyRequestType,
+    Purpose,
+    PurposeVersion,
+    SourceKind,
+)
+from contacts.models import Contact, ContactStatus, TimelineEvent, TimelineKind
+from contacts.selectors import suppression_reason
+from contacts.services import contact_touch, suppression_lift, timeline_add
+from crmsync.services import outbox_emit
+
+# Sources where the person themselves gives consent, with the wording in front of them:
+# only a grant from one of these may lift a suppression.
+EXPLICIT_SOURCES = frozenset(
+    {SourceKind.WEB_FORM, SourceKind.PREFERENCE_CENTER, SourceKind.API, SourceKind.PAPER_FORM}
+)
+# Sources that must carry the wording shown and the unticked box with every grant.
+WORDING_REQUIRED_SOURCES = frozenset(
+    {SourceKind.WEB_FORM, SourceKind.API, SourceKind.IMPORT, SourceKind.CRM}
+)
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What proves a consent: the wording shown and, stored apart, the personal evidence."""
+
+    wording: str = ""
+    unticked_by_default: bool | None = None
+    policy_version: str = ""
+    ip: str | None = None
+    user_agent: str = ""
+    document: File | None = None
+
+    @property
+    def has_personal_data(self) -> bool:
+        return bool(self.ip or self.user_agent or self.document)
+
+
+def purpose_wording_update(
+    *, purpose: Purpose, wording_fr: str, wording_en: str, is_material: bool = True, by: str = ""
+) -> PurposeVersion | None:
+    """Add a new wording version when the text changed; earlier versions are never rewritten."""
+    with transaction.atomic():
+        Purpose.objects.select_for_update().filter(pk=purpose.pk).first()
+        current = purpose.current_version
+        if current and (current.wording_fr, current.wording_en) == (wording_fr, wording_en):
+            return None
+        return PurposeVersion.objects.create(
+            purpose=purpose,
+            number=(current.number + 1) if current else 1,
+            wording_fr=wording_fr,
+            wording_en=wording_en,
+            is_material=is_material if current else True,
+            created_by=by,
+        )
+
+
+def _validate_request(
+    *,
+    contact: Contact,
+    purpose: Purpose,
+    channel: str,
+    action: str,
+    source_kind: str,
+    evidence: Evidence,
+    given_at: datetime,
+    now: datetime,
+) -> None:
+    errors: dict[str, list[str]] = {}
+    if contact.status == ContactStatus.ERASED:
+        errors["contact"] = [_("This contact was erased.")]
+    if not purpose.is_active:
+        errors["purpose"] = [_("This purpose is no longer active.")]
+    if channel not in purpose.channels:
+        errors["channel"] = [_("This purpose is not used on this channel.")]
+    if action not in ConsentAction.values:
+        errors["action"] = [_("Not a valid choice.")]
+    if source_kind not in SourceKind.values:
+        errors["source"] = [_("Not a valid source kind.")]
+    if given_at > now + CLOCK_SKEW:
+        errors["given_at"] = [_("Consent cannot be given in the future.")]
+    if action == ConsentAction.GRANT:
+        errors.update(_grant_evidence_errors(source_kind, evidence))
+    if errors:
+        raise ValidationError(errors)
+
+
+def _grant_evidence_errors(source_kind: str, evidence: Evidence) -> dict[str, list[str]]:
+    """A grant is valid consent only with its proof: the wording, and a box not pre-ticked."""
+    if evidence.unticked_by_default is False:
+        return {
+            "evidence": [_("A pre-ticked box is not valid consent (CJEU, Planet49, C-673/17).")]
+        }
+    if source_kind in WORDING_REQUIRED_SOURCES and not evidence.wording.strip():
+        return {"evidence": [_("A grant must carry the exact wording shown to the person.")]}
+    if source_kind == SourceKind.PAPER_FORM and not evidence.document:
+        return {"evidence": [_("A paper-form grant must carry the signed document.")]}
+    return {}
+
+
+def consent_record(
+    *,
+    contact: Contact,
+    purpose: Purpose,
+    channel: str,
+    action: str,
+    source_kind: str,
+    source_reference: str = "",
+    evidence: Evidence | None = None,
+    given_at: datetime | None = None,
+    resolves: ConsentRecord | None = None,
+) -> ConsentRecord:
+    """Append one record to the consent ledger and update the current state with it.
+
+    The single write path for consent (GDPR Art. 7(1): the controller must be able to prove
+    consent). Record, state, timeline and outbox event are written in one transaction.
+    """
+    evidence = evidence or Evidence()
+    now = timezone.now()
+    given_at = given_at or now
+    _validate_request(
+        contact=contact,
+        purpose=purpose,
+        channel=channel,
+        action=action,
+        source_kind=source_kind,
+        evidence=evidence,
+        given_at=given_at,
+        now=now,
+    )
+    with transaction.atomic():
+        head = LedgerHead.objects.select_for_update().get(id=1)
+        state = (
+            ConsentState.objects.select_for_update()
+            .filter(contact=contact, purpose=purpose, channel=channel)
+            .first()
+        )
+        status, version = _transition(state, purpose, action, source_kind, resolves)
+        if action == ConsentAction.GRANT:
+            _check_suppression(contact, source_kind)
+        record = _append(
+            head=head,
+            contact=contact,
+            purpose=purpose,
+            version=version,
+            channel=channel,
+            action=action,
+            status=status,
+            given_at=given_at,
+            now=now,
+            source_kind=source_kind,
+            source_reference=source_reference,
+            evidence=evidence,
+            resolves=resolves,
+        )
+        _write_state(state, record)
+        _record_side_effects(record, contact, source_kind)
+    return record
+
+
+def _transition(
+    state: ConsentState | None,
+    purpose: Purpose,
+    action: str,
+    source_kind: str,
+    resolves: ConsentRecord | None,
+) -> tuple[str, PurposeVersion]:
+    """The status a new record leads to, and the wording version it refers to."""
+    current = purpose.current_version
+    if current is None:
+        raise ValidationError({"purpose": [_("This purpose has no wording yet.")]})
+    if action in (ConsentAction.CONFIRM, ConsentAction.EXPIRE):
+        pending = state is not None and state.status == ConsentStatus.PENDING
+        if not pending or resolves is None or state.record_id != resolves.id:
+            raise ValidationError({"action": [_("There is no pending grant to resolve.")]})
+        status = ConsentStatus.GRANTED if action == ConsentAction.CONFIRM else ConsentStatus.EXPIRED
+        return status, state.purpose_version
+    if action == ConsentAction.WITHDRAW:
+        return ConsentStatus.WITHDRAWN, state.purpose_version if state else current
+    already_granted = (
+        state is not None
+        and state.status == ConsentStatus.GRANTED
+        and state.purpose_version_id == current.id
+    )
+    needs_confirmation = purpose.double_opt_in and source_kind != SourceKind.PAPER_FORM
+    if needs_confirmation and not already_granted:
+        return ConsentStatus.PENDING, current
+    return ConsentStatus.GRANTED, current
+
+
+def _check_suppression(contact: Contact, source_kind: str) -> None:
+    """A suppressed person is only reached again through their own new explicit consent."""
+    if not suppression_reason(kind="email", value=contact.email):
+        return
+    if source_kind not in EXPLICIT_SOURCES:
+        raise ValidationError(
+            {"email": [_("This person is on the suppression list; a list cannot re-add them.")]}
+        )
+    suppression_lift(email=contact.email)
+
+
+def _append(
+    *,
+    head: LedgerHead,
+    contact: Contact,
+    purpose: Purpose,
+    version: PurposeVersion,
+    channel: str,
+    action: str,
+    status: str,
+    given_at: datetime,
+    now: datetime,
+    source_kind: str,
+    source_reference: str,
+    evidence: Evidence,
+    resolves: ConsentRecord | None,
+) -> ConsentRecord:
+    personal = _personal_evidence(evidence)
+    record = ConsentRecord(
+        contact=contact,
+        purpose=purpose,
+        purpose_version=version,
+        channel=channel,
+        action=action,
+        status=status,
+        given_at=given_at,
+        recorded_at=now,
+        source_kind=source_kind,
+        source_reference=source_reference[:500],
+        wording=evidence.wording or version.wording,
+        language=(get_language() or contact.language)[:2],
+        unticked_by_default=evidence.unticked_by_default,
+        policy_version=evidence.policy_version,
+        evidence_digest=evidence_digest(personal) if personal else "",
+        resolves=resolves,
+        previous_hash=head.last_hash,
+    )
+    record.hash = record_hash(record)
+    record.save()
+    if personal is not None:
+        personal.record = record
+        personal.save()
+    head.last_hash, head.last_record_id = record.hash, record.id
+    head.record_count += 1
+    head.save(update_fields=["last_hash", "last_record_id", "record_count"])
+    return record
+
+
+def _personal_evidence(evidence: Evidence) -> ConsentEvidence | None:
+    if not evidence.has_personal_data:
+        return None
+    document_sha256 = ""
+    if evidence.document:
+        digest = hashlib.sha256()
+        for chunk in evidence.document.chunks():
+            digest.update(chunk)
+        document_sha256 = digest.hexdigest()
+        evidence.document.seek(0)
+    return ConsentEvidence(
+        nonce=secrets.token_hex(16),
+        ip=evidence.ip or None,
+        user_agent=evidence.user_agent[:2000],
+        document=evidence.document or "",
+        document_sha256=document_sha256,
+    )
+
+
+def _write_state(state: ConsentState | None, record: ConsentRecord) -> None:
+    if state is None:
+        state = ConsentState(contact=record.contact, purpose=record.purpose, channel=record.channel)
+    state.status = record.status
+    state.purpose_version = record.purpose_version
+    state.record = record
+    state.since = record.recorded_at
+    state.save()
+
+
+def _record_side_effects(record: ConsentRecord, contact: Contact, source_kind: str) -> None:
+    summary = f"{record.purpose.slug}/{record.channel}: {record.status}"
+    timeline_add(
+        contact=contact,
+        kind=TimelineKind.CONSENT_CHANGED,
+        summary=summary,
+        data={"record": str(record.uuid), "action": record.action, "source": source_kind},
+    )
+    outbox_emit(
+        topic="consent.recorded",
+        contact=contact,
+        payload={
+            "record": str(record.uuid),
+            "purpose": record.purpose.slug,
+            "version": record.purpose_version.number,
+            "channel": record.channel,
+            "action": record.action,
+            "status": record.status,
+            "given_at": record.given_at.isoformat(),
+        },
+    )
+    if source_kind not in (SourceKind.SYSTEM, SourceKind.CRM, SourceKind.IMPORT):
+        contact_touch(contact=contact, at=record.recorded_at)
+    if record.status == ConsentStatus.PENDING:
+        _queue_confirmation_email(contact.id)
+
+
+def _queue_confirmation_email(contact_id: int) -> None:
+    """Send one confirmation email per contact and transaction, after commit."""
+    pending = getattr(connection, "_doi_contacts", None)
+    if pending is None:
+        pending = connection._doi_contacts = set()
+
+        def flush() -> None:
+            from consent.tasks import send_double_opt_in_confirmation
+
+            contact_ids = connection.__dict__.pop("_doi_contacts", set())
+            for queued_id in sorted(contact_ids):
+                send_double_opt_in_confirmation.delay(queued_id)
+
+        transaction.on_commit(flush)
+    pending.add(contact_id)
+
+
+def consent_confirm(
+    *, contact: Contact, record_uuids: Iterable[str], ip: str | None = None, user_agent: str = ""
+) -> list[ConsentRecord]:
+    """Turn the pending grants named in a confirmation link into valid consent (double opt-in)."""
+    confirmed = []
+    with transaction.atomic():
+        states = ConsentState.objects.filter(
+            contact=contact, status=ConsentStatus.PENDING, record__uuid__in=list(record_uuids)
+        ).select_related("purpose", "record")
+        for state in states:
+            confirmed.append(
+                consent_record(
+                    contact=contact,
+                    purpose=state.purpose,
+                    channel=state.channel,
+                    action=ConsentAction.CONFIRM,
+                    source_kind=SourceKind.EMAIL_CONFIRMATION,
+                    source_reference=str(state.record.uuid),
+                    evidence=Evidence(ip=ip, user_agent=user_agent),
+                    resolves=state.record,
+                )
+            )
+    return confirmed
+
+
+def pending_grants_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Expire pending double opt-in grants older than DOUBLE_OPT_IN_TTL; safe to run twice."""
+    cutoff = (now or timezone.now()) - settings.DOUBLE_OPT_IN_TTL
+    expired = 0
+    while True:
+        batch = list(
+            ConsentState.objects.filter(status=ConsentStatus.PENDING, since__lt=cutoff)
+            .select_related("contact", "purpose", "record")
+            .order_by("id")[:batch_size]
+        )
+        for state in batch:
+            expired += _expire_one(state)
+        if len(batch) < batch_size:
+            return expired
+
+
+def _expire_one(state: ConsentState) -> int:
+    try:
+        consent_record(
+            contact=state.contact,
+            purpose=state.purpose,
+            channel=state.channel,
+            action=ConsentAction.EXPIRE,
+            source_kind=SourceKind.SYSTEM,
+            source_reference="expire_pending_grants",
+            resolves=state.record,
+        )
+    except ValidationError:
+        return 0  # confirmed or expired by a concurrent run in the meantime
+    return 1
+
+
+def privacy_request_file(
+    *,
+    contact: Contact,
+    type: str,
+    details: str = "",
+    source_kind: str,
+    source_reference: str = "",
+    verified: bool = False,
+    by: str = "",
+) -> PrivacyRequest:
+    """File a data-subject request, due one month after receipt (GDPR Art. 12(3))."""
+    if type not in PrivacyRequestType.values:
+        raise ValidationError({"type": [_("Not a valid choice.")]})
+    received_at = timezone.now()
+    status = PrivacyRequestStatus.VERIFIED if verified else PrivacyRequestStatus.RECEIVED
+    with transaction.atomic():
+        request = PrivacyRequest.objects.create(
+            contact=contact,
+            type=type,
+            status=status,
+            details=details,
+            source_kind=source_kind,
+            source_reference=source_reference[:500],
+            received_at=received_at,
+            due_at=received_at + relativedelta(months=1),
+        )
+        PrivacyRequestEvent.objects.create(request=request, status=status, at=received_at, by=by)
+        timeline_add(
+            contact=contact,
+            kind=TimelineKind.REQUEST_FILED,
+            summary=type,
+            data={"request": str(request.id), "source": source_kind},
+        )
+    return request
+
+
+
+CONFIRMATION_SALT = "consent.double-opt-in"
+
+
+def confirmation_token(*, contact: Contact, record_uuids: Iterable[str]) -> str:
+    """A signed token naming the pending grants a confirmation link will confirm."""
+    return signing.dumps(
+        {"c": str(contact.public_id), "r": sorted(str(u) for u in record_uuids)},
+        salt=CONFIRMATION_SALT,
+        compress=True,
+    )
+
+
+def confirmation_token_read(token: str) -> tuple[Contact, list[str]]:
+    """The contact and pending grants of a confirmation token; raises BadSignature if invalid."""
+    max_age = settings.DOUBLE_OPT_IN_TTL.total_seconds()
+    data = signing.loads(token, salt=CONFIRMATION_SALT, max_age=max_age)
+    contact = Contact.objects.filter(public_id=data["c"]).first()
+    if contact is None:
+        raise signing.BadSignature("unknown contact")
+    return contact, list(data["r"])
+
+
+def double_opt_in_send(*, contact_id: int) -> bool:
+    """Email the contact one link confirming all their pending grants, in their language.
+
+    Idempotent: grants already announced in an earlier email are not announced again.
+    """
+    contact = Contact.objects.filter(pk=contact_id, status=ContactStatus.ACTIVE).first()
+    if contact is None:
+        return False
+    states = list(
+        ConsentState.objects.filter(contact=contact, status=ConsentStatus.PENDING)
+        .select_related("purpose", "purpose_version", "record")
+        .order_by("purpose__slug", "channel")
+    )
+    announced = set(
+        uuid
+        for data in TimelineEvent.objects.filter(
+            contact=contact, kind=TimelineKind.CONFIRMATION_SENT
+        ).values_list("data", flat=True)
+        for uuid in data.get("records", [])
+    )
+    if not states or {str(s.record.uuid) for s in states} <= announced:
+        return False
+    record_uuids = [str(state.record.uuid) for state in states]
+    token = confirmation_token(contact=contact, record_uuids=record_uuids)
+    link = settings.SITE_URL + reverse("consent:confirm", args=[token])
+    with translation.override(contact.language):
+        context = {"contact": contact, "states": states, "link": link,
+                   "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600)}
+        subject = render_to_string("consent/email/confirm_subject.txt", context).strip()
+        message = EmailMultiAlternatives(
+            subject=subject,
+            body=render_to_string("consent/email/confirm_body.txt", context),
+            to=[contact.email],
+        )
+        message.attach_alternative(
+            render_to_string("consent/email/confirm_body.html", context), "text/html"
+        )
+    message.send()
+    timeline_add(
+        contact=contact,
+        kind=TimelineKind.CONFIRMATION_SENT,
+        summary=", ".join(sorted({s.purpose.slug for s in states})),
+        data={"records": record_uuids},
+    )
+    return True

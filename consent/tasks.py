@@ -1,0 +1,31 @@
+"""Celery tasks for consent: thin adapters over the services, safe to run twice."""
+
+import logging
+
+from celery import shared_task
+
+from consent.ledger import ledger_verify
+from consent.services import double_opt_in_send, pending_grants_expire
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_double_opt_in_confirmation(contact_id: int) -> bool:
+    """Send the double opt-in confirmation email for a contact's pending grants."""
+    return double_opt_in_send(contact_id=contact_id)
+
+
+@shared_task
+def expire_pending_grants() -> int:
+    """Expire pending double opt-in grants past their delay (beat job)."""
+    return pending_grants_expire()
+
+
+@shared_task
+def verify_ledger() -> int:
+    """Check the consent ledger's hash chain and log every broken record (beat job)."""
+    problems = ledger_verify()
+    for problem in problems:
+        logger.error("Consent ledger tampering detected: %s", problem)
+    return len(problems)

@@ -1,0 +1,37 @@
+"""The page behind the double opt-in confirmation link."""
+
+from django.core import signing
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import translation
+from django.views.decorators.http import require_http_methods
+
+from consent.models import ConsentState, ConsentStatus
+from consent.services import confirmation_token_read, consent_confirm
+
+
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows what is to be confirmed; POST confirms it (link scanners only GET)."""
+    try:
+        contact, record_uuids = confirmation_token_read(token)
+    except signing.BadSignature:
+        return render(request, "consent/confirm.html", {"invalid": True}, status=404)
+    translation.activate(contact.language)
+    context: dict = {"confirmed": None}
+    if request.method == "POST":
+        context["confirmed"] = consent_confirm(
+            contact=contact,
+            record_uuids=record_uuids,
+            ip=request.META.get("REMOTE_ADDR"),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+    else:
+        context["pending"] = ConsentState.objects.filter(
+            contact=contact, status=ConsentStatus.PENDING, record__uuid__in=record_uuids
+        ).select_related("purpose", "purpose_version")
+        if not context["pending"]:
+            context["confirmed"] = []
+    response = render(request, "consent/confirm.html", context)
+    response.headers["Content-Language"] = contact.language
+    return response

@@ -1,0 +1,198 @@
+"""Contacts: the people whose consents we keep, their interests, timeline and suppressions."""
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+
+class Language(models.TextChoices):
+    FRENCH = "fr", _("French")
+    ENGLISH = "en", _("English")
+
+
+class LifecycleStage(models.TextChoices):
+    SUBSCRIBER = "subscriber", _("Subscriber")
+    LEAD = "lead", _("Lead")
+    MQL = "mql", _("Marketing qualified lead")
+    SQL = "sql", _("Sales qualified lead")
+    OPPORTUNITY = "opportunity", _("Opportunity")
+    CUSTOMER = "customer", _("Customer")
+
+
+class CrmRecordType(models.TextChoices):
+    LEAD = "lead", _("Lead")
+    CONTACT = "contact", _("Contact")
+
+
+class ContactStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    PAUSED = "paused", _("Paused")
+    ERASED = "erased", _("Erased")
+
+
+class EmailDeliverability(models.TextChoices):
+    DELIVERABLE = "deliverable", _("Deliverable")
+    HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+    COMPLAINT = "complaint", _("Complaint")
+
+
+class PostalDeliverability(models.TextChoices):
+    DELIVERABLE = "deliverable", _("Deliverable")
+    RETURNED = "returned", _("Returned mail")
+
+
+class Interest(models.Model):
+    """A topic a person can choose, used for personalisation."""
+
+    slug = models.SlugField(_("slug"), unique=True)
+    name_fr = models.CharField(_("name (French)"), max_length=100)
+    name_en = models.CharField(_("name (English)"), max_length=100)
+
+    class Meta:
+        verbose_name = _("interest")
+        verbose_name_plural = _("interests")
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        return self.name_en if (get_language() or "fr").startswith("en") else self.name_fr
+
+
+class Contact(models.Model):
+    """One natural person; `public_id` is the pseudonym used in links, the API and exports."""
+
+    public_id = models.UUIDField(_("public id"), default=uuid.uuid4, unique=True, editable=False)
+    email = models.CharField(_("email"), max_length=254, unique=True)
+    first_name = models.CharField(_("first name"), max_length=150, blank=True)
+    last_name = models.CharField(_("last name"), max_length=150, blank=True)
+    phone = models.CharField(_("phone (E.164)"), max_length=20, blank=True)
+    company = models.CharField(_("company"), max_length=200, blank=True)
+    job_title = models.CharField(_("job title"), max_length=200, blank=True)
+    address_line1 = models.CharField(_("address line 1"), max_length=200, blank=True)
+    address_line2 = models.CharField(_("address line 2"), max_length=200, blank=True)
+    postal_code = models.CharField(_("postal code"), max_length=20, blank=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    country = models.CharField(_("country"), max_length=2, blank=True)
+    language = models.CharField(
+        _("language"), max_length=2, choices=Language.choices, default=Language.FRENCH
+    )
+    lifecycle_stage = models.CharField(
+        _("lifecycle stage"),
+        max_length=20,
+        choices=LifecycleStage.choices,
+        default=LifecycleStage.SUBSCRIBER,
+    )
+    crm_record_type = models.CharField(
+        _("CRM record type"), max_length=10, choices=CrmRecordType.choices, blank=True
+    )
+    hubspot_id = models.CharField(_("HubSpot id"), max_length=64, blank=True)
+    salesforce_id = models.CharField(_("Salesforce id"), max_length=64, blank=True)
+    source = models.CharField(_("source"), max_length=200, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=ContactStatus.choices, default=ContactStatus.ACTIVE
+    )
+    paused_until = models.DateTimeField(_("paused until"), null=True, blank=True)
+    email_deliverability = models.CharField(
+        _("email deliverability"),
+        max_length=20,
+        choices=EmailDeliverability.choices,
+        default=EmailDeliverability.DELIVERABLE,
+    )
+    email_undeliverable_reason = models.CharField(
+        _("email undeliverable reason"), max_length=255, blank=True
+    )
+    postal_deliverability = models.CharField(
+        _("postal deliverability"),
+        max_length=20,
+        choices=PostalDeliverability.choices,
+        default=PostalDeliverability.DELIVERABLE,
+    )
+    postal_undeliverable_reason = models.CharField(
+        _("returned mail reason"), max_length=255, blank=True
+    )
+    is_minor = models.BooleanField(_("minor (under 16)"), default=False)
+    guardian_consent_evidence = models.TextField(
+        _("guardian consent evidence"),
+        blank=True,
+        help_text=_("How the holder of parental responsibility consented (GDPR Art. 8)."),
+    )
+    interests = models.ManyToManyField(
+        Interest, verbose_name=_("interests"), blank=True, related_name="contacts"
+    )
+    last_activity_at = models.DateTimeField(_("last activity at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        full_name = f"{self.first_name} {self.last_name}".strip()
+        return f"{full_name} <{self.email}>" if full_name else self.email
+
+
+class TimelineKind(models.TextChoices):
+    CREATED = "created", _("Contact created")
+    UPDATED = "updated", _("Contact updated")
+    FORM_SUBMITTED = "form_submitted", _("Form submitted")
+    CONSENT_CHANGED = "consent_changed", _("Consent changed")
+    EMAIL_CHANGED = "email_changed", _("Email changed")
+    CONFIRMATION_SENT = "confirmation_sent", _("Confirmation email sent")
+    CAMPAIGN_SENT = "campaign_sent", _("Campaign sent")
+    CRM_SYNCED = "crm_synced", _("CRM synced")
+    REQUEST_FILED = "request_filed", _("Privacy request filed")
+
+
+class TimelineEvent(models.Model):
+    """An "interesting moment" in a contact's life, shown in the admin."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="timeline")
+    kind = models.CharField(_("kind"), max_length=30, choices=TimelineKind.choices)
+    summary = models.CharField(_("summary"), max_length=500)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+    occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("timeline event")
+        verbose_name_plural = _("timeline events")
+        ordering = ["-occurred_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+class SuppressionKind(models.TextChoices):
+    EMAIL = "email", _("Email")
+    PHONE = "phone", _("Phone")
+
+
+class SuppressionReason(models.TextChoices):
+    ERASED = "erased", _("Erased")
+    HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+    COMPLAINT = "complaint", _("Complaint")
+    GLOBAL_UNSUBSCRIBE = "global_unsubscribe", _("Global unsubscribe")
+
+
+class Suppression(models.Model):
+    """A person never to be re-imported or re-contacted, known only by an HMAC of the address."""
+
+    digest = models.CharField(_("digest"), max_length=64, unique=True, editable=False)
+    kind = models.CharField(_("kind"), max_length=10, choices=SuppressionKind.choices)
+    reason = models.CharField(_("reason"), max_length=30, choices=SuppressionReason.choices)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppression list")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.digest[:12]}… ({self.get_reason_display()})"

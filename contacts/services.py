@@ -1,0 +1,268 @@
+"""Writes on contacts: upsert by normalised email, timeline, suppression list."""
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from contacts.models import (
+    Contact,
+    ContactStatus,
+    Interest,
+    Language,
+    LifecycleStage,
+    Suppression,
+    SuppressionKind,
+    TimelineEvent,
+    TimelineKind,
+)
+from contacts.normalization import normalize_email, normalize_phone, suppression_digest
+from contacts.selectors import suppression_reason
+from crmsync.services import outbox_emit
+
+# Fields a caller may set through contact_upsert / contact_update.
+EDITABLE_FIELDS = (
+    "first_name",
+    "last_name",
+    "phone",
+    "company",
+    "job_title",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
+    "country",
+    "language",
+    "lifecycle_stage",
+    "source",
+)
+CHOICE_FIELDS = {"language": Language, "lifecycle_stage": LifecycleStage}
+
+
+def timeline_add(
+    *, contact: Contact, kind: str, summary: str, data: Mapping[str, Any] | None = None
+) -> TimelineEvent:
+    """Add an interesting moment to a contact's timeline."""
+    return TimelineEvent.objects.create(
+        contact=contact, kind=kind, summary=summary[:500], data=dict(data or {})
+    )
+
+
+def _clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate and normalise contact fields; every error names its field."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError({name: [_("Unknown field.")] for name in sorted(unknown)})
+    cleaned: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for name, value in fields.items():
+        value = "" if value is None else str(value).strip()
+        choices = CHOICE_FIELDS.get(name)
+        if choices is not None and value and value not in choices.values:
+            errors[name] = [_("Not a valid choice.")]
+        elif name == "country" and value and (len(value) != 2 or not value.isalpha()):
+            errors[name] = [_("Use a two-letter ISO 3166 country code.")]
+        cleaned[name] = value.upper() if name == "country" else value
+    if cleaned.get("phone"):
+        try:
+            cleaned["phone"] = normalize_phone(cleaned["phone"], country=cleaned.get("country", ""))
+        except ValidationError as error:
+            errors["phone"] = list(error.messages)
+    for name in CHOICE_FIELDS:
+        if name in cleaned and not cleaned[name]:
+            del cleaned[name]  # choice fields keep their default rather than become blank
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def _resolve_interests(slugs: Iterable[str]) -> list[Interest]:
+    slugs = list(dict.fromkeys(slugs))
+    interests = list(Interest.objects.filter(slug__in=slugs))
+    missing = sorted(set(slugs) - {interest.slug for interest in interests})
+    if missing:
+        raise ValidationError({"interests": [_("Unknown interest: %s") % ", ".join(missing)]})
+    return interests
+
+
+def ensure_not_suppressed(*, email: str, phone: str = "") -> None:
+    """Refuse an address on the suppression list (never re-imported or re-contacted)."""
+    for field, kind, value in (("email", "email", email), ("phone", "phone", phone)):
+        if value and suppression_reason(kind=kind, value=value):
+            raise ValidationError(
+                {
+                    field: [
+                        _(
+                            "This person asked not to be contacted (suppression list). Only "
+                            "their own new explicit consent can lift it."
+                        )
+                    ]
+                },
+                code="suppressed",
+            )
+
+
+def contact_upsert(
+    *,
+    email: str,
+    fields: Mapping[str, Any] | None = None,
+    interests: Iterable[str] | None = None,
+    explicit_consent: bool = False,
+) -> tuple[Contact, bool]:
+    """Create or update the contact with this email; never creates a duplicate.
+
+    A suppressed address is refused unless the same request carries the person's own new
+    explicit consent (which the consent service then records and which lifts the suppression).
+    """
+    try:
+        email = normalize_email(email)
+    except ValidationError as error:
+        raise ValidationError({"email": error.messages}) from error
+    cleaned = _clean_fields(fields or {})
+    chosen = _resolve_interests(interests) if interests is not None else None
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().filter(email=email).first()
+        created = False
+        if contact is None:
+            if not explicit_consent:
+                ensure_not_suppressed(email=email, phone=cleaned.get("phone", ""))
+            contact, created = _create_or_lock(email=email, fields=cleaned)
+        if created:
+            _record_creation(contact)
+        else:
+            _apply_changes(contact, cleaned)
+        if chosen is not None:
+            contact.interests.set(chosen)
+    return contact, created
+
+
+def _create_or_lock(*, email: str, fields: Mapping[str, Any]) -> tuple[Contact, bool]:
+    """Insert the contact; if a concurrent request inserted it first, lock and return theirs."""
+    try:
+        with transaction.atomic():
+            return Contact.objects.create(email=email, **fields), True
+    except IntegrityError:
+        return Contact.objects.select_for_update().get(email=email), False
+
+
+def _record_creation(contact: Contact) -> None:
+    timeline_add(contact=contact, kind=TimelineKind.CREATED, summary=contact.source or "-")
+    outbox_emit(topic="contact.created", contact=contact, payload=contact_payload(contact))
+
+
+def _apply_changes(contact: Contact, fields: Mapping[str, Any]) -> list[str]:
+    changed = [name for name, value in fields.items() if getattr(contact, name) != value]
+    if contact.status == ContactStatus.ERASED:
+        raise ValidationError({"email": [_("This contact was erased.")]})
+    if not changed:
+        return []
+    for name in changed:
+        setattr(contact, name, fields[name])
+    contact.save(update_fields=[*changed, "updated_at"])
+    timeline_add(
+        contact=contact,
+        kind=TimelineKind.UPDATED,
+        summary=", ".join(changed),
+        data={"fields": changed},
+    )
+    outbox_emit(
+        topic="contact.updated",
+        contact=contact,
+        payload={**contact_payload(contact), "changed": changed},
+    )
+    return changed
+
+
+def contact_update(
+    *,
+    contact: Contact,
+    email: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+    interests: Iterable[str] | None = None,
+) -> Contact:
+    """Update a known contact; a new email must be free and not suppressed."""
+    cleaned = _clean_fields(fields or {})
+    chosen = _resolve_interests(interests) if interests is not None else None
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        if email is not None:
+            _change_email(contact, email)
+        _apply_changes(contact, cleaned)
+        if chosen is not None:
+            contact.interests.set(chosen)
+    return contact
+
+
+def _change_email(contact: Contact, raw_email: str) -> None:
+    try:
+        email = normalize_email(raw_email)
+    except ValidationError as error:
+        raise ValidationError({"email": error.messages}) from error
+    if email == contact.email:
+        return
+    if Contact.objects.filter(email=email).exists():
+        raise ValidationError({"email": [_("Another contact already has this email.")]})
+    ensure_not_suppressed(email=email)
+    old = contact.email
+    contact.email = email
+    contact.save(update_fields=["email", "updated_at"])
+    timeline_add(contact=contact, kind=TimelineKind.EMAIL_CHANGED, summary=email, data={})
+    outbox_emit(
+        topic="contact.updated",
+        contact=contact,
+        payload={**contact_payload(contact), "changed": ["email"], "previous_email": old},
+    )
+
+
+def contact_touch(*, contact: Contact, at: Any = None) -> None:
+    """Remember the person's last activity (retention counts from it)."""
+    at = at or timezone.now()
+    Contact.objects.filter(pk=contact.pk).update(last_activity_at=at)
+    contact.last_activity_at = at
+
+
+def contact_payload(contact: Contact) -> dict[str, Any]:
+    """The contact as sent to CRMs through the outbox."""
+    return {
+        "id": str(contact.public_id),
+        "email": contact.email,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "phone": contact.phone,
+        "company": contact.company,
+        "job_title": contact.job_title,
+        "country": contact.country,
+        "language": contact.language,
+        "lifecycle_stage": contact.lifecycle_stage,
+        "status": contact.status,
+    }
+
+
+def suppression_add(*, reason: str, email: str = "", phone: str = "") -> list[Suppression]:
+    """Put an email and/or phone on the suppression list, as HMAC digests only."""
+    entries = []
+    for kind, value in ((SuppressionKind.EMAIL, email), (SuppressionKind.PHONE, phone)):
+        if not value:
+            continue
+        normalized = normalize_email(value) if kind == "email" else normalize_phone(value)
+        entry, _created = Suppression.objects.update_or_create(
+            digest=suppression_digest(kind, normalized),
+            defaults={"kind": kind, "reason": reason},
+        )
+        entries.append(entry)
+    return entries
+
+
+def suppression_lift(*, email: str = "", phone: str = "") -> int:
+    """Remove a suppression: only called when the person gives new explicit consent."""
+    digests = []
+    if email:
+        digests.append(suppression_digest("email", normalize_email(email)))
+    if phone:
+        digests.append(suppression_digest("phone", normalize_phone(phone)))
+    deleted, _detail = Suppression.objects.filter(digest__in=digests).delete()
+    return deleted
+

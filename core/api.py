@@ -1,0 +1,87 @@
+"""What every API view shares: error format and `Idempotency-Key` handling."""
+
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.models import IdempotencyRecord
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's handler, also turning domain (Django) validation errors into 400 field errors."""
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(detail)
+    return drf_exception_handler(exc, context)
+
+
+def _request_fingerprint(request: Request) -> str:
+    body = json.dumps(request.data, sort_keys=True, cls=JSONEncoder, default=str)
+    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
+    if record.request_hash != fingerprint:
+        return Response(
+            {IDEMPOTENCY_HEADER: [_("This key was already used with a different request.")]},
+            status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        )
+    response = Response(record.response_body, status=record.response_status)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
+    """Run a write atomically; with an `Idempotency-Key`, replay the first answer on retries.
+
+    The key row is inserted first in the same transaction: a concurrent retry with the same
+    key waits on the unique index, then replays the committed answer instead of writing twice.
+    Failed requests roll back with their key, so a corrected retry may reuse it.
+    """
+
+    @functools.wraps(handler)
+    def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        with transaction.atomic():
+            if not key:
+                return handler(view, request, *args, **kwargs)
+            if len(key) > 255:
+                raise exceptions.ValidationError(
+                    {IDEMPOTENCY_HEADER: [_("Use at most 255 characters.")]}
+                )
+            fingerprint = _request_fingerprint(request)
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(
+                        client=request.auth,
+                        key=key,
+                        method=request.method,
+                        path=request.path[:500],
+                        request_hash=fingerprint,
+                    )
+            except IntegrityError:
+                record = IdempotencyRecord.objects.get(client=request.auth, key=key)
+                return _replay(record, fingerprint)
+            response = handler(view, request, *args, **kwargs)
+            if response.status_code >= 400:
+                transaction.set_rollback(True)
+                return response
+            record.response_status = response.status_code
+            record.response_body = json.loads(json.dumps(response.data, cls=JSONEncoder))
+            record.save(update_fields=["response_status", "response_body"])
+            return response
+
+    return wrapper
