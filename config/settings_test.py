@@ -1,0 +1,25 @@
+"""Test settings: the production settings with test-only environment defaults.
+
+Without `REDIS_URL`, Celery tasks run in-process (the embedded default); with it, a real
+worker started by the test session executes them (see tests/conftest.py).
+"""
+
+import os
+from pathlib import Path
+
+_mail_dir = Path(__file__).resolve().parent.parent / "var" / "test-mail" / str(os.getpid())
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-that-is-long-enough-1234567890")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("TEST_MAIL_DIR", str(_mail_dir))
+os.environ.setdefault("CELERY_QUEUE", f"test-{os.getpid()}")
+os.environ.setdefault(
+    "CELERY_TASK_ALWAYS_EAGER", "false" if os.environ.get("REDIS_URL") else "true"
+)
+
+from config.settings import *  # noqa: E402,F403
+
+# Every test process and the worker it starts write mail as files, read by the mailbox fixture.
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = os.environ["TEST_MAIL_DIR"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

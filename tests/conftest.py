@@ -1,0 +1,143 @@
+"""Shared fixtures: API clients with scopes, the mailbox, and the real Celery worker."""
+
+import email
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from tests.factories import ApiClientFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+USES_REAL_WORKER = not settings.CELERY_TASK_ALWAYS_EAGER
+WORKER_QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)"))
+        if "worker" in item.keywords and not USES_REAL_WORKER:
+            item.add_marker(pytest.mark.skip(reason="needs a broker (set REDIS_URL)"))
+
+
+@pytest.fixture
+def api() -> Callable[..., APIClient]:
+    """`api(scopes=[...])`: a DRF test client authenticated as a new API client."""
+
+    def make(scopes: list[str] | None = None, **kwargs: Any) -> APIClient:
+        factory_kwargs = {"scopes": scopes} if scopes is not None else {}
+        client_record = ApiClientFactory(**factory_kwargs, **kwargs)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {client_record.plain_key}")
+        client.record = client_record
+        return client
+
+    return make
+
+
+class Mailbox:
+    """The messages Django's file-based email backend wrote, in this process or the worker."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def clear(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def messages(self) -> list[Message]:
+        found = []
+        for path in sorted(self.directory.glob("*.log"), key=lambda p: p.stat().st_mtime):
+            for chunk in path.read_bytes().split(b"-" * 79):
+                if chunk.strip():
+                    found.append(email.message_from_bytes(chunk.strip(b"\n")))
+        return found
+
+    def wait(self, count: int = 1, timeout: float = 20.0) -> list[Message]:
+        return wait_for(lambda: self.messages if len(self.messages) >= count else None, timeout)
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox(Path(settings.EMAIL_FILE_PATH))
+    box.clear()
+    yield box
+    box.clear()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll until `condition()` is truthy (tasks may run on a separate worker); return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def message_text(message: Message) -> str:
+    """The plain-text body of an email."""
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            return part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+    return ""
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[subprocess.Popen | None]:
+    """A real `celery -A config worker` on the test database, when a broker is configured."""
+    if not USES_REAL_WORKER:
+        yield None
+        return
+    with django_db_blocker.unblock():
+        database_name = connection.settings_dict["NAME"]
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "TEST_MAIL_DIR": settings.EMAIL_FILE_PATH,
+        "DATABASE_URL": _database_url(database_name),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
+         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "-Q", WORKER_QUEUE,
+         "-n", f"{WORKER_QUEUE}@%h"],
+        cwd=ROOT,
+        env=environment,
+    )
+    try:
+        from config.celery import app
+
+        wait_for(lambda: app.control.ping(destination=[f"{WORKER_QUEUE}@{os.uname().nodename}"],
+                                          timeout=0.5), timeout=60)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _database_url(name: str) -> str:
+    current = settings.DATABASES["default"]
+    user = current.get("USER") or "postgres"
+    password = f":{current['PASSWORD']}" if current.get("PASSWORD") else ""
+    host = current.get("HOST") or "127.0.0.1"
+    port = current.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{name}"

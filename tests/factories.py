@@ -1,0 +1,107 @@
+"""Factories for the domain models; consents are made through the real service."""
+
+import factory
+from django.contrib.auth import get_user_model
+
+from consent.models import LegalBasis, Purpose, PurposeVersion
+from consent.services import Evidence, consent_record
+from contacts.models import Contact, Interest
+from core.models import ApiClient, Scope
+
+
+class InterestFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Interest
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"topic-{n}")
+    name_fr = factory.LazyAttribute(lambda o: f"Sujet {o.slug}")
+    name_en = factory.LazyAttribute(lambda o: f"Topic {o.slug}")
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Contact
+
+    email = factory.Sequence(lambda n: f"person{n}@example.fr")
+    first_name = "Camille"
+    last_name = factory.Sequence(lambda n: f"Martin{n}")
+    language = "fr"
+
+
+class PurposeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Purpose
+        skip_postgeneration_save = True
+
+    slug = factory.Sequence(lambda n: f"purpose-{n}")
+    name_fr = factory.LazyAttribute(lambda o: f"Finalité {o.slug}")
+    name_en = factory.LazyAttribute(lambda o: f"Purpose {o.slug}")
+    description_fr = "Description"
+    description_en = "Description"
+    legal_basis = LegalBasis.CONSENT
+    channels = factory.LazyFunction(lambda: ["email", "sms"])
+    double_opt_in = False
+
+    @factory.post_generation
+    def wording(obj: Purpose, create: bool, extracted: str | None, **kwargs: object) -> None:
+        if create:
+            PurposeVersion.objects.create(
+                purpose=obj,
+                number=1,
+                wording_fr=extracted or f"J'accepte de recevoir {obj.slug}.",
+                wording_en=extracted or f"I agree to receive {obj.slug}.",
+            )
+
+
+class ApiClientFactory(factory.django.DjangoModelFactory):
+    """Build with `ApiClientFactory(scopes=[...])`; the plain key is on `client.plain_key`."""
+
+    class Meta:
+        model = ApiClient
+
+    name = factory.Sequence(lambda n: f"client-{n}")
+    scopes = factory.LazyFunction(lambda: [scope.value for scope in Scope])
+
+    @classmethod
+    def _create(cls, model_class: type, *args: object, **kwargs: object) -> ApiClient:
+        client = model_class(*args, **kwargs)
+        client.plain_key = client.set_new_key()
+        client.save()
+        return client
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@staff.example.fr")
+    is_staff = True
+    password = factory.PostGenerationMethodCall("set_password", "correct horse battery")
+
+
+def grant(contact: Contact, purpose: Purpose, channel: str = "email", **kwargs: object):
+    """Record a grant through the one consent-write path, with complete evidence."""
+    evidence = kwargs.pop(
+        "evidence",
+        Evidence(
+            wording=purpose.current_version.wording_fr,
+            unticked_by_default=True,
+            policy_version="2026-01",
+            ip="203.0.113.7",
+            user_agent="Mozilla/5.0 (test)",
+        ),
+    )
+    return consent_record(
+        contact=contact,
+        purpose=purpose,
+        channel=channel,
+        action=kwargs.pop("action", "grant"),
+        source_kind=kwargs.pop("source_kind", "web_form"),
+        source_reference=kwargs.pop("source_reference", "https://example.fr/newsletter"),
+        evidence=evidence,
+        **kwargs,
+    )
