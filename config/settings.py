@@ -15,8 +15,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-if (BASE_DIR / ".env").exists():
-    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# ENV_FILE names another file, or none with ENV_FILE=/dev/null (tests/core/test_deploy_settings).
+ENV_FILE = Path(env.str("ENV_FILE", default=str(BASE_DIR / ".env")))
+if ENV_FILE.is_file():
+    environ.Env.read_env(ENV_FILE, overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:
@@ -26,6 +28,8 @@ else:
     SECRET_KEY = env.str("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CONTROLLER_NAME = env.str("CONTROLLER_NAME", default="Consent Desk demo")
+CONTROLLER_CONTACT = env.str("CONTROLLER_CONTACT", default="dpo@example.fr")
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # Secret used for the HMAC keys of the suppression list; kept apart from SECRET_KEY so that
@@ -204,6 +208,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "consent.api.schema.one_or_many_consents",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "ContactStatusEnum": "contacts.models.ContactStatus",
+        "ConsentStatusEnum": "consent.models.ConsentStatus",
+        "PrivacyRequestStatusEnum": "consent.models.PrivacyRequestStatus",
+        "ChannelEnum": "consent.models.Channel",
+    },
 }
 
 LOGGING = {

@@ -109,6 +109,9 @@ class Purpose(models.Model):
 
     @property
     def current_version(self) -> "PurposeVersion | None":
+        prefetched = getattr(self, "versions_newest_first", None)  # see selectors.purposes_active
+        if prefetched is not None:
+            return prefetched[0] if prefetched else None
         return self.versions.order_by("-number").first()
 
 

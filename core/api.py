@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.errors import error_detail
 from core.models import IdempotencyRecord
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -23,8 +24,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's handler, also turning domain (Django) validation errors into 400 field errors."""
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        exc = exceptions.ValidationError(detail)
+        exc = exceptions.ValidationError(error_detail(exc))
     return drf_exception_handler(exc, context)
 
 

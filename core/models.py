@@ -66,3 +66,6 @@ class IdempotencyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["client", "key"], name="idempotency_key_per_client")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.method} {self.path})"

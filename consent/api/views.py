@@ -1,0 +1,178 @@
+"""`/api/v1/`: purposes, consents, receipts, form submissions and privacy requests."""
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiTypes, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from consent.api.serializers import (
+    MAX_BATCH,
+    ConsentInputSerializer,
+    ConsentRecordSerializer,
+    EvidenceSerializer,
+    FormSubmissionResultSerializer,
+    FormSubmissionSerializer,
+    PrivacyRequestInputSerializer,
+    PrivacyRequestSerializer,
+    PurposeSerializer,
+)
+from consent.intake import ConsentInput, FormConsent, consents_record_batch, form_submission_record
+from consent.models import ConsentRecord, PrivacyRequest, Purpose, SourceKind
+from consent.selectors import consent_receipt, purposes_active
+from consent.services import privacy_request_file
+from contacts.api.serializers import ContactSerializer, contact_service_kwargs
+from contacts.api.views import IDEMPOTENCY_PARAMETER
+from contacts.models import Contact
+from contacts.selectors import contacts_by_email
+from core.api import idempotent
+from core.models import Scope
+
+
+class PurposeViewSet(viewsets.ReadOnlyModelViewSet):
+    """Purposes with their current wording, in the `Accept-Language` language."""
+
+    serializer_class = PurposeSerializer
+    lookup_field = "slug"
+    required_scopes = {"GET": []}
+
+    def get_queryset(self) -> QuerySet[Purpose]:
+        return purposes_active().order_by("slug")
+
+
+class ConsentViewSet(viewsets.GenericViewSet):
+    queryset = ConsentRecord.objects.select_related("contact", "purpose", "purpose_version")
+    serializer_class = ConsentRecordSerializer
+    lookup_field = "uuid"
+    lookup_url_kwarg = "id"
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+    required_scopes = {"POST": [Scope.CONSENTS_WRITE], "GET": [Scope.CONTACTS_READ]}
+
+    @extend_schema(
+        request=ConsentInputSerializer,
+        responses={201: ConsentRecordSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+    )
+    @idempotent
+    def create(self, request: Request) -> Response:
+        """Record one consent, or an array of consents all or nothing; 201 with the records."""
+        many = isinstance(request.data, list)
+        if many and len(request.data) > MAX_BATCH:
+            raise serializers.ValidationError(
+                {"non_field_errors": [_("At most %d consents per request.") % MAX_BATCH]}
+            )
+        serializer = (
+            ConsentInputSerializer(data=request.data, many=True, allow_empty=False)
+            if many
+            else ConsentInputSerializer(data=request.data)
+        )
+        serializer.is_valid(raise_exception=True)
+        items = serializer.validated_data if many else [serializer.validated_data]
+        records = consents_record_batch(items=[self._to_input(item) for item in items])
+        data = ConsentRecordSerializer(records, many=True).data
+        return Response(data if many else data[0], status=status.HTTP_201_CREATED)
+
+    def _to_input(self, item: dict[str, Any]) -> ConsentInput:
+        source = item.get("source", {})
+        return ConsentInput(
+            email=item.get("email"),
+            contact=item.get("contact"),
+            purpose=item["purpose"],
+            channel=item["channel"],
+            action=item["action"],
+            given_at=item.get("given_at"),
+            source_kind=source.get("kind", SourceKind.API),
+            source_reference=source.get("reference") or f"api:{self.request.auth.name}",
+            evidence=EvidenceSerializer.to_evidence(item.get("evidence", {})),
+        )
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def receipt(self, request: Request, id: str) -> Response:  # noqa: A002 - URL kwarg
+        """The record as a consent receipt after ISO/IEC TS 27560."""
+        return Response(consent_receipt(self.get_object()))
+
+
+class FormSubmissionView(APIView):
+    required_scopes = {"POST": [Scope.CONTACTS_WRITE, Scope.CONSENTS_WRITE]}
+
+    @extend_schema(
+        request=FormSubmissionSerializer,
+        responses={201: FormSubmissionResultSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        """Upsert the contact and record every consent of a web form atomically."""
+        serializer = FormSubmissionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        kwargs = contact_service_kwargs(data["contact"])
+        result = form_submission_record(
+            form=data["form"],
+            email=kwargs["email"],
+            contact_fields=kwargs["fields"],
+            interests=kwargs.get("interests"),
+            consents=[FormConsent(**box) for box in data["consents"]],
+            evidence=EvidenceSerializer.to_evidence(data.get("evidence", {})),
+        )
+        contact = Contact.objects.prefetch_related("interests").get(pk=result.contact.pk)
+        return Response(
+            {
+                "contact": ContactSerializer(contact).data,
+                "consents": ConsentRecordSerializer(result.records, many=True).data,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class PrivacyRequestViewSet(viewsets.GenericViewSet):
+    queryset = PrivacyRequest.objects.select_related("contact").prefetch_related("history")
+    serializer_class = PrivacyRequestSerializer
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+    required_scopes = {"POST": [Scope.PRIVACY_WRITE], "GET": [Scope.PRIVACY_WRITE]}
+
+    @extend_schema(
+        request=PrivacyRequestInputSerializer,
+        responses={201: PrivacyRequestSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+    )
+    @idempotent
+    def create(self, request: Request) -> Response:
+        """File a data-subject request; filed by an integrator, it counts as verified."""
+        serializer = PrivacyRequestInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        privacy_request = privacy_request_file(
+            contact=self._contact(data),
+            type=data["type"],
+            details=data.get("details", ""),
+            source_kind=SourceKind.API,
+            source_reference=f"api:{request.auth.name}",
+            verified=True,
+            by=f"api:{request.auth.name}",
+        )
+        privacy_request = self.get_queryset().get(pk=privacy_request.pk)
+        return Response(
+            PrivacyRequestSerializer(privacy_request).data, status=status.HTTP_201_CREATED
+        )
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(PrivacyRequestSerializer(self.get_object()).data)
+
+    @staticmethod
+    def _contact(data: dict[str, Any]) -> Contact:
+        if data.get("contact"):
+            contact = Contact.objects.filter(public_id=data["contact"]).first()
+            if contact is None:
+                raise serializers.ValidationError({"contact": [_("Unknown contact.")]})
+            return contact
+        contact = contacts_by_email(data["email"]).first()
+        if contact is None:
+            raise serializers.ValidationError({"email": [_("No contact has this email.")]})
+        return contact

@@ -1,0 +1,93 @@
+"""Reads on consent: current state, history, purposes and consent receipts."""
+
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Prefetch, QuerySet
+
+from consent.models import ConsentAction, ConsentRecord, ConsentState, Purpose, PurposeVersion
+from contacts.models import Contact
+
+RECEIPT_SCHEMA = "ISO/IEC TS 27560:2023 consent record (Kantara Consent Receipt v1.1 vocabulary)"
+EVENT_TYPES = {
+    ConsentAction.GRANT: "given",
+    ConsentAction.CONFIRM: "given",
+    ConsentAction.WITHDRAW: "withdrawn",
+    ConsentAction.EXPIRE: "expired",
+}
+
+
+def purposes_active() -> QuerySet[Purpose]:
+    """Active purposes with their wording versions loaded (for `current_version`)."""
+    versions = PurposeVersion.objects.order_by("-number")
+    return Purpose.objects.filter(is_active=True).prefetch_related(
+        Prefetch("versions", queryset=versions, to_attr="versions_newest_first")
+    )
+
+
+def contact_consent_states(contact: Contact) -> QuerySet[ConsentState]:
+    return (
+        ConsentState.objects.filter(contact=contact)
+        .select_related("purpose", "record")
+        .order_by("purpose__slug", "channel")
+    )
+
+
+def contact_consent_history(contact: Contact) -> QuerySet[ConsentRecord]:
+    """Every ledger record of a contact, oldest first."""
+    return (
+        ConsentRecord.objects.filter(contact=contact)
+        .select_related("contact", "purpose", "purpose_version")
+        .order_by("id")
+    )
+
+
+def consent_receipt(record: ConsentRecord) -> dict[str, Any]:
+    """The record as a receipt shaped after ISO/IEC TS 27560 and the Kantara consent receipt."""
+    purpose, version = record.purpose, record.purpose_version
+    return {
+        "schema_version": RECEIPT_SCHEMA,
+        "record_id": str(record.uuid),
+        "pii_principal_id": str(record.contact.public_id),
+        "pii_controller": {
+            "name": settings.CONTROLLER_NAME,
+            "contact": settings.CONTROLLER_CONTACT,
+            "url": settings.SITE_URL,
+        },
+        "jurisdiction": "EU (GDPR)",
+        "language": record.language,
+        "notice": {
+            "notice_id": f"{purpose.slug}/v{version.number}",
+            "version": version.number,
+            "wording": record.wording,
+            "material_change": version.is_material,
+            "privacy_policy_version": record.policy_version,
+        },
+        "processing": {
+            "purposes": [
+                {
+                    "purpose": purpose.slug,
+                    "name": purpose.name,
+                    "legal_basis": purpose.legal_basis,
+                    "channel": record.channel,
+                    "consent_type": "explicit",
+                    "retention_days": purpose.retention_days,
+                }
+            ],
+        },
+        "event": {
+            "event_time": record.given_at.isoformat(),
+            "event_recorded_time": record.recorded_at.isoformat(),
+            "event_type": EVENT_TYPES[record.action],
+            "event_state": record.status,
+            "collection_method": record.source_kind,
+            "collection_reference": record.source_reference,
+            "unticked_by_default": record.unticked_by_default,
+        },
+        "integrity": {
+            "algorithm": "SHA-256 hash chain",
+            "hash": record.hash,
+            "previous_hash": record.previous_hash,
+            "evidence_digest": record.evidence_digest,
+        },
+    }

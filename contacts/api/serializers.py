@@ -1,0 +1,115 @@
+"""Contact representations for the REST API (SPEC §4)."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from contacts.models import Contact, Language, LifecycleStage
+
+# API address keys -> model fields.
+ADDRESS_FIELDS = {
+    "line1": "address_line1",
+    "line2": "address_line2",
+    "postal_code": "postal_code",
+    "city": "city",
+    "country": "country",
+}
+PLAIN_FIELDS = ("first_name", "last_name", "phone", "company", "job_title", "source")
+
+
+def _model_max_length(field: str) -> int:
+    return Contact._meta.get_field(field).max_length
+
+
+def contact_service_kwargs(validated: dict[str, Any]) -> dict[str, Any]:
+    """Split validated contact input into the keyword arguments of the contact services."""
+    fields = {
+        name: validated[name]
+        for name in (*PLAIN_FIELDS, "language", "lifecycle_stage")
+        if name in validated
+    }
+    for key, model_field in ADDRESS_FIELDS.items():
+        if key in validated.get("address", {}):
+            fields[model_field] = validated["address"][key]
+    kwargs: dict[str, Any] = {"fields": fields}
+    if "email" in validated:
+        kwargs["email"] = validated["email"]
+    if "interests" in validated:
+        kwargs["interests"] = validated["interests"]
+    return kwargs
+
+
+class AddressSerializer(serializers.Serializer):
+    line1 = serializers.CharField(
+        max_length=_model_max_length("address_line1"), allow_blank=True, required=False
+    )
+    line2 = serializers.CharField(
+        max_length=_model_max_length("address_line2"), allow_blank=True, required=False
+    )
+    postal_code = serializers.CharField(
+        max_length=_model_max_length("postal_code"), allow_blank=True, required=False
+    )
+    city = serializers.CharField(
+        max_length=_model_max_length("city"), allow_blank=True, required=False
+    )
+    country = serializers.CharField(
+        max_length=2, allow_blank=True, required=False, help_text="ISO 3166-1 alpha-2 code."
+    )
+
+
+class ContactInputSerializer(serializers.Serializer):
+    """What a web form or CRM sends about a person; every field but `email` is optional."""
+
+    email = serializers.CharField(max_length=254)
+    first_name = serializers.CharField(max_length=150, allow_blank=True, required=False)
+    last_name = serializers.CharField(max_length=150, allow_blank=True, required=False)
+    phone = serializers.CharField(
+        max_length=40, allow_blank=True, required=False, help_text="E.164 or national format."
+    )
+    company = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    job_title = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    address = AddressSerializer(required=False)
+    language = serializers.ChoiceField(choices=Language.choices, required=False)
+    lifecycle_stage = serializers.ChoiceField(choices=LifecycleStage.choices, required=False)
+    source = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    interests = serializers.ListField(
+        child=serializers.SlugField(max_length=50), required=False, max_length=100
+    )
+
+    def to_service_kwargs(self) -> dict[str, Any]:
+        return contact_service_kwargs(self.validated_data)
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    """A contact as the API answers it; `id` is the public UUID, never the database id."""
+
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    address = serializers.SerializerMethodField()
+    interests = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+
+    class Meta:
+        model = Contact
+        fields = (
+            "id",
+            "email",
+            "first_name",
+            "last_name",
+            "phone",
+            "company",
+            "job_title",
+            "address",
+            "language",
+            "lifecycle_stage",
+            "source",
+            "interests",
+            "status",
+            "paused_until",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(AddressSerializer)
+    def get_address(self, contact: Contact) -> dict[str, str]:
+        return {key: getattr(contact, field) for key, field in ADDRESS_FIELDS.items()}
