@@ -67,7 +67,8 @@ def ledger_verify(*, chunk_size: int = 2000) -> list[LedgerProblem]:
     count = 0
     last_id = None
     evidence = {
-        row.record_id: row for row in ConsentEvidence.objects.only(
+        row.record_id: row
+        for row in ConsentEvidence.objects.only(
             "record_id", "nonce", "ip", "user_agent", "document_sha256"
         ).iterator(chunk_size=chunk_size)
     }

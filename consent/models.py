@@ -242,6 +242,9 @@ class ConsentEvidence(models.Model):
         verbose_name = _("personal evidence")
         verbose_name_plural = _("personal evidence")
 
+    def __str__(self) -> str:
+        return f"#{self.record_id}"
+
 
 class LedgerHead(models.Model):
     """The single row holding the last hash: appends lock it, so the chain has one order."""
@@ -250,6 +253,9 @@ class LedgerHead(models.Model):
     last_record_id = models.BigIntegerField(null=True)
     last_hash = models.CharField(max_length=64)
     record_count = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.last_hash
 
 
 class ConsentState(models.Model):
@@ -346,3 +352,6 @@ class PrivacyRequestEvent(models.Model):
         verbose_name = _("status change")
         verbose_name_plural = _("status history")
         ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_status_display()} {self.at:%Y-%m-%d %H:%M}"

@@ -12,6 +12,7 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.mail import EmailMultiAlternatives
+from django.core.validators import validate_ipv46_address
 from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -19,8 +20,9 @@ from django.utils import timezone, translation
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
-from consent.ledger import evidence_digest, record_hash
+from consent.ledger import GENESIS_HASH, evidence_digest, record_hash
 from consent.models import (
+    Channel,
     ConsentAction,
     ConsentEvidence,
     ConsentRecord,
@@ -99,11 +101,14 @@ def _validate_request(
     now: datetime,
 ) -> None:
     errors: dict[str, list[str]] = {}
+    # Withdrawing and expiring must stay possible after a purpose is retired or drops a channel
+    # (GDPR Art. 7(3)); only what makes consent valid again needs the purpose as it is now.
+    makes_valid = action in (ConsentAction.GRANT, ConsentAction.CONFIRM)
     if contact.status == ContactStatus.ERASED:
         errors["contact"] = [_("This contact was erased.")]
-    if not purpose.is_active:
+    if makes_valid and not purpose.is_active:
         errors["purpose"] = [_("This purpose is no longer active.")]
-    if channel not in purpose.channels:
+    if channel not in Channel.values or (makes_valid and channel not in purpose.channels):
         errors["channel"] = [_("This purpose is not used on this channel.")]
     if action not in ConsentAction.values:
         errors["action"] = [_("Not a valid choice.")]
@@ -113,8 +118,25 @@ def _validate_request(
         errors["given_at"] = [_("Consent cannot be given in the future.")]
     if action == ConsentAction.GRANT:
         errors.update(_grant_evidence_errors(source_kind, evidence))
+    malformed = _evidence_format_errors(evidence)
+    if malformed:
+        errors.setdefault("evidence", []).extend(malformed)
     if errors:
         raise ValidationError(errors)
+
+
+def _evidence_format_errors(evidence: Evidence) -> list[str]:
+    """Values the database would refuse (PostgreSQL) or silently keep wrong (SQLite)."""
+    errors = []
+    if evidence.ip:
+        try:
+            validate_ipv46_address(evidence.ip)
+        except ValidationError:
+            errors.append(_("Enter a valid IPv4 or IPv6 address."))
+    limit = ConsentRecord._meta.get_field("policy_version").max_length
+    if len(evidence.policy_version) > limit:
+        errors.append(_("The privacy policy version is too long (%d characters at most).") % limit)
+    return errors
 
 
 def _grant_evidence_errors(source_kind: str, evidence: Evidence) -> dict[str, list[str]]:
@@ -161,7 +183,7 @@ def consent_record(
         now=now,
     )
     with transaction.atomic():
-        head = LedgerHead.objects.select_for_update().get(id=1)
+        head = _lock_ledger_head()
         state = (
             ConsentState.objects.select_for_update()
             .filter(contact=contact, purpose=purpose, channel=channel)
@@ -188,6 +210,15 @@ def consent_record(
         _write_state(state, record)
         _record_side_effects(record, contact, source_kind)
     return record
+
+
+def _lock_ledger_head() -> LedgerHead:
+    """Lock the single head row (appends queue here), recreating it if a flush removed it."""
+    head = LedgerHead.objects.select_for_update().filter(id=1).first()
+    if head is None:
+        LedgerHead.objects.get_or_create(id=1, defaults={"last_hash": GENESIS_HASH})
+        head = LedgerHead.objects.select_for_update().get(id=1)
+    return head
 
 
 def _transition(
@@ -290,7 +321,8 @@ def _personal_evidence(evidence: Evidence) -> ConsentEvidence | None:
         evidence.document.seek(0)
     return ConsentEvidence(
         nonce=secrets.token_hex(16),
-        ip=evidence.ip or None,
+        # the digest must cover the IP as the database gives it back (IPv6 canonical form)
+        ip=ConsentEvidence._meta.get_field("ip").to_python(evidence.ip) or None,
         user_agent=evidence.user_agent[:2000],
         document=evidence.document or "",
         document_sha256=document_sha256,
@@ -336,19 +368,25 @@ def _record_side_effects(record: ConsentRecord, contact: Contact, source_kind: s
 
 def _queue_confirmation_email(contact_id: int) -> None:
     """Send one confirmation email per contact and transaction, after commit."""
-    pending = getattr(connection, "_doi_contacts", None)
-    if pending is None:
-        pending = connection._doi_contacts = set()
+    queued = getattr(connection, "_doi_flush", None)
+    # A rollback discards the on_commit callback but not this attribute: reuse it only while
+    # it is still registered, or no confirmation would ever be sent again on this connection.
+    if queued is not None and any(entry[1] is queued for entry in connection.run_on_commit):
+        queued.contact_ids.add(contact_id)
+        return
+    contact_ids = {contact_id}
 
-        def flush() -> None:
-            from consent.tasks import send_double_opt_in_confirmation
+    def flush() -> None:
+        from consent.tasks import send_double_opt_in_confirmation
 
-            contact_ids = connection.__dict__.pop("_doi_contacts", set())
-            for queued_id in sorted(contact_ids):
-                send_double_opt_in_confirmation.delay(queued_id)
+        if getattr(connection, "_doi_flush", None) is flush:
+            del connection._doi_flush
+        for queued_id in sorted(contact_ids):
+            send_double_opt_in_confirmation.delay(queued_id)
 
-        transaction.on_commit(flush)
-    pending.add(contact_id)
+    flush.contact_ids = contact_ids
+    connection._doi_flush = flush
+    transaction.on_commit(flush)
 
 
 def consent_confirm(
@@ -379,10 +417,13 @@ def consent_confirm(
 def pending_grants_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Expire pending double opt-in grants older than DOUBLE_OPT_IN_TTL; safe to run twice."""
     cutoff = (now or timezone.now()) - settings.DOUBLE_OPT_IN_TTL
-    expired = 0
+    expired = last_id = 0
     while True:
+        # keyset pagination: a row that cannot expire (erased contact) is not fetched forever
         batch = list(
-            ConsentState.objects.filter(status=ConsentStatus.PENDING, since__lt=cutoff)
+            ConsentState.objects.filter(
+                status=ConsentStatus.PENDING, since__lt=cutoff, id__gt=last_id
+            )
             .select_related("contact", "purpose", "record")
             .order_by("id")[:batch_size]
         )
@@ -390,6 +431,7 @@ def pending_grants_expire(*, now: datetime | None = None, batch_size: int = 500)
             expired += _expire_one(state)
         if len(batch) < batch_size:
             return expired
+        last_id = batch[-1].id
 
 
 def _expire_one(state: ConsentState) -> int:
@@ -432,7 +474,8 @@ def privacy_request_file(
             source_kind=source_kind,
             source_reference=source_reference[:500],
             received_at=received_at,
-            due_at=received_at + relativedelta(months=1),
+            # one calendar month on the local calendar (31 Jan -> 28/29 Feb), not UTC's
+            due_at=timezone.localtime(received_at) + relativedelta(months=1),
         )
         PrivacyRequestEvent.objects.create(request=request, status=status, at=received_at, by=by)
         timeline_add(
@@ -442,7 +485,6 @@ def privacy_request_file(
             data={"request": str(request.id), "source": source_kind},
         )
     return request
-
 
 
 CONFIRMATION_SALT = "consent.double-opt-in"
@@ -472,9 +514,20 @@ def double_opt_in_send(*, contact_id: int) -> bool:
 
     Idempotent: grants already announced in an earlier email are not announced again.
     """
-    contact = Contact.objects.filter(pk=contact_id, status=ContactStatus.ACTIVE).first()
-    if contact is None:
-        return False
+    with transaction.atomic():
+        # Two runs at once (a retried task, a second transaction's task) queue on this lock, so
+        # the second sees the first one's timeline event and sends nothing.
+        contact = (
+            Contact.objects.select_for_update()
+            .filter(pk=contact_id, status=ContactStatus.ACTIVE)
+            .first()
+        )
+        if contact is None:
+            return False
+        return _send_confirmation(contact)
+
+
+def _send_confirmation(contact: Contact) -> bool:
     states = list(
         ConsentState.objects.filter(contact=contact, status=ConsentStatus.PENDING)
         .select_related("purpose", "purpose_version", "record")
@@ -493,8 +546,12 @@ def double_opt_in_send(*, contact_id: int) -> bool:
     token = confirmation_token(contact=contact, record_uuids=record_uuids)
     link = settings.SITE_URL + reverse("consent:confirm", args=[token])
     with translation.override(contact.language):
-        context = {"contact": contact, "states": states, "link": link,
-                   "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600)}
+        context = {
+            "contact": contact,
+            "states": states,
+            "link": link,
+            "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
+        }
         subject = render_to_string("consent/email/confirm_subject.txt", context).strip()
         message = EmailMultiAlternatives(
             subject=subject,

@@ -265,4 +265,3 @@ def suppression_lift(*, email: str = "", phone: str = "") -> int:
         digests.append(suppression_digest("phone", normalize_phone(phone)))
     deleted, _detail = Suppression.objects.filter(digest__in=digests).delete()
     return deleted
-

@@ -25,7 +25,47 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's handler, also turning domain (Django) validation errors into 400 field errors."""
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(error_detail(exc))
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.ValidationError):
+        response.data = errors_aligned(response.data, _request_data(context.get("request")))
+    return response
+
+
+def _request_data(request: Request | None) -> Any:
+    try:
+        return request.data if request is not None else None
+    except exceptions.ParseError:
+        return None
+
+
+def errors_aligned(errors: Any, data: Any) -> Any:
+    """Errors on a list input as a list, one entry per item: `[{}, {"purpose": [...]}]`.
+
+    DRF reports them as `{index: errors}` (list serializers and `ListField`); this keeps one
+    shape for every error about an array, whether the serializer or a service found it.
+    """
+    if isinstance(errors, dict) and isinstance(data, list) and _keyed_by_index(errors):
+        items = [errors.get(index, errors.get(str(index))) for index in range(len(data))]
+        if all(item is None or _is_message_list(item) for item in items):
+            return [message for item in items if item for message in item]
+        return [
+            errors_aligned(item, data[index]) if item is not None else {}
+            for index, item in enumerate(items)
+        ]
+    if isinstance(errors, dict):
+        nested = data if isinstance(data, dict) else {}
+        return {key: errors_aligned(value, nested.get(key)) for key, value in errors.items()}
+    if isinstance(errors, list) and isinstance(data, list) and len(errors) == len(data):
+        return [errors_aligned(item, data[index]) for index, item in enumerate(errors)]
+    return errors
+
+
+def _keyed_by_index(errors: dict) -> bool:
+    return bool(errors) and all(str(key).isdigit() for key in errors)
+
+
+def _is_message_list(item: Any) -> bool:
+    return isinstance(item, list) and all(isinstance(message, str) for message in item)
 
 
 def _request_fingerprint(request: Request) -> str:

@@ -72,7 +72,9 @@ class Mailbox:
 
 
 @pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
+def mailbox(settings: Any) -> Iterator[Mailbox]:
+    # pytest-django switches this process to the locmem backend; eager tasks send from here.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     box = Mailbox(Path(settings.EMAIL_FILE_PATH))
     box.clear()
     yield box
@@ -100,7 +102,9 @@ def message_text(message: Message) -> str:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[subprocess.Popen | None]:
+def celery_worker(
+    django_db_setup: None, django_db_blocker: Any
+) -> Iterator[subprocess.Popen | None]:
     """A real `celery -A config worker` on the test database, when a broker is configured."""
     if not USES_REAL_WORKER:
         yield None
@@ -114,17 +118,36 @@ def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[sub
         "DATABASE_URL": _database_url(database_name),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "-Q", WORKER_QUEUE,
-         "-n", f"{WORKER_QUEUE}@%h"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "-Q",
+            WORKER_QUEUE,
+            "-n",
+            f"{WORKER_QUEUE}@%h",
+        ],
         cwd=ROOT,
         env=environment,
     )
     try:
         from config.celery import app
 
-        wait_for(lambda: app.control.ping(destination=[f"{WORKER_QUEUE}@{os.uname().nodename}"],
-                                          timeout=0.5), timeout=60)
+        wait_for(
+            lambda: app.control.ping(
+                destination=[f"{WORKER_QUEUE}@{os.uname().nodename}"], timeout=0.5
+            ),
+            timeout=60,
+        )
         yield process
     finally:
         process.send_signal(signal.SIGTERM)

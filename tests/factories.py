@@ -75,12 +75,12 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@staff.example.fr")
     is_staff = True
-    password = factory.PostGenerationMethodCall("set_password", "correct horse battery")
+    # Hashed before the insert: a post-generation set_password was never saved.
+    password = factory.django.Password("correct horse battery")
 
 
 def grant(contact: Contact, purpose: Purpose, channel: str = "email", **kwargs: object):

@@ -31,6 +31,7 @@ from contacts.api.views import IDEMPOTENCY_PARAMETER
 from contacts.models import Contact
 from contacts.selectors import contacts_by_email
 from core.api import idempotent
+from core.errors import StructuredValidationError
 from core.models import Scope
 
 
@@ -73,7 +74,13 @@ class ConsentViewSet(viewsets.GenericViewSet):
         )
         serializer.is_valid(raise_exception=True)
         items = serializer.validated_data if many else [serializer.validated_data]
-        records = consents_record_batch(items=[self._to_input(item) for item in items])
+        try:
+            records = consents_record_batch(items=[self._to_input(item) for item in items])
+        except StructuredValidationError as error:
+            if many:
+                raise
+            # One object in, one object of errors out: `{"purpose": [...]}`, not a list.
+            raise serializers.ValidationError(error.detail[0]) from error
         data = ConsentRecordSerializer(records, many=True).data
         return Response(data if many else data[0], status=status.HTTP_201_CREATED)
 

@@ -1,9 +1,11 @@
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, transaction
+from django.forms.models import model_to_dict
 
-from consent.ledger import ledger_verify
-from consent.models import ConsentRecord, ConsentState
+from consent.ledger import GENESIS_HASH, evidence_digest, ledger_verify
+from consent.models import ConsentEvidence, ConsentRecord, ConsentState, LedgerHead
+from consent.services import Evidence
 from tests.factories import ContactFactory, PurposeFactory, grant
 
 pytestmark = pytest.mark.django_db
@@ -37,12 +39,120 @@ def test_tampering_behind_the_orms_back_is_detected():
     grant(contact, purpose)
     tampered = grant(contact, purpose, channel="sms")
     grant(contact, purpose, action="withdraw")
-    table = ConsentRecord._meta.db_table
-
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only")
-        cursor.execute(f"UPDATE {table} SET wording = 'forged' WHERE id = %s", [tampered.id])
+            # a database superuser can switch triggers off: only the hash chain still tells
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(
+            "UPDATE consent_consentrecord SET wording = 'forged' WHERE id = %s", [tampered.id]
+        )
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = origin")
 
     problems = ledger_verify()
     assert [p.record for p in problems] == [f"record {tampered.uuid} (#{tampered.id})"]
+
+
+@pytest.mark.postgres
+def test_database_trigger_refuses_updates_and_deletes():
+    record = grant(ContactFactory(), PurposeFactory())
+    for statement in (
+        "UPDATE consent_consentrecord SET wording = 'x' WHERE id = %s",
+        "DELETE FROM consent_consentrecord WHERE id = %s",
+    ):
+        with (
+            pytest.raises(Exception, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, [record.id])
+
+
+def test_ip_and_user_agent_are_kept_apart_from_the_chained_record():
+    record = grant(ContactFactory(), PurposeFactory())
+
+    evidence = ConsentEvidence.objects.get(record=record)
+    assert (evidence.ip, evidence.user_agent) == ("203.0.113.7", "Mozilla/5.0 (test)")
+    chained_values = " ".join(str(value) for value in model_to_dict(record).values())
+    assert "203.0.113.7" not in chained_values and "Mozilla" not in chained_values
+    assert record.evidence_digest == evidence_digest(evidence)
+
+
+def test_record_without_personal_evidence_has_no_digest_and_no_evidence_row():
+    record = grant(
+        ContactFactory(),
+        PurposeFactory(),
+        evidence=Evidence(wording="J'accepte.", unticked_by_default=True),
+    )
+
+    assert record.evidence_digest == ""
+    assert not ConsentEvidence.objects.exists()
+
+
+def test_erasing_personal_evidence_keeps_the_chain_valid():
+    contact, purpose = ContactFactory(), PurposeFactory()
+    first = grant(contact, purpose)
+    grant(contact, purpose, channel="sms")
+
+    # what erasure does: remove the personal evidence, never touch a ledger row
+    ConsentEvidence.objects.filter(record=first).delete()
+
+    assert ledger_verify() == []
+    assert ConsentRecord.objects.get(pk=first.pk).evidence_digest == first.evidence_digest
+
+
+def test_swapped_personal_evidence_is_detected():
+    contact, purpose = ContactFactory(), PurposeFactory()
+    record = grant(contact, purpose)
+    ConsentEvidence.objects.filter(record=record).update(ip="198.51.100.1")
+
+    problems = ledger_verify()
+
+    assert [p.reason for p in problems] == ["personal evidence does not match its digest"]
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("2001:0DB8:0000:0000::0007", "2001:db8::7"),
+        ("::FFFF:192.0.2.1", "::ffff:192.0.2.1"),
+    ],
+)
+def test_ip_evidence_written_in_any_form_matches_its_digest(given, stored):
+    record = grant(
+        ContactFactory(),
+        PurposeFactory(),
+        evidence=Evidence(wording="J'accepte.", unticked_by_default=True, ip=given),
+    )
+
+    assert ConsentEvidence.objects.get(record=record).ip == stored
+    assert ledger_verify() == []
+
+
+def test_removed_tail_record_is_detected_by_the_ledger_head():
+    contact, purpose = ContactFactory(), PurposeFactory()
+    grant(contact, purpose)
+    last = grant(contact, purpose, channel="sms")
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("DELETE FROM consent_consentevidence WHERE record_id = %s", [last.id])
+        cursor.execute("DELETE FROM consent_consentstate WHERE record_id = %s", [last.id])
+        cursor.execute("DELETE FROM consent_consentrecord WHERE id = %s", [last.id])
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = origin")
+
+    problems = ledger_verify()
+    assert [p.record for p in problems] == [f"ledger head (last #{last.id})"]
+
+
+def test_ledger_head_is_recreated_when_missing():
+    # `manage.py flush` and transactional tests truncate every table, the head row included
+    LedgerHead.objects.all().delete()
+
+    record = grant(ContactFactory(), PurposeFactory())
+
+    assert record.previous_hash == GENESIS_HASH
+    assert LedgerHead.objects.get(id=1).last_hash == record.hash
+    assert ledger_verify() == []

@@ -1,0 +1,453 @@
+"""Admin for purposes and their wording, the consent ledger (read-only) and privacy requests."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from consent.ledger import record_hash
+from consent.models import (
+    Channel,
+    ConsentRecord,
+    ConsentState,
+    PrivacyRequest,
+    PrivacyRequestEvent,
+    PrivacyRequestStatus,
+    Purpose,
+    PurposeVersion,
+    SourceKind,
+)
+from consent.services import privacy_request_file, purpose_wording_update
+from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin, adopt_saved_instance
+
+OPEN_REQUEST_STATUSES = (
+    PrivacyRequestStatus.RECEIVED,
+    PrivacyRequestStatus.VERIFIED,
+    PrivacyRequestStatus.IN_PROGRESS,
+)
+
+
+def _record_link(record: ConsentRecord) -> str:
+    url = reverse("admin:consent_consentrecord_change", args=[record.pk])
+    return format_html('<a href="{}">{}</a>', url, record.uuid)
+
+
+# Inlines of the contact change page (registered by contacts/admin.py).
+
+
+class ConsentStateInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = ConsentState
+    verbose_name = _("current consent")
+    verbose_name_plural = _("current consent state (per purpose and channel)")
+    fields = ("purpose", "channel", "status", "version", "since", "record_link")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ConsentState]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("purpose", "purpose_version", "record")
+            .order_by("purpose__slug", "channel")
+        )
+
+    @admin.display(description=_("version"))
+    def version(self, obj: ConsentState) -> int:
+        return obj.purpose_version.number
+
+    @admin.display(description=_("record"))
+    def record_link(self, obj: ConsentState) -> str:
+        return _record_link(obj.record)
+
+
+class ConsentRecordInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = ConsentRecord
+    fk_name = "contact"
+    verbose_name = _("consent record")
+    verbose_name_plural = _("consent history (ledger, oldest first)")
+    fields = (
+        "record_link",
+        "purpose",
+        "version",
+        "channel",
+        "action",
+        "status",
+        "given_at",
+        "recorded_at",
+        "source",
+        "wording",
+        "hash_prefix",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ConsentRecord]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("purpose", "purpose_version")
+            .order_by("id")
+        )
+
+    @admin.display(description=_("id"))
+    def record_link(self, obj: ConsentRecord) -> str:
+        return _record_link(obj)
+
+    @admin.display(description=_("version"))
+    def version(self, obj: ConsentRecord) -> int:
+        return obj.purpose_version.number
+
+    @admin.display(description=_("source"))
+    def source(self, obj: ConsentRecord) -> str:
+        kind = obj.get_source_kind_display()
+        return f"{kind}: {obj.source_reference}" if obj.source_reference else kind
+
+    @admin.display(description=_("hash"))
+    def hash_prefix(self, obj: ConsentRecord) -> str:
+        return obj.hash[:12]
+
+
+# Purposes and their wording versions.
+
+
+def _normalize_newlines(text: str) -> str:
+    # Browsers send textarea line breaks as CRLF: without this, saving an unchanged form
+    # would look like a new wording and create a version.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+class PurposeAdminForm(forms.ModelForm):
+    """The purpose, plus its current wording; a changed wording becomes a new version."""
+
+    channels = forms.MultipleChoiceField(
+        label=_("channels"), choices=Channel.choices, widget=forms.CheckboxSelectMultiple
+    )
+    wording_fr = forms.CharField(label=_("wording (French)"), widget=forms.Textarea)
+    wording_en = forms.CharField(label=_("wording (English)"), widget=forms.Textarea)
+    is_material = forms.BooleanField(
+        label=_("material change"),
+        required=False,
+        initial=True,
+        help_text=_(
+            "Tick when the new wording changes what people agree to: their earlier consents "
+            "will need re-consent. Leave unticked for a typo or a style fix."
+        ),
+    )
+
+    class Meta:
+        model = Purpose
+        fields = [
+            "slug",
+            "name_fr",
+            "name_en",
+            "description_fr",
+            "description_en",
+            "legal_basis",
+            "channels",
+            "double_opt_in",
+            "retention_days",
+            "is_active",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        current = self.instance.current_version if self.instance.pk else None
+        if current is not None:
+            self.initial.setdefault("wording_fr", current.wording_fr)
+            self.initial.setdefault("wording_en", current.wording_en)
+        else:
+            # The first version is material by definition: nothing to choose.
+            del self.fields["is_material"]
+
+    def clean_wording_fr(self) -> str:
+        return _normalize_newlines(self.cleaned_data["wording_fr"])
+
+    def clean_wording_en(self) -> str:
+        return _normalize_newlines(self.cleaned_data["wording_en"])
+
+
+class PurposeVersionInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = PurposeVersion
+    verbose_name_plural = _("wording versions (never edited: a change adds a version)")
+    fields = ("number", "wording_fr", "wording_en", "is_material", "created_at", "created_by")
+    readonly_fields = fields
+    ordering = ("-number",)
+
+
+@admin.register(Purpose)
+class PurposeAdmin(admin.ModelAdmin):
+    form = PurposeAdminForm
+    inlines = [PurposeVersionInline]
+    list_display = (
+        "slug",
+        "name_fr",
+        "name_en",
+        "legal_basis",
+        "channel_list",
+        "double_opt_in",
+        "current_version_number",
+        "is_active",
+    )
+    list_filter = ("legal_basis", "double_opt_in", "is_active")
+    search_fields = ("slug", "name_fr", "name_en")
+    actions = None
+
+    def get_fieldsets(self, request: HttpRequest, obj: Purpose | None = None) -> list:
+        wording = ["wording_fr", "wording_en"]
+        if obj is not None and self.has_change_permission(request, obj):
+            wording.append("is_material")
+        return [
+            (None, {"fields": ["slug", "name_fr", "name_en", "description_fr", "description_en"]}),
+            (
+                _("Processing"),
+                {
+                    "fields": [
+                        "legal_basis",
+                        "channels",
+                        "double_opt_in",
+                        "retention_days",
+                        "is_active",
+                    ]
+                },
+            ),
+            (_("Current wording"), {"fields": wording}),
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Purpose | None = None) -> tuple:
+        # The slug names the purpose in the public API and in every integration.
+        return ("slug",) if obj else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Purpose | None = None) -> bool:
+        return False  # consents point at it; deactivate it instead
+
+    # Shown in place of the form fields to those who may only view purposes.
+    @admin.display(description=_("wording (French)"))
+    def wording_fr(self, obj: Purpose) -> str:
+        version = obj.current_version
+        return version.wording_fr if version else ""
+
+    @admin.display(description=_("wording (English)"))
+    def wording_en(self, obj: Purpose) -> str:
+        version = obj.current_version
+        return version.wording_en if version else ""
+
+    @admin.display(description=_("channels"))
+    def channel_list(self, obj: Purpose) -> str:
+        return ", ".join(obj.channels)
+
+    @admin.display(description=_("version"))
+    def current_version_number(self, obj: Purpose) -> int | None:
+        version = obj.current_version
+        return version.number if version else None
+
+    def save_model(
+        self, request: HttpRequest, obj: Purpose, form: forms.ModelForm, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        version = purpose_wording_update(
+            purpose=obj,
+            wording_fr=form.cleaned_data["wording_fr"],
+            wording_en=form.cleaned_data["wording_en"],
+            is_material=form.cleaned_data.get("is_material", True),
+            by=request.user.get_username(),
+        )
+        if version is not None and change:
+            self.message_user(
+                request, _("Wording version %(number)d created.") % {"number": version.number}
+            )
+
+
+@admin.register(PurposeVersion)
+class PurposeVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("purpose", "number", "is_material", "created_at", "created_by")
+    list_filter = ("purpose", "is_material")
+    fields = (
+        "purpose",
+        "number",
+        "wording_fr",
+        "wording_en",
+        "is_material",
+        "created_at",
+        "created_by",
+    )
+    readonly_fields = fields
+    list_select_related = ("purpose",)
+
+
+# The ledger and the current state: read-only for everyone.
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "uuid",
+        "contact",
+        "purpose",
+        "version",
+        "channel",
+        "action",
+        "status",
+        "given_at",
+        "recorded_at",
+        "source_kind",
+        "hash_prefix",
+    )
+    list_filter = ("purpose", "channel", "action", "status", "source_kind")
+    search_fields = ("uuid", "contact__email")
+    date_hierarchy = "recorded_at"
+    list_select_related = ("contact", "purpose", "purpose_version")
+    fields = (
+        "uuid",
+        "contact",
+        "purpose",
+        "version",
+        "channel",
+        "action",
+        "status",
+        "resolves",
+        "given_at",
+        "recorded_at",
+        "source_kind",
+        "source_reference",
+        "wording",
+        "language",
+        "unticked_by_default",
+        "policy_version",
+        "evidence_digest",
+        "previous_hash",
+        "hash",
+        "hash_matches",
+    )
+    readonly_fields = (*fields, "evidence_details")
+
+    def get_fields(self, request: HttpRequest, obj: ConsentRecord | None = None) -> tuple:
+        # IP address and user agent are personal data: only for those allowed to see them.
+        if request.user.has_perm("consent.view_consentevidence"):
+            return (*self.fields, "evidence_details")
+        return self.fields
+
+    @admin.display(description=_("version"))
+    def version(self, obj: ConsentRecord) -> int:
+        return obj.purpose_version.number
+
+    @admin.display(description=_("hash"))
+    def hash_prefix(self, obj: ConsentRecord) -> str:
+        return obj.hash[:12]
+
+    @admin.display(description=_("content matches its hash"), boolean=True)
+    def hash_matches(self, obj: ConsentRecord) -> bool:
+        return record_hash(obj) == obj.hash
+
+    @admin.display(description=_("personal evidence"))
+    def evidence_details(self, obj: ConsentRecord) -> str:
+        evidence = getattr(obj, "personal_evidence", None)
+        if evidence is None:
+            return "-"
+        parts = [
+            f"{_('IP address')}: {evidence.ip or '-'}",
+            f"{_('user agent')}: {evidence.user_agent or '-'}",
+        ]
+        if evidence.document:
+            parts.append(f"{_('signed document')}: {evidence.document.name}")
+        return " | ".join(parts)
+
+
+@admin.register(ConsentState)
+class ConsentStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("contact", "purpose", "channel", "status", "version", "since")
+    list_filter = ("purpose", "channel", "status")
+    search_fields = ("contact__email",)
+    list_select_related = ("contact", "purpose", "purpose_version")
+    fields = ("contact", "purpose", "channel", "status", "version", "since", "record")
+    readonly_fields = fields
+
+    @admin.display(description=_("version"))
+    def version(self, obj: ConsentState) -> int:
+        return obj.purpose_version.number
+
+
+# Data-subject requests.
+
+
+class PrivacyRequestEventInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = PrivacyRequestEvent
+    fields = ("status", "at", "by", "note")
+    readonly_fields = fields
+
+
+class PrivacyRequestAddForm(forms.ModelForm):
+    class Meta:
+        model = PrivacyRequest
+        fields = ["contact", "type", "details"]
+
+
+@admin.register(PrivacyRequest)
+class PrivacyRequestAdmin(admin.ModelAdmin):
+    """Filed here, a request counts as verified by the DPO; handling it is not edited here yet."""
+
+    inlines = [PrivacyRequestEventInline]
+    list_display = ("type", "contact", "status", "received_at", "due_at", "is_late")
+    list_filter = ("status", "type", "source_kind")
+    search_fields = ("contact__email",)
+    date_hierarchy = "due_at"
+    ordering = ("due_at",)
+    list_select_related = ("contact",)
+    autocomplete_fields = ("contact",)
+    actions = None
+    readonly_fields = (
+        "contact",
+        "type",
+        "status",
+        "details",
+        "source_kind",
+        "source_reference",
+        "received_at",
+        "due_at",
+        "extension_reason",
+        "handled_by",
+    )
+
+    def get_form(
+        self, request: HttpRequest, obj: PrivacyRequest | None = None, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        if obj is None:
+            kwargs["form"] = PrivacyRequestAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: PrivacyRequest | None = None) -> Any:
+        return list(self.readonly_fields) if obj else ["contact", "type", "details"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: PrivacyRequest | None = None) -> Any:
+        return self.readonly_fields if obj else ()
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: PrivacyRequest | None = None
+    ) -> bool:
+        return False  # status changes go through services, with their history
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: PrivacyRequest | None = None
+    ) -> bool:
+        return False  # the register of requests is evidence of compliance
+
+    @admin.display(description=_("late"), boolean=True)
+    def is_late(self, obj: PrivacyRequest) -> bool:
+        return obj.status in OPEN_REQUEST_STATUSES and obj.due_at < timezone.now()
+
+    def save_model(
+        self, request: HttpRequest, obj: PrivacyRequest, form: forms.ModelForm, change: bool
+    ) -> None:
+        filed = privacy_request_file(
+            contact=form.cleaned_data["contact"],
+            type=form.cleaned_data["type"],
+            details=form.cleaned_data["details"],
+            source_kind=SourceKind.ADMIN,
+            source_reference=request.user.get_username(),
+            verified=True,
+            by=request.user.get_username(),
+        )
+        adopt_saved_instance(obj, filed)

@@ -1,0 +1,216 @@
+"""Admin for contacts (edited through the contact services), interests and the suppression list."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from consent.admin import ConsentRecordInline, ConsentStateInline
+from contacts.models import Contact, Interest, Suppression, TimelineEvent
+from contacts.normalization import normalize_email, normalize_phone, suppression_digest
+from contacts.services import (
+    EDITABLE_FIELDS,
+    _clean_fields,
+    contact_update,
+    contact_upsert,
+    ensure_not_suppressed,
+)
+from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin, adopt_saved_instance
+
+# Shown but never edited here: each has (or will have) its own service and audit trail.
+READ_ONLY_FIELDS = (
+    "public_id",
+    "status",
+    "paused_until",
+    "email_deliverability",
+    "email_undeliverable_reason",
+    "postal_deliverability",
+    "postal_undeliverable_reason",
+    "is_minor",
+    "guardian_consent_evidence",
+    "crm_record_type",
+    "hubspot_id",
+    "salesforce_id",
+    "last_activity_at",
+    "created_at",
+    "updated_at",
+)
+
+
+class ContactAdminForm(forms.ModelForm):
+    """Validates with the contact service's own rules, so a save never fails half-way."""
+
+    class Meta:
+        model = Contact
+        fields = ["email", *EDITABLE_FIELDS, "interests"]
+
+    def clean_email(self) -> str:
+        return normalize_email(self.cleaned_data["email"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        fields = {name: cleaned[name] for name in EDITABLE_FIELDS if name in cleaned}
+        try:
+            # The service's validation (the same function contact_update runs), without writing.
+            _clean_fields(fields)
+        except ValidationError as error:
+            self.add_error(None, error)
+        email = cleaned.get("email")
+        adding = self.instance._state.adding
+        if email and (adding or email != self.instance.email):
+            try:
+                ensure_not_suppressed(email=email, phone=cleaned.get("phone", "") if adding else "")
+            except ValidationError as error:
+                self.add_error(None, error)
+        return cleaned
+
+
+class TimelineInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = TimelineEvent
+    verbose_name_plural = _("timeline")
+    fields = ("occurred_at", "kind", "summary")
+    readonly_fields = fields
+    ordering = ("-occurred_at", "-id")
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    form = ContactAdminForm
+    inlines = [ConsentStateInline, ConsentRecordInline, TimelineInline]
+    list_display = (
+        "email",
+        "first_name",
+        "last_name",
+        "status",
+        "lifecycle_stage",
+        "language",
+        "country",
+        "last_activity_at",
+        "created_at",
+    )
+    list_filter = ("status", "lifecycle_stage", "language", "country")
+    search_fields = ("email", "first_name", "last_name")
+    filter_horizontal = ("interests",)
+    readonly_fields = READ_ONLY_FIELDS
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "email",
+                    "first_name",
+                    "last_name",
+                    "phone",
+                    "company",
+                    "job_title",
+                    "language",
+                ]
+            },
+        ),
+        (
+            _("Postal address"),
+            {"fields": ["address_line1", "address_line2", "postal_code", "city", "country"]},
+        ),
+        (_("Marketing"), {"fields": ["lifecycle_stage", "source", "interests"]}),
+        (
+            _("Status and deliverability"),
+            {
+                "fields": [
+                    "public_id",
+                    "status",
+                    "paused_until",
+                    "email_deliverability",
+                    "email_undeliverable_reason",
+                    "postal_deliverability",
+                    "postal_undeliverable_reason",
+                    "is_minor",
+                    "guardian_consent_evidence",
+                    "last_activity_at",
+                    "created_at",
+                    "updated_at",
+                ],
+                "classes": ["collapse"],
+            },
+        ),
+        (
+            _("CRM"),
+            {"fields": ["crm_record_type", "hubspot_id", "salesforce_id"], "classes": ["collapse"]},
+        ),
+    ]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
+        return False  # a person leaves through erasure (Art. 17), which keeps the proofs
+
+    def save_model(
+        self, request: HttpRequest, obj: Contact, form: forms.ModelForm, change: bool
+    ) -> None:
+        """Write through the contact services, so the timeline and the CRM outbox follow."""
+        data = form.cleaned_data
+        fields = {name: data[name] for name in EDITABLE_FIELDS if name in data}
+        interests = [interest.slug for interest in data["interests"]]
+        if change:
+            saved = contact_update(
+                contact=obj, email=data["email"], fields=fields, interests=interests
+            )
+        else:
+            fields["source"] = fields.get("source") or "admin"
+            saved, _created = contact_upsert(
+                email=data["email"], fields=fields, interests=interests
+            )
+        adopt_saved_instance(obj, saved)
+
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm, formsets: list, change: bool
+    ) -> None:
+        # Interests were set by the service (no form.save_m2m()); the inlines are read-only,
+        # saving them only records that nothing changed.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+
+@admin.register(Interest)
+class InterestAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name_fr", "name_en")
+    search_fields = ("slug", "name_fr", "name_en")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Interest | None = None) -> tuple:
+        return ("slug",) if obj else ()  # the API names interests by slug
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Interest | None = None) -> dict:
+        return {} if obj else {"slug": ("name_en",)}
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Only digests are stored: a search hashes the address typed, then looks it up."""
+
+    list_display = ("digest_prefix", "kind", "reason", "created_at")
+    list_filter = ("kind", "reason")
+    search_fields = ("digest",)
+    search_help_text = _(
+        "Type a full email address or phone number to check whether it is on the list."
+    )
+    fields = ("digest", "kind", "reason", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description=_("digest"))
+    def digest_prefix(self, obj: Suppression) -> str:
+        return f"{obj.digest[:16]}…"
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Suppression], search_term: str
+    ) -> tuple[QuerySet[Suppression], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        digests = []
+        for kind, normalize in (("email", normalize_email), ("phone", normalize_phone)):
+            try:
+                digests.append(suppression_digest(kind, normalize(term)))
+            except ValidationError:
+                continue
+        return queryset.filter(digest__in=digests), False

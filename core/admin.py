@@ -1,0 +1,94 @@
+"""Admin for API clients; also names the admin site and holds helpers the other admins share."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from core.models import ApiClient, Scope
+
+admin.site.site_header = _("Consent Desk")
+admin.site.site_title = _("Consent Desk")
+
+
+def adopt_saved_instance(form_instance: models.Model, saved: models.Model) -> None:
+    """Make the admin's unsaved form instance stand for the row a service created.
+
+    The admin logs, links and redirects with the object it handed to `save_model`; when a
+    service did the write, that object must carry the saved row's values and primary key.
+    """
+    for field in saved._meta.concrete_fields:
+        setattr(form_instance, field.attname, getattr(saved, field.attname))
+    form_instance._state.adding = False
+    form_instance._state.db = saved._state.db
+
+
+class ReadOnlyAdminMixin:
+    """Rows written only by services (or never): viewable, never added, changed or deleted."""
+
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest, *args: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
+
+
+class ReadOnlyInlineMixin(ReadOnlyAdminMixin):
+    extra = 0
+    can_delete = False
+
+
+class ApiClientForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        label=_("scopes"), choices=Scope.choices, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = ApiClient
+        fields = ["name", "scopes", "is_active"]
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    form = ApiClientForm
+    list_display = ("name", "key_prefix", "scope_list", "is_active", "last_used_at", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "key_prefix")
+    readonly_fields = ("key_prefix", "created_at", "last_used_at")
+    actions = ["generate_new_keys"]
+
+    @admin.display(description=_("scopes"))
+    def scope_list(self, obj: ApiClient) -> str:
+        return ", ".join(obj.scopes)
+
+    def save_model(
+        self, request: HttpRequest, obj: ApiClient, form: forms.ModelForm, change: bool
+    ) -> None:
+        key = None if change else obj.set_new_key()
+        super().save_model(request, obj, form, change)
+        if key is not None:
+            self._show_key_once(request, obj, key)
+
+    @admin.action(
+        description=_("Generate a new key (the old one stops working)"), permissions=["change"]
+    )
+    def generate_new_keys(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
+        for client in queryset:
+            key = client.set_new_key()
+            client.save(update_fields=["key_hash", "key_prefix"])
+            self._show_key_once(request, client, key)
+
+    def _show_key_once(self, request: HttpRequest, client: ApiClient, key: str) -> None:
+        self.message_user(
+            request,
+            _("Key of “%(name)s”, shown only this once: store it now. %(key)s")
+            % {"name": client.name, "key": key},
+            level=messages.WARNING,
+        )

@@ -1,0 +1,446 @@
+"""`manage.py seed_demo`: demo users, purposes, interests, contacts and consents (idempotent).
+
+Everything goes through the services (consents through consent_record with full evidence),
+never straight into the ledger. What already exists is left alone, so a second run changes
+nothing.
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from consent.models import (
+    ConsentAction,
+    ConsentRecord,
+    ConsentState,
+    ConsentStatus,
+    LegalBasis,
+    Purpose,
+    SourceKind,
+)
+from consent.services import Evidence, consent_confirm, consent_record, purpose_wording_update
+from contacts.models import Contact, Interest
+from contacts.services import contact_upsert
+from core.management.commands.setup_roles import MARKETERS
+from core.models import ApiClient, Scope
+
+ADMIN_USERNAME, ADMIN_PASSWORD = "admin", "admin-demo-2026"
+MARKETER_USERNAME, MARKETER_PASSWORD = "marketer", "marketer-demo-2026"
+DEMO_API_CLIENT = "demo-form"
+POLICY_VERSION = "2026-01"
+FORM_URL = "https://www.example.fr/inscription"
+
+PURPOSES: list[dict[str, Any]] = [
+    {
+        "slug": "newsletter",
+        "name_fr": "Lettre d'information",
+        "name_en": "Newsletter",
+        "description_fr": "Notre lettre mensuelle : nouveautés, conseils et agenda.",
+        "description_en": "Our monthly newsletter: news, tips and upcoming dates.",
+        "legal_basis": LegalBasis.CONSENT,
+        "channels": ["email"],
+        "double_opt_in": True,
+        "wording_fr": "J'accepte de recevoir la lettre d'information mensuelle par e-mail. "
+        "Je peux me désinscrire à tout moment grâce au lien présent dans chaque message.",
+        "wording_en": "I agree to receive the monthly newsletter by email. I can unsubscribe "
+        "at any time through the link in every message.",
+    },
+    {
+        "slug": "offers",
+        "name_fr": "Offres commerciales",
+        "name_en": "Special offers",
+        "description_fr": "Promotions et offres réservées à nos abonnés.",
+        "description_en": "Promotions and offers for our subscribers.",
+        "legal_basis": LegalBasis.CONSENT,
+        "channels": ["email", "sms"],
+        "double_opt_in": False,
+        "wording_fr": "J'accepte de recevoir des offres commerciales par e-mail et par SMS.",
+        "wording_en": "I agree to receive special offers by email and text message.",
+    },
+    {
+        "slug": "events",
+        "name_fr": "Invitations aux événements",
+        "name_en": "Event invitations",
+        "description_fr": "Invitations à nos salons, ateliers et webinaires.",
+        "description_en": "Invitations to our trade shows, workshops and webinars.",
+        "legal_basis": LegalBasis.CONSENT,
+        "channels": ["email", "postal"],
+        "double_opt_in": False,
+        "wording_fr": "J'accepte de recevoir des invitations à vos événements par e-mail et "
+        "par courrier.",
+        "wording_en": "I agree to receive invitations to your events by email and post.",
+    },
+    {
+        "slug": "partners",
+        "name_fr": "Partage avec nos partenaires",
+        "name_en": "Sharing with our partners",
+        "description_fr": "Transmission de vos coordonnées à nos partenaires listés.",
+        "description_en": "Sharing your contact details with our listed partners.",
+        "legal_basis": LegalBasis.CONSENT,
+        "channels": ["email"],
+        "double_opt_in": False,
+        "retention_days": 730,
+        "wording_fr": "J'accepte que mon adresse e-mail soit transmise à vos partenaires "
+        "(liste sur la page Partenaires) pour qu'ils m'adressent leurs offres.",
+        "wording_en": "I agree that my email address be shared with your partners (listed on "
+        "the Partners page) so that they can send me their offers.",
+    },
+    {
+        "slug": "profiling",
+        "name_fr": "Personnalisation",
+        "name_en": "Personalisation",
+        "description_fr": "Adapter nos messages à vos centres d'intérêt et à vos lectures.",
+        "description_en": "Tailoring our messages to your interests and what you read.",
+        "legal_basis": LegalBasis.LEGITIMATE_INTERESTS,
+        "channels": ["email"],
+        "double_opt_in": False,
+        "wording_fr": "Nous adaptons nos e-mails à vos centres d'intérêt et à vos lectures "
+        "(intérêt légitime). Vous pouvez vous y opposer à tout moment.",
+        "wording_en": "We tailor our emails to your interests and what you read (legitimate "
+        "interest). You can object at any time.",
+    },
+]
+
+INTERESTS = [
+    ("product-news", "Nouveautés produit", "Product news"),
+    ("webinars", "Webinaires", "Webinars"),
+    ("gdpr-compliance", "Conformité RGPD", "GDPR compliance"),
+    ("case-studies", "Études de cas", "Case studies"),
+]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One consent event of a demo contact: grant, withdraw or confirm (double opt-in)."""
+
+    purpose: str
+    channel: str
+    action: str
+    days_ago: int = 0
+    source_kind: str = SourceKind.WEB_FORM
+
+
+@dataclass(frozen=True)
+class DemoContact:
+    email: str
+    fields: dict[str, str]
+    interests: list[str]
+    ip: str
+    user_agent: str
+    steps: list[Step] = field(default_factory=list)
+
+
+FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
+SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+CHROME = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Safari/537.36"
+)
+
+CONTACTS = [
+    DemoContact(
+        email="camille.martin@example.fr",
+        fields={
+            "first_name": "Camille",
+            "last_name": "Martin",
+            "phone": "+33612345678",
+            "company": "Atelier Martin",
+            "city": "Paris",
+            "postal_code": "75011",
+            "address_line1": "12 rue Oberkampf",
+            "country": "FR",
+            "language": "fr",
+            "lifecycle_stage": "customer",
+            "source": FORM_URL,
+        },
+        interests=["product-news", "webinars"],
+        ip="203.0.113.10",
+        user_agent=FIREFOX,
+        steps=[
+            Step("newsletter", "email", ConsentAction.GRANT),
+            Step("newsletter", "email", ConsentAction.CONFIRM),
+            Step("offers", "email", ConsentAction.GRANT, days_ago=30),
+            Step("offers", "sms", ConsentAction.GRANT, days_ago=30),
+            Step("events", "postal", ConsentAction.GRANT, days_ago=12),
+        ],
+    ),
+    DemoContact(
+        email="jordan.smith@example.com",
+        fields={
+            "first_name": "Jordan",
+            "last_name": "Smith",
+            "company": "Northwind Ltd",
+            "job_title": "Head of Marketing",
+            "city": "Dublin",
+            "country": "IE",
+            "language": "en",
+            "lifecycle_stage": "opportunity",
+            "source": FORM_URL,
+        },
+        interests=["gdpr-compliance", "case-studies"],
+        ip="198.51.100.23",
+        user_agent=CHROME,
+        steps=[
+            Step("newsletter", "email", ConsentAction.GRANT),
+            Step("newsletter", "email", ConsentAction.CONFIRM),
+            Step("partners", "email", ConsentAction.GRANT, days_ago=20),
+            Step("events", "email", ConsentAction.GRANT, days_ago=20),
+        ],
+    ),
+    DemoContact(
+        # Signed up, has not clicked the confirmation link yet: a pending double opt-in.
+        email="lea.dubois@example.fr",
+        fields={
+            "first_name": "Léa",
+            "last_name": "Dubois",
+            "city": "Lyon",
+            "country": "FR",
+            "language": "fr",
+            "lifecycle_stage": "subscriber",
+            "source": FORM_URL,
+        },
+        interests=["webinars"],
+        ip="203.0.113.45",
+        user_agent=SAFARI,
+        steps=[Step("newsletter", "email", ConsentAction.GRANT)],
+    ),
+    DemoContact(
+        email="thomas.bernard@example.fr",
+        fields={
+            "first_name": "Thomas",
+            "last_name": "Bernard",
+            "phone": "+32470123456",
+            "company": "Bernard & Fils",
+            "city": "Bruxelles",
+            "country": "BE",
+            "language": "fr",
+            "lifecycle_stage": "sql",
+            "source": FORM_URL,
+        },
+        interests=["product-news"],
+        ip="203.0.113.77",
+        user_agent=CHROME,
+        steps=[
+            Step("offers", "email", ConsentAction.GRANT, days_ago=60),
+            Step("offers", "sms", ConsentAction.GRANT, days_ago=60),
+            Step(
+                "offers",
+                "sms",
+                ConsentAction.WITHDRAW,
+                days_ago=5,
+                source_kind=SourceKind.PREFERENCE_CENTER,
+            ),
+        ],
+    ),
+    DemoContact(
+        email="emma.jones@example.org",
+        fields={
+            "first_name": "Emma",
+            "last_name": "Jones",
+            "company": "Blue Harbour",
+            "job_title": "CRM Manager",
+            "city": "Cork",
+            "country": "IE",
+            "language": "en",
+            "lifecycle_stage": "mql",
+            "source": FORM_URL,
+        },
+        interests=["gdpr-compliance"],
+        ip="198.51.100.61",
+        user_agent=FIREFOX,
+        steps=[
+            Step("events", "email", ConsentAction.GRANT, days_ago=9),
+            # An objection to profiling (Art. 21), recorded as a withdrawal.
+            Step(
+                "profiling",
+                "email",
+                ConsentAction.WITHDRAW,
+                days_ago=2,
+                source_kind=SourceKind.PREFERENCE_CENTER,
+            ),
+        ],
+    ),
+    DemoContact(
+        email="hugo.petit@example.fr",
+        fields={
+            "first_name": "Hugo",
+            "last_name": "Petit",
+            "phone": "+33698765432",
+            "city": "Nantes",
+            "postal_code": "44000",
+            "address_line1": "3 quai de la Fosse",
+            "country": "FR",
+            "language": "fr",
+            "lifecycle_stage": "lead",
+            "source": FORM_URL,
+        },
+        interests=["case-studies", "product-news"],
+        ip="203.0.113.92",
+        user_agent=SAFARI,
+        steps=[
+            Step("newsletter", "email", ConsentAction.GRANT),
+            Step("newsletter", "email", ConsentAction.CONFIRM),
+            Step("events", "postal", ConsentAction.GRANT, days_ago=3),
+        ],
+    ),
+]
+
+
+class Command(BaseCommand):
+    help = "Load the demo data: users, purposes, interests, contacts with consents (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG:
+            self.stderr.write(
+                _(
+                    "Warning: DEBUG is off. The demo users have published passwords: never seed "
+                    "a production database."
+                )
+            )
+        call_command("setup_roles", stdout=self.stdout)
+        self._seed_users()
+        purposes = self._seed_purposes()
+        self._seed_interests()
+        self._seed_contacts(purposes)
+        self._seed_api_client()
+        self._print_credentials()
+
+    def _seed_users(self) -> None:
+        users = get_user_model()
+        if not users.objects.filter(username=ADMIN_USERNAME).exists():
+            users.objects.create_superuser(
+                ADMIN_USERNAME, email="admin@example.org", password=ADMIN_PASSWORD
+            )
+        marketer = users.objects.filter(username=MARKETER_USERNAME).first()
+        if marketer is None:
+            marketer = users.objects.create_user(
+                MARKETER_USERNAME,
+                email="marketer@example.org",
+                password=MARKETER_PASSWORD,
+                is_staff=True,
+                first_name="Marie",
+                last_name="Keter",
+            )
+        marketer.groups.add(Group.objects.get(name=MARKETERS))
+
+    def _seed_purposes(self) -> dict[str, Purpose]:
+        purposes = {}
+        created_count = 0
+        for spec in PURPOSES:
+            spec = dict(spec)
+            wording_fr, wording_en = spec.pop("wording_fr"), spec.pop("wording_en")
+            purpose, created = Purpose.objects.get_or_create(slug=spec.pop("slug"), defaults=spec)
+            created_count += created
+            # A wording edited since (a new version) is the DPO's: never overwritten here.
+            if purpose.current_version is None:
+                purpose_wording_update(
+                    purpose=purpose, wording_fr=wording_fr, wording_en=wording_en, by="seed_demo"
+                )
+            purposes[purpose.slug] = purpose
+        self.stdout.write(
+            _("Purposes: %(created)d created, %(total)d in the demo.")
+            % {"created": created_count, "total": len(PURPOSES)}
+        )
+        return purposes
+
+    def _seed_interests(self) -> None:
+        created_count = 0
+        for slug, name_fr, name_en in INTERESTS:
+            _interest, created = Interest.objects.get_or_create(
+                slug=slug, defaults={"name_fr": name_fr, "name_en": name_en}
+            )
+            created_count += created
+        self.stdout.write(_("Interests: %(created)d created.") % {"created": created_count})
+
+    def _seed_contacts(self, purposes: dict[str, Purpose]) -> None:
+        created_count = 0
+        for demo in CONTACTS:
+            if Contact.objects.filter(email=demo.email).exists():
+                continue  # seeded before: its consents are already in the ledger
+            with transaction.atomic(), translation.override(demo.fields["language"]):
+                contact, _created = contact_upsert(
+                    email=demo.email, fields=demo.fields, interests=demo.interests
+                )
+                for step in demo.steps:
+                    self._apply_step(contact, purposes[step.purpose], step, demo)
+            created_count += 1
+        self.stdout.write(
+            _("Contacts: %(created)d created, %(total)d in the demo.")
+            % {"created": created_count, "total": len(CONTACTS)}
+        )
+
+    def _apply_step(
+        self, contact: Contact, purpose: Purpose, step: Step, demo: DemoContact
+    ) -> ConsentRecord | None:
+        if step.action == ConsentAction.CONFIRM:
+            pending = ConsentState.objects.get(
+                contact=contact,
+                purpose=purpose,
+                channel=step.channel,
+                status=ConsentStatus.PENDING,
+            )
+            consent_confirm(
+                contact=contact,
+                record_uuids=[str(pending.record.uuid)],
+                ip=demo.ip,
+                user_agent=demo.user_agent,
+            )
+            return None
+        version = purpose.current_version
+        wording = version.wording_en if contact.language == "en" else version.wording_fr
+        is_grant = step.action == ConsentAction.GRANT
+        return consent_record(
+            contact=contact,
+            purpose=purpose,
+            channel=step.channel,
+            action=step.action,
+            source_kind=step.source_kind,
+            source_reference=FORM_URL if step.source_kind == SourceKind.WEB_FORM else "",
+            evidence=Evidence(
+                wording=wording if is_grant else "",
+                unticked_by_default=True if is_grant else None,
+                policy_version=POLICY_VERSION,
+                ip=demo.ip,
+                user_agent=demo.user_agent,
+            ),
+            given_at=timezone.now() - timedelta(days=step.days_ago),
+        )
+
+    def _seed_api_client(self) -> None:
+        if ApiClient.objects.filter(name=DEMO_API_CLIENT).exists():
+            self.stdout.write(
+                _("API client “%(name)s” already exists; its key was shown when it was created.")
+                % {"name": DEMO_API_CLIENT}
+            )
+            return
+        client = ApiClient(
+            name=DEMO_API_CLIENT, scopes=[Scope.CONTACTS_WRITE, Scope.CONSENTS_WRITE]
+        )
+        key = client.set_new_key()
+        client.save()
+        self.stdout.write(
+            _("API client “%(name)s” created; its key, shown only this once: %(key)s")
+            % {"name": DEMO_API_CLIENT, "key": key}
+        )
+
+    def _print_credentials(self) -> None:
+        self.stdout.write(
+            _("Admin: %(username)s / %(password)s")
+            % {"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+        )
+        self.stdout.write(
+            _("Marketer: %(username)s / %(password)s")
+            % {"username": MARKETER_USERNAME, "password": MARKETER_PASSWORD}
+        )

@@ -1,0 +1,80 @@
+"""`manage.py setup_roles`: the Marketers and DPO groups with their permissions (idempotent)."""
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+MARKETERS = "Marketers"
+DPO = "DPO"
+
+# {group: {"app_label.model": (actions)}}. Re-running resets each group to exactly this list.
+# Nobody gets change or delete on the ledger: the model does not even define them.
+ROLES: dict[str, dict[str, tuple[str, ...]]] = {
+    MARKETERS: {
+        "contacts.contact": ("view", "add", "change"),
+        "contacts.interest": ("view", "add", "change"),
+        "contacts.timelineevent": ("view",),
+        "contacts.suppression": ("view",),
+        "consent.purpose": ("view",),
+        "consent.purposeversion": ("view",),
+        "consent.consentrecord": ("view",),
+        "consent.consentstate": ("view",),
+        "crmsync.outboxevent": ("view",),
+    },
+    DPO: {
+        "consent.purpose": ("view", "add", "change"),
+        "consent.purposeversion": ("view", "add"),
+        "consent.consentrecord": ("view",),
+        "consent.consentstate": ("view",),
+        "consent.consentevidence": ("view",),
+        "consent.privacyrequest": ("view", "add", "change"),
+        "consent.privacyrequestevent": ("view", "add"),
+        "contacts.contact": ("view", "change"),
+        "contacts.interest": ("view",),
+        "contacts.timelineevent": ("view",),
+        # No delete: only the person's own new consent lifts a suppression.
+        "contacts.suppression": ("view", "add"),
+        "crmsync.outboxevent": ("view",),
+        "core.apiclient": ("view",),
+    },
+}
+
+
+def role_permissions(models: dict[str, tuple[str, ...]]) -> list[Permission]:
+    """The Permission rows a role names; fails loudly on a name that does not exist."""
+    wanted = {
+        (label.split(".")[0], f"{action}_{label.split('.')[1]}")
+        for label, actions in models.items()
+        for action in actions
+    }
+    found = {
+        (permission.content_type.app_label, permission.codename): permission
+        for permission in Permission.objects.select_related("content_type").filter(
+            codename__in={codename for _app, codename in wanted}
+        )
+    }
+    missing = sorted(f"{app}.{codename}" for app, codename in wanted - set(found))
+    if missing:
+        raise CommandError(
+            _("Unknown permissions (are migrations applied?): %s") % ", ".join(missing)
+        )
+    return [found[key] for key in sorted(wanted)]
+
+
+class Command(BaseCommand):
+    help = "Create or reset the Marketers and DPO groups and their permissions."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with transaction.atomic():
+            for name, models in ROLES.items():
+                group, created = Group.objects.get_or_create(name=name)
+                permissions = role_permissions(models)
+                group.permissions.set(permissions)
+                if created:
+                    message = _("Group %(name)s created with %(count)d permissions.")
+                else:
+                    message = _("Group %(name)s reset to its %(count)d permissions.")
+                self.stdout.write(message % {"name": name, "count": len(permissions)})

@@ -1,0 +1,126 @@
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from consent.ledger import ledger_verify
+from consent.models import ConsentEvidence, ConsentRecord, ConsentState, Purpose, PurposeVersion
+from consent.services import purpose_wording_update
+from contacts.models import Contact, Interest, TimelineEvent
+from core.models import ApiClient
+from crmsync.models import OutboxEvent
+
+pytestmark = pytest.mark.django_db
+
+COUNTED = (
+    get_user_model(),
+    Group,
+    Purpose,
+    PurposeVersion,
+    Interest,
+    Contact,
+    ConsentRecord,
+    ConsentEvidence,
+    ConsentState,
+    TimelineEvent,
+    OutboxEvent,
+    ApiClient,
+)
+
+
+def seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in COUNTED}
+
+
+def test_running_it_twice_changes_nothing():
+    seed()
+    first = counts()
+    hashes = list(ConsentRecord.objects.values_list("hash", flat=True))
+
+    seed()
+
+    assert counts() == first
+    assert list(ConsentRecord.objects.values_list("hash", flat=True)) == hashes
+
+
+def test_seeded_consents_verify_and_carry_their_evidence():
+    seed()
+
+    assert ledger_verify() == []
+    grants = ConsentRecord.objects.filter(action="grant")
+    assert grants.exists()
+    for record in grants:
+        assert record.unticked_by_default is True
+        assert record.wording == getattr(record.purpose_version, f"wording_{record.language}")
+        assert record.policy_version
+        assert record.personal_evidence.ip and record.personal_evidence.user_agent
+
+
+def test_it_seeds_purposes_in_french_and_english_with_a_double_opt_in():
+    seed()
+
+    purposes = {p.slug: p for p in Purpose.objects.all()}
+    assert set(purposes) == {"newsletter", "offers", "events", "partners", "profiling"}
+    assert purposes["newsletter"].double_opt_in
+    assert purposes["offers"].channels == ["email", "sms"]
+    assert purposes["events"].channels == ["email", "postal"]
+    assert purposes["profiling"].legal_basis == "legitimate_interests"
+    for purpose in purposes.values():
+        version = purpose.current_version
+        assert purpose.name_fr and purpose.name_en and version.wording_fr and version.wording_en
+    assert 5 <= Contact.objects.count() <= 8 and 3 <= Interest.objects.count() <= 4
+
+
+def test_one_double_opt_in_is_left_pending():
+    seed()
+
+    pending = ConsentState.objects.filter(status="pending")
+    assert [(s.purpose.slug, s.channel) for s in pending] == [("newsletter", "email")]
+    assert ConsentState.objects.filter(purpose__slug="newsletter", status="granted").exists()
+
+
+def test_it_creates_the_demo_users_and_prints_their_credentials():
+    output = seed()
+
+    assert "admin / admin-demo-2026" in output and "marketer / marketer-demo-2026" in output
+    admin = authenticate(username="admin", password="admin-demo-2026")
+    marketer = authenticate(username="marketer", password="marketer-demo-2026")
+    assert admin.is_superuser
+    assert marketer.is_staff and not marketer.is_superuser
+    assert list(marketer.groups.values_list("name", flat=True)) == ["Marketers"]
+    assert marketer.has_perm("consent.view_consentrecord")
+
+
+def test_the_demo_form_key_is_printed_only_when_created_and_works():
+    first, second = seed(), seed()
+
+    (line,) = [line for line in first.splitlines() if "demo-form" in line]
+    key = line.split()[-1]
+    assert key not in second and "demo-form" in second
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/v1/purposes/").status_code == 200
+    assert set(ApiClient.objects.get(name="demo-form").scopes) == {
+        "contacts:write",
+        "consents:write",
+    }
+
+
+def test_a_wording_edited_after_seeding_is_kept():
+    seed()
+    newsletter = Purpose.objects.get(slug="newsletter")
+    purpose_wording_update(purpose=newsletter, wording_fr="Nouveau.", wording_en="New.")
+
+    seed()
+
+    assert newsletter.current_version.wording_en == "New."
+    assert newsletter.versions.count() == 2

@@ -1,0 +1,58 @@
+import pytest
+from django.core.exceptions import ValidationError
+
+from contacts.normalization import normalize_email, normalize_phone
+
+
+def test_email_is_trimmed_lower_cased_and_its_idn_domain_turned_to_punycode():
+    assert normalize_email("  Jean@Exemple-Été.FR ") == "jean@xn--exemple-t-i4ab.fr"
+
+
+def test_punycode_domain_and_unicode_domain_normalise_to_the_same_email():
+    assert normalize_email("jean@XN--EXEMPLE-T-I4AB.fr") == normalize_email("jean@exemple-été.fr")
+
+
+def test_plain_ascii_email_only_loses_case_and_spaces():
+    assert normalize_email("\tCamille.Martin+news@Example.FR\n") == "camille.martin+news@example.fr"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "jean",
+        "jean@",
+        "@exemple.fr",
+        "jean dupont@exemple.fr",
+        "jean@exemple..fr",
+        "a@b@exemple.fr",
+        "jean@" + "a" * 70 + ".fr",
+        "jean@exemple",
+    ],
+)
+def test_invalid_email_is_refused(raw):
+    with pytest.raises(ValidationError):
+        normalize_email(raw)
+
+
+def test_french_national_phone_number_becomes_e164():
+    assert normalize_phone("06 12 34 56 78") == "+33612345678"
+
+
+def test_international_phone_number_keeps_its_own_country():
+    assert normalize_phone("+32 470 12 34 56") == "+32470123456"
+
+
+def test_national_phone_number_is_read_in_the_contacts_country():
+    assert normalize_phone("0470 12 34 56", country="be") == "+32470123456"
+
+
+def test_blank_phone_stays_blank():
+    assert normalize_phone("  ") == ""
+
+
+@pytest.mark.parametrize("raw", ["12", "not a number", "06 12 34", "+33 6 12 34 56 78 90 12"])
+def test_invalid_phone_is_refused(raw):
+    with pytest.raises(ValidationError):
+        normalize_phone(raw)
