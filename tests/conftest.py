@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from tests.factories import ApiClientFactory
@@ -33,6 +34,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs a broker (set REDIS_URL)"))
 
 
+@pytest.fixture(autouse=True)
+def english_by_default() -> Iterator[None]:
+    """Domain messages are asserted in English unless a test chooses a language."""
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def api() -> Callable[..., APIClient]:
     """`api(scopes=[...])`: a DRF test client authenticated as a new API client."""
@@ -40,7 +48,8 @@ def api() -> Callable[..., APIClient]:
     def make(scopes: list[str] | None = None, **kwargs: Any) -> APIClient:
         factory_kwargs = {"scopes": scopes} if scopes is not None else {}
         client_record = ApiClientFactory(**factory_kwargs, **kwargs)
-        client = APIClient()
+        # Integrators' messages are asserted in English; a request may ask for French.
+        client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
         client.credentials(HTTP_AUTHORIZATION=f"Token {client_record.plain_key}")
         client.record = client_record
         return client
