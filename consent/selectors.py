@@ -3,9 +3,16 @@
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
-from consent.models import ConsentAction, ConsentRecord, ConsentState, Purpose, PurposeVersion
+from consent.models import (
+    ConsentAction,
+    ConsentRecord,
+    ConsentState,
+    ConsentStatus,
+    Purpose,
+    PurposeVersion,
+)
 from contacts.models import Contact
 
 RECEIPT_SCHEMA = "ISO/IEC TS 27560:2023 consent record (Kantara Consent Receipt v1.1 vocabulary)"
@@ -91,3 +98,23 @@ def consent_receipt(record: ConsentRecord) -> dict[str, Any]:
             "evidence_digest": record.evidence_digest,
         },
     }
+
+
+def pending_states_for_confirmation(
+    *, contact: Contact, record_uuids: list[str]
+) -> QuerySet[ConsentState]:
+    """Pending states a confirmation link confirms: the grants it names, or a newer pending
+    grant for the same purpose and channel (the person subscribed twice before clicking)."""
+    named = ConsentRecord.objects.filter(
+        contact=contact, uuid__in=record_uuids, action=ConsentAction.GRANT
+    ).values_list("purpose_id", "channel")
+    pairs = Q()
+    for purpose_id, channel in named:
+        pairs |= Q(purpose_id=purpose_id, channel=channel)
+    if not pairs:
+        return ConsentState.objects.none()
+    return (
+        ConsentState.objects.filter(pairs, contact=contact, status=ConsentStatus.PENDING)
+        .select_related("contact", "purpose", "purpose_version", "record")
+        .order_by("purpose__slug", "channel")
+    )

@@ -37,6 +37,7 @@ from consent.models import (
     PurposeVersion,
     SourceKind,
 )
+from consent.selectors import pending_states_for_confirmation
 from contacts.models import Contact, ContactStatus, TimelineEvent, TimelineKind
 from contacts.selectors import suppression_reason
 from contacts.services import contact_touch, suppression_lift, timeline_add
@@ -395,23 +396,27 @@ def consent_confirm(
     """Turn the pending grants named in a confirmation link into valid consent (double opt-in)."""
     confirmed = []
     with transaction.atomic():
-        states = ConsentState.objects.filter(
-            contact=contact, status=ConsentStatus.PENDING, record__uuid__in=list(record_uuids)
-        ).select_related("purpose", "record")
+        states = pending_states_for_confirmation(contact=contact, record_uuids=list(record_uuids))
         for state in states:
-            confirmed.append(
-                consent_record(
-                    contact=contact,
-                    purpose=state.purpose,
-                    channel=state.channel,
-                    action=ConsentAction.CONFIRM,
-                    source_kind=SourceKind.EMAIL_CONFIRMATION,
-                    source_reference=str(state.record.uuid),
-                    evidence=Evidence(ip=ip, user_agent=user_agent),
-                    resolves=state.record,
-                )
-            )
+            try:
+                confirmed.append(_confirm_one(state, ip=ip, user_agent=user_agent))
+            except ValidationError:
+                continue  # confirmed by a concurrent click in the meantime
     return confirmed
+
+
+def _confirm_one(state: ConsentState, *, ip: str | None, user_agent: str) -> ConsentRecord:
+    with transaction.atomic():
+        return consent_record(
+            contact=state.contact,
+            purpose=state.purpose,
+            channel=state.channel,
+            action=ConsentAction.CONFIRM,
+            source_kind=SourceKind.EMAIL_CONFIRMATION,
+            source_reference=str(state.record.uuid),
+            evidence=Evidence(ip=ip, user_agent=user_agent),
+            resolves=state.record,
+        )
 
 
 def pending_grants_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:

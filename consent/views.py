@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.utils import translation
 from django.views.decorators.http import require_http_methods
 
-from consent.models import ConsentState, ConsentStatus
+from consent.selectors import pending_states_for_confirmation
 from consent.services import confirmation_token_read, consent_confirm
 
 
@@ -27,9 +27,9 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
     else:
-        context["pending"] = ConsentState.objects.filter(
-            contact=contact, status=ConsentStatus.PENDING, record__uuid__in=record_uuids
-        ).select_related("purpose", "purpose_version")
+        context["pending"] = pending_states_for_confirmation(
+            contact=contact, record_uuids=record_uuids
+        )
         if not context["pending"]:
             context["confirmed"] = []
     response = render(request, "consent/confirm.html", context)

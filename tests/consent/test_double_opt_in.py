@@ -10,7 +10,13 @@ from django.db import transaction
 from freezegun import freeze_time
 
 from consent.models import ConsentRecord, ConsentState
-from consent.services import Evidence, double_opt_in_send
+from consent.services import (
+    Evidence,
+    confirmation_token,
+    confirmation_token_read,
+    consent_confirm,
+    double_opt_in_send,
+)
 from contacts.models import TimelineEvent
 from tests.conftest import message_text
 from tests.consent.concurrency import run_concurrently
@@ -270,3 +276,22 @@ def test_two_sends_at_the_same_time_send_one_email(transactional_db, mailbox):
 
     assert sorted(sent) == [False, True]
     assert len(mailbox.messages) == 1
+
+
+@pytest.mark.django_db
+def test_an_earlier_confirmation_link_confirms_a_newer_pending_grant_for_the_same_purpose():
+    # given a person who subscribed twice before clicking the first email's link
+    contact = ContactFactory()
+    purpose = PurposeFactory(double_opt_in=True)
+    first = grant(contact, purpose)
+    grant(contact, purpose)
+    token = confirmation_token(contact=contact, record_uuids=[str(first.uuid)])
+
+    # when they follow the first link
+    linked_contact, uuids = confirmation_token_read(token)
+    confirmed = consent_confirm(contact=linked_contact, record_uuids=uuids)
+
+    # then the purpose is granted
+    state = ConsentState.objects.get(contact=contact, purpose=purpose, channel="email")
+    assert [record.status for record in confirmed] == ["granted"]
+    assert state.status == "granted"
