@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "contacts",
     "consent",
     "crmsync",
+    "preferences",
 ]
 
 MIDDLEWARE = [
@@ -186,6 +187,12 @@ CELERY_BEAT_SCHEDULE = {
 # Domain settings.
 DOUBLE_OPT_IN_TTL = timedelta(hours=env.int("DOUBLE_OPT_IN_TTL_HOURS", default=72))
 HEALTH_WORKER_TIMEOUT = env.float("HEALTH_WORKER_TIMEOUT", default=2.0)
+PRIVACY_POLICY_VERSION = env.str("PRIVACY_POLICY_VERSION", default="2026-01")
+# Confirmation links of the preference center (email change, data download, erasure).
+PREFERENCES_LINK_TTL = timedelta(hours=env.int("PREFERENCES_LINK_TTL_HOURS", default=24))
+# django-ratelimit rates ("count/period": s, m, h) for the recipient pages, in the cache.
+PREFERENCES_RATE_PER_TOKEN = env.str("PREFERENCES_RATE_PER_TOKEN", default="30/m")
+PREFERENCES_RATE_PER_IP = env.str("PREFERENCES_RATE_PER_IP", default="120/m")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.authentication.ApiClientTokenAuthentication"],

@@ -77,6 +77,11 @@ class Purpose(models.Model):
     )
     channels = models.JSONField(_("channels"), default=list)
     double_opt_in = models.BooleanField(_("double opt-in required"), default=False)
+    is_profiling = models.BooleanField(
+        _("profiling or personalisation"),
+        default=False,
+        help_text=_("An objection to profiling (GDPR Art. 21) withdraws this purpose."),
+    )
     retention_days = models.PositiveIntegerField(
         _("retention (days)"),
         null=True,

@@ -29,6 +29,7 @@ from consent.models import (
     ConsentState,
     ConsentStatus,
     LedgerHead,
+    LegalBasis,
     PrivacyRequest,
     PrivacyRequestEvent,
     PrivacyRequestStatus,
@@ -53,6 +54,8 @@ WORDING_REQUIRED_SOURCES = frozenset(
     {SourceKind.WEB_FORM, SourceKind.API, SourceKind.IMPORT, SourceKind.CRM}
 )
 CLOCK_SKEW = timedelta(minutes=5)
+# States in which a purpose is "on" for the person (pending: waiting for double opt-in).
+ACTIVE_STATUSES = frozenset({ConsentStatus.GRANTED, ConsentStatus.PENDING})
 
 
 @dataclass(frozen=True)
@@ -388,6 +391,63 @@ def _queue_confirmation_email(contact_id: int) -> None:
     flush.contact_ids = contact_ids
     connection._doi_flush = flush
     transaction.on_commit(flush)
+
+
+# Legal bases under which we market to a person: consent, or legitimate interests until they
+# object. Contract, legal obligation and the others are not marketing and are never switched off
+# from the preference center.
+MARKETING_BASES = frozenset({LegalBasis.CONSENT, LegalBasis.LEGITIMATE_INTERESTS})
+UNSUBSCRIBE_ALL_REFERENCE = "unsubscribe-all"
+
+
+def consents_withdraw_all(
+    *,
+    contact: Contact,
+    source_kind: str,
+    evidence: Evidence,
+    source_reference: str = UNSUBSCRIBE_ALL_REFERENCE,
+    purposes: Iterable[Purpose] | None = None,
+) -> list[ConsentRecord]:
+    """Withdraw every consent and object to every legitimate-interest purpose (Art. 7(3), 21).
+
+    Idempotent: what is already withdrawn is left alone, so a second call writes nothing.
+    """
+    if purposes is None:
+        purposes = Purpose.objects.filter(legal_basis__in=MARKETING_BASES)
+    purposes = {purpose.id: purpose for purpose in purposes}
+    withdrawn = []
+    with transaction.atomic():
+        states = {
+            (state.purpose_id, state.channel): state
+            for state in ConsentState.objects.select_for_update().filter(
+                contact=contact, purpose_id__in=purposes
+            )
+        }
+        for purpose_id, channel in _channels_to_withdraw(purposes, states):
+            withdrawn.append(
+                consent_record(
+                    contact=contact,
+                    purpose=purposes[purpose_id],
+                    channel=channel,
+                    action=ConsentAction.WITHDRAW,
+                    source_kind=source_kind,
+                    source_reference=source_reference,
+                    evidence=evidence,
+                )
+            )
+    return withdrawn
+
+
+def _channels_to_withdraw(
+    purposes: dict[int, Purpose], states: dict[tuple[int, str], ConsentState]
+) -> list[tuple[int, str]]:
+    """(purpose, channel) pairs that are on: granted or pending, or legitimate interest with no
+    objection recorded yet on a channel the purpose uses."""
+    on = {key for key, state in states.items() if state.status in ACTIVE_STATUSES}
+    for purpose in purposes.values():
+        if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS and purpose.is_active:
+            on |= {(purpose.id, ch) for ch in purpose.channels if (purpose.id, ch) not in states}
+    return sorted(on, key=lambda key: (purposes[key[0]].slug, key[1]))
 
 
 def consent_confirm(

@@ -33,6 +33,14 @@ class ContactStatus(models.TextChoices):
     ERASED = "erased", _("Erased")
 
 
+class Frequency(models.TextChoices):
+    """How often the person wants to hear from us (read by the campaign frequency cap)."""
+
+    AS_PUBLISHED = "as_published", _("As they are published")
+    WEEKLY = "weekly", _("At most once a week")
+    MONTHLY = "monthly", _("At most once a month")
+
+
 class EmailDeliverability(models.TextChoices):
     DELIVERABLE = "deliverable", _("Deliverable")
     HARD_BOUNCE = "hard_bounce", _("Hard bounce")
@@ -98,6 +106,15 @@ class Contact(models.Model):
         _("status"), max_length=10, choices=ContactStatus.choices, default=ContactStatus.ACTIVE
     )
     paused_until = models.DateTimeField(_("paused until"), null=True, blank=True)
+    frequency = models.CharField(
+        _("frequency"), max_length=20, choices=Frequency.choices, default=Frequency.AS_PUBLISHED
+    )
+    profiling_objected_at = models.DateTimeField(
+        _("objected to profiling at"),
+        null=True,
+        blank=True,
+        help_text=_("Set when the person objects to profiling (GDPR Art. 21)."),
+    )
     email_deliverability = models.CharField(
         _("email deliverability"),
         max_length=20,
@@ -149,6 +166,14 @@ class TimelineKind(models.TextChoices):
     CAMPAIGN_SENT = "campaign_sent", _("Campaign sent")
     CRM_SYNCED = "crm_synced", _("CRM synced")
     REQUEST_FILED = "request_filed", _("Privacy request filed")
+    INTERESTS_CHANGED = "interests_changed", _("Interests changed")
+    PAUSED = "paused", _("Communications paused")
+    RESUMED = "resumed", _("Communications resumed")
+    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed from all marketing")
+    RESUBSCRIBED = "resubscribed", _("Resubscribed")
+    PROFILING_OBJECTION = "profiling_objection", _("Objection to profiling")
+    DATA_EXPORTED = "data_exported", _("Personal data downloaded")
+    LINK_RENEWED = "link_renewed", _("Preference link renewed")
 
 
 class TimelineEvent(models.Model):

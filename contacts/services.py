@@ -3,6 +3,7 @@
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -11,6 +12,7 @@ from django.utils.translation import gettext as _
 from contacts.models import (
     Contact,
     ContactStatus,
+    Frequency,
     Interest,
     Language,
     LifecycleStage,
@@ -38,8 +40,10 @@ EDITABLE_FIELDS = (
     "language",
     "lifecycle_stage",
     "source",
+    "frequency",
 )
-CHOICE_FIELDS = {"language": Language, "lifecycle_stage": LifecycleStage}
+CHOICE_FIELDS = {"language": Language, "lifecycle_stage": LifecycleStage, "frequency": Frequency}
+PAUSE_MONTHS = (1, 3, 6)
 
 
 def timeline_add(
@@ -135,7 +139,7 @@ def contact_upsert(
         else:
             _apply_changes(contact, cleaned)
         if chosen is not None:
-            contact.interests.set(chosen)
+            _set_interests(contact, chosen, record=not created)
     return contact, created
 
 
@@ -192,8 +196,100 @@ def contact_update(
             _change_email(contact, email)
         _apply_changes(contact, cleaned)
         if chosen is not None:
-            contact.interests.set(chosen)
+            _set_interests(contact, chosen)
     return contact
+
+
+def _set_interests(contact: Contact, chosen: list[Interest], *, record: bool = True) -> None:
+    """Replace the contact's interests; a change is a timeline moment and a CRM event."""
+    before = set(contact.interests.values_list("slug", flat=True))
+    after = {interest.slug for interest in chosen}
+    if before == after:
+        return
+    contact.interests.set(chosen)
+    if not record:
+        return
+    timeline_add(
+        contact=contact,
+        kind=TimelineKind.INTERESTS_CHANGED,
+        summary=", ".join(sorted(after)) or "-",
+        data={"added": sorted(after - before), "removed": sorted(before - after)},
+    )
+    outbox_emit(
+        topic="contact.updated",
+        contact=contact,
+        payload={**contact_payload(contact), "changed": ["interests"], "interests": sorted(after)},
+    )
+
+
+def contact_pause(*, contact: Contact, months: int, source: str = "") -> Contact:
+    """Pause all communications for 1, 3 or 6 months (the person stays subscribed)."""
+    if months not in PAUSE_MONTHS:
+        raise ValidationError({"months": [_("Choose a pause of 1, 3 or 6 months.")]})
+    with transaction.atomic():
+        contact = _lock_active(contact)
+        contact.status = ContactStatus.PAUSED
+        contact.paused_until = timezone.now() + relativedelta(months=months)
+        contact.save(update_fields=["status", "paused_until", "updated_at"])
+        _record_status_change(contact, TimelineKind.PAUSED, source)
+    return contact
+
+
+def contact_resume(*, contact: Contact, source: str = "") -> Contact:
+    """End a pause now; does nothing when the contact is not paused (safe to run twice)."""
+    with transaction.atomic():
+        contact = _lock_active(contact)
+        if contact.status != ContactStatus.PAUSED:
+            return contact
+        contact.status = ContactStatus.ACTIVE
+        contact.paused_until = None
+        contact.save(update_fields=["status", "paused_until", "updated_at"])
+        _record_status_change(contact, TimelineKind.RESUMED, source)
+    return contact
+
+
+def contact_profiling_objection_set(*, contact: Contact, objected: bool, source: str = "") -> bool:
+    """Record or lift the person's objection to profiling (GDPR Art. 21); True if it changed."""
+    with transaction.atomic():
+        contact = _lock_active(contact)
+        if objected == (contact.profiling_objected_at is not None):
+            return False
+        contact.profiling_objected_at = timezone.now() if objected else None
+        contact.save(update_fields=["profiling_objected_at", "updated_at"])
+        timeline_add(
+            contact=contact,
+            kind=TimelineKind.PROFILING_OBJECTION,
+            summary=_("objected") if objected else _("objection withdrawn"),
+            data={"objected": objected, "source": source},
+        )
+        outbox_emit(
+            topic="contact.updated",
+            contact=contact,
+            payload={**contact_payload(contact), "changed": ["profiling_objection"]},
+        )
+    return True
+
+
+def _lock_active(contact: Contact) -> Contact:
+    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    if contact.status == ContactStatus.ERASED:
+        raise ValidationError({"contact": [_("This contact was erased.")]})
+    return contact
+
+
+def _record_status_change(contact: Contact, kind: str, source: str) -> None:
+    until = contact.paused_until.isoformat() if contact.paused_until else None
+    timeline_add(
+        contact=contact,
+        kind=kind,
+        summary=until or "-",
+        data={"paused_until": until, "source": source},
+    )
+    outbox_emit(
+        topic="contact.updated",
+        contact=contact,
+        payload={**contact_payload(contact), "changed": ["status"]},
+    )
 
 
 def _change_email(contact: Contact, raw_email: str) -> None:
@@ -237,7 +333,10 @@ def contact_payload(contact: Contact) -> dict[str, Any]:
         "country": contact.country,
         "language": contact.language,
         "lifecycle_stage": contact.lifecycle_stage,
+        "frequency": contact.frequency,
         "status": contact.status,
+        "paused_until": contact.paused_until.isoformat() if contact.paused_until else None,
+        "objected_to_profiling": contact.profiling_objected_at is not None,
     }
 
 

@@ -103,6 +103,7 @@ PURPOSES: list[dict[str, Any]] = [
         "legal_basis": LegalBasis.LEGITIMATE_INTERESTS,
         "channels": ["email"],
         "double_opt_in": False,
+        "is_profiling": True,
         "wording_fr": "Nous adaptons nos e-mails à vos centres d'intérêt et à vos lectures "
         "(intérêt légitime). Vous pouvez vous y opposer à tout moment.",
         "wording_en": "We tailor our emails to your interests and what you read (legitimate "
@@ -443,4 +444,8 @@ class Command(BaseCommand):
         self.stdout.write(
             _("Marketer: %(username)s / %(password)s")
             % {"username": MARKETER_USERNAME, "password": MARKETER_PASSWORD}
+        )
+        self.stdout.write(
+            _("A recipient's preference center: manage.py preference_link %(email)s")
+            % {"email": CONTACTS[0].email}
         )

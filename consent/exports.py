@@ -1,0 +1,151 @@
+"""Everything held on a person, as JSON and as a ZIP of CSV files (GDPR Art. 15, 20)."""
+
+import csv
+import io
+import json
+import re
+import zipfile
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+
+from consent.models import ConsentEvidence, ConsentState, PrivacyRequest
+from consent.selectors import contact_consent_history
+from contacts.models import Contact
+
+E164 = re.compile(r"\+[0-9]{6,15}")
+IDENTITY_FIELDS = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "company",
+    "job_title",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
+    "country",
+    "language",
+    "lifecycle_stage",
+    "source",
+    "status",
+    "paused_until",
+    "frequency",
+    "profiling_objected_at",
+    "email_deliverability",
+    "postal_deliverability",
+    "is_minor",
+    "last_activity_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def personal_data(contact: Contact) -> dict[str, Any]:
+    """Identity, interests, consent state and full history with evidence, timeline, requests."""
+    evidence = {
+        item.record_id: item for item in ConsentEvidence.objects.filter(record__contact=contact)
+    }
+    return {
+        "exported_at": timezone.now(),
+        "contact": {
+            "id": str(contact.public_id),
+            **{name: getattr(contact, name) for name in IDENTITY_FIELDS},
+        },
+        "interests": [
+            {"slug": interest.slug, "name": interest.name}
+            for interest in contact.interests.order_by("slug")
+        ],
+        "consents": [
+            {
+                "purpose": state.purpose.slug,
+                "channel": state.channel,
+                "status": state.status,
+                "since": state.since,
+                "version": state.purpose_version.number,
+                "record": str(state.record.uuid),
+            }
+            for state in ConsentState.objects.filter(contact=contact)
+            .select_related("purpose", "purpose_version", "record")
+            .order_by("purpose__slug", "channel")
+        ],
+        "consent_history": [
+            _history_row(record, evidence.get(record.id))
+            for record in contact_consent_history(contact)
+        ],
+        "timeline": [
+            {"at": event.occurred_at, "kind": event.kind, "summary": event.summary}
+            for event in contact.timeline.order_by("occurred_at", "id")
+        ],
+        "privacy_requests": [
+            {
+                "id": str(request.id),
+                "type": request.type,
+                "status": request.status,
+                "received_at": request.received_at,
+                "due_at": request.due_at,
+            }
+            for request in PrivacyRequest.objects.filter(contact=contact).order_by("received_at")
+        ],
+    }
+
+
+def _history_row(record: Any, evidence: ConsentEvidence | None) -> dict[str, Any]:
+    return {
+        "id": str(record.uuid),
+        "purpose": record.purpose.slug,
+        "version": record.purpose_version.number,
+        "channel": record.channel,
+        "action": record.action,
+        "status": record.status,
+        "given_at": record.given_at,
+        "recorded_at": record.recorded_at,
+        "source": record.source_kind,
+        "source_reference": record.source_reference,
+        "wording": record.wording,
+        "language": record.language,
+        "unticked_by_default": record.unticked_by_default,
+        "policy_version": record.policy_version,
+        "ip": evidence.ip if evidence else None,
+        "user_agent": evidence.user_agent if evidence else "",
+        "hash": record.hash,
+    }
+
+
+def personal_data_json(contact: Contact) -> bytes:
+    data = personal_data(contact)
+    return json.dumps(data, cls=DjangoJSONEncoder, ensure_ascii=False, indent=2).encode()
+
+
+def personal_data_csv_zip(contact: Contact) -> bytes:
+    """One CSV per section (contact.csv, interests.csv, consents.csv, ...), in a ZIP archive."""
+    data = personal_data(contact)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for section, rows in data.items():
+            if section == "exported_at":
+                continue
+            rows = [rows] if isinstance(rows, dict) else rows
+            bundle.writestr(f"{section}.csv", _csv(rows))
+    return archive.getvalue()
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _cell(value) for key, value in row.items()})
+    return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not E164.fullmatch(value):
+        return "'" + value  # never a formula when opened in a spreadsheet
+    return "" if value is None else value

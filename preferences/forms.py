@@ -1,0 +1,87 @@
+"""Forms of the preference center; each is validated before any service writes."""
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
+
+from contacts.models import Contact, Frequency, Language
+from contacts.services import PAUSE_MONTHS
+
+
+def _char(name: str, **kwargs: object) -> forms.CharField:
+    field = Contact._meta.get_field(name)
+    return forms.CharField(
+        label=field.verbose_name, max_length=field.max_length, required=False, **kwargs
+    )
+
+
+class IdentityForm(forms.Form):
+    """Rectification (GDPR Art. 16) of what we hold on the person."""
+
+    first_name = _char("first_name", widget=forms.TextInput(attrs={"autocomplete": "given-name"}))
+    last_name = _char("last_name", widget=forms.TextInput(attrs={"autocomplete": "family-name"}))
+    phone = _char("phone", widget=forms.TextInput(attrs={"autocomplete": "tel"}))
+    company = _char("company", widget=forms.TextInput(attrs={"autocomplete": "organization"}))
+    job_title = _char(
+        "job_title", widget=forms.TextInput(attrs={"autocomplete": "organization-title"})
+    )
+    address_line1 = _char(
+        "address_line1", widget=forms.TextInput(attrs={"autocomplete": "address-line1"})
+    )
+    address_line2 = _char(
+        "address_line2", widget=forms.TextInput(attrs={"autocomplete": "address-line2"})
+    )
+    postal_code = _char(
+        "postal_code", widget=forms.TextInput(attrs={"autocomplete": "postal-code"})
+    )
+    city = _char("city", widget=forms.TextInput(attrs={"autocomplete": "address-level2"}))
+    country = _char(
+        "country",
+        help_text=_("Two-letter code, for example FR."),
+        widget=forms.TextInput(attrs={"autocomplete": "country"}),
+    )
+    language = forms.ChoiceField(label=_("Language of our messages"), choices=Language.choices)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["phone"].label = _("Mobile phone")
+        self.fields["phone"].help_text = _("International format, for example +33 6 12 34 56 78.")
+
+
+class EmailChangeForm(forms.Form):
+    email = forms.CharField(
+        label=_("New email address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+
+
+class InterestsForm(forms.Form):
+    interests = forms.MultipleChoiceField(
+        label=_("Topics"), required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(self, *args: object, choices: list[tuple[str, str]], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["interests"].choices = choices
+
+
+class FrequencyForm(forms.Form):
+    frequency = forms.ChoiceField(
+        label=_("How often"), choices=Frequency.choices, widget=forms.RadioSelect
+    )
+
+
+class PauseForm(forms.Form):
+    months = forms.TypedChoiceField(
+        label=_("Pause for"),
+        coerce=int,
+        choices=[
+            (
+                months,
+                ngettext_lazy("%(count)d month", "%(count)d months", "count") % {"count": months},
+            )
+            for months in PAUSE_MONTHS
+        ],
+        widget=forms.RadioSelect,
+    )

@@ -1,0 +1,139 @@
+"""Reads for the preference center, in a fixed number of queries whatever the purposes."""
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from consent.models import Channel, ConsentState, ConsentStatus, LegalBasis, Purpose
+from consent.selectors import purposes_active
+from consent.services import ACTIVE_STATUSES, MARKETING_BASES, UNSUBSCRIBE_ALL_REFERENCE
+from contacts.models import Contact, ContactStatus, Interest, SuppressionReason
+from contacts.selectors import suppression_reason
+from preferences.models import PreferenceToken
+
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def contact_for_token(token: str) -> Contact | None:
+    """The contact of a live preference token; None when unknown, malformed, revoked or erased."""
+    if not TOKEN_PATTERN.fullmatch(token or ""):
+        return None
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    found = (
+        PreferenceToken.objects.filter(digest=digest, revoked_at__isnull=True)
+        .exclude(contact__status=ContactStatus.ERASED)
+        .select_related("contact")
+        .first()
+    )
+    return found.contact if found else None
+
+
+def purpose_is_on(purpose: Purpose, status: str | None) -> bool:
+    """Consent is on once granted (or pending confirmation); legitimate interest is on until
+    the person objects."""
+    if status is None:
+        return purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS
+    return status in ACTIVE_STATUSES
+
+
+def resubscribe_candidates(contact: Contact) -> list[ConsentState]:
+    """What the last "unsubscribe from all" withdrew and can be granted again today."""
+    states = ConsentState.objects.filter(contact=contact).select_related("purpose", "record")
+    return _resubscribable(contact, states, {})
+
+
+def _resubscribable(
+    contact: Contact, states: Iterable[ConsentState], active: dict[int, Purpose]
+) -> list[ConsentState]:
+    """Withdrawn by "unsubscribe from all", on a purpose and channel still in use, and not
+    blocked by an objection to profiling. `active`: the active purposes already loaded."""
+    objected = contact.profiling_objected_at is not None
+    found = []
+    for state in states:
+        purpose = active.get(state.purpose_id) or state.purpose
+        if (
+            state.status == ConsentStatus.WITHDRAWN
+            and state.record.source_reference == UNSUBSCRIBE_ALL_REFERENCE
+            and purpose.is_active
+            and state.channel in purpose.channels
+            and not (objected and purpose.is_profiling)
+        ):
+            state.purpose = purpose
+            found.append(state)
+    return sorted(found, key=lambda state: (state.purpose.slug, state.channel))
+
+
+@dataclass
+class ChannelChoice:
+    code: str
+    label: str
+    is_on: bool
+    is_pending: bool
+
+
+@dataclass
+class PurposeRow:
+    """One purpose as the page shows it: switchable (consent or legitimate interest) or not."""
+
+    purpose: Purpose
+    switchable: bool
+    blocked: bool = False  # a profiling purpose while the person objects to profiling
+    channels: list[ChannelChoice] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PreferencePage:
+    contact: Contact
+    purposes: list[PurposeRow]
+    required: list[PurposeRow]
+    has_profiling: bool
+    interests: list[Interest]
+    chosen_interests: set[str]
+    unsubscribed: bool
+    resubscribable: list[ConsentState]
+
+
+def preference_page(contact: Contact) -> PreferencePage:
+    """Everything the preference page shows, in a constant number of queries."""
+    purposes = [p for p in purposes_active() if p.current_version is not None]
+    active = {purpose.id: purpose for purpose in purposes}
+    states = list(ConsentState.objects.filter(contact=contact).select_related("record"))
+    by_key = {(state.purpose_id, state.channel): state for state in states}
+    known = [state for state in states if state.purpose_id in active]
+    rows = [_purpose_row(contact, purpose, by_key) for purpose in purposes]
+    return PreferencePage(
+        contact=contact,
+        purposes=[row for row in rows if row.switchable],
+        required=[row for row in rows if not row.switchable],
+        has_profiling=any(row.switchable and row.purpose.is_profiling for row in rows),
+        interests=list(Interest.objects.order_by("slug")),
+        chosen_interests=set(contact.interests.values_list("slug", flat=True)),
+        unsubscribed=suppression_reason(kind="email", value=contact.email)
+        == SuppressionReason.GLOBAL_UNSUBSCRIBE,
+        resubscribable=_resubscribable(contact, known, active),
+    )
+
+
+def _purpose_row(
+    contact: Contact, purpose: Purpose, states: dict[tuple[int, str], ConsentState]
+) -> PurposeRow:
+    labels = dict(Channel.choices)
+    row = PurposeRow(
+        purpose=purpose,
+        switchable=purpose.legal_basis in MARKETING_BASES,
+        blocked=purpose.is_profiling and contact.profiling_objected_at is not None,
+    )
+    for channel in purpose.channels:
+        state = states.get((purpose.id, channel))
+        status = state.status if state else None
+        row.channels.append(
+            ChannelChoice(
+                code=channel,
+                label=labels.get(channel, channel),
+                is_on=purpose_is_on(purpose, status),
+                is_pending=status == ConsentStatus.PENDING,
+            )
+        )
+    return row

@@ -1,0 +1,375 @@
+"""Writes from the preference center: links, consent choices, unsubscribe, confirmed actions.
+
+Every consent change goes through `consent.services.consent_record` with the source
+"preference center" and the visit's evidence; contact changes go through the contacts services.
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from consent.models import (
+    ConsentAction,
+    ConsentRecord,
+    LegalBasis,
+    PrivacyRequest,
+    PrivacyRequestStatus,
+    PrivacyRequestType,
+    Purpose,
+    SourceKind,
+)
+from consent.selectors import contact_consent_states, purposes_active
+from consent.services import (
+    ACTIVE_STATUSES,
+    MARKETING_BASES,
+    Evidence,
+    consent_record,
+    consents_withdraw_all,
+    privacy_request_file,
+)
+from contacts.models import Contact, ContactStatus, SuppressionReason, TimelineKind
+from contacts.normalization import normalize_email
+from contacts.selectors import suppression_reason
+from contacts.services import (
+    contact_profiling_objection_set,
+    contact_update,
+    ensure_not_suppressed,
+    suppression_add,
+    timeline_add,
+)
+from crmsync.services import outbox_emit
+from preferences.models import PreferenceToken
+from preferences.selectors import purpose_is_on, resubscribe_candidates
+
+SOURCE_REFERENCE = "preference-center"
+PROFILING_OBJECTION_REFERENCE = "profiling-objection"
+LINK_SALT = "preferences.action-link"
+
+
+class LinkAction:
+    """What a confirmation link sent to the address on file lets the person do."""
+
+    EMAIL_CHANGE = "email_change"
+    DOWNLOAD = "download"
+    ERASURE = "erasure"
+    ALL = (EMAIL_CHANGE, DOWNLOAD, ERASURE)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """Who is at the page: the personal evidence every record from the center carries."""
+
+    ip: str | None = None
+    user_agent: str = ""
+
+    def evidence(self, wording: str = "") -> Evidence:
+        return Evidence(
+            wording=wording,
+            # the center never pre-ticks: a box the person ticks was shown unticked
+            unticked_by_default=True if wording else None,
+            policy_version=settings.PRIVACY_POLICY_VERSION,
+            ip=self.ip or None,
+            user_agent=self.user_agent,
+        )
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def preference_token_issue(*, contact: Contact) -> str:
+    """A new random preference token (256 bits) for the contact; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    PreferenceToken.objects.create(contact=contact, digest=token_digest(token))
+    return token
+
+
+def preference_link_renew(*, contact: Contact, by: str = "") -> str:
+    """Revoke every preference link of the contact and issue a new one (a forwarded link)."""
+    with transaction.atomic():
+        PreferenceToken.objects.filter(contact=contact, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        token = preference_token_issue(contact=contact)
+        timeline_add(contact=contact, kind=TimelineKind.LINK_RENEWED, summary=by or "-")
+    return token
+
+
+def preference_url(token: str) -> str:
+    return settings.SITE_URL + reverse("preferences:center", args=[token])
+
+
+def unsubscribe_url(token: str) -> str:
+    return settings.SITE_URL + reverse("preferences:unsubscribe", args=[token])
+
+
+def preferences_consents_save(
+    *, contact: Contact, wanted: set[tuple[str, str]], shown_versions: dict[str, int], visit: Visit
+) -> list[ConsentRecord]:
+    """Apply the person's ticks: grant what they ticked, withdraw what they unticked.
+
+    `wanted` holds the (purpose slug, channel) pairs ticked; `shown_versions` the wording
+    version displayed per purpose. Only changes are written; nothing is written when one
+    choice is invalid.
+    """
+    purposes = [
+        p for p in purposes_active() if p.legal_basis in MARKETING_BASES and p.current_version
+    ]
+    states = {(s.purpose_id, s.channel): s for s in contact_consent_states(contact)}
+    changes = []
+    errors: dict[str, list[str]] = {}
+    for purpose in purposes:
+        for channel in purpose.channels:
+            state = states.get((purpose.id, channel))
+            was_on = purpose_is_on(purpose, state.status if state else None)
+            if ((purpose.slug, channel) in wanted) == was_on:
+                continue
+            action = ConsentAction.WITHDRAW if was_on else ConsentAction.GRANT
+            if action == ConsentAction.GRANT:
+                problem = _grant_problem(contact, purpose, shown_versions.get(purpose.slug))
+                if problem:
+                    errors[purpose.slug] = [problem]
+            changes.append((purpose, channel, action))
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        return [
+            _record(contact, purpose, channel, action, visit)
+            for purpose, channel, action in changes
+        ]
+
+
+def _grant_problem(contact: Contact, purpose: Purpose, shown_version: int | None) -> str:
+    if purpose.is_profiling and contact.profiling_objected_at is not None:
+        return _("You objected to profiling: withdraw your objection first.")
+    if shown_version != purpose.current_version.number:
+        return _("The wording of this purpose changed while the page was open; read it again.")
+    return ""
+
+
+def _record(
+    contact: Contact, purpose: Purpose, channel: str, action: str, visit: Visit
+) -> ConsentRecord:
+    wording = purpose.current_version.wording if action == ConsentAction.GRANT else ""
+    return consent_record(
+        contact=contact,
+        purpose=purpose,
+        channel=channel,
+        action=action,
+        source_kind=SourceKind.PREFERENCE_CENTER,
+        source_reference=SOURCE_REFERENCE,
+        evidence=visit.evidence(wording),
+    )
+
+
+def preferences_unsubscribe_all(
+    *, contact: Contact, visit: Visit, source_kind: str = SourceKind.PREFERENCE_CENTER
+) -> list[ConsentRecord]:
+    """Unsubscribe from all marketing at once (GDPR Art. 7(3), 21(2); RFC 8058 one click).
+
+    Withdraws every consent, objects to every legitimate-interest purpose and puts the email
+    on the suppression list. Repeating it writes nothing more.
+    """
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        records = consents_withdraw_all(
+            contact=contact, source_kind=source_kind, evidence=visit.evidence()
+        )
+        already_suppressed = suppression_reason(kind="email", value=contact.email) is not None
+        if not already_suppressed:
+            suppression_add(reason=SuppressionReason.GLOBAL_UNSUBSCRIBE, email=contact.email)
+        if records or not already_suppressed:
+            timeline_add(
+                contact=contact,
+                kind=TimelineKind.UNSUBSCRIBED,
+                summary=source_kind,
+                data={"records": [str(record.uuid) for record in records], "source": source_kind},
+            )
+            outbox_emit(
+                topic="contact.unsubscribed", contact=contact, payload={"source": source_kind}
+            )
+    return records
+
+
+def preferences_resubscribe(*, contact: Contact, visit: Visit) -> list[ConsentRecord]:
+    """Grant again what the last "unsubscribe from all" withdrew, with the current wording.
+
+    The grants are the person's own new explicit consent, which lifts the suppression.
+    """
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        records = [
+            _record(contact, state.purpose, state.channel, ConsentAction.GRANT, visit)
+            for state in resubscribe_candidates(contact)
+        ]
+        if records:
+            timeline_add(
+                contact=contact,
+                kind=TimelineKind.RESUBSCRIBED,
+                summary=", ".join(sorted({record.purpose.slug for record in records})),
+                data={"records": [str(record.uuid) for record in records]},
+            )
+    return records
+
+
+def preferences_profiling_objection_set(
+    *, contact: Contact, objected: bool, visit: Visit
+) -> list[ConsentRecord]:
+    """Object to profiling (GDPR Art. 21), withdrawing every profiling purpose, or lift it.
+
+    Lifting the objection restores the legitimate-interest profiling it had stopped; consent-
+    based profiling stays off until the person ticks it again.
+    """
+    with transaction.atomic():
+        if not contact_profiling_objection_set(
+            contact=contact, objected=objected, source=SOURCE_REFERENCE
+        ):
+            return []
+        profiling = Purpose.objects.filter(is_profiling=True, legal_basis__in=MARKETING_BASES)
+        if objected:
+            return consents_withdraw_all(
+                contact=contact,
+                source_kind=SourceKind.PREFERENCE_CENTER,
+                source_reference=PROFILING_OBJECTION_REFERENCE,
+                evidence=visit.evidence(),
+                purposes=profiling,
+            )
+        return _restore_legitimate_interest_profiling(contact, profiling, visit)
+
+
+def _restore_legitimate_interest_profiling(
+    contact: Contact, profiling: object, visit: Visit
+) -> list[ConsentRecord]:
+    restored = []
+    states = contact_consent_states(contact).filter(
+        purpose__in=profiling,
+        purpose__legal_basis=LegalBasis.LEGITIMATE_INTERESTS,
+        purpose__is_active=True,
+        record__source_reference=PROFILING_OBJECTION_REFERENCE,
+    )
+    for state in states.exclude(status__in=ACTIVE_STATUSES):
+        if state.channel in state.purpose.channels:
+            restored.append(
+                _record(contact, state.purpose, state.channel, ConsentAction.GRANT, visit)
+            )
+    return restored
+
+
+def action_link_request(*, contact: Contact, action: str, new_email: str = "") -> None:
+    """Email a signed, time-limited link confirming an email change, a data download or an
+    erasure request: to the new address for an email change, else to the address on file."""
+    if action not in LinkAction.ALL:
+        raise ValidationError({"action": [_("Not a valid choice.")]})
+    if action == LinkAction.EMAIL_CHANGE:
+        new_email = _checked_new_email(contact, new_email)
+    transaction.on_commit(lambda: _queue_action_link(contact.id, action, new_email))
+
+
+def _queue_action_link(contact_id: int, action: str, new_email: str) -> None:
+    from preferences.tasks import send_action_link
+
+    send_action_link.delay(contact_id, action, new_email)
+
+
+def _checked_new_email(contact: Contact, raw_email: str) -> str:
+    try:
+        email = normalize_email(raw_email)
+    except ValidationError as error:
+        raise ValidationError({"email": error.messages}) from error
+    if email == contact.email:
+        raise ValidationError({"email": [_("This is already your email address.")]})
+    if Contact.objects.filter(email=email).exists():
+        raise ValidationError({"email": [_("Another contact already has this email.")]})
+    ensure_not_suppressed(email=email)
+    return email
+
+
+def action_link_send(*, contact_id: int, action: str, new_email: str = "") -> bool:
+    """Send the confirmation link of `action_link_request`, in the contact's language."""
+    contact = Contact.objects.exclude(status=ContactStatus.ERASED).filter(pk=contact_id).first()
+    if contact is None or action not in LinkAction.ALL:
+        return False
+    token = signing.dumps(
+        {"c": str(contact.public_id), "a": action, "e": new_email}, salt=LINK_SALT, compress=True
+    )
+    link = settings.SITE_URL + reverse("preferences:action", args=[token])
+    with translation.override(contact.language):
+        context = {
+            "contact": contact,
+            "action": action,
+            "link": link,
+            "new_email": new_email,
+            "ttl_hours": int(settings.PREFERENCES_LINK_TTL.total_seconds() // 3600),
+        }
+        subject = render_to_string("preferences/email/action_subject.txt", context).strip()
+        message = EmailMultiAlternatives(
+            subject=subject,
+            body=render_to_string("preferences/email/action_body.txt", context),
+            to=[new_email or contact.email],
+        )
+        message.attach_alternative(
+            render_to_string("preferences/email/action_body.html", context), "text/html"
+        )
+    message.send()
+    timeline_add(
+        contact=contact,
+        kind=TimelineKind.CONFIRMATION_SENT,
+        summary=action,
+        data={"action": action},
+    )
+    return True
+
+
+def action_link_read(token: str) -> tuple[Contact, str, str]:
+    """The contact, action and new email of a confirmation link; raises BadSignature."""
+    data = signing.loads(
+        token, salt=LINK_SALT, max_age=settings.PREFERENCES_LINK_TTL.total_seconds()
+    )
+    contact = (
+        Contact.objects.exclude(status=ContactStatus.ERASED).filter(public_id=data.get("c")).first()
+    )
+    if contact is None or data.get("a") not in LinkAction.ALL:
+        raise signing.BadSignature("unknown contact or action")
+    return contact, data["a"], data.get("e", "")
+
+
+def email_change_confirm(*, contact: Contact, new_email: str) -> Contact:
+    """Switch to the new address the person confirmed from that address's mailbox."""
+    if contact.email == new_email:
+        return contact  # the link was followed twice
+    return contact_update(contact=contact, email=new_email)
+
+
+def personal_data_downloaded(*, contact: Contact, format: str) -> None:
+    """Remember that the person downloaded their data (GDPR Art. 15, 20)."""
+    timeline_add(contact=contact, kind=TimelineKind.DATA_EXPORTED, summary=format)
+
+
+def erasure_request_confirm(*, contact: Contact) -> PrivacyRequest:
+    """File the erasure request the person confirmed by email (GDPR Art. 17), once."""
+    with transaction.atomic():
+        Contact.objects.select_for_update().filter(pk=contact.pk).first()
+        open_request = (
+            PrivacyRequest.objects.filter(contact=contact, type=PrivacyRequestType.ERASURE)
+            .exclude(status__in=[PrivacyRequestStatus.COMPLETED, PrivacyRequestStatus.REJECTED])
+            .first()
+        )
+        if open_request is not None:
+            return open_request
+        return privacy_request_file(
+            contact=contact,
+            type=PrivacyRequestType.ERASURE,
+            source_kind=SourceKind.PREFERENCE_CENTER,
+            source_reference=SOURCE_REFERENCE,
+            verified=True,
+        )

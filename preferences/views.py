@@ -1,0 +1,345 @@
+"""The recipient's pages: the preference center, one-click unsubscribe, confirmation links.
+
+No login: the random token in the link is the key. Every page is rate-limited, private
+(no caching, no referrer leaving the site) and works without JavaScript.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils import translation
+from django.utils.http import urlencode
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from consent.exports import personal_data_csv_zip, personal_data_json
+from consent.models import SourceKind
+from contacts.models import Contact, Language
+from contacts.services import contact_pause, contact_resume, contact_update
+from preferences import forms
+from preferences.ratelimit import rate_limited
+from preferences.selectors import contact_for_token, preference_page
+from preferences.services import (
+    LinkAction,
+    Visit,
+    action_link_read,
+    action_link_request,
+    email_change_confirm,
+    erasure_request_confirm,
+    personal_data_downloaded,
+    preferences_consents_save,
+    preferences_profiling_objection_set,
+    preferences_resubscribe,
+    preferences_unsubscribe_all,
+)
+
+# No script at all, styles and images from the site only, forms posting to the site only.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def private_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Headers of a page reached through a secret link: never cached, indexed or leaked."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        response["Referrer-Policy"] = "same-origin"
+        response["X-Robots-Tag"] = "noindex, nofollow"
+        response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        return response
+
+    return wrapper
+
+
+def _visit(request: HttpRequest) -> Visit:
+    return Visit(
+        ip=request.META.get("REMOTE_ADDR"), user_agent=request.META.get("HTTP_USER_AGENT", "")
+    )
+
+
+def _language(request: HttpRequest, contact: Contact) -> str:
+    """The page language: the one the person switched to, else the contact's."""
+    chosen = request.POST.get("lang") or request.GET.get("lang")
+    return chosen if chosen in Language.values else contact.language
+
+
+def not_found(request: HttpRequest) -> HttpResponse:
+    """The same page for an unknown, malformed, renewed or expired link: it reveals nothing."""
+    return render(request, "preferences/invalid.html", status=404)
+
+
+@private_page
+@rate_limited
+@require_http_methods(["GET", "POST"])
+def center(request: HttpRequest, token: str) -> HttpResponse:
+    """The preference center: GET shows everything; each form POSTs, then redirects (303)."""
+    contact = contact_for_token(token)
+    if contact is None:
+        return not_found(request)
+    language = _language(request, contact)
+    with translation.override(language):
+        bound: dict[str, Any] = {}
+        if request.method == "POST":
+            name = request.POST.get("form", "")
+            handler = HANDLERS.get(name)
+            if handler is not None:
+                bound = handler(request, contact)
+                if not bound:
+                    query = urlencode({"done": name, "lang": language})
+                    return HttpResponseRedirect(f"{request.path}?{query}", status=303)
+            else:
+                bound = {"unknown_form": True}
+        contact.refresh_from_db()
+        response = render(
+            request,
+            "preferences/center.html",
+            _page_context(request, contact, language, bound),
+            status=400 if bound else 200,
+        )
+    response["Content-Language"] = language
+    return response
+
+
+def _page_context(
+    request: HttpRequest, contact: Contact, language: str, bound: dict[str, Any]
+) -> dict[str, Any]:
+    page = preference_page(contact)
+    _show_submitted_choices(page, bound)
+    interest_choices = [(interest.slug, interest.name) for interest in page.interests]
+    return {
+        "page": page,
+        "contact": contact,
+        "language": language,
+        "done": request.GET.get("done") if request.method == "GET" else None,
+        "unknown_form": bound.get("unknown_form", False),
+        "identity_form": bound.get("identity")
+        or forms.IdentityForm(
+            initial={name: getattr(contact, name) for name in forms.IdentityForm.base_fields}
+        ),
+        "email_form": bound.get("email") or forms.EmailChangeForm(),
+        "interests_form": bound.get("interests")
+        or forms.InterestsForm(
+            choices=interest_choices, initial={"interests": sorted(page.chosen_interests)}
+        ),
+        "frequency_form": bound.get("frequency")
+        or forms.FrequencyForm(initial={"frequency": contact.frequency}),
+        "pause_form": bound.get("pause") or forms.PauseForm(),
+    }
+
+
+def _show_submitted_choices(page: Any, bound: dict[str, Any]) -> None:
+    """After a refused consent form, show the person's ticks and the errors, not the database."""
+    if "consent_errors" not in bound:
+        return
+    wanted = bound["wanted"]
+    for row in page.purposes:
+        row.errors = bound["consent_errors"].get(row.purpose.slug, [])
+        for channel in row.channels:
+            channel.is_on = (row.purpose.slug, channel.code) in wanted
+
+
+# Each handler validates, calls one service and answers {} on success, or what to re-render.
+
+
+def _save_consents(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    wanted = {
+        tuple(value.split(":", 1)) for value in request.POST.getlist("consent") if ":" in value
+    }
+    shown = {}
+    for key, value in request.POST.items():
+        if key.startswith("version-") and value.isdigit():
+            shown[key.removeprefix("version-")] = int(value)
+    try:
+        preferences_consents_save(
+            contact=contact, wanted=wanted, shown_versions=shown, visit=_visit(request)
+        )
+    except ValidationError as error:
+        return {"consent_errors": error.message_dict, "wanted": wanted}
+    return {}
+
+
+def _with_form(form: Any, key: str, write: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+    """Validate `form`, then write; a service error goes next to its field, nothing saved."""
+    if form.is_valid():
+        try:
+            write(form.cleaned_data)
+            return {}
+        except ValidationError as error:
+            for field, messages in error.message_dict.items():
+                target = field if field in form.fields else None
+                for message in messages:
+                    form.add_error(target, message)
+    return {key: form}
+
+
+def _save_identity(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    return _with_form(
+        forms.IdentityForm(request.POST),
+        "identity",
+        lambda data: contact_update(contact=contact, fields=data),
+    )
+
+
+def _request_email_change(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    return _with_form(
+        forms.EmailChangeForm(request.POST),
+        "email",
+        lambda data: action_link_request(
+            contact=contact, action=LinkAction.EMAIL_CHANGE, new_email=data["email"]
+        ),
+    )
+
+
+def _save_interests(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    page_interests = preference_page(contact).interests
+    choices = [(interest.slug, interest.name) for interest in page_interests]
+    return _with_form(
+        forms.InterestsForm(request.POST, choices=choices),
+        "interests",
+        lambda data: contact_update(contact=contact, interests=data["interests"]),
+    )
+
+
+def _save_frequency(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    return _with_form(
+        forms.FrequencyForm(request.POST),
+        "frequency",
+        lambda data: contact_update(contact=contact, fields={"frequency": data["frequency"]}),
+    )
+
+
+def _pause(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    return _with_form(
+        forms.PauseForm(request.POST),
+        "pause",
+        lambda data: contact_pause(
+            contact=contact, months=data["months"], source=SourceKind.PREFERENCE_CENTER
+        ),
+    )
+
+
+def _resume(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    contact_resume(contact=contact, source=SourceKind.PREFERENCE_CENTER)
+    return {}
+
+
+def _unsubscribe(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    preferences_unsubscribe_all(contact=contact, visit=_visit(request))
+    return {}
+
+
+def _resubscribe(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    preferences_resubscribe(contact=contact, visit=_visit(request))
+    return {}
+
+
+def _object_to_profiling(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    preferences_profiling_objection_set(
+        contact=contact, objected=request.POST.get("objected") == "1", visit=_visit(request)
+    )
+    return {}
+
+
+def _request_download(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    action_link_request(contact=contact, action=LinkAction.DOWNLOAD)
+    return {}
+
+
+def _request_erasure(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    action_link_request(contact=contact, action=LinkAction.ERASURE)
+    return {}
+
+
+HANDLERS: dict[str, Callable[[HttpRequest, Contact], dict[str, Any]]] = {
+    "consents": _save_consents,
+    "identity": _save_identity,
+    "email": _request_email_change,
+    "interests": _save_interests,
+    "frequency": _save_frequency,
+    "pause": _pause,
+    "resume": _resume,
+    "unsubscribe": _unsubscribe,
+    "resubscribe": _resubscribe,
+    "objection": _object_to_profiling,
+    "download": _request_download,
+    "erasure": _request_erasure,
+}
+
+
+@csrf_exempt  # RFC 8058: mailbox providers POST without cookies or CSRF token
+@private_page
+@rate_limited
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """GET: one button. POST: unsubscribe from all marketing now, answered 200 (no redirect)."""
+    contact = contact_for_token(token)
+    if contact is None:
+        return not_found(request)
+    language = _language(request, contact)
+    with translation.override(language):
+        done = request.method == "POST"
+        if done:
+            preferences_unsubscribe_all(
+                contact=contact,
+                visit=_visit(request),
+                source_kind=SourceKind.ONE_CLICK_UNSUBSCRIBE,
+            )
+        response = render(
+            request,
+            "preferences/unsubscribe.html",
+            {"contact": contact, "token": token, "done": done, "language": language},
+        )
+    response["Content-Language"] = language
+    return response
+
+
+@private_page
+@rate_limited
+@require_http_methods(["GET", "POST"])
+def action(request: HttpRequest, token: str) -> HttpResponse:
+    """A link sent to the address on file: GET shows one button, POST carries the action out."""
+    try:
+        contact, name, new_email = action_link_read(token)
+    except signing.BadSignature:
+        return not_found(request)
+    language = _language(request, contact)
+    with translation.override(language):
+        context: dict[str, Any] = {"action": name, "new_email": new_email, "language": language}
+        if request.method == "POST":
+            if name == LinkAction.DOWNLOAD:
+                return _download(request, contact)
+            context.update(_carry_out(contact, name, new_email))
+        response = render(request, "preferences/action.html", context)
+    response["Content-Language"] = language
+    return response
+
+
+def _carry_out(contact: Contact, name: str, new_email: str) -> dict[str, Any]:
+    if name == LinkAction.EMAIL_CHANGE:
+        try:
+            email_change_confirm(contact=contact, new_email=new_email)
+        except ValidationError as error:
+            return {"errors": [m for ms in error.message_dict.values() for m in ms]}
+        return {"done": True}
+    return {"done": True, "request": erasure_request_confirm(contact=contact)}
+
+
+def _download(request: HttpRequest, contact: Contact) -> HttpResponse:
+    file_format = "csv" if request.POST.get("format") == "csv" else "json"
+    if file_format == "csv":
+        content, content_type, name = personal_data_csv_zip(contact), "application/zip", "zip"
+    else:
+        content, content_type, name = personal_data_json(contact), "application/json", "json"
+    personal_data_downloaded(contact=contact, format=file_format)
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="my-data-{contact.public_id}.{name}"'
+    return response
