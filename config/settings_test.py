@@ -23,3 +23,6 @@ from config.settings import *  # noqa: E402,F403
 EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 EMAIL_FILE_PATH = os.environ["TEST_MAIL_DIR"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The rate limits count in the cache: a per-process cache that tests can clear without touching
+# Redis, where the Celery broker keeps its queues.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -3,14 +3,14 @@
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from consent.admin import ConsentRecordInline, ConsentStateInline
-from contacts.models import Contact, Interest, Suppression, TimelineEvent
+from contacts.models import Contact, ContactStatus, Interest, Suppression, TimelineEvent
 from contacts.normalization import normalize_email, normalize_phone, suppression_digest
 from contacts.services import (
     EDITABLE_FIELDS,
@@ -20,12 +20,14 @@ from contacts.services import (
     ensure_not_suppressed,
 )
 from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin, adopt_saved_instance
+from preferences.services import preference_link_renew, preference_url
 
 # Shown but never edited here: each has (or will have) its own service and audit trail.
 READ_ONLY_FIELDS = (
     "public_id",
     "status",
     "paused_until",
+    "profiling_objected_at",
     "email_deliverability",
     "email_undeliverable_reason",
     "postal_deliverability",
@@ -81,6 +83,7 @@ class TimelineInline(ReadOnlyInlineMixin, admin.TabularInline):
 class ContactAdmin(admin.ModelAdmin):
     form = ContactAdminForm
     inlines = [ConsentStateInline, ConsentRecordInline, TimelineInline]
+    actions = ["renew_preference_link"]
     list_display = (
         "email",
         "first_name",
@@ -115,7 +118,7 @@ class ContactAdmin(admin.ModelAdmin):
             _("Postal address"),
             {"fields": ["address_line1", "address_line2", "postal_code", "city", "country"]},
         ),
-        (_("Marketing"), {"fields": ["lifecycle_stage", "source", "interests"]}),
+        (_("Marketing"), {"fields": ["lifecycle_stage", "source", "interests", "frequency"]}),
         (
             _("Status and deliverability"),
             {
@@ -123,6 +126,7 @@ class ContactAdmin(admin.ModelAdmin):
                     "public_id",
                     "status",
                     "paused_until",
+                    "profiling_objected_at",
                     "email_deliverability",
                     "email_undeliverable_reason",
                     "postal_deliverability",
@@ -141,6 +145,21 @@ class ContactAdmin(admin.ModelAdmin):
             {"fields": ["crm_record_type", "hubspot_id", "salesforce_id"], "classes": ["collapse"]},
         ),
     ]
+
+    @admin.action(
+        description=_("Renew the preference link (links already sent stop working)"),
+        permissions=["change"],
+    )
+    def renew_preference_link(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
+        """For a forwarded or leaked link: revoke every link of the contact, show the new one."""
+        by = request.user.get_username()
+        for contact in queryset.exclude(status=ContactStatus.ERASED):
+            url = preference_url(preference_link_renew(contact=contact, by=by))
+            self.message_user(
+                request,
+                _("New preference link of %(contact)s: %(url)s") % {"contact": contact, "url": url},
+                messages.SUCCESS,
+            )
 
     def has_delete_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
         return False  # a person leaves through erasure (Art. 17), which keeps the proofs

@@ -1,6 +1,7 @@
 """Forms of the preference center; each is validated before any service writes."""
 
 from django import forms
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
@@ -11,11 +12,19 @@ from contacts.services import PAUSE_MONTHS
 def _char(name: str, **kwargs: object) -> forms.CharField:
     field = Contact._meta.get_field(name)
     return forms.CharField(
-        label=field.verbose_name, max_length=field.max_length, required=False, **kwargs
+        label=capfirst(field.verbose_name), max_length=field.max_length, required=False, **kwargs
     )
 
 
-class IdentityForm(forms.Form):
+class PageForm(forms.Form):
+    """A form of the recipient pages: labels without the trailing colon."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class IdentityForm(PageForm):
     """Rectification (GDPR Art. 16) of what we hold on the person."""
 
     first_name = _char("first_name", widget=forms.TextInput(attrs={"autocomplete": "given-name"}))
@@ -48,7 +57,7 @@ class IdentityForm(forms.Form):
         self.fields["phone"].help_text = _("International format, for example +33 6 12 34 56 78.")
 
 
-class EmailChangeForm(forms.Form):
+class EmailChangeForm(PageForm):
     email = forms.CharField(
         label=_("New email address"),
         max_length=254,
@@ -56,7 +65,7 @@ class EmailChangeForm(forms.Form):
     )
 
 
-class InterestsForm(forms.Form):
+class InterestsForm(PageForm):
     interests = forms.MultipleChoiceField(
         label=_("Topics"), required=False, widget=forms.CheckboxSelectMultiple
     )
@@ -66,13 +75,13 @@ class InterestsForm(forms.Form):
         self.fields["interests"].choices = choices
 
 
-class FrequencyForm(forms.Form):
+class FrequencyForm(PageForm):
     frequency = forms.ChoiceField(
         label=_("How often"), choices=Frequency.choices, widget=forms.RadioSelect
     )
 
 
-class PauseForm(forms.Form):
+class PauseForm(PageForm):
     months = forms.TypedChoiceField(
         label=_("Pause for"),
         coerce=int,

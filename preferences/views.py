@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from consent.exports import personal_data_csv_zip, personal_data_json
 from consent.models import SourceKind
-from contacts.models import Contact, Language
+from contacts.models import Contact, Interest, Language
 from contacts.services import contact_pause, contact_resume, contact_update
 from preferences import forms
 from preferences.ratelimit import rate_limited
@@ -98,7 +98,7 @@ def center(request: HttpRequest, token: str) -> HttpResponse:
                     return HttpResponseRedirect(f"{request.path}?{query}", status=303)
             else:
                 bound = {"unknown_form": True}
-        contact.refresh_from_db()
+            contact.refresh_from_db()  # a service may have changed it
         response = render(
             request,
             "preferences/center.html",
@@ -200,8 +200,7 @@ def _request_email_change(request: HttpRequest, contact: Contact) -> dict[str, A
 
 
 def _save_interests(request: HttpRequest, contact: Contact) -> dict[str, Any]:
-    page_interests = preference_page(contact).interests
-    choices = [(interest.slug, interest.name) for interest in page_interests]
+    choices = [(interest.slug, interest.name) for interest in Interest.objects.order_by("slug")]
     return _with_form(
         forms.InterestsForm(request.POST, choices=choices),
         "interests",

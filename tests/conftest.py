@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.utils import translation
 from rest_framework.test import APIClient
@@ -39,6 +40,13 @@ def english_by_default() -> Iterator[None]:
     """Domain messages are asserted in English unless a test chooses a language."""
     with translation.override("en"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> Iterator[None]:
+    """Rate-limit counters live in the (per-process) cache: each test starts from zero."""
+    cache.clear()
+    yield
 
 
 @pytest.fixture
