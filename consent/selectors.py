@@ -24,12 +24,17 @@ EVENT_TYPES = {
 }
 
 
-def purposes_active() -> QuerySet[Purpose]:
-    """Active purposes with their wording versions loaded (for `current_version`)."""
+def purposes_with_versions() -> QuerySet[Purpose]:
+    """Purposes with their wording versions loaded (for `current_version`)."""
     versions = PurposeVersion.objects.order_by("-number")
-    return Purpose.objects.filter(is_active=True).prefetch_related(
+    return Purpose.objects.prefetch_related(
         Prefetch("versions", queryset=versions, to_attr="versions_newest_first")
     )
+
+
+def purposes_active() -> QuerySet[Purpose]:
+    """Active purposes with their wording versions loaded (for `current_version`)."""
+    return purposes_with_versions().filter(is_active=True)
 
 
 def contact_consent_states(contact: Contact) -> QuerySet[ConsentState]:

@@ -38,7 +38,7 @@ from consent.models import (
     PurposeVersion,
     SourceKind,
 )
-from consent.selectors import pending_states_for_confirmation
+from consent.selectors import pending_states_for_confirmation, purposes_with_versions
 from contacts.models import Contact, ContactStatus, TimelineEvent, TimelineKind
 from contacts.selectors import suppression_reason
 from contacts.services import contact_touch, suppression_lift, timeline_add
@@ -413,7 +413,7 @@ def consents_withdraw_all(
     Idempotent: what is already withdrawn is left alone, so a second call writes nothing.
     """
     if purposes is None:
-        purposes = Purpose.objects.filter(legal_basis__in=MARKETING_BASES)
+        purposes = purposes_with_versions().filter(legal_basis__in=MARKETING_BASES)
     purposes = {purpose.id: purpose for purpose in purposes}
     withdrawn = []
     with transaction.atomic():

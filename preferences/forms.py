@@ -1,9 +1,10 @@
 """Forms of the preference center; each is validated before any service writes."""
 
 from django import forms
+from django.utils.functional import lazy
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import ngettext
 
 from contacts.models import Contact, Frequency, Language
 from contacts.services import PAUSE_MONTHS
@@ -81,16 +82,19 @@ class FrequencyForm(PageForm):
     )
 
 
+def _months(count: int) -> str:
+    return ngettext("%(count)d month", "%(count)d months", count) % {"count": count}
+
+
+# Translated when the page renders: `ngettext_lazy(...) % {...}` would translate at import,
+# freezing the labels in whatever language was active then.
+_months_lazy = lazy(_months, str)
+
+
 class PauseForm(PageForm):
     months = forms.TypedChoiceField(
         label=_("Pause for"),
         coerce=int,
-        choices=[
-            (
-                months,
-                ngettext_lazy("%(count)d month", "%(count)d months", "count") % {"count": months},
-            )
-            for months in PAUSE_MONTHS
-        ],
+        choices=[(months, _months_lazy(months)) for months in PAUSE_MONTHS],
         widget=forms.RadioSelect,
     )

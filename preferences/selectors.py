@@ -29,9 +29,12 @@ def contact_for_token(token: str) -> Contact | None:
     return found.contact if found else None
 
 
-def purpose_is_on(purpose: Purpose, status: str | None) -> bool:
+def purpose_is_on(purpose: Purpose, status: str | None, *, objected: bool = False) -> bool:
     """Consent is on once granted (or pending confirmation); legitimate interest is on until
-    the person objects."""
+    the person objects. `objected`: to profiling, which keeps every profiling purpose off,
+    including one added after the objection."""
+    if objected and purpose.is_profiling:
+        return False
     if status is None:
         return purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS
     return status in ACTIVE_STATUSES
@@ -132,7 +135,7 @@ def _purpose_row(
             ChannelChoice(
                 code=channel,
                 label=labels.get(channel, channel),
-                is_on=purpose_is_on(purpose, status),
+                is_on=purpose_is_on(purpose, status, objected=row.blocked),
                 is_pending=status == ConsentStatus.PENDING,
             )
         )

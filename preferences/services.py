@@ -28,7 +28,7 @@ from consent.models import (
     Purpose,
     SourceKind,
 )
-from consent.selectors import contact_consent_states, purposes_active
+from consent.selectors import contact_consent_states, purposes_active, purposes_with_versions
 from consent.services import (
     ACTIVE_STATUSES,
     MARKETING_BASES,
@@ -131,7 +131,11 @@ def preferences_consents_save(
     for purpose in purposes:
         for channel in purpose.channels:
             state = states.get((purpose.id, channel))
-            was_on = purpose_is_on(purpose, state.status if state else None)
+            was_on = purpose_is_on(
+                purpose,
+                state.status if state else None,
+                objected=contact.profiling_objected_at is not None,
+            )
             if ((purpose.slug, channel) in wanted) == was_on:
                 continue
             action = ConsentAction.WITHDRAW if was_on else ConsentAction.GRANT
@@ -235,7 +239,9 @@ def preferences_profiling_objection_set(
             contact=contact, objected=objected, source=SOURCE_REFERENCE
         ):
             return []
-        profiling = Purpose.objects.filter(is_profiling=True, legal_basis__in=MARKETING_BASES)
+        profiling = purposes_with_versions().filter(
+            is_profiling=True, legal_basis__in=MARKETING_BASES
+        )
         if objected:
             return consents_withdraw_all(
                 contact=contact,

@@ -1,0 +1,125 @@
+"""Rate limits of the recipient pages: per token and per IP, answered 429 with a clear page."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+from freezegun import freeze_time
+
+from contacts.models import Contact
+from preferences.services import preference_token_issue
+from tests.factories import ContactFactory
+from tests.preferences.conftest import center_path, page_text, unsubscribe_path
+
+pytestmark = pytest.mark.django_db
+
+HOME = {"REMOTE_ADDR": "198.51.100.23", "HTTP_ACCEPT_LANGUAGE": "en"}
+OFFICE = {"REMOTE_ADDR": "203.0.113.99", "HTTP_ACCEPT_LANGUAGE": "en"}
+
+
+@pytest.fixture(autouse=True)
+def one_window(db: None) -> Iterator[None]:
+    """The counters use fixed windows: a frozen clock keeps every request in the same one."""
+    with freeze_time("2026-03-02 10:00:05"):
+        yield
+
+
+@pytest.fixture
+def limits(settings: Any) -> Any:
+    settings.PREFERENCES_RATE_PER_TOKEN = "3/m"
+    settings.PREFERENCES_RATE_PER_IP = "5/m"
+    return settings
+
+
+def assert_limited(response: Any) -> None:
+    assert response.status_code == 429
+    assert response["Retry-After"] == "60"
+    text = page_text(response)
+    assert "Too many requests" in text
+    assert "Please wait a minute and try again." in text
+    # still a private page
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_token_is_limited_after_its_allowance(client: Client, token: str, limits: Any) -> None:
+    allowed = [client.get(center_path(token), **HOME).status_code for _ in range(3)]
+
+    assert allowed == [200, 200, 200]
+    assert_limited(client.get(center_path(token), **HOME))
+
+
+def test_token_limit_counts_requests_from_every_ip(client: Client, token: str, limits: Any) -> None:
+    for address in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        assert client.get(center_path(token), REMOTE_ADDR=address).status_code == 200
+
+    assert_limited(client.get(center_path(token), **OFFICE))
+
+
+def test_token_limit_covers_the_unsubscribe_page_and_posts(
+    client: Client, token: str, limits: Any
+) -> None:
+    client.get(center_path(token), **HOME)
+    client.get(unsubscribe_path(token), **HOME)
+    client.post(center_path(token), {"form": "frequency", "frequency": "weekly"}, **HOME)
+
+    limited = client.post(unsubscribe_path(token), {"List-Unsubscribe": "One-Click"}, **HOME)
+
+    assert_limited(limited)
+
+
+def test_limited_post_changes_nothing(
+    client: Client, camille: Contact, token: str, limits: Any
+) -> None:
+    for _ in range(3):
+        client.get(center_path(token), **HOME)
+
+    response = client.post(
+        center_path(token), {"form": "frequency", "frequency": "monthly"}, **HOME
+    )
+
+    assert response.status_code == 429
+    camille.refresh_from_db()
+    assert camille.frequency == "as_published"
+
+
+def test_another_token_is_not_affected_by_a_limited_one(
+    client: Client, token: str, limits: Any
+) -> None:
+    for _ in range(4):
+        client.get(center_path(token), **HOME)
+
+    other = preference_token_issue(contact=ContactFactory())
+
+    assert client.get(center_path(other), **OFFICE).status_code == 200
+
+
+def test_ip_is_limited_across_different_tokens(client: Client, limits: Any) -> None:
+    # given five people's links opened from one address (a scan of guessed links)
+    tokens = [preference_token_issue(contact=ContactFactory()) for _ in range(5)]
+    for token in tokens:
+        assert client.get(center_path(token), **HOME).status_code == 200
+
+    # when a sixth link is tried from that address
+    fresh = preference_token_issue(contact=ContactFactory())
+
+    # then it is refused, while the same link from another address works
+    assert_limited(client.get(center_path(fresh), **HOME))
+    assert client.get(center_path(fresh), **OFFICE).status_code == 200
+
+
+def test_guessed_tokens_count_towards_the_ip_limit(client: Client, limits: Any) -> None:
+    for guess in range(5):
+        response = client.get(center_path(f"{guess:0>43}"), **HOME)
+        assert response.status_code == 404
+
+    assert_limited(client.get(center_path("9" * 43), **HOME))
+
+
+def test_counters_start_again_after_the_window(client: Client, token: str, limits: Any) -> None:
+    for _ in range(4):
+        client.get(center_path(token), **HOME)
+
+    with freeze_time("2026-03-02 10:02:05"):
+        assert client.get(center_path(token), **HOME).status_code == 200
