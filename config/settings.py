@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -127,6 +128,11 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 MEDIA_URL = "media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Access and portability exports: readable by the DPO through the admin only.
+    "private": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.path("PRIVATE_ROOT", default=VAR_DIR / "private")},
+    },
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if not DEBUG
@@ -155,7 +161,8 @@ if env.bool("USE_X_FORWARDED_PROTO", default=False):
 # Celery: Redis when REDIS_URL is set, else kombu's filesystem transport (no service needed).
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {}
+    # Redis hands a task whose worker died unacknowledged to another worker after this delay.
+    {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
     if REDIS_URL
     else {
         "data_folder_in": str(VAR_DIR / "celery" / "queue"),
@@ -182,11 +189,26 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=15),
     },
     "verify-ledger": {"task": "consent.tasks.verify_ledger", "schedule": timedelta(hours=24)},
+    "carry-out-pending-privacy-requests": {
+        "task": "consent.tasks.carry_out_pending_privacy_requests",
+        "schedule": timedelta(minutes=5),
+    },
+    "end-pauses": {"task": "consent.tasks.end_pauses", "schedule": timedelta(hours=1)},
+    "privacy-deadline-reminders": {
+        "task": "consent.tasks.send_deadline_reminders",
+        "schedule": crontab(hour=8, minute=0),
+    },
+    "purge-privacy-exports": {
+        "task": "consent.tasks.purge_privacy_exports",
+        "schedule": timedelta(hours=6),
+    },
 }
 
 # Domain settings.
 DOUBLE_OPT_IN_TTL = timedelta(hours=env.int("DOUBLE_OPT_IN_TTL_HOURS", default=72))
 HEALTH_WORKER_TIMEOUT = env.float("HEALTH_WORKER_TIMEOUT", default=2.0)
+# Access and portability exports stay downloadable by the DPO this long (then deleted).
+PRIVACY_EXPORT_TTL = timedelta(days=env.int("PRIVACY_EXPORT_TTL_DAYS", default=7))
 PRIVACY_POLICY_VERSION = env.str("PRIVACY_POLICY_VERSION", default="2026-01")
 # Confirmation links of the preference center (email change, data download, erasure).
 PREFERENCES_LINK_TTL = timedelta(hours=env.int("PREFERENCES_LINK_TTL_HOURS", default=24))

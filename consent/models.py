@@ -3,6 +3,7 @@
 import uuid
 
 from django.core.exceptions import ValidationError
+from django.core.files.storage import Storage, storages
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import get_language
@@ -310,6 +311,11 @@ class PrivacyRequestStatus(models.TextChoices):
     REJECTED = "rejected", _("Rejected")
 
 
+def private_storage() -> Storage:
+    """Files only the DPO may read (access exports): outside MEDIA_URL, never served as is."""
+    return storages["private"]
+
+
 class PrivacyRequest(models.Model):
     """A data-subject request, due one month after receipt (GDPR Art. 12(3))."""
 
@@ -334,6 +340,14 @@ class PrivacyRequest(models.Model):
     due_at = models.DateTimeField(_("due at"))
     extension_reason = models.TextField(_("extension reason"), blank=True)
     handled_by = models.CharField(_("handled by"), max_length=150, blank=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    export_json = models.FileField(
+        _("export (JSON)"), storage=private_storage, upload_to="exports/", blank=True
+    )
+    export_archive = models.FileField(
+        _("export (CSV archive)"), storage=private_storage, upload_to="exports/", blank=True
+    )
+    export_expires_at = models.DateTimeField(_("export available until"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("privacy request")

@@ -109,6 +109,12 @@ class Contact(models.Model):
     frequency = models.CharField(
         _("frequency"), max_length=20, choices=Frequency.choices, default=Frequency.AS_PUBLISHED
     )
+    processing_restricted_at = models.DateTimeField(
+        _("processing restricted since"),
+        null=True,
+        blank=True,
+        help_text=_("While set, no marketing processing at all (GDPR Art. 18)."),
+    )
     profiling_objected_at = models.DateTimeField(
         _("objected to profiling at"),
         null=True,
@@ -174,6 +180,10 @@ class TimelineKind(models.TextChoices):
     PROFILING_OBJECTION = "profiling_objection", _("Objection to profiling")
     DATA_EXPORTED = "data_exported", _("Personal data downloaded")
     LINK_RENEWED = "link_renewed", _("Preference link renewed")
+    RESTRICTION = "restriction", _("Processing restriction changed")
+    OBJECTION = "objection", _("Objection to legitimate-interest processing")
+    ERASED = "erased", _("Personal data erased")
+    REQUEST_COMPLETED = "request_completed", _("Privacy request completed")
 
 
 class TimelineEvent(models.Model):

@@ -18,6 +18,7 @@ from contacts.models import (
     LifecycleStage,
     Suppression,
     SuppressionKind,
+    SuppressionReason,
     TimelineEvent,
     TimelineKind,
 )
@@ -268,6 +269,110 @@ def contact_profiling_objection_set(*, contact: Contact, objected: bool, source:
             payload={**contact_payload(contact), "changed": ["profiling_objection"]},
         )
     return True
+
+
+def pauses_end(*, now: Any = None, batch_size: int = 500) -> int:
+    """Resume every contact whose pause is over (beat job); safe to run twice at once."""
+    now = now or timezone.now()
+    resumed = 0
+    while True:
+        ids = list(
+            Contact.objects.filter(status=ContactStatus.PAUSED, paused_until__lte=now)
+            .order_by("id")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        for contact_id in ids:
+            resumed += _resume_if_over(contact_id, now)
+        if len(ids) < batch_size:
+            return resumed
+
+
+def _resume_if_over(contact_id: int, now: Any) -> int:
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact_id)
+        if contact.status != ContactStatus.PAUSED or contact.paused_until > now:
+            return 0  # resumed (or paused again) by a concurrent run or the person
+        contact_resume(contact=contact, source="end_pauses")
+    return 1
+
+
+def contact_restriction_set(*, contact: Contact, restricted: bool, source: str = "") -> bool:
+    """Restrict all marketing processing of the person (GDPR Art. 18) or lift it."""
+    with transaction.atomic():
+        contact = _lock_active(contact)
+        if restricted == (contact.processing_restricted_at is not None):
+            return False
+        contact.processing_restricted_at = timezone.now() if restricted else None
+        contact.save(update_fields=["processing_restricted_at", "updated_at"])
+        timeline_add(
+            contact=contact,
+            kind=TimelineKind.RESTRICTION,
+            summary=_("restricted") if restricted else _("restriction lifted"),
+            data={"restricted": restricted, "source": source},
+        )
+        outbox_emit(
+            topic="contact.updated",
+            contact=contact,
+            payload={**contact_payload(contact), "changed": ["processing_restriction"]},
+        )
+    return True
+
+
+# Emptied by erasure: everything that identifies the person (the public id is a pseudonym
+# kept so that the ledger and the CRMs can still refer to the erased record).
+PERSONAL_FIELDS = (
+    "first_name",
+    "last_name",
+    "phone",
+    "company",
+    "job_title",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
+    "country",
+    "source",
+    "guardian_consent_evidence",
+    "email_undeliverable_reason",
+    "postal_undeliverable_reason",
+    "hubspot_id",
+    "salesforce_id",
+)
+
+
+def contact_anonymise(*, contact: Contact, reason: str) -> dict[str, str]:
+    """Erase what identifies the person (GDPR Art. 17); answer what the CRMs need to follow.
+
+    The email and phone go on the suppression list as HMAC digests; the email is replaced by
+    a placeholder so that no query by the old address finds the contact; the timeline is
+    replaced by one entry saying when and why. The caller holds the transaction.
+    """
+    removed = {
+        "hubspot_id": contact.hubspot_id,
+        "salesforce_id": contact.salesforce_id,
+        "crm_record_type": contact.crm_record_type,
+    }
+    suppression_add(
+        reason=SuppressionReason.ERASED, email=contact.email, phone=_valid_phone(contact.phone)
+    )
+    for name in PERSONAL_FIELDS:
+        setattr(contact, name, "")
+    contact.email = f"erased-{contact.public_id}@erased.invalid"
+    contact.status = ContactStatus.ERASED
+    contact.paused_until = contact.last_activity_at = None
+    contact.is_minor = False
+    contact.save()
+    contact.interests.clear()
+    contact.timeline.all().delete()
+    timeline_add(contact=contact, kind=TimelineKind.ERASED, summary=reason, data={})
+    return removed
+
+
+def _valid_phone(phone: str) -> str:
+    try:
+        return normalize_phone(phone) if phone else ""
+    except ValidationError:
+        return ""
 
 
 def _lock_active(contact: Contact) -> Contact:

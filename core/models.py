@@ -1,10 +1,12 @@
-"""API clients and the idempotency store shared by every write endpoint."""
+"""API clients, the idempotency store, job-run markers and the staff audit log."""
 
 import hashlib
 import secrets
 import uuid
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -69,3 +71,63 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.method} {self.path})"
+
+
+class JobRun(models.Model):
+    """Marks a periodic job as done for a key (a day, say), so that it acts once per key even
+    when beat fires it twice or two workers run it at the same time."""
+
+    job = models.CharField(_("job"), max_length=100)
+    key = models.CharField(_("key"), max_length=100)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("job run")
+        verbose_name_plural = _("job runs")
+        constraints = [models.UniqueConstraint(fields=["job", "key"], name="one_run_per_job_key")]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.key}"
+
+
+class AuditAction(models.TextChoices):
+    VIEW_CONTACT = "view_contact", _("Viewed a contact")
+    EXPORT = "export", _("Downloaded an export")
+    ERASURE = "erasure", _("Erased a contact")
+    REQUEST_CHANGE = "request_change", _("Handled a privacy request")
+
+
+class AuditEvent(models.Model):
+    """An action of a staff user on personal data, for the DPO (GDPR Art. 5(2), 30, 32)."""
+
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    username = models.CharField(_("username"), max_length=150)
+    action = models.CharField(_("action"), max_length=30, choices=AuditAction.choices)
+    contact = models.ForeignKey(
+        "contacts.Contact",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("contact"),
+    )
+    # the contact's pseudonym, never its email: the log must survive the person's erasure
+    contact_public_id = models.UUIDField(_("contact id"), null=True, blank=True, db_index=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit log")
+        ordering = ["-at", "-id"]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.get_action_display()} {self.at:%Y-%m-%d %H:%M}"

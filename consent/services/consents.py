@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
@@ -30,10 +29,6 @@ from consent.models import (
     ConsentStatus,
     LedgerHead,
     LegalBasis,
-    PrivacyRequest,
-    PrivacyRequestEvent,
-    PrivacyRequestStatus,
-    PrivacyRequestType,
     Purpose,
     PurposeVersion,
     SourceKind,
@@ -407,6 +402,7 @@ def consents_withdraw_all(
     evidence: Evidence,
     source_reference: str = UNSUBSCRIBE_ALL_REFERENCE,
     purposes: Iterable[Purpose] | None = None,
+    object_to_legitimate_interest: bool = True,
 ) -> list[ConsentRecord]:
     """Withdraw every consent and object to every legitimate-interest purpose (Art. 7(3), 21).
 
@@ -423,7 +419,8 @@ def consents_withdraw_all(
                 contact=contact, purpose_id__in=purposes
             )
         }
-        for purpose_id, channel in _channels_to_withdraw(purposes, states):
+        pairs = _channels_to_withdraw(purposes, states, object_to_legitimate_interest)
+        for purpose_id, channel in pairs:
             withdrawn.append(
                 consent_record(
                     contact=contact,
@@ -439,12 +436,14 @@ def consents_withdraw_all(
 
 
 def _channels_to_withdraw(
-    purposes: dict[int, Purpose], states: dict[tuple[int, str], ConsentState]
+    purposes: dict[int, Purpose],
+    states: dict[tuple[int, str], ConsentState],
+    object_to_legitimate_interest: bool,
 ) -> list[tuple[int, str]]:
     """(purpose, channel) pairs that are on: granted or pending, or legitimate interest with no
     objection recorded yet on a channel the purpose uses."""
     on = {key for key, state in states.items() if state.status in ACTIVE_STATUSES}
-    for purpose in purposes.values():
+    for purpose in purposes.values() if object_to_legitimate_interest else ():
         if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS and purpose.is_active:
             on |= {(purpose.id, ch) for ch in purpose.channels if (purpose.id, ch) not in states}
     return sorted(on, key=lambda key: (purposes[key[0]].slug, key[1]))
@@ -513,43 +512,6 @@ def _expire_one(state: ConsentState) -> int:
     except ValidationError:
         return 0  # confirmed or expired by a concurrent run in the meantime
     return 1
-
-
-def privacy_request_file(
-    *,
-    contact: Contact,
-    type: str,
-    details: str = "",
-    source_kind: str,
-    source_reference: str = "",
-    verified: bool = False,
-    by: str = "",
-) -> PrivacyRequest:
-    """File a data-subject request, due one month after receipt (GDPR Art. 12(3))."""
-    if type not in PrivacyRequestType.values:
-        raise ValidationError({"type": [_("Not a valid choice.")]})
-    received_at = timezone.now()
-    status = PrivacyRequestStatus.VERIFIED if verified else PrivacyRequestStatus.RECEIVED
-    with transaction.atomic():
-        request = PrivacyRequest.objects.create(
-            contact=contact,
-            type=type,
-            status=status,
-            details=details,
-            source_kind=source_kind,
-            source_reference=source_reference[:500],
-            received_at=received_at,
-            # one calendar month on the local calendar (31 Jan -> 28/29 Feb), not UTC's
-            due_at=timezone.localtime(received_at) + relativedelta(months=1),
-        )
-        PrivacyRequestEvent.objects.create(request=request, status=status, at=received_at, by=by)
-        timeline_add(
-            contact=contact,
-            kind=TimelineKind.REQUEST_FILED,
-            summary=type,
-            data={"request": str(request.id), "source": source_kind},
-        )
-    return request
 
 
 CONFIRMATION_SALT = "consent.double-opt-in"

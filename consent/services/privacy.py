@@ -1,0 +1,424 @@
+"""Data-subject requests (GDPR Art. 12-21) and the one erasure path, used by every entry point.
+
+A request is carried out in one transaction with its status change: a worker that dies in
+the middle leaves nothing half-done, and the retry finds the request still to do (or done,
+when another run finished it first) and acts exactly once.
+"""
+
+from datetime import datetime, timedelta
+
+from dateutil.relativedelta import relativedelta
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from consent.exports import personal_data_csv_zip, personal_data_json
+from consent.models import (
+    ConsentEvidence,
+    LegalBasis,
+    PrivacyRequest,
+    PrivacyRequestEvent,
+    PrivacyRequestStatus,
+    PrivacyRequestType,
+    SourceKind,
+)
+from consent.selectors import purposes_with_versions
+from consent.services.consents import Evidence, consents_withdraw_all
+from contacts.models import Contact, ContactStatus, TimelineKind
+from contacts.services import contact_anonymise, contact_restriction_set, timeline_add
+from core.management.commands.setup_roles import DPO
+from core.models import IdempotencyRecord
+from core.services import job_run_claim
+from crmsync.models import OutboxEvent
+from crmsync.services import outbox_emit
+
+# Carried out by the workers once verified; rectification needs a person to read the details.
+AUTOMATIC_TYPES = frozenset(
+    {
+        PrivacyRequestType.ACCESS,
+        PrivacyRequestType.PORTABILITY,
+        PrivacyRequestType.ERASURE,
+        PrivacyRequestType.RESTRICTION,
+        PrivacyRequestType.OBJECTION,
+    }
+)
+OPEN_STATUSES = frozenset(
+    {PrivacyRequestStatus.RECEIVED, PrivacyRequestStatus.VERIFIED, PrivacyRequestStatus.IN_PROGRESS}
+)
+# Who may move a request where; completion by the workers goes through privacy_request_carry_out.
+TRANSITIONS = {
+    PrivacyRequestStatus.RECEIVED: {PrivacyRequestStatus.VERIFIED, PrivacyRequestStatus.REJECTED},
+    PrivacyRequestStatus.VERIFIED: {
+        PrivacyRequestStatus.IN_PROGRESS,
+        PrivacyRequestStatus.COMPLETED,
+        PrivacyRequestStatus.REJECTED,
+    },
+    PrivacyRequestStatus.IN_PROGRESS: {
+        PrivacyRequestStatus.COMPLETED,
+        PrivacyRequestStatus.REJECTED,
+    },
+}
+MAX_EXTENSION_MONTHS = 2
+REMINDER_WINDOW = timedelta(days=7)
+
+
+def privacy_request_file(
+    *,
+    contact: Contact,
+    type: str,
+    details: str = "",
+    source_kind: str,
+    source_reference: str = "",
+    verified: bool = False,
+    by: str = "",
+) -> PrivacyRequest:
+    """File a data-subject request, due one month after receipt (GDPR Art. 12(3)).
+
+    A verified request of a kind the workers carry out is queued for them after commit.
+    """
+    if type not in PrivacyRequestType.values:
+        raise ValidationError({"type": [_("Not a valid choice.")]})
+    if contact.status == ContactStatus.ERASED:
+        raise ValidationError({"contact": [_("This contact was erased.")]})
+    received_at = timezone.now()
+    status = PrivacyRequestStatus.VERIFIED if verified else PrivacyRequestStatus.RECEIVED
+    with transaction.atomic():
+        request = PrivacyRequest.objects.create(
+            contact=contact,
+            type=type,
+            status=status,
+            details=details,
+            source_kind=source_kind,
+            source_reference=source_reference[:500],
+            received_at=received_at,
+            # one calendar month on the local calendar (31 Jan -> 28/29 Feb), not UTC's
+            due_at=timezone.localtime(received_at) + relativedelta(months=1),
+        )
+        PrivacyRequestEvent.objects.create(request=request, status=status, at=received_at, by=by)
+        timeline_add(
+            contact=contact,
+            kind=TimelineKind.REQUEST_FILED,
+            summary=type,
+            data={"request": str(request.id), "source": source_kind},
+        )
+        if verified:
+            _queue_carry_out(request)
+    return request
+
+
+def _queue_carry_out(request: PrivacyRequest) -> None:
+    if request.type not in AUTOMATIC_TYPES:
+        return
+    request_id = str(request.id)
+
+    def queue() -> None:
+        from consent.tasks import carry_out_privacy_request
+
+        carry_out_privacy_request.delay(request_id)
+
+    transaction.on_commit(queue)
+
+
+def privacy_request_transition(
+    *, request: PrivacyRequest, status: str, by: str, note: str = ""
+) -> PrivacyRequest:
+    """Move a request to its next status (the DPO verifies, rejects or completes by hand)."""
+    with transaction.atomic():
+        request = PrivacyRequest.objects.select_for_update().get(pk=request.pk)
+        if status not in TRANSITIONS.get(request.status, set()):
+            raise ValidationError(
+                {"status": [_("A request cannot go from this status to the one chosen.")]}
+            )
+        if status == PrivacyRequestStatus.REJECTED and not note.strip():
+            raise ValidationError({"note": [_("Say why the request is rejected.")]})
+        _set_status(request, status, by=by, note=note)
+        if status == PrivacyRequestStatus.VERIFIED:
+            _queue_carry_out(request)
+    return request
+
+
+def _set_status(request: PrivacyRequest, status: str, *, by: str, note: str = "") -> None:
+    now = timezone.now()
+    request.status = status
+    request.handled_by = by or request.handled_by
+    fields = ["status", "handled_by"]
+    if status == PrivacyRequestStatus.COMPLETED:
+        request.completed_at = now
+        fields.append("completed_at")
+    request.save(update_fields=fields)
+    PrivacyRequestEvent.objects.create(request=request, status=status, at=now, by=by, note=note)
+
+
+def privacy_request_extend(
+    *, request: PrivacyRequest, months: int, reason: str, by: str
+) -> PrivacyRequest:
+    """Extend the deadline by up to two months in all, with the reason (GDPR Art. 12(3))."""
+    errors = {}
+    if not reason.strip():
+        errors["extension_reason"] = [_("An extension needs its reason.")]
+    if months not in range(1, MAX_EXTENSION_MONTHS + 1):
+        errors["months"] = [_("Extend by one or two months.")]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        request = PrivacyRequest.objects.select_for_update().get(pk=request.pk)
+        if request.status not in OPEN_STATUSES:
+            raise ValidationError({"status": [_("Only an open request can be extended.")]})
+        received = timezone.localtime(request.received_at)
+        limit = received + relativedelta(months=1 + MAX_EXTENSION_MONTHS)
+        due_at = timezone.localtime(request.due_at) + relativedelta(months=months)
+        if due_at > limit:
+            raise ValidationError(
+                {"months": [_("The deadline can be extended by two months at most in all.")]}
+            )
+        request.due_at = due_at
+        request.extension_reason = "\n".join(filter(None, [request.extension_reason, reason]))
+        request.handled_by = by
+        request.save(update_fields=["due_at", "extension_reason", "handled_by"])
+        note = _("Deadline extended to %(date)s: %(reason)s") % {
+            "date": due_at.date().isoformat(),
+            "reason": reason,
+        }
+        PrivacyRequestEvent.objects.create(request=request, status=request.status, by=by, note=note)
+    return request
+
+
+def privacy_request_carry_out(*, request_id: str, by: str = "worker") -> PrivacyRequest | None:
+    """Carry out a verified request, all of it or nothing; a second run does nothing.
+
+    Access and portability: the export files; erasure: `contact_erase`; restriction: stop all
+    marketing processing; objection: withdraw every legitimate-interest purpose.
+    """
+    with transaction.atomic():
+        request = (
+            PrivacyRequest.objects.select_for_update()
+            .select_related("contact")
+            .filter(pk=request_id)
+            .first()
+        )
+        if request is None or request.type not in AUTOMATIC_TYPES:
+            return None
+        if request.status not in (PrivacyRequestStatus.VERIFIED, PrivacyRequestStatus.IN_PROGRESS):
+            return None  # not verified yet, or already done by another run
+        CARRY_OUT[request.type](request)
+        _set_status(request, PrivacyRequestStatus.COMPLETED, by=by)
+        if request.contact.status != ContactStatus.ERASED:
+            timeline_add(
+                contact=request.contact,
+                kind=TimelineKind.REQUEST_COMPLETED,
+                summary=request.type,
+                data={"request": str(request.id)},
+            )
+    return request
+
+
+def _reference(request: PrivacyRequest) -> str:
+    return f"privacy-request:{request.id}"
+
+
+def _export(request: PrivacyRequest) -> None:
+    contact = request.contact
+    name = f"{request.id}"
+    request.export_json.save(f"{name}.json", ContentFile(personal_data_json(contact)), save=False)
+    request.export_archive.save(
+        f"{name}.zip", ContentFile(personal_data_csv_zip(contact)), save=False
+    )
+    request.export_expires_at = timezone.now() + settings.PRIVACY_EXPORT_TTL
+    request.save(update_fields=["export_json", "export_archive", "export_expires_at"])
+
+
+def _erase(request: PrivacyRequest) -> None:
+    contact_erase(
+        contact=request.contact,
+        reason=request.type,
+        source_kind=request.source_kind,
+        source_reference=_reference(request),
+    )
+
+
+def _restrict(request: PrivacyRequest) -> None:
+    contact_restriction_set(contact=request.contact, restricted=True, source=_reference(request))
+
+
+def _object(request: PrivacyRequest) -> None:
+    consents_withdraw_all(
+        contact=request.contact,
+        source_kind=request.source_kind,
+        source_reference=_reference(request),
+        evidence=Evidence(),
+        purposes=purposes_with_versions().filter(legal_basis=LegalBasis.LEGITIMATE_INTERESTS),
+    )
+    timeline_add(
+        contact=request.contact,
+        kind=TimelineKind.OBJECTION,
+        summary=_reference(request),
+        data={"request": str(request.id)},
+    )
+
+
+CARRY_OUT = {
+    PrivacyRequestType.ACCESS: _export,
+    PrivacyRequestType.PORTABILITY: _export,
+    PrivacyRequestType.ERASURE: _erase,
+    PrivacyRequestType.RESTRICTION: _restrict,
+    PrivacyRequestType.OBJECTION: _object,
+}
+
+
+def contact_erase(
+    *,
+    contact: Contact,
+    reason: str,
+    source_kind: str = SourceKind.SYSTEM,
+    source_reference: str = "",
+) -> Contact:
+    """Erase a person everywhere (GDPR Art. 17), keeping only what proves past lawful processing.
+
+    The one erasure path: requests, the admin, the retention job and the preference center all
+    call it. Consents are withdrawn in the ledger (records stay, the chain still verifies),
+    their personal evidence is deleted, the contact is anonymised and suppressed, links,
+    exports, queued CRM payloads and stored API answers that name the person are removed, and
+    one outbox event tells the CRMs to erase it too (Art. 17(2), 19). Safe to run twice.
+    """
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        if contact.status == ContactStatus.ERASED:
+            return contact
+        consents_withdraw_all(
+            contact=contact,
+            source_kind=source_kind,
+            source_reference=source_reference or "erasure",
+            evidence=Evidence(),
+            object_to_legitimate_interest=False,
+        )
+        _delete_personal_evidence(contact)
+        _delete_copies(contact)
+        remote = contact_anonymise(contact=contact, reason=reason)
+        outbox_emit(
+            topic="contact.erased",
+            contact=contact,
+            payload={"id": str(contact.public_id), "status": contact.status, **remote},
+        )
+    return contact
+
+
+def _delete_personal_evidence(contact: Contact) -> None:
+    for evidence in ConsentEvidence.objects.filter(record__contact=contact).exclude(document=""):
+        evidence.document.delete(save=False)
+    ConsentEvidence.objects.filter(record__contact=contact).delete()
+
+
+def _delete_copies(contact: Contact) -> None:
+    """Every other copy of the person's data: links, exports, CRM payloads, API answers."""
+    contact.preference_tokens.all().delete()
+    for request in PrivacyRequest.objects.filter(contact=contact):
+        for export in (request.export_json, request.export_archive):
+            if export:
+                export.delete(save=False)
+    PrivacyRequest.objects.filter(contact=contact).update(
+        details="", export_json="", export_archive="", export_expires_at=None
+    )
+    # Queued payloads still carry the person: they never leave. Delivered ones are scrubbed.
+    events = OutboxEvent.objects.filter(contact_public_id=contact.public_id)
+    events.filter(processed_at__isnull=True).delete()
+    events.update(payload={"erased": True})
+    for needle in (str(contact.public_id), contact.email):
+        IdempotencyRecord.objects.annotate(body=Cast("response_body", TextField())).filter(
+            body__contains=needle
+        ).delete()
+
+
+def privacy_exports_purge(*, now: datetime | None = None) -> int:
+    """Delete access exports past their availability (beat job); safe to run twice."""
+    now = now or timezone.now()
+    purged = 0
+    for request in PrivacyRequest.objects.filter(export_expires_at__lt=now).iterator():
+        with transaction.atomic():
+            for export in (request.export_json, request.export_archive):
+                if export:
+                    export.delete(save=False)
+            PrivacyRequest.objects.filter(pk=request.pk).update(
+                export_json="", export_archive="", export_expires_at=None
+            )
+        purged += 1
+    return purged
+
+
+def privacy_requests_carry_out_pending(*, batch_size: int = 200) -> int:
+    """Carry out every verified request the workers handle (beat job and retry net).
+
+    Each request is its own transaction: a worker killed in the middle of the batch keeps
+    what it finished, and the next run does the rest, each exactly once.
+    """
+    done = 0
+    pending = (
+        PrivacyRequest.objects.filter(
+            status__in=[PrivacyRequestStatus.VERIFIED, PrivacyRequestStatus.IN_PROGRESS],
+            type__in=AUTOMATIC_TYPES,
+        )
+        .order_by("received_at")
+        .values_list("id", flat=True)[:batch_size]
+    )
+    for request_id in list(pending):
+        done += privacy_request_carry_out(request_id=str(request_id)) is not None
+    return done
+
+
+def deadline_reminders_send(*, now: datetime | None = None) -> bool:
+    """Email the DPO group the open requests due within 7 days and the late ones, once a day.
+
+    Twice the same day, or twice at the same time, sends one email (the day's job marker).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not job_run_claim(
+            job="privacy-deadline-reminders", key=timezone.localdate(now).isoformat()
+        ):
+            return False
+        requests = list(
+            PrivacyRequest.objects.filter(
+                status__in=OPEN_STATUSES, due_at__lte=now + REMINDER_WINDOW
+            ).order_by("due_at")
+        )
+        recipients = list(
+            get_user_model()
+            .objects.filter(groups__name=DPO, is_active=True)
+            .exclude(email="")
+            .values_list("email", flat=True)
+        )
+        if not requests or not recipients:
+            return False
+        _send_deadlines(requests, recipients, now)
+    return True
+
+
+def _send_deadlines(requests: list[PrivacyRequest], recipients: list[str], now: datetime) -> None:
+    rows = [
+        {
+            "request": request,
+            "late": request.due_at < now,
+            "link": settings.SITE_URL
+            + reverse("admin:consent_privacyrequest_change", args=[request.pk]),
+        }
+        for request in requests
+    ]
+    with translation.override(settings.LANGUAGE_CODE):
+        context = {
+            "rows": rows,
+            "late": sum(row["late"] for row in rows),
+            "due": sum(not row["late"] for row in rows),
+        }
+        EmailMultiAlternatives(
+            subject=render_to_string("consent/email/deadlines_subject.txt", context).strip(),
+            body=render_to_string("consent/email/deadlines_body.txt", context),
+            to=sorted(set(recipients)),
+        ).send()
