@@ -198,6 +198,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consent.tasks.send_deadline_reminders",
         "schedule": crontab(hour=8, minute=0),
     },
+    "apply-retention": {
+        "task": "preferences.tasks.apply_retention",
+        "schedule": crontab(hour=3, minute=0),
+    },
     "purge-privacy-exports": {
         "task": "consent.tasks.purge_privacy_exports",
         "schedule": timedelta(hours=6),
@@ -207,6 +211,11 @@ CELERY_BEAT_SCHEDULE = {
 # Domain settings.
 DOUBLE_OPT_IN_TTL = timedelta(hours=env.int("DOUBLE_OPT_IN_TTL_HOURS", default=72))
 HEALTH_WORKER_TIMEOUT = env.float("HEALTH_WORKER_TIMEOUT", default=2.0)
+# Retention (CNIL: prospects' data three years after the last contact), per purpose in the
+# admin; this is the default. Without an answer to the re-permission email, the contact is
+# anonymised after the grace period.
+RETENTION_DEFAULT = timedelta(days=env.int("RETENTION_DEFAULT_DAYS", default=3 * 365))
+RETENTION_GRACE = timedelta(days=env.int("RETENTION_GRACE_DAYS", default=30))
 # Access and portability exports stay downloadable by the DPO this long (then deleted).
 PRIVACY_EXPORT_TTL = timedelta(days=env.int("PRIVACY_EXPORT_TTL_DAYS", default=7))
 PRIVACY_POLICY_VERSION = env.str("PRIVACY_POLICY_VERSION", default="2026-01")

@@ -4,22 +4,28 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
 from consent.admin import ConsentRecordInline, ConsentStateInline
+from consent.models import SourceKind
+from consent.services import contact_erase
 from contacts.models import Contact, ContactStatus, Interest, Suppression, TimelineEvent
 from contacts.normalization import normalize_email, normalize_phone, suppression_digest
 from contacts.services import (
     EDITABLE_FIELDS,
     _clean_fields,
+    contact_restriction_set,
     contact_update,
     contact_upsert,
     ensure_not_suppressed,
 )
 from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin, adopt_saved_instance
+from core.models import AuditAction
+from core.services import audit_record
 from preferences.services import preference_link_renew, preference_url
 
 # Shown but never edited here: each has (or will have) its own service and audit trail.
@@ -28,6 +34,7 @@ READ_ONLY_FIELDS = (
     "status",
     "paused_until",
     "profiling_objected_at",
+    "processing_restricted_at",
     "email_deliverability",
     "email_undeliverable_reason",
     "postal_deliverability",
@@ -83,7 +90,7 @@ class TimelineInline(ReadOnlyInlineMixin, admin.TabularInline):
 class ContactAdmin(admin.ModelAdmin):
     form = ContactAdminForm
     inlines = [ConsentStateInline, ConsentRecordInline, TimelineInline]
-    actions = ["renew_preference_link"]
+    actions = ["renew_preference_link", "erase_contacts", "restrict_processing", "lift_restriction"]
     list_display = (
         "email",
         "first_name",
@@ -127,6 +134,7 @@ class ContactAdmin(admin.ModelAdmin):
                     "status",
                     "paused_until",
                     "profiling_objected_at",
+                    "processing_restricted_at",
                     "email_deliverability",
                     "email_undeliverable_reason",
                     "postal_deliverability",
@@ -160,6 +168,80 @@ class ContactAdmin(admin.ModelAdmin):
                 _("New preference link of %(contact)s: %(url)s") % {"contact": contact, "url": url},
                 messages.SUCCESS,
             )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """Every opening of a contact's page is in the audit log the DPO reads."""
+        response = super().change_view(request, object_id, form_url, extra_context)
+        contact = Contact.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        if contact is not None and request.method == "GET" and response.status_code == 200:
+            audit_record(request=request, action=AuditAction.VIEW_CONTACT, contact=contact)
+        return response
+
+    @admin.action(description=_("Erase (GDPR Art. 17): anonymise, keep only the proofs"))
+    def erase_contacts(
+        self, request: HttpRequest, queryset: QuerySet[Contact]
+    ) -> TemplateResponse | None:
+        """Erase after a confirmation page; the one erasure path, logged per contact."""
+        if not request.user.has_perm("consent.add_privacyrequest"):
+            raise PermissionDenied
+        contacts = list(queryset.exclude(status=ContactStatus.ERASED))
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/contacts/contact/erase_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": _("Erase these contacts?"),
+                    "contacts": contacts,
+                    "opts": self.model._meta,
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        for contact in contacts:
+            audit_record(
+                request=request,
+                action=AuditAction.ERASURE,
+                contact=contact,
+                details={"by": "admin action"},
+            )
+            contact_erase(
+                contact=contact,
+                reason="admin",
+                source_kind=SourceKind.ADMIN,
+                source_reference=request.user.get_username(),
+            )
+        self.message_user(
+            request,
+            _("%(count)d contact(s) erased.") % {"count": len(contacts)},
+            messages.SUCCESS,
+        )
+        return None
+
+    @admin.action(description=_("Restrict processing (GDPR Art. 18)"), permissions=["change"])
+    def restrict_processing(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
+        self._set_restriction(request, queryset, restricted=True)
+
+    @admin.action(description=_("Lift the processing restriction"), permissions=["change"])
+    def lift_restriction(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
+        self._set_restriction(request, queryset, restricted=False)
+
+    def _set_restriction(
+        self, request: HttpRequest, queryset: QuerySet[Contact], *, restricted: bool
+    ) -> None:
+        by = f"admin:{request.user.get_username()}"
+        changed = sum(
+            contact_restriction_set(contact=contact, restricted=restricted, source=by)
+            for contact in queryset.exclude(status=ContactStatus.ERASED)
+        )
+        self.message_user(
+            request, _("%(count)d contact(s) changed.") % {"count": changed}, messages.SUCCESS
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
         return False  # a person leaves through erasure (Art. 17), which keeps the proofs

@@ -149,6 +149,12 @@ class Contact(models.Model):
         Interest, verbose_name=_("interests"), blank=True, related_name="contacts"
     )
     last_activity_at = models.DateTimeField(_("last activity at"), null=True, blank=True)
+    repermission_sent_at = models.DateTimeField(
+        _("re-permission request sent at"),
+        null=True,
+        blank=True,
+        help_text=_("Retention: without an answer, the contact is anonymised after a delay."),
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -184,6 +190,8 @@ class TimelineKind(models.TextChoices):
     OBJECTION = "objection", _("Objection to legitimate-interest processing")
     ERASED = "erased", _("Personal data erased")
     REQUEST_COMPLETED = "request_completed", _("Privacy request completed")
+    REPERMISSION_SENT = "repermission_sent", _("Re-permission request sent")
+    KEPT = "kept", _("Asked to keep receiving our messages")
 
 
 class TimelineEvent(models.Model):

@@ -5,9 +5,11 @@ from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from core.models import ApiClient, Scope
+from core.models import ApiClient, AuditEvent, Scope
 
 admin.site.site_header = _("Consent Desk")
 admin.site.site_title = _("Consent Desk")
@@ -92,3 +94,23 @@ class ApiClientAdmin(admin.ModelAdmin):
             % {"name": client.name, "key": key},
             level=messages.WARNING,
         )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The DPO's view of what staff did with personal data: by user, contact and date."""
+
+    list_display = ("at", "username", "action", "contact_link", "ip")
+    list_filter = ("action", ("user", admin.RelatedOnlyFieldListFilter))
+    date_hierarchy = "at"
+    search_fields = ("username", "=contact_public_id")
+    fields = ("at", "username", "action", "contact_link", "contact_public_id", "details", "ip")
+    readonly_fields = fields
+    list_select_related = ("contact",)
+
+    @admin.display(description=_("contact"))
+    def contact_link(self, obj: AuditEvent) -> str:
+        if obj.contact_id is None:
+            return str(obj.contact_public_id or "-")
+        url = reverse("admin:core_auditevent_changelist") + f"?contact__id__exact={obj.contact_id}"
+        return format_html('<a href="{}">{}</a>', url, obj.contact_public_id)

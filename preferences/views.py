@@ -29,6 +29,7 @@ from preferences.services import (
     Visit,
     action_link_read,
     action_link_request,
+    contact_keep,
     email_change_confirm,
     erasure_request_confirm,
     personal_data_downloaded,
@@ -248,6 +249,11 @@ def _object_to_profiling(request: HttpRequest, contact: Contact) -> dict[str, An
     return {}
 
 
+def _keep(request: HttpRequest, contact: Contact) -> dict[str, Any]:
+    contact_keep(contact=contact)
+    return {}
+
+
 def _request_download(request: HttpRequest, contact: Contact) -> dict[str, Any]:
     action_link_request(contact=contact, action=LinkAction.DOWNLOAD)
     return {}
@@ -269,6 +275,7 @@ HANDLERS: dict[str, Callable[[HttpRequest, Contact], dict[str, Any]]] = {
     "unsubscribe": _unsubscribe,
     "resubscribe": _resubscribe,
     "objection": _object_to_profiling,
+    "keep": _keep,
     "download": _request_download,
     "erasure": _request_erasure,
 }

@@ -39,6 +39,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "contacts.suppression": ("view", "add"),
         "crmsync.outboxevent": ("view",),
         "core.apiclient": ("view",),
+        "core.auditevent": ("view",),
     },
 }
 
