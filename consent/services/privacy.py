@@ -237,7 +237,8 @@ def _export(request: PrivacyRequest) -> None:
 
 
 def _erase(request: PrivacyRequest) -> None:
-    contact_erase(
+    # the erased contact replaces the stale one, so no "completed" entry follows the "erased"
+    request.contact = contact_erase(
         contact=request.contact,
         reason=request.type,
         source_kind=request.source_kind,
