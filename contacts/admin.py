@@ -183,12 +183,20 @@ class ContactAdmin(admin.ModelAdmin):
             audit_record(request=request, action=AuditAction.VIEW_CONTACT, contact=contact)
         return response
 
-    @admin.action(description=_("Erase (GDPR Art. 17): anonymise, keep only the proofs"))
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        # Erasing and restricting are handling privacy requests (Art. 17, 18): offered only to
+        # those who may file one, the DPO.
+        return request.user.has_perm("consent.add_privacyrequest")
+
+    @admin.action(
+        description=_("Erase (GDPR Art. 17): anonymise, keep only the proofs"),
+        permissions=["erase"],
+    )
     def erase_contacts(
         self, request: HttpRequest, queryset: QuerySet[Contact]
     ) -> TemplateResponse | None:
         """Erase after a confirmation page; the one erasure path, logged per contact."""
-        if not request.user.has_perm("consent.add_privacyrequest"):
+        if not self.has_erase_permission(request):
             raise PermissionDenied
         contacts = list(queryset.exclude(status=ContactStatus.ERASED))
         if request.POST.get("confirmed") != "yes":
@@ -223,11 +231,11 @@ class ContactAdmin(admin.ModelAdmin):
         )
         return None
 
-    @admin.action(description=_("Restrict processing (GDPR Art. 18)"), permissions=["change"])
+    @admin.action(description=_("Restrict processing (GDPR Art. 18)"), permissions=["erase"])
     def restrict_processing(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
         self._set_restriction(request, queryset, restricted=True)
 
-    @admin.action(description=_("Lift the processing restriction"), permissions=["change"])
+    @admin.action(description=_("Lift the processing restriction"), permissions=["erase"])
     def lift_restriction(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
         self._set_restriction(request, queryset, restricted=False)
 

@@ -6,6 +6,7 @@ when another run finished it first) and acts exactly once.
 """
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
@@ -158,10 +159,8 @@ def _set_status(request: PrivacyRequest, status: str, *, by: str, note: str = ""
     PrivacyRequestEvent.objects.create(request=request, status=status, at=now, by=by, note=note)
 
 
-def privacy_request_extend(
-    *, request: PrivacyRequest, months: int, reason: str, by: str
-) -> PrivacyRequest:
-    """Extend the deadline by up to two months in all, with the reason (GDPR Art. 12(3))."""
+def privacy_request_extension_check(*, request: PrivacyRequest, months: int, reason: str) -> Any:
+    """The new deadline of an extension, or a ValidationError saying why it is refused."""
     errors = {}
     if not reason.strip():
         errors["extension_reason"] = [_("An extension needs its reason.")]
@@ -169,17 +168,25 @@ def privacy_request_extend(
         errors["months"] = [_("Extend by one or two months.")]
     if errors:
         raise ValidationError(errors)
+    if request.status not in OPEN_STATUSES:
+        raise ValidationError({"status": [_("Only an open request can be extended.")]})
+    limit = timezone.localtime(request.received_at) + relativedelta(months=1 + MAX_EXTENSION_MONTHS)
+    due_at = timezone.localtime(request.due_at) + relativedelta(months=months)
+    if due_at > limit:
+        raise ValidationError(
+            {"months": [_("The deadline can be extended by two months at most in all.")]}
+        )
+    return due_at
+
+
+def privacy_request_extend(
+    *, request: PrivacyRequest, months: int, reason: str, by: str
+) -> PrivacyRequest:
+    """Extend the deadline by up to two months in all, with the reason (GDPR Art. 12(3))."""
+    privacy_request_extension_check(request=request, months=months, reason=reason)
     with transaction.atomic():
         request = PrivacyRequest.objects.select_for_update().get(pk=request.pk)
-        if request.status not in OPEN_STATUSES:
-            raise ValidationError({"status": [_("Only an open request can be extended.")]})
-        received = timezone.localtime(request.received_at)
-        limit = received + relativedelta(months=1 + MAX_EXTENSION_MONTHS)
-        due_at = timezone.localtime(request.due_at) + relativedelta(months=months)
-        if due_at > limit:
-            raise ValidationError(
-                {"months": [_("The deadline can be extended by two months at most in all.")]}
-            )
+        due_at = privacy_request_extension_check(request=request, months=months, reason=reason)
         request.due_at = due_at
         request.extension_reason = "\n".join(filter(None, [request.extension_reason, reason]))
         request.handled_by = by
