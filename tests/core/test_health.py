@@ -28,3 +28,19 @@ def test_health_only_answers_reads(client):
     response = client.post("/health/")
 
     assert response.status_code == 405
+
+
+def test_health_answers_a_plain_http_probe_while_the_rest_redirects_to_https(
+    client, celery_worker, settings
+):
+    # given production's redirect to HTTPS
+    settings.SECURE_SSL_REDIRECT = True
+
+    # when a load balancer probes over plain HTTP, and a person opens another page
+    probe = client.get("/health/")
+    page = client.get("/admin/login/")
+
+    # then the probe is answered, the page is sent to HTTPS
+    assert probe.status_code == 200
+    assert page.status_code == 301
+    assert page.headers["Location"].startswith("https://")
