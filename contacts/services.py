@@ -404,12 +404,18 @@ def _change_email(contact: Contact, raw_email: str) -> None:
         raise ValidationError({"email": error.messages}) from error
     if email == contact.email:
         return
+    taken = ValidationError({"email": [_("Another contact already has this email.")]})
     if Contact.objects.filter(email=email).exists():
-        raise ValidationError({"email": [_("Another contact already has this email.")]})
+        raise taken
     ensure_not_suppressed(email=email)
     old = contact.email
     contact.email = email
-    contact.save(update_fields=["email", "updated_at"])
+    try:
+        with transaction.atomic():  # a concurrent change to the same email commits first
+            contact.save(update_fields=["email", "updated_at"])
+    except IntegrityError:
+        contact.email = old
+        raise taken from None
     timeline_add(contact=contact, kind=TimelineKind.EMAIL_CHANGED, summary=email, data={})
     outbox_emit(
         topic="contact.updated",

@@ -1,5 +1,9 @@
+import threading
+import time
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 
 from contacts.models import Contact, TimelineEvent
 from contacts.services import contact_update, contact_upsert
@@ -166,3 +170,64 @@ def test_concurrent_upserts_of_the_same_new_email_make_one_contact(transactional
     assert sorted(created) == [False] * 7 + [True]
     contact = Contact.objects.get()
     assert events_of(contact) == (["created"], ["contact.created"])
+
+
+@pytest.mark.postgres
+def test_email_change_racing_another_to_the_same_email_is_refused_on_email(transactional_db):
+    # given contact A taking the email in a transaction not committed yet
+    first = ContactFactory(email="first@example.fr")
+    second = ContactFactory(email="second@example.fr")
+    taken, release = threading.Event(), threading.Event()
+
+    def take() -> None:
+        try:
+            with transaction.atomic():
+                Contact.objects.filter(pk=first.pk).update(email="wanted@example.fr")
+                taken.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=take)
+    holder.start()
+    assert taken.wait(timeout=30)
+    outcome: list[BaseException | None] = []
+
+    def change() -> None:
+        try:
+            contact_update(contact=second, email="wanted@example.fr")
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - examined below
+            outcome.append(error)
+        finally:
+            connection.close()
+
+    # when B changes to the same email: it sees it free, then waits on the unique index
+    changer = threading.Thread(target=change)
+    changer.start()
+    wait_until_a_session_waits_on_a_lock()
+    release.set()
+    holder.join(timeout=30)
+    changer.join(timeout=30)
+
+    # then B's change is refused on its email field, as the sequential case is
+    [error] = outcome
+    assert isinstance(error, ValidationError), repr(error)
+    assert list(error.message_dict) == ["email"]
+    second.refresh_from_db()
+    assert second.email == "second@example.fr"
+    assert events_of(second) == ([], [])
+
+
+def wait_until_a_session_waits_on_a_lock() -> None:
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the email change never waited on the other transaction")
