@@ -208,6 +208,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consent.tasks.purge_privacy_exports",
         "schedule": timedelta(hours=6),
     },
+    "purge-idempotency-keys": {
+        "task": "core.tasks.purge_idempotency_keys",
+        "schedule": timedelta(hours=1),
+    },
 }
 
 # Domain settings.
@@ -226,6 +230,9 @@ PREFERENCES_LINK_TTL = timedelta(hours=env.int("PREFERENCES_LINK_TTL_HOURS", def
 # django-ratelimit rates ("count/period": s, m, h) for the recipient pages, in the cache.
 PREFERENCES_RATE_PER_TOKEN = env.str("PREFERENCES_RATE_PER_TOKEN", default="30/m")
 PREFERENCES_RATE_PER_IP = env.str("PREFERENCES_RATE_PER_IP", default="120/m")
+# An API write's first answer is replayed for its Idempotency-Key this long, then forgotten
+# (the stored answers name people: they are not kept for ever).
+IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=7 * 24))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.authentication.ApiClientTokenAuthentication"],

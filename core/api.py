@@ -17,6 +17,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import error_detail
 from core.models import IdempotencyRecord
+from core.services import idempotency_records_expired
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -89,7 +90,8 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
 
     The key row is inserted first in the same transaction: a concurrent retry with the same
     key waits on the unique index, then replays the committed answer instead of writing twice.
-    Failed requests roll back with their key, so a corrected retry may reuse it.
+    Failed requests roll back with their key, so a corrected retry may reuse it. An answer is
+    kept for `IDEMPOTENCY_KEY_TTL`; after that the key starts a new request.
     """
 
     @functools.wraps(handler)
@@ -103,6 +105,8 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
                     {IDEMPOTENCY_HEADER: [_("Use at most 255 characters.")]}
                 )
             fingerprint = _request_fingerprint(request)
+            # an expired key is free again, whether or not the purge job has run yet
+            idempotency_records_expired().filter(client=request.auth, key=key).delete()
             try:
                 with transaction.atomic():
                     record = IdempotencyRecord.objects.create(

@@ -1,11 +1,15 @@
-"""Writes shared by every app: the staff audit log and once-per-key job markers."""
+"""Writes shared by every app: the staff audit log, once-per-key job markers and the expiry
+of stored Idempotency-Key answers."""
 
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
-from core.models import AuditEvent, JobRun
+from core.models import AuditEvent, IdempotencyRecord, JobRun
 
 
 def audit_record(
@@ -39,3 +43,15 @@ def job_run_claim(*, job: str, key: str) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def idempotency_records_expired(*, now: datetime | None = None) -> Any:
+    """The stored answers older than `IDEMPOTENCY_KEY_TTL`: their keys are free again."""
+    cutoff = (now or timezone.now()) - settings.IDEMPOTENCY_KEY_TTL
+    return IdempotencyRecord.objects.filter(created_at__lt=cutoff)
+
+
+def idempotency_records_purge(*, now: datetime | None = None) -> int:
+    """Delete the expired stored answers (beat job); running it twice deletes nothing more."""
+    deleted, _by_model = idempotency_records_expired(now=now).delete()
+    return deleted

@@ -1,12 +1,15 @@
 """`Idempotency-Key` on writes: a retry replays the first answer and writes nothing more."""
 
 import json
+from datetime import timedelta
 
 import pytest
+from freezegun import freeze_time
 
 from consent.models import ConsentRecord, ConsentState
 from contacts.models import Contact, TimelineEvent
 from core.models import IdempotencyRecord
+from core.tasks import purge_idempotency_keys
 from crmsync.models import OutboxEvent
 from tests.api.live import LIVE_DB, at_the_same_time, post_over_http
 from tests.api.payloads import box, consent_body, form_body
@@ -180,3 +183,55 @@ def test_two_concurrent_requests_with_one_key_write_once_and_answer_alike(live_s
     assert ConsentRecord.objects.count() == 1
     assert Contact.objects.count() == 1
     assert OutboxEvent.objects.filter(topic="consent.recorded").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_key_is_remembered_until_its_lifetime_ends_then_starts_a_new_request(api, settings):
+    settings.IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+    client = api()
+    with freeze_time("2026-03-02 10:00:00") as clock:
+        first = client.post(
+            CONTACTS, {"email": "lea@example.fr"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1"
+        )
+
+        # within the lifetime the key still replays, even with another body refused
+        clock.tick(timedelta(hours=23, minutes=59))
+        other = {"email": "louis@example.fr"}
+        assert (
+            client.post(CONTACTS, other, format="json", HTTP_IDEMPOTENCY_KEY="k-1").status_code
+            == 422
+        )
+
+        # past it, before any purge, the key is a new request
+        clock.tick(timedelta(minutes=2))
+        later = client.post(CONTACTS, other, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+
+    assert first.status_code == later.status_code == 201
+    assert "Idempotent-Replayed" not in later
+    assert sorted(Contact.objects.values_list("email", flat=True)) == [
+        "lea@example.fr",
+        "louis@example.fr",
+    ]
+    [record] = IdempotencyRecord.objects.all()
+    assert record.response_body["email"] == "louis@example.fr"
+
+
+@pytest.mark.django_db
+def test_the_purge_job_forgets_only_expired_answers_and_a_second_run_does_nothing(api, settings):
+    settings.IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+    client = api()
+    with freeze_time("2026-03-01 09:00:00"):
+        client.post(
+            CONTACTS, {"email": "old@example.fr"}, format="json", HTTP_IDEMPOTENCY_KEY="old"
+        )
+    with freeze_time("2026-03-02 08:00:00"):
+        client.post(
+            CONTACTS, {"email": "new@example.fr"}, format="json", HTTP_IDEMPOTENCY_KEY="new"
+        )
+
+    with freeze_time("2026-03-02 10:00:00"):
+        first = purge_idempotency_keys()
+        second = purge_idempotency_keys()
+
+    assert (first, second) == (1, 0)
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]

@@ -295,10 +295,12 @@ def test_two_reminder_runs_at_the_same_time_send_one_email(
         ("privacy-deadline-reminders", "consent.tasks.send_deadline_reminders"),
         ("carry-out-pending-privacy-requests", "consent.tasks.carry_out_pending_privacy_requests"),
         ("purge-privacy-exports", "consent.tasks.purge_privacy_exports"),
+        ("purge-idempotency-keys", "core.tasks.purge_idempotency_keys"),
     ],
 )
 def test_beat_runs_each_lifecycle_job(name: str, task: str) -> None:
     entry = settings.CELERY_BEAT_SCHEDULE[name]
+    app.loader.import_default_modules()  # what a starting worker does: autodiscover the tasks
 
     assert entry["task"] == task
     assert task in app.tasks
