@@ -120,6 +120,17 @@ class Purpose(models.Model):
             return prefetched[0] if prefetched else None
         return self.versions.order_by("-number").first()
 
+    def wording_outdated(self, version_id: int) -> bool:
+        """Whether a later wording version is a material change: a consent given on
+        `version_id` then no longer counts, and the person must be asked again."""
+        versions = getattr(self, "versions_newest_first", None)
+        if versions is None:
+            versions = list(self.versions.order_by("-number"))
+        given = next((v.number for v in versions if v.id == version_id), None)
+        if given is None:
+            return False
+        return any(v.is_material and v.number > given for v in versions)
+
 
 class ImmutableQuerySet(models.QuerySet):
     """Refuses bulk updates and deletes: rows of these tables are written once."""

@@ -176,11 +176,7 @@ def contact_eligibility(
 
 
 def _lawful_basis_problems(contact: Contact, purpose: Purpose, channel: str) -> list[str]:
-    state = (
-        ConsentState.objects.filter(contact=contact, purpose=purpose, channel=channel)
-        .select_related("purpose_version")
-        .first()
-    )
+    state = ConsentState.objects.filter(contact=contact, purpose=purpose, channel=channel).first()
     if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
         objected = state is not None and state.status == ConsentStatus.WITHDRAWN
         if objected or (purpose.is_profiling and contact.profiling_objected_at):
@@ -190,10 +186,9 @@ def _lawful_basis_problems(contact: Contact, purpose: Purpose, channel: str) -> 
         return []  # contract, legal obligation...: not marketing, no consent to check
     if state is None or state.status != ConsentStatus.GRANTED:
         return [Ineligible.NO_CONSENT]
-    newer_material = PurposeVersion.objects.filter(
-        purpose=purpose, number__gt=state.purpose_version.number, is_material=True
-    ).exists()
-    return [Ineligible.OUTDATED_WORDING] if newer_material else []
+    if purpose.wording_outdated(state.purpose_version_id):
+        return [Ineligible.OUTDATED_WORDING]
+    return []
 
 
 def _deliverable(contact: Contact, channel: str) -> bool:

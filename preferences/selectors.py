@@ -29,15 +29,32 @@ def contact_for_token(token: str) -> Contact | None:
     return found.contact if found else None
 
 
-def purpose_is_on(purpose: Purpose, status: str | None, *, objected: bool = False) -> bool:
-    """Consent is on once granted (or pending confirmation); legitimate interest is on until
-    the person objects. `objected`: to profiling, which keeps every profiling purpose off,
-    including one added after the objection."""
+def purpose_is_on(purpose: Purpose, state: ConsentState | None, *, objected: bool = False) -> bool:
+    """Consent is on once granted (or pending confirmation) on wording that still holds;
+    legitimate interest is on until the person objects. `objected`: to profiling, which keeps
+    every profiling purpose off, including one added after the objection."""
     if objected and purpose.is_profiling:
         return False
-    if status is None:
+    if state is None:
         return purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS
-    return status in ACTIVE_STATUSES
+    return state.status in ACTIVE_STATUSES and not needs_reconsent(purpose, state)
+
+
+def needs_reconsent(purpose: Purpose, state: ConsentState | None) -> bool:
+    """A consent given on wording that a material change has since replaced: it no longer
+    counts (the eligibility rule says so too) and the box is shown unticked, to tick again."""
+    return (
+        state is not None
+        and purpose.legal_basis == LegalBasis.CONSENT
+        and state.status in ACTIVE_STATUSES
+        and purpose.wording_outdated(state.purpose_version_id)
+    )
+
+
+def seen_stamp(state: ConsentState | None) -> str:
+    """What the page shows a choice from: the ledger record behind its state ("" for none).
+    A form sent back with another stamp was built before a newer change."""
+    return str(state.record.uuid) if state is not None else ""
 
 
 def resubscribe_candidates(contact: Contact) -> list[ConsentState]:
@@ -73,6 +90,8 @@ class ChannelChoice:
     label: str
     is_on: bool
     is_pending: bool
+    needs_reconsent: bool = False
+    seen: str = ""
 
 
 @dataclass
@@ -130,13 +149,17 @@ def _purpose_row(
     )
     for channel in purpose.channels:
         state = states.get((purpose.id, channel))
-        status = state.status if state else None
+        outdated = needs_reconsent(purpose, state)
         row.channels.append(
             ChannelChoice(
                 code=channel,
                 label=labels.get(channel, channel),
-                is_on=purpose_is_on(purpose, status, objected=row.blocked),
-                is_pending=status == ConsentStatus.PENDING,
+                is_on=purpose_is_on(purpose, state, objected=row.blocked),
+                is_pending=state is not None
+                and state.status == ConsentStatus.PENDING
+                and not outdated,
+                needs_reconsent=outdated,
+                seen=seen_stamp(state),
             )
         )
     return row

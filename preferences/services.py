@@ -56,7 +56,7 @@ from contacts.services import (
 )
 from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
-from preferences.selectors import purpose_is_on, resubscribe_candidates
+from preferences.selectors import purpose_is_on, resubscribe_candidates, seen_stamp
 
 SOURCE_REFERENCE = "preference-center"
 PROFILING_OBJECTION_REFERENCE = "profiling-objection"
@@ -121,12 +121,20 @@ def unsubscribe_url(token: str) -> str:
 
 
 def preferences_consents_save(
-    *, contact: Contact, wanted: set[tuple[str, str]], shown_versions: dict[str, int], visit: Visit
+    *,
+    contact: Contact,
+    wanted: set[tuple[str, str]],
+    shown_versions: dict[str, int],
+    seen: dict[tuple[str, str], str],
+    visit: Visit,
 ) -> list[ConsentRecord]:
     """Apply the person's ticks: grant what they ticked, withdraw what they unticked.
 
     `wanted` holds the (purpose slug, channel) pairs ticked; `shown_versions` the wording
-    version displayed per purpose. Only changes are written; nothing is written when one
+    version displayed per purpose; `seen` the stamp (`seen_stamp`) of every choice the page
+    showed. Only the choices shown are considered, so a purpose added since the page loaded
+    is left alone, and a choice that changed since (another window, a form, the API) is
+    refused rather than overwritten. Only changes are written; nothing is written when one
     choice is invalid.
     """
     purposes = [
@@ -137,13 +145,22 @@ def preferences_consents_save(
     errors: dict[str, list[str]] = {}
     for purpose in purposes:
         for channel in purpose.channels:
+            if (purpose.slug, channel) not in seen:  # not on the page the person sent
+                if (purpose.slug, channel) in wanted:
+                    errors[purpose.slug] = [
+                        _("This purpose was added since the page was opened; read it, then save.")
+                    ]
+                continue
             state = states.get((purpose.id, channel))
             was_on = purpose_is_on(
-                purpose,
-                state.status if state else None,
-                objected=contact.profiling_objected_at is not None,
+                purpose, state, objected=contact.profiling_objected_at is not None
             )
             if ((purpose.slug, channel) in wanted) == was_on:
+                continue
+            if seen[(purpose.slug, channel)] != seen_stamp(state):
+                errors[purpose.slug] = [
+                    _("This choice changed since the page was opened; check it and save again.")
+                ]
                 continue
             action = ConsentAction.WITHDRAW if was_on else ConsentAction.GRANT
             if action == ConsentAction.GRANT:

@@ -155,13 +155,21 @@ def _save_consents(request: HttpRequest, contact: Contact) -> dict[str, Any]:
     wanted = {
         tuple(value.split(":", 1)) for value in request.POST.getlist("consent") if ":" in value
     }
-    shown = {}
+    shown: dict[str, int] = {}
+    seen: dict[tuple[str, str], str] = {}
     for key, value in request.POST.items():
         if key.startswith("version-") and value.isdigit():
             shown[key.removeprefix("version-")] = int(value)
+        elif key.startswith("seen:") and key.count(":") == 2:
+            _prefix, slug, channel = key.split(":")
+            seen[(slug, channel)] = value
     try:
         preferences_consents_save(
-            contact=contact, wanted=wanted, shown_versions=shown, visit=_visit(request)
+            contact=contact,
+            wanted=wanted,
+            shown_versions=shown,
+            seen=seen,
+            visit=_visit(request),
         )
     except ValidationError as error:
         return {"consent_errors": error.message_dict, "wanted": wanted}

@@ -120,7 +120,7 @@ def save_consents(
     """Load the page, change some boxes, submit the whole consents form like a browser."""
     page = read_page(client.get(center_path(token, lang=lang), **BROWSER))
     wanted = (page.submitted() | set(tick)) - set(untick)
-    shown = {k: v for k, v in page.hidden().items() if k.startswith("version-")}
+    shown = {k: v for k, v in page.hidden().items() if k.startswith(("version-", "seen:"))}
     shown.update(versions or {})
     data = {"form": "consents", "lang": lang, "consent": sorted(wanted), **shown}
     return client.post(center_path(token), data, **BROWSER)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from consent.models import ConsentRecord, ConsentState, LegalBasis, Purpose
+from consent.selectors import contact_eligibility
 from consent.services import purpose_wording_update
 from contacts.models import Contact, ContactStatus, TimelineEvent
 from contacts.selectors import suppression_reason
@@ -412,7 +413,7 @@ def test_stale_wording_version_is_refused_and_nothing_is_saved(
             "form": "consents",
             "lang": "en",
             "consent": sorted(page.checked() - {"offers:email"} | {"newsletter:email"}),
-            **{k: v for k, v in page.hidden().items() if k.startswith("version-")},
+            **{k: v for k, v in page.hidden().items() if k.startswith(("version-", "seen:"))},
         },
         **BROWSER,
     )
@@ -913,3 +914,95 @@ def test_what_the_person_typed_is_shown_as_text_never_run(
 
     assert "<script" not in response.content.decode().lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.content.decode()
+
+
+# --- consents given on replaced wording, and forms older than the choices they send ------------
+
+
+@pytest.mark.parametrize("material", [True, False])
+def test_consent_on_materially_replaced_wording_shows_unticked_and_ticking_grants_it_again(
+    client: Client, camille: Contact, token: str, purposes: dict[str, Purpose], material: bool
+) -> None:
+    # given a consent on the first wording, then a new wording (material or a typo fix)
+    newsletter = purposes["newsletter"]
+    grant(camille, newsletter, channel="email")
+    purpose_wording_update(
+        purpose=newsletter, wording_fr="Nouveau.", wording_en="New wording.", is_material=material
+    )
+
+    # when the person opens the page
+    page = client.get(center_path(token, lang="en"), **BROWSER)
+
+    # then only a material change unticks the box, with a word on why
+    assert ("newsletter:email" in read_page(page).checked()) is not material
+    assert ("the wording changed since you agreed" in page_text(page)) is material
+
+    # and ticking it records a grant on the new wording, which makes the contact eligible
+    before = last_record_id()
+    assert save_consents(client, token, tick=["newsletter:email"]).status_code == 303
+    written = records_after(before)
+    if material:
+        [record] = written
+        assert (record.action, record.purpose_version.number) == ("grant", 2)
+    else:
+        assert written == []
+    newsletter.refresh_from_db()
+    assert contact_eligibility(camille, newsletter, "email") == []
+
+
+def test_a_purpose_added_after_the_page_was_loaded_is_left_alone(
+    client: Client, camille: Contact, token: str, purposes: dict[str, Purpose]
+) -> None:
+    # given the page was loaded, then a legitimate-interest purpose was added
+    page = read_page(client.get(center_path(token, lang="en"), **BROWSER))
+    PurposeFactory(slug="loyalty", legal_basis=LegalBasis.LEGITIMATE_INTERESTS, channels=["email"])
+    before = last_record_id()
+
+    # when the person sends the old page with one new tick
+    response = client.post(
+        center_path(token),
+        {
+            "form": "consents",
+            "lang": "en",
+            "consent": sorted(page.submitted() | {"offers:email"}),
+            **{k: v for k, v in page.hidden().items() if k.startswith(("version-", "seen:"))},
+        },
+        **BROWSER,
+    )
+
+    # then the tick is saved, and no objection is written in their name for the new purpose
+    assert response.status_code == 303
+    assert [(r.purpose.slug, r.action) for r in records_after(before)] == [("offers", "grant")]
+    assert ("loyalty", "email") not in states(camille)
+
+
+def test_a_choice_changed_since_the_page_was_loaded_is_refused_not_overwritten(
+    client: Client, camille: Contact, token: str, purposes: dict[str, Purpose]
+) -> None:
+    # given the page was loaded, then a web form recorded the newsletter grant
+    page = read_page(client.get(center_path(token, lang="en"), **BROWSER))
+    grant(camille, purposes["newsletter"], channel="email")
+    before = (last_record_id(), snapshot(camille))
+
+    # when the person sends the old page, where the newsletter box was unticked
+    response = client.post(
+        center_path(token),
+        {
+            "form": "consents",
+            "lang": "en",
+            "consent": sorted(page.submitted() | {"offers:email"}),
+            **{k: v for k, v in page.hidden().items() if k.startswith(("version-", "seen:"))},
+        },
+        **BROWSER,
+    )
+
+    # then nothing is saved: the newer grant stands, and the person is asked to check it
+    assert response.status_code == 400
+    assert (last_record_id(), snapshot(camille)) == before
+    assert states(camille)[("newsletter", "email")] == "granted"
+    assert "changed since the page was opened" in field_error_near(response, "newsletter")
+
+
+def field_error_near(response: Any, slug: str) -> str:
+    found = re.search(rf'<ul class="error" id="error-{slug}">(.*?)</ul>', page_text(response), re.S)
+    return found.group(1) if found else ""
