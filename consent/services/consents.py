@@ -182,6 +182,11 @@ def consent_record(
         now=now,
     )
     with transaction.atomic():
+        # Locks in one order everywhere: contact, ledger head, state. The erasure path holds
+        # the contact first too, so a concurrent write waits for it and then sees the erasure.
+        current = Contact.objects.select_for_update().only("status", "email").get(pk=contact.pk)
+        if current.status == ContactStatus.ERASED:
+            raise ValidationError({"contact": [_("This contact was erased.")]})
         head = _lock_ledger_head()
         state = (
             ConsentState.objects.select_for_update()
@@ -190,7 +195,7 @@ def consent_record(
         )
         status, version = _transition(state, purpose, action, source_kind, resolves)
         if action == ConsentAction.GRANT:
-            _check_suppression(contact, source_kind)
+            _check_suppression(current, source_kind)
         record = _append(
             head=head,
             contact=contact,
@@ -413,6 +418,7 @@ def consents_withdraw_all(
     purposes = {purpose.id: purpose for purpose in purposes}
     withdrawn = []
     with transaction.atomic():
+        Contact.objects.select_for_update().filter(pk=contact.pk).first()  # lock order: see consent_record
         states = {
             (state.purpose_id, state.channel): state
             for state in ConsentState.objects.select_for_update().filter(

@@ -7,6 +7,7 @@ other copy of the person anywhere (links, queued CRM payloads, stored API answer
 """
 
 import re
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -428,3 +429,50 @@ def test_an_erased_contact_cannot_file_a_new_request(api: Callable[..., APIClien
     assert response.status_code == 400
     assert list(response.json()) == ["contact"]
     assert not PrivacyRequest.objects.exists()
+
+
+@pytest.mark.postgres
+def test_a_consent_written_while_the_contact_is_erased_never_deadlocks_nor_follows_the_erasure(
+    transactional_db: None,
+) -> None:
+    # given people with a consent, each erased while a new grant for them arrives at once
+    newsletter = PurposeFactory(slug="newsletter", channels=["email", "sms"])
+    for round_number in range(6):
+        contact = ContactFactory(email=f"race{round_number}@example.fr")
+        grant(contact, newsletter, channel="email")
+
+        erased, granted = at_once(
+            lambda c=contact: contact_erase(contact=c, reason="request"),
+            lambda c=contact: grant(c, newsletter, channel="sms"),
+        )
+
+        # then the erasure always completes; the grant is either before it (and withdrawn by
+        # it) or refused because the contact is erased; nothing is granted afterwards
+        assert erased is None, repr(erased)
+        assert granted is None or "contact" in getattr(granted, "message_dict", {}), repr(granted)
+        contact.refresh_from_db()
+        assert contact.status == "erased"
+        assert not ConsentState.objects.filter(contact=contact, status="granted").exists()
+    assert ledger_verify() == []
+
+
+def at_once(*works: Callable[[], object]) -> list[BaseException | None]:
+    """Run each work in its own thread and connection, released together; their errors."""
+    start = threading.Barrier(len(works))
+    outcomes: list[BaseException | None] = [None] * len(works)
+
+    def run(index: int) -> None:
+        try:
+            start.wait(timeout=30)
+            works[index]()
+        except BaseException as error:  # noqa: BLE001 - handed back to the test
+            outcomes[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(works))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
