@@ -4,6 +4,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -365,6 +367,10 @@ def contact_anonymise(*, contact: Contact, reason: str) -> dict[str, str]:
     contact.interests.clear()
     contact.timeline.all().delete()
     timeline_add(contact=contact, kind=TimelineKind.ERASED, summary=reason, data={})
+    # the admin's change history names the contact as it was ("Camille Martin <...>")
+    LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Contact), object_id=str(contact.pk)
+    ).update(object_repr=str(contact)[:200])
     return removed
 
 

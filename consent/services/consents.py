@@ -418,7 +418,8 @@ def consents_withdraw_all(
     purposes = {purpose.id: purpose for purpose in purposes}
     withdrawn = []
     with transaction.atomic():
-        Contact.objects.select_for_update().filter(pk=contact.pk).first()  # lock order: see consent_record
+        # the contact first, as in consent_record: one lock order everywhere
+        Contact.objects.select_for_update().filter(pk=contact.pk).first()
         states = {
             (state.purpose_id, state.channel): state
             for state in ConsentState.objects.select_for_update().filter(

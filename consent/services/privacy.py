@@ -5,6 +5,7 @@ the middle leaves nothing half-done, and the retry finds the request still to do
 when another run finished it first) and acts exactly once.
 """
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,10 +38,12 @@ from consent.services.consents import Evidence, consents_withdraw_all
 from contacts.models import Contact, ContactStatus, TimelineKind
 from contacts.services import contact_anonymise, contact_restriction_set, timeline_add
 from core.management.commands.setup_roles import DPO
-from core.models import IdempotencyRecord
+from core.models import AuditEvent, IdempotencyRecord
 from core.services import job_run_claim
 from crmsync.models import OutboxEvent
 from crmsync.services import outbox_emit
+
+logger = logging.getLogger(__name__)
 
 # Carried out by the workers once verified; rectification needs a person to read the details.
 AUTOMATIC_TYPES = frozenset(
@@ -69,6 +72,9 @@ TRANSITIONS = {
     },
 }
 MAX_EXTENSION_MONTHS = 2
+# What erasure keeps of the staff's free text about the person (it may name them).
+ERASED_NOTE = "[erased]"
+FREE_TEXT_KEYS = frozenset({"note", "reason", "extension_reason", "details"})
 REMINDER_WINDOW = timedelta(days=7)
 
 
@@ -141,6 +147,9 @@ def privacy_request_transition(
             )
         if status == PrivacyRequestStatus.REJECTED and not note.strip():
             raise ValidationError({"note": [_("Say why the request is rejected.")]})
+        if status == PrivacyRequestStatus.COMPLETED and request.type in AUTOMATIC_TYPES:
+            _complete(request, by=by, note=note)  # the work itself, never only its status
+            return request
         _set_status(request, status, by=by, note=note)
         if status == PrivacyRequestStatus.VERIFIED:
             _queue_carry_out(request)
@@ -216,16 +225,33 @@ def privacy_request_carry_out(*, request_id: str, by: str = "worker") -> Privacy
             return None
         if request.status not in (PrivacyRequestStatus.VERIFIED, PrivacyRequestStatus.IN_PROGRESS):
             return None  # not verified yet, or already done by another run
-        CARRY_OUT[request.type](request)
-        _set_status(request, PrivacyRequestStatus.COMPLETED, by=by)
-        if request.contact.status != ContactStatus.ERASED:
-            timeline_add(
-                contact=request.contact,
-                kind=TimelineKind.REQUEST_COMPLETED,
-                summary=request.type,
-                data={"request": str(request.id)},
-            )
+        _complete(request, by=by)
     return request
+
+
+def _complete(request: PrivacyRequest, *, by: str, note: str = "") -> None:
+    """Carry the request out and mark it completed, in the caller's transaction. A request
+    about a person erased in the meantime cannot be carried out: it is closed as rejected."""
+    if (
+        request.contact.status == ContactStatus.ERASED
+        and request.type != PrivacyRequestType.ERASURE
+    ):
+        _set_status(
+            request,
+            PrivacyRequestStatus.REJECTED,
+            by=by,
+            note=_("The person was erased before this request could be carried out."),
+        )
+        return
+    CARRY_OUT[request.type](request)
+    _set_status(request, PrivacyRequestStatus.COMPLETED, by=by, note=note)
+    if request.contact.status != ContactStatus.ERASED:
+        timeline_add(
+            contact=request.contact,
+            kind=TimelineKind.REQUEST_COMPLETED,
+            summary=request.type,
+            data={"request": str(request.id)},
+        )
 
 
 def _reference(request: PrivacyRequest) -> str:
@@ -333,8 +359,16 @@ def _delete_copies(contact: Contact) -> None:
             if export:
                 export.delete(save=False)
     PrivacyRequest.objects.filter(contact=contact).update(
-        details="", export_json="", export_archive="", export_expires_at=None
+        details="", extension_reason="", export_json="", export_archive="", export_expires_at=None
     )
+    # free text the staff wrote about the person: notes and reasons, here and in the audit log
+    PrivacyRequestEvent.objects.filter(request__contact=contact).exclude(note="").update(
+        note=ERASED_NOTE
+    )
+    for event in AuditEvent.objects.filter(contact=contact):
+        kept = {key: value for key, value in event.details.items() if key not in FREE_TEXT_KEYS}
+        if kept != event.details:
+            AuditEvent.objects.filter(pk=event.pk).update(details=kept)
     # Queued payloads still carry the person: they never leave. Delivered ones are scrubbed.
     events = OutboxEvent.objects.filter(contact_public_id=contact.public_id)
     events.filter(processed_at__isnull=True).delete()
@@ -377,7 +411,10 @@ def privacy_requests_carry_out_pending(*, batch_size: int = 200) -> int:
         .values_list("id", flat=True)[:batch_size]
     )
     for request_id in list(pending):
-        done += privacy_request_carry_out(request_id=str(request_id)) is not None
+        try:
+            done += privacy_request_carry_out(request_id=str(request_id)) is not None
+        except Exception:  # one request that fails must not hold back the others
+            logger.exception("privacy request %s could not be carried out", request_id)
     return done
 
 

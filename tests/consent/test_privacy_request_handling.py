@@ -16,11 +16,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from freezegun import freeze_time
 from rest_framework.test import APIClient
 
+import consent.services.privacy as privacy_module
 from consent.ledger import ledger_verify
 from consent.models import (
     ConsentRecord,
@@ -38,6 +42,7 @@ from consent.services import (
     privacy_requests_carry_out_pending,
 )
 from contacts.models import Contact
+from core.models import AuditAction, AuditEvent
 from crmsync.models import OutboxEvent
 from tests.conftest import wait_for
 from tests.consent.concurrency import run_concurrently
@@ -565,3 +570,111 @@ def test_two_carry_outs_of_the_same_erasure_at_the_same_time_erase_once(
     assert OutboxEvent.objects.filter(topic="contact.erased").count() == 1
     assert Contact.objects.get(pk=contact.pk).timeline.get().kind == "erased"
     assert ledger_verify() == []
+
+
+# --- completing by hand, and requests about a person erased in the meantime --------------------
+
+
+def test_completing_an_erasure_by_hand_erases_the_person_not_only_the_status(
+    camille: Contact,
+) -> None:
+    # given a verified erasure the workers have not reached yet
+    request = file_request(camille, "erasure", verified=False)
+    privacy_request_transition(request=request, status="verified", by="dpo")
+
+    # when the DPO marks it completed in the admin
+    privacy_request_transition(request=request, status="completed", by="dpo")
+
+    # then the person is erased in the same step, and a worker run later does nothing more
+    request.refresh_from_db()
+    camille.refresh_from_db()
+    assert (request.status, request.handled_by) == ("completed", "dpo")
+    assert camille.status == "erased"
+    assert carry_out(request) is None
+
+
+def test_a_request_about_a_person_erased_meanwhile_is_closed_and_never_blocks_the_job(
+    camille: Contact,
+) -> None:
+    # given a verified restriction filed first, then an erasure carried out before it
+    restriction = file_request(camille, "restriction")
+    erasure = file_request(camille, "erasure")
+    carry_out(erasure)
+    later = file_request(ContactFactory(email="louis@example.fr"), "erasure")
+
+    # when the pending job runs
+    done = privacy_requests_carry_out_pending()
+
+    # then the restriction is closed with a note saying why, and the next request is carried out
+    restriction.refresh_from_db()
+    later.refresh_from_db()
+    assert done == 2
+    assert restriction.status == "rejected"
+    assert "erased before" in restriction.history.order_by("-id").first().note
+    assert later.status == "completed"
+
+
+def test_one_failing_request_does_not_hold_back_the_others(
+    camille: Contact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the oldest verified request fails every time it is carried out
+    first = file_request(camille, "objection")
+    second = file_request(ContactFactory(email="louis@example.fr"), "erasure")
+
+    def fail(request: PrivacyRequest) -> None:
+        raise RuntimeError("the storage is down")
+
+    monkeypatch.setitem(privacy_module.CARRY_OUT, "objection", fail)
+
+    # when the pending job runs
+    done = privacy_requests_carry_out_pending()
+
+    # then the failure is left for the next run, and the other request is carried out
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert done == 1
+    assert (first.status, second.status) == ("verified", "completed")
+
+
+def test_erasure_scrubs_the_staff_notes_about_the_person_and_the_admin_history(
+    camille: Contact,
+) -> None:
+    # given a rejection note and an extension reason naming the person, and an admin edit
+    rejected = file_request(camille, "rectification", verified=False)
+    privacy_request_transition(
+        request=rejected, status="rejected", by="dpo", note="Camille Durand sent no proof"
+    )
+    pending = file_request(camille, "access", verified=False)
+    privacy_request_extend(
+        request=pending, months=1, reason="Camille Durand's many files", by="dpo"
+    )
+    dpo = User.objects.create(username="dpo")
+    LogEntry.objects.create(
+        user=dpo,
+        content_type=ContentType.objects.get_for_model(Contact),
+        object_id=str(camille.pk),
+        object_repr=str(camille),
+        action_flag=CHANGE,
+    )
+    AuditEvent.objects.create(
+        user=dpo,
+        username="dpo",
+        action=AuditAction.REQUEST_CHANGE,
+        contact=camille,
+        details={"request": str(rejected.pk), "note": "Camille Durand sent no proof"},
+    )
+
+    # when she is erased
+    erasure = file_request(camille, "erasure")
+    carry_out(erasure)
+
+    # then no note, reason or history entry still names her
+    texts = [
+        *PrivacyRequestEvent.objects.filter(request__contact=camille).values_list(
+            "note", flat=True
+        ),
+        *PrivacyRequest.objects.filter(contact=camille).values_list("extension_reason", flat=True),
+        *LogEntry.objects.values_list("object_repr", flat=True),
+        *[str(details) for details in AuditEvent.objects.values_list("details", flat=True)],
+    ]
+    assert texts and not [text for text in texts if "Camille" in text or "camille@" in text]
