@@ -43,7 +43,13 @@ from consent.services import (
     contact_erase,
     privacy_request_file,
 )
-from contacts.models import Contact, ContactStatus, SuppressionReason, TimelineKind
+from contacts.models import (
+    Contact,
+    ContactStatus,
+    EmailDeliverability,
+    SuppressionReason,
+    TimelineKind,
+)
 from contacts.normalization import normalize_email
 from contacts.selectors import suppression_reason
 from contacts.services import (
@@ -446,7 +452,7 @@ def _repermission_due(now: datetime, batch_size: int) -> int:
         )
     )
     candidates = (
-        Contact.objects.filter(status__in=[ContactStatus.ACTIVE, ContactStatus.PAUSED])
+        _retainable()
         .filter(_silent_since(now - timedelta(days=shortest)))
         .filter(_not_asked_since_last_activity())
     )
@@ -470,8 +476,8 @@ def _send_repermission(contact_id: int, now: datetime, period: timedelta) -> int
     """Claim the contact (a conditional update: one run wins), then email it in its language."""
     with transaction.atomic():
         claimed = (
-            Contact.objects.filter(pk=contact_id)
-            .filter(status__in=[ContactStatus.ACTIVE, ContactStatus.PAUSED])
+            _retainable()
+            .filter(pk=contact_id)
             .filter(_silent_since(now - period))
             .filter(_not_asked_since_last_activity())
             .update(repermission_sent_at=now)
@@ -479,10 +485,31 @@ def _send_repermission(contact_id: int, now: datetime, period: timedelta) -> int
         if not claimed:
             return 0
         contact = Contact.objects.get(pk=contact_id)
-        token = preference_token_issue(contact=contact)
-        _email_repermission(contact, token, now + settings.RETENTION_GRACE)
-        timeline_add(contact=contact, kind=TimelineKind.REPERMISSION_SENT, summary="retention")
+        # Nobody to ask at an address that unsubscribed or bounces: the grace period still
+        # runs, then the contact is anonymised like anyone who did not answer.
+        unreachable = (
+            suppression_reason(kind="email", value=contact.email) is not None
+            or contact.email_deliverability != EmailDeliverability.DELIVERABLE
+        )
+        if not unreachable:
+            token = preference_token_issue(contact=contact)
+            _email_repermission(contact, token, now + settings.RETENTION_GRACE)
+        timeline_add(
+            contact=contact,
+            kind=TimelineKind.REPERMISSION_SENT,
+            summary="retention" if not unreachable else "retention (not emailed: unreachable)",
+            data={"emailed": not unreachable},
+        )
     return 1
+
+
+def _retainable() -> Any:
+    """Contacts retention looks at: not erased, and not under a restriction (GDPR Art. 18),
+    which keeps the data as it is until lifted."""
+    return Contact.objects.filter(
+        status__in=[ContactStatus.ACTIVE, ContactStatus.PAUSED],
+        processing_restricted_at__isnull=True,
+    )
 
 
 def _email_repermission(contact: Contact, token: str, deadline: datetime) -> None:
@@ -507,7 +534,7 @@ def _email_repermission(contact: Contact, token: str, deadline: datetime) -> Non
 
 def _anonymise_silent(now: datetime, batch_size: int) -> int:
     silent = (
-        Contact.objects.filter(status__in=[ContactStatus.ACTIVE, ContactStatus.PAUSED])
+        _retainable()
         .filter(repermission_sent_at__lt=now - settings.RETENTION_GRACE)
         .filter(
             Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=F("repermission_sent_at"))

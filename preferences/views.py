@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 from consent.exports import personal_data_csv_zip, personal_data_json
 from consent.models import SourceKind
 from contacts.models import Contact, Interest, Language
-from contacts.services import contact_pause, contact_resume, contact_update
+from contacts.services import contact_pause, contact_resume, contact_touch, contact_update
 from preferences import forms
 from preferences.ratelimit import rate_limited
 from preferences.selectors import contact_for_token, preference_page
@@ -95,6 +95,7 @@ def center(request: HttpRequest, token: str) -> HttpResponse:
             if handler is not None:
                 bound = handler(request, contact)
                 if not bound:
+                    contact_touch(contact=contact)  # an answer from the person: retention restarts
                     query = urlencode({"done": name, "lang": language})
                     return HttpResponseRedirect(f"{request.path}?{query}", status=303)
             else:

@@ -22,9 +22,9 @@ from consent.ledger import ledger_verify
 from consent.models import ConsentRecord, Purpose
 from contacts.models import Contact
 from contacts.selectors import suppression_reason
-from contacts.services import contact_touch
+from contacts.services import contact_touch, suppression_add
 from crmsync.models import OutboxEvent
-from preferences.services import retention_apply
+from preferences.services import preference_token_issue, retention_apply
 from preferences.tasks import apply_retention
 from tests.conftest import Mailbox, message_text
 from tests.consent.concurrency import run_concurrently
@@ -320,3 +320,68 @@ def test_the_retention_task_runs_the_job(mailbox: Mailbox) -> None:
 
     assert result.successful() and result.get() == [1, 0]
     assert len(mailbox.messages) == 1
+
+
+# --- who is asked, and who is kept as is ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_restricted_contact_is_neither_asked_nor_erased(mailbox: Mailbox) -> None:
+    # given someone silent for years whose processing is restricted (GDPR Art. 18)
+    restricted = contact_active_at(SILENT_SINCE, processing_restricted_at=SILENT_SINCE)
+
+    # when the job runs, and again long after the grace period
+    first = run_at(NOW)
+    later = run_at(NOW + settings.RETENTION_GRACE + timedelta(days=1))
+
+    # then their data is kept as it is until the restriction is lifted
+    assert (first, later) == ((0, 0), (0, 0))
+    assert mailbox.messages == []
+    assert reload(restricted).status == "active"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("unreachable", ["unsubscribed", "bounced"])
+def test_an_unreachable_contact_is_not_emailed_but_still_anonymised_after_the_grace_period(
+    mailbox: Mailbox, unreachable: str
+) -> None:
+    # given someone silent for years who unsubscribed from everything, or whose address bounces
+    contact = contact_active_at(SILENT_SINCE, email="gone@example.fr")
+    if unreachable == "unsubscribed":
+        suppression_add(reason="global_unsubscribe", email="gone@example.fr")
+    else:
+        Contact.objects.filter(pk=contact.pk).update(email_deliverability="hard_bounce")
+
+    # when the job runs, then past the grace period
+    first = run_at(NOW)
+    later = run_at(NOW + settings.RETENTION_GRACE + timedelta(days=1))
+
+    # then no email goes to them, and their data is not kept beyond the grace period
+    assert (first, later) == ((1, 0), (0, 1))
+    assert mailbox.messages == []
+    assert reload(contact).status == "erased"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("form", "data"),
+    [
+        ("pause", {"months": "3"}),
+        ("frequency", {"frequency": "monthly"}),
+        ("identity", {"first_name": "Inès", "last_name": "Moreau", "language": "fr"}),
+    ],
+)
+def test_any_change_the_person_makes_in_the_center_restarts_their_retention(
+    mailbox: Mailbox, client: Client, form: str, data: dict[str, str]
+) -> None:
+    # given someone silent for three years who, the day before the run, uses the center
+    contact = contact_active_at(SILENT_SINCE, email="ines.moreau@example.fr")
+    with freeze_time(SILENT_SINCE):
+        token = preference_token_issue(contact=contact)
+    with freeze_time(NOW - timedelta(days=1)):
+        assert post_form(client, token, form, **data).status_code == 303
+
+    # when the nightly job runs
+    # then they are not asked: they were active yesterday
+    assert run_at(NOW) == (0, 0)
+    assert mailbox.messages == []
