@@ -62,6 +62,8 @@ class ContactAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        if self.instance.status == ContactStatus.ERASED:
+            raise ValidationError(_("This contact was erased: nothing about it can be changed."))
         fields = {name: cleaned[name] for name in EDITABLE_FIELDS if name in cleaned}
         try:
             # The service's validation (the same function contact_update runs), without writing.

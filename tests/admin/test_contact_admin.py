@@ -2,6 +2,7 @@ import pytest
 from django.urls import reverse
 
 from consent.models import ConsentState
+from consent.services import contact_erase
 from contacts.models import Contact, TimelineEvent
 from crmsync.models import OutboxEvent
 from tests.admin.forms import submitted_form
@@ -170,3 +171,19 @@ def test_contact_list_searches_by_email_and_filters_by_status(as_marketer):
 
     assert [c.email for c in by_email.context["cl"].result_list] == ["zoe.lambert@example.fr"]
     assert [c.email for c in by_name.context["cl"].result_list] == ["zoe.lambert@example.fr"]
+
+
+def test_saving_an_erased_contact_is_refused_with_a_message_not_an_error_page(as_marketer):
+    # given a contact erased while its page was open
+    contact = ContactFactory(email="gone@example.fr")
+    page = as_marketer.get(change_url(contact))
+    contact_erase(contact=contact, reason="request")
+
+    # when the marketer saves the page
+    response = as_marketer.post(change_url(contact), submitted_form(page, first_name="Back"))
+
+    # then the form says why, and the contact stays erased
+    assert response.status_code == 200
+    assert "was erased" in str(response.context["adminform"].form.non_field_errors())
+    contact.refresh_from_db()
+    assert (contact.status, contact.first_name) == ("erased", "")

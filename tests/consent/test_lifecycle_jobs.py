@@ -5,7 +5,7 @@ it at the same time on PostgreSQL.
 """
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from io import StringIO
 from typing import Any
@@ -246,8 +246,8 @@ def test_the_day_of_a_reminder_is_the_day_in_paris(
     dpo_team: list[str], deadlines: dict[str, PrivacyRequest], mailbox: Mailbox
 ) -> None:
     # 23:30 UTC on 20 March is already 21 March in Paris: another day, another reminder
-    deadline_reminders_send(now=datetime(2026, 3, 20, 8, 0, tzinfo=PARIS))
-    deadline_reminders_send(now=datetime(2026, 3, 21, 0, 30, tzinfo=PARIS))
+    deadline_reminders_send(now=datetime(2026, 3, 20, 8, 0, tzinfo=UTC))
+    deadline_reminders_send(now=datetime(2026, 3, 20, 23, 30, tzinfo=UTC))
 
     assert len(mailbox.messages) == 2
     assert set(JobRun.objects.values_list("key", flat=True)) == {"2026-03-20", "2026-03-21"}
