@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
 from consent.models import (
@@ -336,7 +337,14 @@ def action_link_send(*, contact_id: int, action: str, new_email: str = "") -> bo
     if contact is None or action not in LinkAction.ALL:
         return False
     token = signing.dumps(
-        {"c": str(contact.public_id), "a": action, "e": new_email}, salt=LINK_SALT, compress=True
+        {
+            "c": str(contact.public_id),
+            "a": action,
+            "e": new_email,
+            "m": _address_mark(contact.email),
+        },
+        salt=LINK_SALT,
+        compress=True,
     )
     link = settings.SITE_URL + reverse("preferences:action", args=[token])
     with translation.override(contact.language):
@@ -376,7 +384,18 @@ def action_link_read(token: str) -> tuple[Contact, str, str]:
     )
     if contact is None or data.get("a") not in LinkAction.ALL:
         raise signing.BadSignature("unknown contact or action")
-    return contact, data["a"], data.get("e", "")
+    # A link belongs to the address it was sent for: after an email change, links sent for
+    # the old address are dead (an old mailbox cannot download the data, an older email-change
+    # link cannot switch back). The confirmed email-change link itself stays harmless to follow.
+    new_email = data.get("e", "")
+    current = _address_mark(contact.email)
+    if data.get("m") != current and not (new_email and _address_mark(new_email) == current):
+        raise signing.BadSignature("sent for another address")
+    return contact, data["a"], new_email
+
+
+def _address_mark(email: str) -> str:
+    return salted_hmac(LINK_SALT, email).hexdigest()[:32]
 
 
 def email_change_confirm(*, contact: Contact, new_email: str) -> Contact:

@@ -392,3 +392,26 @@ def test_confirmation_page_keeps_the_link_private(
     assert response["Referrer-Policy"] == "same-origin"
     assert response["Cache-Control"] == "no-store"
     assert "<script" not in response.content.decode().lower()
+
+
+def test_links_sent_for_an_address_die_when_the_address_changes(
+    client: Client, camille: Contact, request_link: Callable[..., HttpResponseAndMail]
+) -> None:
+    # given a download link and a first email-change link sent for the address on file
+    _response, [download] = request_link("download")
+    _response, [*_earlier, to_first] = request_link("email", email="camille@first.fr")
+    _response, [*_earlier, to_second] = request_link("email", email="camille@second.fr")
+    assert to_first["To"] == "camille@first.fr" and to_second["To"] == "camille@second.fr"
+
+    # when the person confirms the first change
+    assert "Your email address is changed" in page_text(client.post(link_in(to_first), **ENGLISH))
+
+    # then no other link sent for the old address works any more
+    for link in (link_in(download), link_in(to_second)):
+        assert "link is not valid" in page_text(client.post(link, {"format": "json"}, **ENGLISH))
+    camille.refresh_from_db()
+    assert camille.email == "camille@first.fr"
+    # and the confirmed link itself stays harmless to follow again
+    again = client.post(link_in(to_first), **ENGLISH)
+    assert again.status_code == 200
+    assert camille.timeline.filter(kind="email_changed").count() == 1
