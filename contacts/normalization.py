@@ -9,6 +9,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 
+# RFC 5321 (a path of 256 octets with its angle brackets), and the contact column.
+EMAIL_MAX_LENGTH = 254
+
 
 def normalize_email(raw: str) -> str:
     """Trim, lower-case and turn an internationalised domain into punycode."""
@@ -22,6 +25,12 @@ def normalize_email(raw: str) -> str:
         raise ValidationError(_("Enter a valid email address."), code="invalid") from error
     email = f"{local}@{domain}"
     validate_email(email)
+    if len(email) > EMAIL_MAX_LENGTH:  # punycode can make a valid-looking address too long
+        raise ValidationError(
+            _("Use an email address of %(limit)d characters at most.")
+            % {"limit": EMAIL_MAX_LENGTH},
+            code="max_length",
+        )
     return email
 
 

@@ -56,3 +56,24 @@ def test_blank_phone_stays_blank():
 def test_invalid_phone_is_refused(raw):
     with pytest.raises(ValidationError):
         normalize_phone(raw)
+
+
+LONG_IDN = "jean@" + ".".join(["éèêëàâäîïôöùûüçœæñéèêëàâäîïôöù"] * 6) + ".fr"
+
+
+def test_an_idn_address_too_long_once_in_punycode_is_refused_with_the_limit():
+    # 193 characters as typed, 283 once every label of its domain is in punycode
+    assert len(LONG_IDN) < 254
+
+    with pytest.raises(ValidationError) as error:
+        normalize_email(LONG_IDN)
+
+    assert "254 characters at most" in error.value.messages[0]
+
+
+@pytest.mark.django_db
+def test_the_api_refuses_such_an_address_on_its_field(api):
+    response = api().post("/api/v1/contacts/", {"email": LONG_IDN}, format="json")
+
+    assert response.status_code == 400
+    assert "254 characters at most" in response.json()["email"][0]
