@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from consent.models import Channel, ConsentState, ConsentStatus, LegalBasis, Purpose
 from consent.selectors import purposes_active
 from consent.services import ACTIVE_STATUSES, MARKETING_BASES, UNSUBSCRIBE_ALL_REFERENCE
-from contacts.models import Contact, ContactStatus, Interest, SuppressionReason
+from contacts.models import (
+    Contact,
+    ContactStatus,
+    Interest,
+    SuppressionReason,
+    TimelineEvent,
+    TimelineKind,
+)
 from contacts.selectors import suppression_reason
 from preferences.models import PreferenceToken
 
@@ -63,18 +70,32 @@ def resubscribe_candidates(contact: Contact) -> list[ConsentState]:
     return _resubscribable(contact, states, {})
 
 
+def _last_unsubscribe_records(contact: Contact) -> set[str]:
+    """The ledger records (uuids) the person's last "unsubscribe from all" wrote."""
+    last = (
+        TimelineEvent.objects.filter(contact=contact, kind=TimelineKind.UNSUBSCRIBED)
+        .order_by("-occurred_at", "-id")
+        .values_list("data", flat=True)
+        .first()
+    )
+    return set((last or {}).get("records", []))
+
+
 def _resubscribable(
     contact: Contact, states: Iterable[ConsentState], active: dict[int, Purpose]
 ) -> list[ConsentState]:
-    """Withdrawn by "unsubscribe from all", on a purpose and channel still in use, and not
-    blocked by an objection to profiling. `active`: the active purposes already loaded."""
+    """Withdrawn by the last "unsubscribe from all" (not an earlier one: what the person
+    left off in between stays off), on a purpose and channel still in use, and not blocked by
+    an objection to profiling. `active`: the active purposes already loaded."""
     objected = contact.profiling_objected_at is not None
+    last_unsubscribe = _last_unsubscribe_records(contact)
     found = []
     for state in states:
         purpose = active.get(state.purpose_id) or state.purpose
         if (
             state.status == ConsentStatus.WITHDRAWN
             and state.record.source_reference == UNSUBSCRIBE_ALL_REFERENCE
+            and str(state.record.uuid) in last_unsubscribe
             and purpose.is_active
             and state.channel in purpose.channels
             and not (objected and purpose.is_profiling)

@@ -8,7 +8,14 @@ from contacts.models import Contact, Suppression, TimelineEvent
 from contacts.selectors import suppression_reason
 from crmsync.models import OutboxEvent
 from tests.factories import grant
-from tests.preferences.conftest import BROWSER, center_path, page_text, read_page, unsubscribe_path
+from tests.preferences.conftest import (
+    BROWSER,
+    center_path,
+    page_text,
+    read_page,
+    save_consents,
+    unsubscribe_path,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -212,3 +219,27 @@ def test_one_click_post_as_multipart_form_data_works_too(subscribed: Contact, to
     assert response.status_code == 200
     assert "Location" not in response and "Set-Cookie" not in response
     assert suppression_reason(kind="email", value=subscribed.email) == "global_unsubscribe"
+
+
+def test_resubscribing_grants_back_only_what_the_last_unsubscribe_withdrew(
+    client: Client, subscribed: Contact, token: str
+) -> None:
+    # given the person unsubscribed, then ticked only the newsletter by email again, then
+    # unsubscribed once more
+    one_click(token)
+    assert save_consents(client, token, tick=["newsletter:email"]).status_code == 303
+    one_click(token)
+
+    # when they resubscribe
+    response = client.post(center_path(token), {"form": "resubscribe", "lang": "fr"}, **BROWSER)
+
+    # then only what the second unsubscribe took away comes back: what they had left off stays
+    assert response.status_code == 303
+    states = ConsentState.objects.filter(contact=subscribed).select_related("purpose")
+    assert {(s.purpose.slug, s.channel): s.status for s in states} == {
+        ("newsletter", "email"): "granted",
+        ("newsletter", "sms"): "withdrawn",
+        ("offers", "postal"): "withdrawn",
+        ("personalisation", "email"): "withdrawn",
+        ("product-news", "email"): "withdrawn",
+    }
