@@ -391,7 +391,23 @@ class PrivacyRequestEventInline(ReadOnlyInlineMixin, admin.TabularInline):
 class PrivacyRequestAddForm(forms.ModelForm):
     class Meta:
         model = PrivacyRequest
-        fields = ["contact", "type", "details"]
+        fields = ["contact", "type", "details", "received_at"]
+        help_texts = {
+            "received_at": _(
+                "When the request reached us (a letter's date of receipt, say): the one-month "
+                "deadline runs from it."
+            )
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["received_at"].initial = timezone.now
+
+    def clean_received_at(self) -> Any:
+        received_at = self.cleaned_data["received_at"]
+        if received_at > timezone.now():
+            raise ValidationError(_("A request cannot be received in the future."))
+        return received_at
 
     def clean_contact(self) -> Contact:
         # The service refuses it too, but only a form error shows next to the field (not a 500).
@@ -527,7 +543,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: PrivacyRequest | None = None) -> Any:
         if obj is None:
-            return ["contact", "type", "details"]
+            return ["contact", "type", "details", "received_at"]
         handling = ["next_status", "note", "extend_months", "new_extension_reason"]
         return [*self.readonly_fields, *(handling if _is_open(obj) else [])]
 
@@ -609,6 +625,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
             source_reference=by,
             verified=True,
             by=by,
+            received_at=form.cleaned_data["received_at"],
         )
         adopt_saved_instance(obj, filed)
 

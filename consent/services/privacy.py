@@ -87,16 +87,21 @@ def privacy_request_file(
     source_reference: str = "",
     verified: bool = False,
     by: str = "",
+    received_at: datetime | None = None,
 ) -> PrivacyRequest:
     """File a data-subject request, due one month after receipt (GDPR Art. 12(3)).
 
-    A verified request of a kind the workers carry out is queued for them after commit.
+    `received_at`: when it reached us, if earlier than now (a letter entered later). A
+    verified request of a kind the workers carry out is queued for them after commit.
     """
     if type not in PrivacyRequestType.values:
         raise ValidationError({"type": [_("Not a valid choice.")]})
     if contact.status == ContactStatus.ERASED:
         raise ValidationError({"contact": [_("This contact was erased.")]})
-    received_at = timezone.now()
+    now = timezone.now()
+    if received_at is not None and received_at > now:
+        raise ValidationError({"received_at": [_("A request cannot be received in the future.")]})
+    received_at = received_at or now
     status = PrivacyRequestStatus.VERIFIED if verified else PrivacyRequestStatus.RECEIVED
     with transaction.atomic():
         request = PrivacyRequest.objects.create(
@@ -110,7 +115,7 @@ def privacy_request_file(
             # one calendar month on the local calendar (31 Jan -> 28/29 Feb), not UTC's
             due_at=timezone.localtime(received_at) + relativedelta(months=1),
         )
-        PrivacyRequestEvent.objects.create(request=request, status=status, at=received_at, by=by)
+        PrivacyRequestEvent.objects.create(request=request, status=status, at=now, by=by)
         timeline_add(
             contact=contact,
             kind=TimelineKind.REQUEST_FILED,

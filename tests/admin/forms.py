@@ -29,6 +29,11 @@ def _add(data: dict[str, Any], form: forms.BaseForm) -> None:
         if isinstance(field.widget, forms.CheckboxInput):
             if value:
                 data[key] = "on"
+        elif isinstance(field.widget, forms.MultiWidget):  # a date and a time, say
+            parts = value if isinstance(value, list) else field.widget.decompress(value)
+            for index, part in enumerate(parts):
+                if part is not None:
+                    data[f"{key}_{index}"] = str(part)
         elif isinstance(value, list | tuple):
             data[key] = [str(item) for item in value]
         elif value is not None:

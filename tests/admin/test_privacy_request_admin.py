@@ -468,3 +468,39 @@ def test_marketer_cannot_erase_a_contact_even_by_posting_the_action(as_marketer:
     assert (contact.status, contact.email) == ("active", "ines.moreau@example.fr")
     assert suppression_reason(kind="email", value="ines.moreau@example.fr") is None
     assert not AuditEvent.objects.filter(action="erasure").exists()
+
+
+@pytest.mark.django_db
+def test_a_letter_entered_later_is_due_one_month_after_it_was_received(as_dpo: Client) -> None:
+    # given a letter received on 2 May 2026, entered by the DPO on 20 May
+    contact = ContactFactory(email="ines.moreau@example.fr")
+    with freeze_time("2026-05-20 09:00:00"):
+        page = as_dpo.get(ADD)
+        data = submitted_form(
+            page, contact=contact.pk, type="rectification", details="Letter of 2 May"
+        )
+        data.update({"received_at_0": "2026-05-02", "received_at_1": "10:00:00"})
+
+        # when it is filed
+        response = as_dpo.post(ADD, data)
+
+    # then the deadline runs from the receipt, not from the entry
+    assert response.status_code == 302
+    request = PrivacyRequest.objects.get(contact=contact)
+    assert timezone.localtime(request.received_at).date().isoformat() == "2026-05-02"
+    assert timezone.localtime(request.due_at).date().isoformat() == "2026-06-02"
+
+
+@pytest.mark.django_db
+def test_a_request_received_in_the_future_is_refused_on_its_field(as_dpo: Client) -> None:
+    contact = ContactFactory(email="ines.moreau@example.fr")
+    page = as_dpo.get(ADD)
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    data = submitted_form(page, contact=contact.pk, type="access")
+    data.update({"received_at_0": tomorrow.isoformat(), "received_at_1": "10:00:00"})
+
+    response = as_dpo.post(ADD, data)
+
+    assert response.status_code == 200
+    assert "future" in str(response.context["adminform"].form.errors["received_at"])
+    assert not PrivacyRequest.objects.exists()

@@ -1,0 +1,30 @@
+"""The access export holds everything the contact row holds (GDPR Art. 15)."""
+
+import json
+
+import pytest
+
+from consent.exports import personal_data_json
+from contacts.models import Contact
+from tests.factories import ContactFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_field_of_the_contact_is_in_the_export() -> None:
+    # a field added to Contact later must be added to the export too
+    held = {field.name for field in Contact._meta.concrete_fields} - {"id", "public_id"}
+
+    exported = json.loads(personal_data_json(ContactFactory()))["contact"]
+
+    assert held <= set(exported), sorted(held - set(exported))
+    assert "public_id" not in exported  # given as "id": the database key never leaves
+
+
+def test_the_export_names_the_crm_records_and_the_guardians_consent() -> None:
+    contact = ContactFactory(hubspot_id="hs-42", guardian_consent_evidence="Signed by the father")
+
+    data = json.loads(personal_data_json(contact))["contact"]
+
+    assert data["hubspot_id"] == "hs-42"
+    assert data["guardian_consent_evidence"] == "Signed by the father"
