@@ -5,7 +5,6 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from django.contrib.admin.models import LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -368,8 +367,11 @@ def contact_anonymise(*, contact: Contact, reason: str) -> dict[str, str]:
     contact.timeline.all().delete()
     timeline_add(contact=contact, kind=TimelineKind.ERASED, summary=reason, data={})
     # the admin's change history names the contact as it was ("Camille Martin <...>")
+    # (by the content type's natural key: get_for_model would create a missing one)
     LogEntry.objects.filter(
-        content_type=ContentType.objects.get_for_model(Contact), object_id=str(contact.pk)
+        content_type__app_label=Contact._meta.app_label,
+        content_type__model=Contact._meta.model_name,
+        object_id=str(contact.pk),
     ).update(object_repr=str(contact)[:200])
     return removed
 

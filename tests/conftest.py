@@ -42,16 +42,6 @@ def english_by_default() -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def transactional_db(_django_db_helper: None, django_db_serialized_rollback: None) -> None:
-    """pytest-django's `transactional_db`, with serialized rollback like `LIVE_DB`.
-
-    A plain transactional test's flush recreates the content types and permissions, which a
-    later serialized-rollback test then inserts again (a unique violation, depending on the
-    order). With every transactional test restoring the migrations' rows, any order works.
-    """
-
-
 @pytest.fixture(autouse=True)
 def fresh_rate_limits() -> Iterator[None]:
     """Rate-limit counters live in the (per-process) cache: each test starts from zero."""

@@ -7,7 +7,9 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from config.celery import app
 from core.beat import Scheduler
 
-pytestmark = pytest.mark.django_db
+# django-celery-beat closes the database connection as it starts (close_old_connections),
+# which only a test outside a wrapping transaction survives.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def start_beat() -> Scheduler:

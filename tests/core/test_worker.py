@@ -9,12 +9,11 @@ from tests.conftest import message_text
 from tests.factories import ContactFactory, PurposeFactory, grant
 
 # The worker is another process: it only sees committed rows, hence a transactional test.
-# (No serialized_rollback: reloading the migrations' rows clashes with the content types the
-# other transactional tests' flushes recreate; the ledger head is recreated on first use.)
+# (No serialized rollback: see tests/api/live.py.)
 pytestmark = [
     pytest.mark.worker,
     pytest.mark.slow,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 CONFIRMATION_LINK = re.compile(r"https?://[^\s/]+(/confirm/[^\s/]+/)")
