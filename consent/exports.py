@@ -15,39 +15,10 @@ from consent.selectors import contact_consent_history
 from contacts.models import Contact
 
 E164 = re.compile(r"\+[0-9]{6,15}")
-IDENTITY_FIELDS = (
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "job_title",
-    "address_line1",
-    "address_line2",
-    "postal_code",
-    "city",
-    "country",
-    "language",
-    "lifecycle_stage",
-    "crm_record_type",
-    "hubspot_id",
-    "salesforce_id",
-    "source",
-    "status",
-    "paused_until",
-    "frequency",
-    "processing_restricted_at",
-    "profiling_objected_at",
-    "email_deliverability",
-    "email_undeliverable_reason",
-    "postal_deliverability",
-    "postal_undeliverable_reason",
-    "is_minor",
-    "guardian_consent_evidence",
-    "last_activity_at",
-    "repermission_sent_at",
-    "created_at",
-    "updated_at",
+# Every column of the contact row: what we hold is what the person gets (the database key
+# stays out; the public id is given as "id").
+IDENTITY_FIELDS = tuple(
+    field.name for field in Contact._meta.concrete_fields if field.name not in ("id", "public_id")
 )
 
 

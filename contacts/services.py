@@ -252,24 +252,15 @@ def contact_resume(*, contact: Contact, source: str = "") -> Contact:
 
 def contact_profiling_objection_set(*, contact: Contact, objected: bool, source: str = "") -> bool:
     """Record or lift the person's objection to profiling (GDPR Art. 21); True if it changed."""
-    with transaction.atomic():
-        contact = _lock_active(contact)
-        if objected == (contact.profiling_objected_at is not None):
-            return False
-        contact.profiling_objected_at = timezone.now() if objected else None
-        contact.save(update_fields=["profiling_objected_at", "updated_at"])
-        timeline_add(
-            contact=contact,
-            kind=TimelineKind.PROFILING_OBJECTION,
-            summary=_("objected") if objected else _("objection withdrawn"),
-            data={"objected": objected, "source": source},
-        )
-        outbox_emit(
-            topic="contact.updated",
-            contact=contact,
-            payload={**contact_payload(contact), "changed": ["profiling_objection"]},
-        )
-    return True
+    return _dated_flag_set(
+        contact,
+        field="profiling_objected_at",
+        on=objected,
+        kind=TimelineKind.PROFILING_OBJECTION,
+        summary=_("objected") if objected else _("objection withdrawn"),
+        data={"objected": objected, "source": source},
+        changed="profiling_objection",
+    )
 
 
 def pauses_end(*, now: Any = None, batch_size: int = 500) -> int:
@@ -299,22 +290,40 @@ def _resume_if_over(contact_id: int, now: Any) -> int:
 
 def contact_restriction_set(*, contact: Contact, restricted: bool, source: str = "") -> bool:
     """Restrict all marketing processing of the person (GDPR Art. 18) or lift it."""
+    return _dated_flag_set(
+        contact,
+        field="processing_restricted_at",
+        on=restricted,
+        kind=TimelineKind.RESTRICTION,
+        summary=_("restricted") if restricted else _("restriction lifted"),
+        data={"restricted": restricted, "source": source},
+        changed="processing_restriction",
+    )
+
+
+def _dated_flag_set(
+    contact: Contact,
+    *,
+    field: str,
+    on: bool,
+    kind: str,
+    summary: str,
+    data: dict[str, Any],
+    changed: str,
+) -> bool:
+    """Set (to now) or clear a dated flag of the contact, with its timeline entry and CRM
+    event; True if it changed."""
     with transaction.atomic():
         contact = _lock_active(contact)
-        if restricted == (contact.processing_restricted_at is not None):
+        if on == (getattr(contact, field) is not None):
             return False
-        contact.processing_restricted_at = timezone.now() if restricted else None
-        contact.save(update_fields=["processing_restricted_at", "updated_at"])
-        timeline_add(
-            contact=contact,
-            kind=TimelineKind.RESTRICTION,
-            summary=_("restricted") if restricted else _("restriction lifted"),
-            data={"restricted": restricted, "source": source},
-        )
+        setattr(contact, field, timezone.now() if on else None)
+        contact.save(update_fields=[field, "updated_at"])
+        timeline_add(contact=contact, kind=kind, summary=summary, data=data)
         outbox_emit(
             topic="contact.updated",
             contact=contact,
-            payload={**contact_payload(contact), "changed": ["processing_restriction"]},
+            payload={**contact_payload(contact), "changed": [changed]},
         )
     return True
 
