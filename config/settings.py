@@ -5,11 +5,13 @@ kombu's filesystem transport. With `DEBUG=false`, `SECRET_KEY` and `ALLOWED_HOST
 nothing else, the settings are production-safe (`manage.py check --deploy` is clean).
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -159,6 +161,17 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Reverse proxies (addresses or networks) whose X-Forwarded-For names the client (core/http.py).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network"
+        ) from _error
+# django-ratelimit's "ip" key: the same client IP as evidence and the audit log.
+RATELIMIT_IP_META_KEY = "core.http.client_ip"
 
 # Celery: Redis when REDIS_URL is set, else kombu's filesystem transport (no service needed).
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"

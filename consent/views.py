@@ -8,6 +8,7 @@ from django.views.decorators.http import require_http_methods
 
 from consent.selectors import pending_states_for_confirmation
 from consent.services import confirmation_token_read, consent_confirm
+from core.http import client_ip
 
 
 @require_http_methods(["GET", "POST"])
@@ -23,7 +24,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         context["confirmed"] = consent_confirm(
             contact=contact,
             record_uuids=record_uuids,
-            ip=request.META.get("REMOTE_ADDR"),
+            ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
     else:

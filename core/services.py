@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from core.http import client_ip
 from core.models import AuditEvent, IdempotencyRecord, JobRun
 
 
@@ -28,7 +29,7 @@ def audit_record(
         contact=contact,
         contact_public_id=getattr(contact, "public_id", None),
         details=details or {},
-        ip=request.META.get("REMOTE_ADDR") or None,
+        ip=client_ip(request) or None,
     )
 
 

@@ -21,6 +21,7 @@ from consent.exports import personal_data_csv_zip, personal_data_json
 from consent.models import SourceKind
 from contacts.models import Contact, Interest, Language
 from contacts.services import contact_pause, contact_resume, contact_touch, contact_update
+from core.http import client_ip
 from preferences import forms
 from preferences.ratelimit import rate_limited
 from preferences.selectors import contact_for_token, preference_page
@@ -63,7 +64,7 @@ def private_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
 
 def _visit(request: HttpRequest) -> Visit:
     return Visit(
-        ip=request.META.get("REMOTE_ADDR"), user_agent=request.META.get("HTTP_USER_AGENT", "")
+        ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", "")
     )
 
 
