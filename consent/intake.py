@@ -21,9 +21,11 @@ from consent.models import (
     Purpose,
     SourceKind,
 )
-from consent.services import EXPLICIT_SOURCES, Evidence, consent_record
+from consent.services import LIST_SOURCES, Evidence, consent_record
+from consent.services.signups import SignupGrant, signup_confirmation_queue, signup_grant_prepare
 from contacts.models import Contact, TimelineKind
-from contacts.selectors import contacts_by_email
+from contacts.normalization import normalize_email
+from contacts.selectors import contacts_by_email, suppression_reason
 from contacts.services import contact_upsert, timeline_add
 from core.errors import StructuredValidationError, error_detail
 
@@ -55,9 +57,12 @@ class FormConsent:
 
 @dataclass
 class FormSubmissionResult:
-    contact: Contact
+    """What a form recorded; `contact` is None when the address is suppressed and has no
+    contact (an erased person): the grants then wait, unstored, for the emailed link."""
+
+    contact: Contact | None
     created: bool
-    records: list[ConsentRecord] = field(default_factory=list)
+    records: list[ConsentRecord | SignupGrant] = field(default_factory=list)
 
 
 def _purpose(slug: str) -> Purpose:
@@ -67,7 +72,9 @@ def _purpose(slug: str) -> Purpose:
     return purpose
 
 
-def _contact_for(item: ConsentInput) -> Contact:
+def _contact_for(item: ConsentInput, *, may_create_contacts: bool) -> Contact | None:
+    """The contact an item is about, created for a grant to an unknown email; None when the
+    email is suppressed and has no contact (nobody is created until the person confirms)."""
     if item.contact is not None:
         contact = Contact.objects.filter(public_id=item.contact).first()
         if contact is None:
@@ -78,35 +85,84 @@ def _contact_for(item: ConsentInput) -> Contact:
         return contact
     if item.action != ConsentAction.GRANT:
         raise ValidationError({"email": [_("No contact has this email.")]})
-    contact, _created = contact_upsert(
-        email=item.email or "", explicit_consent=item.source_kind in EXPLICIT_SOURCES
-    )
+    if not may_create_contacts:
+        # asked before the suppression list, so that the answer does not tell which
+        # unknown addresses are suppressed
+        raise ValidationError(
+            {
+                "email": [
+                    _(
+                        "No contact has this email, and creating contacts needs the "
+                        "contacts:write scope."
+                    )
+                ]
+            }
+        )
+    if _suppressed_without_contact(item.email or "", item.source_kind):
+        return None
+    contact, _created = contact_upsert(email=item.email or "")
     return contact
 
 
-def consents_record_batch(*, items: list[ConsentInput]) -> list[ConsentRecord]:
-    """Record several consents atomically; any invalid item rejects the whole batch."""
-    records: list[ConsentRecord] = []
+def _suppressed_without_contact(email: str, source_kind: str) -> bool:
+    """A suppressed address with no contact, for a grant that may wait for the person's click
+    (lists are refused by contact_upsert with the reason)."""
+    return source_kind not in LIST_SOURCES and bool(suppression_reason(kind="email", value=email))
+
+
+def consents_record_batch(
+    *, items: list[ConsentInput], may_create_contacts: bool = True
+) -> list[ConsentRecord | SignupGrant]:
+    """Record several consents atomically; any invalid item rejects the whole batch.
+
+    `may_create_contacts`: whether the caller may create a contact for an unknown email (the
+    API's `contacts:write` scope). A grant for a suppressed address with no contact is
+    answered pending and stored nowhere: the address gets a link that records it once followed.
+    """
+    results: list[ConsentRecord | SignupGrant] = []
     errors: list[dict[str, Any]] = []
     with transaction.atomic():
         for item in items:
             try:
                 with transaction.atomic():
-                    records.append(_record_item(item))
+                    results.append(_record_item(item, may_create_contacts=may_create_contacts))
                 errors.append({})
             except ValidationError as error:
                 errors.append(error_detail(error))
         if any(errors):
             transaction.set_rollback(True)
+        else:
+            _queue_signups(results, language="")
     if any(errors):
         raise StructuredValidationError(errors)
-    return records
+    return results
 
 
-def _record_item(item: ConsentInput) -> ConsentRecord:
+def _queue_signups(results: list[ConsentRecord | SignupGrant], *, language: str) -> None:
+    """One signup link per suppressed address for all its grants of this request."""
+    by_email: dict[str, list[SignupGrant]] = {}
+    for result in results:
+        if isinstance(result, SignupGrant):
+            by_email.setdefault(result.email, []).append(result)
+    for address, grants in by_email.items():
+        signup_confirmation_queue(email=address, grants=grants, language=language)
+
+
+def _record_item(item: ConsentInput, *, may_create_contacts: bool) -> ConsentRecord | SignupGrant:
     purpose = _purpose(item.purpose)
+    contact = _contact_for(item, may_create_contacts=may_create_contacts)
+    if contact is None:
+        return signup_grant_prepare(
+            email=normalize_email(item.email or ""),
+            purpose=purpose,
+            channel=item.channel,
+            source_kind=item.source_kind,
+            source_reference=item.source_reference,
+            evidence=item.evidence,
+            given_at=item.given_at,
+        )
     return consent_record(
-        contact=_contact_for(item),
+        contact=contact,
         purpose=purpose,
         channel=item.channel,
         action=item.action,
@@ -130,24 +186,21 @@ def form_submission_record(
 
     A ticked box is a grant with the wording shown; an unticked box withdraws an existing
     grant (the person was shown it and said no) and records nothing when there was none.
+    A suppressed address with no contact (an erased person) is not created: its ticked boxes
+    are answered pending and emailed as a link that brings the person back once followed.
     """
-    explicit = any(box.granted for box in consents)
     with transaction.atomic():
-        try:
-            contact, created = contact_upsert(
-                email=email, fields=contact_fields, interests=interests, explicit_consent=explicit
+        contact, created = _form_contact(email, contact_fields, interests, consents)
+        if contact is not None:
+            timeline_add(
+                contact=contact, kind=TimelineKind.FORM_SUBMITTED, summary=form, data={"form": form}
             )
-        except ValidationError as error:
-            raise StructuredValidationError({"contact": error_detail(error)}) from error
-        timeline_add(
-            contact=contact, kind=TimelineKind.FORM_SUBMITTED, summary=form, data={"form": form}
-        )
         result = FormSubmissionResult(contact=contact, created=created)
         errors = []
         for box in consents:
             try:
                 with transaction.atomic():
-                    record = _record_box(contact, box, form, evidence)
+                    record = _record_box(contact, email, box, form, evidence)
                 if record is not None:
                     result.records.append(record)
                 errors.append({})
@@ -155,15 +208,56 @@ def form_submission_record(
                 errors.append(error_detail(error))
         if any(errors):
             transaction.set_rollback(True)
+        else:
+            _queue_signups(result.records, language=contact_fields.get("language") or "")
     if any(errors):
         raise StructuredValidationError({"consents": errors})
     return result
 
 
+def _form_contact(
+    email: str,
+    fields: dict[str, Any],
+    interests: list[str] | None,
+    consents: list[FormConsent],
+) -> tuple[Contact | None, bool]:
+    """The form's contact, upserted; None for a suppressed address with no contact whose form
+    grants something (without a grant, contact_upsert refuses it with the reason)."""
+    granting = any(box.granted for box in consents)
+    if (
+        granting
+        and not contacts_by_email(email).exists()
+        and _suppressed_without_contact(email, SourceKind.WEB_FORM)
+    ):
+        return None, False
+    try:
+        return contact_upsert(email=email, fields=fields, interests=interests)
+    except ValidationError as error:
+        raise StructuredValidationError({"contact": error_detail(error)}) from error
+
+
 def _record_box(
-    contact: Contact, box: FormConsent, form: str, evidence: Evidence
-) -> ConsentRecord | None:
+    contact: Contact | None, email: str, box: FormConsent, form: str, evidence: Evidence
+) -> ConsentRecord | SignupGrant | None:
     purpose = _purpose(box.purpose)
+    box_evidence = Evidence(
+        wording=box.wording,
+        unticked_by_default=evidence.unticked_by_default,
+        policy_version=evidence.policy_version,
+        ip=evidence.ip,
+        user_agent=evidence.user_agent,
+    )
+    if contact is None:
+        if not box.granted:
+            return None  # nobody to withdraw anything from
+        return signup_grant_prepare(
+            email=normalize_email(email),
+            purpose=purpose,
+            channel=box.channel,
+            source_kind=SourceKind.WEB_FORM,
+            source_reference=form,
+            evidence=box_evidence,
+        )
     if box.granted:
         action = ConsentAction.GRANT
     else:
@@ -183,11 +277,5 @@ def _record_box(
         action=action,
         source_kind=SourceKind.WEB_FORM,
         source_reference=form,
-        evidence=Evidence(
-            wording=box.wording,
-            unticked_by_default=evidence.unticked_by_default,
-            policy_version=evidence.policy_version,
-            ip=evidence.ip,
-            user_agent=evidence.user_agent,
-        ),
+        evidence=box_evidence,
     )

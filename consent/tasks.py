@@ -13,6 +13,7 @@ from consent.services import (
     privacy_request_carry_out,
     privacy_requests_carry_out_pending,
 )
+from consent.services.signups import signup_confirmation_send
 from contacts.services import pauses_end
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,12 @@ logger = logging.getLogger(__name__)
 def send_double_opt_in_confirmation(contact_id: int) -> bool:
     """Send the double opt-in confirmation email for a contact's pending grants."""
     return double_opt_in_send(contact_id=contact_id)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_signup_confirmation(token: str) -> bool:
+    """Email a suppressed address the link that records its grants (at most one a day)."""
+    return signup_confirmation_send(token=token)
 
 
 @shared_task

@@ -6,4 +6,5 @@ app_name = "consent"
 
 urlpatterns = [
     path("confirm/<str:token>/", views.confirm, name="confirm"),
+    path("confirm/signup/<str:token>/", views.confirm_signup, name="confirm_signup"),
 ]

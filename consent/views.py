@@ -1,5 +1,6 @@
 """The page behind the double opt-in confirmation link."""
 
+from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -8,6 +9,7 @@ from django.views.decorators.http import require_http_methods
 
 from consent.selectors import pending_states_for_confirmation
 from consent.services import confirmation_token_read, consent_confirm
+from consent.services.signups import signup_confirm, signup_items, signup_token_read
 from core.http import client_ip
 
 
@@ -35,4 +37,30 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
             context["confirmed"] = []
     response = render(request, "consent/confirm.html", context)
     response.headers["Content-Language"] = contact.language
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def confirm_signup(request: HttpRequest, token: str) -> HttpResponse:
+    """The link emailed to a suppressed address with no contact: GET shows the grants it asks
+    for; POST records them, lifts the suppression and brings the person back."""
+    try:
+        signup = signup_token_read(token)
+    except signing.BadSignature:
+        return render(request, "consent/confirm_signup.html", {"invalid": True}, status=404)
+    language = signup.language or settings.LANGUAGE_CODE
+    translation.activate(language)
+    context: dict = {"confirmed": None}
+    if request.method == "POST":
+        context["confirmed"] = signup_confirm(
+            request=signup,
+            ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+    else:
+        context["items"] = signup_items(signup)
+        if not context["items"]:
+            context["confirmed"] = []
+    response = render(request, "consent/confirm_signup.html", context)
+    response.headers["Content-Language"] = language
     return response

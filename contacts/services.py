@@ -116,12 +116,11 @@ def contact_upsert(
     email: str,
     fields: Mapping[str, Any] | None = None,
     interests: Iterable[str] | None = None,
-    explicit_consent: bool = False,
 ) -> tuple[Contact, bool]:
     """Create or update the contact with this email; never creates a duplicate.
 
-    A suppressed address is refused unless the same request carries the person's own new
-    explicit consent (which the consent service then records and which lifts the suppression).
+    A suppressed address is never created here, whatever the request claims: only the person's
+    own confirmed act lifts the suppression first (consent.services.signups).
     """
     try:
         email = normalize_email(email)
@@ -133,8 +132,7 @@ def contact_upsert(
         contact = Contact.objects.select_for_update().filter(email=email).first()
         created = False
         if contact is None:
-            if not explicit_consent:
-                ensure_not_suppressed(email=email, phone=cleaned.get("phone", ""))
+            ensure_not_suppressed(email=email, phone=cleaned.get("phone", ""))
             contact, created = _create_or_lock(email=email, fields=cleaned)
         if created:
             _record_creation(contact)

@@ -9,6 +9,7 @@ from consent.models import (
     Channel,
     ConsentRecord,
     ConsentState,
+    ConsentStatus,
     PrivacyRequest,
     PrivacyRequestEvent,
     PrivacyRequestType,
@@ -66,6 +67,71 @@ class ConsentRecordSerializer(serializers.ModelSerializer):
     contact = serializers.UUIDField(source="contact.public_id", read_only=True)
     purpose = serializers.SlugField(source="purpose.slug", read_only=True)
     version = serializers.IntegerField(source="purpose_version.number", read_only=True)
+
+    class Meta:
+        model = ConsentRecord
+        fields = (
+            "id",
+            "contact",
+            "purpose",
+            "version",
+            "channel",
+            "action",
+            "status",
+            "given_at",
+            "recorded_at",
+            "source_kind",
+            "source_reference",
+            "wording",
+            "unticked_by_default",
+            "policy_version",
+            "previous_hash",
+            "hash",
+        )
+        read_only_fields = fields
+
+
+PENDING_SIGNUP_HELP = (
+    "Null when the grant was for a suppressed address that has no contact (an erased person "
+    "signing up again): nothing is stored, `status` is `pending`, and the record is written "
+    "only when the person follows the link emailed to the address."
+)
+
+
+class ConsentWriteAnswerSerializer(serializers.ModelSerializer):
+    """A record as answered by `POST /consents/` and form submissions.
+
+    Its own field list (not the history's): a grant for a suppressed address with no contact
+    is answered `pending` with no stored record, so `id`, `contact`, `recorded_at`,
+    `previous_hash` and `hash` may be null. A grant or withdrawal older than the change behind
+    the current state is kept in the ledger but changes nothing: its `status` is the current
+    one, unchanged (SPEC §3, "State follows time").
+    """
+
+    id = serializers.UUIDField(
+        source="uuid", read_only=True, allow_null=True, help_text=PENDING_SIGNUP_HELP
+    )
+    contact = serializers.UUIDField(
+        source="contact.public_id", read_only=True, allow_null=True, help_text=PENDING_SIGNUP_HELP
+    )
+    purpose = serializers.SlugField(source="purpose.slug", read_only=True)
+    version = serializers.IntegerField(source="purpose_version.number", read_only=True)
+    status = serializers.ChoiceField(
+        choices=ConsentStatus.choices,
+        read_only=True,
+        help_text=(
+            "The status of (contact, purpose, channel) after this record: `pending` while the "
+            "double opt-in or a suppressed address waits for the person's confirmation; the "
+            "unchanged current status when the record is older than the change behind it."
+        ),
+    )
+    recorded_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text=PENDING_SIGNUP_HELP
+    )
+    previous_hash = serializers.CharField(
+        read_only=True, allow_null=True, help_text=PENDING_SIGNUP_HELP
+    )
+    hash = serializers.CharField(read_only=True, allow_null=True, help_text=PENDING_SIGNUP_HELP)
 
     class Meta:
         model = ConsentRecord
@@ -169,8 +235,14 @@ class FormSubmissionSerializer(serializers.Serializer):
 
 
 class FormSubmissionResultSerializer(serializers.Serializer):
-    contact = ContactSerializer()
-    consents = ConsentRecordSerializer(many=True)
+    contact = ContactSerializer(
+        allow_null=True,
+        help_text=(
+            "Null when the address is suppressed and has no contact (an erased person): nobody "
+            "is created until the person follows the link emailed to the address."
+        ),
+    )
+    consents = ConsentWriteAnswerSerializer(many=True)
 
 
 class PrivacyRequestInputSerializer(serializers.Serializer):

@@ -15,6 +15,7 @@ from consent.api.serializers import (
     MAX_BATCH,
     ConsentInputSerializer,
     ConsentRecordSerializer,
+    ConsentWriteAnswerSerializer,
     EvidenceSerializer,
     FormSubmissionResultSerializer,
     FormSubmissionSerializer,
@@ -56,7 +57,7 @@ class ConsentViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=ConsentInputSerializer,
-        responses={201: ConsentRecordSerializer},
+        responses={201: ConsentWriteAnswerSerializer},
         parameters=[IDEMPOTENCY_PARAMETER],
     )
     @idempotent
@@ -75,13 +76,16 @@ class ConsentViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         items = serializer.validated_data if many else [serializer.validated_data]
         try:
-            records = consents_record_batch(items=[self._to_input(item) for item in items])
+            records = consents_record_batch(
+                items=[self._to_input(item) for item in items],
+                may_create_contacts=request.auth.has_scope(Scope.CONTACTS_WRITE),
+            )
         except StructuredValidationError as error:
             if many:
                 raise
             # One object in, one object of errors out: `{"purpose": [...]}`, not a list.
             raise serializers.ValidationError(error.detail[0]) from error
-        data = ConsentRecordSerializer(records, many=True).data
+        data = ConsentWriteAnswerSerializer(records, many=True).data
         return Response(data if many else data[0], status=status.HTTP_201_CREATED)
 
     def _to_input(self, item: dict[str, Any]) -> ConsentInput:
@@ -128,11 +132,13 @@ class FormSubmissionView(APIView):
             consents=[FormConsent(**box) for box in data["consents"]],
             evidence=EvidenceSerializer.to_evidence(data.get("evidence", {})),
         )
-        contact = Contact.objects.prefetch_related("interests").get(pk=result.contact.pk)
+        contact = None
+        if result.contact is not None:
+            contact = Contact.objects.prefetch_related("interests").get(pk=result.contact.pk)
         return Response(
             {
-                "contact": ContactSerializer(contact).data,
-                "consents": ConsentRecordSerializer(result.records, many=True).data,
+                "contact": ContactSerializer(contact).data if contact else None,
+                "consents": ConsentWriteAnswerSerializer(result.records, many=True).data,
             },
             status=status.HTTP_201_CREATED,
         )

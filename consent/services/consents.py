@@ -34,16 +34,29 @@ from consent.models import (
     SourceKind,
 )
 from consent.selectors import pending_states_for_confirmation, purposes_with_versions
-from contacts.models import Contact, ContactStatus, TimelineEvent, TimelineKind
+from contacts.models import (
+    Contact,
+    ContactStatus,
+    SuppressionReason,
+    TimelineEvent,
+    TimelineKind,
+)
+from contacts.normalization import normalize_email, suppression_digest
 from contacts.selectors import suppression_reason
 from contacts.services import contact_touch, suppression_lift, timeline_add
+from core.services import job_run_claim
 from crmsync.services import outbox_emit
 
-# Sources where the person themselves gives consent, with the wording in front of them:
-# only a grant from one of these may lift a suppression.
-EXPLICIT_SOURCES = frozenset(
-    {SourceKind.WEB_FORM, SourceKind.PREFERENCE_CENTER, SourceKind.API, SourceKind.PAPER_FORM}
-)
+# The person's own confirmed act: a change in the preference center (reached from a link sent
+# to the address) or a link followed from an email sent to it. Only these lift a suppression;
+# anyone can claim a web form or the API, so a grant from there waits for the person's click.
+LIFTING_SOURCES = frozenset({SourceKind.PREFERENCE_CENTER, SourceKind.EMAIL_CONFIRMATION})
+# Lists never re-add a suppressed person (SPEC §3 contacts): their grants are refused.
+LIST_SOURCES = frozenset({SourceKind.IMPORT, SourceKind.CRM})
+# Grants that need no confirmation email on a double opt-in purpose: a signed paper form, and
+# a grant recorded because the person followed the emailed link.
+CONFIRMED_SOURCES = frozenset({SourceKind.PAPER_FORM, SourceKind.EMAIL_CONFIRMATION})
+SUPPRESSED_CONFIRMATION_JOB = "suppressed-address-confirmation"
 # Sources that must carry the wording shown and the unticked box with every grant.
 WORDING_REQUIRED_SOURCES = frozenset(
     {SourceKind.WEB_FORM, SourceKind.API, SourceKind.IMPORT, SourceKind.CRM}
@@ -88,9 +101,27 @@ def purpose_wording_update(
         )
 
 
+def consent_grant_check(
+    *, purpose: Purpose, channel: str, source_kind: str, evidence: Evidence, given_at: datetime
+) -> None:
+    """Refuse, as `consent_record` would, a grant that is not valid consent (no contact yet)."""
+    _validate_request(
+        contact=None,
+        purpose=purpose,
+        channel=channel,
+        action=ConsentAction.GRANT,
+        source_kind=source_kind,
+        evidence=evidence,
+        given_at=given_at,
+        now=timezone.now(),
+    )
+    if purpose.current_version is None:
+        raise ValidationError({"purpose": [_("This purpose has no wording yet.")]})
+
+
 def _validate_request(
     *,
-    contact: Contact,
+    contact: Contact | None,
     purpose: Purpose,
     channel: str,
     action: str,
@@ -103,7 +134,7 @@ def _validate_request(
     # Withdrawing and expiring must stay possible after a purpose is retired or drops a channel
     # (GDPR Art. 7(3)); only what makes consent valid again needs the purpose as it is now.
     makes_valid = action in (ConsentAction.GRANT, ConsentAction.CONFIRM)
-    if contact.status == ContactStatus.ERASED:
+    if contact is not None and contact.status == ContactStatus.ERASED:
         errors["contact"] = [_("This contact was erased.")]
     if makes_valid and not purpose.is_active:
         errors["purpose"] = [_("This purpose is no longer active.")]
@@ -189,13 +220,25 @@ def consent_record(
             raise ValidationError({"contact": [_("This contact was erased.")]})
         head = _lock_ledger_head()
         state = (
-            ConsentState.objects.select_for_update()
+            # only the state row: ledger records are never locked for update
+            ConsentState.objects.select_for_update(of=("self",))
+            .select_related("record")
             .filter(contact=contact, purpose=purpose, channel=channel)
             .first()
         )
-        status, version = _transition(state, purpose, action, source_kind, resolves)
-        if action == ConsentAction.GRANT:
-            _check_suppression(current, source_kind)
+        suppressed = _suppression_for(current, action, source_kind)
+        superseded = _superseded(state, action, given_at, now)
+        status, version = _transition(
+            state,
+            purpose,
+            action,
+            source_kind,
+            resolves,
+            needs_person=bool(suppressed) and source_kind not in LIFTING_SOURCES,
+        )
+        if superseded:
+            # kept as proof that it arrived, but the newer change behind the state stands
+            status = state.status
         record = _append(
             head=head,
             contact=contact,
@@ -211,9 +254,53 @@ def consent_record(
             evidence=evidence,
             resolves=resolves,
         )
+        if superseded:
+            _record_superseded(record, contact, state)
+            return record
         _write_state(state, record)
+        if suppressed and source_kind in LIFTING_SOURCES:
+            suppression_lift(email=current.email)
         _record_side_effects(record, contact, source_kind)
     return record
+
+
+def _suppression_for(contact: Contact, action: str, source_kind: str) -> str | None:
+    """Why the address is suppressed when this record would make consent valid, else None.
+
+    A list (import, CRM) is refused outright with the reason; other grants go on, as pending
+    grants waiting for the person's own click, unless they come from a lifting source.
+    """
+    if action not in (ConsentAction.GRANT, ConsentAction.CONFIRM):
+        return None
+    reason = suppression_reason(kind="email", value=contact.email)
+    if reason and action == ConsentAction.GRANT and source_kind in LIST_SOURCES:
+        raise ValidationError(
+            {
+                "email": [
+                    _(
+                        "This person is on the suppression list (%(reason)s); an import or a "
+                        "CRM cannot re-add them. Only their own confirmed consent lifts it."
+                    )
+                    % {"reason": SuppressionReason(reason).label}
+                ]
+            },
+            code="suppressed",
+        )
+    return reason
+
+
+def _superseded(state: ConsentState | None, action: str, given_at: datetime, now: datetime) -> bool:
+    """Whether a grant or withdrawal is older than the change behind the current state.
+
+    State follows time, not arrival (SPEC §3): a CRM replaying an old opt-in never undoes
+    today's opt-out. Times in the future (clock skew) count as their arrival, so a client
+    whose clock runs fast cannot shield a grant from the person's withdrawal. Equal times: the
+    later arrival wins. Confirm and expire resolve a pending grant and are never superseded.
+    """
+    if state is None or action not in (ConsentAction.GRANT, ConsentAction.WITHDRAW):
+        return False
+    behind = state.record
+    return min(given_at, now) < min(behind.given_at, behind.recorded_at)
 
 
 def _lock_ledger_head() -> LedgerHead:
@@ -231,8 +318,14 @@ def _transition(
     action: str,
     source_kind: str,
     resolves: ConsentRecord | None,
+    *,
+    needs_person: bool = False,
 ) -> tuple[str, PurposeVersion]:
-    """The status a new record leads to, and the wording version it refers to."""
+    """The status a new record leads to, and the wording version it refers to.
+
+    `needs_person`: the address is suppressed and the grant does not come from the person's
+    own confirmed act, so it waits, pending, for the link emailed to that address.
+    """
     current = purpose.current_version
     if current is None:
         raise ValidationError({"purpose": [_("This purpose has no wording yet.")]})
@@ -249,21 +342,10 @@ def _transition(
         and state.status == ConsentStatus.GRANTED
         and state.purpose_version_id == current.id
     )
-    needs_confirmation = purpose.double_opt_in and source_kind != SourceKind.PAPER_FORM
-    if needs_confirmation and not already_granted:
+    needs_confirmation = purpose.double_opt_in and source_kind not in CONFIRMED_SOURCES
+    if needs_person or (needs_confirmation and not already_granted):
         return ConsentStatus.PENDING, current
     return ConsentStatus.GRANTED, current
-
-
-def _check_suppression(contact: Contact, source_kind: str) -> None:
-    """A suppressed person is only reached again through their own new explicit consent."""
-    if not suppression_reason(kind="email", value=contact.email):
-        return
-    if source_kind not in EXPLICIT_SOURCES:
-        raise ValidationError(
-            {"email": [_("This person is on the suppression list; a list cannot re-add them.")]}
-        )
-    suppression_lift(email=contact.email)
 
 
 def _append(
@@ -341,6 +423,24 @@ def _write_state(state: ConsentState | None, record: ConsentRecord) -> None:
     state.record = record
     state.since = record.recorded_at
     state.save()
+
+
+def _record_superseded(record: ConsentRecord, contact: Contact, state: ConsentState) -> None:
+    """Tell the CRMs a record was kept but changed nothing; no timeline moment, no email."""
+    outbox_emit(
+        topic="consent.superseded",
+        contact=contact,
+        payload={
+            "record": str(record.uuid),
+            "purpose": record.purpose.slug,
+            "version": record.purpose_version.number,
+            "channel": record.channel,
+            "action": record.action,
+            "status": record.status,
+            "given_at": record.given_at.isoformat(),
+            "current_record": str(state.record.uuid),
+        },
+    )
 
 
 def _record_side_effects(record: ConsentRecord, contact: Contact, source_kind: str) -> None:
@@ -561,6 +661,19 @@ def double_opt_in_send(*, contact_id: int) -> bool:
         return _send_confirmation(contact)
 
 
+def suppressed_address_confirmation_claim(*, email: str, now: datetime | None = None) -> bool:
+    """Whether a confirmation email may go to this address now: always when it is not
+    suppressed, else once a day, however many grants a form or the API sends for it.
+
+    Call it inside the transaction that sends, so that a failed send releases the day.
+    """
+    if not suppression_reason(kind="email", value=email):
+        return True
+    day = timezone.localdate(now or timezone.now()).isoformat()
+    digest = suppression_digest("email", normalize_email(email))
+    return job_run_claim(job=SUPPRESSED_CONFIRMATION_JOB, key=f"{digest}:{day}")
+
+
 def _send_confirmation(contact: Contact) -> bool:
     states = list(
         ConsentState.objects.filter(contact=contact, status=ConsentStatus.PENDING)
@@ -575,6 +688,8 @@ def _send_confirmation(contact: Contact) -> bool:
         for uuid in data.get("records", [])
     )
     if not states or {str(s.record.uuid) for s in states} <= announced:
+        return False
+    if not suppressed_address_confirmation_claim(email=contact.email):
         return False
     record_uuids = [str(state.record.uuid) for state in states]
     token = confirmation_token(contact=contact, record_uuids=record_uuids)

@@ -368,7 +368,9 @@ def test_a_list_cannot_re_grant_a_known_suppressed_contact(api, camille, newslet
 
 
 @pytest.mark.django_db
-def test_the_persons_own_web_form_consent_lifts_the_suppression(api, newsletter):
+def test_a_web_form_claimed_by_the_client_no_longer_lifts_the_suppression(api, newsletter):
+    # A client claiming `web_form` used to lift the suppression at once; anyone can claim it,
+    # so the grant now waits, pending, for the person's own click (test_suppressed_addresses).
     suppression_add(reason="global_unsubscribe", email="back@example.fr")
 
     response = api().post(
@@ -376,6 +378,6 @@ def test_the_persons_own_web_form_consent_lifts_the_suppression(api, newsletter)
     )
 
     assert response.status_code == 201, response.json()
-    assert response.json()["status"] == "granted"
-    assert Contact.objects.filter(email="back@example.fr").exists()
-    assert suppression_reason(kind="email", value="back@example.fr") is None
+    assert response.json()["status"] == "pending"
+    assert not Contact.objects.filter(email="back@example.fr").exists()
+    assert suppression_reason(kind="email", value="back@example.fr") == "global_unsubscribe"

@@ -158,7 +158,9 @@ def test_an_unticked_box_after_an_earlier_grant_withdraws_it(api, camille, newsl
 
 
 @pytest.mark.django_db
-def test_a_suppressed_person_ticking_a_box_is_accepted_and_unsuppressed(api, newsletter):
+def test_a_suppressed_person_ticking_a_box_is_answered_pending_and_stays_suppressed(
+    api, newsletter
+):
     suppression_add(reason="global_unsubscribe", email="back@example.fr")
 
     response = api().post(
@@ -166,7 +168,10 @@ def test_a_suppressed_person_ticking_a_box_is_accepted_and_unsuppressed(api, new
     )
 
     assert response.status_code == 201, response.json()
-    assert suppression_reason(kind="email", value="back@example.fr") is None
+    assert response.json()["contact"] is None
+    assert [item["status"] for item in response.json()["consents"]] == ["pending"]
+    assert nothing_written()
+    assert suppression_reason(kind="email", value="back@example.fr") == "global_unsubscribe"
 
 
 @pytest.mark.django_db

@@ -207,8 +207,9 @@ def assert_no_copies_left(held: Held, lea: Contact) -> None:
     assert list(IdempotencyRecord.objects.values_list("id", flat=True)) == [held.others_answer]
 
 
-def assert_refused_then_back_with_new_consent(client: APIClient, held: Held) -> None:
-    """No query by her old email finds her; only her own new explicit consent brings her back."""
+def assert_refused_and_pending_until_she_confirms(client: APIClient, held: Held) -> None:
+    """No query by her old email finds her; a form signing her up again is only pending: she is
+    not re-created and stays suppressed until she follows the link emailed to her address."""
     found = client.get(CONTACTS, {"email": EMAIL})
     assert found.status_code == 200
     assert found.json()["results"] == []
@@ -218,11 +219,38 @@ def assert_refused_then_back_with_new_consent(client: APIClient, held: Held) -> 
     assert "suppression" in refused.json()["email"][0]
     assert not Contact.objects.filter(email=EMAIL).exists()
 
-    back = client.post(FORMS, form_body(email=EMAIL, boxes=[box(held.newsletter)]), format="json")
-    assert back.status_code == 201, back.json()
-    assert back.json()["contact"]["id"] != str(held.contact.public_id)
-    assert Contact.objects.get(email=EMAIL).status == "active"
+    pending = client.post(
+        FORMS, form_body(email=EMAIL, boxes=[box(held.newsletter)]), format="json"
+    )
+    assert pending.status_code == 201, pending.json()
+    assert pending.json()["contact"] is None
+    assert [(c["status"], c["id"]) for c in pending.json()["consents"]] == [("pending", None)]
+    assert not Contact.objects.filter(email=EMAIL).exists()
+    assert suppression_reason(kind="email", value=EMAIL) == "erased"
+
+
+def assert_back_once_she_follows_the_link(mailbox: Mailbox, held: Held) -> None:
+    """Following the link emailed to her address brings her back as a new contact."""
+    link = wait_for(lambda: signup_link(mailbox), timeout=30)
+    client = Client()
+    assert client.get(link).status_code == 200
+    assert not Contact.objects.filter(email=EMAIL).exists()
+
+    assert client.post(link, **BROWSER).status_code == 200
+
+    back = Contact.objects.get(email=EMAIL)
+    assert back.status == "active" and back.public_id != held.contact.public_id
     assert suppression_reason(kind="email", value=EMAIL) is None
+    record = ConsentRecord.objects.get(contact=back)
+    assert (record.source_kind, record.status) == ("email_confirmation", "granted")
+
+
+def signup_link(mailbox: Mailbox) -> str | None:
+    for message in mailbox.messages:
+        found = re.search(r"https?://\S+(/confirm/signup/\S+/)", message_text(message))
+        if message["To"] == EMAIL and found:
+            return found.group(1)
+    return None
 
 
 def erasure_requested_by_api(client: APIClient, lea: Contact) -> PrivacyRequest:
@@ -262,11 +290,11 @@ def test_an_erasure_request_filed_through_the_api_is_carried_out_once_committed(
     assert (request.status, request.details, request.handled_by) == ("completed", "", "worker")
     assert list(request.history.values_list("status", flat=True)) == ["verified", "completed"]
     assert_erased(held)
-    assert_refused_then_back_with_new_consent(client, held)
+    assert_refused_and_pending_until_she_confirms(client, held)
 
 
 def test_an_erasure_request_filed_through_the_api_is_carried_out_by_the_worker(
-    transactional_db: None, celery_worker: Any, api: Callable[..., APIClient]
+    transactional_db: None, celery_worker: Any, mailbox: Mailbox, api: Callable[..., APIClient]
 ) -> None:
     # given (a real worker on Redis when REDIS_URL is set, in-process after commit otherwise)
     client = api()
@@ -279,7 +307,8 @@ def test_an_erasure_request_filed_through_the_api_is_carried_out_by_the_worker(
     wait_for(lambda: completed(request), timeout=30)
     assert request.completed_at is not None
     assert_erased(held)
-    assert_refused_then_back_with_new_consent(client, held)
+    assert_refused_and_pending_until_she_confirms(client, held)
+    assert_back_once_she_follows_the_link(mailbox, held)
 
 
 # --- the preference center --------------------------------------------------------------------
@@ -309,9 +338,10 @@ def test_an_erasure_confirmed_from_the_preference_center_is_carried_out(
     assert request.source_kind == "preference_center"
     wait_for(lambda: completed(request), timeout=30)
     assert_erased(held)
-    assert_refused_then_back_with_new_consent(api(), held)
+    assert_refused_and_pending_until_she_confirms(api(), held)
     # the confirmation link no longer leads anywhere
     assert client.get(urlsplit(link).path).status_code == 404
+    assert_back_once_she_follows_the_link(mailbox, held)
 
 
 # --- a direct call ----------------------------------------------------------------------------
@@ -333,7 +363,7 @@ def test_contact_erase_called_directly_erases_everything(api: Callable[..., APIC
     assert set(withdrawals.values_list("source_kind", "source_reference")) == {
         ("system", "erasure")
     }
-    assert_refused_then_back_with_new_consent(client, held)
+    assert_refused_and_pending_until_she_confirms(client, held)
 
 
 @pytest.mark.django_db

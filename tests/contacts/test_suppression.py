@@ -66,12 +66,16 @@ def test_upsert_refuses_a_suppressed_phone_on_phone():
     assert list(error.value.message_dict) == ["phone"]
 
 
-def test_upsert_accepts_a_suppressed_email_that_comes_with_explicit_consent():
+def test_upsert_never_creates_a_contact_for_a_suppressed_email():
+    # It used to accept one when the caller said the request carried explicit consent; only
+    # the person's confirmed act (consent.services.signups) brings them back now.
     suppression_add(reason="global_unsubscribe", email="camille@example.fr")
 
-    contact, created = contact_upsert(email="camille@example.fr", explicit_consent=True)
+    with pytest.raises(ValidationError) as error:
+        contact_upsert(email="Camille@example.fr")
 
-    assert created is True and contact.email == "camille@example.fr"
+    assert list(error.value.message_dict) == ["email"]
+    assert not Contact.objects.exists()
 
 
 def test_email_change_to_a_suppressed_address_is_refused():
@@ -98,14 +102,17 @@ def test_list_grant_for_a_suppressed_contact_is_refused(source_kind):
     assert suppression_reason(kind="email", value=contact.email) == "global_unsubscribe"
 
 
-def test_explicit_web_form_grant_lifts_the_suppression():
+@pytest.mark.parametrize("source_kind", ["web_form", "api", "admin"])
+def test_a_grant_claimed_for_a_suppressed_contact_stays_pending_and_lifts_nothing(source_kind):
+    # A web-form grant used to lift the suppression at once; anyone can claim that source.
     contact, purpose = ContactFactory(), PurposeFactory()
     suppression_add(reason="global_unsubscribe", email=contact.email)
 
-    grant(contact, purpose, source_kind="web_form")
+    record = grant(contact, purpose, source_kind=source_kind)
 
-    assert suppression_reason(kind="email", value=contact.email) is None
-    assert ConsentState.objects.get(contact=contact).status == "granted"
+    assert record.status == "pending"
+    assert suppression_reason(kind="email", value=contact.email) == "global_unsubscribe"
+    assert ConsentState.objects.get(contact=contact).status == "pending"
 
 
 def test_withdrawal_for_a_suppressed_contact_is_still_recorded():
