@@ -13,6 +13,8 @@ class OutboxTopic(models.TextChoices):
     CONTACT_UPDATED = "contact.updated", _("Contact updated")
     CONSENT_RECORDED = "consent.recorded", _("Consent recorded")
     CONTACT_ERASED = "contact.erased", _("Contact erased")
+    # kept in the ledger, but older than the change behind the current state: nothing changed
+    CONSENT_SUPERSEDED = "consent.superseded", _("Consent recorded, superseded by a newer one")
 
 
 class OutboxEvent(models.Model):
