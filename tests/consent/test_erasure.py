@@ -247,7 +247,7 @@ def assert_back_once_she_follows_the_link(mailbox: Mailbox, held: Held) -> None:
 
 def signup_link(mailbox: Mailbox) -> str | None:
     for message in mailbox.messages:
-        found = re.search(r"https?://\S+(/confirm/signup/\S+/)", message_text(message))
+        found = re.search(r"https?://\S+(/confirm/s-\S+/)", message_text(message))
         if message["To"] == EMAIL and found:
             return found.group(1)
     return None

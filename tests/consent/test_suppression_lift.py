@@ -182,7 +182,7 @@ def test_an_expired_signup_link_answers_not_valid(client):
     with freeze_time(timezone.now() - settings.DOUBLE_OPT_IN_TTL - timedelta(minutes=1)):
         token = signup_token(purpose)
 
-    response = client.post(f"/confirm/signup/{token}/")
+    response = client.post(f"/confirm/s-{token}/")
 
     assert response.status_code == 404
     assert not Contact.objects.exists()
@@ -195,7 +195,7 @@ def test_a_forged_signup_link_brings_nobody_back(client):
     token = signup_token(purpose)
     forged = token[:-4] + ("aaaa" if not token.endswith("aaaa") else "bbbb")
 
-    assert client.post(f"/confirm/signup/{forged}/").status_code == 404
+    assert client.post(f"/confirm/s-{forged}/").status_code == 404
     assert not Contact.objects.exists()
 
 
