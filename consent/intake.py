@@ -26,7 +26,7 @@ from consent.services.signups import SignupGrant, signup_confirmation_queue, sig
 from contacts.models import Contact, TimelineKind
 from contacts.normalization import normalize_email
 from contacts.selectors import contacts_by_email, suppression_reason
-from contacts.services import contact_upsert, timeline_add
+from contacts.services import contact_fields_check, contact_upsert, timeline_add
 from core.errors import StructuredValidationError, error_detail
 
 
@@ -224,13 +224,15 @@ def _form_contact(
     """The form's contact, upserted; None for a suppressed address with no contact whose form
     grants something (without a grant, contact_upsert refuses it with the reason)."""
     granting = any(box.granted for box in consents)
-    if (
-        granting
-        and not contacts_by_email(email).exists()
-        and _suppressed_without_contact(email, SourceKind.WEB_FORM)
-    ):
-        return None, False
     try:
+        if (
+            granting
+            and not contacts_by_email(email).exists()
+            and _suppressed_without_contact(email, SourceKind.WEB_FORM)
+        ):
+            # nothing is stored, but bad data still gets its error
+            contact_fields_check(email=email, fields=fields, interests=interests)
+            return None, False
         return contact_upsert(email=email, fields=fields, interests=interests)
     except ValidationError as error:
         raise StructuredValidationError({"contact": error_detail(error)}) from error

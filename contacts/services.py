@@ -111,6 +111,19 @@ def ensure_not_suppressed(*, email: str, phone: str = "") -> None:
             )
 
 
+def contact_fields_check(
+    *, email: str, fields: Mapping[str, Any] | None = None, interests: Iterable[str] | None = None
+) -> None:
+    """Refuse, as contact_upsert would, bad contact data that is not going to be stored."""
+    try:
+        normalize_email(email)
+    except ValidationError as error:
+        raise ValidationError({"email": error.messages}) from error
+    _clean_fields(fields or {})
+    if interests is not None:
+        _resolve_interests(interests)
+
+
 def contact_upsert(
     *,
     email: str,

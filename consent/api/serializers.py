@@ -167,7 +167,16 @@ class ConsentStateSerializer(serializers.ModelSerializer):
 
 
 class SourceSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=API_SOURCE_KINDS, default=SourceKind.API)
+    kind = serializers.ChoiceField(
+        choices=API_SOURCE_KINDS,
+        default=SourceKind.API,
+        help_text=(
+            "Where the consent was collected. Whatever the kind, a grant for a suppressed "
+            "address (unsubscribed, complained, bounced, erased) is answered `pending` and "
+            "takes effect only when the person follows the link emailed to that address; "
+            "`import` and `crm` grants for one are refused."
+        ),
+    )
     reference = serializers.CharField(max_length=500, allow_blank=True, required=False)
 
 

@@ -275,3 +275,17 @@ def test_the_schema_declares_the_null_fields_of_a_pending_signup() -> None:
     assert form["contact"].get("nullable") or any(
         option.get("nullable") for option in form["contact"].get("oneOf", [])
     )
+
+
+@pytest.mark.django_db
+def test_a_form_for_an_erased_address_still_refuses_bad_contact_data(api, newsletter):
+    suppression_add(reason="erased", email=ADDRESS)
+
+    response = api().post(
+        FORMS,
+        form_body(email=ADDRESS, boxes=[box(newsletter)], interests=["no-such-topic"]),
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert list(response.json()["contact"]) == ["interests"]
