@@ -9,7 +9,12 @@ from django.views.decorators.http import require_http_methods
 
 from consent.selectors import pending_states_for_confirmation
 from consent.services import confirmation_token_read, consent_confirm
-from consent.services.signups import signup_confirm, signup_items, signup_token_read
+from consent.services.signups import (
+    signup_confirm,
+    signup_items,
+    signup_link_used,
+    signup_token_read,
+)
 from core.http import client_ip
 
 
@@ -58,7 +63,7 @@ def confirm_signup(request: HttpRequest, token: str) -> HttpResponse:
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
     else:
-        context["items"] = signup_items(signup)
+        context["items"] = [] if signup_link_used(signup) else signup_items(signup)
         if not context["items"]:
             context["confirmed"] = []
     response = render(request, "consent/confirm_signup.html", context)

@@ -40,6 +40,7 @@ from consent.services.consents import (
 from contacts.models import Contact, Language
 from contacts.selectors import contacts_by_email
 from contacts.services import contact_upsert, suppression_lift
+from core.models import JobRun
 from core.services import job_run_claim
 
 SIGNUP_SALT = "consent.suppressed-address-signup"
@@ -197,6 +198,11 @@ def signup_items(request: SignupRequest) -> list[SignupItem]:
             )
         )
     return items
+
+
+def signup_link_used(request: SignupRequest) -> bool:
+    """Whether this signup link was already followed and confirmed (a link works once)."""
+    return JobRun.objects.filter(job=SIGNUP_CONFIRMED_JOB, key=request.nonce).exists()
 
 
 def signup_confirmation_send(*, token: str) -> bool:

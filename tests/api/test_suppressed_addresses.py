@@ -289,3 +289,35 @@ def test_a_form_for_an_erased_address_still_refuses_bad_contact_data(api, newsle
 
     assert response.status_code == 400
     assert list(response.json()["contact"]) == ["interests"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "kind", ["preference_center", "email_confirmation", "admin", "paper_form", "system"]
+)
+def test_a_client_cannot_claim_a_source_that_lifts_or_bypasses(api, camille, newsletter, kind):
+    suppression_add(reason="global_unsubscribe", email=camille.email)
+
+    response = api().post(
+        CONSENTS, consent_body(newsletter, contact=str(camille.public_id), kind=kind), format="json"
+    )
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["source"]
+    assert suppression_reason(kind="email", value=camille.email) == "global_unsubscribe"
+    assert not ConsentRecord.objects.exists()
+
+
+def test_a_used_signup_link_says_so_before_the_button(
+    transactional_db, celery_worker, mailbox, api, newsletter
+):
+    suppression_add(reason="erased", email=ADDRESS)
+    api().post(CONSENTS, consent_body(newsletter, email=ADDRESS), format="json")
+    [link] = wait_for(lambda: signup_links(mailbox), timeout=30)
+    browser = Client()
+    browser.post(link)
+
+    page = browser.get(link)
+
+    assert page.status_code == 200
+    assert b'<button type="submit"' not in page.content
