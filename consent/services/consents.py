@@ -198,6 +198,9 @@ def consent_record(
 
     The single write path for consent (GDPR Art. 7(1): the controller must be able to prove
     consent). Record, state, timeline and outbox event are written in one transaction.
+    Two rules apply here, whoever calls: a grant for a suppressed address only lifts the
+    suppression from LIFTING_SOURCES (else it waits, pending, for the emailed link; lists are
+    refused), and a record older than the change behind the state is kept but changes nothing.
     """
     evidence = evidence or Evidence()
     now = timezone.now()
