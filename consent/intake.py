@@ -111,7 +111,7 @@ def _suppressed_without_contact(email: str, source_kind: str) -> bool:
 
 
 def consents_record_batch(
-    *, items: list[ConsentInput], may_create_contacts: bool = True
+    *, items: list[ConsentInput], may_create_contacts: bool
 ) -> list[ConsentRecord | SignupGrant]:
     """Record several consents atomically; any invalid item rejects the whole batch.
 
