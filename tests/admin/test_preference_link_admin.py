@@ -34,7 +34,8 @@ def renew(mailbox: Mailbox, celery_worker: Any, django_capture_on_commit_callbac
         data = {"action": "renew_preference_link", "_selected_action": [c.pk for c in contacts]}
         if USES_REAL_WORKER:
             response = client.post(CHANGELIST, data, follow=True)
-            wait_for(lambda: len(mailbox.messages) >= len(contacts))
+            emailed = [c for c in contacts if c.status != ContactStatus.ERASED]
+            wait_for(lambda: len(mailbox.messages) >= len(emailed))
         else:
             with django_capture_on_commit_callbacks(execute=True):
                 response = client.post(CHANGELIST, data, follow=True)
@@ -124,8 +125,7 @@ def test_renewal_after_a_recent_email_change_goes_to_the_previous_address(
 
 
 def test_erased_contacts_get_no_new_link(as_marketer: Client, renew: Any) -> None:
-    erased = ContactFactory()
-    Contact.objects.filter(pk=erased.pk).update(status=ContactStatus.ERASED)
+    erased = ContactFactory(status=ContactStatus.ERASED)
 
     shown, sent = renew(as_marketer, erased)
 

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test import Client
 
 from contacts.models import Contact, ContactStatus
+from contacts.services import contact_update
 from preferences.models import PreferenceToken
 from preferences.services import preference_link_renew, preference_token_issue
 from preferences.tasks import send_preference_link
@@ -153,3 +154,19 @@ def test_another_contacts_token_does_not_open_camilles_page(
 
     assert "louis.petit@example.fr" in page
     assert "camille.durand@example.fr" not in page
+
+
+def test_links_issued_before_an_email_change_from_anywhere_stop_working(
+    client: Client, camille: Contact
+) -> None:
+    # given a link sent to the address on file
+    old = preference_token_issue(contact=camille)
+
+    # when the address is changed elsewhere than in the center (the admin, the API, a CRM)
+    contact_update(contact=camille, email="camille@nouveau.fr")
+
+    # then the old mailbox's link opens nothing, while a link issued since works
+    assert client.get(center_path(old), **BROWSER).status_code == 404
+    assert client.get(unsubscribe_path(old), **BROWSER).status_code == 404
+    new = preference_token_issue(contact=camille)
+    assert client.get(center_path(new), **BROWSER).status_code == 200
