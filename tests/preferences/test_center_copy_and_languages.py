@@ -8,10 +8,11 @@ from django.core import mail
 from django.test import Client
 
 from consent.models import Purpose
+from consent.services import double_opt_in_send
 from contacts.models import Contact
 from contacts.services import contact_pause, contact_upsert
 from preferences.services import LinkAction, action_link_send, preference_token_issue
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, PurposeFactory, grant
 from tests.preferences.conftest import BROWSER, center_path, page_text, post_form, read_page
 
 pytestmark = pytest.mark.django_db
@@ -107,3 +108,15 @@ def test_someone_subscribed_still_sees_the_pause_box(client: Client, token: str)
     text = page_text(client.get(center_path(token, lang="en"), **BROWSER))
 
     assert "Take a break" in text
+
+
+def test_the_double_opt_in_email_to_a_contact_of_unknown_language_is_in_french() -> None:
+    unknown = ContactFactory(language="")
+    grant(unknown, PurposeFactory(double_opt_in=True, channels=["email"]))
+
+    double_opt_in_send(contact_id=unknown.id)
+
+    [message] = mail.outbox
+    assert message.subject != "Please confirm your subscription"
+    [(html, _type)] = message.alternatives
+    assert '<html lang="fr">' in html
