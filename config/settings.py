@@ -225,6 +225,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.tasks.purge_idempotency_keys",
         "schedule": timedelta(hours=1),
     },
+    "forget-previous-emails": {
+        "task": "preferences.tasks.forget_previous_emails",
+        "schedule": timedelta(hours=1),
+    },
 }
 
 # Domain settings.

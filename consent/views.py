@@ -16,8 +16,14 @@ from consent.services.signups import (
     signup_token_read,
 )
 from core.http import client_ip
+from preferences.ratelimit import rate_limited
+from preferences.views import private_page
 
 
+# A recipient page like those of the preference center: private headers, rate limits, and
+# its signed token masked in the logs (preferences.logging).
+@private_page
+@rate_limited
 @require_http_methods(["GET", "POST"])
 def confirm(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows what is to be confirmed; POST confirms it (link scanners only GET)."""
@@ -25,7 +31,8 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         contact, record_uuids = confirmation_token_read(token)
     except signing.BadSignature:
         return render(request, "consent/confirm.html", {"invalid": True}, status=404)
-    translation.activate(contact.language)
+    language = contact.reading_language(request)
+    translation.activate(language)
     context: dict = {"confirmed": None}
     if request.method == "POST":
         context["confirmed"] = consent_confirm(
@@ -41,7 +48,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         if not context["pending"]:
             context["confirmed"] = []
     response = render(request, "consent/confirm.html", context)
-    response.headers["Content-Language"] = contact.language
+    response.headers["Content-Language"] = language
     return response
 
 

@@ -26,7 +26,7 @@ from contacts.services import (
 from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin, adopt_saved_instance
 from core.models import AuditAction
 from core.services import audit_record
-from preferences.services import preference_link_renew, preference_url
+from preferences.services import preference_link_renew
 
 # Shown but never edited here: each has (or will have) its own service and audit trail.
 READ_ONLY_FIELDS = (
@@ -157,17 +157,26 @@ class ContactAdmin(admin.ModelAdmin):
     ]
 
     @admin.action(
-        description=_("Renew the preference link (links already sent stop working)"),
+        description=_(
+            "Renew the preference link: links already sent stop working, a new one is emailed "
+            "to the person"
+        ),
         permissions=["change"],
     )
     def renew_preference_link(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
-        """For a forwarded or leaked link: revoke every link of the contact, show the new one."""
+        """For a forwarded or leaked link: revoke every link of the contact and email a new one
+        to the person. Staff never see it: whoever holds a live link can act as the person."""
         by = request.user.get_username()
         for contact in queryset.exclude(status=ContactStatus.ERASED):
-            url = preference_url(preference_link_renew(contact=contact, by=by))
+            preference_link_renew(contact=contact, by=by)
+            audit_record(request=request, action=AuditAction.LINK_RENEWAL, contact=contact)
             self.message_user(
                 request,
-                _("New preference link of %(contact)s: %(url)s") % {"contact": contact, "url": url},
+                _(
+                    "The links of %(contact)s no longer work; a new one is being emailed to "
+                    "the person."
+                )
+                % {"contact": contact},
                 messages.SUCCESS,
             )
 

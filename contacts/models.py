@@ -1,11 +1,16 @@
 """Contacts: the people whose consents we keep, their interests, timeline and suppressions."""
 
 import uuid
+from datetime import datetime, timedelta
 
 from django.db import models
-from django.utils import timezone
+from django.http import HttpRequest
+from django.utils import timezone, translation
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
+
+# A new address is trusted with the person's data once it has held the contact this long.
+EMAIL_TRUST_PERIOD = timedelta(days=7)
 
 
 class Language(models.TextChoices):
@@ -77,6 +82,21 @@ class Contact(models.Model):
 
     public_id = models.UUIDField(_("public id"), default=uuid.uuid4, unique=True, editable=False)
     email = models.CharField(_("email"), max_length=254, unique=True)
+    email_changed_at = models.DateTimeField(
+        _("email changed at"),
+        null=True,
+        blank=True,
+        help_text=_("When the current address replaced the previous one (empty: never changed)."),
+    )
+    previous_email = models.CharField(
+        _("previous email"),
+        max_length=254,
+        blank=True,
+        help_text=_(
+            "The address in use before a recent change: data download and erasure links go "
+            "there until the new one has held the contact for 7 days, then it is forgotten."
+        ),
+    )
     first_name = models.CharField(_("first name"), max_length=150, blank=True)
     last_name = models.CharField(_("last name"), max_length=150, blank=True)
     phone = models.CharField(_("phone (E.164)"), max_length=20, blank=True)
@@ -87,8 +107,9 @@ class Contact(models.Model):
     postal_code = models.CharField(_("postal code"), max_length=20, blank=True)
     city = models.CharField(_("city"), max_length=100, blank=True)
     country = models.CharField(_("country"), max_length=2, blank=True)
+    # blank: unknown (the person never said); see `reading_language`
     language = models.CharField(
-        _("language"), max_length=2, choices=Language.choices, default=Language.FRENCH
+        _("language"), max_length=2, choices=Language.choices, blank=True, default=""
     )
     lifecycle_stage = models.CharField(
         _("lifecycle stage"),
@@ -166,6 +187,27 @@ class Contact(models.Model):
     def __str__(self) -> str:
         full_name = f"{self.first_name} {self.last_name}".strip()
         return f"{full_name} <{self.email}>" if full_name else self.email
+
+    def reading_language(self, request: HttpRequest | None = None) -> str:
+        """The language to address the person in: their own; when unknown, the browser's
+        (`Accept-Language`) on a page they opened, else French (SPEC §1) in a message."""
+        if self.language:
+            return self.language
+        if request is not None:
+            return translation.get_language_from_request(request)
+        return Language.FRENCH
+
+    def trusted_emails(self, *, now: datetime | None = None) -> list[str]:
+        """Where links that hand over the person's data (download, erasure, a renewed
+        preference link) may go: the current address once it has held the contact for
+        `EMAIL_TRUST_PERIOD`; until then, the address it replaced."""
+        now = now or timezone.now()
+        recent = self.email_changed_at is not None and now < (
+            self.email_changed_at + EMAIL_TRUST_PERIOD
+        )
+        if recent and self.previous_email:
+            return [self.previous_email]
+        return [self.email]
 
 
 class TimelineKind(models.TextChoices):

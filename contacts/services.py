@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from contacts.models import (
+    EMAIL_TRUST_PERIOD,
     Contact,
     ContactStatus,
     Frequency,
@@ -69,7 +70,7 @@ def _clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
         choices = CHOICE_FIELDS.get(name)
         if choices is not None and value and value not in choices.values:
             errors[name] = [_("Not a valid choice.")]
-        elif name == "country" and value and (len(value) != 2 or not value.isalpha()):
+        elif name == "country" and value and not _is_country_code(value):
             errors[name] = [_("Use a two-letter ISO 3166 country code.")]
         cleaned[name] = value.upper() if name == "country" else value
     if cleaned.get("phone"):
@@ -83,6 +84,11 @@ def _clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def _is_country_code(value: str) -> bool:
+    # ASCII only: "ßa".upper() is three letters, too long for the column
+    return len(value) == 2 and value.isascii() and value.isalpha()
 
 
 def _resolve_interests(slugs: Iterable[str]) -> list[Interest]:
@@ -354,6 +360,7 @@ PERSONAL_FIELDS = (
     "country",
     "source",
     "guardian_consent_evidence",
+    "previous_email",
     "email_undeliverable_reason",
     "postal_undeliverable_reason",
     "hubspot_id",
@@ -380,7 +387,7 @@ def contact_anonymise(*, contact: Contact, reason: str) -> dict[str, str]:
         setattr(contact, name, "")
     contact.email = f"erased-{contact.public_id}@erased.invalid"
     contact.status = ContactStatus.ERASED
-    contact.paused_until = contact.last_activity_at = None
+    contact.paused_until = contact.last_activity_at = contact.email_changed_at = None
     contact.is_minor = False
     contact.save()
     contact.interests.clear()
@@ -437,10 +444,17 @@ def _change_email(contact: Contact, raw_email: str) -> None:
         raise taken
     ensure_not_suppressed(email=email)
     old = contact.email
-    contact.email = email
+    now = timezone.now()
+    # The address to trust with the person's data while the new one is young (Contact.
+    # trusted_emails): the replaced one, unless it had itself just replaced an older one.
+    if contact.trusted_emails(now=now) == [old]:
+        contact.previous_email = old
+    contact.email, contact.email_changed_at = email, now
     try:
         with transaction.atomic():  # a concurrent change to the same email commits first
-            contact.save(update_fields=["email", "updated_at"])
+            contact.save(
+                update_fields=["email", "email_changed_at", "previous_email", "updated_at"]
+            )
     except IntegrityError:
         contact.email = old
         raise taken from None
@@ -449,6 +463,16 @@ def _change_email(contact: Contact, raw_email: str) -> None:
         topic="contact.updated",
         contact=contact,
         payload={**contact_payload(contact), "changed": ["email"], "previous_email": old},
+    )
+
+
+def previous_emails_forget(*, now: Any = None) -> int:
+    """Forget replaced addresses once the new one is trusted (GDPR Art. 5(1)(e)); idempotent."""
+    now = now or timezone.now()
+    return (
+        Contact.objects.exclude(previous_email="")
+        .filter(email_changed_at__lte=now - EMAIL_TRUST_PERIOD)
+        .update(previous_email="")
     )
 
 

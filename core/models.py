@@ -95,6 +95,7 @@ class AuditAction(models.TextChoices):
     EXPORT = "export", _("Downloaded an export")
     ERASURE = "erasure", _("Erased a contact")
     REQUEST_CHANGE = "request_change", _("Handled a privacy request")
+    LINK_RENEWAL = "link_renewal", _("Renewed a preference link")
 
 
 class AuditEvent(models.Model):

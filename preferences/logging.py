@@ -1,7 +1,8 @@
 """Keep the secret of the recipient pages out of logs.
 
-The token in `/p/<token>/` and `/u/<token>/`, and the signed payload of `/p/confirm/<...>/`,
-open a person's preference center or confirm an action in their name: anyone who reads a log
+The token in `/p/<token>/` and `/u/<token>/`, and the signed payloads of `/p/confirm/<...>/`
+and of the double opt-in page `/confirm/<...>/`, open a person's preference center or confirm
+an action in their name: anyone who reads a log
 line holding one could use it. Django logs the path of every 4xx answer, gunicorn the request
 line and the referer (the pages' own styles are fetched with the page URL as referer).
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger as GunicornLogger
 
-SECRET_PATH = re.compile(r"(/[pu]/(?:confirm/)?)[^/\s?#\"']+")
+SECRET_PATH = re.compile(r"((?:/p)?/confirm/|/[pu]/)[^/\s?#\"']+")
 MASK = "…"
 
 

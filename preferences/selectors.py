@@ -5,6 +5,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.db.models import F, Q
+
 from consent.models import Channel, ConsentState, ConsentStatus, LegalBasis, Purpose
 from consent.selectors import purposes_active
 from consent.services import ACTIVE_STATUSES, MARKETING_BASES, UNSUBSCRIBE_ALL_REFERENCE
@@ -23,12 +25,19 @@ TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def contact_for_token(token: str) -> Contact | None:
-    """The contact of a live preference token; None when unknown, malformed, revoked or erased."""
+    """The contact of a live preference token; None when unknown, malformed, revoked, issued
+    before the contact's email changed, or erased."""
     if not TOKEN_PATTERN.fullmatch(token or ""):
         return None
     digest = hashlib.sha256(token.encode()).hexdigest()
     found = (
         PreferenceToken.objects.filter(digest=digest, revoked_at__isnull=True)
+        # a link issued before the address changed (from any surface: the center, the admin,
+        # the API, a CRM) was sent to the old mailbox: it opens nothing any more
+        .filter(
+            Q(contact__email_changed_at__isnull=True)
+            | Q(created_at__gte=F("contact__email_changed_at"))
+        )
         .exclude(contact__status=ContactStatus.ERASED)
         .select_related("contact")
         .first()

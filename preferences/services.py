@@ -61,6 +61,7 @@ from contacts.services import (
     suppression_add,
     timeline_add,
 )
+from core.emails import render_text
 from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
 from preferences.selectors import purpose_is_on, resubscribe_candidates, seen_stamp
@@ -71,12 +72,19 @@ LINK_SALT = "preferences.action-link"
 
 
 class LinkAction:
-    """What a confirmation link sent to the address on file lets the person do."""
+    """What a confirmation link sent by email lets the person do.
+
+    An email change takes two links: EMAIL_CHANGE, to the address on file, approves it and
+    sends NEW_EMAIL to the new address, which applies it. DOWNLOAD and ERASURE go to an
+    address trusted with the person's data (`Contact.trusted_emails`).
+    """
 
     EMAIL_CHANGE = "email_change"
+    NEW_EMAIL = "new_email"
     DOWNLOAD = "download"
     ERASURE = "erasure"
-    ALL = (EMAIL_CHANGE, DOWNLOAD, ERASURE)
+    ALL = (EMAIL_CHANGE, NEW_EMAIL, DOWNLOAD, ERASURE)
+    REQUESTABLE = (EMAIL_CHANGE, DOWNLOAD, ERASURE)  # what the center's forms ask for
 
 
 @dataclass(frozen=True)
@@ -108,15 +116,49 @@ def preference_token_issue(*, contact: Contact) -> str:
     return token
 
 
-def preference_link_renew(*, contact: Contact, by: str = "") -> str:
-    """Revoke every preference link of the contact and issue a new one (a forwarded link)."""
+def preference_tokens_revoke(*, contact: Contact) -> int:
+    """Revoke every live preference link of the contact (they were issued before now)."""
+    return PreferenceToken.objects.filter(contact=contact, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
+def preference_link_renew(*, contact: Contact, by: str = "") -> None:
+    """Revoke every preference link of the contact (a forwarded or leaked one) and email a
+    new one to the person; whoever asked for it never sees it."""
     with transaction.atomic():
-        PreferenceToken.objects.filter(contact=contact, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
-        token = preference_token_issue(contact=contact)
+        preference_tokens_revoke(contact=contact)
         timeline_add(contact=contact, kind=TimelineKind.LINK_RENEWED, summary=by or "-")
-    return token
+        contact_id = contact.id
+        transaction.on_commit(lambda: _queue_preference_link(contact_id))
+
+
+def _queue_preference_link(contact_id: int) -> None:
+    from preferences.tasks import send_preference_link
+
+    send_preference_link.delay(contact_id)
+
+
+def preference_link_send(*, contact_id: int) -> bool:
+    """Issue a preference link and email it to the person, at an address trusted with their
+    data (the token exists only in this email)."""
+    contact = Contact.objects.exclude(status=ContactStatus.ERASED).filter(pk=contact_id).first()
+    if contact is None:
+        return False
+    token = preference_token_issue(contact=contact)
+    with translation.override(contact.reading_language()):
+        context = {
+            "contact": contact,
+            "link": preference_url(token),
+            "unsubscribe": unsubscribe_url(token),
+        }
+        message = EmailMultiAlternatives(
+            subject=render_text("preferences/email/link_subject.txt", context).strip(),
+            body=render_text("preferences/email/link_body.txt", context),
+            to=contact.trusted_emails(),
+        )
+    message.send()
+    return True
 
 
 def preference_url(token: str) -> str:
@@ -303,13 +345,21 @@ def _restore_legitimate_interest_profiling(
 
 
 def action_link_request(*, contact: Contact, action: str, new_email: str = "") -> None:
-    """Email a signed, time-limited link confirming an email change, a data download or an
-    erasure request: to the new address for an email change, else to the address on file."""
-    if action not in LinkAction.ALL:
+    """Email a signed, time-limited link confirming an email change (first to the address on
+    file), a data download or an erasure request (to an address trusted with the data)."""
+    if action not in LinkAction.REQUESTABLE:
         raise ValidationError({"action": [_("Not a valid choice.")]})
     if action == LinkAction.EMAIL_CHANGE:
         new_email = _checked_new_email(contact, new_email)
     transaction.on_commit(lambda: _queue_action_link(contact.id, action, new_email))
+
+
+def _link_recipients(contact: Contact, action: str, new_email: str) -> list[str]:
+    if action == LinkAction.EMAIL_CHANGE:
+        return [contact.email]  # the change is approved from the address on file first
+    if action == LinkAction.NEW_EMAIL:
+        return [new_email]
+    return contact.trusted_emails()
 
 
 def _queue_action_link(contact_id: int, action: str, new_email: str) -> None:
@@ -332,10 +382,12 @@ def _checked_new_email(contact: Contact, raw_email: str) -> str:
 
 
 def action_link_send(*, contact_id: int, action: str, new_email: str = "") -> bool:
-    """Send the confirmation link of `action_link_request`, in the contact's language."""
+    """Send a confirmation link of `action_link_request` (or the second link of an email
+    change), in the contact's language."""
     contact = Contact.objects.exclude(status=ContactStatus.ERASED).filter(pk=contact_id).first()
     if contact is None or action not in LinkAction.ALL:
         return False
+    recipients = _link_recipients(contact, action, new_email)
     token = signing.dumps(
         {
             "c": str(contact.public_id),
@@ -347,19 +399,20 @@ def action_link_send(*, contact_id: int, action: str, new_email: str = "") -> bo
         compress=True,
     )
     link = settings.SITE_URL + reverse("preferences:action", args=[token])
-    with translation.override(contact.language):
+    with translation.override(contact.reading_language()):
         context = {
             "contact": contact,
             "action": action,
             "link": link,
             "new_email": new_email,
+            "to_previous": recipients != [contact.email] and action != LinkAction.NEW_EMAIL,
             "ttl_hours": int(settings.PREFERENCES_LINK_TTL.total_seconds() // 3600),
         }
-        subject = render_to_string("preferences/email/action_subject.txt", context).strip()
+        subject = render_text("preferences/email/action_subject.txt", context).strip()
         message = EmailMultiAlternatives(
             subject=subject,
-            body=render_to_string("preferences/email/action_body.txt", context),
-            to=[new_email or contact.email],
+            body=render_text("preferences/email/action_body.txt", context),
+            to=recipients,
         )
         message.attach_alternative(
             render_to_string("preferences/email/action_body.html", context), "text/html"
@@ -384,12 +437,13 @@ def action_link_read(token: str) -> tuple[Contact, str, str]:
     )
     if contact is None or data.get("a") not in LinkAction.ALL:
         raise signing.BadSignature("unknown contact or action")
-    # A link belongs to the address it was sent for: after an email change, links sent for
-    # the old address are dead (an old mailbox cannot download the data, an older email-change
-    # link cannot switch back). The confirmed email-change link itself stays harmless to follow.
+    # A link belongs to the address on file when it was sent: after an email change, links sent
+    # before are dead (an older email-change link cannot switch back, an old download link
+    # cannot be used). The applied new-address link itself stays harmless to follow again.
     new_email = data.get("e", "")
     current = _address_mark(contact.email)
-    if data.get("m") != current and not (new_email and _address_mark(new_email) == current):
+    followed_again = data.get("a") == LinkAction.NEW_EMAIL and _address_mark(new_email) == current
+    if data.get("m") != current and not followed_again:
         raise signing.BadSignature("sent for another address")
     return contact, data["a"], new_email
 
@@ -398,11 +452,61 @@ def _address_mark(email: str) -> str:
     return salted_hmac(LINK_SALT, email).hexdigest()[:32]
 
 
-def email_change_confirm(*, contact: Contact, new_email: str) -> Contact:
-    """Switch to the new address the person confirmed from that address's mailbox."""
+def email_change_approve(*, contact: Contact, new_email: str) -> None:
+    """The address on file approved the change: send the link that applies it to the new one."""
+    new_email = _checked_new_email(contact, new_email)  # taken or suppressed in the meantime?
+    transaction.on_commit(lambda: _queue_action_link(contact.id, LinkAction.NEW_EMAIL, new_email))
+
+
+def email_change_confirm(*, contact: Contact, new_email: str) -> str | None:
+    """Switch to the new address, confirmed from both mailboxes; revoke every preference link
+    issued before and tell the old address. Answers a new preference link, or None when the
+    change was already made (the link followed twice)."""
     if contact.email == new_email:
-        return contact  # the link was followed twice
-    return contact_update(contact=contact, email=new_email)
+        return None
+    with transaction.atomic():
+        old_email = contact.email
+        contact = contact_update(contact=contact, email=new_email)
+        preference_tokens_revoke(contact=contact)
+        token = preference_token_issue(contact=contact)
+        transaction.on_commit(lambda: _queue_email_changed_notice(contact.id, old_email))
+    return token
+
+
+def _queue_email_changed_notice(contact_id: int, old_email: str) -> None:
+    from preferences.tasks import send_email_changed_notice
+
+    send_email_changed_notice.delay(contact_id, old_email)
+
+
+def email_changed_notice_send(*, contact_id: int, old_email: str) -> bool:
+    """Tell the replaced address that the contact's address changed, with whom to contact if
+    it was not the person; no link (nothing in it can act on the person's choices)."""
+    contact = Contact.objects.exclude(status=ContactStatus.ERASED).filter(pk=contact_id).first()
+    if contact is None or contact.email == old_email:
+        return False
+    with translation.override(contact.reading_language()):
+        context = {
+            "contact": contact,
+            "old_email": old_email,
+            "new_email": _masked(contact.email),
+            "changed_at": timezone.localtime(contact.email_changed_at or timezone.now()),
+            "controller": settings.CONTROLLER_NAME,
+            "controller_contact": settings.CONTROLLER_CONTACT,
+        }
+        message = EmailMultiAlternatives(
+            subject=render_text("preferences/email/email_changed_subject.txt", context).strip(),
+            body=render_text("preferences/email/email_changed_body.txt", context),
+            to=[old_email],
+        )
+    message.send()
+    return True
+
+
+def _masked(email: str) -> str:
+    """c•••@example.fr: enough for the person to recognise, little for anyone else."""
+    local, _at, domain = email.partition("@")
+    return f"{local[:1]}•••@{domain}"
 
 
 def personal_data_downloaded(*, contact: Contact, format: str) -> None:
@@ -532,7 +636,7 @@ def _retainable() -> Any:
 
 
 def _email_repermission(contact: Contact, token: str, deadline: datetime) -> None:
-    with translation.override(contact.language):
+    with translation.override(contact.reading_language()):
         context = {
             "contact": contact,
             "link": preference_url(token),
@@ -540,8 +644,8 @@ def _email_repermission(contact: Contact, token: str, deadline: datetime) -> Non
             "deadline": deadline,
         }
         message = EmailMultiAlternatives(
-            subject=render_to_string("preferences/email/repermission_subject.txt", context).strip(),
-            body=render_to_string("preferences/email/repermission_body.txt", context),
+            subject=render_text("preferences/email/repermission_subject.txt", context).strip(),
+            body=render_text("preferences/email/repermission_body.txt", context),
             to=[contact.email],
             headers={
                 "List-Unsubscribe": f"<{context['unsubscribe']}>",

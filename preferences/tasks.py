@@ -2,7 +2,13 @@
 
 from celery import shared_task
 
-from preferences.services import action_link_send, retention_apply
+from contacts.services import previous_emails_forget
+from preferences.services import (
+    action_link_send,
+    email_changed_notice_send,
+    preference_link_send,
+    retention_apply,
+)
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
@@ -12,6 +18,24 @@ def send_action_link(contact_id: int, action: str, new_email: str = "") -> bool:
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_preference_link(contact_id: int) -> bool:
+    """Email a new preference link to the person (a link renewed from the admin)."""
+    return preference_link_send(contact_id=contact_id)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_email_changed_notice(contact_id: int, old_email: str) -> bool:
+    """Tell the replaced address that the contact's email address changed."""
+    return email_changed_notice_send(contact_id=contact_id, old_email=old_email)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def apply_retention() -> list[int]:
     """Retention: re-permission emails, then anonymisation of the silent (beat job)."""
     return list(retention_apply())
+
+
+@shared_task
+def forget_previous_emails() -> int:
+    """Forget the addresses replaced more than 7 days ago (beat job)."""
+    return previous_emails_forget()

@@ -4,6 +4,7 @@ No login: the random token in the link is the key. Every page is rate-limited, p
 (no caching, no referrer leaving the site) and works without JavaScript.
 """
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -12,6 +13,7 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import translation
 from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
@@ -23,7 +25,7 @@ from contacts.models import Contact, Interest, Language
 from contacts.services import contact_pause, contact_resume, contact_touch, contact_update
 from core.http import client_ip
 from preferences import forms
-from preferences.ratelimit import rate_limited
+from preferences.ratelimit import is_one_click, rate_limited
 from preferences.selectors import contact_for_token, preference_page
 from preferences.services import (
     LinkAction,
@@ -31,6 +33,7 @@ from preferences.services import (
     action_link_read,
     action_link_request,
     contact_keep,
+    email_change_approve,
     email_change_confirm,
     erasure_request_confirm,
     personal_data_downloaded,
@@ -67,9 +70,10 @@ def _visit(request: HttpRequest) -> Visit:
 
 
 def _language(request: HttpRequest, contact: Contact) -> str:
-    """The page language: the one the person switched to, else the contact's."""
+    """The page language: the one the person switched to, else the contact's (or, unknown,
+    the browser's)."""
     chosen = request.POST.get("lang") or request.GET.get("lang")
-    return chosen if chosen in Language.values else contact.language
+    return chosen if chosen in Language.values else contact.reading_language(request)
 
 
 def not_found(request: HttpRequest) -> HttpResponse:
@@ -124,7 +128,11 @@ def _page_context(
         "unknown_form": bound.get("unknown_form", False),
         "identity_form": bound.get("identity")
         or forms.IdentityForm(
-            initial={name: getattr(contact, name) for name in forms.IdentityForm.base_fields}
+            initial={
+                **{name: getattr(contact, name) for name in forms.IdentityForm.base_fields},
+                # unknown: the one the person reads the page in, rather than the first listed
+                "language": contact.language or language,
+            }
         ),
         "email_form": bound.get("email") or forms.EmailChangeForm(),
         "interests_form": bound.get("interests")
@@ -158,8 +166,10 @@ def _save_consents(request: HttpRequest, contact: Contact) -> dict[str, Any]:
     shown: dict[str, int] = {}
     seen: dict[tuple[str, str], str] = {}
     for key, value in request.POST.items():
-        if key.startswith("version-") and value.isdigit():
-            shown[key.removeprefix("version-")] = int(value)
+        if key.startswith("version-"):
+            # a malformed number ("²", huge) is a version not shown: a grant is then refused
+            if VERSION_NUMBER.fullmatch(value):
+                shown[key.removeprefix("version-")] = int(value)
         elif key.startswith("seen:") and key.count(":") == 2:
             _prefix, slug, channel = key.split(":")
             seen[(slug, channel)] = value
@@ -174,6 +184,9 @@ def _save_consents(request: HttpRequest, contact: Contact) -> dict[str, Any]:
     except ValidationError as error:
         return {"consent_errors": error.message_dict, "wanted": wanted}
     return {}
+
+
+VERSION_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 def _with_form(form: Any, key: str, write: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
@@ -291,7 +304,7 @@ HANDLERS: dict[str, Callable[[HttpRequest, Contact], dict[str, Any]]] = {
 
 @csrf_exempt  # RFC 8058: mailbox providers POST without cookies or CSRF token
 @private_page
-@rate_limited
+@rate_limited(ip_exempt=is_one_click)
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """GET: one button. POST: unsubscribe from all marketing now, answered 200 (no redirect)."""
@@ -338,13 +351,16 @@ def action(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _carry_out(contact: Contact, name: str, new_email: str) -> dict[str, Any]:
-    if name == LinkAction.EMAIL_CHANGE:
-        try:
-            email_change_confirm(contact=contact, new_email=new_email)
-        except ValidationError as error:
-            return {"errors": [m for ms in error.message_dict.values() for m in ms]}
-        return {"done": True}
-    return {"done": True, "request": erasure_request_confirm(contact=contact)}
+    if name == LinkAction.ERASURE:
+        return {"done": True, "request": erasure_request_confirm(contact=contact)}
+    try:
+        if name == LinkAction.EMAIL_CHANGE:
+            email_change_approve(contact=contact, new_email=new_email)
+            return {"done": True}
+        token = email_change_confirm(contact=contact, new_email=new_email)
+    except ValidationError as error:
+        return {"errors": [m for ms in error.message_dict.values() for m in ms]}
+    return {"done": True, "center": reverse("preferences:center", args=[token]) if token else ""}
 
 
 def _download(request: HttpRequest, contact: Contact) -> HttpResponse:

@@ -44,6 +44,7 @@ from contacts.models import (
 from contacts.normalization import normalize_email, suppression_digest
 from contacts.selectors import suppression_reason
 from contacts.services import contact_touch, suppression_lift, timeline_add
+from core.emails import render_text
 from core.services import job_run_claim
 from crmsync.services import outbox_emit
 
@@ -380,7 +381,7 @@ def _append(
         source_kind=source_kind,
         source_reference=source_reference[:500],
         wording=evidence.wording or version.wording,
-        language=(get_language() or contact.language)[:2],
+        language=(get_language() or contact.reading_language())[:2],
         unticked_by_default=evidence.unticked_by_default,
         policy_version=evidence.policy_version,
         evidence_digest=evidence_digest(personal) if personal else "",
@@ -697,17 +698,17 @@ def _send_confirmation(contact: Contact) -> bool:
     record_uuids = [str(state.record.uuid) for state in states]
     token = confirmation_token(contact=contact, record_uuids=record_uuids)
     link = settings.SITE_URL + reverse("consent:confirm", args=[token])
-    with translation.override(contact.language):
+    with translation.override(contact.reading_language()):
         context = {
             "contact": contact,
             "states": states,
             "link": link,
             "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
         }
-        subject = render_to_string("consent/email/confirm_subject.txt", context).strip()
+        subject = render_text("consent/email/confirm_subject.txt", context).strip()
         message = EmailMultiAlternatives(
             subject=subject,
-            body=render_to_string("consent/email/confirm_body.txt", context),
+            body=render_text("consent/email/confirm_body.txt", context),
             to=[contact.email],
         )
         message.attach_alternative(

@@ -18,7 +18,6 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -37,6 +36,7 @@ from consent.selectors import purposes_with_versions
 from consent.services.consents import Evidence, consents_withdraw_all
 from contacts.models import Contact, ContactStatus, TimelineKind
 from contacts.services import contact_anonymise, contact_restriction_set, timeline_add
+from core.emails import render_text
 from core.management.commands.setup_roles import DPO
 from core.models import AuditEvent, IdempotencyRecord
 from core.services import job_run_claim
@@ -468,7 +468,7 @@ def _send_deadlines(requests: list[PrivacyRequest], recipients: list[str], now: 
             "due": sum(not row["late"] for row in rows),
         }
         EmailMultiAlternatives(
-            subject=render_to_string("consent/email/deadlines_subject.txt", context).strip(),
-            body=render_to_string("consent/email/deadlines_body.txt", context),
+            subject=render_text("consent/email/deadlines_subject.txt", context).strip(),
+            body=render_text("consent/email/deadlines_body.txt", context),
             to=sorted(set(recipients)),
         ).send()

@@ -40,6 +40,7 @@ from consent.services.consents import (
 from contacts.models import Contact, Language
 from contacts.selectors import contacts_by_email
 from contacts.services import contact_upsert, suppression_lift
+from core.emails import render_text
 from core.models import JobRun
 from core.services import job_run_claim
 
@@ -228,10 +229,10 @@ def _send(request: SignupRequest, items: list[SignupItem], link: str) -> None:
             "link": link,
             "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
         }
-        subject = render_to_string("consent/email/signup_subject.txt", context).strip()
+        subject = render_text("consent/email/signup_subject.txt", context).strip()
         message = EmailMultiAlternatives(
             subject=subject,
-            body=render_to_string("consent/email/signup_body.txt", context),
+            body=render_text("consent/email/signup_body.txt", context),
             to=[request.email],
         )
         message.attach_alternative(

@@ -1,5 +1,6 @@
-"""Email change, data download and erasure: confirmed through a signed, time-limited link
-sent by email (to the new address for an email change, else to the address on file)."""
+"""Email change, data download and erasure: confirmed through signed, time-limited links sent
+by email (an email change from the address on file, then from the new one; data links to an
+address that has held the contact for 7 days)."""
 
 import io
 import json
@@ -15,12 +16,15 @@ import pytest
 from django.conf import settings
 from django.core import signing
 from django.test import Client
+from django.utils import timezone
 from freezegun import freeze_time
 
 from consent.models import PrivacyRequest, Purpose
+from consent.services import contact_erase
 from contacts.models import Contact
-from contacts.services import suppression_add
+from contacts.services import contact_update, suppression_add
 from preferences.services import LINK_SALT, LinkAction, action_link_send
+from preferences.tasks import forget_previous_emails
 from tests.api.live import LIVE_DB
 from tests.conftest import USES_REAL_WORKER, Mailbox, message_text, wait_for
 from tests.factories import ContactFactory, InterestFactory, grant
@@ -73,7 +77,26 @@ def request_link(
 # --- email change -----------------------------------------------------------------------------
 
 
-def test_email_change_sends_the_link_to_the_new_address_only(
+@pytest.fixture
+def press(
+    client: Client, mailbox: Mailbox, django_capture_on_commit_callbacks: Any
+) -> Callable[..., HttpResponseAndMail]:
+    """POST a confirmation link's page as committed; wait for the `mails` it sends."""
+
+    def submit(link: str, mails: int = 0, **data: str) -> HttpResponseAndMail:
+        before = len(mailbox.messages)
+        if not USES_REAL_WORKER:
+            with django_capture_on_commit_callbacks(execute=True):
+                response = client.post(link, {"lang": "en", **data}, **ENGLISH)
+        else:
+            response = client.post(link, {"lang": "en", **data}, **ENGLISH)
+            wait_for(lambda: len(mailbox.messages) >= before + mails)
+        return response, mailbox.messages
+
+    return submit
+
+
+def test_email_change_is_first_confirmed_from_the_address_on_file(
     camille: Contact, request_link: Callable[..., HttpResponseAndMail]
 ) -> None:
     response, messages = request_link("email", email="camille@nouveau.fr")
@@ -81,45 +104,105 @@ def test_email_change_sends_the_link_to_the_new_address_only(
     assert response.status_code == 303
     assert "done=email" in response["Location"]
     [message] = messages
-    assert message["To"] == "camille@nouveau.fr"
+    assert message["To"] == "camille.durand@example.fr"
+    assert "camille@nouveau.fr" in message_text(message)
     assert link_in(message)
     camille.refresh_from_db()
-    assert camille.email == "camille.durand@example.fr"  # nothing changes before the link
+    assert camille.email == "camille.durand@example.fr"  # nothing changes before the links
 
 
-def test_email_changes_only_when_the_link_page_is_posted(
-    client: Client, camille: Contact, request_link: Callable[..., HttpResponseAndMail]
+def test_the_address_on_file_approves_then_the_new_address_gets_the_last_link(
+    client: Client,
+    camille: Contact,
+    request_link: Callable[..., HttpResponseAndMail],
+    press: Callable[..., HttpResponseAndMail],
 ) -> None:
-    _response, [message] = request_link("email", email="Camille@Nouveau.FR")
-    link = link_in(message)
+    _response, [to_current] = request_link("email", email="Camille@Nouveau.FR")
+    first = link_in(to_current)
 
-    # following the link shows a button and changes nothing
-    page = client.get(link, **ENGLISH)
+    # following the first link shows a button and changes or sends nothing
+    page = client.get(first, **ENGLISH)
     assert page.status_code == 200
-    assert "Confirm your new email address" in page_text(page)
+    assert "Confirm the change of your email address" in page_text(page)
+
+    # pressing it sends the last link to the new address, and still changes nothing
+    approved, [_to_current, to_new] = press(first, mails=1)
+
+    assert approved.status_code == 200
+    assert "We sent a link to camille@nouveau.fr" in page_text(approved)
+    assert to_new["To"] == "camille@nouveau.fr"
     camille.refresh_from_db()
     assert camille.email == "camille.durand@example.fr"
 
-    # pressing the button changes the address
-    done = client.post(link, {"lang": "en"}, **ENGLISH)
+
+def change_email(
+    request_link: Callable[..., HttpResponseAndMail],
+    press: Callable[..., HttpResponseAndMail],
+    email: str = "camille@nouveau.fr",
+) -> tuple[Any, list[Message]]:
+    """The whole change: asked in the center, approved from the old address, confirmed from
+    the new one (which sends the notice to the old address)."""
+    _response, [*_earlier, to_current] = request_link("email", email=email)
+    _response, [*_earlier, to_new] = press(link_in(to_current), mails=1)
+    return press(link_in(to_new), mails=1)
+
+
+def test_email_changes_when_the_new_address_confirms_and_the_old_one_is_told(
+    client: Client,
+    camille: Contact,
+    request_link: Callable[..., HttpResponseAndMail],
+    press: Callable[..., HttpResponseAndMail],
+) -> None:
+    done, [*_links, notice] = change_email(request_link, press)
 
     assert done.status_code == 200
     assert "Your email address is changed" in page_text(done)
     camille.refresh_from_db()
     assert camille.email == "camille@nouveau.fr"
     assert camille.timeline.filter(kind="email_changed", summary="camille@nouveau.fr").exists()
+    # the old address is told, with whom to contact, and with no link acting on the choices
+    assert notice["To"] == "camille.durand@example.fr"
+    text = message_text(notice)
+    assert "c•••@nouveau.fr" in text
+    assert settings.CONTROLLER_CONTACT in text
+    assert "http" not in text and "/p/" not in text and "/u/" not in text
+
+
+def test_preference_links_issued_before_the_change_stop_working(
+    client: Client,
+    camille: Contact,
+    token: str,
+    request_link: Callable[..., HttpResponseAndMail],
+    press: Callable[..., HttpResponseAndMail],
+) -> None:
+    assert client.get(f"/p/{token}/", **ENGLISH).status_code == 200
+
+    done, _messages = change_email(request_link, press)
+
+    assert client.get(f"/p/{token}/", **ENGLISH).status_code == 404
+    assert client.get(f"/u/{token}/", **ENGLISH).status_code == 404
+    # the page that applied the change leads to a new, working preference center
+    [new_center] = re.findall(r'href="(/p/[^"]+)"', done.content.decode())
+    assert "camille@nouveau.fr" in page_text(client.get(new_center.replace("&amp;", "&")))
 
 
 def test_confirming_the_email_change_twice_is_harmless(
-    client: Client, camille: Contact, request_link: Callable[..., HttpResponseAndMail]
+    client: Client,
+    camille: Contact,
+    request_link: Callable[..., HttpResponseAndMail],
+    press: Callable[..., HttpResponseAndMail],
 ) -> None:
-    _response, [message] = request_link("email", email="camille@nouveau.fr")
-    client.post(link_in(message), **ENGLISH)
+    _response, [to_current] = request_link("email", email="camille@nouveau.fr")
+    _response, [_to_current, to_new] = press(link_in(to_current), mails=1)
+    press(link_in(to_new), mails=1)
 
-    again = client.post(link_in(message), **ENGLISH)
+    again, messages = press(link_in(to_new))
 
     assert again.status_code == 200
     assert camille.timeline.filter(kind="email_changed").count() == 1
+    assert len(messages) == 3  # the old address was told once
+    # the approval link of the old address is dead now
+    assert "link is not valid" in page_text(press(link_in(to_current))[0])
 
 
 def test_email_taken_by_another_contact_is_refused_next_to_the_field(
@@ -157,15 +240,20 @@ def test_malformed_or_same_email_is_refused_next_to_the_field(
     assert messages == []
 
 
-def test_address_taken_after_the_link_was_sent_is_refused_on_confirmation(
-    client: Client, camille: Contact, request_link: Callable[..., HttpResponseAndMail]
+def test_address_taken_after_the_links_were_sent_is_refused_at_each_step(
+    client: Client,
+    camille: Contact,
+    request_link: Callable[..., HttpResponseAndMail],
+    press: Callable[..., HttpResponseAndMail],
 ) -> None:
-    _response, [message] = request_link("email", email="camille@nouveau.fr")
+    _response, [to_current] = request_link("email", email="camille@nouveau.fr")
+    _response, [_to_current, to_new] = press(link_in(to_current), mails=1)
     ContactFactory(email="camille@nouveau.fr")
 
-    response = client.post(link_in(message), **ENGLISH)
-
-    assert "Another contact already has this email" in page_text(response)
+    for link in (to_current, to_new):
+        response, messages = press(link_in(link))
+        assert "Another contact already has this email" in page_text(response)
+    assert len(messages) == 2
     camille.refresh_from_db()
     assert camille.email == "camille.durand@example.fr"
 
@@ -395,23 +483,102 @@ def test_confirmation_page_keeps_the_link_private(
 
 
 def test_links_sent_for_an_address_die_when_the_address_changes(
-    client: Client, camille: Contact, request_link: Callable[..., HttpResponseAndMail]
+    client: Client,
+    camille: Contact,
+    request_link: Callable[..., HttpResponseAndMail],
+    press: Callable[..., HttpResponseAndMail],
 ) -> None:
-    # given a download link and a first email-change link sent for the address on file
+    # given a download link and two email-change approvals sent to the address on file
     _response, [download] = request_link("download")
     _response, [*_earlier, to_first] = request_link("email", email="camille@first.fr")
     _response, [*_earlier, to_second] = request_link("email", email="camille@second.fr")
-    assert to_first["To"] == "camille@first.fr" and to_second["To"] == "camille@second.fr"
+    _response, [*_earlier, to_second_new] = press(link_in(to_second), mails=1)
 
-    # when the person confirms the first change
-    assert "Your email address is changed" in page_text(client.post(link_in(to_first), **ENGLISH))
+    # when the person completes the first change
+    _response, [*_earlier, to_first_new] = press(link_in(to_first), mails=1)
+    assert "Your email address is changed" in page_text(press(link_in(to_first_new), mails=1)[0])
 
-    # then no other link sent for the old address works any more
-    for link in (link_in(download), link_in(to_second)):
-        assert "link is not valid" in page_text(client.post(link, {"format": "json"}, **ENGLISH))
+    # then no other link sent before works any more
+    for link in (download, to_second, to_second_new):
+        response = client.post(link_in(link), {"format": "json"}, **ENGLISH)
+        assert "link is not valid" in page_text(response)
     camille.refresh_from_db()
     assert camille.email == "camille@first.fr"
     # and the confirmed link itself stays harmless to follow again
-    again = client.post(link_in(to_first), **ENGLISH)
+    again = client.post(link_in(to_first_new), **ENGLISH)
     assert again.status_code == 200
     assert camille.timeline.filter(kind="email_changed").count() == 1
+
+
+# --- after an email change, the data goes to an address that held the contact 7 days -----------
+
+
+def changed_days_ago(contact: Contact, days: float) -> None:
+    """The address changed (from any surface: center, admin, API, CRM) `days` ago."""
+    contact_update(contact=contact, email="camille@nouveau.fr")
+    Contact.objects.filter(pk=contact.pk).update(
+        email_changed_at=timezone.now() - timedelta(days=days)
+    )
+
+
+@pytest.mark.parametrize("form", ["download", "erasure"])
+def test_for_7_days_after_a_change_data_links_go_to_the_previous_address_only(
+    client: Client, camille: Contact, request_link: Callable[..., HttpResponseAndMail], form: str
+) -> None:
+    changed_days_ago(camille, 6.9)
+
+    response, [message] = request_link(form)
+
+    assert response.status_code == 303
+    assert message["To"] == "camille.durand@example.fr"
+    assert "camille@nouveau.fr" not in str(message["Cc"]) + str(message["To"])
+    assert "previous address" in message_text(message)
+    assert client.get(link_in(message), **ENGLISH).status_code == 200
+
+
+@pytest.mark.parametrize("form", ["download", "erasure"])
+def test_once_the_new_address_held_the_contact_7_days_data_links_go_there(
+    camille: Contact, request_link: Callable[..., HttpResponseAndMail], form: str
+) -> None:
+    changed_days_ago(camille, 7.1)
+
+    _response, [message] = request_link(form)
+
+    assert message["To"] == "camille@nouveau.fr"
+    assert "previous address" not in message_text(message)
+
+
+def test_changes_in_a_row_keep_the_address_that_held_the_contact_longest(
+    camille: Contact,
+) -> None:
+    contact_update(contact=camille, email="camille@first.fr")
+    camille = contact_update(contact=camille, email="camille@second.fr")
+
+    assert camille.trusted_emails() == ["camille.durand@example.fr"]
+    assert camille.previous_email == "camille.durand@example.fr"
+
+
+def test_the_previous_address_is_forgotten_once_no_longer_needed(camille: Contact) -> None:
+    changed_days_ago(camille, 6)
+    other = ContactFactory(email="louis@example.fr")
+    contact_update(contact=other, email="louis@nouveau.fr")
+    Contact.objects.filter(pk=other.pk).update(email_changed_at=timezone.now() - timedelta(days=8))
+
+    assert forget_previous_emails() == 1
+
+    camille.refresh_from_db()
+    other.refresh_from_db()
+    assert camille.previous_email == "camille.durand@example.fr"
+    assert other.previous_email == ""
+    assert other.trusted_emails() == ["louis@nouveau.fr"]
+
+
+def test_erasure_scrubs_the_previous_address(camille: Contact) -> None:
+    changed_days_ago(camille, 1)
+
+    contact_erase(contact=camille, reason="test")
+
+    camille.refresh_from_db()
+    assert camille.previous_email == ""
+    assert camille.email_changed_at is None
+    assert "example.fr" not in str(Contact.objects.filter(pk=camille.pk).values().get())

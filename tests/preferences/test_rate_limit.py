@@ -8,6 +8,7 @@ from django.test import Client
 from freezegun import freeze_time
 
 from contacts.models import Contact
+from contacts.selectors import suppression_reason
 from preferences.services import preference_token_issue
 from tests.factories import ContactFactory
 from tests.preferences.conftest import center_path, page_text, unsubscribe_path
@@ -123,3 +124,112 @@ def test_counters_start_again_after_the_window(client: Client, token: str, limit
 
     with freeze_time("2026-03-02 10:02:05"):
         assert client.get(center_path(token), **HOME).status_code == 200
+
+
+# --- RFC 8058 one-click unsubscribes and the client IP behind a proxy -------------------------
+
+PROVIDER = {"REMOTE_ADDR": "192.0.2.50", "HTTP_ACCEPT_LANGUAGE": "en"}  # a provider robot
+
+
+def one_click(client: Client, token: str, **extra: str) -> Any:
+    return client.post(
+        unsubscribe_path(token),
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+        **{**PROVIDER, **extra},
+    )
+
+
+def test_one_click_posts_are_never_refused_by_the_ip_limit(client: Client, limits: Any) -> None:
+    # given a provider unsubscribing many people from one address, far past the IP allowance
+    contacts = [ContactFactory() for _ in range(12)]
+    tokens = [preference_token_issue(contact=contact) for contact in contacts]
+
+    answers = [one_click(client, token).status_code for token in tokens]
+
+    # then every one is carried out
+    assert answers == [200] * 12
+    assert all(suppression_reason(kind="email", value=c.email) for c in contacts)
+    # and they did not use up the address's allowance for the pages
+    fresh = preference_token_issue(contact=ContactFactory())
+    assert client.get(center_path(fresh), **PROVIDER).status_code == 200
+
+
+def test_one_click_posts_still_count_per_token(client: Client, token: str, limits: Any) -> None:
+    for _ in range(3):
+        assert one_click(client, token).status_code == 200
+
+    assert_limited(one_click(client, token))
+
+
+def test_one_click_posts_with_guessed_tokens_still_meet_the_ip_limit(
+    client: Client, limits: Any
+) -> None:
+    for guess in range(5):
+        assert one_click(client, f"{guess:0>43}").status_code == 404
+
+    assert_limited(one_click(client, "9" * 43))
+
+
+def test_other_unsubscribe_posts_still_count_per_ip(client: Client, limits: Any) -> None:
+    tokens = [preference_token_issue(contact=ContactFactory()) for _ in range(6)]
+
+    answers = [
+        client.post(unsubscribe_path(token), {"lang": "en"}, **PROVIDER).status_code
+        for token in tokens
+    ]
+
+    assert answers == [200] * 5 + [429]
+
+
+PROXY = "10.0.0.7"
+
+
+def test_behind_a_trusted_proxy_the_ip_limit_counts_the_forwarded_client(
+    client: Client, limits: Any
+) -> None:
+    limits.TRUSTED_PROXIES = ["10.0.0.0/24"]
+    tokens = [preference_token_issue(contact=ContactFactory()) for _ in range(6)]
+
+    # six people behind the same proxy are six clients
+    answers = [
+        client.get(
+            center_path(token),
+            REMOTE_ADDR=PROXY,
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+        ).status_code
+        for n, token in enumerate(tokens)
+    ]
+    assert answers == [200] * 6
+
+    # while one client past its allowance is refused, whichever token it tries
+    for token in tokens[:5]:
+        client.get(center_path(token), REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="203.0.113.5")
+    assert_limited(
+        client.get(
+            center_path(tokens[5]),
+            REMOTE_ADDR=PROXY,
+            HTTP_X_FORWARDED_FOR="203.0.113.5",
+            HTTP_ACCEPT_LANGUAGE="en",
+        )
+    )
+
+
+def test_a_forwarded_for_header_from_an_untrusted_peer_changes_nothing(
+    client: Client, limits: Any
+) -> None:
+    limits.TRUSTED_PROXIES = ["10.0.0.0/24"]
+    tokens = [preference_token_issue(contact=ContactFactory()) for _ in range(6)]
+
+    # a client writing a new address in the header each time is still one client
+    answers = [
+        client.get(
+            center_path(token),
+            REMOTE_ADDR="203.0.113.66",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+            HTTP_ACCEPT_LANGUAGE="en",
+        ).status_code
+        for n, token in enumerate(tokens)
+    ]
+
+    assert answers == [200] * 5 + [429]

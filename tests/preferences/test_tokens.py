@@ -2,14 +2,19 @@
 
 import base64
 import hashlib
+import re
+from typing import Any
 
 import pytest
 from django.db import connection
 from django.test import Client
 
 from contacts.models import Contact, ContactStatus
+from contacts.services import contact_update
 from preferences.models import PreferenceToken
 from preferences.services import preference_link_renew, preference_token_issue
+from preferences.tasks import send_preference_link
+from tests.conftest import Mailbox, message_text
 from tests.factories import ContactFactory
 from tests.preferences.conftest import BROWSER, center_path, unsubscribe_path
 
@@ -117,19 +122,26 @@ def test_invalid_token_post_writes_nothing_and_gets_the_same_page(
     assert every_stored_value() == before
 
 
-def test_renewing_revokes_every_link_and_issues_a_working_one(
-    client: Client, camille: Contact
+def test_renewing_revokes_every_link_and_a_new_one_is_emailed(
+    client: Client, camille: Contact, mailbox: Mailbox, django_capture_on_commit_callbacks: Any
 ) -> None:
     # given two links sent in earlier messages
     old = [preference_token_issue(contact=camille) for _ in range(2)]
 
-    # when the link is renewed (a forwarded message)
-    new = preference_link_renew(contact=camille, by="dpo-persona")
+    # when the link is renewed (a forwarded message): the caller gets no link
+    with django_capture_on_commit_callbacks() as queued:
+        assert preference_link_renew(contact=camille, by="dpo-persona") is None
 
-    # then only the new link works, and the renewal is on the timeline
+    # then the old links are dead at once, the renewal is on the timeline, and the task
+    # queued after commit emails the person a working link
     assert [client.get(center_path(token)).status_code for token in old] == [404, 404]
-    assert client.get(center_path(new)).status_code == 200
     assert camille.timeline.filter(kind="link_renewed", summary="dpo-persona").count() == 1
+    assert len(queued) == 1
+    send_preference_link.apply(args=[camille.id])
+    [message] = mailbox.messages
+    assert message["To"] == "camille.durand@example.fr"
+    new = re.search(r"/p/[A-Za-z0-9_-]+/", message_text(message)).group(0)
+    assert client.get(new).status_code == 200
 
 
 def test_another_contacts_token_does_not_open_camilles_page(
@@ -142,3 +154,19 @@ def test_another_contacts_token_does_not_open_camilles_page(
 
     assert "louis.petit@example.fr" in page
     assert "camille.durand@example.fr" not in page
+
+
+def test_links_issued_before_an_email_change_from_anywhere_stop_working(
+    client: Client, camille: Contact
+) -> None:
+    # given a link sent to the address on file
+    old = preference_token_issue(contact=camille)
+
+    # when the address is changed elsewhere than in the center (the admin, the API, a CRM)
+    contact_update(contact=camille, email="camille@nouveau.fr")
+
+    # then the old mailbox's link opens nothing, while a link issued since works
+    assert client.get(center_path(old), **BROWSER).status_code == 404
+    assert client.get(unsubscribe_path(old), **BROWSER).status_code == 404
+    new = preference_token_issue(contact=camille)
+    assert client.get(center_path(new), **BROWSER).status_code == 200
