@@ -277,6 +277,7 @@ SPECTACULAR_SETTINGS = {
         "ConsentStatusEnum": "consent.models.ConsentStatus",
         "PrivacyRequestStatusEnum": "consent.models.PrivacyRequestStatus",
         "ChannelEnum": "consent.models.Channel",
+        "ConsentRecordActionEnum": "consent.models.ConsentAction",
     },
 }
 
