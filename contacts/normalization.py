@@ -62,6 +62,8 @@ def _unquoted_local_part(local: str) -> str:
     if not local.startswith('"'):
         return local
     content = QUOTED_PAIR.sub(r"\1", local[1:-1]) if len(local) > 1 and local.endswith('"') else ""
+    if not content.isascii():
+        return content  # refused for its characters, with that reason
     if not DOT_ATOM.fullmatch(content.lower()):
         raise ValidationError(
             _(

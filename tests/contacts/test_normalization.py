@@ -145,3 +145,10 @@ def test_variants_of_the_domain_fold_as_idna_maps_them(raw):
 
 def test_a_long_s_in_the_domain_folds_to_s_as_idna_maps_it():
     assert normalize_email("camille@\u017fample.fr") == "camille@sample.fr"
+
+
+def test_a_quoted_look_alike_is_refused_for_its_characters_not_its_quotes():
+    with pytest.raises(ValidationError) as error:
+        normalize_email('"cam\u0131lle"@example.fr')
+
+    assert error.value.code == "non_ascii"
