@@ -107,7 +107,7 @@ def _resolve_interests(slugs: Iterable[str]) -> list[Interest]:
 
 
 def _suppression_errors(*, email: str = "", phone: str = "") -> dict[str, list[str]]:
-    errors = {}
+    errors: dict[str, list[str]] = {}
     for kind, value in (("email", email), ("phone", phone)):
         if value and suppression_reason(kind=kind, value=value):
             errors[kind] = [
