@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from contacts.models import TimelineEvent
+from contacts.models import Contact, TimelineEvent
 from contacts.services import suppression_add
 from tests.admin.forms import submitted_form
 from tests.factories import ContactFactory
@@ -54,3 +54,16 @@ def test_a_contact_keeping_its_own_suppressed_phone_can_still_be_edited(as_marke
     assert response.status_code == 302
     contact.refresh_from_db()
     assert contact.first_name == "Inès"
+
+
+def test_adding_a_contact_with_a_look_alike_email_is_a_form_error_on_email(as_marketer):
+    suppression_add(reason="erased", email="camille.martin@example.fr")
+    url = reverse("admin:contacts_contact_add")
+    page = as_marketer.get(url)
+
+    response = as_marketer.post(url, submitted_form(page, email="cam\u0131lle.martin@example.fr"))
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "ASCII" in errors["email"][0]
+    assert not Contact.objects.exists()
