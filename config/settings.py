@@ -281,7 +281,7 @@ SPECTACULAR_SETTINGS = {
         "ConsentStatusEnum": "consent.models.ConsentStatus",
         "PrivacyRequestStatusEnum": "consent.models.PrivacyRequestStatus",
         "ChannelEnum": "consent.models.Channel",
-        "ConsentActionEnum": "consent.models.ConsentAction",
+        "ConsentRecordActionEnum": "consent.models.ConsentAction",
     },
 }
 

@@ -1,9 +1,7 @@
 """Everything held on a person, as JSON and as a ZIP of CSV files (GDPR Art. 15, 20)."""
 
-import csv
 import io
 import json
-import re
 import zipfile
 from typing import Any
 
@@ -13,8 +11,8 @@ from django.utils import timezone
 from consent.models import ConsentEvidence, ConsentState, PrivacyRequest
 from consent.selectors import contact_consent_history
 from contacts.models import Contact
+from core.csvfiles import csv_text
 
-E164 = re.compile(r"\+[0-9]{6,15}")
 # Every column of the contact row: what we hold is what the person gets (the database key
 # stays out; the public id is given as "id").
 IDENTITY_FIELDS = tuple(
@@ -107,24 +105,5 @@ def personal_data_csv_zip(contact: Contact) -> bytes:
             if section == "exported_at":
                 continue
             rows = [rows] if isinstance(rows, dict) else rows
-            bundle.writestr(f"{section}.csv", _csv(rows))
+            bundle.writestr(f"{section}.csv", csv_text(rows))
     return archive.getvalue()
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: _cell(value) for key, value in row.items()})
-    return out.getvalue()
-
-
-def _cell(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not E164.fullmatch(value):
-        return "'" + value  # never a formula when opened in a spreadsheet
-    return "" if value is None else value

@@ -51,10 +51,10 @@ def contact_consent_states(contact: Contact) -> QuerySet[ConsentState]:
 
 
 def contact_consent_history(contact: Contact) -> QuerySet[ConsentRecord]:
-    """Every ledger record of a contact, oldest first."""
+    """Every ledger record of a contact, oldest first, with its personal evidence if kept."""
     return (
         ConsentRecord.objects.filter(contact=contact)
-        .select_related("contact", "purpose", "purpose_version")
+        .select_related("contact", "purpose", "purpose_version", "personal_evidence")
         .order_by("id")
     )
 

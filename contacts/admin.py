@@ -14,7 +14,8 @@ from consent.admin import ConsentRecordInline, ConsentStateInline
 from consent.models import SourceKind
 from consent.services import contact_erase
 from contacts.models import Contact, ContactStatus, Interest, Suppression, TimelineEvent
-from contacts.normalization import normalize_email, normalize_phone, suppression_digest
+from contacts.normalization import normalize_email
+from contacts.selectors import suppression_digests
 from contacts.services import (
     EDITABLE_FIELDS,
     _clean_fields,
@@ -67,7 +68,7 @@ class ContactAdminForm(forms.ModelForm):
         fields = {name: cleaned[name] for name in EDITABLE_FIELDS if name in cleaned}
         try:
             # The service's validation (the same function contact_update runs), without writing.
-            _clean_fields(fields)
+            _clean_fields(fields, contact=None if self.instance._state.adding else self.instance)
         except ValidationError as error:
             self.add_error(None, error)
         email = cleaned.get("email")
@@ -327,10 +328,8 @@ class SuppressionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        digests = []
-        for kind, normalize in (("email", normalize_email), ("phone", normalize_phone)):
-            try:
-                digests.append(suppression_digest(kind, normalize(term)))
-            except ValidationError:
-                continue
+        digests = [
+            *suppression_digests(kind="email", value=term),
+            *suppression_digests(kind="phone", value=term),
+        ]
         return queryset.filter(digest__in=digests), False

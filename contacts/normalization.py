@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import re
 
 import phonenumbers
 from django.conf import settings
@@ -11,16 +12,38 @@ from django.utils.translation import gettext as _
 
 # RFC 5321 (a path of 256 octets with its angle brackets), and the contact column.
 EMAIL_MAX_LENGTH = 254
+# RFC 5322 dot-atom: what a local part may be without quotes.
+DOT_ATOM = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*", re.ASCII)
+QUOTED_PAIR = re.compile(r"\\(.)")
 
 
 def normalize_email(raw: str) -> str:
-    """Trim, lower-case and turn an internationalised domain into punycode."""
-    value = (raw or "").strip().lower()
+    """The one key of a mailbox: trimmed, lower-cased, unquoted, IDN domain in punycode.
+
+    Every spelling of one mailbox gives the same key (the suppression list depends on it):
+    `"camille.martin"@EXAMPLE.fr` is `camille.martin@example.fr` (RFC 5321 §4.1.2). A local
+    part that needs its quotes (a space, an `@`) or holds a character outside ASCII is refused
+    rather than guessed at: look-alikes such as `ı` (dotless i) or `ſ` (long s) would otherwise
+    pass Django's case-insensitive check as `i` and `s` under another key, and mail cannot be
+    sent to a non-ASCII mailbox anyway. The domain goes through IDNA, which maps its own
+    variants (case, full-width forms, `ſ`).
+    """
+    value = (raw or "").strip()
     local, at, domain = value.rpartition("@")
     if not at or not local or not domain:
         raise ValidationError(_("Enter a valid email address."), code="invalid")
+    local = _unquoted_local_part(local)
+    if not local.isascii():
+        raise ValidationError(
+            _(
+                "The part before the @ may only hold ASCII characters: accented or look-alike "
+                "letters (such as “ı” or “ſ”) are not accepted."
+            ),
+            code="non_ascii",
+        )
+    local = local.lower()
     try:
-        domain = domain.encode("idna").decode("ascii")
+        domain = domain.lower().encode("idna").decode("ascii")
     except UnicodeError as error:
         raise ValidationError(_("Enter a valid email address."), code="invalid") from error
     email = f"{local}@{domain}"
@@ -32,6 +55,52 @@ def normalize_email(raw: str) -> str:
             code="max_length",
         )
     return email
+
+
+def _unquoted_local_part(local: str) -> str:
+    """A quoted local part without its quotes, when it does not need them; refused otherwise."""
+    if not local.startswith('"'):
+        return local
+    content = QUOTED_PAIR.sub(r"\1", local[1:-1]) if len(local) > 1 and local.endswith('"') else ""
+    if not content.isascii():
+        return content  # refused for its characters, with that reason
+    if not DOT_ATOM.fullmatch(content.lower()):
+        raise ValidationError(
+            _(
+                "Write the address without quotes: a part before the @ that needs them (with a "
+                "space, an @ or a quote) is not accepted."
+            ),
+            code="quoted",
+        )
+    return content
+
+
+def email_keys(raw: str) -> list[str]:
+    """Every key under which this address may be stored, the normalised one first.
+
+    Entries written before quoted and non-ASCII local parts were normalised (the suppression
+    list keeps only digests, which cannot be rewritten) are still found: a stored address
+    that no longer normalises keeps the key the earlier rule gave it, and a normalised
+    address is also looked up in the quoted spelling that rule kept as typed.
+    """
+    try:
+        email = normalize_email(raw)
+    except ValidationError:
+        former = _former_email_key(raw)
+        return [former] if former else []
+    local, _at, domain = email.rpartition("@")
+    return [email, f'"{local}"@{domain}']
+
+
+def _former_email_key(raw: str) -> str | None:
+    value = (raw or "").strip().lower()
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain:
+        return None
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return None
 
 
 def normalize_phone(raw: str, *, country: str = "") -> str:

@@ -4,16 +4,32 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from contacts.models import Contact, Suppression
-from contacts.normalization import normalize_email, normalize_phone, suppression_digest
+from contacts.normalization import (
+    email_keys,
+    normalize_email,
+    normalize_phone,
+    suppression_digest,
+)
+
+
+def suppression_digests(*, kind: str, value: str) -> list[str]:
+    """The suppression keys this email or phone may be listed under (none when malformed)."""
+    if kind == "email":
+        keys = email_keys(value)
+    else:
+        try:
+            keys = [normalize_phone(value)]
+        except ValidationError:
+            return []
+    return [suppression_digest(kind, key) for key in keys if key]
 
 
 def suppression_reason(*, kind: str, value: str) -> str | None:
     """Why this email or phone is suppressed, or None when it is not."""
-    try:
-        normalized = normalize_email(value) if kind == "email" else normalize_phone(value)
-    except ValidationError:
+    digests = suppression_digests(kind=kind, value=value)
+    if not digests:
         return None
-    entry = Suppression.objects.filter(digest=suppression_digest(kind, normalized)).first()
+    entry = Suppression.objects.filter(digest__in=digests).first()
     return entry.reason if entry else None
 
 

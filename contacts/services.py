@@ -24,8 +24,13 @@ from contacts.models import (
     TimelineEvent,
     TimelineKind,
 )
-from contacts.normalization import normalize_email, normalize_phone, suppression_digest
-from contacts.selectors import suppression_reason
+from contacts.normalization import (
+    email_keys,
+    normalize_email,
+    normalize_phone,
+    suppression_digest,
+)
+from contacts.selectors import suppression_digests, suppression_reason
 from crmsync.services import outbox_emit
 
 # Fields a caller may set through contact_upsert / contact_update.
@@ -58,8 +63,12 @@ def timeline_add(
     )
 
 
-def _clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate and normalise contact fields; every error names its field."""
+def _clean_fields(fields: Mapping[str, Any], *, contact: Contact | None = None) -> dict[str, Any]:
+    """Validate and normalise contact fields; every error names its field.
+
+    Given the contact being changed, a new phone number is also checked against the
+    suppression list (the API, the preference center and the admin all change it here).
+    """
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationError({name: [_("Unknown field.")] for name in sorted(unknown)})
@@ -78,6 +87,9 @@ def _clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             cleaned["phone"] = normalize_phone(cleaned["phone"], country=cleaned.get("country", ""))
         except ValidationError as error:
             errors["phone"] = list(error.messages)
+        else:
+            if contact is not None and cleaned["phone"] != contact.phone:
+                errors.update(_suppression_errors(phone=cleaned["phone"]))
     for name in CHOICE_FIELDS:
         if name in cleaned and not cleaned[name]:
             del cleaned[name]  # choice fields keep their default rather than become blank
@@ -100,21 +112,24 @@ def _resolve_interests(slugs: Iterable[str]) -> list[Interest]:
     return interests
 
 
+def _suppression_errors(*, email: str = "", phone: str = "") -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for kind, value in (("email", email), ("phone", phone)):
+        if value and suppression_reason(kind=kind, value=value):
+            errors[kind] = [
+                _(
+                    "This person asked not to be contacted (suppression list). Only "
+                    "their own new explicit consent can lift it."
+                )
+            ]
+    return errors
+
+
 def ensure_not_suppressed(*, email: str, phone: str = "") -> None:
     """Refuse an address on the suppression list (never re-imported or re-contacted)."""
-    for field, kind, value in (("email", "email", email), ("phone", "phone", phone)):
-        if value and suppression_reason(kind=kind, value=value):
-            raise ValidationError(
-                {
-                    field: [
-                        _(
-                            "This person asked not to be contacted (suppression list). Only "
-                            "their own new explicit consent can lift it."
-                        )
-                    ]
-                },
-                code="suppressed",
-            )
+    errors = _suppression_errors(email=email, phone=phone)
+    if errors:
+        raise ValidationError(errors, code="suppressed")
 
 
 def contact_fields_check(
@@ -156,6 +171,8 @@ def contact_upsert(
         if created:
             _record_creation(contact)
         else:
+            if cleaned.get("phone") not in (None, "", contact.phone):
+                ensure_not_suppressed(email="", phone=cleaned["phone"])
             _apply_changes(contact, cleaned)
         if chosen is not None:
             _set_interests(contact, chosen, record=not created)
@@ -206,8 +223,8 @@ def contact_update(
     fields: Mapping[str, Any] | None = None,
     interests: Iterable[str] | None = None,
 ) -> Contact:
-    """Update a known contact; a new email must be free and not suppressed."""
-    cleaned = _clean_fields(fields or {})
+    """Update a known contact; a new email or phone must be free and not suppressed."""
+    cleaned = _clean_fields(fields or {}, contact=contact)
     chosen = _resolve_interests(interests) if interests is not None else None
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
@@ -509,9 +526,12 @@ def suppression_add(*, reason: str, email: str = "", phone: str = "") -> list[Su
     for kind, value in ((SuppressionKind.EMAIL, email), (SuppressionKind.PHONE, phone)):
         if not value:
             continue
-        normalized = normalize_email(value) if kind == "email" else normalize_phone(value)
+        # A stored address that no longer normalises keeps the key it always had.
+        keys = email_keys(value) if kind == "email" else [normalize_phone(value)]
+        if not keys:
+            normalize_email(value)  # raises the reason
         entry, _created = Suppression.objects.update_or_create(
-            digest=suppression_digest(kind, normalized),
+            digest=suppression_digest(kind, keys[0]),
             defaults={"kind": kind, "reason": reason},
         )
         entries.append(entry)
@@ -522,7 +542,7 @@ def suppression_lift(*, email: str = "", phone: str = "") -> int:
     """Remove a suppression: only called when the person gives new explicit consent."""
     digests = []
     if email:
-        digests.append(suppression_digest("email", normalize_email(email)))
+        digests += suppression_digests(kind="email", value=email)
     if phone:
         digests.append(suppression_digest("phone", normalize_phone(phone)))
     deleted, _detail = Suppression.objects.filter(digest__in=digests).delete()

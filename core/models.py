@@ -15,6 +15,10 @@ class Scope(models.TextChoices):
     CONTACTS_WRITE = "contacts:write", _("Create and update contacts")
     CONSENTS_WRITE = "consents:write", _("Record consents")
     PRIVACY_WRITE = "privacy:write", _("File and read privacy requests")
+    EVIDENCE_READ = (
+        "evidence:read",
+        _("Read the personal evidence of consents (IP address, user agent, signed document)"),
+    )
 
 
 def hash_api_key(key: str) -> str:

@@ -5,6 +5,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
+from consent.ledger import evidence_digest
 from consent.models import (
     Channel,
     ConsentRecord,
@@ -153,6 +154,84 @@ class ConsentWriteAnswerSerializer(serializers.ModelSerializer):
             "previous_hash",
             "hash",
         )
+
+
+class DocumentReferenceSerializer(serializers.Serializer):
+    """A signed paper form, by reference only: the file itself never leaves through the API."""
+
+    sha256 = serializers.CharField(help_text="SHA-256 of the document, as recorded.")
+    stored = serializers.BooleanField(help_text="Whether the file is still kept.")
+
+
+class RecordEvidenceSerializer(serializers.Serializer):
+    """What proves a record; its personal part only for clients holding `evidence:read`."""
+
+    PERSONAL_FIELDS = ("ip", "user_agent", "document", "digest_matches")
+    PERSONAL_HELP = " Only for clients with the `evidence:read` scope; null once erased."
+
+    wording = serializers.CharField(read_only=True, help_text="The exact wording shown.")
+    unticked_by_default = serializers.BooleanField(read_only=True, allow_null=True)
+    policy_version = serializers.CharField(read_only=True)
+    digest = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="Digest of the personal evidence, chained in the record's hash.",
+    )
+    # Not read-only, so that the schema shows them as optional: absent without the scope.
+    ip = serializers.IPAddressField(
+        required=False, allow_null=True, help_text="The person's IP address." + PERSONAL_HELP
+    )
+    user_agent = serializers.CharField(
+        required=False, allow_null=True, help_text="The person's browser." + PERSONAL_HELP
+    )
+    document = DocumentReferenceSerializer(
+        required=False, allow_null=True, help_text="The signed document." + PERSONAL_HELP
+    )
+    digest_matches = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        help_text="Whether the personal evidence kept still matches `digest`; null when none "
+        "is kept." + PERSONAL_HELP,
+    )
+
+    def to_representation(self, record: ConsentRecord) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "wording": record.wording,
+            "unticked_by_default": record.unticked_by_default,
+            "policy_version": record.policy_version,
+            "digest": record.evidence_digest or None,
+        }
+        if self.context.get("evidence_read"):
+            data.update(self._personal(record))
+        return data
+
+    @staticmethod
+    def _personal(record: ConsentRecord) -> dict[str, Any]:
+        # Erasure deletes the personal evidence row; the record and its digest stay.
+        personal = getattr(record, "personal_evidence", None)
+        if personal is None:
+            return dict.fromkeys(RecordEvidenceSerializer.PERSONAL_FIELDS)
+        document = None
+        if personal.document:
+            document = {
+                "sha256": personal.document_sha256,
+                "stored": personal.document.storage.exists(personal.document.name),
+            }
+        return {
+            "ip": personal.ip,
+            "user_agent": personal.user_agent or None,
+            "document": document,
+            "digest_matches": evidence_digest(personal) == record.evidence_digest,
+        }
+
+
+class ConsentHistoryRecordSerializer(ConsentRecordSerializer):
+    """A ledger record in a contact's history, with its evidence (SPEC §4)."""
+
+    evidence = RecordEvidenceSerializer(source="*", read_only=True)
+
+    class Meta(ConsentRecordSerializer.Meta):
+        fields = (*ConsentRecordSerializer.Meta.fields, "evidence")
         read_only_fields = fields
 
 

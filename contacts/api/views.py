@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consent.api.serializers import ConsentRecordSerializer, ConsentStateSerializer
+from consent.api.serializers import ConsentHistoryRecordSerializer, ConsentStateSerializer
 from consent.selectors import contact_consent_history, contact_consent_states
 from contacts.api.serializers import ContactInputSerializer, ContactSerializer
 from contacts.models import Contact
@@ -92,9 +92,13 @@ class ContactViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(contact_consent_states(self.get_object()))
         return self.get_paginated_response(ConsentStateSerializer(page, many=True).data)
 
-    @extend_schema(responses=ConsentRecordSerializer(many=True))
+    @extend_schema(responses=ConsentHistoryRecordSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="consent-history")
     def consent_history(self, request: Request, id: str) -> Response:  # noqa: A002
-        """Every ledger record of the contact, oldest first."""
+        """Every ledger record of the contact, oldest first, with its evidence; the IP address,
+        user agent and signed document only for clients with `evidence:read`."""
         page = self.paginate_queryset(contact_consent_history(self.get_object()))
-        return self.get_paginated_response(ConsentRecordSerializer(page, many=True).data)
+        context = {"evidence_read": request.auth.has_scope(Scope.EVIDENCE_READ)}
+        return self.get_paginated_response(
+            ConsentHistoryRecordSerializer(page, many=True, context=context).data
+        )

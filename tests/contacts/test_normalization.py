@@ -77,3 +77,78 @@ def test_the_api_refuses_such_an_address_on_its_field(api):
 
     assert response.status_code == 400
     assert "254 characters at most" in response.json()["email"][0]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '"camille.martin"@example.fr',
+        '"Camille.Martin"@EXAMPLE.fr',
+        '  "camille.martin"@Example.FR ',
+        '"cam\\ille.martin"@example.fr',  # a quoted pair is the character itself
+        "Camille.Martin@example.fr",
+    ],
+)
+def test_every_spelling_of_one_mailbox_gives_one_key(raw):
+    assert normalize_email(raw) == "camille.martin@example.fr"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '"jean dupont"@example.fr',
+        '"jean@dupont"@example.fr',
+        '"jean\\"dupont"@example.fr',
+        '""@example.fr',
+        '"jean..dupont"@example.fr',
+        '"jean@example.fr',
+    ],
+)
+def test_a_quoted_local_part_that_needs_its_quotes_is_refused_with_a_clear_message(raw):
+    with pytest.raises(ValidationError) as error:
+        normalize_email(raw)
+
+    assert error.value.code == "quoted"
+    assert "without quotes" in error.value.messages[0]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "cam\u0131lle.mart\u0131n@example.fr",  # dotless i: Django's check reads it as "i"
+        "\u017fophie@example.fr",  # long s: casefold gives "s"
+        "\u212aevin@example.fr",  # Kelvin sign: lower() gives "k"
+        "\uff43amille@example.fr",  # full-width c
+        "c\u0430mille@example.fr",  # Cyrillic a
+        "jos\u00e9@example.fr",
+    ],
+)
+def test_a_local_part_with_look_alike_or_accented_letters_is_refused_with_a_clear_message(raw):
+    with pytest.raises(ValidationError) as error:
+        normalize_email(raw)
+
+    assert error.value.code == "non_ascii"
+    assert "ASCII" in error.value.messages[0]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "camille@\uff45xample.fr",  # full-width e
+        "camille@EXAMPLE.FR",
+        "camille@exa\u200bmple.fr",  # zero-width space: IDNA maps it to nothing
+    ],
+)
+def test_variants_of_the_domain_fold_as_idna_maps_them(raw):
+    assert normalize_email(raw) == "camille@example.fr"
+
+
+def test_a_long_s_in_the_domain_folds_to_s_as_idna_maps_it():
+    assert normalize_email("camille@\u017fample.fr") == "camille@sample.fr"
+
+
+def test_a_quoted_look_alike_is_refused_for_its_characters_not_its_quotes():
+    with pytest.raises(ValidationError) as error:
+        normalize_email('"cam\u0131lle"@example.fr')
+
+    assert error.value.code == "non_ascii"
