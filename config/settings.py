@@ -31,7 +31,7 @@ if ENV_FILE.is_file():
 # with DEBUG off unless told otherwise.
 EMBEDDED_DEFAULT = not env.str("DATABASE_URL", default="") and not env.str("REDIS_URL", default="")
 DEBUG = env.bool("DEBUG", default=EMBEDDED_DEFAULT)
-_GENERATE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+_HOW_TO_MAKE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
 _GENERATE_FERNET_KEY = (
     "python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
 )
@@ -49,7 +49,7 @@ if DEBUG:
     SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-" + "x" * 40)
 else:
     # Fails loudly: a production process must never start on a guessable key.
-    SECRET_KEY = _required("SECRET_KEY", f"50+ random characters, e.g. from `{_GENERATE_SECRET}`")
+    SECRET_KEY = _required("SECRET_KEY", f"50+ random characters, e.g. from `{_HOW_TO_MAKE_KEY}`")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CONTROLLER_NAME = env.str("CONTROLLER_NAME", default="Consent Desk demo")
@@ -71,9 +71,9 @@ else:
     ).rstrip("/")
     SUPPRESSION_HMAC_KEY = _required(
         "SUPPRESSION_HMAC_KEY",
-        f"a secret of its own, never changed once addresses are suppressed: `{_GENERATE_SECRET}`",
+        f"a secret of its own, never changed once addresses are suppressed: `{_HOW_TO_MAKE_KEY}`",
     )
-    LEDGER_SEAL_KEY = _required("LEDGER_SEAL_KEY", f"a secret of its own: `{_GENERATE_SECRET}`")
+    LEDGER_SEAL_KEY = _required("LEDGER_SEAL_KEY", f"a secret of its own: `{_HOW_TO_MAKE_KEY}`")
     FIELD_ENCRYPTION_KEY = _required(
         "FIELD_ENCRYPTION_KEY", f"a Fernet key (32 url-safe base64 bytes): `{_GENERATE_FERNET_KEY}`"
     )
