@@ -299,6 +299,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "core.beat:Scheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Touched by beat at every pass of its loop (core/beat.py) when set; docker-compose.yml's
+# health check of beat reads its age.
+BEAT_HEARTBEAT_FILE = env.str("BEAT_HEARTBEAT_FILE", default="")
 CELERY_BEAT_SCHEDULE = {
     "expire-pending-double-opt-ins": {
         "task": "consent.tasks.expire_pending_grants",
