@@ -172,6 +172,8 @@ AUTHENTICATION_BACKENDS = [
 # data, so every staff user needs it wherever it is required.
 STAFF_OTP_REQUIRED = env.bool("STAFF_OTP_REQUIRED", default=not DEBUG)
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Consent Desk")
+# A device's key never shows in the admin: whoever reads it can make that user's codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # django-axes: after AXES_FAILURE_LIMIT failed logins (a wrong password or a wrong code) for a
 # username from one IP, that pair is locked out for AXES_COOLOFF_MINUTES. Keying on the pair
 # stops guessing without letting anyone lock a colleague out from elsewhere.

@@ -2,8 +2,10 @@
 
 import re
 import time
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from freezegun import freeze_time
@@ -188,3 +190,13 @@ def test_the_lockout_is_keyed_on_the_client_ip_behind_a_trusted_proxy(staff, set
         client, "staff-member", code=totp_code(device), HTTP_X_FORWARDED_FOR="198.51.100.7"
     )
     assert other_office.status_code == 302
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_seed_demo_says_whether_the_demo_users_must_enrol(settings, required):
+    settings.STAFF_OTP_REQUIRED = required
+    out = StringIO()
+
+    call_command("seed_demo", stdout=out, stderr=StringIO())
+
+    assert ("Two-factor authentication is on" in out.getvalue()) is required

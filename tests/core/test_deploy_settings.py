@@ -99,10 +99,19 @@ def test_the_suppression_key_is_its_own_setting_not_the_secret_key():
     assert result.stdout.strip().splitlines()[-1] == PRODUCTION["SUPPRESSION_HMAC_KEY"]
 
 
+def test_production_requires_two_factor_authentication_of_staff():
+    script = "from django.conf import settings; print(settings.STAFF_OTP_REQUIRED)"
+
+    result = manage("shell", "-c", script, **PRODUCTION)
+
+    assert result.stdout.strip().splitlines()[-1] == "True"
+
+
 def test_debug_on_keeps_the_dev_defaults():
     script = (
         "from django.conf import settings; "
-        "print(settings.SITE_URL, bool(settings.LEDGER_SEAL_KEY), settings.EMAIL_BACKEND)"
+        "print(settings.SITE_URL, bool(settings.LEDGER_SEAL_KEY), settings.EMAIL_BACKEND, "
+        "settings.STAFF_OTP_REQUIRED)"
     )
 
     result = manage("shell", "-c", script, DJANGO_SETTINGS_MODULE="config.settings", DEBUG="true")
@@ -112,6 +121,7 @@ def test_debug_on_keeps_the_dev_defaults():
         "http://127.0.0.1:8000",
         "True",
         "django.core.mail.backends.console.EmailBackend",
+        "False",
     ]
 
 
