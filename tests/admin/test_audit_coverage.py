@@ -8,6 +8,7 @@ from django.urls import reverse
 from contacts.models import Contact
 from core.models import AuditAction, AuditEvent
 from crmsync.models import OutboxEvent
+from tests.admin.forms import submitted_form
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -118,3 +119,22 @@ def test_the_audit_log_shows_an_erased_contact_as_such(as_dpo: Client) -> None:
 
     assert "erased contact" in page
     assert "ines.moreau" not in page and "Inès" not in page
+
+
+@pytest.mark.parametrize(
+    ("kind", "action"),
+    [("restriction", AuditAction.RESTRICTION), ("access", AuditAction.REQUEST_CHANGE)],
+)
+def test_a_request_filed_by_the_dpo_is_logged_a_restriction_as_such(
+    as_dpo: Client, kind: str, action: str
+) -> None:
+    contact = ContactFactory()
+    add = reverse("admin:consent_privacyrequest_add")
+    page = as_dpo.get(add)
+
+    response = as_dpo.post(add, submitted_form(page, contact=contact.pk, type=kind))
+
+    assert response.status_code == 302
+    (event,) = AuditEvent.objects.all()
+    assert (event.action, event.contact, event.username) == (action, contact, "dpo-persona")
+    assert event.details["filed"] == kind
