@@ -22,7 +22,7 @@ from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -134,7 +134,7 @@ class ConsentDeskAdminSite(admin.AdminSite):
         url = reverse("admin:otp_enrol", current_app=self.name)
         target = request.GET.get(REDIRECT_FIELD_NAME) or request.POST.get(REDIRECT_FIELD_NAME)
         if target:
-            url += "?" + REDIRECT_FIELD_NAME + "=" + target
+            url += "?" + urlencode({REDIRECT_FIELD_NAME: target})
         return HttpResponseRedirect(url)
 
     def get_urls(self) -> list[URLPattern | URLResolver]:

@@ -106,7 +106,9 @@ def _enrol(staff: object, clock: object) -> None:
     assert log_in(client, "staff-member").status_code == 302
     assert client.get("/admin/contacts/contact/").status_code == 302
     response = client.get("/admin/login/?next=/admin/contacts/contact/", follow=True)
-    assert response.redirect_chain[-1][0] == "/admin/otp/enrol/?next=/admin/contacts/contact/"
+    assert (
+        response.redirect_chain[-1][0] == "/admin/otp/enrol/?next=%2Fadmin%2Fcontacts%2Fcontact%2F"
+    )
     page = response.content.decode()
     assert 'src="data:image/svg+xml;base64,' in page
     device = TOTPDevice.objects.get(user=staff, confirmed=False)
