@@ -17,12 +17,16 @@ RUN pip install .
 
 COPY . .
 
-# The code stays owned by root; only var/ (static files, uploads) belongs to the app user.
+# The code stays owned by root; only var/ (static files, uploads, exports) belongs to the app
+# user; the named volumes mounted on var/media and var/private start with that ownership.
 # Static files are collected at build time and served by WhiteNoise; collectstatic needs
 # no database, only settings that load.
-RUN DEBUG=false SECRET_KEY=collectstatic-only-not-a-secret ALLOWED_HOSTS=localhost ENV_FILE=/dev/null \
+RUN DEBUG=false ENV_FILE=/dev/null ALLOWED_HOSTS=localhost SITE_URL=http://localhost \
+        SECRET_KEY=collectstatic-only SUPPRESSION_HMAC_KEY=collectstatic-only \
+        LEDGER_SEAL_KEY=collectstatic-only EMAIL_URL=smtp://localhost:25 \
+        FIELD_ENCRYPTION_KEY=Y29sbGVjdHN0YXRpYy1vbmx5LW5vdC1hLXNlY3JldCE= \
         python manage.py collectstatic --noinput \
-    && mkdir -p var/media var/celery \
+    && mkdir -p var/media var/private var/celery \
     && chown -R app:app var
 
 USER app

@@ -5,6 +5,8 @@ kombu's filesystem transport. With `DEBUG=false`, `SECRET_KEY` and `ALLOWED_HOST
 nothing else, the settings are production-safe (`manage.py check --deploy` is clean).
 """
 
+import base64
+import binascii
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
@@ -23,24 +25,70 @@ ENV_FILE = Path(env.str("ENV_FILE", default=str(BASE_DIR / ".env")))
 if ENV_FILE.is_file():
     environ.Env.read_env(ENV_FILE, overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=False)
+# The embedded default (neither DATABASE_URL nor REDIS_URL set) is a developer's machine:
+# DEBUG defaults to true there, so that a fresh clone's `manage.py ...` works as printed.
+# A deployment always names its database or broker (docker-compose.yml does), so it starts
+# with DEBUG off unless told otherwise.
+EMBEDDED_DEFAULT = not env.str("DATABASE_URL", default="") and not env.str("REDIS_URL", default="")
+DEBUG = env.bool("DEBUG", default=EMBEDDED_DEFAULT)
+_HOW_TO_MAKE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+_GENERATE_FERNET_KEY = (
+    "python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+)
+
+
+def _required(name: str, how: str) -> str:
+    """A setting a production process (DEBUG=false) must not start without."""
+    value = env.str(name, default="")
+    if not value:
+        raise ImproperlyConfigured(f"{name} is required when DEBUG=false: {how}")
+    return value
+
+
 if DEBUG:
     SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-" + "x" * 40)
 else:
     # Fails loudly: a production process must never start on a guessable key.
-    SECRET_KEY = env.str("SECRET_KEY")
+    SECRET_KEY = _required("SECRET_KEY", f"50+ random characters, e.g. from `{_HOW_TO_MAKE_KEY}`")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CONTROLLER_NAME = env.str("CONTROLLER_NAME", default="Consent Desk demo")
 CONTROLLER_CONTACT = env.str("CONTROLLER_CONTACT", default="dpo@example.fr")
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
-
-# Secret used for the HMAC keys of the suppression list; kept apart from SECRET_KEY so that
-# rotating the session key never orphans the list.
-SUPPRESSION_HMAC_KEY = env.str("SUPPRESSION_HMAC_KEY", default=SECRET_KEY)
+if DEBUG:
+    SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+    # Secret of the HMAC keys of the suppression list; kept apart from SECRET_KEY in
+    # production so that rotating the session key never orphans the list.
+    SUPPRESSION_HMAC_KEY = env.str("SUPPRESSION_HMAC_KEY", default=SECRET_KEY)
+    # Key of the consent ledger's seals.
+    LEDGER_SEAL_KEY = env.str("LEDGER_SEAL_KEY", default="dev-only-ledger-seal-key-" + "x" * 40)
+    # Fernet key (32 url-safe base64 bytes) encrypting the CRM credentials.
+    FIELD_ENCRYPTION_KEY = env.str(
+        "FIELD_ENCRYPTION_KEY", default="ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXkhISE="
+    )
+else:
+    SITE_URL = _required(
+        "SITE_URL", "the public base URL of the links in emails, e.g. https://consent.example.fr"
+    ).rstrip("/")
+    SUPPRESSION_HMAC_KEY = _required(
+        "SUPPRESSION_HMAC_KEY",
+        f"a secret of its own, never changed once addresses are suppressed: `{_HOW_TO_MAKE_KEY}`",
+    )
+    LEDGER_SEAL_KEY = _required("LEDGER_SEAL_KEY", f"a secret of its own: `{_HOW_TO_MAKE_KEY}`")
+    FIELD_ENCRYPTION_KEY = _required(
+        "FIELD_ENCRYPTION_KEY", f"a Fernet key (32 url-safe base64 bytes): `{_GENERATE_FERNET_KEY}`"
+    )
+try:
+    _fernet_key_ok = len(base64.urlsafe_b64decode(FIELD_ENCRYPTION_KEY.encode("ascii"))) == 32
+except (ValueError, binascii.Error):
+    _fernet_key_ok = False
+if not _fernet_key_ok:
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64 bytes): generate one with "
+        f"`{_GENERATE_FERNET_KEY}`"
+    )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "core.admin_config.ConsentDeskAdminConfig",  # django.contrib.admin, with two-factor login
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -56,6 +104,9 @@ INSTALLED_APPS = [
     "consent",
     "crmsync",
     "preferences",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -66,8 +117,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -109,6 +163,26 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# django-axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Staff two-factor authentication (TOTP, core/admin_site.py): every admin role sees personal
+# data, so every staff user needs it wherever it is required.
+STAFF_OTP_REQUIRED = env.bool("STAFF_OTP_REQUIRED", default=not DEBUG)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Consent Desk")
+# A device's key never shows in the admin: whoever reads it can make that user's codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# django-axes: after AXES_FAILURE_LIMIT failed logins (a wrong password or a wrong code) for a
+# username from one IP, that pair is locked out for AXES_COOLOFF_MINUTES. Keying on the pair
+# stops guessing without letting anyone lock a colleague out from elsewhere.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.http.client_ip"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -143,6 +217,12 @@ STORAGES = {
 }
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+if not DEBUG and EMAIL_CONFIG["EMAIL_BACKEND"].rsplit(".", 2)[-2] in {"console", "locmem", "dummy"}:
+    # Confirmation links and the DPO's reminders would be lost without anyone noticing.
+    raise ImproperlyConfigured(
+        "EMAIL_URL must name a real mail backend when DEBUG=false, e.g. "
+        "smtp+tls://user:password@smtp.example.com:587 (console, memory and dummy lose mail)"
+    )
 globals().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Consent Desk <no-reply@localhost>")
 
@@ -161,6 +241,22 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy of every page (django-csp): scripts and styles from the site only.
+# The API docs add what Swagger UI needs (config/urls.py); the recipient pages narrow it to no
+# script at all (preferences/views.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # the one inline <style> of Django's admin (change_list.html, lists without actions)
+        "style-src": ["'self'", "'sha256-blvLUW3UscWqsXGByNOqdBboM+ShWAuugp2mC/wbafU='"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client (core/http.py).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 for _proxy in TRUSTED_PROXIES:
@@ -187,6 +283,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "store_processed": False,
     }
 )
+# The folders the embedded default writes to exist before anything opens them, so that a
+# fresh clone's first `manage.py migrate` works without `bin/run`.
+if not env.str("DATABASE_URL", default=""):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+if not REDIS_URL:
+    for _folder in ("queue", "control"):
+        (VAR_DIR / "celery" / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
@@ -198,6 +301,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "core.beat:Scheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Touched by beat at every pass of its loop (core/beat.py) when set; docker-compose.yml's
+# health check of beat reads its age.
+BEAT_HEARTBEAT_FILE = env.str("BEAT_HEARTBEAT_FILE", default="")
 CELERY_BEAT_SCHEDULE = {
     "expire-pending-double-opt-ins": {
         "task": "consent.tasks.expire_pending_grants",

@@ -11,6 +11,13 @@ _mail_dir = Path(__file__).resolve().parent.parent / "var" / "test-mail" / str(o
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-that-is-long-enough-1234567890")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+# Tests run with production settings (DEBUG off), so with every secret production requires.
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SITE_URL", "http://127.0.0.1:8000")
+os.environ.setdefault("SUPPRESSION_HMAC_KEY", "test-only-suppression-hmac-key-1234567890")
+os.environ.setdefault("LEDGER_SEAL_KEY", "test-only-ledger-seal-key-1234567890")
+os.environ.setdefault("FIELD_ENCRYPTION_KEY", "dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5ISE=")
+os.environ.setdefault("EMAIL_URL", f"filemail://{_mail_dir}")
 os.environ.setdefault("TEST_MAIL_DIR", str(_mail_dir))
 os.environ.setdefault("CELERY_QUEUE", f"test-{os.getpid()}")
 os.environ.setdefault(

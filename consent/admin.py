@@ -23,6 +23,7 @@ from consent.models import (
     PrivacyRequest,
     PrivacyRequestEvent,
     PrivacyRequestStatus,
+    PrivacyRequestType,
     Purpose,
     PurposeVersion,
     SourceKind,
@@ -626,6 +627,15 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
             verified=True,
             by=by,
             received_at=form.cleaned_data["received_at"],
+        )
+        # A restriction filed here restricts at once (verified): it is audited as one.
+        audit_record(
+            request=request,
+            action=AuditAction.RESTRICTION
+            if filed.type == PrivacyRequestType.RESTRICTION
+            else AuditAction.REQUEST_CHANGE,
+            contact=filed.contact,
+            details={"request": str(filed.pk), "filed": filed.type},
         )
         adopt_saved_instance(obj, filed)
 

@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -195,6 +196,37 @@ class ContactAdmin(admin.ModelAdmin):
             audit_record(request=request, action=AuditAction.VIEW_CONTACT, contact=contact)
         return response
 
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Every listing of contacts, with the search terms and filters, is audited."""
+        response = super().changelist_view(request, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            filters = {
+                name: value
+                for name, value in request.GET.items()
+                if name not in {"q", "p", "o", "_changelist_filters"}
+            }
+            audit_record(
+                request=request,
+                action=AuditAction.LIST_CONTACTS,
+                details={"search": request.GET.get("q", ""), "filters": filters},
+            )
+        return response
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Contact], search_term: str
+    ) -> tuple[QuerySet[Contact], bool]:
+        # The contact picker of other admin pages searches here too (autocomplete): audited.
+        match = getattr(request, "resolver_match", None)
+        if search_term and match is not None and match.url_name == "autocomplete":
+            audit_record(
+                request=request,
+                action=AuditAction.LIST_CONTACTS,
+                details={"search": search_term, "via": "autocomplete"},
+            )
+        return super().get_search_results(request, queryset, search_term)
+
     def has_erase_permission(self, request: HttpRequest) -> bool:
         # Erasing and restricting are handling privacy requests (Art. 17, 18): offered only to
         # those who may file one, the DPO.
@@ -255,10 +287,13 @@ class ContactAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[Contact], *, restricted: bool
     ) -> None:
         by = f"admin:{request.user.get_username()}"
-        changed = sum(
-            contact_restriction_set(contact=contact, restricted=restricted, source=by)
-            for contact in queryset.exclude(status=ContactStatus.ERASED)
-        )
+        action = AuditAction.RESTRICTION if restricted else AuditAction.RESTRICTION_LIFTED
+        changed = 0
+        for contact in queryset.exclude(status=ContactStatus.ERASED):
+            with transaction.atomic():  # the change and its audit entry, or neither
+                if contact_restriction_set(contact=contact, restricted=restricted, source=by):
+                    changed += 1
+                    audit_record(request=request, action=action, contact=contact)
         self.message_user(
             request, _("%(count)d contact(s) changed.") % {"count": changed}, messages.SUCCESS
         )

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from contacts.models import ContactStatus
 from core.models import ApiClient, AuditEvent, Scope
 
 admin.site.site_header = _("Consent Desk")
@@ -103,14 +104,19 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("at", "username", "action", "contact_link", "ip")
     list_filter = ("action", ("user", admin.RelatedOnlyFieldListFilter))
     date_hierarchy = "at"
-    search_fields = ("username", "=contact_public_id")
+    search_fields = ("username", "=contact_public_id", "contact__email", "contact__last_name")
     fields = ("at", "username", "action", "contact_link", "contact_public_id", "details", "ip")
     readonly_fields = fields
     list_select_related = ("contact",)
 
     @admin.display(description=_("contact"))
     def contact_link(self, obj: AuditEvent) -> str:
+        """The person by name and email (the DPO reads people, not UUIDs), or that they left."""
         if obj.contact_id is None:
-            return str(obj.contact_public_id or "-")
+            return str(_("erased contact")) if obj.contact_public_id else "-"
+        if obj.contact.status == ContactStatus.ERASED:
+            label = _("erased contact")
+        else:
+            label = str(obj.contact)
         url = reverse("admin:core_auditevent_changelist") + f"?contact__id__exact={obj.contact_id}"
-        return format_html('<a href="{}">{}</a>', url, obj.contact_public_id)
+        return format_html('<a href="{}">{}</a>', url, label)

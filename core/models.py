@@ -100,6 +100,10 @@ class AuditAction(models.TextChoices):
     ERASURE = "erasure", _("Erased a contact")
     REQUEST_CHANGE = "request_change", _("Handled a privacy request")
     LINK_RENEWAL = "link_renewal", _("Renewed a preference link")
+    LIST_CONTACTS = "list_contacts", _("Listed or searched contacts")
+    VIEW_OUTBOX_EVENT = "view_outbox_event", _("Viewed a CRM outbox payload")
+    RESTRICTION = "restriction", _("Restricted processing")
+    RESTRICTION_LIFTED = "restriction_lifted", _("Lifted a processing restriction")
 
 
 class AuditEvent(models.Model):

@@ -1,9 +1,15 @@
 """Admin for the CRM outbox: what was queued for the CRMs, and whether it went out."""
 
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 
+from contacts.models import Contact
 from core.admin import ReadOnlyAdminMixin
+from core.models import AuditAction
+from core.services import audit_record
 from crmsync.models import OutboxEvent
 
 
@@ -31,6 +37,27 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "last_error",
     )
     readonly_fields = fields
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """A payload holds a person's data: each opening is in the audit log."""
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method != "GET" or response.status_code != 200:
+            return response
+        event = self.get_object(request, object_id)
+        if event is not None:
+            audit_record(
+                request=request,
+                action=AuditAction.VIEW_OUTBOX_EVENT,
+                contact=Contact.objects.filter(public_id=event.contact_public_id).first(),
+                details={"outbox_event": str(event.pk), "topic": event.topic},
+            )
+        return response
 
     @admin.display(description=_("last error"))
     def error_excerpt(self, obj: OutboxEvent) -> str:

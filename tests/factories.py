@@ -2,6 +2,8 @@
 
 import factory
 from django.contrib.auth import get_user_model
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from consent.models import LegalBasis, Purpose, PurposeVersion
 from consent.services import Evidence, consent_record
@@ -81,6 +83,25 @@ class UserFactory(factory.django.DjangoModelFactory):
     is_staff = True
     # Hashed before the insert: a post-generation set_password was never saved.
     password = factory.django.Password("correct horse battery")
+
+
+class TOTPDeviceFactory(factory.django.DjangoModelFactory):
+    """A confirmed authenticator app of a staff user; its key gives the codes (`totp_code`)."""
+
+    class Meta:
+        model = TOTPDevice
+
+    user = factory.SubFactory(UserFactory)
+    name = "phone"
+    confirmed = True
+
+
+def totp_code(device: TOTPDevice, at: float | None = None) -> str:
+    """The code the device's authenticator app shows at `at` (default: now)."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    if at is not None:
+        totp.time = at
+    return f"{totp.token():0{device.digits}d}"
 
 
 def grant(contact: Contact, purpose: Purpose, channel: str = "email", **kwargs: object):

@@ -1,13 +1,15 @@
 import pytest
 from django.test import Client
 
+from tests.admin.conftest import otp_verified_login
+
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def logged_in(marketer) -> Client:
     client = Client()
-    client.force_login(marketer)
+    otp_verified_login(client, marketer)
     return client
 
 

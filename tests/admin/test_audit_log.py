@@ -134,7 +134,7 @@ def test_audit_log_lists_every_view_newest_first(
     assert [row.username for row in rows] == ["dpo-persona", "marketer-persona", "marketer-persona"]
     page = as_dpo.get(AUDIT_LOG).content.decode()
     assert "Viewed a contact" in page
-    assert str(activity["ines"].public_id) in page
+    assert str(activity["ines"]).replace("<", "&lt;").replace(">", "&gt;") in page
 
 
 def test_audit_log_filters_by_user(as_dpo: Client, activity: dict[str, object]) -> None:
@@ -225,7 +225,7 @@ def test_audit_events_survive_the_erasure_and_never_hold_the_email(
         assert "ines.moreau" not in as_text(event)
     page = as_dpo.get(AUDIT_LOG, {"contact__id__exact": contact.pk}).content.decode()
     assert "ines.moreau" not in page
-    assert str(contact.public_id) in page
+    assert "erased contact" in page
 
 
 def test_erasure_action_asks_for_confirmation_first_and_erases_nothing(as_dpo: Client) -> None:

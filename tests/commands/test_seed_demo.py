@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
+from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from consent.ledger import ledger_verify
@@ -92,8 +93,9 @@ def test_it_creates_the_demo_users_and_prints_their_credentials():
     output = seed()
 
     assert "admin / admin-demo-2026" in output and "marketer / marketer-demo-2026" in output
-    admin = authenticate(username="admin", password="admin-demo-2026")
-    marketer = authenticate(username="marketer", password="marketer-demo-2026")
+    login_request = RequestFactory().post("/admin/login/")  # django-axes needs the request
+    admin = authenticate(login_request, username="admin", password="admin-demo-2026")
+    marketer = authenticate(login_request, username="marketer", password="marketer-demo-2026")
     assert admin.is_superuser
     assert marketer.is_staff and not marketer.is_superuser
     assert list(marketer.groups.values_list("name", flat=True)) == ["Marketers"]

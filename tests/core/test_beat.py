@@ -49,3 +49,23 @@ def test_a_job_deleted_in_the_admin_comes_back_on_restart() -> None:
     start_beat()
 
     assert PeriodicTask.objects.filter(name="apply-retention", enabled=True).exists()
+
+
+def test_each_pass_of_beat_touches_the_heartbeat_file(settings, tmp_path) -> None:
+    settings.BEAT_HEARTBEAT_FILE = str(tmp_path / "beat-heartbeat")
+    beat = start_beat()
+    PeriodicTask.objects.update(enabled=False)  # nothing is sent anywhere by this pass
+
+    beat.tick()
+
+    assert (tmp_path / "beat-heartbeat").is_file()
+
+
+def test_no_heartbeat_file_unless_asked(settings, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    beat = start_beat()
+    PeriodicTask.objects.update(enabled=False)
+
+    beat.tick()
+
+    assert list(tmp_path.iterdir()) == []

@@ -445,6 +445,13 @@ class Command(BaseCommand):
             _("Marketer: %(username)s / %(password)s")
             % {"username": MARKETER_USERNAME, "password": MARKETER_PASSWORD}
         )
+        if settings.STAFF_OTP_REQUIRED:
+            self.stdout.write(
+                _(
+                    "Two-factor authentication is on: at the first login, each user sets up an "
+                    "authenticator app (QR code) before the admin opens."
+                )
+            )
         self.stdout.write(
             _("A recipient's preference center: manage.py preference_link %(email)s")
             % {"email": CONTACTS[0].email}
