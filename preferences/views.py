@@ -63,9 +63,7 @@ def private_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
 
 
 def _visit(request: HttpRequest) -> Visit:
-    return Visit(
-        ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", "")
-    )
+    return Visit(ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""))
 
 
 def _language(request: HttpRequest, contact: Contact) -> str:
