@@ -12,6 +12,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-that-is-long-enough-12
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("TEST_MAIL_DIR", str(_mail_dir))
+# exports written by tests never mix with (nor are swept from) a development server's
+os.environ.setdefault("PRIVATE_ROOT", str(_mail_dir.parent.parent / "test-private"))
 os.environ.setdefault("CELERY_QUEUE", f"test-{os.getpid()}")
 os.environ.setdefault(
     "CELERY_TASK_ALWAYS_EAGER", "false" if os.environ.get("REDIS_URL") else "true"

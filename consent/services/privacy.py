@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import TextField
+from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -74,8 +74,14 @@ TRANSITIONS = {
 MAX_EXTENSION_MONTHS = 2
 # What erasure keeps of the staff's free text about the person (it may name them).
 ERASED_NOTE = "[erased]"
-FREE_TEXT_KEYS = frozenset({"note", "reason", "extension_reason", "details"})
+# Audit details an erasure keeps: ids, choices and numbers. Every other key may hold words
+# about the person (a note, a reason, an extension's reason, a search), whatever it is named.
+AUDIT_KEPT_KEYS = frozenset(
+    {"request", "format", "next_status", "extend_months", "action", "type", "status", "kind", "by"}
+)
 REMINDER_WINDOW = timedelta(days=7)
+EXPORTS_FOLDER = "exports"  # the export fields' upload_to
+ORPHAN_EXPORT_AGE = timedelta(hours=1)
 
 
 def privacy_request_file(
@@ -370,22 +376,40 @@ def _delete_copies(contact: Contact) -> None:
     PrivacyRequestEvent.objects.filter(request__contact=contact).exclude(note="").update(
         note=ERASED_NOTE
     )
-    for event in AuditEvent.objects.filter(contact=contact):
-        kept = {key: value for key, value in event.details.items() if key not in FREE_TEXT_KEYS}
-        if kept != event.details:
-            AuditEvent.objects.filter(pk=event.pk).update(details=kept)
-    # Queued payloads still carry the person: they never leave. Delivered ones are scrubbed.
+    audit = AuditEvent.objects.filter(Q(contact=contact) | Q(contact_public_id=contact.public_id))
+    for event in audit:
+        scrubbed = audit_details_scrubbed(event.details)
+        if scrubbed != event.details:
+            AuditEvent.objects.filter(pk=event.pk).update(details=scrubbed)
+    # Queued payloads still carry the person: they never leave. Delivered ones are scrubbed,
+    # with the CRM's error messages, which may quote the payload back.
     events = OutboxEvent.objects.filter(contact_public_id=contact.public_id)
     events.filter(processed_at__isnull=True).delete()
     events.update(payload={"erased": True})
+    events.exclude(last_error="").update(last_error=ERASED_NOTE)
     for needle in (str(contact.public_id), contact.email):
         IdempotencyRecord.objects.annotate(body=Cast("response_body", TextField())).filter(
             body__contains=needle
         ).delete()
 
 
+def audit_details_scrubbed(details: Any) -> Any:
+    """The audit details without free text: ids, choices and numbers stay, words are erased."""
+    if not isinstance(details, dict):
+        return {}
+    return {
+        key: value
+        if key in AUDIT_KEPT_KEYS or value in ("", None) or isinstance(value, bool | int | float)
+        else ERASED_NOTE
+        for key, value in details.items()
+    }
+
+
 def privacy_exports_purge(*, now: datetime | None = None) -> int:
-    """Delete access exports past their availability (beat job); safe to run twice."""
+    """Delete access exports past their availability, and files no request holds (beat job).
+
+    Safe to run twice. Answers how many requests' exports were purged.
+    """
     now = now or timezone.now()
     purged = 0
     for request in PrivacyRequest.objects.filter(export_expires_at__lt=now).iterator():
@@ -397,7 +421,34 @@ def privacy_exports_purge(*, now: datetime | None = None) -> int:
                 export_json="", export_archive="", export_expires_at=None
             )
         purged += 1
+    orphans = _orphan_exports_delete(now=now)
+    if orphans:
+        logger.info("deleted %d export files no privacy request holds", orphans)
     return purged
+
+
+def _orphan_exports_delete(*, now: datetime) -> int:
+    """Export files written by a carry-out whose transaction rolled back: nothing points at them.
+
+    Files are written before their request commits (so that a committed request always has
+    them); a file younger than `ORPHAN_EXPORT_AGE` may belong to a carry-out still running.
+    """
+    storage = PrivacyRequest._meta.get_field("export_json").storage
+    try:
+        _folders, files = storage.listdir(EXPORTS_FOLDER)
+    except FileNotFoundError:
+        return 0
+    held = set()
+    exporting = PrivacyRequest.objects.exclude(export_json="", export_archive="")
+    for names in exporting.values_list("export_json", "export_archive"):
+        held.update(names)
+    deleted = 0
+    for file in files:
+        name = f"{EXPORTS_FOLDER}/{file}"
+        if name not in held and storage.get_modified_time(name) < now - ORPHAN_EXPORT_AGE:
+            storage.delete(name)
+            deleted += 1
+    return deleted
 
 
 def privacy_requests_carry_out_pending(*, batch_size: int = 200) -> int:
