@@ -504,8 +504,23 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
     """
 
     inlines = [PrivacyRequestEventInline]
-    list_display = ("type", "contact", "status", "received_at", "due_at", "is_late", "due_soon")
-    list_filter = (DeadlineFilter, "status", "type", "source_kind")
+    list_display = (
+        "type",
+        "contact",
+        "status",
+        "received_at",
+        "due_at",
+        "is_late",
+        "due_soon",
+        "is_held",
+    )
+    list_filter = (
+        DeadlineFilter,
+        "status",
+        "type",
+        "source_kind",
+        ("held_reason", admin.EmptyFieldListFilter),
+    )
     search_fields = ("contact__email", "=id")
     list_select_related = ("contact",)
     autocomplete_fields = ("contact",)
@@ -520,6 +535,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
         "received_at",
         "due_at",
         "extension_reason",
+        "held_reason",
         "handled_by",
         "completed_at",
         "exports",
@@ -545,10 +561,23 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
         if obj is None:
             return ["contact", "type", "details", "received_at"]
         handling = ["next_status", "note", "extend_months", "new_extension_reason"]
-        return [*self.readonly_fields, *(handling if _is_open(obj) else [])]
+        return [*self.get_readonly_fields(request, obj), *(handling if _is_open(obj) else [])]
 
     def get_readonly_fields(self, request: HttpRequest, obj: PrivacyRequest | None = None) -> Any:
-        return self.readonly_fields if obj else ()
+        if obj is None:
+            return ()
+        return (
+            ("no_contact", *self.readonly_fields)
+            if obj.contact_id is None
+            else self.readonly_fields
+        )
+
+    @admin.display(description=_("contact"))
+    def no_contact(self, obj: PrivacyRequest) -> str:
+        return _(
+            "No contact had the email given: we hold nothing on this person, so there is "
+            "nothing to carry out. The API client was answered as for any request."
+        )
 
     def has_delete_permission(
         self, request: HttpRequest, obj: PrivacyRequest | None = None
@@ -563,6 +592,10 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
     def due_soon(self, obj: PrivacyRequest) -> bool:
         now = timezone.now()
         return _is_open(obj) and now <= obj.due_at <= now + timedelta(days=7)
+
+    @admin.display(description=_("held for the DPO"), boolean=True)
+    def is_held(self, obj: PrivacyRequest) -> bool:
+        return bool(obj.held_reason) and _is_open(obj)
 
     @admin.display(description=_("exports"))
     def exports(self, obj: PrivacyRequest) -> str:

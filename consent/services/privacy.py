@@ -36,9 +36,10 @@ from consent.models import (
 from consent.selectors import purposes_with_versions
 from consent.services.consents import Evidence, consents_withdraw_all
 from contacts.models import Contact, ContactStatus, TimelineKind
+from contacts.selectors import contacts_by_email
 from contacts.services import contact_anonymise, contact_restriction_set, timeline_add
 from core.management.commands.setup_roles import DPO
-from core.models import AuditEvent, IdempotencyRecord
+from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
 from core.services import job_run_claim
 from crmsync.models import OutboxEvent
 from crmsync.services import outbox_emit
@@ -86,7 +87,7 @@ ORPHAN_EXPORT_AGE = timedelta(hours=1)
 
 def privacy_request_file(
     *,
-    contact: Contact,
+    contact: Contact | None,
     type: str,
     details: str = "",
     source_kind: str,
@@ -94,20 +95,24 @@ def privacy_request_file(
     verified: bool = False,
     by: str = "",
     received_at: datetime | None = None,
+    held_reason: str = "",
 ) -> PrivacyRequest:
     """File a data-subject request, due one month after receipt (GDPR Art. 12(3)).
 
     `received_at`: when it reached us, if earlier than now (a letter entered later). A
     verified request of a kind the workers carry out is queued for them after commit.
+    `contact` is None for a person we hold nothing on (see `privacy_request_file_by_client`).
+    `held_reason`: why it waits for the DPO instead (it is then filed unverified).
     """
     if type not in PrivacyRequestType.values:
         raise ValidationError({"type": [_("Not a valid choice.")]})
-    if contact.status == ContactStatus.ERASED:
+    if contact is not None and contact.status == ContactStatus.ERASED:
         raise ValidationError({"contact": [_("This contact was erased.")]})
     now = timezone.now()
     if received_at is not None and received_at > now:
         raise ValidationError({"received_at": [_("A request cannot be received in the future.")]})
     received_at = received_at or now
+    verified = verified and not held_reason
     status = PrivacyRequestStatus.VERIFIED if verified else PrivacyRequestStatus.RECEIVED
     with transaction.atomic():
         request = PrivacyRequest.objects.create(
@@ -120,17 +125,71 @@ def privacy_request_file(
             received_at=received_at,
             # one calendar month on the local calendar (31 Jan -> 28/29 Feb), not UTC's
             due_at=timezone.localtime(received_at) + relativedelta(months=1),
+            held_reason=held_reason,
         )
         PrivacyRequestEvent.objects.create(request=request, status=status, at=now, by=by)
-        timeline_add(
-            contact=contact,
-            kind=TimelineKind.REQUEST_FILED,
-            summary=type,
-            data={"request": str(request.id), "source": source_kind},
-        )
+        if contact is not None:
+            timeline_add(
+                contact=contact,
+                kind=TimelineKind.REQUEST_FILED,
+                summary=type,
+                data={"request": str(request.id), "source": source_kind},
+            )
         if verified:
             _queue_carry_out(request)
     return request
+
+
+def privacy_request_file_by_client(
+    *, client: ApiClient, email: str = "", contact: Contact | None = None, type: str, details: str
+) -> PrivacyRequest:
+    """File a request from an API client, which verified the person (SPEC §3), by email or id.
+
+    An email no contact has is refused to a client that may read contacts anyway; to the
+    others it is answered like a known one (a request kept without a contact, carried out
+    with nothing to do), so that filing requests cannot tell who is a contact. Past
+    `API_ERASURE_DAILY_LIMIT` erasures from the client today, the next ones wait for the DPO.
+    """
+    if contact is None:
+        contact = contacts_by_email(email).first()
+        if contact is None and client.has_scope(Scope.CONTACTS_READ):
+            raise ValidationError({"email": [_("No contact has this email.")]})
+    source = f"api:{client.name}"
+    with transaction.atomic():
+        held_reason = ""
+        if type == PrivacyRequestType.ERASURE:
+            # one client's erasures are counted one at a time: a burst cannot pass the cap
+            ApiClient.objects.select_for_update().filter(pk=client.pk).first()
+            held_reason = _erasure_cap_reason(client, source)
+        return privacy_request_file(
+            contact=contact,
+            type=type,
+            details=details,
+            source_kind=SourceKind.API,
+            source_reference=source,
+            verified=True,
+            by=source,
+            held_reason=held_reason,
+        )
+
+
+def _erasure_cap_reason(client: ApiClient, source: str) -> str:
+    """Why the next erasure from this client waits for the DPO, or "" while under the cap."""
+    limit = settings.API_ERASURE_DAILY_LIMIT
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    today = PrivacyRequest.objects.filter(
+        type=PrivacyRequestType.ERASURE,
+        source_kind=SourceKind.API,
+        source_reference=source,
+        received_at__gte=midnight,
+    ).count()
+    if today < limit:
+        return ""
+    return _(
+        "API client %(client)s filed more than %(limit)d erasure requests today "
+        "(API_ERASURE_DAILY_LIMIT): check it is not a mistake or an abuse, then verify it "
+        "to have it carried out."
+    ) % {"client": client.name, "limit": limit}
 
 
 def _queue_carry_out(request: PrivacyRequest) -> None:
@@ -243,6 +302,10 @@ def privacy_request_carry_out(*, request_id: str, by: str = "worker") -> Privacy
 def _complete(request: PrivacyRequest, *, by: str, note: str = "") -> None:
     """Carry the request out and mark it completed, in the caller's transaction. A request
     about a person erased in the meantime cannot be carried out: it is closed as rejected."""
+    if request.contact is None:
+        # nobody to act on: we hold nothing on this person, which is the whole answer
+        _set_status(request, PrivacyRequestStatus.COMPLETED, by=by, note=note)
+        return
     if (
         request.contact.status == ContactStatus.ERASED
         and request.type != PrivacyRequestType.ERASURE
