@@ -285,12 +285,13 @@ def privacy_request_carry_out(*, request_id: str, by: str = "worker") -> Privacy
     marketing processing; objection: withdraw every legitimate-interest purpose.
     """
     with transaction.atomic():
-        request = (
-            PrivacyRequest.objects.select_for_update()
-            .select_related("contact")
-            .filter(pk=request_id)
-            .first()
-        )
+        # the contact first, then the request, in the order erasure takes them; the contact
+        # may be missing (an unknown email), which a single FOR UPDATE join cannot lock
+        requests = PrivacyRequest.objects.filter(pk=request_id)
+        contact_id = requests.values_list("contact_id", flat=True).first()
+        if contact_id is not None:
+            Contact.objects.select_for_update().filter(pk=contact_id).first()
+        request = requests.select_for_update(of=("self",)).select_related("contact").first()
         if request is None or request.type not in AUTOMATIC_TYPES:
             return None
         if request.status not in (PrivacyRequestStatus.VERIFIED, PrivacyRequestStatus.IN_PROGRESS):

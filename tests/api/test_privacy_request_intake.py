@@ -5,6 +5,8 @@ the DPO. A client that cannot read contacts gets the same answer for an unknown 
 a known one.
 """
 
+import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -15,7 +17,9 @@ from consent.models import PrivacyRequest
 from consent.services import privacy_requests_carry_out_pending
 from contacts.models import Contact
 from core.models import Scope
-from tests.factories import ContactFactory
+from tests.api.live import LIVE_DB, at_the_same_time, post_over_http
+from tests.conftest import wait_for
+from tests.factories import ApiClientFactory, ContactFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -146,3 +150,35 @@ def test_an_unknown_email_counts_against_the_erasure_limit_too(api, settings):
         timezone.now() - timedelta(minutes=1)
         < PrivacyRequest.objects.get(id=answer["id"]).received_at
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@LIVE_DB
+def test_concurrent_erasures_cannot_pass_the_daily_limit_together(
+    live_server, celery_worker, settings
+):
+    # given a limit of two and five people, whose erasures arrive at the same moment
+    settings.API_ERASURE_DAILY_LIMIT = 2
+    key = ApiClientFactory().plain_key
+    bodies = iter(
+        [json.dumps({"email": ContactFactory().email, "type": "erasure"}) for _ in range(5)]
+    )
+    lock = threading.Lock()
+
+    def file_one() -> tuple[int, bytes]:
+        with lock:
+            body = next(bodies).encode()
+        return post_over_http(f"{live_server.url}{REQUESTS}", key, body)
+
+    # when
+    answers = at_the_same_time(file_one, times=5)
+
+    # then two go to the workers, three wait for the DPO
+    assert {status for status, _body in answers} == {201}
+    statuses = sorted(json.loads(body)["status"] for _status, body in answers)
+    assert statuses == ["received", "received", "received", "verified", "verified"]
+    assert PrivacyRequest.objects.exclude(held_reason="").count() == 3
+    # the two verified ones are carried out, the held ones are not
+    wait_for(lambda: PrivacyRequest.objects.filter(status="completed").count() == 2)
+    assert Contact.objects.filter(status="erased").count() == 2
