@@ -402,6 +402,8 @@ class PrivacyRequestAddForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["received_at"].initial = timezone.now
+        # only the API keeps a request without a contact (an unknown email); the DPO names one
+        self.fields["contact"].required = True
 
     def clean_received_at(self) -> Any:
         received_at = self.cleaned_data["received_at"]

@@ -7,6 +7,7 @@ from consent.models import PrivacyRequest
 from consent.services import privacy_requests_carry_out_pending
 from contacts.models import Contact
 from core.models import Scope
+from tests.admin.forms import submitted_form
 from tests.admin.test_privacy_request_admin import change_url, handle
 from tests.api.test_privacy_request_intake import erasure
 from tests.factories import ContactFactory
@@ -14,6 +15,7 @@ from tests.factories import ContactFactory
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:consent_privacyrequest_changelist")
+ADD = reverse("admin:consent_privacyrequest_add")
 
 
 def test_the_dpo_sees_the_held_erasures_and_has_them_carried_out_by_verifying(
@@ -56,3 +58,13 @@ def test_a_request_for_an_unknown_email_is_kept_without_a_contact_and_done_with_
     assert (request.contact, request.status) == (None, "completed")
     assert Contact.objects.count() == contacts_before  # nobody created, nobody erased
     assert "No contact had the email given" in as_dpo.get(change_url(request)).content.decode()
+
+
+def test_the_dpo_still_files_a_request_for_a_named_contact_only(as_dpo):
+    page = as_dpo.get(ADD)
+
+    response = as_dpo.post(ADD, submitted_form(page, contact="", type="access"))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["contact"]
+    assert not PrivacyRequest.objects.exists()
