@@ -70,12 +70,14 @@ class FakeWorkers:
         self.replies = replies
         self.seconds = seconds
         self.pings = 0
+        self.timeouts: list[float] = []
         self.lock = threading.Lock()
 
     def ping(self, timeout: float) -> list[dict]:
         with self.lock:
             self.pings += 1
-        time.sleep(min(self.seconds, timeout))
+            self.timeouts.append(timeout)
+        time.sleep(min(self.seconds, timeout))  # as Celery: it waits at most `timeout`
         return self.replies
 
 
@@ -167,9 +169,8 @@ def test_once_the_answer_is_stale_the_next_probe_pings_again(client, workers, se
 
 def test_the_ping_waits_at_most_the_worker_timeout(client, workers, settings):
     settings.HEALTH_WORKER_TIMEOUT = 0.2
-    workers.seconds = 30
+    workers.seconds = 0
 
-    started = time.monotonic()
     client.get("/health/")
 
-    assert time.monotonic() - started < 2
+    assert workers.timeouts == [0.2]
