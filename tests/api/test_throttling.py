@@ -67,6 +67,7 @@ def test_the_requests_are_counted_in_the_shared_cache(api, settings):
     settings.API_THROTTLE_RATE = "1/m"
     client = api()
     client.get(PURPOSES)
+    assert client.get(PURPOSES).status_code == 429
 
     cache.clear()
 
