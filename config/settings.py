@@ -340,6 +340,8 @@ CELERY_BEAT_SCHEDULE = {
 # Domain settings.
 DOUBLE_OPT_IN_TTL = timedelta(hours=env.int("DOUBLE_OPT_IN_TTL_HOURS", default=72))
 HEALTH_WORKER_TIMEOUT = env.float("HEALTH_WORKER_TIMEOUT", default=2.0)
+# /health/ reuses its broker and worker checks this many seconds (one process pings at a time).
+HEALTH_CACHE_SECONDS = env.int("HEALTH_CACHE_SECONDS", default=5)
 # Retention (CNIL: prospects' data three years after the last contact), per purpose in the
 # admin; this is the default. Without an answer to the re-permission email, the contact is
 # anonymised after the grace period.
@@ -365,10 +367,18 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ApiClientRateThrottle"],
 }
+# Requests per API client ("count/period": s, m, h, d), counted in the cache; empty: no limit.
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/m")
+_count, _, _period = API_THROTTLE_RATE.partition("/")
+if API_THROTTLE_RATE and not (_count.isdigit() and _period[:1] in ("s", "m", "h", "d")):
+    raise ImproperlyConfigured("API_THROTTLE_RATE: give count/period, e.g. 1200/m (s, m, h, d).")
+# Erasure requests one API client may file a day before the next ones wait for the DPO.
+API_ERASURE_DAILY_LIMIT = env.int("API_ERASURE_DAILY_LIMIT", default=100)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Consent Desk API",
     "DESCRIPTION": "Contacts, consents with evidence, and privacy requests.",

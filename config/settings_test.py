@@ -19,6 +19,8 @@ os.environ.setdefault("LEDGER_SEAL_KEY", "test-only-ledger-seal-key-1234567890")
 os.environ.setdefault("FIELD_ENCRYPTION_KEY", "dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5ISE=")
 os.environ.setdefault("EMAIL_URL", f"filemail://{_mail_dir}")
 os.environ.setdefault("TEST_MAIL_DIR", str(_mail_dir))
+# exports written by tests never mix with (nor are swept from) a development server's
+os.environ.setdefault("PRIVATE_ROOT", str(_mail_dir.parent.parent / "test-private"))
 os.environ.setdefault("CELERY_QUEUE", f"test-{os.getpid()}")
 os.environ.setdefault(
     "CELERY_TASK_ALWAYS_EAGER", "false" if os.environ.get("REDIS_URL") else "true"

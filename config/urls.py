@@ -28,6 +28,12 @@ urlpatterns = [
     path("", include("preferences.urls")),
 ]
 
+# JSON under /api/, Django's pages elsewhere
+handler400 = "core.error_views.bad_request"
+handler403 = "core.error_views.permission_denied"
+handler404 = "core.error_views.page_not_found"
+handler500 = "core.error_views.server_error"
+
 if settings.DEBUG:
     from django.conf.urls.static import static
 

@@ -403,6 +403,8 @@ class PrivacyRequestAddForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["received_at"].initial = timezone.now
+        # only the API keeps a request without a contact (an unknown email); the DPO names one
+        self.fields["contact"].required = True
 
     def clean_received_at(self) -> Any:
         received_at = self.cleaned_data["received_at"]
@@ -505,8 +507,23 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
     """
 
     inlines = [PrivacyRequestEventInline]
-    list_display = ("type", "contact", "status", "received_at", "due_at", "is_late", "due_soon")
-    list_filter = (DeadlineFilter, "status", "type", "source_kind")
+    list_display = (
+        "type",
+        "contact",
+        "status",
+        "received_at",
+        "due_at",
+        "is_late",
+        "due_soon",
+        "is_held",
+    )
+    list_filter = (
+        DeadlineFilter,
+        "status",
+        "type",
+        "source_kind",
+        ("held_reason", admin.EmptyFieldListFilter),
+    )
     search_fields = ("contact__email", "=id")
     list_select_related = ("contact",)
     autocomplete_fields = ("contact",)
@@ -521,6 +538,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
         "received_at",
         "due_at",
         "extension_reason",
+        "held_reason",
         "handled_by",
         "completed_at",
         "exports",
@@ -546,10 +564,23 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
         if obj is None:
             return ["contact", "type", "details", "received_at"]
         handling = ["next_status", "note", "extend_months", "new_extension_reason"]
-        return [*self.readonly_fields, *(handling if _is_open(obj) else [])]
+        return [*self.get_readonly_fields(request, obj), *(handling if _is_open(obj) else [])]
 
     def get_readonly_fields(self, request: HttpRequest, obj: PrivacyRequest | None = None) -> Any:
-        return self.readonly_fields if obj else ()
+        if obj is None:
+            return ()
+        return (
+            ("no_contact", *self.readonly_fields)
+            if obj.contact_id is None
+            else self.readonly_fields
+        )
+
+    @admin.display(description=_("contact"))
+    def no_contact(self, obj: PrivacyRequest) -> str:
+        return _(
+            "No contact had the email given: we hold nothing on this person, so there is "
+            "nothing to carry out. The API client was answered as for any request."
+        )
 
     def has_delete_permission(
         self, request: HttpRequest, obj: PrivacyRequest | None = None
@@ -564,6 +595,10 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
     def due_soon(self, obj: PrivacyRequest) -> bool:
         now = timezone.now()
         return _is_open(obj) and now <= obj.due_at <= now + timedelta(days=7)
+
+    @admin.display(description=_("held for the DPO"), boolean=True)
+    def is_held(self, obj: PrivacyRequest) -> bool:
+        return bool(obj.held_reason) and _is_open(obj)
 
     @admin.display(description=_("exports"))
     def exports(self, obj: PrivacyRequest) -> str:

@@ -331,9 +331,13 @@ class PrivacyRequest(models.Model):
     """A data-subject request, due one month after receipt (GDPR Art. 12(3))."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # empty when an API client without `contacts:read` named an email no contact has: the
+    # request is kept (and answered like any other) without telling the client who is known
     contact = models.ForeignKey(
         Contact,
         on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="privacy_requests",
         verbose_name=_("contact"),
     )
@@ -350,6 +354,11 @@ class PrivacyRequest(models.Model):
     received_at = models.DateTimeField(_("received at"), default=timezone.now)
     due_at = models.DateTimeField(_("due at"))
     extension_reason = models.TextField(_("extension reason"), blank=True)
+    held_reason = models.TextField(
+        _("held for the DPO"),
+        blank=True,
+        help_text=_("Why the workers did not carry it out at once: it waits for the DPO."),
+    )
     handled_by = models.CharField(_("handled by"), max_length=150, blank=True)
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
     export_json = models.FileField(

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
@@ -15,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.error_views import body_too_big_message
 from core.errors import error_detail
 from core.models import IdempotencyRecord
 from core.services import idempotency_records_expired
@@ -26,6 +28,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's handler, also turning domain (Django) validation errors into 400 field errors."""
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(error_detail(exc))
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            {"detail": body_too_big_message()}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        )
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.ValidationError):
         response.data = errors_aligned(response.data, _request_data(context.get("request")))

@@ -18,9 +18,11 @@ class HasScope(BasePermission):
         client = request.auth
         if not isinstance(client, ApiClient):
             return False
-        required = getattr(view, "required_scopes", {})
         # DRF answers HEAD with the GET handler, so it needs what GET needs.
         method = "GET" if request.method == "HEAD" else request.method
+        if not hasattr(view, method.lower()):
+            return True  # no handler: let DRF answer 405, not a misleading 403
+        required = getattr(view, "required_scopes", {})
         scopes = required.get(method, required.get("*"))
         if scopes is None:
             return False  # a method nobody declared is closed

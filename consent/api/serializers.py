@@ -19,6 +19,7 @@ from consent.models import (
 )
 from consent.services import Evidence
 from contacts.api.serializers import ContactInputSerializer, ContactSerializer
+from core.models import ApiClient, Scope
 
 MAX_BATCH = 500
 
@@ -355,8 +356,19 @@ class PrivacyRequestEventSerializer(serializers.ModelSerializer):
 
 
 class PrivacyRequestSerializer(serializers.ModelSerializer):
-    contact = serializers.UUIDField(source="contact.public_id", read_only=True)
+    """A request; its `contact` only for clients that may read contacts."""
+
+    contact = serializers.UUIDField(source="contact.public_id", read_only=True, allow_null=True)
     history = PrivacyRequestEventSerializer(many=True, read_only=True)
+
+    def to_representation(self, instance: PrivacyRequest) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        client = getattr(request, "auth", None)
+        if not isinstance(client, ApiClient) or not client.has_scope(Scope.CONTACTS_READ):
+            # whether the email named a contact must not show: the same answer either way
+            data.pop("contact")
+        return data
 
     class Meta:
         model = PrivacyRequest

@@ -26,11 +26,10 @@ from consent.api.serializers import (
 from consent.intake import ConsentInput, FormConsent, consents_record_batch, form_submission_record
 from consent.models import ConsentRecord, PrivacyRequest, Purpose, SourceKind
 from consent.selectors import consent_receipt, purposes_active
-from consent.services import privacy_request_file
+from consent.services import privacy_request_file_by_client
 from contacts.api.serializers import ContactSerializer, contact_service_kwargs
 from contacts.api.views import IDEMPOTENCY_PARAMETER
 from contacts.models import Contact
-from contacts.selectors import contacts_by_email
 from core.api import idempotent
 from core.errors import StructuredValidationError
 from core.models import Scope
@@ -161,31 +160,24 @@ class PrivacyRequestViewSet(viewsets.GenericViewSet):
         serializer = PrivacyRequestInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        privacy_request = privacy_request_file(
+        privacy_request = privacy_request_file_by_client(
+            client=request.auth,
+            email=data.get("email", ""),
             contact=self._contact(data),
             type=data["type"],
             details=data.get("details", ""),
-            source_kind=SourceKind.API,
-            source_reference=f"api:{request.auth.name}",
-            verified=True,
-            by=f"api:{request.auth.name}",
         )
         privacy_request = self.get_queryset().get(pk=privacy_request.pk)
-        return Response(
-            PrivacyRequestSerializer(privacy_request).data, status=status.HTTP_201_CREATED
-        )
+        return Response(self.get_serializer(privacy_request).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(PrivacyRequestSerializer(self.get_object()).data)
+        return Response(self.get_serializer(self.get_object()).data)
 
     @staticmethod
-    def _contact(data: dict[str, Any]) -> Contact:
-        if data.get("contact"):
-            contact = Contact.objects.filter(public_id=data["contact"]).first()
-            if contact is None:
-                raise serializers.ValidationError({"contact": [_("Unknown contact.")]})
-            return contact
-        contact = contacts_by_email(data["email"]).first()
+    def _contact(data: dict[str, Any]) -> Contact | None:
+        if not data.get("contact"):
+            return None  # by email: the service looks it up
+        contact = Contact.objects.filter(public_id=data["contact"]).first()
         if contact is None:
-            raise serializers.ValidationError({"email": [_("No contact has this email.")]})
+            raise serializers.ValidationError({"contact": [_("Unknown contact.")]})
         return contact

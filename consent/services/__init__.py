@@ -28,6 +28,7 @@ from consent.services.privacy import (
     privacy_request_extend,
     privacy_request_extension_check,
     privacy_request_file,
+    privacy_request_file_by_client,
     privacy_request_transition,
     privacy_requests_carry_out_pending,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "privacy_request_extend",
     "privacy_request_extension_check",
     "privacy_request_file",
+    "privacy_request_file_by_client",
     "privacy_request_transition",
     "privacy_requests_carry_out_pending",
     "purpose_wording_update",

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import TextField
+from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -35,10 +35,11 @@ from consent.models import (
 from consent.selectors import purposes_with_versions
 from consent.services.consents import Evidence, consents_withdraw_all
 from contacts.models import Contact, ContactStatus, TimelineKind
+from contacts.selectors import contacts_by_email
 from contacts.services import contact_anonymise, contact_restriction_set, timeline_add
 from core.emails import render_text
 from core.management.commands.setup_roles import DPO
-from core.models import AuditEvent, IdempotencyRecord
+from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
 from core.services import job_run_claim
 from crmsync.models import OutboxEvent
 from crmsync.services import outbox_emit
@@ -74,13 +75,19 @@ TRANSITIONS = {
 MAX_EXTENSION_MONTHS = 2
 # What erasure keeps of the staff's free text about the person (it may name them).
 ERASED_NOTE = "[erased]"
-FREE_TEXT_KEYS = frozenset({"note", "reason", "extension_reason", "details"})
+# Audit details an erasure keeps: ids, choices and numbers. Every other key may hold words
+# about the person (a note, a reason, an extension's reason, a search), whatever it is named.
+AUDIT_KEPT_KEYS = frozenset(
+    {"request", "format", "next_status", "extend_months", "action", "type", "status", "kind", "by"}
+)
 REMINDER_WINDOW = timedelta(days=7)
+EXPORTS_FOLDER = "exports"  # the export fields' upload_to
+ORPHAN_EXPORT_AGE = timedelta(hours=1)
 
 
 def privacy_request_file(
     *,
-    contact: Contact,
+    contact: Contact | None,
     type: str,
     details: str = "",
     source_kind: str,
@@ -88,20 +95,24 @@ def privacy_request_file(
     verified: bool = False,
     by: str = "",
     received_at: datetime | None = None,
+    held_reason: str = "",
 ) -> PrivacyRequest:
     """File a data-subject request, due one month after receipt (GDPR Art. 12(3)).
 
     `received_at`: when it reached us, if earlier than now (a letter entered later). A
     verified request of a kind the workers carry out is queued for them after commit.
+    `contact` is None for a person we hold nothing on (see `privacy_request_file_by_client`).
+    `held_reason`: why it waits for the DPO instead (it is then filed unverified).
     """
     if type not in PrivacyRequestType.values:
         raise ValidationError({"type": [_("Not a valid choice.")]})
-    if contact.status == ContactStatus.ERASED:
+    if contact is not None and contact.status == ContactStatus.ERASED:
         raise ValidationError({"contact": [_("This contact was erased.")]})
     now = timezone.now()
     if received_at is not None and received_at > now:
         raise ValidationError({"received_at": [_("A request cannot be received in the future.")]})
     received_at = received_at or now
+    verified = verified and not held_reason
     status = PrivacyRequestStatus.VERIFIED if verified else PrivacyRequestStatus.RECEIVED
     with transaction.atomic():
         request = PrivacyRequest.objects.create(
@@ -114,17 +125,71 @@ def privacy_request_file(
             received_at=received_at,
             # one calendar month on the local calendar (31 Jan -> 28/29 Feb), not UTC's
             due_at=timezone.localtime(received_at) + relativedelta(months=1),
+            held_reason=held_reason,
         )
         PrivacyRequestEvent.objects.create(request=request, status=status, at=now, by=by)
-        timeline_add(
-            contact=contact,
-            kind=TimelineKind.REQUEST_FILED,
-            summary=type,
-            data={"request": str(request.id), "source": source_kind},
-        )
+        if contact is not None:
+            timeline_add(
+                contact=contact,
+                kind=TimelineKind.REQUEST_FILED,
+                summary=type,
+                data={"request": str(request.id), "source": source_kind},
+            )
         if verified:
             _queue_carry_out(request)
     return request
+
+
+def privacy_request_file_by_client(
+    *, client: ApiClient, email: str = "", contact: Contact | None = None, type: str, details: str
+) -> PrivacyRequest:
+    """File a request from an API client, which verified the person (SPEC §3), by email or id.
+
+    An email no contact has is refused to a client that may read contacts anyway; to the
+    others it is answered like a known one (a request kept without a contact, carried out
+    with nothing to do), so that filing requests cannot tell who is a contact. Past
+    `API_ERASURE_DAILY_LIMIT` erasures from the client today, the next ones wait for the DPO.
+    """
+    if contact is None:
+        contact = contacts_by_email(email).first()
+        if contact is None and client.has_scope(Scope.CONTACTS_READ):
+            raise ValidationError({"email": [_("No contact has this email.")]})
+    source = f"api:{client.name}"
+    with transaction.atomic():
+        held_reason = ""
+        if type == PrivacyRequestType.ERASURE:
+            # one client's erasures are counted one at a time: a burst cannot pass the cap
+            ApiClient.objects.select_for_update().filter(pk=client.pk).first()
+            held_reason = _erasure_cap_reason(client, source)
+        return privacy_request_file(
+            contact=contact,
+            type=type,
+            details=details,
+            source_kind=SourceKind.API,
+            source_reference=source,
+            verified=True,
+            by=source,
+            held_reason=held_reason,
+        )
+
+
+def _erasure_cap_reason(client: ApiClient, source: str) -> str:
+    """Why the next erasure from this client waits for the DPO, or "" while under the cap."""
+    limit = settings.API_ERASURE_DAILY_LIMIT
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    today = PrivacyRequest.objects.filter(
+        type=PrivacyRequestType.ERASURE,
+        source_kind=SourceKind.API,
+        source_reference=source,
+        received_at__gte=midnight,
+    ).count()
+    if today < limit:
+        return ""
+    return _(
+        "API client %(client)s filed more than %(limit)d erasure requests today "
+        "(API_ERASURE_DAILY_LIMIT): check it is not a mistake or an abuse, then verify it "
+        "to have it carried out."
+    ) % {"client": client.name, "limit": limit}
 
 
 def _queue_carry_out(request: PrivacyRequest) -> None:
@@ -220,12 +285,13 @@ def privacy_request_carry_out(*, request_id: str, by: str = "worker") -> Privacy
     marketing processing; objection: withdraw every legitimate-interest purpose.
     """
     with transaction.atomic():
-        request = (
-            PrivacyRequest.objects.select_for_update()
-            .select_related("contact")
-            .filter(pk=request_id)
-            .first()
-        )
+        # the contact first, then the request, in the order erasure takes them; the contact
+        # may be missing (an unknown email), which a single FOR UPDATE join cannot lock
+        requests = PrivacyRequest.objects.filter(pk=request_id)
+        contact_id = requests.values_list("contact_id", flat=True).first()
+        if contact_id is not None:
+            Contact.objects.select_for_update().filter(pk=contact_id).first()
+        request = requests.select_for_update(of=("self",)).select_related("contact").first()
         if request is None or request.type not in AUTOMATIC_TYPES:
             return None
         if request.status not in (PrivacyRequestStatus.VERIFIED, PrivacyRequestStatus.IN_PROGRESS):
@@ -237,6 +303,10 @@ def privacy_request_carry_out(*, request_id: str, by: str = "worker") -> Privacy
 def _complete(request: PrivacyRequest, *, by: str, note: str = "") -> None:
     """Carry the request out and mark it completed, in the caller's transaction. A request
     about a person erased in the meantime cannot be carried out: it is closed as rejected."""
+    if request.contact is None:
+        # nobody to act on: we hold nothing on this person, which is the whole answer
+        _set_status(request, PrivacyRequestStatus.COMPLETED, by=by, note=note)
+        return
     if (
         request.contact.status == ContactStatus.ERASED
         and request.type != PrivacyRequestType.ERASURE
@@ -370,22 +440,40 @@ def _delete_copies(contact: Contact) -> None:
     PrivacyRequestEvent.objects.filter(request__contact=contact).exclude(note="").update(
         note=ERASED_NOTE
     )
-    for event in AuditEvent.objects.filter(contact=contact):
-        kept = {key: value for key, value in event.details.items() if key not in FREE_TEXT_KEYS}
-        if kept != event.details:
-            AuditEvent.objects.filter(pk=event.pk).update(details=kept)
-    # Queued payloads still carry the person: they never leave. Delivered ones are scrubbed.
+    audit = AuditEvent.objects.filter(Q(contact=contact) | Q(contact_public_id=contact.public_id))
+    for event in audit:
+        scrubbed = audit_details_scrubbed(event.details)
+        if scrubbed != event.details:
+            AuditEvent.objects.filter(pk=event.pk).update(details=scrubbed)
+    # Queued payloads still carry the person: they never leave. Delivered ones are scrubbed,
+    # with the CRM's error messages, which may quote the payload back.
     events = OutboxEvent.objects.filter(contact_public_id=contact.public_id)
     events.filter(processed_at__isnull=True).delete()
     events.update(payload={"erased": True})
+    events.exclude(last_error="").update(last_error=ERASED_NOTE)
     for needle in (str(contact.public_id), contact.email):
         IdempotencyRecord.objects.annotate(body=Cast("response_body", TextField())).filter(
             body__contains=needle
         ).delete()
 
 
+def audit_details_scrubbed(details: Any) -> Any:
+    """The audit details without free text: ids, choices and numbers stay, words are erased."""
+    if not isinstance(details, dict):
+        return {}
+    return {
+        key: value
+        if key in AUDIT_KEPT_KEYS or value in ("", None) or isinstance(value, bool | int | float)
+        else ERASED_NOTE
+        for key, value in details.items()
+    }
+
+
 def privacy_exports_purge(*, now: datetime | None = None) -> int:
-    """Delete access exports past their availability (beat job); safe to run twice."""
+    """Delete access exports past their availability, and files no request holds (beat job).
+
+    Safe to run twice. Answers how many requests' exports were purged.
+    """
     now = now or timezone.now()
     purged = 0
     for request in PrivacyRequest.objects.filter(export_expires_at__lt=now).iterator():
@@ -397,7 +485,34 @@ def privacy_exports_purge(*, now: datetime | None = None) -> int:
                 export_json="", export_archive="", export_expires_at=None
             )
         purged += 1
+    orphans = _orphan_exports_delete(now=now)
+    if orphans:
+        logger.info("deleted %d export files no privacy request holds", orphans)
     return purged
+
+
+def _orphan_exports_delete(*, now: datetime) -> int:
+    """Export files written by a carry-out whose transaction rolled back: nothing points at them.
+
+    Files are written before their request commits (so that a committed request always has
+    them); a file younger than `ORPHAN_EXPORT_AGE` may belong to a carry-out still running.
+    """
+    storage = PrivacyRequest._meta.get_field("export_json").storage
+    try:
+        _folders, files = storage.listdir(EXPORTS_FOLDER)
+    except FileNotFoundError:
+        return 0
+    held = set()
+    exporting = PrivacyRequest.objects.exclude(export_json="", export_archive="")
+    for names in exporting.values_list("export_json", "export_archive"):
+        held.update(names)
+    deleted = 0
+    for file in files:
+        name = f"{EXPORTS_FOLDER}/{file}"
+        if name not in held and storage.get_modified_time(name) < now - ORPHAN_EXPORT_AGE:
+            storage.delete(name)
+            deleted += 1
+    return deleted
 
 
 def privacy_requests_carry_out_pending(*, batch_size: int = 200) -> int:
