@@ -518,13 +518,15 @@ def erasure_request_confirm(*, contact: Contact) -> PrivacyRequest:
     """File the erasure request the person confirmed by email (GDPR Art. 17), once."""
     with transaction.atomic():
         Contact.objects.select_for_update().filter(pk=contact.pk).first()
-        open_request = (
+        # A completed one counts too: the worker may have erased the person between two clicks
+        # on the same link, and a second request about an erased person has nothing to do.
+        filed = (
             PrivacyRequest.objects.filter(contact=contact, type=PrivacyRequestType.ERASURE)
-            .exclude(status__in=[PrivacyRequestStatus.COMPLETED, PrivacyRequestStatus.REJECTED])
+            .exclude(status=PrivacyRequestStatus.REJECTED)
             .first()
         )
-        if open_request is not None:
-            return open_request
+        if filed is not None:
+            return filed
         return privacy_request_file(
             contact=contact,
             type=PrivacyRequestType.ERASURE,

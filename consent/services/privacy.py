@@ -420,19 +420,35 @@ def contact_erase(
     return contact
 
 
+def _delete_files_on_commit(files: list[Any]) -> None:
+    """Delete stored files once the erasure commits: a rolled-back erasure keeps them, so no
+    row is left pointing at a file that is gone."""
+    names = [(file.storage, file.name) for file in files if file]
+
+    def delete() -> None:
+        for storage, name in names:
+            storage.delete(name)
+
+    if names:
+        transaction.on_commit(delete)
+
+
 def _delete_personal_evidence(contact: Contact) -> None:
-    for evidence in ConsentEvidence.objects.filter(record__contact=contact).exclude(document=""):
-        evidence.document.delete(save=False)
-    ConsentEvidence.objects.filter(record__contact=contact).delete()
+    evidence = ConsentEvidence.objects.filter(record__contact=contact)
+    _delete_files_on_commit([item.document for item in evidence.exclude(document="")])
+    evidence.delete()
 
 
 def _delete_copies(contact: Contact) -> None:
     """Every other copy of the person's data: links, exports, CRM payloads, API answers."""
     contact.preference_tokens.all().delete()
-    for request in PrivacyRequest.objects.filter(contact=contact):
-        for export in (request.export_json, request.export_archive):
-            if export:
-                export.delete(save=False)
+    _delete_files_on_commit(
+        [
+            export
+            for request in PrivacyRequest.objects.filter(contact=contact)
+            for export in (request.export_json, request.export_archive)
+        ]
+    )
     PrivacyRequest.objects.filter(contact=contact).update(
         details="", extension_reason="", export_json="", export_archive="", export_expires_at=None
     )

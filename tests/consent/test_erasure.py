@@ -366,11 +366,8 @@ def test_contact_erase_called_directly_erases_everything(api: Callable[..., APIC
     assert_refused_and_pending_until_she_confirms(client, held)
 
 
-@pytest.mark.django_db
-def test_erasure_removes_the_export_files_and_the_request_details(
-    api: Callable[..., APIClient],
-) -> None:
-    # given Léa downloaded her data through an access request before asking for erasure
+def lea_with_an_access_export(api: Callable[..., APIClient]) -> tuple[Any, PrivacyRequest]:
+    """Léa, who downloaded her data through an access request before asking for erasure."""
     held = hold_everything_on_lea(api())
     access = privacy_request_file(
         contact=held.contact,
@@ -381,11 +378,40 @@ def test_erasure_removes_the_export_files_and_the_request_details(
     )
     privacy_request_carry_out(request_id=str(access.id))
     access.refresh_from_db()
+    return held, access
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_erasure_keeps_the_export_files_its_rows_point_to(
+    api: Callable[..., APIClient],
+) -> None:
+    # given
+    held, access = lea_with_an_access_export(api)
+    files = [access.export_json, access.export_archive]
+
+    # when the erasure fails after its files were marked for deletion
+    with pytest.raises(RuntimeError), transaction.atomic():
+        contact_erase(contact=held.contact, reason="erasure")
+        raise RuntimeError("a later step of the same transaction failed")
+
+    # then the rows still name the files, and the files are still there
+    access.refresh_from_db()
+    assert access.export_json.name == files[0].name
+    assert all(file.storage.exists(file.name) for file in files)
+
+
+@pytest.mark.django_db
+def test_erasure_removes_the_export_files_and_the_request_details(
+    api: Callable[..., APIClient], django_capture_on_commit_callbacks: Any
+) -> None:
+    # given
+    held, access = lea_with_an_access_export(api)
     files = [access.export_json, access.export_archive]
     assert all(file.storage.exists(file.name) for file in files)
 
-    # when
-    contact_erase(contact=held.contact, reason="erasure")
+    # when (the files go once the erasure commits)
+    with django_capture_on_commit_callbacks(execute=True):
+        contact_erase(contact=held.contact, reason="erasure")
 
     # then
     assert not any(file.storage.exists(file.name) for file in files)
