@@ -298,6 +298,13 @@ class ContactAdmin(admin.ModelAdmin):
             request, _("%(count)d contact(s) changed.") % {"count": changed}, messages.SUCCESS
         )
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Contact | None = None) -> tuple:
+        # A marketer who could set the address could then receive the person's links: only
+        # the DPO (rectification) changes it here; the person changes it in the center.
+        if obj is not None and not request.user.has_perm("contacts.change_email_contact"):
+            return (*READ_ONLY_FIELDS, "email")
+        return tuple(READ_ONLY_FIELDS)
+
     def has_delete_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
         return False  # a person leaves through erasure (Art. 17), which keeps the proofs
 
@@ -310,7 +317,7 @@ class ContactAdmin(admin.ModelAdmin):
         interests = [interest.slug for interest in data["interests"]]
         if change:
             saved = contact_update(
-                contact=obj, email=data["email"], fields=fields, interests=interests
+                contact=obj, email=data.get("email", obj.email), fields=fields, interests=interests
             )
         else:
             fields["source"] = fields.get("source") or "admin"

@@ -183,6 +183,10 @@ class Contact(models.Model):
         verbose_name = _("contact")
         verbose_name_plural = _("contacts")
         ordering = ["-created_at"]
+        # Whoever changes the address receives the person's links from then on: only the
+        # person (preference center, confirmed from both addresses) and the DPO handling a
+        # rectification may change it, never a marketer (SPEC §3 security).
+        permissions = [("change_email_contact", _("Can change the email address of a contact"))]
 
     def __str__(self) -> str:
         full_name = f"{self.first_name} {self.last_name}".strip()

@@ -118,14 +118,12 @@ def test_an_invalid_phone_is_reported_on_the_form_and_nothing_is_saved(
     assert not TimelineEvent.objects.filter(contact=contact, kind="updated").exists()
 
 
-def test_email_already_taken_after_normalisation_is_refused(as_marketer, contact_with_history):
+def test_email_already_taken_after_normalisation_is_refused(as_dpo, contact_with_history):
     contact, _records = contact_with_history
     ContactFactory(email="taken@example.fr")
-    page = as_marketer.get(change_url(contact))
+    page = as_dpo.get(change_url(contact))
 
-    response = as_marketer.post(
-        change_url(contact), submitted_form(page, email=" Taken@Example.FR ")
-    )
+    response = as_dpo.post(change_url(contact), submitted_form(page, email=" Taken@Example.FR "))
 
     assert response.status_code == 200
     assert "email" in response.context["adminform"].form.errors
@@ -187,3 +185,42 @@ def test_saving_an_erased_contact_is_refused_with_a_message_not_an_error_page(as
     assert "was erased" in str(response.context["adminform"].form.non_field_errors())
     contact.refresh_from_db()
     assert (contact.status, contact.first_name) == ("erased", "")
+
+
+def test_a_marketer_cannot_change_a_contacts_email(as_marketer, contact_with_history):
+    # given: whoever sets the address receives the person's links from then on
+    contact, _records = contact_with_history
+    page = as_marketer.get(change_url(contact))
+    assert "email" not in page.context["adminform"].form.fields  # shown read-only
+
+    # when a marketer posts another address anyway
+    response = as_marketer.post(
+        change_url(contact),
+        {**submitted_form(page, first_name="Inès"), "email": "marketer@example.fr"},
+    )
+
+    # then the other fields are saved, the address is not
+    assert response.status_code == 302
+    contact.refresh_from_db()
+    assert (contact.first_name, contact.email) == ("Inès", "ines.moreau@example.fr")
+
+
+def test_the_dpo_rectifies_a_contacts_email(as_dpo, contact_with_history):
+    contact, _records = contact_with_history
+    page = as_dpo.get(change_url(contact))
+
+    response = as_dpo.post(change_url(contact), submitted_form(page, email="ines.m@example.fr"))
+
+    assert response.status_code == 302
+    contact.refresh_from_db()
+    assert contact.email == "ines.m@example.fr"
+
+
+def test_a_marketer_still_types_the_email_of_a_new_contact(as_marketer):
+    url = reverse("admin:contacts_contact_add")
+    page = as_marketer.get(url)
+
+    response = as_marketer.post(url, submitted_form(page, email="Nouveau@Example.fr"))
+
+    assert response.status_code == 302
+    assert Contact.objects.get().email == "nouveau@example.fr"

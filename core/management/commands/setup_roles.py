@@ -32,7 +32,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "consent.consentevidence": ("view",),
         "consent.privacyrequest": ("view", "add", "change"),
         "consent.privacyrequestevent": ("view", "add"),
-        "contacts.contact": ("view", "change"),
+        "contacts.contact": ("view", "change", "change_email"),
         "contacts.interest": ("view",),
         "contacts.timelineevent": ("view",),
         # No delete: only the person's own new consent lifts a suppression.
