@@ -52,6 +52,8 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     return response
 
 
+@private_page
+@rate_limited
 @require_http_methods(["GET", "POST"])
 def confirm_signup(request: HttpRequest, token: str) -> HttpResponse:
     """The link emailed to a suppressed address with no contact: GET shows the grants it asks

@@ -120,3 +120,14 @@ def test_confirmation_page_follows_the_browser_when_the_language_is_unknown(
     assert english["Content-Language"] == "en"
     assert "Confirm your subscription" in page_text(english)
     assert french["Content-Language"] == "fr"
+
+
+def test_the_signup_link_page_is_private_and_limited_too(client: Client, limits: Any) -> None:
+    # the link emailed to a suppressed address with no contact (an erased person signing up)
+    for guess in range(5):
+        response = client.get(f"/confirm/s-guess-{guess}/", **HOME)
+        assert response.status_code == 404
+        assert_private(response)
+
+    assert client.get("/confirm/s-guess-6/", **HOME).status_code == 429
+    assert mask_secret_paths("GET /confirm/s-abc.def/ HTTP/1.1") == "GET /confirm/…/ HTTP/1.1"
