@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,25 @@ def test_the_readme_commands_work_as_printed_on_a_fresh_clone(fresh_clone: Path)
     )
     assert client.returncode == 0, client.stderr
     assert len(client.stdout.strip().splitlines()[-1]) >= 32
+
+
+@pytest.mark.worker
+def test_rate_limits_are_counted_once_for_every_process_on_redis():
+    # given two processes of a deployment on Redis (web workers behind gunicorn, say)
+    group = f"shared-{uuid.uuid4().hex}"
+    script = (
+        "from django.test import RequestFactory; "
+        "from django_ratelimit.core import is_ratelimited; "
+        "request = RequestFactory().post('/u/x/', REMOTE_ADDR='203.0.113.77'); "
+        f"print(is_ratelimited(request, group='{group}', key='ip', rate='1/m', "
+        "method=is_ratelimited.ALL, increment=True))"
+    )
+    environment = {**PRODUCTION, "REDIS_URL": os.environ["REDIS_URL"]}
+
+    # when each sees one request from the same client
+    first, second = (manage("shell", "-c", script, **environment) for _ in range(2))
+
+    # then the second process knows of the first one's request
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    outcomes = [result.stdout.strip().splitlines()[-1] for result in (first, second)]
+    assert outcomes == ["False", "True"]
