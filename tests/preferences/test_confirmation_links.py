@@ -532,7 +532,8 @@ def test_for_7_days_after_a_change_data_links_go_to_the_previous_address_only(
     assert response.status_code == 303
     assert message["To"] == "camille.durand@example.fr"
     assert "camille@nouveau.fr" not in str(message["Cc"]) + str(message["To"])
-    assert "previous address" in message_text(message)
+    # the email is in Camille's language (French): it says why it reached the old address
+    assert "nous envoyons ce lien à votre adresse précédente" in message_text(message)
     assert client.get(link_in(message), **ENGLISH).status_code == 200
 
 
