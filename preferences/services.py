@@ -13,11 +13,9 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
@@ -61,7 +59,7 @@ from contacts.services import (
     suppression_add,
     timeline_add,
 )
-from core.emails import render_text
+from core.emails import email_build
 from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
 from preferences.selectors import purpose_is_on, resubscribe_candidates, seen_stamp
@@ -152,10 +150,8 @@ def preference_link_send(*, contact_id: int) -> bool:
             "link": preference_url(token),
             "unsubscribe": unsubscribe_url(token),
         }
-        message = EmailMultiAlternatives(
-            subject=render_text("preferences/email/link_subject.txt", context).strip(),
-            body=render_text("preferences/email/link_body.txt", context),
-            to=contact.trusted_emails(),
+        message = email_build(
+            template="preferences/email/link", context=context, to=contact.trusted_emails()
         )
     message.send()
     return True
@@ -408,15 +404,7 @@ def action_link_send(*, contact_id: int, action: str, new_email: str = "") -> bo
             "to_previous": recipients != [contact.email] and action != LinkAction.NEW_EMAIL,
             "ttl_hours": int(settings.PREFERENCES_LINK_TTL.total_seconds() // 3600),
         }
-        subject = render_text("preferences/email/action_subject.txt", context).strip()
-        message = EmailMultiAlternatives(
-            subject=subject,
-            body=render_text("preferences/email/action_body.txt", context),
-            to=recipients,
-        )
-        message.attach_alternative(
-            render_to_string("preferences/email/action_body.html", context), "text/html"
-        )
+        message = email_build(template="preferences/email/action", context=context, to=recipients)
     message.send()
     timeline_add(
         contact=contact,
@@ -494,10 +482,8 @@ def email_changed_notice_send(*, contact_id: int, old_email: str) -> bool:
             "controller": settings.CONTROLLER_NAME,
             "controller_contact": settings.CONTROLLER_CONTACT,
         }
-        message = EmailMultiAlternatives(
-            subject=render_text("preferences/email/email_changed_subject.txt", context).strip(),
-            body=render_text("preferences/email/email_changed_body.txt", context),
-            to=[old_email],
+        message = email_build(
+            template="preferences/email/email_changed", context=context, to=[old_email]
         )
     message.send()
     return True
@@ -645,9 +631,9 @@ def _email_repermission(contact: Contact, token: str, deadline: datetime) -> Non
             "unsubscribe": unsubscribe_url(token),
             "deadline": deadline,
         }
-        message = EmailMultiAlternatives(
-            subject=render_text("preferences/email/repermission_subject.txt", context).strip(),
-            body=render_text("preferences/email/repermission_body.txt", context),
+        message = email_build(
+            template="preferences/email/repermission",
+            context=context,
             to=[contact.email],
             headers={
                 "List-Unsubscribe": f"<{context['unsubscribe']}>",

@@ -62,6 +62,27 @@ class PurposeSerializer(serializers.ModelSerializer):
         return version.wording if version else ""
 
 
+# A ledger record's fields, the same in the history and in the answers of writes.
+RECORD_FIELDS = (
+    "id",
+    "contact",
+    "purpose",
+    "version",
+    "channel",
+    "action",
+    "status",
+    "given_at",
+    "recorded_at",
+    "source_kind",
+    "source_reference",
+    "wording",
+    "unticked_by_default",
+    "policy_version",
+    "previous_hash",
+    "hash",
+)
+
+
 class ConsentRecordSerializer(serializers.ModelSerializer):
     """A ledger record as answered by writes and the history."""
 
@@ -72,24 +93,7 @@ class ConsentRecordSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ConsentRecord
-        fields = (
-            "id",
-            "contact",
-            "purpose",
-            "version",
-            "channel",
-            "action",
-            "status",
-            "given_at",
-            "recorded_at",
-            "source_kind",
-            "source_reference",
-            "wording",
-            "unticked_by_default",
-            "policy_version",
-            "previous_hash",
-            "hash",
-        )
+        fields = RECORD_FIELDS
         read_only_fields = fields
 
 
@@ -137,24 +141,7 @@ class ConsentWriteAnswerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ConsentRecord
-        fields = (
-            "id",
-            "contact",
-            "purpose",
-            "version",
-            "channel",
-            "action",
-            "status",
-            "given_at",
-            "recorded_at",
-            "source_kind",
-            "source_reference",
-            "wording",
-            "unticked_by_default",
-            "policy_version",
-            "previous_hash",
-            "hash",
-        )
+        fields = RECORD_FIELDS
 
 
 class DocumentReferenceSerializer(serializers.Serializer):

@@ -5,15 +5,14 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_ipv46_address
 from django.db import connection, transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import get_language
@@ -44,7 +43,7 @@ from contacts.models import (
 from contacts.normalization import normalize_email, suppression_digest
 from contacts.selectors import suppression_reason
 from contacts.services import contact_touch, suppression_lift, timeline_add
-from core.emails import render_text
+from core.emails import email_build
 from core.services import job_run_claim
 from crmsync.services import outbox_emit
 
@@ -429,21 +428,25 @@ def _write_state(state: ConsentState | None, record: ConsentRecord) -> None:
     state.save()
 
 
+def _consent_payload(record: ConsentRecord) -> dict[str, Any]:
+    """What the CRMs and the event feed learn of a consent record."""
+    return {
+        "record": str(record.uuid),
+        "purpose": record.purpose.slug,
+        "version": record.purpose_version.number,
+        "channel": record.channel,
+        "action": record.action,
+        "status": record.status,
+        "given_at": record.given_at.isoformat(),
+    }
+
+
 def _record_superseded(record: ConsentRecord, contact: Contact, state: ConsentState) -> None:
     """Tell the CRMs a record was kept but changed nothing; no timeline moment, no email."""
     outbox_emit(
         topic="consent.superseded",
         contact=contact,
-        payload={
-            "record": str(record.uuid),
-            "purpose": record.purpose.slug,
-            "version": record.purpose_version.number,
-            "channel": record.channel,
-            "action": record.action,
-            "status": record.status,
-            "given_at": record.given_at.isoformat(),
-            "current_record": str(state.record.uuid),
-        },
+        payload={**_consent_payload(record), "current_record": str(state.record.uuid)},
     )
 
 
@@ -458,15 +461,7 @@ def _record_side_effects(record: ConsentRecord, contact: Contact, source_kind: s
     outbox_emit(
         topic="consent.recorded",
         contact=contact,
-        payload={
-            "record": str(record.uuid),
-            "purpose": record.purpose.slug,
-            "version": record.purpose_version.number,
-            "channel": record.channel,
-            "action": record.action,
-            "status": record.status,
-            "given_at": record.given_at.isoformat(),
-        },
+        payload=_consent_payload(record),
     )
     if source_kind not in (SourceKind.SYSTEM, SourceKind.CRM, SourceKind.IMPORT):
         contact_touch(contact=contact, at=record.recorded_at)
@@ -705,15 +700,7 @@ def _send_confirmation(contact: Contact) -> bool:
             "link": link,
             "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
         }
-        subject = render_text("consent/email/confirm_subject.txt", context).strip()
-        message = EmailMultiAlternatives(
-            subject=subject,
-            body=render_text("consent/email/confirm_body.txt", context),
-            to=[contact.email],
-        )
-        message.attach_alternative(
-            render_to_string("consent/email/confirm_body.html", context), "text/html"
-        )
+        message = email_build(template="consent/email/confirm", context=context, to=[contact.email])
     message.send()
     timeline_add(
         contact=contact,

@@ -14,7 +14,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
@@ -37,7 +36,7 @@ from consent.services.consents import Evidence, consents_withdraw_all
 from contacts.models import Contact, ContactStatus, TimelineKind
 from contacts.selectors import contacts_by_email
 from contacts.services import contact_anonymise, contact_restriction_set, timeline_add
-from core.emails import render_text
+from core.emails import email_build
 from core.management.commands.setup_roles import DPO
 from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
 from core.services import job_run_claim
@@ -598,8 +597,6 @@ def _send_deadlines(requests: list[PrivacyRequest], recipients: list[str], now: 
             "late": sum(row["late"] for row in rows),
             "due": sum(not row["late"] for row in rows),
         }
-        EmailMultiAlternatives(
-            subject=render_text("consent/email/deadlines_subject.txt", context).strip(),
-            body=render_text("consent/email/deadlines_body.txt", context),
-            to=sorted(set(recipients)),
+        email_build(
+            template="consent/email/deadlines", context=context, to=sorted(set(recipients))
         ).send()

@@ -15,9 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
@@ -40,7 +38,7 @@ from consent.services.consents import (
 from contacts.models import Contact, Language
 from contacts.selectors import contacts_by_email
 from contacts.services import contact_upsert, suppression_lift
-from core.emails import render_text
+from core.emails import email_build
 from core.models import JobRun
 from core.services import job_run_claim
 
@@ -229,15 +227,7 @@ def _send(request: SignupRequest, items: list[SignupItem], link: str) -> None:
             "link": link,
             "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
         }
-        subject = render_text("consent/email/signup_subject.txt", context).strip()
-        message = EmailMultiAlternatives(
-            subject=subject,
-            body=render_text("consent/email/signup_body.txt", context),
-            to=[request.email],
-        )
-        message.attach_alternative(
-            render_to_string("consent/email/signup_body.html", context), "text/html"
-        )
+        message = email_build(template="consent/email/signup", context=context, to=[request.email])
     message.send()
 
 
