@@ -345,7 +345,15 @@ class PrivacyRequestEventSerializer(serializers.ModelSerializer):
 class PrivacyRequestSerializer(serializers.ModelSerializer):
     """A request; its `contact` only for clients that may read contacts."""
 
-    contact = serializers.UUIDField(source="contact.public_id", read_only=True, allow_null=True)
+    # Not read-only, so that the schema shows it as optional: absent without `contacts:read`
+    # (this serializer only ever answers; requests are read by PrivacyRequestInputSerializer).
+    contact = serializers.UUIDField(
+        source="contact.public_id",
+        required=False,
+        allow_null=True,
+        help_text="Only for clients with the `contacts:read` scope; null when the email named "
+        "no contact.",
+    )
     history = PrivacyRequestEventSerializer(many=True, read_only=True)
 
     def to_representation(self, instance: PrivacyRequest) -> dict[str, Any]:
