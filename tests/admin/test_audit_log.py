@@ -3,6 +3,7 @@
 import json
 import re
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -282,3 +283,17 @@ def test_erasing_again_an_erased_contact_does_nothing(as_dpo: Client) -> None:
 
     assert AuditEvent.objects.filter(action="erasure").count() == 1
     assert Contact.objects.get(pk=ines.pk).timeline.filter(kind="erased").count() == 1
+
+
+def test_behind_a_trusted_proxy_the_audit_log_keeps_the_staff_members_ip(
+    settings: Any, as_marketer: Client
+) -> None:
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    contact = ContactFactory(email="ines.moreau@example.fr")
+
+    response = as_marketer.get(
+        contact_page(contact), REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=OFFICE_IP
+    )
+
+    assert response.status_code == 200
+    assert AuditEvent.objects.get(action="view_contact").ip == OFFICE_IP

@@ -1006,3 +1006,30 @@ def test_a_choice_changed_since_the_page_was_loaded_is_refused_not_overwritten(
 def field_error_near(response: Any, slug: str) -> str:
     found = re.search(rf'<ul class="error" id="error-{slug}">(.*?)</ul>', page_text(response), re.S)
     return found.group(1) if found else ""
+
+
+def test_behind_a_trusted_proxy_the_evidence_keeps_the_forwarded_client_ip(
+    settings: Any, camille: Contact, token: str, purposes: dict[str, Purpose]
+) -> None:
+    # given the center served behind a proxy at the address the test browser comes from
+    settings.TRUSTED_PROXIES = ["198.51.100.23"]
+    behind_proxy = Client(HTTP_X_FORWARDED_FOR="203.0.113.50")
+    before = last_record_id()
+
+    save_consents(behind_proxy, token, tick=["newsletter:email"])
+
+    [record] = records_after(before)
+    assert record.personal_evidence.ip == "203.0.113.50"
+
+
+def test_a_forwarded_for_header_from_an_untrusted_peer_is_not_evidence(
+    settings: Any, camille: Contact, token: str, purposes: dict[str, Purpose]
+) -> None:
+    settings.TRUSTED_PROXIES = []
+    spoofing = Client(HTTP_X_FORWARDED_FOR="203.0.113.50")
+    before = last_record_id()
+
+    save_consents(spoofing, token, tick=["newsletter:email"])
+
+    [record] = records_after(before)
+    assert record.personal_evidence.ip == "198.51.100.23"
