@@ -3,13 +3,13 @@
 import uuid
 
 from django.core.exceptions import ValidationError
-from django.core.files.storage import Storage, storages
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Contact
+from core.storage import private_storage
 
 
 class LegalBasis(models.TextChoices):
@@ -320,11 +320,6 @@ class PrivacyRequestStatus(models.TextChoices):
     IN_PROGRESS = "in_progress", _("In progress")
     COMPLETED = "completed", _("Completed")
     REJECTED = "rejected", _("Rejected")
-
-
-def private_storage() -> Storage:
-    """Files only the DPO may read (access exports): outside MEDIA_URL, never served as is."""
-    return storages["private"]
 
 
 class PrivacyRequest(models.Model):
