@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "consent",
     "crmsync",
     "preferences",
+    "privacy",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
@@ -395,7 +396,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ContactStatusEnum": "contacts.models.ContactStatus",
         "ConsentStatusEnum": "consent.models.ConsentStatus",
-        "PrivacyRequestStatusEnum": "consent.models.PrivacyRequestStatus",
+        "PrivacyRequestStatusEnum": "privacy.models.PrivacyRequestStatus",
         "ChannelEnum": "consent.models.Channel",
         "ConsentRecordActionEnum": "consent.models.ConsentAction",
     },

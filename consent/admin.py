@@ -16,18 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from consent.ledger import record_hash
-from consent.models import (
-    Channel,
-    ConsentRecord,
-    ConsentState,
-    PrivacyRequest,
-    PrivacyRequestEvent,
-    PrivacyRequestStatus,
-    PrivacyRequestType,
-    Purpose,
-    PurposeVersion,
-    SourceKind,
-)
+from consent.models import Channel, ConsentRecord, ConsentState, Purpose, PurposeVersion, SourceKind
 from consent.services import (
     privacy_request_extend,
     privacy_request_extension_check,
@@ -41,6 +30,12 @@ from contacts.models import Contact, ContactStatus
 from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin, adopt_saved_instance
 from core.models import AuditAction
 from core.services import audit_record
+from privacy.models import (
+    PrivacyRequest,
+    PrivacyRequestEvent,
+    PrivacyRequestStatus,
+    PrivacyRequestType,
+)
 
 
 def _record_link(record: ConsentRecord) -> str:
@@ -607,7 +602,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
         links = [
             format_html(
                 '<a href="{}">{}</a>',
-                reverse("admin:consent_privacyrequest_export", args=[obj.pk, kind]),
+                reverse("admin:privacy_privacyrequest_export", args=[obj.pk, kind]),
                 label,
             )
             for kind, label in (("json", "JSON"), ("zip", _("CSV archive")))
@@ -620,7 +615,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
             path(
                 "<uuid:request_id>/export/<str:kind>/",
                 self.admin_site.admin_view(self.export_view),
-                name="consent_privacyrequest_export",
+                name="privacy_privacyrequest_export",
             ),
             *super().get_urls(),
         ]

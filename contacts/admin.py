@@ -230,7 +230,7 @@ class ContactAdmin(admin.ModelAdmin):
     def has_erase_permission(self, request: HttpRequest) -> bool:
         # Erasing and restricting are handling privacy requests (Art. 17, 18): offered only to
         # those who may file one, the DPO.
-        return request.user.has_perm("consent.add_privacyrequest")
+        return request.user.has_perm("privacy.add_privacyrequest")
 
     @admin.action(
         description=_("Erase (GDPR Art. 17): anonymise, keep only the proofs"),

@@ -26,9 +26,6 @@ from consent.models import (
     ConsentRecord,
     ConsentState,
     LegalBasis,
-    PrivacyRequest,
-    PrivacyRequestStatus,
-    PrivacyRequestType,
     Purpose,
     SourceKind,
 )
@@ -63,6 +60,7 @@ from core.emails import email_build
 from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
 from preferences.selectors import purpose_is_on, resubscribe_candidates, seen_stamp
+from privacy.models import PrivacyRequest, PrivacyRequestStatus, PrivacyRequestType
 
 SOURCE_REFERENCE = "preference-center"
 PROFILING_OBJECTION_REFERENCE = "profiling-objection"

@@ -6,20 +6,11 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from consent.ledger import evidence_digest
-from consent.models import (
-    Channel,
-    ConsentRecord,
-    ConsentState,
-    ConsentStatus,
-    PrivacyRequest,
-    PrivacyRequestEvent,
-    PrivacyRequestType,
-    Purpose,
-    SourceKind,
-)
+from consent.models import Channel, ConsentRecord, ConsentState, ConsentStatus, Purpose, SourceKind
 from consent.services import Evidence
 from contacts.api.serializers import ContactInputSerializer, ContactSerializer
 from core.models import ApiClient, Scope
+from privacy.models import PrivacyRequest, PrivacyRequestEvent, PrivacyRequestType
 
 MAX_BATCH = 500
 

@@ -24,7 +24,7 @@ from consent.api.serializers import (
     PurposeSerializer,
 )
 from consent.intake import ConsentInput, FormConsent, consents_record_batch, form_submission_record
-from consent.models import ConsentRecord, PrivacyRequest, Purpose, SourceKind
+from consent.models import ConsentRecord, Purpose, SourceKind
 from consent.selectors import consent_receipt, purposes_active
 from consent.services import privacy_request_file_by_client
 from contacts.api.serializers import ContactSerializer, contact_service_kwargs
@@ -33,6 +33,7 @@ from contacts.models import Contact
 from core.api import idempotent
 from core.errors import StructuredValidationError
 from core.models import Scope
+from privacy.models import PrivacyRequest
 
 
 class PurposeViewSet(viewsets.ReadOnlyModelViewSet):

@@ -22,15 +22,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from consent.exports import personal_data_csv_zip, personal_data_json
-from consent.models import (
-    ConsentEvidence,
-    LegalBasis,
-    PrivacyRequest,
-    PrivacyRequestEvent,
-    PrivacyRequestStatus,
-    PrivacyRequestType,
-    SourceKind,
-)
+from consent.models import ConsentEvidence, LegalBasis, SourceKind
 from consent.selectors import purposes_with_versions
 from consent.services.consents import Evidence, consents_withdraw_all
 from contacts.models import Contact, ContactStatus, TimelineKind
@@ -42,6 +34,12 @@ from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
 from core.services import job_run_claim
 from crmsync.models import OutboxEvent
 from crmsync.services import outbox_emit
+from privacy.models import (
+    PrivacyRequest,
+    PrivacyRequestEvent,
+    PrivacyRequestStatus,
+    PrivacyRequestType,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -587,7 +585,7 @@ def _send_deadlines(requests: list[PrivacyRequest], recipients: list[str], now: 
             "request": request,
             "late": request.due_at < now,
             "link": settings.SITE_URL
-            + reverse("admin:consent_privacyrequest_change", args=[request.pk]),
+            + reverse("admin:privacy_privacyrequest_change", args=[request.pk]),
         }
         for request in requests
     ]

@@ -7,12 +7,12 @@ from django.urls import reverse
 from rest_framework.test import APIRequestFactory
 
 from consent.admin import PrivacyRequestAdmin
-from consent.models import PrivacyRequest
 from consent.services import privacy_request_file
 from contacts.models import TimelineEvent
 from contacts.services import suppression_add
 from core.authentication import ApiClientTokenAuthentication
 from core.models import ApiClient, hash_api_key
+from privacy.models import PrivacyRequest
 from tests.admin.forms import submitted_form
 from tests.factories import ContactFactory
 
@@ -48,7 +48,7 @@ def test_api_client_scopes_are_checkboxes(as_superuser):
 
 def test_dpo_files_a_privacy_request_through_the_service(as_dpo):
     contact = ContactFactory()
-    url = reverse("admin:consent_privacyrequest_add")
+    url = reverse("admin:privacy_privacyrequest_add")
     page = as_dpo.get(url)
 
     response = as_dpo.post(
@@ -68,7 +68,7 @@ def test_privacy_requests_are_listed_by_due_date_with_late_ones_flagged(as_dpo):
     PrivacyRequest.objects.filter(pk=late.pk).update(due_at=late.due_at - timedelta(days=40))
     privacy_request_file(contact=ContactFactory(), type="access", source_kind="api")
 
-    response = as_dpo.get(reverse("admin:consent_privacyrequest_changelist"))
+    response = as_dpo.get(reverse("admin:privacy_privacyrequest_changelist"))
 
     results = list(response.context["cl"].result_list)
     assert [request.type for request in results] == ["erasure", "access"]

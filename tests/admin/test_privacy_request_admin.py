@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from freezegun import freeze_time
 
-from consent.models import PrivacyRequest, SourceKind
+from consent.models import SourceKind
 from consent.services import (
     privacy_request_carry_out,
     privacy_request_extend,
@@ -29,22 +29,23 @@ from consent.services import (
 from contacts.models import Contact, ContactStatus
 from contacts.selectors import suppression_reason
 from core.models import AuditEvent
+from privacy.models import PrivacyRequest
 from tests.admin.forms import submitted_form
 from tests.api.live import LIVE_DB
 from tests.conftest import wait_for
 from tests.factories import ContactFactory
 
-CHANGELIST = reverse("admin:consent_privacyrequest_changelist")
-ADD = reverse("admin:consent_privacyrequest_add")
+CHANGELIST = reverse("admin:privacy_privacyrequest_changelist")
+ADD = reverse("admin:privacy_privacyrequest_add")
 CONTACTS = reverse("admin:contacts_contact_changelist")
 
 
 def change_url(request: PrivacyRequest) -> str:
-    return reverse("admin:consent_privacyrequest_change", args=[request.pk])
+    return reverse("admin:privacy_privacyrequest_change", args=[request.pk])
 
 
 def export_url(request: PrivacyRequest, kind: str) -> str:
-    return reverse("admin:consent_privacyrequest_export", args=[request.pk, kind])
+    return reverse("admin:privacy_privacyrequest_export", args=[request.pk, kind])
 
 
 def filed(days_ago: int = 0, *, type: str = "rectification", **kwargs: object) -> PrivacyRequest:

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from consent.models import LegalBasis, PrivacyRequestType, SourceKind
+from consent.models import LegalBasis, SourceKind
 from consent.selectors import Ineligible, contact_eligibility
 from consent.services import (
     privacy_request_carry_out,
@@ -14,6 +14,7 @@ from consent.services import (
 )
 from contacts.models import SuppressionReason
 from contacts.services import contact_pause, contact_restriction_set, suppression_add
+from privacy.models import PrivacyRequestType
 from tests.factories import ContactFactory, PurposeFactory, grant
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,6 @@ from django.utils.translation import gettext as _
 from freezegun import freeze_time
 
 from config.celery import app
-from consent.models import PrivacyRequest
 from consent.services import (
     deadline_reminders_send,
     privacy_request_carry_out,
@@ -40,6 +39,7 @@ from contacts.models import Contact, TimelineEvent
 from contacts.services import contact_pause, pauses_end
 from core.management.commands.setup_roles import DPO
 from core.models import JobRun
+from privacy.models import PrivacyRequest
 from tests.conftest import Mailbox, message_text
 from tests.consent.concurrency import run_concurrently
 from tests.factories import ContactFactory, PurposeFactory, UserFactory, grant
@@ -213,7 +213,7 @@ def test_the_dpo_group_receives_the_late_and_soon_due_requests(
     assert entries["late"].startswith(f"{late_marker} ")
     assert not entries["soon"].startswith(late_marker)
     for name in ("late", "soon"):
-        link = f"{settings.SITE_URL}/admin/consent/privacyrequest/{deadlines[name].pk}/change/"
+        link = f"{settings.SITE_URL}/admin/privacy/privacyrequest/{deadlines[name].pk}/change/"
         assert link in entries[name]
 
 

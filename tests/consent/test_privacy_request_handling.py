@@ -26,13 +26,7 @@ from rest_framework.test import APIClient
 
 import consent.services.privacy as privacy_module
 from consent.ledger import ledger_verify
-from consent.models import (
-    ConsentRecord,
-    ConsentState,
-    LegalBasis,
-    PrivacyRequest,
-    PrivacyRequestEvent,
-)
+from consent.models import ConsentRecord, ConsentState, LegalBasis
 from consent.services import (
     privacy_exports_purge,
     privacy_request_carry_out,
@@ -44,6 +38,7 @@ from consent.services import (
 from contacts.models import Contact
 from core.models import AuditAction, AuditEvent
 from crmsync.models import OutboxEvent
+from privacy.models import PrivacyRequest, PrivacyRequestEvent
 from tests.conftest import wait_for
 from tests.consent.concurrency import run_concurrently
 from tests.factories import ContactFactory, InterestFactory, PurposeFactory, grant
