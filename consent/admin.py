@@ -17,15 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from consent.ledger import record_hash
 from consent.models import Channel, ConsentRecord, ConsentState, Purpose, PurposeVersion, SourceKind
-from consent.services import (
-    privacy_request_extend,
-    privacy_request_extension_check,
-    privacy_request_file,
-    privacy_request_transition,
-    purpose_wording_update,
-)
-from consent.services.privacy import OPEN_STATUSES as OPEN_REQUEST_STATUSES
-from consent.services.privacy import TRANSITIONS as REQUEST_TRANSITIONS
+from consent.services import purpose_wording_update
 from contacts.models import Contact, ContactStatus
 from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin, adopt_saved_instance
 from core.models import AuditAction
@@ -35,6 +27,14 @@ from privacy.models import (
     PrivacyRequestEvent,
     PrivacyRequestStatus,
     PrivacyRequestType,
+)
+from privacy.services import OPEN_STATUSES as OPEN_REQUEST_STATUSES
+from privacy.services import TRANSITIONS as REQUEST_TRANSITIONS
+from privacy.services import (
+    privacy_request_extend,
+    privacy_request_extension_check,
+    privacy_request_file,
+    privacy_request_transition,
 )
 
 

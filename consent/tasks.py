@@ -5,16 +5,15 @@ import logging
 from celery import shared_task
 
 from consent.ledger import ledger_verify
-from consent.services import (
+from consent.services import double_opt_in_send, pending_grants_expire
+from consent.services.signups import signup_confirmation_send
+from contacts.services import pauses_end
+from privacy.services import (
     deadline_reminders_send,
-    double_opt_in_send,
-    pending_grants_expire,
     privacy_exports_purge,
     privacy_request_carry_out,
     privacy_requests_carry_out_pending,
 )
-from consent.services.signups import signup_confirmation_send
-from contacts.services import pauses_end
 
 logger = logging.getLogger(__name__)
 

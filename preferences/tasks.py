@@ -3,12 +3,8 @@
 from celery import shared_task
 
 from contacts.services import previous_emails_forget
-from preferences.services import (
-    action_link_send,
-    email_changed_notice_send,
-    preference_link_send,
-    retention_apply,
-)
+from preferences.services import action_link_send, email_changed_notice_send, preference_link_send
+from privacy.services import retention_apply
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)

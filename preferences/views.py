@@ -20,7 +20,6 @@ from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from consent.exports import personal_data_csv_zip, personal_data_json
 from consent.models import SourceKind
 from contacts.models import Contact, Interest, Language
 from contacts.services import contact_pause, contact_resume, contact_touch, contact_update
@@ -33,16 +32,16 @@ from preferences.services import (
     Visit,
     action_link_read,
     action_link_request,
-    contact_keep,
     email_change_approve,
     email_change_confirm,
-    erasure_request_confirm,
     personal_data_downloaded,
     preferences_consents_save,
     preferences_profiling_objection_set,
     preferences_resubscribe,
     preferences_unsubscribe_all,
 )
+from privacy.exports import personal_data_csv_zip, personal_data_json
+from privacy.services import contact_keep, erasure_request_confirm
 
 # No script at all, styles and images from the site only, forms posting to the site only.
 CONTENT_SECURITY_POLICY = {

@@ -26,7 +26,6 @@ from consent.api.serializers import (
 from consent.intake import ConsentInput, FormConsent, consents_record_batch, form_submission_record
 from consent.models import ConsentRecord, Purpose, SourceKind
 from consent.selectors import consent_receipt, purposes_active
-from consent.services import privacy_request_file_by_client
 from contacts.api.serializers import ContactSerializer, contact_service_kwargs
 from contacts.api.views import IDEMPOTENCY_PARAMETER
 from contacts.models import Contact
@@ -34,6 +33,7 @@ from core.api import idempotent
 from core.errors import StructuredValidationError
 from core.models import Scope
 from privacy.models import PrivacyRequest
+from privacy.services import privacy_request_file_by_client
 
 
 class PurposeViewSet(viewsets.ReadOnlyModelViewSet):

@@ -3,10 +3,10 @@
 import pytest
 from django.urls import reverse
 
-from consent.services import privacy_requests_carry_out_pending
 from contacts.models import Contact
 from core.models import Scope
 from privacy.models import PrivacyRequest
+from privacy.services import privacy_requests_carry_out_pending
 from tests.admin.forms import submitted_form
 from tests.admin.test_privacy_request_admin import change_url, handle
 from tests.api.test_privacy_request_intake import erasure

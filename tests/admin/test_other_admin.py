@@ -7,12 +7,12 @@ from django.urls import reverse
 from rest_framework.test import APIRequestFactory
 
 from consent.admin import PrivacyRequestAdmin
-from consent.services import privacy_request_file
 from contacts.models import TimelineEvent
 from contacts.services import suppression_add
 from core.authentication import ApiClientTokenAuthentication
 from core.models import ApiClient, hash_api_key
 from privacy.models import PrivacyRequest
+from privacy.services import privacy_request_file
 from tests.admin.forms import submitted_form
 from tests.factories import ContactFactory
 

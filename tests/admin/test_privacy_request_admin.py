@@ -20,16 +20,16 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from consent.models import SourceKind
-from consent.services import (
+from contacts.models import Contact, ContactStatus
+from contacts.selectors import suppression_reason
+from core.models import AuditEvent
+from privacy.models import PrivacyRequest
+from privacy.services import (
     privacy_request_carry_out,
     privacy_request_extend,
     privacy_request_file,
     privacy_request_transition,
 )
-from contacts.models import Contact, ContactStatus
-from contacts.selectors import suppression_reason
-from core.models import AuditEvent
-from privacy.models import PrivacyRequest
 from tests.admin.forms import submitted_form
 from tests.api.live import LIVE_DB
 from tests.conftest import wait_for

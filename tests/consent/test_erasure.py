@@ -25,7 +25,6 @@ from rest_framework.test import APIClient
 
 from consent.ledger import ledger_verify
 from consent.models import ConsentEvidence, ConsentRecord, ConsentState, Purpose
-from consent.services import contact_erase, privacy_request_carry_out, privacy_request_file
 from contacts.models import Contact, Suppression, TimelineEvent
 from contacts.selectors import suppression_reason
 from core.models import IdempotencyRecord
@@ -33,6 +32,7 @@ from crmsync.models import OutboxEvent
 from preferences.models import PreferenceToken
 from preferences.services import preference_token_issue
 from privacy.models import PrivacyRequest
+from privacy.services import contact_erase, privacy_request_carry_out, privacy_request_file
 from tests.api.payloads import box, consent_body, form_body
 from tests.conftest import Mailbox, message_text, wait_for
 from tests.factories import ContactFactory, InterestFactory, PurposeFactory, grant

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 from freezegun import freeze_time
 
-from consent.services import privacy_exports_purge, privacy_request_carry_out
 from privacy.models import PrivacyRequest
+from privacy.services import privacy_exports_purge, privacy_request_carry_out
 from tests.consent.test_privacy_request_handling import file_request
 from tests.factories import ContactFactory
 

@@ -21,12 +21,6 @@ from django.utils.translation import gettext as _
 from freezegun import freeze_time
 
 from config.celery import app
-from consent.services import (
-    deadline_reminders_send,
-    privacy_request_carry_out,
-    privacy_request_file,
-    privacy_request_transition,
-)
 from consent.tasks import (
     carry_out_pending_privacy_requests,
     carry_out_privacy_request,
@@ -40,6 +34,12 @@ from contacts.services import contact_pause, pauses_end
 from core.management.commands.setup_roles import DPO
 from core.models import JobRun
 from privacy.models import PrivacyRequest
+from privacy.services import (
+    deadline_reminders_send,
+    privacy_request_carry_out,
+    privacy_request_file,
+    privacy_request_transition,
+)
 from tests.conftest import Mailbox, message_text
 from tests.consent.concurrency import run_concurrently
 from tests.factories import ContactFactory, PurposeFactory, UserFactory, grant

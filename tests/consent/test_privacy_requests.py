@@ -5,9 +5,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from freezegun import freeze_time
 
-from consent.services import privacy_request_file
 from contacts.models import TimelineEvent
 from privacy.models import PrivacyRequest
+from privacy.services import privacy_request_file
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
