@@ -6,11 +6,11 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from rest_framework.test import APIRequestFactory
 
-from consent.admin import PrivacyRequestAdmin
 from contacts.models import TimelineEvent
 from contacts.services import suppression_add
 from core.authentication import ApiClientTokenAuthentication
 from core.models import ApiClient, hash_api_key
+from privacy.admin import PrivacyRequestAdmin
 from privacy.models import PrivacyRequest
 from privacy.services import privacy_request_file
 from tests.admin.forms import submitted_form
