@@ -1,4 +1,4 @@
-"""`/api/v1/`: purposes, consents, receipts, form submissions and privacy requests."""
+"""`/api/v1/`: purposes, consents, receipts and form submissions."""
 
 from typing import Any
 
@@ -19,8 +19,6 @@ from consent.api.serializers import (
     EvidenceSerializer,
     FormSubmissionResultSerializer,
     FormSubmissionSerializer,
-    PrivacyRequestInputSerializer,
-    PrivacyRequestSerializer,
     PurposeSerializer,
 )
 from consent.intake import ConsentInput, FormConsent, consents_record_batch, form_submission_record
@@ -32,8 +30,6 @@ from contacts.models import Contact
 from core.api import idempotent
 from core.errors import StructuredValidationError
 from core.models import Scope
-from privacy.models import PrivacyRequest
-from privacy.services import privacy_request_file_by_client
 
 
 class PurposeViewSet(viewsets.ReadOnlyModelViewSet):
@@ -142,43 +138,3 @@ class FormSubmissionView(APIView):
             },
             status=status.HTTP_201_CREATED,
         )
-
-
-class PrivacyRequestViewSet(viewsets.GenericViewSet):
-    queryset = PrivacyRequest.objects.select_related("contact").prefetch_related("history")
-    serializer_class = PrivacyRequestSerializer
-    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
-    required_scopes = {"POST": [Scope.PRIVACY_WRITE], "GET": [Scope.PRIVACY_WRITE]}
-
-    @extend_schema(
-        request=PrivacyRequestInputSerializer,
-        responses={201: PrivacyRequestSerializer},
-        parameters=[IDEMPOTENCY_PARAMETER],
-    )
-    @idempotent
-    def create(self, request: Request) -> Response:
-        """File a data-subject request; filed by an integrator, it counts as verified."""
-        serializer = PrivacyRequestInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        privacy_request = privacy_request_file_by_client(
-            client=request.auth,
-            email=data.get("email", ""),
-            contact=self._contact(data),
-            type=data["type"],
-            details=data.get("details", ""),
-        )
-        privacy_request = self.get_queryset().get(pk=privacy_request.pk)
-        return Response(self.get_serializer(privacy_request).data, status=status.HTTP_201_CREATED)
-
-    def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(self.get_serializer(self.get_object()).data)
-
-    @staticmethod
-    def _contact(data: dict[str, Any]) -> Contact | None:
-        if not data.get("contact"):
-            return None  # by email: the service looks it up
-        contact = Contact.objects.filter(public_id=data["contact"]).first()
-        if contact is None:
-            raise serializers.ValidationError({"contact": [_("Unknown contact.")]})
-        return contact
