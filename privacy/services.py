@@ -207,7 +207,7 @@ def _queue_carry_out(request: PrivacyRequest) -> None:
     request_id = str(request.id)
 
     def queue() -> None:
-        from consent.tasks import carry_out_privacy_request
+        from privacy.tasks import carry_out_privacy_request
 
         carry_out_privacy_request.delay(request_id)
 

@@ -21,14 +21,7 @@ from django.utils.translation import gettext as _
 from freezegun import freeze_time
 
 from config.celery import app
-from consent.tasks import (
-    carry_out_pending_privacy_requests,
-    carry_out_privacy_request,
-    end_pauses,
-    expire_pending_grants,
-    purge_privacy_exports,
-    send_deadline_reminders,
-)
+from consent.tasks import end_pauses, expire_pending_grants
 from contacts.models import Contact, TimelineEvent
 from contacts.services import contact_pause, pauses_end
 from core.management.commands.setup_roles import DPO
@@ -39,6 +32,12 @@ from privacy.services import (
     privacy_request_carry_out,
     privacy_request_file,
     privacy_request_transition,
+)
+from privacy.tasks import (
+    carry_out_pending_privacy_requests,
+    carry_out_privacy_request,
+    purge_privacy_exports,
+    send_deadline_reminders,
 )
 from tests.conftest import Mailbox, message_text
 from tests.consent.concurrency import run_concurrently

@@ -25,8 +25,8 @@ from contacts.selectors import suppression_reason
 from contacts.services import contact_touch, suppression_add
 from crmsync.models import OutboxEvent
 from preferences.services import preference_token_issue
-from preferences.tasks import apply_retention
 from privacy.services import retention_apply
+from privacy.tasks import apply_retention
 from tests.conftest import Mailbox, message_text
 from tests.consent.concurrency import run_concurrently
 from tests.factories import ContactFactory, PurposeFactory, grant
