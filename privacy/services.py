@@ -608,7 +608,7 @@ def _send_deadlines(requests: list[PrivacyRequest], recipients: list[str], now: 
             "due": sum(not row["late"] for row in rows),
         }
         email_build(
-            template="consent/email/deadlines", context=context, to=sorted(set(recipients))
+            template="privacy/email/deadlines", context=context, to=sorted(set(recipients))
         ).send()
 
 
@@ -747,7 +747,7 @@ def _email_repermission(contact: Contact, token: str, deadline: datetime) -> Non
             "deadline": deadline,
         }
         message = email_build(
-            template="preferences/email/repermission",
+            template="privacy/email/repermission",
             context=context,
             to=[contact.email],
             headers={
