@@ -257,7 +257,7 @@ def child_main() -> None:
     with connection.cursor() as cursor:  # connect and load the ORM before measuring
         cursor.execute("SELECT 1")
     if ARGS.job == "erasure":
-        from consent.services import privacy_requests_carry_out_pending
+        from privacy.services import privacy_requests_carry_out_pending
 
         def job() -> dict[str, Any]:
             rates = []  # erasures/s of each call: does the job slow down as the tables grow?
@@ -270,7 +270,7 @@ def child_main() -> None:
                 rates.append((carried_out, carried_out / (time.perf_counter() - started)))
 
     else:
-        import preferences.services as services
+        import privacy.services as services
 
         now = datetime.fromisoformat(ARGS.now)
         phases: dict[str, float] = {}
@@ -316,10 +316,10 @@ def erasure_setup(count: int) -> dict[str, float]:
     filed without queuing the per-request task (the beat job does the work, timed)."""
     from django.db import transaction
 
-    from consent.models import PrivacyRequest, PrivacyRequestEvent
-    from consent.services import privacy_request_file
     from contacts.models import Contact
     from preferences.services import preference_token_issue
+    from privacy.models import PrivacyRequest, PrivacyRequestEvent
+    from privacy.services import privacy_request_file
 
     timings = {}
     started = time.perf_counter()
@@ -398,8 +398,9 @@ def erasure_part() -> dict[str, Any]:
 
 def erasure_checks(count: int, records_before: int, evidence_before: int) -> dict[str, Any]:
     from consent.ledger import ledger_verify
-    from consent.models import ConsentEvidence, ConsentRecord, PrivacyRequest
+    from consent.models import ConsentEvidence, ConsentRecord
     from contacts.models import Contact, Suppression, TimelineEvent
+    from privacy.models import PrivacyRequest
 
     started = time.perf_counter()
     problems = ledger_verify()

@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("contacts.api.urls")),
     path("", include("consent.api.urls")),
+    path("", include("privacy.api.urls")),
 ]

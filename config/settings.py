@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "consent",
     "crmsync",
     "preferences",
+    "privacy",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
@@ -304,6 +305,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Touched by beat at every pass of its loop (core/beat.py) when set; docker-compose.yml's
 # health check of beat reads its age.
 BEAT_HEARTBEAT_FILE = env.str("BEAT_HEARTBEAT_FILE", default="")
+# Task names are stable: the privacy tasks keep their consent.* and preferences.* names, which
+# existing databases' periodic-task rows hold (privacy/tasks.py).
 CELERY_BEAT_SCHEDULE = {
     "expire-pending-double-opt-ins": {
         "task": "consent.tasks.expire_pending_grants",
@@ -395,7 +398,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ContactStatusEnum": "contacts.models.ContactStatus",
         "ConsentStatusEnum": "consent.models.ConsentStatus",
-        "PrivacyRequestStatusEnum": "consent.models.PrivacyRequestStatus",
+        "PrivacyRequestStatusEnum": "privacy.models.PrivacyRequestStatus",
         "ChannelEnum": "consent.models.Channel",
         "ConsentRecordActionEnum": "consent.models.ConsentAction",
     },

@@ -24,7 +24,6 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("", include("consent.urls")),
     path("", include("preferences.urls")),
 ]
 

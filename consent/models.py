@@ -3,7 +3,6 @@
 import uuid
 
 from django.core.exceptions import ValidationError
-from django.core.files.storage import Storage, storages
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import get_language
@@ -303,94 +302,3 @@ class ConsentState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose.slug}/{self.channel}: {self.status}"
-
-
-class PrivacyRequestType(models.TextChoices):
-    ACCESS = "access", _("Access (Art. 15)")
-    PORTABILITY = "portability", _("Portability (Art. 20)")
-    RECTIFICATION = "rectification", _("Rectification (Art. 16)")
-    ERASURE = "erasure", _("Erasure (Art. 17)")
-    RESTRICTION = "restriction", _("Restriction (Art. 18)")
-    OBJECTION = "objection", _("Objection (Art. 21)")
-
-
-class PrivacyRequestStatus(models.TextChoices):
-    RECEIVED = "received", _("Received")
-    VERIFIED = "verified", _("Identity verified")
-    IN_PROGRESS = "in_progress", _("In progress")
-    COMPLETED = "completed", _("Completed")
-    REJECTED = "rejected", _("Rejected")
-
-
-def private_storage() -> Storage:
-    """Files only the DPO may read (access exports): outside MEDIA_URL, never served as is."""
-    return storages["private"]
-
-
-class PrivacyRequest(models.Model):
-    """A data-subject request, due one month after receipt (GDPR Art. 12(3))."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # empty when an API client without `contacts:read` named an email no contact has: the
-    # request is kept (and answered like any other) without telling the client who is known
-    contact = models.ForeignKey(
-        Contact,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="privacy_requests",
-        verbose_name=_("contact"),
-    )
-    type = models.CharField(_("type"), max_length=20, choices=PrivacyRequestType.choices)
-    status = models.CharField(
-        _("status"),
-        max_length=20,
-        choices=PrivacyRequestStatus.choices,
-        default=PrivacyRequestStatus.RECEIVED,
-    )
-    details = models.TextField(_("details"), blank=True)
-    source_kind = models.CharField(_("filed through"), max_length=30, choices=SourceKind.choices)
-    source_reference = models.CharField(_("source reference"), max_length=500, blank=True)
-    received_at = models.DateTimeField(_("received at"), default=timezone.now)
-    due_at = models.DateTimeField(_("due at"))
-    extension_reason = models.TextField(_("extension reason"), blank=True)
-    held_reason = models.TextField(
-        _("held for the DPO"),
-        blank=True,
-        help_text=_("Why the workers did not carry it out at once: it waits for the DPO."),
-    )
-    handled_by = models.CharField(_("handled by"), max_length=150, blank=True)
-    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
-    export_json = models.FileField(
-        _("export (JSON)"), storage=private_storage, upload_to="exports/", blank=True
-    )
-    export_archive = models.FileField(
-        _("export (CSV archive)"), storage=private_storage, upload_to="exports/", blank=True
-    )
-    export_expires_at = models.DateTimeField(_("export available until"), null=True, blank=True)
-
-    class Meta:
-        verbose_name = _("privacy request")
-        verbose_name_plural = _("privacy requests")
-        ordering = ["due_at"]
-
-    def __str__(self) -> str:
-        return f"{self.get_type_display()} ({self.get_status_display()})"
-
-
-class PrivacyRequestEvent(models.Model):
-    """One step of a request's status history."""
-
-    request = models.ForeignKey(PrivacyRequest, on_delete=models.CASCADE, related_name="history")
-    status = models.CharField(_("status"), max_length=20, choices=PrivacyRequestStatus.choices)
-    at = models.DateTimeField(_("at"), default=timezone.now)
-    by = models.CharField(_("by"), max_length=150, blank=True)
-    note = models.TextField(_("note"), blank=True)
-
-    class Meta:
-        verbose_name = _("status change")
-        verbose_name_plural = _("status history")
-        ordering = ["at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.get_status_display()} {self.at:%Y-%m-%d %H:%M}"

@@ -5,14 +5,7 @@ import logging
 from celery import shared_task
 
 from consent.ledger import ledger_verify
-from consent.services import (
-    deadline_reminders_send,
-    double_opt_in_send,
-    pending_grants_expire,
-    privacy_exports_purge,
-    privacy_request_carry_out,
-    privacy_requests_carry_out_pending,
-)
+from consent.services import double_opt_in_send, pending_grants_expire
 from consent.services.signups import signup_confirmation_send
 from contacts.services import pauses_end
 
@@ -46,31 +39,7 @@ def verify_ledger() -> int:
     return len(problems)
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def carry_out_privacy_request(request_id: str) -> bool:
-    """Carry out one verified data-subject request (queued when it is filed or verified)."""
-    return privacy_request_carry_out(request_id=request_id) is not None
-
-
-@shared_task
-def carry_out_pending_privacy_requests() -> int:
-    """Carry out every verified request still to do (beat job; catches lost messages)."""
-    return privacy_requests_carry_out_pending()
-
-
 @shared_task
 def end_pauses() -> int:
     """Resume contacts whose pause is over (beat job)."""
     return pauses_end()
-
-
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def send_deadline_reminders() -> bool:
-    """Email the DPO group the late and soon-due privacy requests, once a day (beat job)."""
-    return deadline_reminders_send()
-
-
-@shared_task
-def purge_privacy_exports() -> int:
-    """Delete access exports past their availability (beat job)."""
-    return privacy_exports_purge()

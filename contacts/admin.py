@@ -13,7 +13,6 @@ from django.utils.translation import gettext_lazy as _
 
 from consent.admin import ConsentRecordInline, ConsentStateInline
 from consent.models import SourceKind
-from consent.services import contact_erase
 from contacts.models import Contact, ContactStatus, Interest, Suppression, TimelineEvent
 from contacts.normalization import normalize_email
 from contacts.selectors import suppression_digests
@@ -29,6 +28,7 @@ from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin, adopt_saved_inst
 from core.models import AuditAction
 from core.services import audit_record
 from preferences.services import preference_link_renew
+from privacy.services import contact_erase
 
 # Shown but never edited here: each has (or will have) its own service and audit trail.
 READ_ONLY_FIELDS = (
@@ -230,7 +230,7 @@ class ContactAdmin(admin.ModelAdmin):
     def has_erase_permission(self, request: HttpRequest) -> bool:
         # Erasing and restricting are handling privacy requests (Art. 17, 18): offered only to
         # those who may file one, the DPO.
-        return request.user.has_perm("consent.add_privacyrequest")
+        return request.user.has_perm("privacy.add_privacyrequest")
 
     @admin.action(
         description=_("Erase (GDPR Art. 17): anonymise, keep only the proofs"),

@@ -7,15 +7,11 @@ Every consent change goes through `consent.services.consent_record` with the sou
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Max, Q
-from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
@@ -24,11 +20,7 @@ from django.utils.translation import gettext as _
 from consent.models import (
     ConsentAction,
     ConsentRecord,
-    ConsentState,
     LegalBasis,
-    PrivacyRequest,
-    PrivacyRequestStatus,
-    PrivacyRequestType,
     Purpose,
     SourceKind,
 )
@@ -39,13 +31,10 @@ from consent.services import (
     Evidence,
     consent_record,
     consents_withdraw_all,
-    contact_erase,
-    privacy_request_file,
 )
 from contacts.models import (
     Contact,
     ContactStatus,
-    EmailDeliverability,
     SuppressionReason,
     TimelineKind,
 )
@@ -53,7 +42,6 @@ from contacts.normalization import normalize_email
 from contacts.selectors import suppression_reason
 from contacts.services import (
     contact_profiling_objection_set,
-    contact_touch,
     contact_update,
     ensure_not_suppressed,
     suppression_add,
@@ -498,179 +486,3 @@ def _masked(email: str) -> str:
 def personal_data_downloaded(*, contact: Contact, format: str) -> None:
     """Remember that the person downloaded their data (GDPR Art. 15, 20)."""
     timeline_add(contact=contact, kind=TimelineKind.DATA_EXPORTED, summary=format)
-
-
-def erasure_request_confirm(*, contact: Contact) -> PrivacyRequest:
-    """File the erasure request the person confirmed by email (GDPR Art. 17), once."""
-    with transaction.atomic():
-        Contact.objects.select_for_update().filter(pk=contact.pk).first()
-        # A completed one counts too: the worker may have erased the person between two clicks
-        # on the same link, and a second request about an erased person has nothing to do.
-        filed = (
-            PrivacyRequest.objects.filter(contact=contact, type=PrivacyRequestType.ERASURE)
-            .exclude(status=PrivacyRequestStatus.REJECTED)
-            .first()
-        )
-        if filed is not None:
-            return filed
-        return privacy_request_file(
-            contact=contact,
-            type=PrivacyRequestType.ERASURE,
-            source_kind=SourceKind.PREFERENCE_CENTER,
-            source_reference=SOURCE_REFERENCE,
-            verified=True,
-        )
-
-
-# Retention (CNIL: three years after the last contact for prospects; GDPR Art. 5(1)(e)).
-
-
-def retention_apply(*, now: datetime | None = None, batch_size: int = 500) -> tuple[int, int]:
-    """Ask people silent past their retention period once whether they want to stay, then
-    anonymise those who did not answer within the grace period. Safe to run twice at once."""
-    now = now or timezone.now()
-    return _repermission_due(now, batch_size), _anonymise_silent(now, batch_size)
-
-
-def _silent_since(cutoff: datetime) -> Q:
-    return Q(last_activity_at__lt=cutoff) | Q(last_activity_at__isnull=True, created_at__lt=cutoff)
-
-
-def _not_asked_since_last_activity() -> Q:
-    return Q(repermission_sent_at__isnull=True) | Q(repermission_sent_at__lt=F("last_activity_at"))
-
-
-def _retention_periods(contact_ids: list[int]) -> dict[int, timedelta]:
-    """The longest retention among the purposes each contact still consents to (or the default)."""
-    default_days = settings.RETENTION_DEFAULT.days
-    rows = (
-        ConsentState.objects.filter(contact_id__in=contact_ids, status__in=ACTIVE_STATUSES)
-        .values("contact_id")
-        .annotate(days=Max(Coalesce("purpose__retention_days", default_days)))
-    )
-    periods = {row["contact_id"]: timedelta(days=row["days"]) for row in rows}
-    return {
-        contact_id: periods.get(contact_id, settings.RETENTION_DEFAULT)
-        for contact_id in contact_ids
-    }
-
-
-def _repermission_due(now: datetime, batch_size: int) -> int:
-    shortest = min(
-        [settings.RETENTION_DEFAULT.days]
-        + list(
-            Purpose.objects.exclude(retention_days=None).values_list("retention_days", flat=True)
-        )
-    )
-    candidates = (
-        _retainable()
-        .filter(_silent_since(now - timedelta(days=shortest)))
-        .filter(_not_asked_since_last_activity())
-    )
-    sent = last_id = 0
-    while True:
-        batch = list(
-            candidates.filter(id__gt=last_id)
-            .order_by("id")
-            .values_list("id", "last_activity_at", "created_at")[:batch_size]
-        )
-        periods = _retention_periods([row[0] for row in batch])
-        for contact_id, last_activity_at, created_at in batch:
-            if (last_activity_at or created_at) < now - periods[contact_id]:
-                sent += _send_repermission(contact_id, now, periods[contact_id])
-        if len(batch) < batch_size:
-            return sent
-        last_id = batch[-1][0]
-
-
-def _send_repermission(contact_id: int, now: datetime, period: timedelta) -> int:
-    """Claim the contact (a conditional update: one run wins), then email it in its language."""
-    with transaction.atomic():
-        claimed = (
-            _retainable()
-            .filter(pk=contact_id)
-            .filter(_silent_since(now - period))
-            .filter(_not_asked_since_last_activity())
-            .update(repermission_sent_at=now)
-        )
-        if not claimed:
-            return 0
-        contact = Contact.objects.get(pk=contact_id)
-        # Nobody to ask at an address that unsubscribed or bounces: the grace period still
-        # runs, then the contact is anonymised like anyone who did not answer.
-        unreachable = (
-            suppression_reason(kind="email", value=contact.email) is not None
-            or contact.email_deliverability != EmailDeliverability.DELIVERABLE
-        )
-        if not unreachable:
-            token = preference_token_issue(contact=contact)
-            _email_repermission(contact, token, now + settings.RETENTION_GRACE)
-        timeline_add(
-            contact=contact,
-            kind=TimelineKind.REPERMISSION_SENT,
-            summary="retention" if not unreachable else "retention (not emailed: unreachable)",
-            data={"emailed": not unreachable},
-        )
-    return 1
-
-
-def _retainable() -> Any:
-    """Contacts retention looks at: not erased, and not under a restriction (GDPR Art. 18),
-    which keeps the data as it is until lifted."""
-    return Contact.objects.filter(
-        status__in=[ContactStatus.ACTIVE, ContactStatus.PAUSED],
-        processing_restricted_at__isnull=True,
-    )
-
-
-def _email_repermission(contact: Contact, token: str, deadline: datetime) -> None:
-    with translation.override(contact.reading_language()):
-        context = {
-            "contact": contact,
-            "link": preference_url(token),
-            "unsubscribe": unsubscribe_url(token),
-            "deadline": deadline,
-        }
-        message = email_build(
-            template="preferences/email/repermission",
-            context=context,
-            to=[contact.email],
-            headers={
-                "List-Unsubscribe": f"<{context['unsubscribe']}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
-        )
-    message.send()
-
-
-def _anonymise_silent(now: datetime, batch_size: int) -> int:
-    silent = (
-        _retainable()
-        .filter(repermission_sent_at__lt=now - settings.RETENTION_GRACE)
-        .filter(
-            Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=F("repermission_sent_at"))
-        )
-    )
-    erased = 0
-    while True:
-        ids = list(silent.order_by("id").values_list("id", flat=True)[:batch_size])
-        for contact_id in ids:
-            erased += _erase_if_still_silent(silent, contact_id)
-        if len(ids) < batch_size:
-            return erased
-
-
-def _erase_if_still_silent(silent: Any, contact_id: int) -> int:
-    with transaction.atomic():
-        contact = silent.select_for_update().filter(pk=contact_id).first()
-        if contact is None:
-            return 0  # answered, or erased by a concurrent run, in the meantime
-        contact_erase(contact=contact, reason="retention", source_reference="retention")
-    return 1
-
-
-def contact_keep(*, contact: Contact) -> None:
-    """The person answers a re-permission request: they want to keep hearing from us."""
-    with transaction.atomic():
-        contact_touch(contact=contact)
-        timeline_add(contact=contact, kind=TimelineKind.KEPT, summary=SOURCE_REFERENCE)

@@ -3,12 +3,7 @@
 from celery import shared_task
 
 from contacts.services import previous_emails_forget
-from preferences.services import (
-    action_link_send,
-    email_changed_notice_send,
-    preference_link_send,
-    retention_apply,
-)
+from preferences.services import action_link_send, email_changed_notice_send, preference_link_send
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
@@ -27,12 +22,6 @@ def send_preference_link(contact_id: int) -> bool:
 def send_email_changed_notice(contact_id: int, old_email: str) -> bool:
     """Tell the replaced address that the contact's email address changed."""
     return email_changed_notice_send(contact_id=contact_id, old_email=old_email)
-
-
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def apply_retention() -> list[int]:
-    """Retention: re-permission emails, then anonymisation of the silent (beat job)."""
-    return list(retention_apply())
 
 
 @shared_task

@@ -10,6 +10,7 @@ from functools import wraps
 from typing import Any
 
 from csp.decorators import csp
+from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -20,8 +21,15 @@ from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from consent.exports import personal_data_csv_zip, personal_data_json
 from consent.models import SourceKind
+from consent.selectors import pending_states_for_confirmation
+from consent.services import confirmation_token_read, consent_confirm
+from consent.services.signups import (
+    signup_confirm,
+    signup_items,
+    signup_link_used,
+    signup_token_read,
+)
 from contacts.models import Contact, Interest, Language
 from contacts.services import contact_pause, contact_resume, contact_touch, contact_update
 from core.http import client_ip
@@ -33,16 +41,16 @@ from preferences.services import (
     Visit,
     action_link_read,
     action_link_request,
-    contact_keep,
     email_change_approve,
     email_change_confirm,
-    erasure_request_confirm,
     personal_data_downloaded,
     preferences_consents_save,
     preferences_profiling_objection_set,
     preferences_resubscribe,
     preferences_unsubscribe_all,
 )
+from privacy.exports import personal_data_csv_zip, personal_data_json
+from privacy.services import contact_keep, erasure_request_confirm
 
 # No script at all, styles and images from the site only, forms posting to the site only.
 CONTENT_SECURITY_POLICY = {
@@ -378,4 +386,64 @@ def _download(request: HttpRequest, contact: Contact) -> HttpResponse:
     personal_data_downloaded(contact=contact, format=file_format)
     response = HttpResponse(content, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="my-data-{contact.public_id}.{name}"'
+    return response
+
+
+# The double opt-in and signup links: private headers, rate limits, and their signed token
+# masked in the logs (preferences.logging), like every recipient page.
+@private_page
+@rate_limited
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows what is to be confirmed; POST confirms it (link scanners only GET)."""
+    try:
+        contact, record_uuids = confirmation_token_read(token)
+    except signing.BadSignature:
+        return render(request, "preferences/confirm.html", {"invalid": True}, status=404)
+    language = contact.reading_language(request)
+    translation.activate(language)
+    context: dict = {"confirmed": None}
+    if request.method == "POST":
+        context["confirmed"] = consent_confirm(
+            contact=contact,
+            record_uuids=record_uuids,
+            ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+    else:
+        context["pending"] = pending_states_for_confirmation(
+            contact=contact, record_uuids=record_uuids
+        )
+        if not context["pending"]:
+            context["confirmed"] = []
+    response = render(request, "preferences/confirm.html", context)
+    response.headers["Content-Language"] = language
+    return response
+
+
+@private_page
+@rate_limited
+@require_http_methods(["GET", "POST"])
+def confirm_signup(request: HttpRequest, token: str) -> HttpResponse:
+    """The link emailed to a suppressed address with no contact: GET shows the grants it asks
+    for; POST records them, lifts the suppression and brings the person back."""
+    try:
+        signup = signup_token_read(token)
+    except signing.BadSignature:
+        return render(request, "preferences/confirm_signup.html", {"invalid": True}, status=404)
+    language = signup.language or settings.LANGUAGE_CODE
+    translation.activate(language)
+    context: dict = {"confirmed": None}
+    if request.method == "POST":
+        context["confirmed"] = signup_confirm(
+            request=signup,
+            ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+    else:
+        context["items"] = [] if signup_link_used(signup) else signup_items(signup)
+        if not context["items"]:
+            context["confirmed"] = []
+    response = render(request, "preferences/confirm_signup.html", context)
+    response.headers["Content-Language"] = language
     return response

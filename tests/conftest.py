@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.urls import get_resolver
 from django.utils import translation
 from rest_framework.test import APIClient
 
@@ -33,6 +34,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)"))
         if "worker" in item.keywords and not USES_REAL_WORKER:
             item.add_marker(pytest.mark.skip(reason="needs a broker (set REDIS_URL)"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def views_imported_before_any_frozen_clock() -> None:
+    """Import every view before a test freezes the clock: a module first imported under
+    freezegun keeps its fake clock (DRF's throttles bind `time.time` at import), which then
+    breaks every later request. Which test first loads the URLs depends on what is run."""
+    get_resolver().url_patterns  # noqa: B018 - loading the URLconf imports the views
 
 
 @pytest.fixture(autouse=True)

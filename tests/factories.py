@@ -1,14 +1,19 @@
 """Factories for the domain models; consents are made through the real service."""
 
+from datetime import datetime
+
 import factory
 from django.contrib.auth import get_user_model
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from freezegun import freeze_time
 
-from consent.models import LegalBasis, Purpose, PurposeVersion
+from consent.models import LegalBasis, Purpose, PurposeVersion, SourceKind
 from consent.services import Evidence, consent_record
 from contacts.models import Contact, Interest
 from core.models import ApiClient, Scope
+from privacy.models import PrivacyRequest, PrivacyRequestType
+from privacy.services import privacy_request_file
 
 
 class InterestFactory(factory.django.DjangoModelFactory):
@@ -126,3 +131,30 @@ def grant(contact: Contact, purpose: Purpose, channel: str = "email", **kwargs: 
         evidence=evidence,
         **kwargs,
     )
+
+
+class PrivacyRequestFactory(factory.Factory):
+    """A privacy request filed through the one filing path, `privacy_request_file`.
+
+    By default an unverified access request filed through the API about a new contact.
+    `verified=True` files it verified (its carry-out queued after commit, as for any);
+    `at` files it at that moment, the clock frozen so that its receipt, deadline and history
+    all date from then (`at="2026-02-10T10:00:00+01:00"`).
+    """
+
+    class Meta:
+        model = PrivacyRequest
+
+    contact = factory.SubFactory(ContactFactory)
+    type = PrivacyRequestType.ACCESS
+    source_kind = SourceKind.API
+    verified = False
+
+    @classmethod
+    def _create(
+        cls, model_class: type, *args: object, at: str | datetime | None = None, **kwargs: object
+    ) -> PrivacyRequest:
+        if at is None:
+            return privacy_request_file(**kwargs)
+        with freeze_time(at):
+            return privacy_request_file(**kwargs)

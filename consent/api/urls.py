@@ -4,14 +4,12 @@ from rest_framework.routers import SimpleRouter
 from consent.api.views import (
     ConsentViewSet,
     FormSubmissionView,
-    PrivacyRequestViewSet,
     PurposeViewSet,
 )
 
 router = SimpleRouter()
 router.register("purposes", PurposeViewSet, basename="purpose")
 router.register("consents", ConsentViewSet, basename="consent")
-router.register("privacy-requests", PrivacyRequestViewSet, basename="privacy-request")
 
 urlpatterns = [
     path("forms/submissions/", FormSubmissionView.as_view(), name="form-submission"),

@@ -1,4 +1,4 @@
-"""`/api/v1/`: purposes, consents, receipts, form submissions and privacy requests."""
+"""`/api/v1/`: purposes, consents, receipts and form submissions."""
 
 from typing import Any
 
@@ -19,14 +19,11 @@ from consent.api.serializers import (
     EvidenceSerializer,
     FormSubmissionResultSerializer,
     FormSubmissionSerializer,
-    PrivacyRequestInputSerializer,
-    PrivacyRequestSerializer,
     PurposeSerializer,
 )
 from consent.intake import ConsentInput, FormConsent, consents_record_batch, form_submission_record
-from consent.models import ConsentRecord, PrivacyRequest, Purpose, SourceKind
+from consent.models import ConsentRecord, Purpose, SourceKind
 from consent.selectors import consent_receipt, purposes_active
-from consent.services import privacy_request_file_by_client
 from contacts.api.serializers import ContactSerializer, contact_service_kwargs
 from contacts.api.views import IDEMPOTENCY_PARAMETER
 from contacts.models import Contact
@@ -141,43 +138,3 @@ class FormSubmissionView(APIView):
             },
             status=status.HTTP_201_CREATED,
         )
-
-
-class PrivacyRequestViewSet(viewsets.GenericViewSet):
-    queryset = PrivacyRequest.objects.select_related("contact").prefetch_related("history")
-    serializer_class = PrivacyRequestSerializer
-    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
-    required_scopes = {"POST": [Scope.PRIVACY_WRITE], "GET": [Scope.PRIVACY_WRITE]}
-
-    @extend_schema(
-        request=PrivacyRequestInputSerializer,
-        responses={201: PrivacyRequestSerializer},
-        parameters=[IDEMPOTENCY_PARAMETER],
-    )
-    @idempotent
-    def create(self, request: Request) -> Response:
-        """File a data-subject request; filed by an integrator, it counts as verified."""
-        serializer = PrivacyRequestInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        privacy_request = privacy_request_file_by_client(
-            client=request.auth,
-            email=data.get("email", ""),
-            contact=self._contact(data),
-            type=data["type"],
-            details=data.get("details", ""),
-        )
-        privacy_request = self.get_queryset().get(pk=privacy_request.pk)
-        return Response(self.get_serializer(privacy_request).data, status=status.HTTP_201_CREATED)
-
-    def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(self.get_serializer(self.get_object()).data)
-
-    @staticmethod
-    def _contact(data: dict[str, Any]) -> Contact | None:
-        if not data.get("contact"):
-            return None  # by email: the service looks it up
-        contact = Contact.objects.filter(public_id=data["contact"]).first()
-        if contact is None:
-            raise serializers.ValidationError({"contact": [_("Unknown contact.")]})
-        return contact

@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-import consent.models
+import core.storage
 
 
 class Migration(migrations.Migration):
@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
             name="export_archive",
             field=models.FileField(
                 blank=True,
-                storage=consent.models.private_storage,
+                storage=core.storage.private_storage,
                 upload_to="exports/",
                 verbose_name="export (CSV archive)",
             ),
@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
             name="export_json",
             field=models.FileField(
                 blank=True,
-                storage=consent.models.private_storage,
+                storage=core.storage.private_storage,
                 upload_to="exports/",
                 verbose_name="export (JSON)",
             ),

@@ -1,4 +1,4 @@
-"""Writes on consent: the one path that records a consent, and data-subject requests."""
+"""Writes on consent: the one path that records a consent, double opt-in, purpose wording."""
 
 from consent.services.consents import (
     ACTIVE_STATUSES,
@@ -19,23 +19,9 @@ from consent.services.consents import (
     pending_grants_expire,
     purpose_wording_update,
 )
-from consent.services.privacy import (
-    AUTOMATIC_TYPES,
-    contact_erase,
-    deadline_reminders_send,
-    privacy_exports_purge,
-    privacy_request_carry_out,
-    privacy_request_extend,
-    privacy_request_extension_check,
-    privacy_request_file,
-    privacy_request_file_by_client,
-    privacy_request_transition,
-    privacy_requests_carry_out_pending,
-)
 
 __all__ = [
     "ACTIVE_STATUSES",
-    "AUTOMATIC_TYPES",
     "CLOCK_SKEW",
     "CONFIRMATION_SALT",
     "LIFTING_SOURCES",
@@ -49,17 +35,7 @@ __all__ = [
     "consent_confirm",
     "consent_record",
     "consents_withdraw_all",
-    "contact_erase",
-    "deadline_reminders_send",
     "double_opt_in_send",
     "pending_grants_expire",
-    "privacy_exports_purge",
-    "privacy_request_carry_out",
-    "privacy_request_extend",
-    "privacy_request_extension_check",
-    "privacy_request_file",
-    "privacy_request_file_by_client",
-    "privacy_request_transition",
-    "privacy_requests_carry_out_pending",
     "purpose_wording_update",
 ]

@@ -692,7 +692,7 @@ def _send_confirmation(contact: Contact) -> bool:
         return False
     record_uuids = [str(state.record.uuid) for state in states]
     token = confirmation_token(contact=contact, record_uuids=record_uuids)
-    link = settings.SITE_URL + reverse("consent:confirm", args=[token])
+    link = settings.SITE_URL + reverse("preferences:confirm", args=[token])
     with translation.override(contact.reading_language()):
         context = {
             "contact": contact,

@@ -216,7 +216,9 @@ def signup_confirmation_send(*, token: str) -> bool:
     with transaction.atomic():
         if not suppressed_address_confirmation_claim(email=request.email):
             return False
-        _send(request, items, settings.SITE_URL + reverse("consent:confirm_signup", args=[token]))
+        _send(
+            request, items, settings.SITE_URL + reverse("preferences:confirm_signup", args=[token])
+        )
     return True
 
 

@@ -44,7 +44,7 @@ def test_each_listing_is_logged_even_without_a_search(as_marketer: Client) -> No
 def test_searching_contacts_from_another_page_s_contact_picker_is_logged(as_dpo: Client) -> None:
     ContactFactory(last_name="Moreau")
     query = {
-        "app_label": "consent",
+        "app_label": "privacy",
         "model_name": "privacyrequest",
         "field_name": "contact",
         "term": "Moreau",
@@ -129,7 +129,7 @@ def test_a_request_filed_by_the_dpo_is_logged_a_restriction_as_such(
     as_dpo: Client, kind: str, action: str
 ) -> None:
     contact = ContactFactory()
-    add = reverse("admin:consent_privacyrequest_add")
+    add = reverse("admin:privacy_privacyrequest_add")
     page = as_dpo.get(add)
 
     response = as_dpo.post(add, submitted_form(page, contact=contact.pk, type=kind))

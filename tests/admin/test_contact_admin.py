@@ -2,9 +2,9 @@ import pytest
 from django.urls import reverse
 
 from consent.models import ConsentState
-from consent.services import contact_erase
 from contacts.models import Contact, TimelineEvent
 from crmsync.models import OutboxEvent
+from privacy.services import contact_erase
 from tests.admin.forms import submitted_form
 from tests.factories import ContactFactory, PurposeFactory, grant
 

@@ -67,3 +67,14 @@ def test_adding_a_contact_with_a_look_alike_email_is_a_form_error_on_email(as_ma
     errors = response.context["adminform"].form.errors
     assert "ASCII" in errors["email"][0]
     assert not Contact.objects.exists()
+
+
+def test_suppression_list_is_searched_by_hashing_the_address(as_marketer):
+    suppression_add(reason="complaint", email="gone@example.fr")
+    url = reverse("admin:contacts_suppression_changelist")
+
+    found = as_marketer.get(url, {"q": " Gone@Example.FR "})
+    not_found = as_marketer.get(url, {"q": "other@example.fr"})
+
+    assert [entry.reason for entry in found.context["cl"].result_list] == ["complaint"]
+    assert list(not_found.context["cl"].result_list) == []

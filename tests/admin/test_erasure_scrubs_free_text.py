@@ -5,9 +5,9 @@ import json
 import pytest
 from django.utils import timezone
 
-from consent.services import contact_erase
 from core.models import AuditEvent
 from crmsync.models import OutboxEvent
+from privacy.services import contact_erase
 from tests.admin.test_privacy_request_admin import filed, handle
 from tests.factories import ContactFactory
 

@@ -19,43 +19,38 @@ from django.urls import reverse
 from django.utils import timezone
 from freezegun import freeze_time
 
-from consent.models import PrivacyRequest, SourceKind
-from consent.services import (
-    privacy_request_carry_out,
-    privacy_request_extend,
-    privacy_request_file,
-    privacy_request_transition,
-)
-from contacts.models import Contact, ContactStatus
+from consent.models import SourceKind
+from contacts.models import Contact, ContactStatus, TimelineEvent
 from contacts.selectors import suppression_reason
 from core.models import AuditEvent
+from privacy.models import PrivacyRequest
+from privacy.services import (
+    privacy_request_carry_out,
+    privacy_request_extend,
+    privacy_request_transition,
+)
 from tests.admin.forms import submitted_form
 from tests.api.live import LIVE_DB
 from tests.conftest import wait_for
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, PrivacyRequestFactory
 
-CHANGELIST = reverse("admin:consent_privacyrequest_changelist")
-ADD = reverse("admin:consent_privacyrequest_add")
+CHANGELIST = reverse("admin:privacy_privacyrequest_changelist")
+ADD = reverse("admin:privacy_privacyrequest_add")
 CONTACTS = reverse("admin:contacts_contact_changelist")
 
 
 def change_url(request: PrivacyRequest) -> str:
-    return reverse("admin:consent_privacyrequest_change", args=[request.pk])
+    return reverse("admin:privacy_privacyrequest_change", args=[request.pk])
 
 
 def export_url(request: PrivacyRequest, kind: str) -> str:
-    return reverse("admin:consent_privacyrequest_export", args=[request.pk, kind])
+    return reverse("admin:privacy_privacyrequest_export", args=[request.pk, kind])
 
 
 def filed(days_ago: int = 0, *, type: str = "rectification", **kwargs: object) -> PrivacyRequest:
     """A request received `days_ago` days ago by email (due one month after)."""
-    with freeze_time(timezone.now() - timedelta(days=days_ago)):
-        return privacy_request_file(
-            contact=kwargs.pop("contact", None) or ContactFactory(),
-            type=type,
-            source_kind=SourceKind.WEB_FORM,
-            **kwargs,
-        )
+    at = timezone.now() - timedelta(days=days_ago)
+    return PrivacyRequestFactory(at=at, type=type, source_kind=SourceKind.WEB_FORM, **kwargs)
 
 
 def closed(days_ago: int) -> PrivacyRequest:
@@ -504,3 +499,20 @@ def test_a_request_received_in_the_future_is_refused_on_its_field(as_dpo: Client
     assert response.status_code == 200
     assert "future" in str(response.context["adminform"].form.errors["received_at"])
     assert not PrivacyRequest.objects.exists()
+
+
+@pytest.mark.django_db
+def test_dpo_files_a_privacy_request_through_the_service(as_dpo: Client) -> None:
+    contact = ContactFactory()
+    page = as_dpo.get(ADD)
+
+    response = as_dpo.post(
+        ADD, submitted_form(page, contact=contact.pk, type="access", details="By letter.")
+    )
+
+    assert response.status_code == 302
+    request = PrivacyRequest.objects.get(contact=contact)
+    assert request.status == "verified" and request.source_kind == "admin"
+    assert request.due_at == request.received_at + relativedelta(months=1)
+    assert [event.status for event in request.history.all()] == ["verified"]
+    assert TimelineEvent.objects.filter(contact=contact, kind="request_filed").exists()

@@ -12,8 +12,9 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from consent.models import ConsentEvidence
-from consent.services import Evidence, contact_erase
+from consent.services import Evidence
 from core.models import ApiClient, Scope
+from privacy.services import contact_erase
 from tests.factories import grant
 
 pytestmark = pytest.mark.django_db

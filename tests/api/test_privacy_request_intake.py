@@ -13,10 +13,10 @@ import pytest
 from django.utils import timezone
 from freezegun import freeze_time
 
-from consent.models import PrivacyRequest
-from consent.services import privacy_requests_carry_out_pending
 from contacts.models import Contact
 from core.models import Scope
+from privacy.models import PrivacyRequest
+from privacy.services import privacy_requests_carry_out_pending
 from tests.api.live import LIVE_DB, at_the_same_time, post_over_http
 from tests.conftest import wait_for
 from tests.factories import ApiClientFactory, ContactFactory

@@ -7,8 +7,8 @@ import pytest
 from dateutil.relativedelta import relativedelta
 from freezegun import freeze_time
 
-from consent.models import PrivacyRequest
 from contacts.models import TimelineEvent
+from privacy.models import PrivacyRequest
 
 REQUESTS = "/api/v1/privacy-requests/"
 

@@ -77,3 +77,28 @@ def test_the_schema_generates_without_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "s.yml"))
 
     assert yaml.safe_load((tmp_path / "s.yml").read_text())["openapi"].startswith("3.")
+
+
+@pytest.mark.django_db
+def test_privacy_requests_keep_their_paths_operations_and_components():
+    # integrations generate clients from these names: moving the code between apps kept them
+    schema = Client().get("/api/schema/", {"format": "json"}).json()
+
+    paths = schema["paths"]
+    assert paths["/api/v1/privacy-requests/"]["post"]["operationId"] == "v1_privacy_requests_create"
+    detail = paths["/api/v1/privacy-requests/{id}/"]["get"]
+    assert detail["operationId"] == "v1_privacy_requests_retrieve"
+    components = schema["components"]["schemas"]
+    assert {
+        "PrivacyRequest",
+        "PrivacyRequestEvent",
+        "PrivacyRequestInputRequest",
+        "PrivacyRequestStatusEnum",
+    } <= set(components)
+    assert components["PrivacyRequestStatusEnum"]["enum"] == [
+        "received",
+        "verified",
+        "in_progress",
+        "completed",
+        "rejected",
+    ]

@@ -5,15 +5,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from consent.models import LegalBasis, PrivacyRequestType, SourceKind
+from consent.models import LegalBasis, SourceKind
 from consent.selectors import Ineligible, contact_eligibility
-from consent.services import (
-    privacy_request_carry_out,
-    privacy_request_file,
-    purpose_wording_update,
-)
+from consent.services import purpose_wording_update
 from contacts.models import SuppressionReason
 from contacts.services import contact_pause, contact_restriction_set, suppression_add
+from privacy.models import PrivacyRequestType
+from privacy.services import privacy_request_carry_out, privacy_request_file
 from tests.factories import ContactFactory, PurposeFactory, grant
 
 pytestmark = pytest.mark.django_db

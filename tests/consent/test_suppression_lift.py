@@ -39,7 +39,7 @@ def wording(purpose) -> Evidence:
 
 
 def confirm_by_link(contact: Contact, record: ConsentRecord) -> list[ConsentRecord]:
-    """What following the emailed link does (consent/views.py confirm, on POST)."""
+    """What following the emailed link does (preferences/views.py confirm, on POST)."""
     token = confirmation_token(contact=contact, record_uuids=[str(record.uuid)])
     contact, uuids = confirmation_token_read(token)
     return consent_confirm(contact=contact, record_uuids=uuids)

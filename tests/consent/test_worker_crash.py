@@ -15,20 +15,17 @@ from collections.abc import Iterator
 import pytest
 
 from consent.ledger import ledger_verify
-from consent.models import (
-    ConsentAction,
-    ConsentEvidence,
-    ConsentRecord,
+from consent.models import ConsentAction, ConsentEvidence, ConsentRecord, SourceKind
+from contacts.models import Contact, ContactStatus, TimelineEvent, TimelineKind
+from crmsync.models import OutboxEvent
+from privacy.models import (
     PrivacyRequest,
     PrivacyRequestEvent,
     PrivacyRequestStatus,
     PrivacyRequestType,
-    SourceKind,
 )
-from consent.services import privacy_request_file
-from consent.tasks import carry_out_pending_privacy_requests
-from contacts.models import Contact, ContactStatus, TimelineEvent, TimelineKind
-from crmsync.models import OutboxEvent
+from privacy.services import privacy_request_file
+from privacy.tasks import carry_out_pending_privacy_requests
 from tests.conftest import wait_for
 from tests.consent.workers import Workers
 from tests.factories import ContactFactory, PurposeFactory, grant

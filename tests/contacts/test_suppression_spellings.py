@@ -6,11 +6,11 @@ import importlib
 import pytest
 from django.apps import apps
 
-from consent.services import contact_erase
 from contacts.models import Contact, Suppression
 from contacts.normalization import suppression_digest
 from contacts.selectors import suppression_reason
 from contacts.services import suppression_add, suppression_lift
+from privacy.services import contact_erase
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db

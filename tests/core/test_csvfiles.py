@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consent.exports import personal_data_csv_zip
 from core.csvfiles import csv_cell, csv_text
+from privacy.exports import personal_data_csv_zip
 from tests.factories import ContactFactory
 
 FORMULA_CELLS = {

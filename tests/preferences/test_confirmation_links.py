@@ -19,12 +19,13 @@ from django.test import Client
 from django.utils import timezone
 from freezegun import freeze_time
 
-from consent.models import PrivacyRequest, Purpose
-from consent.services import contact_erase
+from consent.models import Purpose
 from contacts.models import Contact
 from contacts.services import contact_update, suppression_add
 from preferences.services import LINK_SALT, LinkAction, action_link_send
 from preferences.tasks import forget_previous_emails
+from privacy.models import PrivacyRequest
+from privacy.services import contact_erase
 from tests.api.live import LIVE_DB
 from tests.conftest import USES_REAL_WORKER, Mailbox, message_text, wait_for
 from tests.factories import ContactFactory, InterestFactory, grant

@@ -31,7 +31,7 @@ def letter(db: None) -> Purpose:
 def confirm_path(contact: Contact, purpose: Purpose) -> str:
     record = grant(contact, purpose)
     token = confirmation_token(contact=contact, record_uuids=[str(record.uuid)])
-    return reverse("consent:confirm", args=[token])
+    return reverse("preferences:confirm", args=[token])
 
 
 def assert_private(response: Any) -> None:

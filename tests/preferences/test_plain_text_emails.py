@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from consent.models import Purpose
-from consent.services import deadline_reminders_send, double_opt_in_send, privacy_request_file
+from consent.services import double_opt_in_send
 from contacts.models import Contact
 from contacts.services import contact_update
 from core.management.commands.setup_roles import DPO
@@ -21,8 +21,8 @@ from preferences.services import (
     action_link_send,
     email_changed_notice_send,
     preference_link_send,
-    retention_apply,
 )
+from privacy.services import deadline_reminders_send, privacy_request_file, retention_apply
 from tests.conftest import Mailbox, message_text
 from tests.factories import ContactFactory, PurposeFactory, UserFactory, grant
 

@@ -10,10 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 from freezegun import freeze_time
 
-from consent.models import PrivacyRequest
-from consent.services import privacy_exports_purge, privacy_request_carry_out
-from tests.consent.test_privacy_request_handling import file_request
-from tests.factories import ContactFactory
+from privacy.models import PrivacyRequest
+from privacy.services import privacy_exports_purge, privacy_request_carry_out
+from tests.factories import PrivacyRequestFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +42,7 @@ def carry_out_then_roll_back(request: PrivacyRequest) -> list[str]:
 
 def test_a_rolled_back_export_leaves_no_file_once_the_purge_job_runs(storage):
     # given an access request carried out in a transaction that rolled back
-    request = file_request(ContactFactory(), "access")
+    request = PrivacyRequestFactory(type="access", verified=True)
     written = carry_out_then_roll_back(request)
     request.refresh_from_db()
     assert (request.status, request.export_json.name) == ("verified", "")
@@ -58,7 +57,7 @@ def test_a_rolled_back_export_leaves_no_file_once_the_purge_job_runs(storage):
 
 def test_the_purge_job_keeps_the_files_of_committed_requests_and_those_being_written(storage):
     # given a committed export, and a file a carry-out still running has just written
-    request = file_request(ContactFactory(), "access")
+    request = PrivacyRequestFactory(type="access", verified=True)
     privacy_request_carry_out(request_id=str(request.id))
     request.refresh_from_db()
     kept = [request.export_json.name, request.export_archive.name]

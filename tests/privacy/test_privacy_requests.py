@@ -1,27 +1,17 @@
+"""Filing a privacy request: due one calendar month after receipt (GDPR Art. 12(3)), in Paris."""
+
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
-from freezegun import freeze_time
 
-from consent.models import PrivacyRequest
-from consent.services import privacy_request_file
 from contacts.models import TimelineEvent
-from tests.factories import ContactFactory
+from privacy.models import PrivacyRequest
+from tests.factories import ContactFactory, PrivacyRequestFactory
 
 pytestmark = pytest.mark.django_db
 PARIS = ZoneInfo("Europe/Paris")
-
-
-def file_request_at(moment: str, **kwargs: object) -> PrivacyRequest:
-    with freeze_time(moment):
-        return privacy_request_file(
-            contact=kwargs.pop("contact", None) or ContactFactory(),
-            type=kwargs.pop("type", "access"),
-            source_kind=kwargs.pop("source_kind", "api"),
-            **kwargs,
-        )
 
 
 @pytest.mark.parametrize(
@@ -34,14 +24,14 @@ def file_request_at(moment: str, **kwargs: object) -> PrivacyRequest:
     ],
 )
 def test_request_is_due_one_calendar_month_after_receipt(received, due):
-    request = file_request_at(received)
+    request = PrivacyRequestFactory(at=received)
 
     assert request.due_at == due
 
 
 def test_due_date_follows_the_calendar_of_paris_not_of_utc():
     # 31 March 00:30 in Paris is still 30 March in UTC: the month runs to 30 April in Paris
-    request = file_request_at("2026-03-31T00:30:00+02:00")
+    request = PrivacyRequestFactory(at="2026-03-31T00:30:00+02:00")
 
     assert request.due_at.astimezone(PARIS) == datetime(2026, 4, 30, 0, 30, tzinfo=PARIS)
 
@@ -49,8 +39,8 @@ def test_due_date_follows_the_calendar_of_paris_not_of_utc():
 def test_request_history_starts_with_its_first_status():
     contact = ContactFactory()
 
-    request = file_request_at(
-        "2026-01-31T10:00:00+01:00", contact=contact, type="erasure", by="api:crm"
+    request = PrivacyRequestFactory(
+        at="2026-01-31T10:00:00+01:00", contact=contact, type="erasure", by="api:crm"
     )
 
     [event] = request.history.all()
@@ -59,7 +49,9 @@ def test_request_history_starts_with_its_first_status():
 
 
 def test_request_from_a_verified_channel_starts_verified():
-    request = file_request_at("2026-01-31T10:00:00+01:00", type="portability", verified=True)
+    request = PrivacyRequestFactory(
+        at="2026-01-31T10:00:00+01:00", type="portability", verified=True
+    )
 
     assert request.status == "verified"
     assert list(request.history.values_list("status", flat=True)) == ["verified"]
@@ -67,7 +59,7 @@ def test_request_from_a_verified_channel_starts_verified():
 
 def test_unknown_request_type_is_an_error_on_type():
     with pytest.raises(ValidationError) as error:
-        file_request_at("2026-01-31T10:00:00+01:00", type="revenge")
+        PrivacyRequestFactory(at="2026-01-31T10:00:00+01:00", type="revenge")
 
     assert list(error.value.message_dict) == ["type"]
     assert not PrivacyRequest.objects.exists()

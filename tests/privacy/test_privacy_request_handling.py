@@ -24,16 +24,14 @@ from django.db import transaction
 from freezegun import freeze_time
 from rest_framework.test import APIClient
 
-import consent.services.privacy as privacy_module
+import privacy.services as privacy_module
 from consent.ledger import ledger_verify
-from consent.models import (
-    ConsentRecord,
-    ConsentState,
-    LegalBasis,
-    PrivacyRequest,
-    PrivacyRequestEvent,
-)
-from consent.services import (
+from consent.models import ConsentRecord, ConsentState, LegalBasis
+from contacts.models import Contact
+from core.models import AuditAction, AuditEvent
+from crmsync.models import OutboxEvent
+from privacy.models import PrivacyRequest, PrivacyRequestEvent
+from privacy.services import (
     privacy_exports_purge,
     privacy_request_carry_out,
     privacy_request_extend,
@@ -41,9 +39,6 @@ from consent.services import (
     privacy_request_transition,
     privacy_requests_carry_out_pending,
 )
-from contacts.models import Contact
-from core.models import AuditAction, AuditEvent
-from crmsync.models import OutboxEvent
 from tests.conftest import wait_for
 from tests.consent.concurrency import run_concurrently
 from tests.factories import ContactFactory, InterestFactory, PurposeFactory, grant

@@ -24,8 +24,9 @@ from contacts.models import Contact
 from contacts.selectors import suppression_reason
 from contacts.services import contact_touch, suppression_add
 from crmsync.models import OutboxEvent
-from preferences.services import preference_token_issue, retention_apply
-from preferences.tasks import apply_retention
+from preferences.services import preference_token_issue
+from privacy.services import retention_apply
+from privacy.tasks import apply_retention
 from tests.conftest import Mailbox, message_text
 from tests.consent.concurrency import run_concurrently
 from tests.factories import ContactFactory, PurposeFactory, grant

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from consent.exports import personal_data_json
 from contacts.models import Contact
+from privacy.exports import personal_data_json
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,10 +8,11 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
-from consent.models import ConsentEvidence, ConsentState, PrivacyRequest
+from consent.models import ConsentEvidence, ConsentState
 from consent.selectors import contact_consent_history
 from contacts.models import Contact
 from core.csvfiles import csv_text
+from privacy.models import PrivacyRequest
 
 # Every column of the contact row: what we hold is what the person gets (the database key
 # stays out; the public id is given as "id").

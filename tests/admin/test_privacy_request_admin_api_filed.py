@@ -3,10 +3,10 @@
 import pytest
 from django.urls import reverse
 
-from consent.models import PrivacyRequest
-from consent.services import privacy_requests_carry_out_pending
 from contacts.models import Contact
 from core.models import Scope
+from privacy.models import PrivacyRequest
+from privacy.services import privacy_requests_carry_out_pending
 from tests.admin.forms import submitted_form
 from tests.admin.test_privacy_request_admin import change_url, handle
 from tests.api.test_privacy_request_intake import erasure
@@ -14,8 +14,8 @@ from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
 
-CHANGELIST = reverse("admin:consent_privacyrequest_changelist")
-ADD = reverse("admin:consent_privacyrequest_add")
+CHANGELIST = reverse("admin:privacy_privacyrequest_changelist")
+ADD = reverse("admin:privacy_privacyrequest_add")
 
 
 def test_the_dpo_sees_the_held_erasures_and_has_them_carried_out_by_verifying(

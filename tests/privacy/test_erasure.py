@@ -24,23 +24,24 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from consent.ledger import ledger_verify
-from consent.models import (
-    ConsentEvidence,
-    ConsentRecord,
-    ConsentState,
-    PrivacyRequest,
-    Purpose,
-)
-from consent.services import contact_erase, privacy_request_carry_out, privacy_request_file
+from consent.models import ConsentEvidence, ConsentRecord, ConsentState, Purpose
 from contacts.models import Contact, Suppression, TimelineEvent
 from contacts.selectors import suppression_reason
 from core.models import IdempotencyRecord
 from crmsync.models import OutboxEvent
 from preferences.models import PreferenceToken
 from preferences.services import preference_token_issue
+from privacy.models import PrivacyRequest
+from privacy.services import contact_erase, privacy_request_carry_out
 from tests.api.payloads import box, consent_body, form_body
 from tests.conftest import Mailbox, message_text, wait_for
-from tests.factories import ContactFactory, InterestFactory, PurposeFactory, grant
+from tests.factories import (
+    ContactFactory,
+    InterestFactory,
+    PrivacyRequestFactory,
+    PurposeFactory,
+    grant,
+)
 
 EAGER = settings.CELERY_TASK_ALWAYS_EAGER
 REQUESTS = "/api/v1/privacy-requests/"
@@ -369,11 +370,10 @@ def test_contact_erase_called_directly_erases_everything(api: Callable[..., APIC
 def lea_with_an_access_export(api: Callable[..., APIClient]) -> tuple[Any, PrivacyRequest]:
     """Léa, who downloaded her data through an access request before asking for erasure."""
     held = hold_everything_on_lea(api())
-    access = privacy_request_file(
+    access = PrivacyRequestFactory(
         contact=held.contact,
         type="access",
         details="Please send me everything, Léa Dupont",
-        source_kind="api",
         verified=True,
     )
     privacy_request_carry_out(request_id=str(access.id))
@@ -453,9 +453,8 @@ def test_a_second_erasure_request_completes_without_erasing_again(
 ) -> None:
     # given two verified erasure requests (the person asked twice before the first was done)
     held = hold_everything_on_lea(api())
-    first, second = (
-        privacy_request_file(contact=held.contact, type="erasure", source_kind="api", verified=True)
-        for _ in range(2)
+    first, second = PrivacyRequestFactory.create_batch(
+        2, contact=held.contact, type="erasure", verified=True
     )
     privacy_request_carry_out(request_id=str(first.id))
     records, events = ConsentRecord.objects.count(), OutboxEvent.objects.count()

@@ -1,0 +1,358 @@
+"""Admin for the DPO's register of privacy requests: deadlines, handling, exports."""
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from consent.models import SourceKind
+from contacts.models import Contact, ContactStatus
+from core.admin import ReadOnlyInlineMixin, adopt_saved_instance
+from core.models import AuditAction
+from core.services import audit_record
+from privacy.models import (
+    PrivacyRequest,
+    PrivacyRequestEvent,
+    PrivacyRequestStatus,
+    PrivacyRequestType,
+)
+from privacy.services import OPEN_STATUSES as OPEN_REQUEST_STATUSES
+from privacy.services import TRANSITIONS as REQUEST_TRANSITIONS
+from privacy.services import (
+    privacy_request_extend,
+    privacy_request_extension_check,
+    privacy_request_file,
+    privacy_request_transition,
+)
+
+
+class PrivacyRequestEventInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = PrivacyRequestEvent
+    fields = ("status", "at", "by", "note")
+    readonly_fields = fields
+
+
+class PrivacyRequestAddForm(forms.ModelForm):
+    class Meta:
+        model = PrivacyRequest
+        fields = ["contact", "type", "details", "received_at"]
+        help_texts = {
+            "received_at": _(
+                "When the request reached us (a letter's date of receipt, say): the one-month "
+                "deadline runs from it."
+            )
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["received_at"].initial = timezone.now
+        # only the API keeps a request without a contact (an unknown email); the DPO names one
+        self.fields["contact"].required = True
+
+    def clean_received_at(self) -> Any:
+        received_at = self.cleaned_data["received_at"]
+        if received_at > timezone.now():
+            raise ValidationError(_("A request cannot be received in the future."))
+        return received_at
+
+    def clean_contact(self) -> Contact:
+        # The service refuses it too, but only a form error shows next to the field (not a 500).
+        contact = self.cleaned_data["contact"]
+        if contact.status == ContactStatus.ERASED:
+            raise ValidationError(_("This contact was erased."))
+        return contact
+
+
+class PrivacyRequestHandleForm(forms.ModelForm):
+    """What the DPO does with a request: move its status, extend its deadline (Art. 12(3))."""
+
+    next_status = forms.ChoiceField(label=_("New status"), required=False)
+    note = forms.CharField(
+        label=_("Note"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    extend_months = forms.TypedChoiceField(
+        label=_("Extend the deadline by"),
+        coerce=int,
+        required=False,
+        empty_value=0,
+        choices=[(0, "-"), (1, _("one month")), (2, _("two months"))],
+    )
+    new_extension_reason = forms.CharField(
+        label=_("Reason for the extension"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    class Meta:
+        model = PrivacyRequest
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        allowed = REQUEST_TRANSITIONS.get(self.instance.status, set())
+        labels = dict(PrivacyRequestStatus.choices)
+        self.fields["next_status"].choices = [("", "-")] + [
+            (status, labels[status]) for status in PrivacyRequestStatus.values if status in allowed
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("next_status") == PrivacyRequestStatus.REJECTED and not data.get("note"):
+            self.add_error("note", _("Say why the request is rejected."))
+        if data.get("extend_months"):
+            self._check_extension(data["extend_months"], data.get("new_extension_reason") or "")
+        return data
+
+    def _check_extension(self, months: int, reason: str) -> None:
+        """The service's own rules, before anything is saved (the status change included)."""
+        try:
+            privacy_request_extension_check(request=self.instance, months=months, reason=reason)
+        except ValidationError as error:
+            fields = {"extension_reason": "new_extension_reason", "months": "extend_months"}
+            for field, messages_ in error.message_dict.items():
+                for message in messages_:
+                    self.add_error(fields.get(field), message)
+
+
+def _is_open(obj: PrivacyRequest) -> bool:
+    return obj.status in OPEN_REQUEST_STATUSES
+
+
+class DeadlineFilter(admin.SimpleListFilter):
+    title = _("deadline")
+    parameter_name = "deadline"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [
+            ("late", _("Late")),
+            ("week", _("Due within 7 days")),
+            ("later", _("Due later")),
+            ("closed", _("Closed")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        now = timezone.now()
+        open_requests = queryset.filter(status__in=OPEN_REQUEST_STATUSES)
+        return {
+            "late": open_requests.filter(due_at__lt=now),
+            "week": open_requests.filter(due_at__gte=now, due_at__lte=now + timedelta(days=7)),
+            "later": open_requests.filter(due_at__gt=now + timedelta(days=7)),
+            "closed": queryset.exclude(status__in=OPEN_REQUEST_STATUSES),
+        }.get(self.value(), queryset)
+
+
+@admin.register(PrivacyRequest)
+class PrivacyRequestAdmin(admin.ModelAdmin):
+    """The DPO's register of requests: open ones first, the earliest deadline (late) on top.
+
+    Filed here, a request counts as verified by the DPO. Every change goes through the
+    privacy services, with its history; exports are downloaded through an audited view.
+    """
+
+    inlines = [PrivacyRequestEventInline]
+    list_display = (
+        "type",
+        "contact",
+        "status",
+        "received_at",
+        "due_at",
+        "is_late",
+        "due_soon",
+        "is_held",
+    )
+    list_filter = (
+        DeadlineFilter,
+        "status",
+        "type",
+        "source_kind",
+        ("held_reason", admin.EmptyFieldListFilter),
+    )
+    search_fields = ("contact__email", "=id")
+    list_select_related = ("contact",)
+    autocomplete_fields = ("contact",)
+    actions = None
+    readonly_fields = (
+        "contact",
+        "type",
+        "status",
+        "details",
+        "source_kind",
+        "source_reference",
+        "received_at",
+        "due_at",
+        "extension_reason",
+        "held_reason",
+        "handled_by",
+        "completed_at",
+        "exports",
+    )
+
+    def get_ordering(self, request: HttpRequest) -> list:
+        # An ordering of the queryset alone would come after the model's (due_at) in the
+        # change list: the open-first rule has to be the admin's own ordering.
+        open_first = Case(
+            When(status__in=OPEN_REQUEST_STATUSES, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+        return [open_first.asc(), "due_at"]
+
+    def get_form(
+        self, request: HttpRequest, obj: PrivacyRequest | None = None, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        kwargs["form"] = PrivacyRequestHandleForm if obj else PrivacyRequestAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: PrivacyRequest | None = None) -> Any:
+        if obj is None:
+            return ["contact", "type", "details", "received_at"]
+        handling = ["next_status", "note", "extend_months", "new_extension_reason"]
+        return [*self.get_readonly_fields(request, obj), *(handling if _is_open(obj) else [])]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: PrivacyRequest | None = None) -> Any:
+        if obj is None:
+            return ()
+        return (
+            ("no_contact", *self.readonly_fields)
+            if obj.contact_id is None
+            else self.readonly_fields
+        )
+
+    @admin.display(description=_("contact"))
+    def no_contact(self, obj: PrivacyRequest) -> str:
+        return _(
+            "No contact had the email given: we hold nothing on this person, so there is "
+            "nothing to carry out. The API client was answered as for any request."
+        )
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: PrivacyRequest | None = None
+    ) -> bool:
+        return False  # the register of requests is evidence of compliance
+
+    @admin.display(description=_("late"), boolean=True)
+    def is_late(self, obj: PrivacyRequest) -> bool:
+        return _is_open(obj) and obj.due_at < timezone.now()
+
+    @admin.display(description=_("due within 7 days"), boolean=True)
+    def due_soon(self, obj: PrivacyRequest) -> bool:
+        now = timezone.now()
+        return _is_open(obj) and now <= obj.due_at <= now + timedelta(days=7)
+
+    @admin.display(description=_("held for the DPO"), boolean=True)
+    def is_held(self, obj: PrivacyRequest) -> bool:
+        return bool(obj.held_reason) and _is_open(obj)
+
+    @admin.display(description=_("exports"))
+    def exports(self, obj: PrivacyRequest) -> str:
+        if not obj.export_json or not obj.export_expires_at:
+            return "-"
+        links = [
+            format_html(
+                '<a href="{}">{}</a>',
+                reverse("admin:privacy_privacyrequest_export", args=[obj.pk, kind]),
+                label,
+            )
+            for kind, label in (("json", "JSON"), ("zip", _("CSV archive")))
+        ]
+        until = date_format(timezone.localtime(obj.export_expires_at), "DATETIME_FORMAT")
+        return format_html("{} · {} ({} {})", links[0], links[1], _("available until"), until)
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<uuid:request_id>/export/<str:kind>/",
+                self.admin_site.admin_view(self.export_view),
+                name="privacy_privacyrequest_export",
+            ),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request: HttpRequest, request_id: str, kind: str) -> HttpResponse:
+        """Download an access or portability export, while available; the download is logged."""
+        privacy_request = get_object_or_404(PrivacyRequest, pk=request_id)
+        if not self.has_view_permission(request, privacy_request):
+            raise PermissionDenied
+        export = {"json": privacy_request.export_json, "zip": privacy_request.export_archive}.get(
+            kind
+        )
+        expires = privacy_request.export_expires_at
+        if not export or expires is None or expires < timezone.now():
+            raise Http404(_("This export is no longer available."))
+        audit_record(
+            request=request,
+            action=AuditAction.EXPORT,
+            contact=privacy_request.contact,
+            details={"request": str(privacy_request.pk), "format": kind},
+        )
+        return FileResponse(
+            export.open("rb"), as_attachment=True, filename=export.name.split("/")[-1]
+        )
+
+    def save_model(
+        self, request: HttpRequest, obj: PrivacyRequest, form: forms.ModelForm, change: bool
+    ) -> None:
+        by = request.user.get_username()
+        if change:
+            self._handle(request, obj, form.cleaned_data, by)
+            return
+        filed = privacy_request_file(
+            contact=form.cleaned_data["contact"],
+            type=form.cleaned_data["type"],
+            details=form.cleaned_data["details"],
+            source_kind=SourceKind.ADMIN,
+            source_reference=by,
+            verified=True,
+            by=by,
+            received_at=form.cleaned_data["received_at"],
+        )
+        # A restriction filed here restricts at once (verified): it is audited as one.
+        audit_record(
+            request=request,
+            action=AuditAction.RESTRICTION
+            if filed.type == PrivacyRequestType.RESTRICTION
+            else AuditAction.REQUEST_CHANGE,
+            contact=filed.contact,
+            details={"request": str(filed.pk), "filed": filed.type},
+        )
+        adopt_saved_instance(obj, filed)
+
+    def _handle(
+        self, request: HttpRequest, obj: PrivacyRequest, data: dict[str, Any], by: str
+    ) -> None:
+        try:
+            self._apply(obj, data, by)
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return
+        audit_record(
+            request=request,
+            action=AuditAction.REQUEST_CHANGE,
+            contact=obj.contact,
+            details={"request": str(obj.pk), **{k: str(v) for k, v in data.items() if v}},
+        )
+        obj.refresh_from_db()
+
+    @staticmethod
+    def _apply(obj: PrivacyRequest, data: dict[str, Any], by: str) -> None:
+        if data.get("extend_months"):
+            privacy_request_extend(
+                request=obj,
+                months=data["extend_months"],
+                reason=data["new_extension_reason"],
+                by=by,
+            )
+        if data.get("next_status"):
+            privacy_request_transition(
+                request=obj, status=data["next_status"], by=by, note=data.get("note", "")
+            )

@@ -1,0 +1,61 @@
+"""Celery tasks for privacy requests, exports and retention: thin adapters over the services.
+
+Each keeps the name it was registered under before the privacy app existed (in consent and
+preferences): beat's schedule, in the settings and in the periodic-task rows of existing
+databases, and messages already queued name tasks by that name.
+"""
+
+from celery import shared_task
+
+from privacy.services import (
+    deadline_reminders_send,
+    privacy_exports_purge,
+    privacy_request_carry_out,
+    privacy_requests_carry_out_pending,
+    retention_apply,
+)
+
+
+@shared_task(
+    name="consent.tasks.carry_out_privacy_request",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def carry_out_privacy_request(request_id: str) -> bool:
+    """Carry out one verified data-subject request (queued when it is filed or verified)."""
+    return privacy_request_carry_out(request_id=request_id) is not None
+
+
+@shared_task(name="consent.tasks.carry_out_pending_privacy_requests")
+def carry_out_pending_privacy_requests() -> int:
+    """Carry out every verified request still to do (beat job; catches lost messages)."""
+    return privacy_requests_carry_out_pending()
+
+
+@shared_task(
+    name="consent.tasks.send_deadline_reminders",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def send_deadline_reminders() -> bool:
+    """Email the DPO group the late and soon-due privacy requests, once a day (beat job)."""
+    return deadline_reminders_send()
+
+
+@shared_task(name="consent.tasks.purge_privacy_exports")
+def purge_privacy_exports() -> int:
+    """Delete access exports past their availability (beat job)."""
+    return privacy_exports_purge()
+
+
+@shared_task(
+    name="preferences.tasks.apply_retention",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def apply_retention() -> list[int]:
+    """Retention: re-permission emails, then anonymisation of the silent (beat job)."""
+    return list(retention_apply())
