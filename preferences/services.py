@@ -50,7 +50,7 @@ from contacts.models import (
     TimelineKind,
 )
 from contacts.normalization import normalize_email
-from contacts.selectors import suppression_reason
+from contacts.selectors import contact_find, suppression_reason
 from contacts.services import (
     contact_profiling_objection_set,
     contact_touch,
@@ -140,7 +140,7 @@ def _queue_preference_link(contact_id: int) -> None:
 def preference_link_send(*, contact_id: int) -> bool:
     """Issue a preference link and email it to the person, at an address trusted with their
     data (the token exists only in this email)."""
-    contact = Contact.objects.exclude(status=ContactStatus.ERASED).filter(pk=contact_id).first()
+    contact = contact_find(pk=contact_id, with_erased=False)
     if contact is None:
         return False
     token = preference_token_issue(contact=contact)
@@ -380,7 +380,7 @@ def _checked_new_email(contact: Contact, raw_email: str) -> str:
 def action_link_send(*, contact_id: int, action: str, new_email: str = "") -> bool:
     """Send a confirmation link of `action_link_request` (or the second link of an email
     change), in the contact's language."""
-    contact = Contact.objects.exclude(status=ContactStatus.ERASED).filter(pk=contact_id).first()
+    contact = contact_find(pk=contact_id, with_erased=False)
     if contact is None or action not in LinkAction.ALL:
         return False
     recipients = _link_recipients(contact, action, new_email)
@@ -420,9 +420,7 @@ def action_link_read(token: str) -> tuple[Contact, str, str]:
     data = signing.loads(
         token, salt=LINK_SALT, max_age=settings.PREFERENCES_LINK_TTL.total_seconds()
     )
-    contact = (
-        Contact.objects.exclude(status=ContactStatus.ERASED).filter(public_id=data.get("c")).first()
-    )
+    contact = contact_find(public_id=data.get("c", ""), with_erased=False)
     if contact is None or data.get("a") not in LinkAction.ALL:
         raise signing.BadSignature("unknown contact or action")
     # A link belongs to the address on file when it was sent: after an email change, links sent
@@ -470,7 +468,7 @@ def _queue_email_changed_notice(contact_id: int, old_email: str) -> None:
 def email_changed_notice_send(*, contact_id: int, old_email: str) -> bool:
     """Tell the replaced address that the contact's address changed, with whom to contact if
     it was not the person; no link (nothing in it can act on the person's choices)."""
-    contact = Contact.objects.exclude(status=ContactStatus.ERASED).filter(pk=contact_id).first()
+    contact = contact_find(pk=contact_id, with_erased=False)
     if contact is None or contact.email == old_email:
         return False
     with translation.override(contact.reading_language()):

@@ -30,6 +30,7 @@ from consent.services import privacy_request_file_by_client
 from contacts.api.serializers import ContactSerializer, contact_service_kwargs
 from contacts.api.views import IDEMPOTENCY_PARAMETER
 from contacts.models import Contact
+from contacts.selectors import contact_find
 from core.api import idempotent
 from core.errors import StructuredValidationError
 from core.models import Scope
@@ -177,7 +178,7 @@ class PrivacyRequestViewSet(viewsets.GenericViewSet):
     def _contact(data: dict[str, Any]) -> Contact | None:
         if not data.get("contact"):
             return None  # by email: the service looks it up
-        contact = Contact.objects.filter(public_id=data["contact"]).first()
+        contact = contact_find(public_id=data["contact"])
         if contact is None:
             raise serializers.ValidationError({"contact": [_("Unknown contact.")]})
         return contact

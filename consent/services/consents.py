@@ -41,7 +41,7 @@ from contacts.models import (
     TimelineKind,
 )
 from contacts.normalization import normalize_email, suppression_digest
-from contacts.selectors import suppression_reason
+from contacts.selectors import contact_find, suppression_reason
 from contacts.services import contact_touch, suppression_lift, timeline_add
 from core.emails import email_build
 from core.services import job_run_claim
@@ -636,7 +636,7 @@ def confirmation_token_read(token: str) -> tuple[Contact, list[str]]:
     """The contact and pending grants of a confirmation token; raises BadSignature if invalid."""
     max_age = settings.DOUBLE_OPT_IN_TTL.total_seconds()
     data = signing.loads(token, salt=CONFIRMATION_SALT, max_age=max_age)
-    contact = Contact.objects.filter(public_id=data["c"]).first()
+    contact = contact_find(public_id=data["c"])
     if contact is None:
         raise signing.BadSignature("unknown contact")
     return contact, list(data["r"])

@@ -34,7 +34,7 @@ from consent.models import (
 from consent.selectors import purposes_with_versions
 from consent.services.consents import Evidence, consents_withdraw_all
 from contacts.models import Contact, ContactStatus, TimelineKind
-from contacts.selectors import contacts_by_email
+from contacts.selectors import contact_find
 from contacts.services import contact_anonymise, contact_restriction_set, timeline_add
 from core.emails import email_build
 from core.management.commands.setup_roles import DPO
@@ -150,7 +150,7 @@ def privacy_request_file_by_client(
     `API_ERASURE_DAILY_LIMIT` erasures from the client today, the next ones wait for the DPO.
     """
     if contact is None:
-        contact = contacts_by_email(email).first()
+        contact = contact_find(email=email)
         if contact is None and client.has_scope(Scope.CONTACTS_READ):
             raise ValidationError({"email": [_("No contact has this email.")]})
     source = f"api:{client.name}"
