@@ -4,7 +4,6 @@ Every consent change goes through `consent.services.consent_record` with the sou
 "preference center" and the visit's evidence; contact changes go through the contacts services.
 """
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,6 +59,7 @@ from contacts.services import (
     timeline_add,
 )
 from core.emails import email_build
+from core.tokens import token_hash
 from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
 from preferences.selectors import purpose_is_on, resubscribe_candidates, seen_stamp
@@ -103,14 +103,10 @@ class Visit:
         )
 
 
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def preference_token_issue(*, contact: Contact) -> str:
     """A new random preference token (256 bits) for the contact; only its hash is stored."""
     token = secrets.token_urlsafe(32)
-    PreferenceToken.objects.create(contact=contact, digest=token_digest(token))
+    PreferenceToken.objects.create(contact=contact, digest=token_hash(token))
     return token
 
 
