@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
@@ -59,6 +58,7 @@ from contacts.services import (
     timeline_add,
 )
 from core.emails import email_build
+from core.links import signed_token, signed_token_read, site_url
 from core.tokens import token_hash
 from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
@@ -154,11 +154,11 @@ def preference_link_send(*, contact_id: int) -> bool:
 
 
 def preference_url(token: str) -> str:
-    return settings.SITE_URL + reverse("preferences:center", args=[token])
+    return site_url("preferences:center", token)
 
 
 def unsubscribe_url(token: str) -> str:
-    return settings.SITE_URL + reverse("preferences:unsubscribe", args=[token])
+    return site_url("preferences:unsubscribe", token)
 
 
 def preferences_consents_save(
@@ -380,17 +380,16 @@ def action_link_send(*, contact_id: int, action: str, new_email: str = "") -> bo
     if contact is None or action not in LinkAction.ALL:
         return False
     recipients = _link_recipients(contact, action, new_email)
-    token = signing.dumps(
-        {
+    token = signed_token(
+        salt=LINK_SALT,
+        data={
             "c": str(contact.public_id),
             "a": action,
             "e": new_email,
             "m": _address_mark(contact.email),
         },
-        salt=LINK_SALT,
-        compress=True,
     )
-    link = settings.SITE_URL + reverse("preferences:action", args=[token])
+    link = site_url("preferences:action", token)
     with translation.override(contact.reading_language()):
         context = {
             "contact": contact,
@@ -413,9 +412,7 @@ def action_link_send(*, contact_id: int, action: str, new_email: str = "") -> bo
 
 def action_link_read(token: str) -> tuple[Contact, str, str]:
     """The contact, action and new email of a confirmation link; raises BadSignature."""
-    data = signing.loads(
-        token, salt=LINK_SALT, max_age=settings.PREFERENCES_LINK_TTL.total_seconds()
-    )
+    data = signed_token_read(salt=LINK_SALT, token=token, max_age=settings.PREFERENCES_LINK_TTL)
     contact = contact_find(public_id=data.get("c", ""), with_erased=False)
     if contact is None or data.get("a") not in LinkAction.ALL:
         raise signing.BadSignature("unknown contact or action")

@@ -17,7 +17,6 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -37,6 +36,7 @@ from contacts.models import Contact, ContactStatus, TimelineKind
 from contacts.selectors import contact_find
 from contacts.services import contact_anonymise, contact_restriction_set, timeline_add
 from core.emails import email_build
+from core.links import site_url
 from core.management.commands.setup_roles import DPO
 from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
 from core.services import job_run_claim
@@ -586,8 +586,7 @@ def _send_deadlines(requests: list[PrivacyRequest], recipients: list[str], now: 
         {
             "request": request,
             "late": request.due_at < now,
-            "link": settings.SITE_URL
-            + reverse("admin:consent_privacyrequest_change", args=[request.pk]),
+            "link": site_url("admin:consent_privacyrequest_change", request.pk),
         }
         for request in requests
     ]
