@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
@@ -57,7 +57,7 @@ from contacts.services import (
     suppression_add,
     timeline_add,
 )
-from core.emails import email_build
+from core.emails import email_send
 from core.links import signed_token, signed_token_read, site_url
 from core.tokens import token_hash
 from crmsync.services import outbox_emit
@@ -140,16 +140,17 @@ def preference_link_send(*, contact_id: int) -> bool:
     if contact is None:
         return False
     token = preference_token_issue(contact=contact)
-    with translation.override(contact.reading_language()):
-        context = {
-            "contact": contact,
-            "link": preference_url(token),
-            "unsubscribe": unsubscribe_url(token),
-        }
-        message = email_build(
-            template="preferences/email/link", context=context, to=contact.trusted_emails()
-        )
-    message.send()
+    context = {
+        "contact": contact,
+        "link": preference_url(token),
+        "unsubscribe": unsubscribe_url(token),
+    }
+    email_send(
+        template="preferences/email/link",
+        context=context,
+        to=contact.trusted_emails(),
+        reader=contact,
+    )
     return True
 
 
@@ -389,18 +390,15 @@ def action_link_send(*, contact_id: int, action: str, new_email: str = "") -> bo
             "m": _address_mark(contact.email),
         },
     )
-    link = site_url("preferences:action", token)
-    with translation.override(contact.reading_language()):
-        context = {
-            "contact": contact,
-            "action": action,
-            "link": link,
-            "new_email": new_email,
-            "to_previous": recipients != [contact.email] and action != LinkAction.NEW_EMAIL,
-            "ttl_hours": int(settings.PREFERENCES_LINK_TTL.total_seconds() // 3600),
-        }
-        message = email_build(template="preferences/email/action", context=context, to=recipients)
-    message.send()
+    context = {
+        "contact": contact,
+        "action": action,
+        "link": site_url("preferences:action", token),
+        "new_email": new_email,
+        "to_previous": recipients != [contact.email] and action != LinkAction.NEW_EMAIL,
+        "ttl_hours": int(settings.PREFERENCES_LINK_TTL.total_seconds() // 3600),
+    }
+    email_send(template="preferences/email/action", context=context, to=recipients, reader=contact)
     timeline_add(
         contact=contact,
         kind=TimelineKind.CONFIRMATION_SENT,
@@ -464,19 +462,20 @@ def email_changed_notice_send(*, contact_id: int, old_email: str) -> bool:
     contact = contact_find(pk=contact_id, with_erased=False)
     if contact is None or contact.email == old_email:
         return False
-    with translation.override(contact.reading_language()):
-        context = {
-            "contact": contact,
-            "old_email": old_email,
-            "new_email": _masked(contact.email),
-            "changed_at": timezone.localtime(contact.email_changed_at or timezone.now()),
-            "controller": settings.CONTROLLER_NAME,
-            "controller_contact": settings.CONTROLLER_CONTACT,
-        }
-        message = email_build(
-            template="preferences/email/email_changed", context=context, to=[old_email]
-        )
-    message.send()
+    context = {
+        "contact": contact,
+        "old_email": old_email,
+        "new_email": _masked(contact.email),
+        "changed_at": timezone.localtime(contact.email_changed_at or timezone.now()),
+        "controller": settings.CONTROLLER_NAME,
+        "controller_contact": settings.CONTROLLER_CONTACT,
+    }
+    email_send(
+        template="preferences/email/email_changed",
+        context=context,
+        to=[old_email],
+        reader=contact,
+    )
     return True
 
 
@@ -615,23 +614,19 @@ def _retainable() -> Any:
 
 
 def _email_repermission(contact: Contact, token: str, deadline: datetime) -> None:
-    with translation.override(contact.reading_language()):
-        context = {
+    unsubscribe = unsubscribe_url(token)
+    email_send(
+        template="preferences/email/repermission",
+        context={
             "contact": contact,
             "link": preference_url(token),
-            "unsubscribe": unsubscribe_url(token),
+            "unsubscribe": unsubscribe,
             "deadline": deadline,
-        }
-        message = email_build(
-            template="preferences/email/repermission",
-            context=context,
-            to=[contact.email],
-            headers={
-                "List-Unsubscribe": f"<{context['unsubscribe']}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
-        )
-    message.send()
+        },
+        to=[contact.email],
+        reader=contact,
+        unsubscribe_url=unsubscribe,
+    )
 
 
 def _anonymise_silent(now: datetime, batch_size: int) -> int:

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.validators import validate_ipv46_address
 from django.db import connection, transaction
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -42,7 +42,7 @@ from contacts.models import (
 from contacts.normalization import normalize_email, suppression_digest
 from contacts.selectors import contact_find, suppression_reason
 from contacts.services import contact_touch, suppression_lift, timeline_add
-from core.emails import email_build
+from core.emails import email_send
 from core.links import signed_token, signed_token_read, site_url
 from core.services import job_run_claim
 from crmsync.services import outbox_emit
@@ -692,16 +692,15 @@ def _send_confirmation(contact: Contact) -> bool:
         return False
     record_uuids = [str(state.record.uuid) for state in states]
     token = confirmation_token(contact=contact, record_uuids=record_uuids)
-    link = site_url("consent:confirm", token)
-    with translation.override(contact.reading_language()):
-        context = {
-            "contact": contact,
-            "states": states,
-            "link": link,
-            "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
-        }
-        message = email_build(template="consent/email/confirm", context=context, to=[contact.email])
-    message.send()
+    context = {
+        "contact": contact,
+        "states": states,
+        "link": site_url("consent:confirm", token),
+        "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
+    }
+    email_send(
+        template="consent/email/confirm", context=context, to=[contact.email], reader=contact
+    )
     timeline_add(
         contact=contact,
         kind=TimelineKind.CONFIRMATION_SENT,

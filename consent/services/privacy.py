@@ -17,7 +17,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from consent.exports import personal_data_csv_zip, personal_data_json
@@ -35,7 +35,7 @@ from consent.services.consents import Evidence, consents_withdraw_all
 from contacts.models import Contact, ContactStatus, TimelineKind
 from contacts.selectors import contact_find
 from contacts.services import contact_anonymise, contact_restriction_set, timeline_add
-from core.emails import email_build
+from core.emails import email_send
 from core.links import site_url
 from core.management.commands.setup_roles import DPO
 from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
@@ -590,12 +590,10 @@ def _send_deadlines(requests: list[PrivacyRequest], recipients: list[str], now: 
         }
         for request in requests
     ]
-    with translation.override(settings.LANGUAGE_CODE):
-        context = {
-            "rows": rows,
-            "late": sum(row["late"] for row in rows),
-            "due": sum(not row["late"] for row in rows),
-        }
-        email_build(
-            template="consent/email/deadlines", context=context, to=sorted(set(recipients))
-        ).send()
+    context = {
+        "rows": rows,
+        "late": sum(row["late"] for row in rows),
+        "due": sum(not row["late"] for row in rows),
+    }
+    # in the site's language: the DPO's team has no language of its own here
+    email_send(template="consent/email/deadlines", context=context, to=sorted(set(recipients)))

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from consent.models import (
     Channel,
@@ -37,7 +37,7 @@ from consent.services.consents import (
 from contacts.models import Contact, Language
 from contacts.selectors import contacts_by_email
 from contacts.services import contact_upsert, suppression_lift
-from core.emails import email_build
+from core.emails import email_send
 from core.links import signed_token, signed_token_read, site_url
 from core.models import JobRun
 from core.services import job_run_claim
@@ -220,14 +220,17 @@ def signup_confirmation_send(*, token: str) -> bool:
 
 
 def _send(request: SignupRequest, items: list[SignupItem], link: str) -> None:
-    with translation.override(request.language or settings.LANGUAGE_CODE):
-        context = {
-            "items": items,
-            "link": link,
-            "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
-        }
-        message = email_build(template="consent/email/signup", context=context, to=[request.email])
-    message.send()
+    context = {
+        "items": items,
+        "link": link,
+        "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
+    }
+    email_send(
+        template="consent/email/signup",
+        context=context,
+        to=[request.email],
+        language=request.language,
+    )
 
 
 def signup_confirm(
