@@ -29,7 +29,9 @@ from consent.services.privacy import (
     privacy_request_extension_check,
     privacy_request_file,
     privacy_request_file_by_client,
+    privacy_request_file_check,
     privacy_request_transition,
+    privacy_request_transition_check,
     privacy_requests_carry_out_pending,
 )
 
@@ -59,7 +61,9 @@ __all__ = [
     "privacy_request_extension_check",
     "privacy_request_file",
     "privacy_request_file_by_client",
+    "privacy_request_file_check",
     "privacy_request_transition",
+    "privacy_request_transition_check",
     "privacy_requests_carry_out_pending",
     "purpose_wording_update",
 ]

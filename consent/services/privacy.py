@@ -103,13 +103,8 @@ def privacy_request_file(
     `contact` is None for a person we hold nothing on (see `privacy_request_file_by_client`).
     `held_reason`: why it waits for the DPO instead (it is then filed unverified).
     """
-    if type not in PrivacyRequestType.values:
-        raise ValidationError({"type": [_("Not a valid choice.")]})
-    if contact is not None and contact.status == ContactStatus.ERASED:
-        raise ValidationError({"contact": [_("This contact was erased.")]})
     now = timezone.now()
-    if received_at is not None and received_at > now:
-        raise ValidationError({"received_at": [_("A request cannot be received in the future.")]})
+    privacy_request_file_check(contact=contact, type=type, received_at=received_at, now=now)
     received_at = received_at or now
     verified = verified and not held_reason
     status = PrivacyRequestStatus.VERIFIED if verified else PrivacyRequestStatus.RECEIVED
@@ -137,6 +132,25 @@ def privacy_request_file(
         if verified:
             _queue_carry_out(request)
     return request
+
+
+def privacy_request_file_check(
+    *,
+    contact: Contact | None,
+    type: str,
+    received_at: datetime | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Refuse, as `privacy_request_file` would, a request that cannot be filed (every error)."""
+    errors: dict[str, list[str]] = {}
+    if type not in PrivacyRequestType.values:
+        errors["type"] = [_("Not a valid choice.")]
+    if contact is not None and contact.status == ContactStatus.ERASED:
+        errors["contact"] = [_("This contact was erased.")]
+    if received_at is not None and received_at > (now or timezone.now()):
+        errors["received_at"] = [_("A request cannot be received in the future.")]
+    if errors:
+        raise ValidationError(errors)
 
 
 def privacy_request_file_by_client(
@@ -210,12 +224,7 @@ def privacy_request_transition(
     """Move a request to its next status (the DPO verifies, rejects or completes by hand)."""
     with transaction.atomic():
         request = PrivacyRequest.objects.select_for_update().get(pk=request.pk)
-        if status not in TRANSITIONS.get(request.status, set()):
-            raise ValidationError(
-                {"status": [_("A request cannot go from this status to the one chosen.")]}
-            )
-        if status == PrivacyRequestStatus.REJECTED and not note.strip():
-            raise ValidationError({"note": [_("Say why the request is rejected.")]})
+        privacy_request_transition_check(request=request, status=status, note=note)
         if status == PrivacyRequestStatus.COMPLETED and request.type in AUTOMATIC_TYPES:
             _complete(request, by=by, note=note)  # the work itself, never only its status
             return request
@@ -223,6 +232,16 @@ def privacy_request_transition(
         if status == PrivacyRequestStatus.VERIFIED:
             _queue_carry_out(request)
     return request
+
+
+def privacy_request_transition_check(*, request: PrivacyRequest, status: str, note: str) -> None:
+    """Refuse, as `privacy_request_transition` would, a status the request cannot move to."""
+    if status not in TRANSITIONS.get(request.status, set()):
+        raise ValidationError(
+            {"status": [_("A request cannot go from this status to the one chosen.")]}
+        )
+    if status == PrivacyRequestStatus.REJECTED and not note.strip():
+        raise ValidationError({"note": [_("Say why the request is rejected.")]})
 
 
 def _set_status(request: PrivacyRequest, status: str, *, by: str, note: str = "") -> None:
