@@ -23,7 +23,7 @@ def signed_token(*, salt: str, data: Any) -> str:
     return signing.dumps(data, salt=salt, compress=True)
 
 
-def signed_token_read(*, salt: str, token: str, max_age: timedelta | float) -> Any:
+def signed_token_read(*, salt: str, token: str, max_age: timedelta) -> Any:
     """The data of a token signed for `salt`; raises `signing.BadSignature` when it is forged
     or altered, and `signing.SignatureExpired` (a subclass) when older than `max_age`."""
     return signing.loads(token, salt=salt, max_age=max_age)
