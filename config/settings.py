@@ -226,6 +226,9 @@ if not DEBUG and EMAIL_CONFIG["EMAIL_BACKEND"].rsplit(".", 2)[-2] in {"console",
     )
 globals().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Consent Desk <no-reply@localhost>")
+# Marketing emails name it in `List-Unsubscribe` next to the one-click link, for mail clients
+# that unsubscribe by email (an address whose mail the ESP or a person turns into unsubscribes).
+LIST_UNSUBSCRIBE_MAILTO = env.str("LIST_UNSUBSCRIBE_MAILTO", default="")
 
 # Security: safe unless the environment says otherwise.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -25,7 +25,7 @@ from consent.services import LIST_SOURCES, Evidence, consent_record
 from consent.services.signups import SignupGrant, signup_confirmation_queue, signup_grant_prepare
 from contacts.models import Contact, TimelineKind
 from contacts.normalization import normalize_email
-from contacts.selectors import contacts_by_email, suppression_reason
+from contacts.selectors import contact_find, contacts_by_email, suppression_reason
 from contacts.services import contact_fields_check, contact_upsert, timeline_add
 from core.errors import StructuredValidationError, error_detail
 
@@ -76,11 +76,11 @@ def _contact_for(item: ConsentInput, *, may_create_contacts: bool) -> Contact | 
     """The contact an item is about, created for a grant to an unknown email; None when the
     email is suppressed and has no contact (nobody is created until the person confirms)."""
     if item.contact is not None:
-        contact = Contact.objects.filter(public_id=item.contact).first()
+        contact = contact_find(public_id=item.contact)
         if contact is None:
             raise ValidationError({"contact": [_("Unknown contact.")]})
         return contact
-    contact = contacts_by_email(item.email or "").first()
+    contact = contact_find(email=item.email or "")
     if contact is not None:
         return contact
     if item.action != ConsentAction.GRANT:

@@ -18,11 +18,10 @@ from contacts.normalization import normalize_email
 from contacts.selectors import suppression_digests
 from contacts.services import (
     EDITABLE_FIELDS,
-    _clean_fields,
     contact_restriction_set,
+    contact_save_check,
     contact_update,
     contact_upsert,
-    ensure_not_suppressed,
 )
 from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin, adopt_saved_instance
 from core.models import AuditAction
@@ -68,17 +67,14 @@ class ContactAdminForm(forms.ModelForm):
             raise ValidationError(_("This contact was erased: nothing about it can be changed."))
         fields = {name: cleaned[name] for name in EDITABLE_FIELDS if name in cleaned}
         try:
-            # The service's validation (the same function contact_update runs), without writing.
-            _clean_fields(fields, contact=None if self.instance._state.adding else self.instance)
+            # The services' own validation, without writing.
+            contact_save_check(
+                contact=None if self.instance._state.adding else self.instance,
+                email=cleaned.get("email") or "",
+                fields=fields,
+            )
         except ValidationError as error:
             self.add_error(None, error)
-        email = cleaned.get("email")
-        adding = self.instance._state.adding
-        if email and (adding or email != self.instance.email):
-            try:
-                ensure_not_suppressed(email=email, phone=cleaned.get("phone", "") if adding else "")
-            except ValidationError as error:
-                self.add_error(None, error)
         return cleaned
 
 

@@ -1,9 +1,11 @@
-"""Reads on contacts."""
+"""Reads on contacts: finding a contact (by id, public id or email) and the suppression list."""
+
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from contacts.models import Contact, Suppression
+from contacts.models import Contact, ContactStatus, Suppression
 from contacts.normalization import (
     email_keys,
     normalize_email,
@@ -40,3 +42,31 @@ def contacts_by_email(raw_email: str) -> QuerySet[Contact]:
     except ValidationError:
         return Contact.objects.none()
     return Contact.objects.filter(email=email)
+
+
+def contact_find(
+    *,
+    pk: int | None = None,
+    public_id: UUID | str | None = None,
+    email: str | None = None,
+    with_erased: bool = True,
+) -> Contact | None:
+    """The contact with this database id, public id or (normalised) email: exactly one of the
+    three. None when there is none, or when the public id or email is malformed.
+
+    `with_erased=False`: an erased contact counts as none (nothing may be sent to it).
+    """
+    if [pk, public_id, email].count(None) != 2:
+        raise TypeError("contact_find() takes exactly one of pk, public_id and email")
+    if email is not None:
+        contacts = contacts_by_email(email)
+    elif pk is not None:
+        contacts = Contact.objects.filter(pk=pk)
+    else:
+        try:
+            contacts = Contact.objects.filter(public_id=UUID(str(public_id)))
+        except ValueError:
+            return None
+    if not with_erased:
+        contacts = contacts.exclude(status=ContactStatus.ERASED)
+    return contacts.first()

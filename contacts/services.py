@@ -145,6 +145,24 @@ def contact_fields_check(
         _resolve_interests(interests)
 
 
+def contact_save_check(*, contact: Contact | None, email: str, fields: Mapping[str, Any]) -> None:
+    """Refuse, as `contact_upsert` (no contact yet) or `contact_update` would, every problem
+    of a contact about to be saved: bad fields, a new email or phone on the suppression list.
+    """
+    errors: dict[str, list[str]] = {}
+    try:
+        _clean_fields(fields, contact=contact)
+    except ValidationError as error:
+        errors.update(error.message_dict)
+    if email and (contact is None or email != contact.email):
+        # a known contact's changed phone was checked with the fields
+        phone = (fields.get("phone") or "") if contact is None else ""
+        for name, messages in _suppression_errors(email=email, phone=phone).items():
+            errors.setdefault(name, []).extend(messages)
+    if errors:
+        raise ValidationError(errors)
+
+
 def contact_upsert(
     *,
     email: str,

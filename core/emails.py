@@ -1,11 +1,16 @@
 """The emails a person reads: subject and plain text without HTML escaping, HTML when the
-message has a template for it."""
+message has a template for it, in the reader's language; `List-*` headers on marketing.
 
-from typing import Any
+`email_send` is the one way a message leaves: every service that emails someone calls it.
+"""
 
+from typing import Any, Protocol
+
+from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template import Context, Engine, TemplateDoesNotExist
 from django.template.loader import get_template
+from django.utils import translation
 
 
 def render_text(template_name: str, context: dict[str, Any]) -> str:
@@ -23,9 +28,9 @@ def email_build(
     headers: dict[str, str] | None = None,
 ) -> EmailMultiAlternatives:
     """The message of `<template>_subject.txt` and `<template>_body.txt`, with
-    `<template>_body.html` as its HTML part when that template exists.
+    `<template>_body.html` as its HTML part when that template exists, in the active language.
 
-    Render it inside the recipient's language (`translation.override`), then send it.
+    To send one, call `email_send`, which renders it in the reader's language.
     """
     message = EmailMultiAlternatives(
         subject=render_text(f"{template}_subject.txt", context).strip(),
@@ -39,3 +44,51 @@ def email_build(
         return message
     message.attach_alternative(html.render(context), "text/html")
     return message
+
+
+class Reader(Protocol):
+    """Someone an email is written to: a contact knows the language to address them in."""
+
+    def reading_language(self) -> str: ...
+
+
+def email_send(
+    *,
+    template: str,
+    context: dict[str, Any],
+    to: list[str],
+    reader: Reader | None = None,
+    language: str = "",
+    unsubscribe_url: str = "",
+) -> EmailMultiAlternatives:
+    """Render `template` (`email_build`) in the reader's language and send it to `to`.
+
+    The language is the reader's (`reading_language()`), else `language`, else the site's
+    (`LANGUAGE_CODE`). `unsubscribe_url` marks a marketing message: it gets the one-click
+    unsubscribe headers (RFC 2369 `List-Unsubscribe`, with `LIST_UNSUBSCRIBE_MAILTO` when
+    configured, and RFC 8058 `List-Unsubscribe-Post`). Answers the message sent.
+    """
+    if reader is not None:
+        language = reader.reading_language()
+    with translation.override(language or settings.LANGUAGE_CODE):
+        message = email_build(
+            template=template,
+            context=context,
+            to=to,
+            headers=list_unsubscribe_headers(unsubscribe_url) if unsubscribe_url else None,
+        )
+        message.send()
+    return message
+
+
+def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
+    """The headers by which a mailbox offers its own unsubscribe button (RFC 2369, RFC 8058):
+    a POST to the https link unsubscribes in one click; the mailto address, when configured,
+    is for mail clients that only send an email."""
+    targets = [f"<{unsubscribe_url}>"]
+    if settings.LIST_UNSUBSCRIBE_MAILTO:
+        targets.append(f"<mailto:{settings.LIST_UNSUBSCRIBE_MAILTO}>")
+    return {
+        "List-Unsubscribe": ", ".join(targets),
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }

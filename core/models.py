@@ -1,6 +1,5 @@
 """API clients, the idempotency store, job-run markers and the staff audit log."""
 
-import hashlib
 import secrets
 import uuid
 
@@ -8,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from core.tokens import token_hash
 
 
 class Scope(models.TextChoices):
@@ -22,7 +23,8 @@ class Scope(models.TextChoices):
 
 
 def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    """What is stored of an API key, and looked up when a client presents it."""
+    return token_hash(key)
 
 
 class ApiClient(models.Model):

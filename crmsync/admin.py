@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 
-from contacts.models import Contact
+from contacts.selectors import contact_find
 from core.admin import ReadOnlyAdminMixin
 from core.models import AuditAction
 from core.services import audit_record
@@ -54,7 +54,7 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             audit_record(
                 request=request,
                 action=AuditAction.VIEW_OUTBOX_EVENT,
-                contact=Contact.objects.filter(public_id=event.contact_public_id).first(),
+                contact=contact_find(public_id=event.contact_public_id),
                 details={"outbox_event": str(event.pk), "topic": event.topic},
             )
         return response

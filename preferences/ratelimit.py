@@ -4,7 +4,6 @@ The IP is `core.http.client_ip` (django-ratelimit's `RATELIMIT_IP_META_KEY`): be
 proxy, the client named in `X-Forwarded-For`; otherwise the peer, whatever header it sends.
 """
 
-import hashlib
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -14,12 +13,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django_ratelimit.core import is_ratelimited
 
+from core.tokens import token_hash
+
 GROUP = "preferences"
 
 
 def _token_key(group: str, request: HttpRequest) -> str:
     token = request.resolver_match.kwargs.get("token", "") if request.resolver_match else ""
-    return hashlib.sha256(token.encode()).hexdigest()
+    return token_hash(token)
 
 
 def _over(request: HttpRequest, key: Any, rate: str) -> bool:

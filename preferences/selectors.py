@@ -1,6 +1,5 @@
 """Reads for the preference center, in a fixed number of queries whatever the purposes."""
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from contacts.models import (
     TimelineKind,
 )
 from contacts.selectors import suppression_reason
+from core.tokens import token_hash
 from preferences.models import PreferenceToken
 
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -29,9 +29,8 @@ def contact_for_token(token: str) -> Contact | None:
     before the contact's email changed, or erased."""
     if not TOKEN_PATTERN.fullmatch(token or ""):
         return None
-    digest = hashlib.sha256(token.encode()).hexdigest()
     found = (
-        PreferenceToken.objects.filter(digest=digest, revoked_at__isnull=True)
+        PreferenceToken.objects.filter(digest=token_hash(token), revoked_at__isnull=True)
         # a link issued before the address changed (from any surface: the center, the admin,
         # the API, a CRM) was sent to the old mailbox: it opens nothing any more
         .filter(

@@ -4,7 +4,6 @@ Every consent change goes through `consent.services.consent_record` with the sou
 "preference center" and the visit's evidence; contact changes go through the contacts services.
 """
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -12,8 +11,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
@@ -34,12 +32,11 @@ from consent.services import (
 )
 from contacts.models import (
     Contact,
-    ContactStatus,
     SuppressionReason,
     TimelineKind,
 )
 from contacts.normalization import normalize_email
-from contacts.selectors import suppression_reason
+from contacts.selectors import contact_find, suppression_reason
 from contacts.services import (
     contact_profiling_objection_set,
     contact_update,
@@ -47,7 +44,9 @@ from contacts.services import (
     suppression_add,
     timeline_add,
 )
-from core.emails import email_build
+from core.emails import email_send
+from core.links import signed_token, signed_token_read, site_url
+from core.tokens import token_hash
 from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
 from preferences.selectors import purpose_is_on, resubscribe_candidates, seen_stamp
@@ -91,14 +90,10 @@ class Visit:
         )
 
 
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def preference_token_issue(*, contact: Contact) -> str:
     """A new random preference token (256 bits) for the contact; only its hash is stored."""
     token = secrets.token_urlsafe(32)
-    PreferenceToken.objects.create(contact=contact, digest=token_digest(token))
+    PreferenceToken.objects.create(contact=contact, digest=token_hash(token))
     return token
 
 
@@ -128,29 +123,30 @@ def _queue_preference_link(contact_id: int) -> None:
 def preference_link_send(*, contact_id: int) -> bool:
     """Issue a preference link and email it to the person, at an address trusted with their
     data (the token exists only in this email)."""
-    contact = Contact.objects.exclude(status=ContactStatus.ERASED).filter(pk=contact_id).first()
+    contact = contact_find(pk=contact_id, with_erased=False)
     if contact is None:
         return False
     token = preference_token_issue(contact=contact)
-    with translation.override(contact.reading_language()):
-        context = {
-            "contact": contact,
-            "link": preference_url(token),
-            "unsubscribe": unsubscribe_url(token),
-        }
-        message = email_build(
-            template="preferences/email/link", context=context, to=contact.trusted_emails()
-        )
-    message.send()
+    context = {
+        "contact": contact,
+        "link": preference_url(token),
+        "unsubscribe": unsubscribe_url(token),
+    }
+    email_send(
+        template="preferences/email/link",
+        context=context,
+        to=contact.trusted_emails(),
+        reader=contact,
+    )
     return True
 
 
 def preference_url(token: str) -> str:
-    return settings.SITE_URL + reverse("preferences:center", args=[token])
+    return site_url("preferences:center", token)
 
 
 def unsubscribe_url(token: str) -> str:
-    return settings.SITE_URL + reverse("preferences:unsubscribe", args=[token])
+    return site_url("preferences:unsubscribe", token)
 
 
 def preferences_consents_save(
@@ -368,32 +364,28 @@ def _checked_new_email(contact: Contact, raw_email: str) -> str:
 def action_link_send(*, contact_id: int, action: str, new_email: str = "") -> bool:
     """Send a confirmation link of `action_link_request` (or the second link of an email
     change), in the contact's language."""
-    contact = Contact.objects.exclude(status=ContactStatus.ERASED).filter(pk=contact_id).first()
+    contact = contact_find(pk=contact_id, with_erased=False)
     if contact is None or action not in LinkAction.ALL:
         return False
     recipients = _link_recipients(contact, action, new_email)
-    token = signing.dumps(
-        {
+    token = signed_token(
+        salt=LINK_SALT,
+        data={
             "c": str(contact.public_id),
             "a": action,
             "e": new_email,
             "m": _address_mark(contact.email),
         },
-        salt=LINK_SALT,
-        compress=True,
     )
-    link = settings.SITE_URL + reverse("preferences:action", args=[token])
-    with translation.override(contact.reading_language()):
-        context = {
-            "contact": contact,
-            "action": action,
-            "link": link,
-            "new_email": new_email,
-            "to_previous": recipients != [contact.email] and action != LinkAction.NEW_EMAIL,
-            "ttl_hours": int(settings.PREFERENCES_LINK_TTL.total_seconds() // 3600),
-        }
-        message = email_build(template="preferences/email/action", context=context, to=recipients)
-    message.send()
+    context = {
+        "contact": contact,
+        "action": action,
+        "link": site_url("preferences:action", token),
+        "new_email": new_email,
+        "to_previous": recipients != [contact.email] and action != LinkAction.NEW_EMAIL,
+        "ttl_hours": int(settings.PREFERENCES_LINK_TTL.total_seconds() // 3600),
+    }
+    email_send(template="preferences/email/action", context=context, to=recipients, reader=contact)
     timeline_add(
         contact=contact,
         kind=TimelineKind.CONFIRMATION_SENT,
@@ -405,12 +397,8 @@ def action_link_send(*, contact_id: int, action: str, new_email: str = "") -> bo
 
 def action_link_read(token: str) -> tuple[Contact, str, str]:
     """The contact, action and new email of a confirmation link; raises BadSignature."""
-    data = signing.loads(
-        token, salt=LINK_SALT, max_age=settings.PREFERENCES_LINK_TTL.total_seconds()
-    )
-    contact = (
-        Contact.objects.exclude(status=ContactStatus.ERASED).filter(public_id=data.get("c")).first()
-    )
+    data = signed_token_read(salt=LINK_SALT, token=token, max_age=settings.PREFERENCES_LINK_TTL)
+    contact = contact_find(public_id=data.get("c", ""), with_erased=False)
     if contact is None or data.get("a") not in LinkAction.ALL:
         raise signing.BadSignature("unknown contact or action")
     # A link belongs to the address on file when it was sent: after an email change, links sent
@@ -458,22 +446,23 @@ def _queue_email_changed_notice(contact_id: int, old_email: str) -> None:
 def email_changed_notice_send(*, contact_id: int, old_email: str) -> bool:
     """Tell the replaced address that the contact's address changed, with whom to contact if
     it was not the person; no link (nothing in it can act on the person's choices)."""
-    contact = Contact.objects.exclude(status=ContactStatus.ERASED).filter(pk=contact_id).first()
+    contact = contact_find(pk=contact_id, with_erased=False)
     if contact is None or contact.email == old_email:
         return False
-    with translation.override(contact.reading_language()):
-        context = {
-            "contact": contact,
-            "old_email": old_email,
-            "new_email": _masked(contact.email),
-            "changed_at": timezone.localtime(contact.email_changed_at or timezone.now()),
-            "controller": settings.CONTROLLER_NAME,
-            "controller_contact": settings.CONTROLLER_CONTACT,
-        }
-        message = email_build(
-            template="preferences/email/email_changed", context=context, to=[old_email]
-        )
-    message.send()
+    context = {
+        "contact": contact,
+        "old_email": old_email,
+        "new_email": _masked(contact.email),
+        "changed_at": timezone.localtime(contact.email_changed_at or timezone.now()),
+        "controller": settings.CONTROLLER_NAME,
+        "controller_contact": settings.CONTROLLER_CONTACT,
+    }
+    email_send(
+        template="preferences/email/email_changed",
+        context=context,
+        to=[old_email],
+        reader=contact,
+    )
     return True
 
 

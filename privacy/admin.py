@@ -16,7 +16,6 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from consent.models import SourceKind
-from contacts.models import Contact, ContactStatus
 from core.admin import ReadOnlyInlineMixin, adopt_saved_instance
 from core.models import AuditAction
 from core.services import audit_record
@@ -32,7 +31,9 @@ from privacy.services import (
     privacy_request_extend,
     privacy_request_extension_check,
     privacy_request_file,
+    privacy_request_file_check,
     privacy_request_transition,
+    privacy_request_transition_check,
 )
 
 
@@ -40,6 +41,20 @@ class PrivacyRequestEventInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = PrivacyRequestEvent
     fields = ("status", "at", "by", "note")
     readonly_fields = fields
+
+
+def _add_service_errors(
+    form: forms.BaseForm, error: ValidationError, fields: dict[str, str | None] | None = None
+) -> None:
+    """Show a service's errors next to the form fields they name (`fields` maps the service's
+    names to the form's; None: above the form). A field that failed its own validation shows
+    only that error."""
+    valid = set(form.cleaned_data)
+    for name, messages_ in error.message_dict.items():
+        field = (fields or {}).get(name, name)
+        if field is None or field in valid:
+            for message in messages_:
+                form.add_error(field, message)
 
 
 class PrivacyRequestAddForm(forms.ModelForm):
@@ -59,18 +74,18 @@ class PrivacyRequestAddForm(forms.ModelForm):
         # only the API keeps a request without a contact (an unknown email); the DPO names one
         self.fields["contact"].required = True
 
-    def clean_received_at(self) -> Any:
-        received_at = self.cleaned_data["received_at"]
-        if received_at > timezone.now():
-            raise ValidationError(_("A request cannot be received in the future."))
-        return received_at
-
-    def clean_contact(self) -> Contact:
+    def clean(self) -> dict[str, Any]:
         # The service refuses it too, but only a form error shows next to the field (not a 500).
-        contact = self.cleaned_data["contact"]
-        if contact.status == ContactStatus.ERASED:
-            raise ValidationError(_("This contact was erased."))
-        return contact
+        data = super().clean()
+        try:
+            privacy_request_file_check(
+                contact=data.get("contact"),
+                type=data.get("type", ""),
+                received_at=data.get("received_at"),
+            )
+        except ValidationError as error:
+            _add_service_errors(self, error)
+        return data
 
 
 class PrivacyRequestHandleForm(forms.ModelForm):
@@ -106,22 +121,26 @@ class PrivacyRequestHandleForm(forms.ModelForm):
         ]
 
     def clean(self) -> dict[str, Any]:
+        """The services' own rules, before anything is saved (the status change included)."""
         data = super().clean()
-        if data.get("next_status") == PrivacyRequestStatus.REJECTED and not data.get("note"):
-            self.add_error("note", _("Say why the request is rejected."))
+        if data.get("next_status"):
+            try:
+                privacy_request_transition_check(
+                    request=self.instance, status=data["next_status"], note=data.get("note", "")
+                )
+            except ValidationError as error:
+                _add_service_errors(self, error, {"status": "next_status"})
         if data.get("extend_months"):
-            self._check_extension(data["extend_months"], data.get("new_extension_reason") or "")
+            try:
+                privacy_request_extension_check(
+                    request=self.instance,
+                    months=data["extend_months"],
+                    reason=data.get("new_extension_reason") or "",
+                )
+            except ValidationError as error:
+                fields = {"extension_reason": "new_extension_reason", "months": "extend_months"}
+                _add_service_errors(self, error, {**fields, "status": None})
         return data
-
-    def _check_extension(self, months: int, reason: str) -> None:
-        """The service's own rules, before anything is saved (the status change included)."""
-        try:
-            privacy_request_extension_check(request=self.instance, months=months, reason=reason)
-        except ValidationError as error:
-            fields = {"extension_reason": "new_extension_reason", "months": "extend_months"}
-            for field, messages_ in error.message_dict.items():
-                for message in messages_:
-                    self.add_error(fields.get(field), message)
 
 
 def _is_open(obj: PrivacyRequest) -> bool:

@@ -18,22 +18,22 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F, Max, Q, TextField
 from django.db.models.functions import Cast, Coalesce
-from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from consent.models import ConsentEvidence, ConsentState, LegalBasis, Purpose, SourceKind
 from consent.selectors import purposes_with_versions
 from consent.services.consents import ACTIVE_STATUSES, Evidence, consents_withdraw_all
 from contacts.models import Contact, ContactStatus, EmailDeliverability, TimelineKind
-from contacts.selectors import contacts_by_email, suppression_reason
+from contacts.selectors import contact_find, suppression_reason
 from contacts.services import (
     contact_anonymise,
     contact_restriction_set,
     contact_touch,
     timeline_add,
 )
-from core.emails import email_build
+from core.emails import email_send
+from core.links import site_url
 from core.management.commands.setup_roles import DPO
 from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
 from core.services import job_run_claim
@@ -113,13 +113,8 @@ def privacy_request_file(
     `contact` is None for a person we hold nothing on (see `privacy_request_file_by_client`).
     `held_reason`: why it waits for the DPO instead (it is then filed unverified).
     """
-    if type not in PrivacyRequestType.values:
-        raise ValidationError({"type": [_("Not a valid choice.")]})
-    if contact is not None and contact.status == ContactStatus.ERASED:
-        raise ValidationError({"contact": [_("This contact was erased.")]})
     now = timezone.now()
-    if received_at is not None and received_at > now:
-        raise ValidationError({"received_at": [_("A request cannot be received in the future.")]})
+    privacy_request_file_check(contact=contact, type=type, received_at=received_at, now=now)
     received_at = received_at or now
     verified = verified and not held_reason
     status = PrivacyRequestStatus.VERIFIED if verified else PrivacyRequestStatus.RECEIVED
@@ -149,6 +144,25 @@ def privacy_request_file(
     return request
 
 
+def privacy_request_file_check(
+    *,
+    contact: Contact | None,
+    type: str,
+    received_at: datetime | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Refuse, as `privacy_request_file` would, a request that cannot be filed (every error)."""
+    errors: dict[str, list[str]] = {}
+    if type not in PrivacyRequestType.values:
+        errors["type"] = [_("Not a valid choice.")]
+    if contact is not None and contact.status == ContactStatus.ERASED:
+        errors["contact"] = [_("This contact was erased.")]
+    if received_at is not None and received_at > (now or timezone.now()):
+        errors["received_at"] = [_("A request cannot be received in the future.")]
+    if errors:
+        raise ValidationError(errors)
+
+
 def privacy_request_file_by_client(
     *, client: ApiClient, email: str = "", contact: Contact | None = None, type: str, details: str
 ) -> PrivacyRequest:
@@ -160,7 +174,7 @@ def privacy_request_file_by_client(
     `API_ERASURE_DAILY_LIMIT` erasures from the client today, the next ones wait for the DPO.
     """
     if contact is None:
-        contact = contacts_by_email(email).first()
+        contact = contact_find(email=email)
         if contact is None and client.has_scope(Scope.CONTACTS_READ):
             raise ValidationError({"email": [_("No contact has this email.")]})
     source = f"api:{client.name}"
@@ -220,12 +234,7 @@ def privacy_request_transition(
     """Move a request to its next status (the DPO verifies, rejects or completes by hand)."""
     with transaction.atomic():
         request = PrivacyRequest.objects.select_for_update().get(pk=request.pk)
-        if status not in TRANSITIONS.get(request.status, set()):
-            raise ValidationError(
-                {"status": [_("A request cannot go from this status to the one chosen.")]}
-            )
-        if status == PrivacyRequestStatus.REJECTED and not note.strip():
-            raise ValidationError({"note": [_("Say why the request is rejected.")]})
+        privacy_request_transition_check(request=request, status=status, note=note)
         if status == PrivacyRequestStatus.COMPLETED and request.type in AUTOMATIC_TYPES:
             _complete(request, by=by, note=note)  # the work itself, never only its status
             return request
@@ -233,6 +242,16 @@ def privacy_request_transition(
         if status == PrivacyRequestStatus.VERIFIED:
             _queue_carry_out(request)
     return request
+
+
+def privacy_request_transition_check(*, request: PrivacyRequest, status: str, note: str) -> None:
+    """Refuse, as `privacy_request_transition` would, a status the request cannot move to."""
+    if status not in TRANSITIONS.get(request.status, set()):
+        raise ValidationError(
+            {"status": [_("A request cannot go from this status to the one chosen.")]}
+        )
+    if status == PrivacyRequestStatus.REJECTED and not note.strip():
+        raise ValidationError({"note": [_("Say why the request is rejected.")]})
 
 
 def _set_status(request: PrivacyRequest, status: str, *, by: str, note: str = "") -> None:
@@ -596,20 +615,17 @@ def _send_deadlines(requests: list[PrivacyRequest], recipients: list[str], now: 
         {
             "request": request,
             "late": request.due_at < now,
-            "link": settings.SITE_URL
-            + reverse("admin:privacy_privacyrequest_change", args=[request.pk]),
+            "link": site_url("admin:privacy_privacyrequest_change", request.pk),
         }
         for request in requests
     ]
-    with translation.override(settings.LANGUAGE_CODE):
-        context = {
-            "rows": rows,
-            "late": sum(row["late"] for row in rows),
-            "due": sum(not row["late"] for row in rows),
-        }
-        email_build(
-            template="privacy/email/deadlines", context=context, to=sorted(set(recipients))
-        ).send()
+    context = {
+        "rows": rows,
+        "late": sum(row["late"] for row in rows),
+        "due": sum(not row["late"] for row in rows),
+    }
+    # in the site's language: the DPO's team has no language of its own here
+    email_send(template="privacy/email/deadlines", context=context, to=sorted(set(recipients)))
 
 
 # Requests confirmed from the preference center.
@@ -739,23 +755,19 @@ def _retainable() -> Any:
 
 
 def _email_repermission(contact: Contact, token: str, deadline: datetime) -> None:
-    with translation.override(contact.reading_language()):
-        context = {
+    unsubscribe = unsubscribe_url(token)
+    email_send(
+        template="privacy/email/repermission",
+        context={
             "contact": contact,
             "link": preference_url(token),
-            "unsubscribe": unsubscribe_url(token),
+            "unsubscribe": unsubscribe,
             "deadline": deadline,
-        }
-        message = email_build(
-            template="privacy/email/repermission",
-            context=context,
-            to=[contact.email],
-            headers={
-                "List-Unsubscribe": f"<{context['unsubscribe']}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
-        )
-    message.send()
+        },
+        to=[contact.email],
+        reader=contact,
+        unsubscribe_url=unsubscribe,
+    )
 
 
 def _anonymise_silent(now: datetime, batch_size: int) -> int:

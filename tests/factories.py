@@ -11,7 +11,8 @@ from freezegun import freeze_time
 from consent.models import LegalBasis, Purpose, PurposeVersion, SourceKind
 from consent.services import Evidence, consent_record
 from contacts.models import Contact, Interest
-from core.models import ApiClient, Scope
+from core.models import ApiClient, AuditAction, AuditEvent, Scope
+from crmsync.models import OutboxEvent
 from privacy.models import PrivacyRequest, PrivacyRequestType
 from privacy.services import privacy_request_file
 
@@ -158,3 +159,47 @@ class PrivacyRequestFactory(factory.Factory):
             return privacy_request_file(**kwargs)
         with freeze_time(at):
             return privacy_request_file(**kwargs)
+
+
+class EvidenceFactory(factory.Factory):
+    """The proof a list or a form sends with a grant: the wording shown (the purpose's current
+    French wording with `purpose=`), the box unticked, and no personal evidence."""
+
+    class Meta:
+        model = Evidence
+
+    class Params:
+        purpose = None
+
+    wording = factory.LazyAttribute(
+        lambda o: o.purpose.current_version.wording_fr if o.purpose else "J'accepte."
+    )
+    unticked_by_default = True
+
+
+class OutboxEventFactory(factory.django.DjangoModelFactory):
+    """A `contact.updated` event queued for the CRMs about `contact=`, carrying its email."""
+
+    class Meta:
+        model = OutboxEvent
+
+    class Params:
+        contact = factory.SubFactory(ContactFactory)
+
+    topic = "contact.updated"
+    contact_public_id = factory.LazyAttribute(lambda o: o.contact.public_id)
+    payload = factory.LazyAttribute(lambda o: {"email": o.contact.email})
+
+
+class AuditEventFactory(factory.django.DjangoModelFactory):
+    """A staff user's view of `contact=`, as `audit_record` logs it (the contact and its
+    pseudonym); pass `contact=None, contact_public_id=...` for an entry that kept only the
+    pseudonym."""
+
+    class Meta:
+        model = AuditEvent
+
+    action = AuditAction.VIEW_CONTACT
+    contact = factory.SubFactory(ContactFactory)
+    contact_public_id = factory.LazyAttribute(lambda o: o.contact.public_id if o.contact else None)
+    details = factory.LazyFunction(dict)

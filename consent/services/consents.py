@@ -13,8 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.validators import validate_ipv46_address
 from django.db import connection, transaction
-from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -41,9 +40,10 @@ from contacts.models import (
     TimelineKind,
 )
 from contacts.normalization import normalize_email, suppression_digest
-from contacts.selectors import suppression_reason
+from contacts.selectors import contact_find, suppression_reason
 from contacts.services import contact_touch, suppression_lift, timeline_add
-from core.emails import email_build
+from core.emails import email_send
+from core.links import signed_token, signed_token_read, site_url
 from core.services import job_run_claim
 from crmsync.services import outbox_emit
 
@@ -625,18 +625,18 @@ CONFIRMATION_SALT = "consent.double-opt-in"
 
 def confirmation_token(*, contact: Contact, record_uuids: Iterable[str]) -> str:
     """A signed token naming the pending grants a confirmation link will confirm."""
-    return signing.dumps(
-        {"c": str(contact.public_id), "r": sorted(str(u) for u in record_uuids)},
+    return signed_token(
         salt=CONFIRMATION_SALT,
-        compress=True,
+        data={"c": str(contact.public_id), "r": sorted(str(u) for u in record_uuids)},
     )
 
 
 def confirmation_token_read(token: str) -> tuple[Contact, list[str]]:
     """The contact and pending grants of a confirmation token; raises BadSignature if invalid."""
-    max_age = settings.DOUBLE_OPT_IN_TTL.total_seconds()
-    data = signing.loads(token, salt=CONFIRMATION_SALT, max_age=max_age)
-    contact = Contact.objects.filter(public_id=data["c"]).first()
+    data = signed_token_read(
+        salt=CONFIRMATION_SALT, token=token, max_age=settings.DOUBLE_OPT_IN_TTL
+    )
+    contact = contact_find(public_id=data["c"])
     if contact is None:
         raise signing.BadSignature("unknown contact")
     return contact, list(data["r"])
@@ -692,16 +692,15 @@ def _send_confirmation(contact: Contact) -> bool:
         return False
     record_uuids = [str(state.record.uuid) for state in states]
     token = confirmation_token(contact=contact, record_uuids=record_uuids)
-    link = settings.SITE_URL + reverse("preferences:confirm", args=[token])
-    with translation.override(contact.reading_language()):
-        context = {
-            "contact": contact,
-            "states": states,
-            "link": link,
-            "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
-        }
-        message = email_build(template="consent/email/confirm", context=context, to=[contact.email])
-    message.send()
+    context = {
+        "contact": contact,
+        "states": states,
+        "link": site_url("preferences:confirm", token),
+        "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
+    }
+    email_send(
+        template="consent/email/confirm", context=context, to=[contact.email], reader=contact
+    )
     timeline_add(
         contact=contact,
         kind=TimelineKind.CONFIRMATION_SENT,

@@ -16,8 +16,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from consent.models import (
     Channel,
@@ -38,7 +37,8 @@ from consent.services.consents import (
 from contacts.models import Contact, Language
 from contacts.selectors import contacts_by_email
 from contacts.services import contact_upsert, suppression_lift
-from core.emails import email_build
+from core.emails import email_send
+from core.links import signed_token, signed_token_read, site_url
 from core.models import JobRun
 from core.services import job_run_claim
 
@@ -120,15 +120,14 @@ def signup_confirmation_queue(*, email: str, grants: list[SignupGrant], language
     The link is sent at most once a day per address (`suppressed_address_confirmation_claim`),
     however many requests arrive. Returns the signed token the link carries.
     """
-    token = signing.dumps(
-        {
+    token = signed_token(
+        salt=SIGNUP_SALT,
+        data={
             "e": email,
             "n": secrets.token_hex(16),
             "l": language if language in Language.values else "",
             "g": [_grant_payload(grant) for grant in grants],
         },
-        salt=SIGNUP_SALT,
-        compress=True,
     )
 
     def queue() -> None:
@@ -155,7 +154,7 @@ def _grant_payload(grant: SignupGrant) -> dict[str, Any]:
 
 def signup_token_read(token: str) -> SignupRequest:
     """The request a signup link carries; raises BadSignature when forged or expired."""
-    data = signing.loads(token, salt=SIGNUP_SALT, max_age=settings.DOUBLE_OPT_IN_TTL)
+    data = signed_token_read(salt=SIGNUP_SALT, token=token, max_age=settings.DOUBLE_OPT_IN_TTL)
     return SignupRequest(email=data["e"], nonce=data["n"], language=data["l"], grants=data["g"])
 
 
@@ -216,21 +215,22 @@ def signup_confirmation_send(*, token: str) -> bool:
     with transaction.atomic():
         if not suppressed_address_confirmation_claim(email=request.email):
             return False
-        _send(
-            request, items, settings.SITE_URL + reverse("preferences:confirm_signup", args=[token])
-        )
+        _send(request, items, site_url("preferences:confirm_signup", token))
     return True
 
 
 def _send(request: SignupRequest, items: list[SignupItem], link: str) -> None:
-    with translation.override(request.language or settings.LANGUAGE_CODE):
-        context = {
-            "items": items,
-            "link": link,
-            "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
-        }
-        message = email_build(template="consent/email/signup", context=context, to=[request.email])
-    message.send()
+    context = {
+        "items": items,
+        "link": link,
+        "ttl_hours": int(settings.DOUBLE_OPT_IN_TTL.total_seconds() // 3600),
+    }
+    email_send(
+        template="consent/email/signup",
+        context=context,
+        to=[request.email],
+        language=request.language,
+    )
 
 
 def signup_confirm(

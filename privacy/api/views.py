@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from contacts.api.views import IDEMPOTENCY_PARAMETER
 from contacts.models import Contact
+from contacts.selectors import contact_find
 from core.api import idempotent
 from core.models import Scope
 from privacy.api.serializers import PrivacyRequestInputSerializer, PrivacyRequestSerializer
@@ -51,7 +52,7 @@ class PrivacyRequestViewSet(viewsets.GenericViewSet):
     def _contact(data: dict[str, Any]) -> Contact | None:
         if not data.get("contact"):
             return None  # by email: the service looks it up
-        contact = Contact.objects.filter(public_id=data["contact"]).first()
+        contact = contact_find(public_id=data["contact"])
         if contact is None:
             raise serializers.ValidationError({"contact": [_("Unknown contact.")]})
         return contact

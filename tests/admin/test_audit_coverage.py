@@ -7,9 +7,8 @@ from django.urls import reverse
 
 from contacts.models import Contact
 from core.models import AuditAction, AuditEvent
-from crmsync.models import OutboxEvent
 from tests.admin.forms import submitted_form
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, OutboxEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -59,9 +58,7 @@ def test_searching_contacts_from_another_page_s_contact_picker_is_logged(as_dpo:
 
 def test_opening_an_outbox_payload_is_logged_with_its_contact(as_superuser: Client) -> None:
     contact = ContactFactory()
-    outbox = OutboxEvent.objects.create(
-        topic="contact.updated", contact_public_id=contact.public_id, payload={"email": "x@y.fr"}
-    )
+    outbox = OutboxEventFactory(contact=contact)
 
     response = as_superuser.get(reverse("admin:crmsync_outboxevent_change", args=[outbox.pk]))
 
@@ -72,9 +69,7 @@ def test_opening_an_outbox_payload_is_logged_with_its_contact(as_superuser: Clie
 
 
 def test_the_outbox_list_alone_logs_no_payload_view(as_superuser: Client) -> None:
-    OutboxEvent.objects.create(
-        topic="contact.updated", contact_public_id=ContactFactory().public_id
-    )
+    OutboxEventFactory()
 
     as_superuser.get(reverse("admin:crmsync_outboxevent_changelist"))
 

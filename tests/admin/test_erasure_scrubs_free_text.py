@@ -9,7 +9,7 @@ from core.models import AuditEvent
 from crmsync.models import OutboxEvent
 from privacy.services import contact_erase
 from tests.admin.test_privacy_request_admin import filed, handle
-from tests.factories import ContactFactory
+from tests.factories import AuditEventFactory, ContactFactory, OutboxEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -57,14 +57,12 @@ def test_erasure_scrubs_free_text_under_any_key_of_the_audit_details():
         "confirmed": True,
         "format": "json",
     }
-    about_lea = AuditEvent.objects.create(action="view_contact", contact=lea, details=details)
+    about_lea = AuditEventFactory(contact=lea, details=details)
     # the contact link is lost when a user is deleted; the pseudonym stays
-    by_pseudonym = AuditEvent.objects.create(
-        action="view_contact", contact_public_id=lea.public_id, details={"reason": "Léa"}
+    by_pseudonym = AuditEventFactory(
+        contact=None, contact_public_id=lea.public_id, details={"reason": "Léa"}
     )
-    about_hugo = AuditEvent.objects.create(
-        action="view_contact", contact=hugo, details={"search": "Hugo"}
-    )
+    about_hugo = AuditEventFactory(contact=hugo, details={"search": "Hugo"})
 
     # when
     contact_erase(contact=lea, reason="erasure")
@@ -94,26 +92,12 @@ def test_erasure_scrubs_the_crm_errors_of_the_persons_delivered_events():
     lea = ContactFactory(email="lea.dupont@example.fr", first_name="Léa")
     hugo = ContactFactory(email="hugo@example.fr")
     error = "HubSpot 409: a contact lea.dupont@example.fr (Léa) already exists"
-    delivered = OutboxEvent.objects.create(
-        topic="contact.updated",
-        contact_public_id=lea.public_id,
-        payload={"email": lea.email},
-        processed_at=timezone.now(),
-        attempts=2,
-        last_error=error,
+    delivered = OutboxEventFactory(
+        contact=lea, processed_at=timezone.now(), attempts=2, last_error=error
     )
-    clean = OutboxEvent.objects.create(
-        topic="contact.updated",
-        contact_public_id=lea.public_id,
-        payload={"email": lea.email},
-        processed_at=timezone.now(),
-    )
-    hugos = OutboxEvent.objects.create(
-        topic="contact.updated",
-        contact_public_id=hugo.public_id,
-        payload={"email": hugo.email},
-        processed_at=timezone.now(),
-        last_error="HubSpot 500 for hugo@example.fr",
+    clean = OutboxEventFactory(contact=lea, processed_at=timezone.now())
+    hugos = OutboxEventFactory(
+        contact=hugo, processed_at=timezone.now(), last_error="HubSpot 500 for hugo@example.fr"
     )
 
     # when

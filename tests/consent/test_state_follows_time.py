@@ -13,7 +13,7 @@ from consent.services import Evidence, consents_withdraw_all
 from contacts.models import TimelineEvent
 from crmsync.models import OutboxEvent
 from tests.api.payloads import consent_body
-from tests.factories import ContactFactory, PurposeFactory, grant
+from tests.factories import ContactFactory, EvidenceFactory, PurposeFactory, grant
 
 CONSENTS = "/api/v1/consents/"
 
@@ -23,7 +23,7 @@ def days_ago(days: float):
 
 
 def crm_grant(contact, purpose, given_at, **kwargs):
-    evidence = Evidence(wording=purpose.current_version.wording_fr, unticked_by_default=True)
+    evidence = EvidenceFactory(purpose=purpose)
     return grant(
         contact, purpose, source_kind="crm", evidence=evidence, given_at=given_at, **kwargs
     )

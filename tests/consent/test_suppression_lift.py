@@ -31,11 +31,7 @@ from consent.services.signups import (
 from contacts.models import Contact
 from contacts.selectors import suppression_reason
 from contacts.services import suppression_add
-from tests.factories import ContactFactory, PurposeFactory, grant
-
-
-def wording(purpose) -> Evidence:
-    return Evidence(wording=purpose.current_version.wording_fr, unticked_by_default=True)
+from tests.factories import ContactFactory, EvidenceFactory, PurposeFactory, grant
 
 
 def confirm_by_link(contact: Contact, record: ConsentRecord) -> list[ConsentRecord]:
@@ -80,7 +76,9 @@ def test_a_change_in_the_preference_center_lifts_the_suppression():
     contact, purpose = ContactFactory(), PurposeFactory()
     suppression_add(reason="global_unsubscribe", email=contact.email)
 
-    record = grant(contact, purpose, source_kind="preference_center", evidence=wording(purpose))
+    record = grant(
+        contact, purpose, source_kind="preference_center", evidence=EvidenceFactory(purpose=purpose)
+    )
 
     assert record.status == "granted"
     assert suppression_reason(kind="email", value=contact.email) is None
@@ -143,7 +141,7 @@ def signup_token(purpose, email: str = "lea@example.fr") -> str:
         channel="email",
         source_kind="web_form",
         source_reference="https://example.fr/newsletter",
-        evidence=wording(purpose),
+        evidence=EvidenceFactory(purpose=purpose),
     )
     return signup_confirmation_queue(email=email, grants=[grant])
 

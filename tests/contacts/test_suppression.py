@@ -8,13 +8,9 @@ from contacts.models import Contact, Suppression
 from contacts.normalization import suppression_digest
 from contacts.selectors import suppression_reason
 from contacts.services import contact_update, contact_upsert, suppression_add
-from tests.factories import ContactFactory, PurposeFactory, grant
+from tests.factories import ContactFactory, EvidenceFactory, PurposeFactory, grant
 
 pytestmark = pytest.mark.django_db
-
-
-def list_evidence(purpose) -> Evidence:
-    return Evidence(wording=purpose.current_version.wording_fr, unticked_by_default=True)
 
 
 def test_suppression_stores_only_an_hmac_digest_of_the_address():
@@ -94,7 +90,7 @@ def test_list_grant_for_a_suppressed_contact_is_refused(source_kind):
     suppression_add(reason="global_unsubscribe", email=contact.email)
 
     with pytest.raises(ValidationError) as error:
-        grant(contact, purpose, source_kind=source_kind, evidence=list_evidence(purpose))
+        grant(contact, purpose, source_kind=source_kind, evidence=EvidenceFactory(purpose=purpose))
 
     assert list(error.value.message_dict) == ["email"]
     assert not ConsentRecord.objects.exists()

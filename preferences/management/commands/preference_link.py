@@ -5,8 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
-from contacts.models import ContactStatus
-from contacts.selectors import contacts_by_email
+from contacts.selectors import contact_find
 from preferences.services import preference_token_issue, preference_url, unsubscribe_url
 
 
@@ -20,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("email")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        contact = contacts_by_email(options["email"]).exclude(status=ContactStatus.ERASED).first()
+        contact = contact_find(email=options["email"], with_erased=False)
         if contact is None:
             raise CommandError(_("No contact has this email."))
         token = preference_token_issue(contact=contact)
