@@ -21,7 +21,7 @@ from consent.models import (
     Purpose,
     SourceKind,
 )
-from consent.services import LIST_SOURCES, Evidence, consent_record
+from consent.services import LIST_SOURCES, ConsentWrite, Evidence, consent_record
 from consent.services.signups import SignupGrant, signup_confirmation_queue, signup_grant_prepare
 from contacts.models import Contact, TimelineKind
 from contacts.normalization import normalize_email
@@ -162,14 +162,16 @@ def _record_item(item: ConsentInput, *, may_create_contacts: bool) -> ConsentRec
             given_at=item.given_at,
         )
     return consent_record(
-        contact=contact,
-        purpose=purpose,
-        channel=item.channel,
-        action=item.action,
-        source_kind=item.source_kind,
-        source_reference=item.source_reference,
-        evidence=item.evidence,
-        given_at=item.given_at,
+        write=ConsentWrite(
+            contact=contact,
+            purpose=purpose,
+            channel=item.channel,
+            action=item.action,
+            source_kind=item.source_kind,
+            source_reference=item.source_reference,
+            evidence=item.evidence,
+            given_at=item.given_at,
+        )
     )
 
 
@@ -273,11 +275,13 @@ def _record_box(
             return None
         action = ConsentAction.WITHDRAW
     return consent_record(
-        contact=contact,
-        purpose=purpose,
-        channel=box.channel,
-        action=action,
-        source_kind=SourceKind.WEB_FORM,
-        source_reference=form,
-        evidence=box_evidence,
+        write=ConsentWrite(
+            contact=contact,
+            purpose=purpose,
+            channel=box.channel,
+            action=action,
+            source_kind=SourceKind.WEB_FORM,
+            source_reference=form,
+            evidence=box_evidence,
+        )
     )

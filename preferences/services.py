@@ -36,6 +36,7 @@ from consent.selectors import contact_consent_states, purposes_active, purposes_
 from consent.services import (
     ACTIVE_STATUSES,
     MARKETING_BASES,
+    ConsentWrite,
     Evidence,
     consent_record,
     consents_withdraw_all,
@@ -235,13 +236,15 @@ def _record(
 ) -> ConsentRecord:
     wording = purpose.current_version.wording if action == ConsentAction.GRANT else ""
     return consent_record(
-        contact=contact,
-        purpose=purpose,
-        channel=channel,
-        action=action,
-        source_kind=SourceKind.PREFERENCE_CENTER,
-        source_reference=SOURCE_REFERENCE,
-        evidence=visit.evidence(wording),
+        write=ConsentWrite(
+            contact=contact,
+            purpose=purpose,
+            channel=channel,
+            action=action,
+            source_kind=SourceKind.PREFERENCE_CENTER,
+            source_reference=SOURCE_REFERENCE,
+            evidence=visit.evidence(wording),
+        )
     )
 
 
