@@ -12,7 +12,7 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.validators import validate_ipv46_address
-from django.db import connection, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import get_language
@@ -453,26 +453,18 @@ def _record_side_effects(record: ConsentRecord, contact: Contact, source_kind: s
 
 
 def _queue_confirmation_email(contact_id: int) -> None:
-    """Send one confirmation email per contact and transaction, after commit."""
-    queued = getattr(connection, "_doi_flush", None)
-    # A rollback discards the on_commit callback but not this attribute: reuse it only while
-    # it is still registered, or no confirmation would ever be sent again on this connection.
-    if queued is not None and any(entry[1] is queued for entry in connection.run_on_commit):
-        queued.contact_ids.add(contact_id)
-        return
-    contact_ids = {contact_id}
+    """Queue the confirmation email for after commit (none if the transaction rolls back).
 
-    def flush() -> None:
+    Several pending grants in one transaction queue several sends: the first announces them
+    all, and the others find nothing new to announce under the contact's row lock.
+    """
+
+    def queue() -> None:
         from consent.tasks import send_double_opt_in_confirmation
 
-        if getattr(connection, "_doi_flush", None) is flush:
-            del connection._doi_flush
-        for queued_id in sorted(contact_ids):
-            send_double_opt_in_confirmation.delay(queued_id)
+        send_double_opt_in_confirmation.delay(contact_id)
 
-    flush.contact_ids = contact_ids
-    connection._doi_flush = flush
-    transaction.on_commit(flush)
+    transaction.on_commit(queue)
 
 
 # Legal bases under which we market to a person: consent, or legitimate interests until they
