@@ -31,6 +31,7 @@ from contacts.normalization import (
     suppression_digest,
 )
 from contacts.selectors import suppression_digests, suppression_reason
+from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit
 
 # Fields a caller may set through contact_upsert / contact_update.
@@ -55,7 +56,7 @@ PAUSE_MONTHS = (1, 3, 6)
 
 
 def timeline_add(
-    *, contact: Contact, kind: str, summary: str, data: Mapping[str, Any] | None = None
+    *, contact: Contact, kind: TimelineKind, summary: str, data: Mapping[str, Any] | None = None
 ) -> TimelineEvent:
     """Add an interesting moment to a contact's timeline."""
     return TimelineEvent.objects.create(
@@ -114,9 +115,12 @@ def _resolve_interests(slugs: Iterable[str]) -> list[Interest]:
 
 def _suppression_errors(*, email: str = "", phone: str = "") -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
-    for kind, value in (("email", email), ("phone", phone)):
+    for field, kind, value in (
+        ("email", SuppressionKind.EMAIL, email),
+        ("phone", SuppressionKind.PHONE, phone),
+    ):
         if value and suppression_reason(kind=kind, value=value):
-            errors[kind] = [
+            errors[field] = [
                 _(
                     "This person asked not to be contacted (suppression list). Only "
                     "their own new explicit consent can lift it."
@@ -190,7 +194,9 @@ def _create_or_lock(*, email: str, fields: Mapping[str, Any]) -> tuple[Contact, 
 
 def _record_creation(contact: Contact) -> None:
     timeline_add(contact=contact, kind=TimelineKind.CREATED, summary=contact.source or "-")
-    outbox_emit(topic="contact.created", contact=contact, payload=contact_payload(contact))
+    outbox_emit(
+        topic=OutboxTopic.CONTACT_CREATED, contact=contact, payload=contact_payload(contact)
+    )
 
 
 def _apply_changes(contact: Contact, fields: Mapping[str, Any]) -> list[str]:
@@ -209,7 +215,7 @@ def _apply_changes(contact: Contact, fields: Mapping[str, Any]) -> list[str]:
         data={"fields": changed},
     )
     outbox_emit(
-        topic="contact.updated",
+        topic=OutboxTopic.CONTACT_UPDATED,
         contact=contact,
         payload={**contact_payload(contact), "changed": changed},
     )
@@ -252,7 +258,7 @@ def _set_interests(contact: Contact, chosen: list[Interest], *, record: bool = T
         data={"added": sorted(after - before), "removed": sorted(before - after)},
     )
     outbox_emit(
-        topic="contact.updated",
+        topic=OutboxTopic.CONTACT_UPDATED,
         contact=contact,
         payload={**contact_payload(contact), "changed": ["interests"], "interests": sorted(after)},
     )
@@ -340,7 +346,7 @@ def _dated_flag_set(
     *,
     field: str,
     on: bool,
-    kind: str,
+    kind: TimelineKind,
     summary: str,
     data: dict[str, Any],
     changed: str,
@@ -355,7 +361,7 @@ def _dated_flag_set(
         contact.save(update_fields=[field, "updated_at"])
         timeline_add(contact=contact, kind=kind, summary=summary, data=data)
         outbox_emit(
-            topic="contact.updated",
+            topic=OutboxTopic.CONTACT_UPDATED,
             contact=contact,
             payload={**contact_payload(contact), "changed": [changed]},
         )
@@ -434,7 +440,7 @@ def _lock_active(contact: Contact) -> Contact:
     return contact
 
 
-def _record_status_change(contact: Contact, kind: str, source: str) -> None:
+def _record_status_change(contact: Contact, kind: TimelineKind, source: str) -> None:
     until = contact.paused_until.isoformat() if contact.paused_until else None
     timeline_add(
         contact=contact,
@@ -443,7 +449,7 @@ def _record_status_change(contact: Contact, kind: str, source: str) -> None:
         data={"paused_until": until, "source": source},
     )
     outbox_emit(
-        topic="contact.updated",
+        topic=OutboxTopic.CONTACT_UPDATED,
         contact=contact,
         payload={**contact_payload(contact), "changed": ["status"]},
     )
@@ -477,7 +483,7 @@ def _change_email(contact: Contact, raw_email: str) -> None:
         raise taken from None
     timeline_add(contact=contact, kind=TimelineKind.EMAIL_CHANGED, summary=email, data={})
     outbox_emit(
-        topic="contact.updated",
+        topic=OutboxTopic.CONTACT_UPDATED,
         contact=contact,
         payload={**contact_payload(contact), "changed": ["email"], "previous_email": old},
     )
@@ -527,7 +533,7 @@ def suppression_add(*, reason: str, email: str = "", phone: str = "") -> list[Su
         if not value:
             continue
         # A stored address that no longer normalises keeps the key it always had.
-        keys = email_keys(value) if kind == "email" else [normalize_phone(value)]
+        keys = email_keys(value) if kind == SuppressionKind.EMAIL else [normalize_phone(value)]
         if not keys:
             normalize_email(value)  # raises the reason
         entry, _created = Suppression.objects.update_or_create(
@@ -542,8 +548,8 @@ def suppression_lift(*, email: str = "", phone: str = "") -> int:
     """Remove a suppression: only called when the person gives new explicit consent."""
     digests = []
     if email:
-        digests += suppression_digests(kind="email", value=email)
+        digests += suppression_digests(kind=SuppressionKind.EMAIL, value=email)
     if phone:
-        digests.append(suppression_digest("phone", normalize_phone(phone)))
+        digests.append(suppression_digest(SuppressionKind.PHONE, normalize_phone(phone)))
     deleted, _detail = Suppression.objects.filter(digest__in=digests).delete()
     return deleted

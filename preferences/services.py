@@ -47,6 +47,7 @@ from contacts.models import (
     Contact,
     ContactStatus,
     EmailDeliverability,
+    SuppressionKind,
     SuppressionReason,
     TimelineKind,
 )
@@ -61,6 +62,7 @@ from contacts.services import (
     timeline_add,
 )
 from core.emails import email_build
+from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
 from preferences.selectors import purpose_is_on, resubscribe_candidates, seen_stamp
@@ -261,7 +263,9 @@ def preferences_unsubscribe_all(
         records = consents_withdraw_all(
             contact=contact, source_kind=source_kind, evidence=visit.evidence()
         )
-        already_suppressed = suppression_reason(kind="email", value=contact.email) is not None
+        already_suppressed = (
+            suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email) is not None
+        )
         if not already_suppressed:
             suppression_add(reason=SuppressionReason.GLOBAL_UNSUBSCRIBE, email=contact.email)
         if records or not already_suppressed:
@@ -272,7 +276,9 @@ def preferences_unsubscribe_all(
                 data={"records": [str(record.uuid) for record in records], "source": source_kind},
             )
             outbox_emit(
-                topic="contact.unsubscribed", contact=contact, payload={"source": source_kind}
+                topic=OutboxTopic.CONTACT_UNSUBSCRIBED,
+                contact=contact,
+                payload={"source": source_kind},
             )
     return records
 
@@ -602,7 +608,7 @@ def _send_repermission(contact_id: int, now: datetime, period: timedelta) -> int
         # Nobody to ask at an address that unsubscribed or bounces: the grace period still
         # runs, then the contact is anonymised like anyone who did not answer.
         unreachable = (
-            suppression_reason(kind="email", value=contact.email) is not None
+            suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email) is not None
             or contact.email_deliverability != EmailDeliverability.DELIVERABLE
         )
         if not unreachable:

@@ -36,6 +36,7 @@ from consent.selectors import pending_states_for_confirmation, purposes_with_ver
 from contacts.models import (
     Contact,
     ContactStatus,
+    SuppressionKind,
     SuppressionReason,
     TimelineEvent,
     TimelineKind,
@@ -45,6 +46,7 @@ from contacts.selectors import suppression_reason
 from contacts.services import contact_touch, suppression_lift, timeline_add
 from core.emails import email_build
 from core.services import job_run_claim
+from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit
 
 # The person's own confirmed act: a change in the preference center (reached from a link sent
@@ -270,7 +272,7 @@ def _suppression_for(contact: Contact, action: str, source_kind: str) -> str | N
     """
     if action not in (ConsentAction.GRANT, ConsentAction.CONFIRM):
         return None
-    reason = suppression_reason(kind="email", value=contact.email)
+    reason = suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email)
     if reason and action == ConsentAction.GRANT and source_kind in LIST_SOURCES:
         raise ValidationError(
             {
@@ -427,7 +429,7 @@ def _consent_payload(record: ConsentRecord) -> dict[str, Any]:
 def _record_superseded(record: ConsentRecord, contact: Contact, state: ConsentState) -> None:
     """Tell the CRMs a record was kept but changed nothing; no timeline moment, no email."""
     outbox_emit(
-        topic="consent.superseded",
+        topic=OutboxTopic.CONSENT_SUPERSEDED,
         contact=contact,
         payload={**_consent_payload(record), "current_record": str(state.record.uuid)},
     )
@@ -442,7 +444,7 @@ def _record_side_effects(record: ConsentRecord, contact: Contact, source_kind: s
         data={"record": str(record.uuid), "action": record.action, "source": source_kind},
     )
     outbox_emit(
-        topic="consent.recorded",
+        topic=OutboxTopic.CONSENT_RECORDED,
         contact=contact,
         payload=_consent_payload(record),
     )
@@ -647,10 +649,10 @@ def suppressed_address_confirmation_claim(*, email: str, now: datetime | None = 
 
     Call it inside the transaction that sends, so that a failed send releases the day.
     """
-    if not suppression_reason(kind="email", value=email):
+    if not suppression_reason(kind=SuppressionKind.EMAIL, value=email):
         return True
     day = timezone.localdate(now or timezone.now()).isoformat()
-    digest = suppression_digest("email", normalize_email(email))
+    digest = suppression_digest(SuppressionKind.EMAIL, normalize_email(email))
     return job_run_claim(job=SUPPRESSED_CONFIRMATION_JOB, key=f"{digest}:{day}")
 
 

@@ -40,7 +40,7 @@ from core.emails import email_build
 from core.management.commands.setup_roles import DPO
 from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
 from core.services import job_run_claim
-from crmsync.models import OutboxEvent
+from crmsync.models import OutboxEvent, OutboxTopic
 from crmsync.services import outbox_emit
 
 logger = logging.getLogger(__name__)
@@ -412,7 +412,7 @@ def contact_erase(
         _delete_copies(contact)
         remote = contact_anonymise(contact=contact, reason=reason)
         outbox_emit(
-            topic="contact.erased",
+            topic=OutboxTopic.CONTACT_ERASED,
             contact=contact,
             payload={"id": str(contact.public_id), "status": contact.status, **remote},
         )
