@@ -368,26 +368,27 @@ def _dated_flag_set(
     return True
 
 
-# Emptied by erasure: everything that identifies the person (the public id is a pseudonym
-# kept so that the ledger and the CRMs can still refer to the erased record).
-PERSONAL_FIELDS = (
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "job_title",
-    "address_line1",
-    "address_line2",
-    "postal_code",
-    "city",
-    "country",
-    "source",
-    "guardian_consent_evidence",
-    "previous_email",
-    "email_undeliverable_reason",
-    "postal_undeliverable_reason",
-    "hubspot_id",
-    "salesforce_id",
+# Contact columns erasure keeps, with why each identifies no one once the rest is gone.
+# Every other column is personal and emptied: a column added to Contact is erased unless it
+# is listed here (tests/contacts/test_anonymise.py makes the choice explicit).
+ERASURE_KEPT_FIELDS = {
+    "id": "the row's key, which the ledger and the privacy requests point at",
+    "public_id": "the pseudonym the ledger, the CRMs and the API keep referring to",
+    "language": "one of two reading languages, shared by a great many people",
+    "lifecycle_stage": "a marketing stage, kept for statistics",
+    "crm_record_type": "whether the CRMs held a lead or a contact, to have them erase it",
+    "status": "set to erased: the fact of the erasure, not the person",
+    "frequency": "a chosen frequency, kept for statistics",
+    "processing_restricted_at": "when a restriction began: proof that the right was honoured",
+    "profiling_objected_at": "when an objection began: proof that the right was honoured",
+    "email_deliverability": "a delivery status without the address or its reason",
+    "postal_deliverability": "a delivery status without the address or its reason",
+    "repermission_sent_at": "when the retention job asked: proof of the retention rule",
+    "created_at": "when the record began: the ledger's proofs are dated against it",
+    "updated_at": "when the row last changed (the erasure itself)",
+}
+PERSONAL_FIELDS = tuple(
+    field.name for field in Contact._meta.concrete_fields if field.name not in ERASURE_KEPT_FIELDS
 )
 
 
@@ -407,11 +408,11 @@ def contact_anonymise(*, contact: Contact, reason: str) -> dict[str, str]:
         reason=SuppressionReason.ERASED, email=contact.email, phone=_valid_phone(contact.phone)
     )
     for name in PERSONAL_FIELDS:
-        setattr(contact, name, "")
+        field = Contact._meta.get_field(name)
+        # empty: blank text, no date, the default of a flag (not a minor)
+        setattr(contact, field.attname, None if field.null else field.get_default())
     contact.email = f"erased-{contact.public_id}@erased.invalid"
     contact.status = ContactStatus.ERASED
-    contact.paused_until = contact.last_activity_at = contact.email_changed_at = None
-    contact.is_minor = False
     contact.save()
     contact.interests.clear()
     contact.timeline.all().delete()
