@@ -72,7 +72,7 @@ def setup() -> tuple[str, list[str], list[str], list[str]]:
 
 def bench_direct(contact_ids: list[str]) -> float:
     from consent.models import Purpose
-    from consent.services import Evidence, consent_record
+    from consent.services import ConsentWrite, Evidence, consent_record
     from contacts.models import Contact
 
     purpose = Purpose.objects.get(slug="offers")
@@ -80,13 +80,15 @@ def bench_direct(contact_ids: list[str]) -> float:
     started = time.perf_counter()
     for contact in contacts:
         consent_record(
-            contact=contact,
-            purpose=purpose,
-            channel="email",
-            action="grant",
-            source_kind="api",
-            source_reference="bench",
-            evidence=_evidence(Evidence),
+            write=ConsentWrite(
+                contact=contact,
+                purpose=purpose,
+                channel="email",
+                action="grant",
+                source_kind="api",
+                source_reference="bench",
+                evidence=_evidence(Evidence),
+            )
         )
     return len(contacts) / (time.perf_counter() - started)
 

@@ -111,22 +111,24 @@ def purpose_create(slug: str, retention_days: int | None = None) -> Any:
 
 def grant(contact: Any, purpose: Any, channel: str, n: int) -> None:
     """One grant through the one consent write path, with personal evidence (IP, user agent)."""
-    from consent.services import Evidence, consent_record
+    from consent.services import ConsentWrite, Evidence, consent_record
 
     consent_record(
-        contact=contact,
-        purpose=purpose,
-        channel=channel,
-        action="grant",
-        source_kind="web_form",
-        source_reference="https://example.fr/newsletter",
-        evidence=Evidence(
-            wording=purpose.current_version.wording_fr,
-            unticked_by_default=True,
-            policy_version="2026-01",
-            ip=f"203.0.113.{n % 250 + 1}",
-            user_agent=USER_AGENT,
-        ),
+        write=ConsentWrite(
+            contact=contact,
+            purpose=purpose,
+            channel=channel,
+            action="grant",
+            source_kind="web_form",
+            source_reference="https://example.fr/newsletter",
+            evidence=Evidence(
+                wording=purpose.current_version.wording_fr,
+                unticked_by_default=True,
+                policy_version="2026-01",
+                ip=f"203.0.113.{n % 250 + 1}",
+                user_agent=USER_AGENT,
+            ),
+        )
     )
 
 
@@ -472,7 +474,7 @@ def retention_setup(count: int, now: datetime) -> tuple[dict[str, float], dict[s
     from django.db import transaction
 
     from consent.models import ConsentState
-    from consent.services import consent_record
+    from consent.services import ConsentWrite, consent_record
     from contacts.models import Contact
 
     timings = {}
@@ -510,11 +512,13 @@ def retention_setup(count: int, now: datetime) -> tuple[dict[str, float], dict[s
                     grant(contact, purpose, "email", n)
                 if n % 3 == 0:  # and withdraws the first again: a state that no longer counts
                     consent_record(
-                        contact=contact,
-                        purpose=chosen[0],
-                        channel="email",
-                        action="withdraw",
-                        source_kind="preference_center",
+                        write=ConsentWrite(
+                            contact=contact,
+                            purpose=chosen[0],
+                            channel="email",
+                            action="withdraw",
+                            source_kind="preference_center",
+                        )
                     )
                     chosen = chosen[1:]
                 active_days[n] = [

@@ -160,7 +160,7 @@ def setup(count: int) -> list[str]:
 
 def _contact_create(n: int, purposes: list, interests: list) -> str:
     """Contact n: French or English, two interests, three grants with full evidence."""
-    from consent.services import Evidence, consent_record
+    from consent.services import ConsentWrite, Evidence, consent_record
     from contacts.models import Contact
     from preferences.services import preference_token_issue
 
@@ -175,19 +175,21 @@ def _contact_create(n: int, purposes: list, interests: list) -> str:
     for k in range(GRANTS_PER_CONTACT):
         purpose, channel = pairs[(n + 3 * k) % len(pairs)]
         consent_record(
-            contact=contact,
-            purpose=purpose,
-            channel=channel,
-            action="grant",
-            source_kind="web_form",
-            source_reference="https://example.fr/newsletter",
-            evidence=Evidence(
-                wording=purpose.current_version.wording_fr,
-                unticked_by_default=True,
-                policy_version="2026-01",
-                ip="203.0.113.7",
-                user_agent=USER_AGENT,
-            ),
+            write=ConsentWrite(
+                contact=contact,
+                purpose=purpose,
+                channel=channel,
+                action="grant",
+                source_kind="web_form",
+                source_reference="https://example.fr/newsletter",
+                evidence=Evidence(
+                    wording=purpose.current_version.wording_fr,
+                    unticked_by_default=True,
+                    policy_version="2026-01",
+                    ip="203.0.113.7",
+                    user_agent=USER_AGENT,
+                ),
+            )
         )
     return preference_token_issue(contact=contact)
 

@@ -21,9 +21,9 @@ from consent.models import (
     Purpose,
     SourceKind,
 )
-from consent.services import LIST_SOURCES, Evidence, consent_record
+from consent.services import LIST_SOURCES, ConsentWrite, Evidence, consent_record
 from consent.services.signups import SignupGrant, signup_confirmation_queue, signup_grant_prepare
-from contacts.models import Contact, TimelineKind
+from contacts.models import Contact, SuppressionKind, TimelineKind
 from contacts.normalization import normalize_email
 from contacts.selectors import contact_find, contacts_by_email, suppression_reason
 from contacts.services import contact_fields_check, contact_upsert, timeline_add
@@ -107,7 +107,9 @@ def _contact_for(item: ConsentInput, *, may_create_contacts: bool) -> Contact | 
 def _suppressed_without_contact(email: str, source_kind: str) -> bool:
     """A suppressed address with no contact, for a grant that may wait for the person's click
     (lists are refused by contact_upsert with the reason)."""
-    return source_kind not in LIST_SOURCES and bool(suppression_reason(kind="email", value=email))
+    return source_kind not in LIST_SOURCES and bool(
+        suppression_reason(kind=SuppressionKind.EMAIL, value=email)
+    )
 
 
 def consents_record_batch(
@@ -162,14 +164,16 @@ def _record_item(item: ConsentInput, *, may_create_contacts: bool) -> ConsentRec
             given_at=item.given_at,
         )
     return consent_record(
-        contact=contact,
-        purpose=purpose,
-        channel=item.channel,
-        action=item.action,
-        source_kind=item.source_kind,
-        source_reference=item.source_reference,
-        evidence=item.evidence,
-        given_at=item.given_at,
+        write=ConsentWrite(
+            contact=contact,
+            purpose=purpose,
+            channel=item.channel,
+            action=item.action,
+            source_kind=item.source_kind,
+            source_reference=item.source_reference,
+            evidence=item.evidence,
+            given_at=item.given_at,
+        )
     )
 
 
@@ -273,11 +277,13 @@ def _record_box(
             return None
         action = ConsentAction.WITHDRAW
     return consent_record(
-        contact=contact,
-        purpose=purpose,
-        channel=box.channel,
-        action=action,
-        source_kind=SourceKind.WEB_FORM,
-        source_reference=form,
-        evidence=box_evidence,
+        write=ConsentWrite(
+            contact=contact,
+            purpose=purpose,
+            channel=box.channel,
+            action=action,
+            source_kind=SourceKind.WEB_FORM,
+            source_reference=form,
+            evidence=box_evidence,
+        )
     )

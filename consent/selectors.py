@@ -17,7 +17,13 @@ from consent.models import (
     Purpose,
     PurposeVersion,
 )
-from contacts.models import Contact, ContactStatus, EmailDeliverability, PostalDeliverability
+from contacts.models import (
+    Contact,
+    ContactStatus,
+    EmailDeliverability,
+    PostalDeliverability,
+    SuppressionKind,
+)
 from contacts.selectors import suppression_reason
 
 RECEIPT_SCHEMA = "ISO/IEC TS 27560:2023 consent record (Kantara Consent Receipt v1.1 vocabulary)"
@@ -164,8 +170,8 @@ def contact_eligibility(
     if not purpose.is_active or channel not in purpose.channels:
         reasons.append(Ineligible.PURPOSE_INACTIVE)
     reasons += _lawful_basis_problems(contact, purpose, channel)
-    if suppression_reason(kind="email", value=contact.email) or (
-        contact.phone and suppression_reason(kind="phone", value=contact.phone)
+    if suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email) or (
+        contact.phone and suppression_reason(kind=SuppressionKind.PHONE, value=contact.phone)
     ):
         reasons.append(Ineligible.SUPPRESSED)
     if not _deliverable(contact, channel):

@@ -13,7 +13,14 @@ from django.utils.translation import gettext_lazy as _
 
 from consent.admin import ConsentRecordInline, ConsentStateInline
 from consent.models import SourceKind
-from contacts.models import Contact, ContactStatus, Interest, Suppression, TimelineEvent
+from contacts.models import (
+    Contact,
+    ContactStatus,
+    Interest,
+    Suppression,
+    SuppressionKind,
+    TimelineEvent,
+)
 from contacts.normalization import normalize_email
 from contacts.selectors import suppression_digests
 from contacts.services import (
@@ -367,7 +374,7 @@ class SuppressionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not term:
             return queryset, False
         digests = [
-            *suppression_digests(kind="email", value=term),
-            *suppression_digests(kind="phone", value=term),
+            *suppression_digests(kind=SuppressionKind.EMAIL, value=term),
+            *suppression_digests(kind=SuppressionKind.PHONE, value=term),
         ]
         return queryset.filter(digest__in=digests), False

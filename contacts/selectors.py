@@ -5,7 +5,7 @@ from uuid import UUID
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from contacts.models import Contact, ContactStatus, Suppression
+from contacts.models import Contact, ContactStatus, Suppression, SuppressionKind
 from contacts.normalization import (
     email_keys,
     normalize_email,
@@ -14,9 +14,10 @@ from contacts.normalization import (
 )
 
 
-def suppression_digests(*, kind: str, value: str) -> list[str]:
+def suppression_digests(*, kind: SuppressionKind, value: str) -> list[str]:
     """The suppression keys this email or phone may be listed under (none when malformed)."""
-    if kind == "email":
+    kind = SuppressionKind(kind)  # a misspelt kind would otherwise be read as a phone
+    if kind == SuppressionKind.EMAIL:
         keys = email_keys(value)
     else:
         try:
@@ -26,7 +27,7 @@ def suppression_digests(*, kind: str, value: str) -> list[str]:
     return [suppression_digest(kind, key) for key in keys if key]
 
 
-def suppression_reason(*, kind: str, value: str) -> str | None:
+def suppression_reason(*, kind: SuppressionKind, value: str) -> str | None:
     """Why this email or phone is suppressed, or None when it is not."""
     digests = suppression_digests(kind=kind, value=value)
     if not digests:

@@ -31,6 +31,7 @@ from contacts.normalization import (
     suppression_digest,
 )
 from contacts.selectors import suppression_digests, suppression_reason
+from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit
 
 # Fields a caller may set through contact_upsert / contact_update.
@@ -55,7 +56,7 @@ PAUSE_MONTHS = (1, 3, 6)
 
 
 def timeline_add(
-    *, contact: Contact, kind: str, summary: str, data: Mapping[str, Any] | None = None
+    *, contact: Contact, kind: TimelineKind, summary: str, data: Mapping[str, Any] | None = None
 ) -> TimelineEvent:
     """Add an interesting moment to a contact's timeline."""
     return TimelineEvent.objects.create(
@@ -114,9 +115,12 @@ def _resolve_interests(slugs: Iterable[str]) -> list[Interest]:
 
 def _suppression_errors(*, email: str = "", phone: str = "") -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
-    for kind, value in (("email", email), ("phone", phone)):
+    for field, kind, value in (
+        ("email", SuppressionKind.EMAIL, email),
+        ("phone", SuppressionKind.PHONE, phone),
+    ):
         if value and suppression_reason(kind=kind, value=value):
-            errors[kind] = [
+            errors[field] = [
                 _(
                     "This person asked not to be contacted (suppression list). Only "
                     "their own new explicit consent can lift it."
@@ -208,7 +212,9 @@ def _create_or_lock(*, email: str, fields: Mapping[str, Any]) -> tuple[Contact, 
 
 def _record_creation(contact: Contact) -> None:
     timeline_add(contact=contact, kind=TimelineKind.CREATED, summary=contact.source or "-")
-    outbox_emit(topic="contact.created", contact=contact, payload=contact_payload(contact))
+    outbox_emit(
+        topic=OutboxTopic.CONTACT_CREATED, contact=contact, payload=contact_payload(contact)
+    )
 
 
 def _apply_changes(contact: Contact, fields: Mapping[str, Any]) -> list[str]:
@@ -227,7 +233,7 @@ def _apply_changes(contact: Contact, fields: Mapping[str, Any]) -> list[str]:
         data={"fields": changed},
     )
     outbox_emit(
-        topic="contact.updated",
+        topic=OutboxTopic.CONTACT_UPDATED,
         contact=contact,
         payload={**contact_payload(contact), "changed": changed},
     )
@@ -270,7 +276,7 @@ def _set_interests(contact: Contact, chosen: list[Interest], *, record: bool = T
         data={"added": sorted(after - before), "removed": sorted(before - after)},
     )
     outbox_emit(
-        topic="contact.updated",
+        topic=OutboxTopic.CONTACT_UPDATED,
         contact=contact,
         payload={**contact_payload(contact), "changed": ["interests"], "interests": sorted(after)},
     )
@@ -358,7 +364,7 @@ def _dated_flag_set(
     *,
     field: str,
     on: bool,
-    kind: str,
+    kind: TimelineKind,
     summary: str,
     data: dict[str, Any],
     changed: str,
@@ -373,33 +379,34 @@ def _dated_flag_set(
         contact.save(update_fields=[field, "updated_at"])
         timeline_add(contact=contact, kind=kind, summary=summary, data=data)
         outbox_emit(
-            topic="contact.updated",
+            topic=OutboxTopic.CONTACT_UPDATED,
             contact=contact,
             payload={**contact_payload(contact), "changed": [changed]},
         )
     return True
 
 
-# Emptied by erasure: everything that identifies the person (the public id is a pseudonym
-# kept so that the ledger and the CRMs can still refer to the erased record).
-PERSONAL_FIELDS = (
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "job_title",
-    "address_line1",
-    "address_line2",
-    "postal_code",
-    "city",
-    "country",
-    "source",
-    "guardian_consent_evidence",
-    "previous_email",
-    "email_undeliverable_reason",
-    "postal_undeliverable_reason",
-    "hubspot_id",
-    "salesforce_id",
+# Contact columns erasure keeps, with why each identifies no one once the rest is gone.
+# Every other column is personal and emptied: a column added to Contact is erased unless it
+# is listed here (tests/contacts/test_anonymise.py makes the choice explicit).
+ERASURE_KEPT_FIELDS = {
+    "id": "the row's key, which the ledger and the privacy requests point at",
+    "public_id": "the pseudonym the ledger, the CRMs and the API keep referring to",
+    "language": "one of two reading languages, shared by a great many people",
+    "lifecycle_stage": "a marketing stage, kept for statistics",
+    "crm_record_type": "whether the CRMs held a lead or a contact, to have them erase it",
+    "status": "set to erased: the fact of the erasure, not the person",
+    "frequency": "a chosen frequency, kept for statistics",
+    "processing_restricted_at": "when a restriction began: proof that the right was honoured",
+    "profiling_objected_at": "when an objection began: proof that the right was honoured",
+    "email_deliverability": "a delivery status without the address or its reason",
+    "postal_deliverability": "a delivery status without the address or its reason",
+    "repermission_sent_at": "when the retention job asked: proof of the retention rule",
+    "created_at": "when the record began: the ledger's proofs are dated against it",
+    "updated_at": "when the row last changed (the erasure itself)",
+}
+PERSONAL_FIELDS = tuple(
+    field.name for field in Contact._meta.concrete_fields if field.name not in ERASURE_KEPT_FIELDS
 )
 
 
@@ -419,11 +426,11 @@ def contact_anonymise(*, contact: Contact, reason: str) -> dict[str, str]:
         reason=SuppressionReason.ERASED, email=contact.email, phone=_valid_phone(contact.phone)
     )
     for name in PERSONAL_FIELDS:
-        setattr(contact, name, "")
+        field = Contact._meta.get_field(name)
+        # empty: blank text, no date, the default of a flag (not a minor)
+        setattr(contact, field.attname, None if field.null else field.get_default())
     contact.email = f"erased-{contact.public_id}@erased.invalid"
     contact.status = ContactStatus.ERASED
-    contact.paused_until = contact.last_activity_at = contact.email_changed_at = None
-    contact.is_minor = False
     contact.save()
     contact.interests.clear()
     contact.timeline.all().delete()
@@ -452,7 +459,7 @@ def _lock_active(contact: Contact) -> Contact:
     return contact
 
 
-def _record_status_change(contact: Contact, kind: str, source: str) -> None:
+def _record_status_change(contact: Contact, kind: TimelineKind, source: str) -> None:
     until = contact.paused_until.isoformat() if contact.paused_until else None
     timeline_add(
         contact=contact,
@@ -461,7 +468,7 @@ def _record_status_change(contact: Contact, kind: str, source: str) -> None:
         data={"paused_until": until, "source": source},
     )
     outbox_emit(
-        topic="contact.updated",
+        topic=OutboxTopic.CONTACT_UPDATED,
         contact=contact,
         payload={**contact_payload(contact), "changed": ["status"]},
     )
@@ -495,7 +502,7 @@ def _change_email(contact: Contact, raw_email: str) -> None:
         raise taken from None
     timeline_add(contact=contact, kind=TimelineKind.EMAIL_CHANGED, summary=email, data={})
     outbox_emit(
-        topic="contact.updated",
+        topic=OutboxTopic.CONTACT_UPDATED,
         contact=contact,
         payload={**contact_payload(contact), "changed": ["email"], "previous_email": old},
     )
@@ -545,7 +552,7 @@ def suppression_add(*, reason: str, email: str = "", phone: str = "") -> list[Su
         if not value:
             continue
         # A stored address that no longer normalises keeps the key it always had.
-        keys = email_keys(value) if kind == "email" else [normalize_phone(value)]
+        keys = email_keys(value) if kind == SuppressionKind.EMAIL else [normalize_phone(value)]
         if not keys:
             normalize_email(value)  # raises the reason
         entry, _created = Suppression.objects.update_or_create(
@@ -560,8 +567,8 @@ def suppression_lift(*, email: str = "", phone: str = "") -> int:
     """Remove a suppression: only called when the person gives new explicit consent."""
     digests = []
     if email:
-        digests += suppression_digests(kind="email", value=email)
+        digests += suppression_digests(kind=SuppressionKind.EMAIL, value=email)
     if phone:
-        digests.append(suppression_digest("phone", normalize_phone(phone)))
+        digests.append(suppression_digest(SuppressionKind.PHONE, normalize_phone(phone)))
     deleted, _detail = Suppression.objects.filter(digest__in=digests).delete()
     return deleted

@@ -15,6 +15,8 @@ class OutboxTopic(models.TextChoices):
     CONTACT_ERASED = "contact.erased", _("Contact erased")
     # kept in the ledger, but older than the change behind the current state: nothing changed
     CONSENT_SUPERSEDED = "consent.superseded", _("Consent recorded, superseded by a newer one")
+    # every consent withdrawn and the address suppressed, at the person's request
+    CONTACT_UNSUBSCRIBED = "contact.unsubscribed", _("Contact unsubscribed from all marketing")
 
 
 class OutboxEvent(models.Model):

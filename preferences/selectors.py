@@ -13,6 +13,7 @@ from contacts.models import (
     Contact,
     ContactStatus,
     Interest,
+    SuppressionKind,
     SuppressionReason,
     TimelineEvent,
     TimelineKind,
@@ -161,7 +162,7 @@ def preference_page(contact: Contact) -> PreferencePage:
         has_profiling=any(row.switchable and row.purpose.is_profiling for row in rows),
         interests=list(Interest.objects.order_by("slug")),
         chosen_interests=set(contact.interests.values_list("slug", flat=True)),
-        unsubscribed=suppression_reason(kind="email", value=contact.email)
+        unsubscribed=suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email)
         == SuppressionReason.GLOBAL_UNSUBSCRIBE,
         resubscribable=_resubscribable(contact, known, active),
     )

@@ -26,12 +26,14 @@ from consent.selectors import contact_consent_states, purposes_active, purposes_
 from consent.services import (
     ACTIVE_STATUSES,
     MARKETING_BASES,
+    ConsentWrite,
     Evidence,
     consent_record,
     consents_withdraw_all,
 )
 from contacts.models import (
     Contact,
+    SuppressionKind,
     SuppressionReason,
     TimelineKind,
 )
@@ -47,6 +49,7 @@ from contacts.services import (
 from core.emails import email_send
 from core.links import signed_token, signed_token_read, site_url
 from core.tokens import token_hash
+from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
 from preferences.selectors import purpose_is_on, resubscribe_candidates, seen_stamp
@@ -219,13 +222,15 @@ def _record(
 ) -> ConsentRecord:
     wording = purpose.current_version.wording if action == ConsentAction.GRANT else ""
     return consent_record(
-        contact=contact,
-        purpose=purpose,
-        channel=channel,
-        action=action,
-        source_kind=SourceKind.PREFERENCE_CENTER,
-        source_reference=SOURCE_REFERENCE,
-        evidence=visit.evidence(wording),
+        write=ConsentWrite(
+            contact=contact,
+            purpose=purpose,
+            channel=channel,
+            action=action,
+            source_kind=SourceKind.PREFERENCE_CENTER,
+            source_reference=SOURCE_REFERENCE,
+            evidence=visit.evidence(wording),
+        )
     )
 
 
@@ -242,7 +247,9 @@ def preferences_unsubscribe_all(
         records = consents_withdraw_all(
             contact=contact, source_kind=source_kind, evidence=visit.evidence()
         )
-        already_suppressed = suppression_reason(kind="email", value=contact.email) is not None
+        already_suppressed = (
+            suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email) is not None
+        )
         if not already_suppressed:
             suppression_add(reason=SuppressionReason.GLOBAL_UNSUBSCRIBE, email=contact.email)
         if records or not already_suppressed:
@@ -253,7 +260,9 @@ def preferences_unsubscribe_all(
                 data={"records": [str(record.uuid) for record in records], "source": source_kind},
             )
             outbox_emit(
-                topic="contact.unsubscribed", contact=contact, payload={"source": source_kind}
+                topic=OutboxTopic.CONTACT_UNSUBSCRIBED,
+                contact=contact,
+                payload={"source": source_kind},
             )
     return records
 

@@ -24,7 +24,13 @@ from django.utils.translation import gettext as _
 from consent.models import ConsentEvidence, ConsentState, LegalBasis, Purpose, SourceKind
 from consent.selectors import purposes_with_versions
 from consent.services.consents import ACTIVE_STATUSES, Evidence, consents_withdraw_all
-from contacts.models import Contact, ContactStatus, EmailDeliverability, TimelineKind
+from contacts.models import (
+    Contact,
+    ContactStatus,
+    EmailDeliverability,
+    SuppressionKind,
+    TimelineKind,
+)
 from contacts.selectors import contact_find, suppression_reason
 from contacts.services import (
     contact_anonymise,
@@ -37,7 +43,7 @@ from core.links import site_url
 from core.management.commands.setup_roles import DPO
 from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
 from core.services import job_run_claim
-from crmsync.models import OutboxEvent
+from crmsync.models import OutboxEvent, OutboxTopic
 from crmsync.services import outbox_emit
 from preferences.services import (
     SOURCE_REFERENCE,
@@ -441,7 +447,7 @@ def contact_erase(
         _delete_copies(contact)
         remote = contact_anonymise(contact=contact, reason=reason)
         outbox_emit(
-            topic="contact.erased",
+            topic=OutboxTopic.CONTACT_ERASED,
             contact=contact,
             payload={"id": str(contact.public_id), "status": contact.status, **remote},
         )
@@ -730,7 +736,7 @@ def _send_repermission(contact_id: int, now: datetime, period: timedelta) -> int
         # Nobody to ask at an address that unsubscribed or bounces: the grace period still
         # runs, then the contact is anonymised like anyone who did not answer.
         unreachable = (
-            suppression_reason(kind="email", value=contact.email) is not None
+            suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email) is not None
             or contact.email_deliverability != EmailDeliverability.DELIVERABLE
         )
         if not unreachable:

@@ -9,7 +9,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from freezegun import freeze_time
 
 from consent.models import LegalBasis, Purpose, PurposeVersion, SourceKind
-from consent.services import Evidence, consent_record
+from consent.services import ConsentWrite, Evidence, consent_record
 from contacts.models import Contact, Interest
 from core.models import ApiClient, AuditAction, AuditEvent, Scope
 from crmsync.models import OutboxEvent
@@ -123,14 +123,16 @@ def grant(contact: Contact, purpose: Purpose, channel: str = "email", **kwargs: 
         ),
     )
     return consent_record(
-        contact=contact,
-        purpose=purpose,
-        channel=channel,
-        action=kwargs.pop("action", "grant"),
-        source_kind=kwargs.pop("source_kind", "web_form"),
-        source_reference=kwargs.pop("source_reference", "https://example.fr/newsletter"),
-        evidence=evidence,
-        **kwargs,
+        write=ConsentWrite(
+            contact=contact,
+            purpose=purpose,
+            channel=channel,
+            action=kwargs.pop("action", "grant"),
+            source_kind=kwargs.pop("source_kind", "web_form"),
+            source_reference=kwargs.pop("source_reference", "https://example.fr/newsletter"),
+            evidence=evidence or Evidence(),  # None: no evidence at all, as for a withdrawal
+            **kwargs,
+        )
     )
 
 

@@ -3,7 +3,7 @@
 import hashlib
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +12,7 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.validators import validate_ipv46_address
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -35,6 +35,7 @@ from consent.selectors import pending_states_for_confirmation, purposes_with_ver
 from contacts.models import (
     Contact,
     ContactStatus,
+    SuppressionKind,
     SuppressionReason,
     TimelineEvent,
     TimelineKind,
@@ -45,6 +46,7 @@ from contacts.services import contact_touch, suppression_lift, timeline_add
 from core.emails import email_send
 from core.links import signed_token, signed_token_read, site_url
 from core.services import job_run_claim
+from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit
 
 # The person's own confirmed act: a change in the preference center (reached from a link sent
@@ -80,6 +82,26 @@ class Evidence:
     @property
     def has_personal_data(self) -> bool:
         return bool(self.ip or self.user_agent or self.document)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentWrite:
+    """One consent to write to the ledger: whose, for what and on which channel, what happened,
+    where it came from, when, and what proves it.
+
+    `given_at` is when the person acted (None: now); `resolves` is the pending grant a confirm
+    or an expire settles.
+    """
+
+    contact: Contact
+    purpose: Purpose
+    channel: str
+    action: str
+    source_kind: str
+    source_reference: str = ""
+    evidence: Evidence = field(default_factory=Evidence)
+    given_at: datetime | None = None
+    resolves: ConsentRecord | None = None
 
 
 def purpose_wording_update(
@@ -182,18 +204,7 @@ def _grant_evidence_errors(source_kind: str, evidence: Evidence) -> dict[str, li
     return {}
 
 
-def consent_record(
-    *,
-    contact: Contact,
-    purpose: Purpose,
-    channel: str,
-    action: str,
-    source_kind: str,
-    source_reference: str = "",
-    evidence: Evidence | None = None,
-    given_at: datetime | None = None,
-    resolves: ConsentRecord | None = None,
-) -> ConsentRecord:
+def consent_record(*, write: ConsentWrite) -> ConsentRecord:
     """Append one record to the consent ledger and update the current state with it.
 
     The single write path for consent (GDPR Art. 7(1): the controller must be able to prove
@@ -202,17 +213,17 @@ def consent_record(
     suppression from LIFTING_SOURCES (else it waits, pending, for the emailed link; lists are
     refused), and a record older than the change behind the state is kept but changes nothing.
     """
-    evidence = evidence or Evidence()
     now = timezone.now()
-    given_at = given_at or now
+    write = replace(write, given_at=write.given_at or now)
+    contact, action, source_kind = write.contact, write.action, write.source_kind
     _validate_request(
         contact=contact,
-        purpose=purpose,
-        channel=channel,
+        purpose=write.purpose,
+        channel=write.channel,
         action=action,
         source_kind=source_kind,
-        evidence=evidence,
-        given_at=given_at,
+        evidence=write.evidence,
+        given_at=write.given_at,
         now=now,
     )
     with transaction.atomic():
@@ -226,37 +237,23 @@ def consent_record(
             # only the state row: ledger records are never locked for update
             ConsentState.objects.select_for_update(of=("self",))
             .select_related("record")
-            .filter(contact=contact, purpose=purpose, channel=channel)
+            .filter(contact=contact, purpose=write.purpose, channel=write.channel)
             .first()
         )
         suppressed = _suppression_for(current, action, source_kind)
-        superseded = _superseded(state, action, given_at, now)
+        superseded = _superseded(state, action, write.given_at, now)
         status, version = _transition(
             state,
-            purpose,
+            write.purpose,
             action,
             source_kind,
-            resolves,
+            write.resolves,
             needs_person=bool(suppressed) and source_kind not in LIFTING_SOURCES,
         )
         if superseded:
             # kept as proof that it arrived, but the newer change behind the state stands
             status = state.status
-        record = _append(
-            head=head,
-            contact=contact,
-            purpose=purpose,
-            version=version,
-            channel=channel,
-            action=action,
-            status=status,
-            given_at=given_at,
-            now=now,
-            source_kind=source_kind,
-            source_reference=source_reference,
-            evidence=evidence,
-            resolves=resolves,
-        )
+        record = _append(head=head, write=write, version=version, status=status, now=now)
         if superseded:
             _record_superseded(record, contact, state)
             return record
@@ -275,7 +272,7 @@ def _suppression_for(contact: Contact, action: str, source_kind: str) -> str | N
     """
     if action not in (ConsentAction.GRANT, ConsentAction.CONFIRM):
         return None
-    reason = suppression_reason(kind="email", value=contact.email)
+    reason = suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email)
     if reason and action == ConsentAction.GRANT and source_kind in LIST_SOURCES:
         raise ValidationError(
             {
@@ -352,39 +349,27 @@ def _transition(
 
 
 def _append(
-    *,
-    head: LedgerHead,
-    contact: Contact,
-    purpose: Purpose,
-    version: PurposeVersion,
-    channel: str,
-    action: str,
-    status: str,
-    given_at: datetime,
-    now: datetime,
-    source_kind: str,
-    source_reference: str,
-    evidence: Evidence,
-    resolves: ConsentRecord | None,
+    *, head: LedgerHead, write: ConsentWrite, version: PurposeVersion, status: str, now: datetime
 ) -> ConsentRecord:
-    personal = _personal_evidence(evidence)
+    """Chain one record after the ledger head; `write.given_at` is already resolved."""
+    personal = _personal_evidence(write.evidence)
     record = ConsentRecord(
-        contact=contact,
-        purpose=purpose,
+        contact=write.contact,
+        purpose=write.purpose,
         purpose_version=version,
-        channel=channel,
-        action=action,
+        channel=write.channel,
+        action=write.action,
         status=status,
-        given_at=given_at,
+        given_at=write.given_at,
         recorded_at=now,
-        source_kind=source_kind,
-        source_reference=source_reference[:500],
-        wording=evidence.wording or version.wording,
-        language=(get_language() or contact.reading_language())[:2],
-        unticked_by_default=evidence.unticked_by_default,
-        policy_version=evidence.policy_version,
+        source_kind=write.source_kind,
+        source_reference=write.source_reference[:500],
+        wording=write.evidence.wording or version.wording,
+        language=(get_language() or write.contact.reading_language())[:2],
+        unticked_by_default=write.evidence.unticked_by_default,
+        policy_version=write.evidence.policy_version,
         evidence_digest=evidence_digest(personal) if personal else "",
-        resolves=resolves,
+        resolves=write.resolves,
         previous_hash=head.last_hash,
     )
     record.hash = record_hash(record)
@@ -444,7 +429,7 @@ def _consent_payload(record: ConsentRecord) -> dict[str, Any]:
 def _record_superseded(record: ConsentRecord, contact: Contact, state: ConsentState) -> None:
     """Tell the CRMs a record was kept but changed nothing; no timeline moment, no email."""
     outbox_emit(
-        topic="consent.superseded",
+        topic=OutboxTopic.CONSENT_SUPERSEDED,
         contact=contact,
         payload={**_consent_payload(record), "current_record": str(state.record.uuid)},
     )
@@ -459,7 +444,7 @@ def _record_side_effects(record: ConsentRecord, contact: Contact, source_kind: s
         data={"record": str(record.uuid), "action": record.action, "source": source_kind},
     )
     outbox_emit(
-        topic="consent.recorded",
+        topic=OutboxTopic.CONSENT_RECORDED,
         contact=contact,
         payload=_consent_payload(record),
     )
@@ -470,26 +455,18 @@ def _record_side_effects(record: ConsentRecord, contact: Contact, source_kind: s
 
 
 def _queue_confirmation_email(contact_id: int) -> None:
-    """Send one confirmation email per contact and transaction, after commit."""
-    queued = getattr(connection, "_doi_flush", None)
-    # A rollback discards the on_commit callback but not this attribute: reuse it only while
-    # it is still registered, or no confirmation would ever be sent again on this connection.
-    if queued is not None and any(entry[1] is queued for entry in connection.run_on_commit):
-        queued.contact_ids.add(contact_id)
-        return
-    contact_ids = {contact_id}
+    """Queue the confirmation email for after commit (none if the transaction rolls back).
 
-    def flush() -> None:
+    Several pending grants in one transaction queue several sends: the first announces them
+    all, and the others find nothing new to announce under the contact's row lock.
+    """
+
+    def queue() -> None:
         from consent.tasks import send_double_opt_in_confirmation
 
-        if getattr(connection, "_doi_flush", None) is flush:
-            del connection._doi_flush
-        for queued_id in sorted(contact_ids):
-            send_double_opt_in_confirmation.delay(queued_id)
+        send_double_opt_in_confirmation.delay(contact_id)
 
-    flush.contact_ids = contact_ids
-    connection._doi_flush = flush
-    transaction.on_commit(flush)
+    transaction.on_commit(queue)
 
 
 # Legal bases under which we market to a person: consent, or legitimate interests until they
@@ -529,13 +506,15 @@ def consents_withdraw_all(
         for purpose_id, channel in pairs:
             withdrawn.append(
                 consent_record(
-                    contact=contact,
-                    purpose=purposes[purpose_id],
-                    channel=channel,
-                    action=ConsentAction.WITHDRAW,
-                    source_kind=source_kind,
-                    source_reference=source_reference,
-                    evidence=evidence,
+                    write=ConsentWrite(
+                        contact=contact,
+                        purpose=purposes[purpose_id],
+                        channel=channel,
+                        action=ConsentAction.WITHDRAW,
+                        source_kind=source_kind,
+                        source_reference=source_reference,
+                        evidence=evidence,
+                    )
                 )
             )
     return withdrawn
@@ -573,14 +552,16 @@ def consent_confirm(
 def _confirm_one(state: ConsentState, *, ip: str | None, user_agent: str) -> ConsentRecord:
     with transaction.atomic():
         return consent_record(
-            contact=state.contact,
-            purpose=state.purpose,
-            channel=state.channel,
-            action=ConsentAction.CONFIRM,
-            source_kind=SourceKind.EMAIL_CONFIRMATION,
-            source_reference=str(state.record.uuid),
-            evidence=Evidence(ip=ip, user_agent=user_agent),
-            resolves=state.record,
+            write=ConsentWrite(
+                contact=state.contact,
+                purpose=state.purpose,
+                channel=state.channel,
+                action=ConsentAction.CONFIRM,
+                source_kind=SourceKind.EMAIL_CONFIRMATION,
+                source_reference=str(state.record.uuid),
+                evidence=Evidence(ip=ip, user_agent=user_agent),
+                resolves=state.record,
+            )
         )
 
 
@@ -607,13 +588,15 @@ def pending_grants_expire(*, now: datetime | None = None, batch_size: int = 500)
 def _expire_one(state: ConsentState) -> int:
     try:
         consent_record(
-            contact=state.contact,
-            purpose=state.purpose,
-            channel=state.channel,
-            action=ConsentAction.EXPIRE,
-            source_kind=SourceKind.SYSTEM,
-            source_reference="expire_pending_grants",
-            resolves=state.record,
+            write=ConsentWrite(
+                contact=state.contact,
+                purpose=state.purpose,
+                channel=state.channel,
+                action=ConsentAction.EXPIRE,
+                source_kind=SourceKind.SYSTEM,
+                source_reference="expire_pending_grants",
+                resolves=state.record,
+            )
         )
     except ValidationError:
         return 0  # confirmed or expired by a concurrent run in the meantime
@@ -666,10 +649,10 @@ def suppressed_address_confirmation_claim(*, email: str, now: datetime | None = 
 
     Call it inside the transaction that sends, so that a failed send releases the day.
     """
-    if not suppression_reason(kind="email", value=email):
+    if not suppression_reason(kind=SuppressionKind.EMAIL, value=email):
         return True
     day = timezone.localdate(now or timezone.now()).isoformat()
-    digest = suppression_digest("email", normalize_email(email))
+    digest = suppression_digest(SuppressionKind.EMAIL, normalize_email(email))
     return job_run_claim(job=SUPPRESSED_CONFIRMATION_JOB, key=f"{digest}:{day}")
 
 

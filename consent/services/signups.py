@@ -29,6 +29,7 @@ from consent.models import (
 )
 from consent.selectors import purposes_with_versions
 from consent.services.consents import (
+    ConsentWrite,
     Evidence,
     consent_grant_check,
     consent_record,
@@ -266,17 +267,19 @@ def _contact_back(request: SignupRequest) -> Contact:
 
 def _record(contact: Contact, item: SignupItem, *, ip: str | None, user_agent: str) -> Any:
     return consent_record(
-        contact=contact,
-        purpose=item.purpose,
-        channel=item.channel,
-        action=ConsentAction.GRANT,
-        source_kind=SourceKind.EMAIL_CONFIRMATION,
-        source_reference=item.source_reference,
-        evidence=Evidence(
-            wording=item.wording,
-            unticked_by_default=item.unticked_by_default,
-            policy_version=item.policy_version,
-            ip=ip,
-            user_agent=user_agent,
-        ),
+        write=ConsentWrite(
+            contact=contact,
+            purpose=item.purpose,
+            channel=item.channel,
+            action=ConsentAction.GRANT,
+            source_kind=SourceKind.EMAIL_CONFIRMATION,
+            source_reference=item.source_reference,
+            evidence=Evidence(
+                wording=item.wording,
+                unticked_by_default=item.unticked_by_default,
+                policy_version=item.policy_version,
+                ip=ip,
+                user_agent=user_agent,
+            ),
+        )
     )

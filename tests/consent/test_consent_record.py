@@ -13,7 +13,7 @@ from consent.models import (
     LedgerHead,
     Purpose,
 )
-from consent.services import Evidence, consent_record
+from consent.services import ConsentWrite, Evidence, consent_record
 from contacts.models import TimelineEvent
 from contacts.services import suppression_add
 from crmsync.models import OutboxEvent
@@ -180,11 +180,13 @@ def test_failure_on_a_purpose_without_wording_leaves_the_ledger_untouched():
 
     with pytest.raises(ValidationError) as error:
         consent_record(
-            contact=contact,
-            purpose=unworded,
-            channel="email",
-            action="grant",
-            source_kind="admin",
+            write=ConsentWrite(
+                contact=contact,
+                purpose=unworded,
+                channel="email",
+                action="grant",
+                source_kind="admin",
+            )
         )
 
     assert list(error.value.message_dict) == ["purpose"]

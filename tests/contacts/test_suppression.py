@@ -36,6 +36,13 @@ def test_suppression_is_found_whatever_the_case_or_spacing_of_the_address():
     assert suppression_reason(kind="email", value="someone.else@example.fr") is None
 
 
+def test_a_suppression_kind_outside_the_list_is_refused_rather_than_read_as_a_phone():
+    suppression_add(reason="hard_bounce", email="camille@example.fr")
+
+    with pytest.raises(ValueError, match="emial"):
+        suppression_reason(kind="emial", value="camille@example.fr")
+
+
 def test_suppressing_the_same_address_twice_keeps_one_row_with_the_latest_reason():
     suppression_add(reason="hard_bounce", email="camille@example.fr")
     suppression_add(reason="global_unsubscribe", email="Camille@example.fr")

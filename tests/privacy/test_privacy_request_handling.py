@@ -39,9 +39,11 @@ from privacy.services import (
     privacy_request_transition,
     privacy_requests_carry_out_pending,
 )
+from privacy.tasks import carry_out_privacy_request
 from tests.conftest import wait_for
 from tests.consent.concurrency import run_concurrently
 from tests.factories import ContactFactory, InterestFactory, PurposeFactory, grant
+from tests.queued import held_back
 
 PARIS = ZoneInfo("Europe/Paris")
 REQUESTS = "/api/v1/privacy-requests/"
@@ -487,11 +489,9 @@ def test_a_closed_request_cannot_be_extended(camille: Contact) -> None:
 
 
 def erasure_to_carry_out(contact: Contact) -> PrivacyRequest:
-    """A verified erasure request, committed without queueing its carry-out (tests do it)."""
-    with transaction.atomic():
-        request = file_request(contact, "erasure")
-        transaction.get_connection().run_on_commit.clear()
-    return request
+    """A verified erasure request, committed with its queued carry-out held back (tests do it)."""
+    with held_back(carry_out_privacy_request):
+        return file_request(contact, "erasure")
 
 
 @pytest.mark.django_db

@@ -27,7 +27,13 @@ from consent.models import (
     Purpose,
     SourceKind,
 )
-from consent.services import Evidence, consent_confirm, consent_record, purpose_wording_update
+from consent.services import (
+    ConsentWrite,
+    Evidence,
+    consent_confirm,
+    consent_record,
+    purpose_wording_update,
+)
 from contacts.models import Contact, Interest
 from contacts.services import contact_upsert
 from core.management.commands.setup_roles import MARKETERS
@@ -403,20 +409,22 @@ class Command(BaseCommand):
         wording = version.wording_en if contact.language == "en" else version.wording_fr
         is_grant = step.action == ConsentAction.GRANT
         return consent_record(
-            contact=contact,
-            purpose=purpose,
-            channel=step.channel,
-            action=step.action,
-            source_kind=step.source_kind,
-            source_reference=FORM_URL if step.source_kind == SourceKind.WEB_FORM else "",
-            evidence=Evidence(
-                wording=wording if is_grant else "",
-                unticked_by_default=True if is_grant else None,
-                policy_version=POLICY_VERSION,
-                ip=demo.ip,
-                user_agent=demo.user_agent,
-            ),
-            given_at=timezone.now() - timedelta(days=step.days_ago),
+            write=ConsentWrite(
+                contact=contact,
+                purpose=purpose,
+                channel=step.channel,
+                action=step.action,
+                source_kind=step.source_kind,
+                source_reference=FORM_URL if step.source_kind == SourceKind.WEB_FORM else "",
+                evidence=Evidence(
+                    wording=wording if is_grant else "",
+                    unticked_by_default=True if is_grant else None,
+                    policy_version=POLICY_VERSION,
+                    ip=demo.ip,
+                    user_agent=demo.user_agent,
+                ),
+                given_at=timezone.now() - timedelta(days=step.days_ago),
+            )
         )
 
     def _seed_api_client(self) -> None:
