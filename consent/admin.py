@@ -7,11 +7,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Case, IntegerField, QuerySet, Value, When
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.functional import Promise
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -431,7 +432,7 @@ class PrivacyRequestHandleForm(forms.ModelForm):
         label=_("Extend the deadline by"),
         coerce=int,
         required=False,
-        empty_value=0,
+        empty_value=0,  # type: ignore[arg-type]  # Django takes any value; the stubs say str
         choices=[(0, "-"), (1, _("one month")), (2, _("two months"))],
     )
     new_extension_reason = forms.CharField(
@@ -448,12 +449,15 @@ class PrivacyRequestHandleForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         allowed = REQUEST_TRANSITIONS.get(self.instance.status, set())
         labels = dict(PrivacyRequestStatus.choices)
-        self.fields["next_status"].choices = [("", "-")] + [
+        next_status = self.fields["next_status"]
+        assert isinstance(next_status, forms.ChoiceField)
+        next_status.choices = [("", "-")] + [
             (status, labels[status]) for status in PrivacyRequestStatus.values if status in allowed
         ]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("next_status") == PrivacyRequestStatus.REJECTED and not data.get("note"):
             self.add_error("note", _("Say why the request is rejected."))
         if data.get("extend_months"):
@@ -495,7 +499,7 @@ class DeadlineFilter(admin.SimpleListFilter):
             "week": open_requests.filter(due_at__gte=now, due_at__lte=now + timedelta(days=7)),
             "later": open_requests.filter(due_at__gt=now + timedelta(days=7)),
             "closed": queryset.exclude(status__in=OPEN_REQUEST_STATUSES),
-        }.get(self.value(), queryset)
+        }.get(self.value() or "", queryset)
 
 
 @admin.register(PrivacyRequest)
@@ -555,10 +559,14 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
         return [open_first.asc(), "due_at"]
 
     def get_form(
-        self, request: HttpRequest, obj: PrivacyRequest | None = None, **kwargs: Any
+        self,
+        request: HttpRequest,
+        obj: PrivacyRequest | None = None,
+        change: bool = False,
+        **kwargs: Any,
     ) -> type[forms.ModelForm]:
         kwargs["form"] = PrivacyRequestHandleForm if obj else PrivacyRequestAddForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: PrivacyRequest | None = None) -> Any:
         if obj is None:
@@ -576,7 +584,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description=_("contact"))
-    def no_contact(self, obj: PrivacyRequest) -> str:
+    def no_contact(self, obj: PrivacyRequest) -> str | Promise:
         return _(
             "No contact had the email given: we hold nothing on this person, so there is "
             "nothing to carry out. The API client was answered as for any request."
@@ -625,7 +633,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def export_view(self, request: HttpRequest, request_id: str, kind: str) -> HttpResponse:
+    def export_view(self, request: HttpRequest, request_id: str, kind: str) -> FileResponse:
         """Download an access or portability export, while available; the download is logged."""
         privacy_request = get_object_or_404(PrivacyRequest, pk=request_id)
         if not self.has_view_permission(request, privacy_request):

@@ -164,6 +164,7 @@ def _evidence_format_errors(evidence: Evidence) -> list[str]:
         except ValidationError:
             errors.append(_("Enter a valid IPv4 or IPv6 address."))
     limit = ConsentRecord._meta.get_field("policy_version").max_length
+    assert limit is not None  # a CharField
     if len(evidence.policy_version) > limit:
         errors.append(_("The privacy policy version is too long (%d characters at most).") % limit)
     return errors
@@ -240,6 +241,7 @@ def consent_record(
             needs_person=bool(suppressed) and source_kind not in LIFTING_SOURCES,
         )
         if superseded:
+            assert state is not None  # only a change behind an existing state is superseded
             # kept as proof that it arrived, but the newer change behind the state stands
             status = state.status
         record = _append(
@@ -258,6 +260,7 @@ def consent_record(
             resolves=resolves,
         )
         if superseded:
+            assert state is not None
             _record_superseded(record, contact, state)
             return record
         _write_state(state, record)
@@ -334,7 +337,7 @@ def _transition(
         raise ValidationError({"purpose": [_("This purpose has no wording yet.")]})
     if action in (ConsentAction.CONFIRM, ConsentAction.EXPIRE):
         pending = state is not None and state.status == ConsentStatus.PENDING
-        if not pending or resolves is None or state.record_id != resolves.id:
+        if not pending or state is None or resolves is None or state.record_id != resolves.id:
             raise ValidationError({"action": [_("There is no pending grant to resolve.")]})
         status = ConsentStatus.GRANTED if action == ConsentAction.CONFIRM else ConsentStatus.EXPIRED
         return status, state.purpose_version
@@ -483,12 +486,13 @@ def _queue_confirmation_email(contact_id: int) -> None:
         from consent.tasks import send_double_opt_in_confirmation
 
         if getattr(connection, "_doi_flush", None) is flush:
-            del connection._doi_flush
+            del connection._doi_flush  # type: ignore[attr-defined]  # our marker, set below
         for queued_id in sorted(contact_ids):
             send_double_opt_in_confirmation.delay(queued_id)
 
-    flush.contact_ids = contact_ids
-    connection._doi_flush = flush
+    # markers of our own on the function and on Django's connection (read above)
+    flush.contact_ids = contact_ids  # type: ignore[attr-defined]
+    connection._doi_flush = flush  # type: ignore[attr-defined]
     transaction.on_commit(flush)
 
 
@@ -514,7 +518,7 @@ def consents_withdraw_all(
     """
     if purposes is None:
         purposes = purposes_with_versions().filter(legal_basis__in=MARKETING_BASES)
-    purposes = {purpose.id: purpose for purpose in purposes}
+    purposes_by_id = {purpose.id: purpose for purpose in purposes}
     withdrawn = []
     with transaction.atomic():
         # the contact first, as in consent_record: one lock order everywhere
@@ -522,15 +526,15 @@ def consents_withdraw_all(
         states = {
             (state.purpose_id, state.channel): state
             for state in ConsentState.objects.select_for_update().filter(
-                contact=contact, purpose_id__in=purposes
+                contact=contact, purpose_id__in=purposes_by_id
             )
         }
-        pairs = _channels_to_withdraw(purposes, states, object_to_legitimate_interest)
+        pairs = _channels_to_withdraw(purposes_by_id, states, object_to_legitimate_interest)
         for purpose_id, channel in pairs:
             withdrawn.append(
                 consent_record(
                     contact=contact,
-                    purpose=purposes[purpose_id],
+                    purpose=purposes_by_id[purpose_id],
                     channel=channel,
                     action=ConsentAction.WITHDRAW,
                     source_kind=source_kind,
@@ -634,7 +638,7 @@ def confirmation_token(*, contact: Contact, record_uuids: Iterable[str]) -> str:
 
 def confirmation_token_read(token: str) -> tuple[Contact, list[str]]:
     """The contact and pending grants of a confirmation token; raises BadSignature if invalid."""
-    max_age = settings.DOUBLE_OPT_IN_TTL.total_seconds()
+    max_age = settings.DOUBLE_OPT_IN_TTL
     data = signing.loads(token, salt=CONFIRMATION_SALT, max_age=max_age)
     contact = Contact.objects.filter(public_id=data["c"]).first()
     if contact is None:
