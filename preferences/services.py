@@ -8,7 +8,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core import signing
@@ -225,7 +225,8 @@ def preferences_consents_save(
 def _grant_problem(contact: Contact, purpose: Purpose, shown_version: int | None) -> str:
     if purpose.is_profiling and contact.profiling_objected_at is not None:
         return _("You objected to profiling: withdraw your objection first.")
-    if shown_version != purpose.current_version.number:
+    current = purpose.current_version  # the page lists only purposes with a wording
+    if current is None or shown_version != current.number:
         return _("The wording of this purpose changed while the page was open; read it again.")
     return ""
 
@@ -233,7 +234,8 @@ def _grant_problem(contact: Contact, purpose: Purpose, shown_version: int | None
 def _record(
     contact: Contact, purpose: Purpose, channel: str, action: str, visit: Visit
 ) -> ConsentRecord:
-    wording = purpose.current_version.wording if action == ConsentAction.GRANT else ""
+    version = purpose.current_version
+    wording = version.wording if version is not None and action == ConsentAction.GRANT else ""
     return consent_record(
         contact=contact,
         purpose=purpose,
@@ -417,9 +419,7 @@ def action_link_send(*, contact_id: int, action: str, new_email: str = "") -> bo
 
 def action_link_read(token: str) -> tuple[Contact, str, str]:
     """The contact, action and new email of a confirmation link; raises BadSignature."""
-    data = signing.loads(
-        token, salt=LINK_SALT, max_age=settings.PREFERENCES_LINK_TTL.total_seconds()
-    )
+    data = signing.loads(token, salt=LINK_SALT, max_age=settings.PREFERENCES_LINK_TTL)
     contact = (
         Contact.objects.exclude(status=ContactStatus.ERASED).filter(public_id=data.get("c")).first()
     )
@@ -558,8 +558,13 @@ def _retention_periods(contact_ids: list[int]) -> dict[int, timedelta]:
 def _repermission_due(now: datetime, batch_size: int) -> int:
     shortest = min(
         [settings.RETENTION_DEFAULT.days]
-        + list(
-            Purpose.objects.exclude(retention_days=None).values_list("retention_days", flat=True)
+        + cast(
+            list[int],
+            list(
+                Purpose.objects.exclude(retention_days=None).values_list(
+                    "retention_days", flat=True
+                )
+            ),
         )
     )
     candidates = (
