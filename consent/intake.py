@@ -200,7 +200,7 @@ def form_submission_record(
                 contact=contact, kind=TimelineKind.FORM_SUBMITTED, summary=form, data={"form": form}
             )
         result = FormSubmissionResult(contact=contact, created=created)
-        errors = []
+        errors: list[Any] = []
         for box in consents:
             try:
                 with transaction.atomic():

@@ -1,6 +1,7 @@
 """Purposes with versioned wording, the append-only consent ledger and the current state."""
 
 import uuid
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -150,7 +151,7 @@ class AppendOnlyModel(models.Model):
     class Meta:
         abstract = True
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise ValidationError(_("These records are append-only and cannot be updated."))
         super().save(*args, **kwargs)

@@ -27,7 +27,7 @@ from contacts.models import (
 from contacts.selectors import suppression_reason
 
 RECEIPT_SCHEMA = "ISO/IEC TS 27560:2023 consent record (Kantara Consent Receipt v1.1 vocabulary)"
-EVENT_TYPES = {
+EVENT_TYPES: dict[str, str] = {
     ConsentAction.GRANT: "given",
     ConsentAction.CONFIRM: "given",
     ConsentAction.WITHDRAW: "withdrawn",

@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
@@ -69,7 +70,8 @@ class ContactAdminForm(forms.ModelForm):
         return normalize_email(self.cleaned_data["email"])
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.instance.status == ContactStatus.ERASED:
             raise ValidationError(_("This contact was erased: nothing about it can be changed."))
         fields = {name: cleaned[name] for name in EDITABLE_FIELDS if name in cleaned}
@@ -255,7 +257,7 @@ class ContactAdmin(admin.ModelAdmin):
                     "title": _("Erase these contacts?"),
                     "contacts": contacts,
                     "opts": self.model._meta,
-                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                    "action_checkbox_name": ACTION_CHECKBOX_NAME,
                 },
             )
         for contact in contacts:

@@ -6,7 +6,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from django.contrib.admin.models import LogEntry
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -427,6 +427,7 @@ def contact_anonymise(*, contact: Contact, reason: str) -> dict[str, str]:
     )
     for name in PERSONAL_FIELDS:
         field = Contact._meta.get_field(name)
+        assert isinstance(field, models.Field)  # PERSONAL_FIELDS holds concrete fields only
         # empty: blank text, no date, the default of a flag (not a minor)
         setattr(contact, field.attname, None if field.null else field.get_default())
     contact.email = f"erased-{contact.public_id}@erased.invalid"

@@ -1,5 +1,8 @@
 """Admin for API clients; also names the admin site and holds helpers the other admins share."""
 
+from collections.abc import Sequence
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
@@ -31,7 +34,7 @@ def adopt_saved_instance(form_instance: models.Model, saved: models.Model) -> No
 class ReadOnlyAdminMixin:
     """Rows written only by services (or never): viewable, never added, changed or deleted."""
 
-    actions = None
+    actions: Sequence[Any] | None = None
 
     def has_add_permission(self, request: HttpRequest, *args: object) -> bool:
         return False
@@ -112,10 +115,10 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("contact"))
     def contact_link(self, obj: AuditEvent) -> str:
         """The person by name and email (the DPO reads people, not UUIDs), or that they left."""
-        if obj.contact_id is None:
+        if obj.contact is None:
             return str(_("erased contact")) if obj.contact_public_id else "-"
         if obj.contact.status == ContactStatus.ERASED:
-            label = _("erased contact")
+            label = str(_("erased contact"))
         else:
             label = str(obj.contact)
         url = reverse("admin:core_auditevent_changelist") + f"?contact__id__exact={obj.contact_id}"

@@ -45,6 +45,11 @@ def _code_field() -> forms.CharField:
     )
 
 
+def _is_verified(user: Any) -> bool:
+    """Whether this session's user passed a TOTP check (django-otp's middleware says so)."""
+    return bool(user.is_verified())
+
+
 def _verify(user: Any, device: TOTPDevice, code: str, request: HttpRequest | None) -> bool:
     """Check a code against the device; a wrong one counts as a failed login for django-axes."""
     if device.verify_is_allowed()[0] and device.verify_token(code.strip()):
@@ -88,7 +93,7 @@ class StaffLoginForm(AdminAuthenticationForm):
         if not _verify(user, device, code, self.request):
             raise forms.ValidationError(self.error_messages["otp_invalid"], code="otp_invalid")
         # django-otp's user_logged_in receiver stores the verifying device in the session.
-        user.otp_device = device
+        user.otp_device = device  # type: ignore[attr-defined]  # django-otp's own attribute
         return cleaned_data
 
 
@@ -112,7 +117,7 @@ class ConsentDeskAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         if not super().has_permission(request):
             return False
-        if not settings.STAFF_OTP_REQUIRED or request.user.is_verified():
+        if not settings.STAFF_OTP_REQUIRED or _is_verified(request.user):
             return True
         # An unverified session may still log out.
         return request.path == reverse("admin:logout", current_app=self.name)
@@ -124,7 +129,7 @@ class ConsentDeskAdminSite(admin.AdminSite):
             and user.is_authenticated
             and user.is_active
             and user.is_staff
-            and not user.is_verified()
+            and not _is_verified(user)
             and staff_device(user) is None
         ):
             return self._redirect_to_enrol(request)
@@ -149,7 +154,7 @@ class ConsentDeskAdminSite(admin.AdminSite):
         login_url = reverse("admin:login", current_app=self.name)
         if not (user.is_authenticated and user.is_active and user.is_staff):
             return HttpResponseRedirect(login_url)
-        if user.is_verified() or staff_device(user) is not None:
+        if _is_verified(user) or staff_device(user) is not None:
             # A second device is added by a superuser, never from a password-only session.
             return HttpResponseRedirect(login_url)
         device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("id").first()

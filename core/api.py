@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.authentication import api_client
 from core.error_views import body_too_big_message
 from core.errors import error_detail
 from core.models import IdempotencyRecord
@@ -111,19 +112,20 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
                     {IDEMPOTENCY_HEADER: [_("Use at most 255 characters.")]}
                 )
             fingerprint = _request_fingerprint(request)
+            client = api_client(request)
             # an expired key is free again, whether or not the purge job has run yet
-            idempotency_records_expired().filter(client=request.auth, key=key).delete()
+            idempotency_records_expired().filter(client=client, key=key).delete()
             try:
                 with transaction.atomic():
                     record = IdempotencyRecord.objects.create(
-                        client=request.auth,
+                        client=client,
                         key=key,
-                        method=request.method,
+                        method=request.method or "",
                         path=request.path[:500],
                         request_hash=fingerprint,
                     )
             except IntegrityError:
-                record = IdempotencyRecord.objects.get(client=request.auth, key=key)
+                record = IdempotencyRecord.objects.get(client=client, key=key)
                 return _replay(record, fingerprint)
             response = handler(view, request, *args, **kwargs)
             if response.status_code >= 400:

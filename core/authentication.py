@@ -28,6 +28,17 @@ class ClientUser:
         return self.client.name
 
 
+def api_client(request: Request) -> ApiClient:
+    """The API client that authenticated `request` (DRF types `request.auth` as its own Token).
+
+    Views behind `HasScope` only run for an `ApiClient`; anything else is not authenticated.
+    """
+    client = request.auth
+    if not isinstance(client, ApiClient):
+        raise exceptions.NotAuthenticated()
+    return client
+
+
 class ApiClientTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Token"
 

@@ -1,5 +1,6 @@
 """JSON bodies for the API, refused with a 400 when nested deeper than any real payload."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -37,7 +38,7 @@ def json_depth(data: Any) -> int:
     while pending:
         value, depth = pending.pop()
         if isinstance(value, dict):
-            children = value.values()
+            children: Iterable[Any] = value.values()
         elif isinstance(value, list):
             children = value
         else:

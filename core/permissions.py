@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -12,14 +13,14 @@ from core.models import ApiClient
 class HasScope(BasePermission):
     """Grant access when the client holds every scope `view.required_scopes[method]` names."""
 
-    message = _("This API client lacks the scope this operation needs.")
+    message: str | Promise = _("This API client lacks the scope this operation needs.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         client = request.auth
         if not isinstance(client, ApiClient):
             return False
         # DRF answers HEAD with the GET handler, so it needs what GET needs.
-        method = "GET" if request.method == "HEAD" else request.method
+        method = "GET" if request.method == "HEAD" else request.method or ""
         if not hasattr(view, method.lower()):
             return True  # no handler: let DRF answer 405, not a misleading 403
         required = getattr(view, "required_scopes", {})

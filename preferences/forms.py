@@ -1,6 +1,9 @@
 """Forms of the preference center; each is validated before any service writes."""
 
+from typing import Any
+
 from django import forms
+from django.db import models
 from django.utils.functional import lazy
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
@@ -10,8 +13,9 @@ from contacts.models import Contact, Frequency, Language
 from contacts.services import PAUSE_MONTHS
 
 
-def _char(name: str, **kwargs: object) -> forms.CharField:
+def _char(name: str, **kwargs: Any) -> forms.CharField:
     field = Contact._meta.get_field(name)
+    assert isinstance(field, models.CharField)
     return forms.CharField(
         label=capfirst(field.verbose_name), max_length=field.max_length, required=False, **kwargs
     )
@@ -20,7 +24,7 @@ def _char(name: str, **kwargs: object) -> forms.CharField:
 class PageForm(forms.Form):
     """A form of the recipient pages: labels without the trailing colon."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 
@@ -52,7 +56,7 @@ class IdentityForm(PageForm):
     )
     language = forms.ChoiceField(label=_("Language of our messages"), choices=Language.choices)
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["phone"].label = _("Mobile phone")
         self.fields["phone"].help_text = _("International format, for example +33 6 12 34 56 78.")
@@ -71,9 +75,11 @@ class InterestsForm(PageForm):
         label=_("Topics"), required=False, widget=forms.CheckboxSelectMultiple
     )
 
-    def __init__(self, *args: object, choices: list[tuple[str, str]], **kwargs: object) -> None:
+    def __init__(self, *args: Any, choices: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["interests"].choices = choices
+        field = self.fields["interests"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = choices
 
 
 class FrequencyForm(PageForm):

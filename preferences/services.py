@@ -212,7 +212,8 @@ def preferences_consents_save(
 def _grant_problem(contact: Contact, purpose: Purpose, shown_version: int | None) -> str:
     if purpose.is_profiling and contact.profiling_objected_at is not None:
         return _("You objected to profiling: withdraw your objection first.")
-    if shown_version != purpose.current_version.number:
+    current = purpose.current_version  # the page lists only purposes with a wording
+    if current is None or shown_version != current.number:
         return _("The wording of this purpose changed while the page was open; read it again.")
     return ""
 
@@ -220,7 +221,8 @@ def _grant_problem(contact: Contact, purpose: Purpose, shown_version: int | None
 def _record(
     contact: Contact, purpose: Purpose, channel: str, action: str, visit: Visit
 ) -> ConsentRecord:
-    wording = purpose.current_version.wording if action == ConsentAction.GRANT else ""
+    version = purpose.current_version
+    wording = version.wording if version is not None and action == ConsentAction.GRANT else ""
     return consent_record(
         write=ConsentWrite(
             contact=contact,

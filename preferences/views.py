@@ -7,13 +7,14 @@ No login: the random token in the link is the key. Every page is rate-limited, p
 import re
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from csp.decorators import csp
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import translation
@@ -64,7 +65,7 @@ CONTENT_SECURITY_POLICY = {
 }
 
 
-def private_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def private_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponseBase]:
     """Headers of a page reached through a secret link: never cached, indexed or leaked."""
 
     @wraps(view)
@@ -175,11 +176,14 @@ def _show_submitted_choices(page: Any, bound: dict[str, Any]) -> None:
 
 def _save_consents(request: HttpRequest, contact: Contact) -> dict[str, Any]:
     wanted = {
-        tuple(value.split(":", 1)) for value in request.POST.getlist("consent") if ":" in value
+        cast(tuple[str, str], tuple(value.split(":", 1)))
+        for value in request.POST.getlist("consent")
+        if ":" in value
     }
     shown: dict[str, int] = {}
     seen: dict[tuple[str, str], str] = {}
-    for key, value in request.POST.items():
+    for key in request.POST:
+        value = request.POST[key]  # the last value, as items() gives
         if key.startswith("version-"):
             # a malformed number ("²", huge) is a version not shown: a grant is then refused
             if VERSION_NUMBER.fullmatch(value):

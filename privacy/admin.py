@@ -7,11 +7,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Case, IntegerField, QuerySet, Value, When
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.functional import Promise
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -76,7 +77,8 @@ class PrivacyRequestAddForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         # The service refuses it too, but only a form error shows next to the field (not a 500).
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         try:
             privacy_request_file_check(
                 contact=data.get("contact"),
@@ -99,7 +101,7 @@ class PrivacyRequestHandleForm(forms.ModelForm):
         label=_("Extend the deadline by"),
         coerce=int,
         required=False,
-        empty_value=0,
+        empty_value=0,  # type: ignore[arg-type]  # Django takes any value; the stubs say str
         choices=[(0, "-"), (1, _("one month")), (2, _("two months"))],
     )
     new_extension_reason = forms.CharField(
@@ -116,13 +118,16 @@ class PrivacyRequestHandleForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         allowed = REQUEST_TRANSITIONS.get(self.instance.status, set())
         labels = dict(PrivacyRequestStatus.choices)
-        self.fields["next_status"].choices = [("", "-")] + [
+        next_status = self.fields["next_status"]
+        assert isinstance(next_status, forms.ChoiceField)
+        next_status.choices = [("", "-")] + [
             (status, labels[status]) for status in PrivacyRequestStatus.values if status in allowed
         ]
 
     def clean(self) -> dict[str, Any]:
         """The services' own rules, before anything is saved (the status change included)."""
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("next_status"):
             try:
                 privacy_request_transition_check(
@@ -167,7 +172,7 @@ class DeadlineFilter(admin.SimpleListFilter):
             "week": open_requests.filter(due_at__gte=now, due_at__lte=now + timedelta(days=7)),
             "later": open_requests.filter(due_at__gt=now + timedelta(days=7)),
             "closed": queryset.exclude(status__in=OPEN_REQUEST_STATUSES),
-        }.get(self.value(), queryset)
+        }.get(self.value() or "", queryset)
 
 
 @admin.register(PrivacyRequest)
@@ -227,10 +232,14 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
         return [open_first.asc(), "due_at"]
 
     def get_form(
-        self, request: HttpRequest, obj: PrivacyRequest | None = None, **kwargs: Any
+        self,
+        request: HttpRequest,
+        obj: PrivacyRequest | None = None,
+        change: bool = False,
+        **kwargs: Any,
     ) -> type[forms.ModelForm]:
         kwargs["form"] = PrivacyRequestHandleForm if obj else PrivacyRequestAddForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: PrivacyRequest | None = None) -> Any:
         if obj is None:
@@ -248,7 +257,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description=_("contact"))
-    def no_contact(self, obj: PrivacyRequest) -> str:
+    def no_contact(self, obj: PrivacyRequest) -> str | Promise:
         return _(
             "No contact had the email given: we hold nothing on this person, so there is "
             "nothing to carry out. The API client was answered as for any request."
@@ -297,7 +306,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def export_view(self, request: HttpRequest, request_id: str, kind: str) -> HttpResponse:
+    def export_view(self, request: HttpRequest, request_id: str, kind: str) -> FileResponse:
         """Download an access or portability export, while available; the download is logged."""
         privacy_request = get_object_or_404(PrivacyRequest, pk=request_id)
         if not self.has_view_permission(request, privacy_request):

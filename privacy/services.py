@@ -7,6 +7,7 @@ run finished it first) and acts exactly once.
 """
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,7 +76,7 @@ OPEN_STATUSES = frozenset(
     {PrivacyRequestStatus.RECEIVED, PrivacyRequestStatus.VERIFIED, PrivacyRequestStatus.IN_PROGRESS}
 )
 # Who may move a request where; completion by the workers goes through privacy_request_carry_out.
-TRANSITIONS = {
+TRANSITIONS: dict[str, set[str]] = {
     PrivacyRequestStatus.RECEIVED: {PrivacyRequestStatus.VERIFIED, PrivacyRequestStatus.REJECTED},
     PrivacyRequestStatus.VERIFIED: {
         PrivacyRequestStatus.IN_PROGRESS,
@@ -367,8 +368,14 @@ def _reference(request: PrivacyRequest) -> str:
     return f"privacy-request:{request.id}"
 
 
+def _subject(request: PrivacyRequest) -> Contact:
+    """The person a request is carried out on: `_complete` never carries out one without."""
+    assert request.contact is not None
+    return request.contact
+
+
 def _export(request: PrivacyRequest) -> None:
-    contact = request.contact
+    contact = _subject(request)
     name = f"{request.id}"
     request.export_json.save(f"{name}.json", ContentFile(personal_data_json(contact)), save=False)
     request.export_archive.save(
@@ -381,7 +388,7 @@ def _export(request: PrivacyRequest) -> None:
 def _erase(request: PrivacyRequest) -> None:
     # the erased contact replaces the stale one, so no "completed" entry follows the "erased"
     request.contact = contact_erase(
-        contact=request.contact,
+        contact=_subject(request),
         reason=request.type,
         source_kind=request.source_kind,
         source_reference=_reference(request),
@@ -389,26 +396,26 @@ def _erase(request: PrivacyRequest) -> None:
 
 
 def _restrict(request: PrivacyRequest) -> None:
-    contact_restriction_set(contact=request.contact, restricted=True, source=_reference(request))
+    contact_restriction_set(contact=_subject(request), restricted=True, source=_reference(request))
 
 
 def _object(request: PrivacyRequest) -> None:
     consents_withdraw_all(
-        contact=request.contact,
+        contact=_subject(request),
         source_kind=request.source_kind,
         source_reference=_reference(request),
         evidence=Evidence(),
         purposes=purposes_with_versions().filter(legal_basis=LegalBasis.LEGITIMATE_INTERESTS),
     )
     timeline_add(
-        contact=request.contact,
+        contact=_subject(request),
         kind=TimelineKind.OBJECTION,
         summary=_reference(request),
         data={"request": str(request.id)},
     )
 
 
-CARRY_OUT = {
+CARRY_OUT: dict[str, Callable[[PrivacyRequest], None]] = {
     PrivacyRequestType.ACCESS: _export,
     PrivacyRequestType.PORTABILITY: _export,
     PrivacyRequestType.ERASURE: _erase,
@@ -552,7 +559,7 @@ def _orphan_exports_delete(*, now: datetime) -> int:
         _folders, files = storage.listdir(EXPORTS_FOLDER)
     except FileNotFoundError:
         return 0
-    held = set()
+    held: set[str] = set()
     exporting = PrivacyRequest.objects.exclude(export_json="", export_archive="")
     for names in exporting.values_list("export_json", "export_archive"):
         held.update(names)
@@ -617,7 +624,7 @@ def deadline_reminders_send(*, now: datetime | None = None) -> bool:
 
 
 def _send_deadlines(requests: list[PrivacyRequest], recipients: list[str], now: datetime) -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "request": request,
             "late": request.due_at < now,
@@ -695,9 +702,13 @@ def _retention_periods(contact_ids: list[int]) -> dict[int, timedelta]:
 def _repermission_due(now: datetime, batch_size: int) -> int:
     shortest = min(
         [settings.RETENTION_DEFAULT.days]
-        + list(
-            Purpose.objects.exclude(retention_days=None).values_list("retention_days", flat=True)
-        )
+        + [
+            days
+            for days in Purpose.objects.exclude(retention_days=None).values_list(
+                "retention_days", flat=True
+            )
+            if days is not None
+        ]
     )
     candidates = (
         _retainable()

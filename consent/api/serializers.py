@@ -82,8 +82,8 @@ class ConsentRecordSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ConsentRecord
-        fields = RECORD_FIELDS
-        read_only_fields = fields
+        fields: tuple[str, ...] = RECORD_FIELDS
+        read_only_fields: tuple[str, ...] = fields
 
 
 PENDING_SIGNUP_HELP = (
@@ -265,7 +265,8 @@ class ConsentInputSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
     action = serializers.ChoiceField(choices=[("grant", _("Grant")), ("withdraw", _("Withdraw"))])
     given_at = serializers.DateTimeField(required=False)
-    source = SourceSerializer(required=False)
+    # DRF's metaclass moves declared fields off the class: no clash with `Field.source`
+    source = SourceSerializer(required=False)  # type: ignore[assignment]
     evidence = EvidenceSerializer(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

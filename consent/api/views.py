@@ -28,6 +28,7 @@ from contacts.api.serializers import ContactSerializer, contact_service_kwargs
 from contacts.api.views import IDEMPOTENCY_PARAMETER
 from contacts.models import Contact
 from core.api import idempotent
+from core.authentication import api_client
 from core.errors import StructuredValidationError
 from core.models import Scope
 
@@ -37,7 +38,7 @@ class PurposeViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = PurposeSerializer
     lookup_field = "slug"
-    required_scopes = {"GET": []}
+    required_scopes: dict[str, list[str]] = {"GET": []}
 
     def get_queryset(self) -> QuerySet[Purpose]:
         return purposes_active().order_by("slug")
@@ -74,7 +75,7 @@ class ConsentViewSet(viewsets.GenericViewSet):
         try:
             records = consents_record_batch(
                 items=[self._to_input(item) for item in items],
-                may_create_contacts=request.auth.has_scope(Scope.CONTACTS_WRITE),
+                may_create_contacts=api_client(request).has_scope(Scope.CONTACTS_WRITE),
             )
         except StructuredValidationError as error:
             if many:
@@ -94,7 +95,7 @@ class ConsentViewSet(viewsets.GenericViewSet):
             action=item["action"],
             given_at=item.get("given_at"),
             source_kind=source.get("kind", SourceKind.API),
-            source_reference=source.get("reference") or f"api:{self.request.auth.name}",
+            source_reference=source.get("reference") or f"api:{api_client(self.request).name}",
             evidence=EvidenceSerializer.to_evidence(item.get("evidence", {})),
         )
 

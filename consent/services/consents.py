@@ -186,6 +186,7 @@ def _evidence_format_errors(evidence: Evidence) -> list[str]:
         except ValidationError:
             errors.append(_("Enter a valid IPv4 or IPv6 address."))
     limit = ConsentRecord._meta.get_field("policy_version").max_length
+    assert limit is not None  # a CharField
     if len(evidence.policy_version) > limit:
         errors.append(_("The privacy policy version is too long (%d characters at most).") % limit)
     return errors
@@ -214,7 +215,8 @@ def consent_record(*, write: ConsentWrite) -> ConsentRecord:
     refused), and a record older than the change behind the state is kept but changes nothing.
     """
     now = timezone.now()
-    write = replace(write, given_at=write.given_at or now)
+    given_at = write.given_at or now
+    write = replace(write, given_at=given_at)
     contact, action, source_kind = write.contact, write.action, write.source_kind
     _validate_request(
         contact=contact,
@@ -223,7 +225,7 @@ def consent_record(*, write: ConsentWrite) -> ConsentRecord:
         action=action,
         source_kind=source_kind,
         evidence=write.evidence,
-        given_at=write.given_at,
+        given_at=given_at,
         now=now,
     )
     with transaction.atomic():
@@ -241,7 +243,7 @@ def consent_record(*, write: ConsentWrite) -> ConsentRecord:
             .first()
         )
         suppressed = _suppression_for(current, action, source_kind)
-        superseded = _superseded(state, action, write.given_at, now)
+        superseded = _superseded(state, action, given_at, now)
         status, version = _transition(
             state,
             write.purpose,
@@ -251,10 +253,12 @@ def consent_record(*, write: ConsentWrite) -> ConsentRecord:
             needs_person=bool(suppressed) and source_kind not in LIFTING_SOURCES,
         )
         if superseded:
+            assert state is not None  # only a change behind an existing state is superseded
             # kept as proof that it arrived, but the newer change behind the state stands
             status = state.status
         record = _append(head=head, write=write, version=version, status=status, now=now)
         if superseded:
+            assert state is not None
             _record_superseded(record, contact, state)
             return record
         _write_state(state, record)
@@ -331,7 +335,7 @@ def _transition(
         raise ValidationError({"purpose": [_("This purpose has no wording yet.")]})
     if action in (ConsentAction.CONFIRM, ConsentAction.EXPIRE):
         pending = state is not None and state.status == ConsentStatus.PENDING
-        if not pending or resolves is None or state.record_id != resolves.id:
+        if not pending or state is None or resolves is None or state.record_id != resolves.id:
             raise ValidationError({"action": [_("There is no pending grant to resolve.")]})
         status = ConsentStatus.GRANTED if action == ConsentAction.CONFIRM else ConsentStatus.EXPIRED
         return status, state.purpose_version
@@ -360,7 +364,7 @@ def _append(
         channel=write.channel,
         action=write.action,
         status=status,
-        given_at=write.given_at,
+        given_at=write.given_at or now,
         recorded_at=now,
         source_kind=write.source_kind,
         source_reference=write.source_reference[:500],
@@ -491,7 +495,7 @@ def consents_withdraw_all(
     """
     if purposes is None:
         purposes = purposes_with_versions().filter(legal_basis__in=MARKETING_BASES)
-    purposes = {purpose.id: purpose for purpose in purposes}
+    purposes_by_id = {purpose.id: purpose for purpose in purposes}
     withdrawn = []
     with transaction.atomic():
         # the contact first, as in consent_record: one lock order everywhere
@@ -499,16 +503,16 @@ def consents_withdraw_all(
         states = {
             (state.purpose_id, state.channel): state
             for state in ConsentState.objects.select_for_update().filter(
-                contact=contact, purpose_id__in=purposes
+                contact=contact, purpose_id__in=purposes_by_id
             )
         }
-        pairs = _channels_to_withdraw(purposes, states, object_to_legitimate_interest)
+        pairs = _channels_to_withdraw(purposes_by_id, states, object_to_legitimate_interest)
         for purpose_id, channel in pairs:
             withdrawn.append(
                 consent_record(
                     write=ConsentWrite(
                         contact=contact,
-                        purpose=purposes[purpose_id],
+                        purpose=purposes_by_id[purpose_id],
                         channel=channel,
                         action=ConsentAction.WITHDRAW,
                         source_kind=source_kind,

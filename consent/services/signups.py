@@ -101,6 +101,7 @@ def signup_grant_prepare(
         given_at=given_at,
     )
     version = purpose.current_version
+    assert version is not None  # consent_grant_check refuses a purpose without wording
     return SignupGrant(
         email=email,
         purpose=purpose,
@@ -172,7 +173,7 @@ class SignupItem:
 
     @property
     def channel_label(self) -> str:
-        return Channel(self.channel).label
+        return str(Channel(self.channel).label)
 
 
 def signup_items(request: SignupRequest) -> list[SignupItem]:
@@ -183,7 +184,9 @@ def signup_items(request: SignupRequest) -> list[SignupItem]:
     items = []
     for grant in request.grants:
         purpose = purposes.get(grant["p"])
-        version = purpose.current_version if purpose else None
+        if purpose is None:
+            continue
+        version = purpose.current_version
         if version is None or version.number != grant["v"] or grant["c"] not in purpose.channels:
             continue
         items.append(

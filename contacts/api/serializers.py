@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -19,7 +20,9 @@ PLAIN_FIELDS = ("first_name", "last_name", "phone", "company", "job_title", "sou
 
 
 def _model_max_length(field: str) -> int:
-    return Contact._meta.get_field(field).max_length
+    model_field = Contact._meta.get_field(field)
+    assert isinstance(model_field, models.CharField) and model_field.max_length is not None
+    return model_field.max_length
 
 
 def contact_service_kwargs(validated: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +75,10 @@ class ContactInputSerializer(serializers.Serializer):
     address = AddressSerializer(required=False)
     language = serializers.ChoiceField(choices=Language.choices, required=False)
     lifecycle_stage = serializers.ChoiceField(choices=LifecycleStage.choices, required=False)
-    source = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    # DRF's metaclass moves declared fields off the class: no clash with `Field.source`
+    source = serializers.CharField(  # type: ignore[assignment]
+        max_length=200, allow_blank=True, required=False
+    )
     interests = serializers.ListField(
         child=serializers.SlugField(max_length=50), required=False, max_length=100
     )
@@ -86,7 +92,9 @@ class ContactSerializer(serializers.ModelSerializer):
 
     id = serializers.UUIDField(source="public_id", read_only=True)
     address = serializers.SerializerMethodField()
-    interests = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    interests: serializers.Field = serializers.SlugRelatedField(
+        slug_field="slug", many=True, read_only=True
+    )
 
     class Meta:
         model = Contact

@@ -14,6 +14,7 @@ from contacts.models import Contact
 from contacts.selectors import contacts_by_email
 from contacts.services import contact_update, contact_upsert
 from core.api import IDEMPOTENCY_HEADER, idempotent
+from core.authentication import api_client
 from core.models import Scope
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
@@ -98,7 +99,7 @@ class ContactViewSet(viewsets.GenericViewSet):
         """Every ledger record of the contact, oldest first, with its evidence; the IP address,
         user agent and signed document only for clients with `evidence:read`."""
         page = self.paginate_queryset(contact_consent_history(self.get_object()))
-        context = {"evidence_read": request.auth.has_scope(Scope.EVIDENCE_READ)}
+        context = {"evidence_read": api_client(request).has_scope(Scope.EVIDENCE_READ)}
         return self.get_paginated_response(
             ConsentHistoryRecordSerializer(page, many=True, context=context).data
         )

@@ -12,6 +12,7 @@ from contacts.api.views import IDEMPOTENCY_PARAMETER
 from contacts.models import Contact
 from contacts.selectors import contact_find
 from core.api import idempotent
+from core.authentication import api_client
 from core.models import Scope
 from privacy.api.serializers import PrivacyRequestInputSerializer, PrivacyRequestSerializer
 from privacy.models import PrivacyRequest
@@ -36,7 +37,7 @@ class PrivacyRequestViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         privacy_request = privacy_request_file_by_client(
-            client=request.auth,
+            client=api_client(request),
             email=data.get("email", ""),
             contact=self._contact(data),
             type=data["type"],

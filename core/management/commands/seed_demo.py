@@ -406,6 +406,7 @@ class Command(BaseCommand):
             )
             return None
         version = purpose.current_version
+        assert version is not None  # every demo purpose is created with its wording
         wording = version.wording_en if contact.language == "en" else version.wording_fr
         is_grant = step.action == ConsentAction.GRANT
         return consent_record(
