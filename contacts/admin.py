@@ -31,7 +31,12 @@ from contacts.services import (
     contact_update,
     contact_upsert,
 )
-from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin, adopt_saved_instance
+from core.admin import (
+    AuditedModelAdmin,
+    ReadOnlyAdminMixin,
+    ReadOnlyInlineMixin,
+    adopt_saved_instance,
+)
 from core.models import AuditAction
 from core.services import audit_record
 from preferences.services import preference_link_renew
@@ -96,7 +101,7 @@ class TimelineInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(AuditedModelAdmin):
     form = ContactAdminForm
     inlines = [ConsentStateInline, ConsentRecordInline, TimelineInline]
     actions = ["renew_preference_link", "erase_contacts", "restrict_processing", "lift_restriction"]
@@ -187,19 +192,9 @@ class ContactAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
+    def audit_view(self, request: HttpRequest, obj: Contact) -> None:
         """Every opening of a contact's page is in the audit log the DPO reads."""
-        response = super().change_view(request, object_id, form_url, extra_context)
-        contact = Contact.objects.filter(pk=object_id).first() if object_id.isdigit() else None
-        if contact is not None and request.method == "GET" and response.status_code == 200:
-            audit_record(request=request, action=AuditAction.VIEW_CONTACT, contact=contact)
-        return response
+        audit_record(request=request, action=AuditAction.VIEW_CONTACT, contact=obj)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -5,9 +5,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -44,6 +45,28 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
+
+
+class AuditedModelAdmin(admin.ModelAdmin):
+    """An admin whose rows hold a person's data: each opening of a row's page by staff is
+    written to the audit log the DPO reads, as `audit_view` says."""
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            obj = self.get_object(request, unquote(object_id))
+            if obj is not None:
+                self.audit_view(request, obj)
+        return response
+
+    def audit_view(self, request: HttpRequest, obj: Any) -> None:
+        raise NotImplementedError
 
 
 class ReadOnlyInlineMixin(ReadOnlyAdminMixin):
