@@ -8,17 +8,18 @@ from consent.ledger import ledger_verify
 from consent.services import double_opt_in_send, pending_grants_expire
 from consent.services.signups import signup_confirmation_send
 from contacts.services import pauses_end
+from core.tasks import RETRY_ON_NETWORK_ERRORS
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@shared_task(**RETRY_ON_NETWORK_ERRORS)
 def send_double_opt_in_confirmation(contact_id: int) -> bool:
     """Send the double opt-in confirmation email for a contact's pending grants."""
     return double_opt_in_send(contact_id=contact_id)
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@shared_task(**RETRY_ON_NETWORK_ERRORS)
 def send_signup_confirmation(token: str) -> bool:
     """Email a suppressed address the link that records its grants (at most one a day)."""
     return signup_confirmation_send(token=token)

@@ -4,6 +4,10 @@ from celery import shared_task
 
 from core.services import idempotency_records_purge
 
+# Tasks that send email or reach another server: a network error (OSError, which SMTP and
+# socket errors are) is retried with a growing delay, five times at the most.
+RETRY_ON_NETWORK_ERRORS = {"autoretry_for": (OSError,), "retry_backoff": True, "max_retries": 5}
+
 
 @shared_task
 def purge_idempotency_keys() -> int:

@@ -7,6 +7,7 @@ databases, and messages already queued name tasks by that name.
 
 from celery import shared_task
 
+from core.tasks import RETRY_ON_NETWORK_ERRORS
 from privacy.services import (
     deadline_reminders_send,
     privacy_exports_purge,
@@ -16,12 +17,7 @@ from privacy.services import (
 )
 
 
-@shared_task(
-    name="consent.tasks.carry_out_privacy_request",
-    autoretry_for=(OSError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="consent.tasks.carry_out_privacy_request", **RETRY_ON_NETWORK_ERRORS)
 def carry_out_privacy_request(request_id: str) -> bool:
     """Carry out one verified data-subject request (queued when it is filed or verified)."""
     return privacy_request_carry_out(request_id=request_id) is not None
@@ -33,12 +29,7 @@ def carry_out_pending_privacy_requests() -> int:
     return privacy_requests_carry_out_pending()
 
 
-@shared_task(
-    name="consent.tasks.send_deadline_reminders",
-    autoretry_for=(OSError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="consent.tasks.send_deadline_reminders", **RETRY_ON_NETWORK_ERRORS)
 def send_deadline_reminders() -> bool:
     """Email the DPO group the late and soon-due privacy requests, once a day (beat job)."""
     return deadline_reminders_send()
@@ -50,12 +41,7 @@ def purge_privacy_exports() -> int:
     return privacy_exports_purge()
 
 
-@shared_task(
-    name="preferences.tasks.apply_retention",
-    autoretry_for=(OSError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="preferences.tasks.apply_retention", **RETRY_ON_NETWORK_ERRORS)
 def apply_retention() -> list[int]:
     """Retention: re-permission emails, then anonymisation of the silent (beat job)."""
     return list(retention_apply())
