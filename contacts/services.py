@@ -31,6 +31,7 @@ from contacts.normalization import (
     suppression_digest,
 )
 from contacts.selectors import suppression_digests, suppression_reason
+from core.batches import in_batches
 from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit
 
@@ -324,17 +325,13 @@ def contact_profiling_objection_set(*, contact: Contact, objected: bool, source:
 def pauses_end(*, now: Any = None, batch_size: int = 500) -> int:
     """Resume every contact whose pause is over (beat job); safe to run twice at once."""
     now = now or timezone.now()
-    resumed = 0
-    while True:
-        ids = list(
-            Contact.objects.filter(status=ContactStatus.PAUSED, paused_until__lte=now)
-            .order_by("id")
-            .values_list("id", flat=True)[:batch_size]
-        )
-        for contact_id in ids:
-            resumed += _resume_if_over(contact_id, now)
-        if len(ids) < batch_size:
-            return resumed
+    over = Contact.objects.filter(status=ContactStatus.PAUSED, paused_until__lte=now)
+    ids = over.values_list("id", flat=True)
+    return sum(
+        _resume_if_over(contact_id, now)
+        for batch in in_batches(ids, batch_size=batch_size, key=lambda row: row)
+        for contact_id in batch
+    )
 
 
 def _resume_if_over(contact_id: int, now: Any) -> int:

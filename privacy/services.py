@@ -9,6 +9,7 @@ run finished it first) and acts exactly once.
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -39,6 +40,7 @@ from contacts.services import (
     contact_touch,
     timeline_add,
 )
+from core.batches import in_batches
 from core.emails import email_send
 from core.links import site_url
 from core.management.commands.setup_roles import DPO
@@ -715,20 +717,14 @@ def _repermission_due(now: datetime, batch_size: int) -> int:
         .filter(_silent_since(now - timedelta(days=shortest)))
         .filter(_not_asked_since_last_activity())
     )
-    sent = last_id = 0
-    while True:
-        batch = list(
-            candidates.filter(id__gt=last_id)
-            .order_by("id")
-            .values_list("id", "last_activity_at", "created_at")[:batch_size]
-        )
+    rows = candidates.values_list("id", "last_activity_at", "created_at")
+    sent = 0
+    for batch in in_batches(rows, batch_size=batch_size, key=itemgetter(0)):
         periods = _retention_periods([row[0] for row in batch])
         for contact_id, last_activity_at, created_at in batch:
             if (last_activity_at or created_at) < now - periods[contact_id]:
                 sent += _send_repermission(contact_id, now, periods[contact_id])
-        if len(batch) < batch_size:
-            return sent
-        last_id = batch[-1][0]
+    return sent
 
 
 def _send_repermission(contact_id: int, now: datetime, period: timedelta) -> int:
@@ -795,13 +791,12 @@ def _anonymise_silent(now: datetime, batch_size: int) -> int:
             Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=F("repermission_sent_at"))
         )
     )
-    erased = 0
-    while True:
-        ids = list(silent.order_by("id").values_list("id", flat=True)[:batch_size])
-        for contact_id in ids:
-            erased += _erase_if_still_silent(silent, contact_id)
-        if len(ids) < batch_size:
-            return erased
+    ids = silent.values_list("id", flat=True)
+    return sum(
+        _erase_if_still_silent(silent, contact_id)
+        for batch in in_batches(ids, batch_size=batch_size, key=lambda row: row)
+        for contact_id in batch
+    )
 
 
 def _erase_if_still_silent(silent: Any, contact_id: int) -> int:

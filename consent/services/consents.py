@@ -43,6 +43,7 @@ from contacts.models import (
 from contacts.normalization import normalize_email, suppression_digest
 from contacts.selectors import contact_find, suppression_reason
 from contacts.services import contact_touch, suppression_lift, timeline_add
+from core.batches import in_batches
 from core.emails import email_send
 from core.links import signed_token, signed_token_read, site_url
 from core.services import job_run_claim
@@ -572,21 +573,14 @@ def _confirm_one(state: ConsentState, *, ip: str | None, user_agent: str) -> Con
 def pending_grants_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Expire pending double opt-in grants older than DOUBLE_OPT_IN_TTL; safe to run twice."""
     cutoff = (now or timezone.now()) - settings.DOUBLE_OPT_IN_TTL
-    expired = last_id = 0
-    while True:
-        # keyset pagination: a row that cannot expire (erased contact) is not fetched forever
-        batch = list(
-            ConsentState.objects.filter(
-                status=ConsentStatus.PENDING, since__lt=cutoff, id__gt=last_id
-            )
-            .select_related("contact", "purpose", "record")
-            .order_by("id")[:batch_size]
-        )
-        for state in batch:
-            expired += _expire_one(state)
-        if len(batch) < batch_size:
-            return expired
-        last_id = batch[-1].id
+    pending = ConsentState.objects.filter(
+        status=ConsentStatus.PENDING, since__lt=cutoff
+    ).select_related("contact", "purpose", "record")
+    return sum(
+        _expire_one(state)
+        for batch in in_batches(pending, batch_size=batch_size)
+        for state in batch
+    )
 
 
 def _expire_one(state: ConsentState) -> int:
