@@ -472,17 +472,33 @@ def _record_status_change(contact: Contact, kind: TimelineKind, source: str) -> 
     )
 
 
-def _change_email(contact: Contact, raw_email: str) -> None:
+def email_change_check(*, contact: Contact, raw_email: str) -> str | None:
+    """The normalised new address for `contact`, or None when it is already theirs.
+
+    Refuses, under `email`, an invalid address, one another contact has, or a suppressed
+    one: the rule of every email change (staff, API, CRM, the person's own).
+    """
     try:
         email = normalize_email(raw_email)
     except ValidationError as error:
         raise ValidationError({"email": error.messages}) from error
     if email == contact.email:
-        return
-    taken = ValidationError({"email": [_("Another contact already has this email.")]})
+        return None
     if Contact.objects.filter(email=email).exists():
-        raise taken
+        raise _email_taken()
     ensure_not_suppressed(email=email)
+    return email
+
+
+def _email_taken() -> ValidationError:
+    return ValidationError({"email": [_("Another contact already has this email.")]})
+
+
+def _change_email(contact: Contact, raw_email: str) -> None:
+    email = email_change_check(contact=contact, raw_email=raw_email)
+    if email is None:
+        return
+    taken = _email_taken()
     old = contact.email
     now = timezone.now()
     # The address to trust with the person's data while the new one is young (Contact.

@@ -37,12 +37,11 @@ from contacts.models import (
     SuppressionReason,
     TimelineKind,
 )
-from contacts.normalization import normalize_email
 from contacts.selectors import contact_find, suppression_reason
 from contacts.services import (
     contact_profiling_objection_set,
     contact_update,
-    ensure_not_suppressed,
+    email_change_check,
     suppression_add,
     timeline_add,
 )
@@ -360,15 +359,9 @@ def _queue_action_link(contact_id: int, action: str, new_email: str) -> None:
 
 
 def _checked_new_email(contact: Contact, raw_email: str) -> str:
-    try:
-        email = normalize_email(raw_email)
-    except ValidationError as error:
-        raise ValidationError({"email": error.messages}) from error
-    if email == contact.email:
+    email = email_change_check(contact=contact, raw_email=raw_email)
+    if email is None:
         raise ValidationError({"email": [_("This is already your email address.")]})
-    if Contact.objects.filter(email=email).exists():
-        raise ValidationError({"email": [_("Another contact already has this email.")]})
-    ensure_not_suppressed(email=email)
     return email
 
 
