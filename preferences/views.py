@@ -91,6 +91,21 @@ def _language(request: HttpRequest, contact: Contact) -> str:
     return chosen if chosen in Language.values else contact.reading_language(request)
 
 
+def _page(
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    *,
+    language: str,
+    status: int = 200,
+) -> HttpResponse:
+    """A recipient page rendered in `language`, which its Content-Language header names."""
+    with translation.override(language):
+        response = render(request, template, context, status=status)
+    response["Content-Language"] = language
+    return response
+
+
 def not_found(request: HttpRequest) -> HttpResponse:
     """The same page for an unknown, malformed, renewed or expired link: it reveals nothing."""
     return render(request, "preferences/invalid.html", status=404)
@@ -119,14 +134,14 @@ def center(request: HttpRequest, token: str) -> HttpResponse:
             else:
                 bound = {"unknown_form": True}
             contact.refresh_from_db()  # a service may have changed it
-        response = render(
-            request,
-            "preferences/center.html",
-            _page_context(request, contact, language, bound),
-            status=400 if bound else 200,
-        )
-    response["Content-Language"] = language
-    return response
+        context = _page_context(request, contact, language, bound)
+    return _page(
+        request,
+        "preferences/center.html",
+        context,
+        language=language,
+        status=400 if bound else 200,
+    )
 
 
 def _page_context(
@@ -338,13 +353,12 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
                 visit=_visit(request),
                 source_kind=SourceKind.ONE_CLICK_UNSUBSCRIBE,
             )
-        response = render(
-            request,
-            "preferences/unsubscribe.html",
-            {"contact": contact, "token": token, "done": done, "language": language},
-        )
-    response["Content-Language"] = language
-    return response
+    return _page(
+        request,
+        "preferences/unsubscribe.html",
+        {"contact": contact, "token": token, "done": done, "language": language},
+        language=language,
+    )
 
 
 @private_page
@@ -363,9 +377,7 @@ def action(request: HttpRequest, token: str) -> HttpResponse:
             if name == LinkAction.DOWNLOAD:
                 return _download(request, contact)
             context.update(_carry_out(contact, name, new_email))
-        response = render(request, "preferences/action.html", context)
-    response["Content-Language"] = language
-    return response
+    return _page(request, "preferences/action.html", context, language=language)
 
 
 def _carry_out(contact: Contact, name: str, new_email: str) -> dict[str, Any]:
@@ -405,24 +417,23 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     except signing.BadSignature:
         return render(request, "preferences/confirm.html", {"invalid": True}, status=404)
     language = contact.reading_language(request)
-    translation.activate(language)
-    context: dict = {"confirmed": None}
+    context: dict[str, Any] = {"confirmed": None}
     if request.method == "POST":
-        context["confirmed"] = consent_confirm(
-            contact=contact,
-            record_uuids=record_uuids,
-            ip=client_ip(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        )
+        visit = _visit(request)
+        with translation.override(language):
+            context["confirmed"] = consent_confirm(
+                contact=contact,
+                record_uuids=record_uuids,
+                ip=visit.ip,
+                user_agent=visit.user_agent,
+            )
     else:
         context["pending"] = pending_states_for_confirmation(
             contact=contact, record_uuids=record_uuids
         )
         if not context["pending"]:
             context["confirmed"] = []
-    response = render(request, "preferences/confirm.html", context)
-    response.headers["Content-Language"] = language
-    return response
+    return _page(request, "preferences/confirm.html", context, language=language)
 
 
 @private_page
@@ -436,18 +447,15 @@ def confirm_signup(request: HttpRequest, token: str) -> HttpResponse:
     except signing.BadSignature:
         return render(request, "preferences/confirm_signup.html", {"invalid": True}, status=404)
     language = signup.language or settings.LANGUAGE_CODE
-    translation.activate(language)
-    context: dict = {"confirmed": None}
+    context: dict[str, Any] = {"confirmed": None}
     if request.method == "POST":
-        context["confirmed"] = signup_confirm(
-            request=signup,
-            ip=client_ip(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        )
+        visit = _visit(request)
+        with translation.override(language):
+            context["confirmed"] = signup_confirm(
+                request=signup, ip=visit.ip, user_agent=visit.user_agent
+            )
     else:
         context["items"] = [] if signup_link_used(signup) else signup_items(signup)
         if not context["items"]:
             context["confirmed"] = []
-    response = render(request, "preferences/confirm_signup.html", context)
-    response.headers["Content-Language"] = language
-    return response
+    return _page(request, "preferences/confirm_signup.html", context, language=language)
