@@ -121,3 +121,15 @@ def suppression_digest(kind: str, normalized_value: str) -> str:
     """HMAC-SHA256 of a normalised address with the server secret: the suppression key."""
     key = settings.SUPPRESSION_HMAC_KEY.encode()
     return hmac.new(key, f"{kind}:{normalized_value}".encode(), hashlib.sha256).hexdigest()
+
+
+def suppression_digests(*, kind: str, value: str) -> list[str]:
+    """The suppression keys this email or phone may be listed under (none when malformed)."""
+    if kind == "email":
+        keys = email_keys(value)
+    else:
+        try:
+            keys = [normalize_phone(value)]
+        except ValidationError:
+            return []
+    return [suppression_digest(kind, key) for key in keys if key]

@@ -1,27 +1,10 @@
 """Reads on contacts."""
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
-from contacts.models import Contact, Suppression
-from contacts.normalization import (
-    email_keys,
-    normalize_email,
-    normalize_phone,
-    suppression_digest,
-)
-
-
-def suppression_digests(*, kind: str, value: str) -> list[str]:
-    """The suppression keys this email or phone may be listed under (none when malformed)."""
-    if kind == "email":
-        keys = email_keys(value)
-    else:
-        try:
-            keys = [normalize_phone(value)]
-        except ValidationError:
-            return []
-    return [suppression_digest(kind, key) for key in keys if key]
+from contacts.models import SUPPRESSION_DIGEST_FIELDS, Contact, Suppression
+from contacts.normalization import normalize_email, suppression_digests
 
 
 def suppression_reason(*, kind: str, value: str) -> str | None:
@@ -40,3 +23,21 @@ def contacts_by_email(raw_email: str) -> QuerySet[Contact]:
     except ValidationError:
         return Contact.objects.none()
     return Contact.objects.filter(email=email)
+
+
+def contact_is_suppressed(contact: Contact) -> bool:
+    """Whether the contact's email or phone is on the suppression list, by the digests stored
+    on the contact (the same columns `suppression_matches` joins on)."""
+    digests = [getattr(contact, field) for field in SUPPRESSION_DIGEST_FIELDS]
+    digests = [digest for digest in digests if digest]
+    return bool(digests) and Suppression.objects.filter(digest__in=digests).exists()
+
+
+def suppression_matches() -> list[Exists]:
+    """`contact_is_suppressed` in SQL for a queryset of contacts: one condition per stored
+    digest, true when the list holds it (no HMAC to compute per row). Suppressed: any of them;
+    not suppressed: none of them, which the database runs as one anti-join each."""
+    return [
+        Exists(Suppression.objects.filter(digest=OuterRef(field)))
+        for field in SUPPRESSION_DIGEST_FIELDS
+    ]
