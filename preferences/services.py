@@ -34,7 +34,6 @@ from consent.models import (
 )
 from consent.selectors import contact_consent_states, purposes_active, purposes_with_versions
 from consent.services import (
-    ACTIVE_STATUSES,
     MARKETING_BASES,
     Evidence,
     consent_record,
@@ -42,6 +41,7 @@ from consent.services import (
     contact_erase,
     privacy_request_file,
 )
+from consent.status import LIVE_STATUSES, RETAINING_STATUSES, holds_usable_grant
 from contacts.models import (
     Contact,
     ContactStatus,
@@ -62,7 +62,7 @@ from contacts.services import (
 from core.emails import email_build
 from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
-from preferences.selectors import purpose_is_on, resubscribe_candidates, seen_stamp
+from preferences.selectors import resubscribe_candidates, seen_stamp
 
 SOURCE_REFERENCE = "preference-center"
 PROFILING_OBJECTION_REFERENCE = "profiling-objection"
@@ -197,9 +197,7 @@ def preferences_consents_save(
                     ]
                 continue
             state = states.get((purpose.id, channel))
-            was_on = purpose_is_on(
-                purpose, state, objected=contact.profiling_objected_at is not None
-            )
+            was_on = holds_usable_grant(contact, purpose, state)
             if ((purpose.slug, channel) in wanted) == was_on:
                 continue
             if seen[(purpose.slug, channel)] != seen_stamp(state):
@@ -332,7 +330,7 @@ def _restore_legitimate_interest_profiling(
         purpose__is_active=True,
         record__source_reference=PROFILING_OBJECTION_REFERENCE,
     )
-    for state in states.exclude(status__in=ACTIVE_STATUSES):
+    for state in states.exclude(status__in=LIVE_STATUSES):
         if state.channel in state.purpose.channels:
             restored.append(
                 _record(contact, state.purpose, state.channel, ConsentAction.GRANT, visit)
@@ -541,10 +539,11 @@ def _not_asked_since_last_activity() -> Q:
 
 
 def _retention_periods(contact_ids: list[int]) -> dict[int, timedelta]:
-    """The longest retention among the purposes each contact still consents to (or the default)."""
+    """The longest retention among the purposes each contact still holds a grant for
+    (`RETAINING_STATUSES`: a pending one does not count), or the default."""
     default_days = settings.RETENTION_DEFAULT.days
     rows = (
-        ConsentState.objects.filter(contact_id__in=contact_ids, status__in=ACTIVE_STATUSES)
+        ConsentState.objects.filter(contact_id__in=contact_ids, status__in=RETAINING_STATUSES)
         .values("contact_id")
         .annotate(days=Max(Coalesce("purpose__retention_days", default_days)))
     )

@@ -1,7 +1,6 @@
 """Writes on consent: the one path that records a consent, and data-subject requests."""
 
 from consent.services.consents import (
-    ACTIVE_STATUSES,
     CLOCK_SKEW,
     CONFIRMATION_SALT,
     LIFTING_SOURCES,
@@ -34,7 +33,6 @@ from consent.services.privacy import (
 )
 
 __all__ = [
-    "ACTIVE_STATUSES",
     "AUTOMATIC_TYPES",
     "CLOCK_SKEW",
     "CONFIRMATION_SALT",
