@@ -46,9 +46,11 @@ def consent_problem(
 
     Consent: a grant, confirmed where double opt-in applies (a pending one awaits the emailed
     link), on wording no material change has replaced since (a minor change keeps it); none,
-    withdrawn or expired is `no_consent`. Legitimate interest: usable until the person objects
-    by withdrawing that pair. Either basis: an objection to profiling keeps every profiling
-    purpose off. Other bases are not marketing and hold no consent: never a problem.
+    withdrawn or expired is `no_consent`. Legitimate interest: usable until the person objects,
+    by withdrawing that pair or by a marketing objection (`Contact.marketing_objected_at`, which
+    also covers purposes and channels created after it, until a later grant of that pair).
+    Either basis: an objection to profiling keeps every profiling purpose off. Other bases are
+    not marketing and hold no consent: never a problem.
     """
     if purpose.legal_basis not in MARKETING_BASES:
         return None
@@ -67,7 +69,14 @@ def consent_problem(
 
 def _objected(contact: Contact, state: ConsentState | None) -> bool:
     """Whether the person objected to a legitimate-interest pair (see `consent_problem`)."""
-    return state is not None and state.status == ConsentStatus.WITHDRAWN
+    if state is not None and state.status == ConsentStatus.WITHDRAWN:
+        return True
+    since = contact.marketing_objected_at
+    if since is None:
+        return False
+    return not (
+        state is not None and state.status == ConsentStatus.GRANTED and state.since >= since
+    )
 
 
 def holds_usable_grant(contact: Contact, purpose: Purpose, state: ConsentState | None) -> bool:
@@ -114,7 +123,9 @@ def usable_grant_condition(purpose: Purpose, channel: str) -> Q:
     states = _states(purpose, channel)
     not_profiling = ~_profiling_objected(purpose)
     if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
-        return not_profiling & ~_objected_q(states)
+        withdrawn = states.filter(status=ConsentStatus.WITHDRAWN)
+        not_flagged = Q(marketing_objected_at__isnull=True) | Exists(_lifted(states))
+        return not_profiling & ~Exists(withdrawn) & not_flagged
     usable = states.filter(status=ConsentStatus.GRANTED).exclude(
         purpose_version_id__in=purpose.replaced_version_ids()
     )
@@ -131,5 +142,11 @@ def _profiling_objected(purpose: Purpose) -> Q:
     return Q(profiling_objected_at__isnull=False)
 
 
+def _lifted(states: QuerySet[ConsentState]) -> QuerySet[ConsentState]:
+    """A grant recorded after the person's marketing objection: it lifts it for that pair."""
+    return states.filter(status=ConsentStatus.GRANTED, since__gte=OuterRef("marketing_objected_at"))
+
+
 def _objected_q(states: QuerySet[ConsentState]) -> Q:
-    return Q(Exists(states.filter(status=ConsentStatus.WITHDRAWN)))
+    withdrawn = Exists(states.filter(status=ConsentStatus.WITHDRAWN))
+    return withdrawn | (Q(marketing_objected_at__isnull=False) & ~Exists(_lifted(states)))

@@ -149,6 +149,15 @@ class Contact(models.Model):
         blank=True,
         help_text=_("Set when the person objects to profiling (GDPR Art. 21)."),
     )
+    marketing_objected_at = models.DateTimeField(
+        _("objected to marketing at"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Set by an objection (GDPR Art. 21(2)) or an unsubscribe from all: every "
+            "legitimate-interest purpose stays off, including one added later."
+        ),
+    )
     email_deliverability = models.CharField(
         _("email deliverability"),
         max_length=20,

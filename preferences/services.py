@@ -52,6 +52,7 @@ from contacts.models import (
 from contacts.normalization import normalize_email
 from contacts.selectors import suppression_reason
 from contacts.services import (
+    contact_marketing_objection_set,
     contact_profiling_objection_set,
     contact_touch,
     contact_update,
@@ -248,14 +249,16 @@ def preferences_unsubscribe_all(
 ) -> list[ConsentRecord]:
     """Unsubscribe from all marketing at once (GDPR Art. 7(3), 21(2); RFC 8058 one click).
 
-    Withdraws every consent, objects to every legitimate-interest purpose and puts the email
-    on the suppression list. Repeating it writes nothing more.
+    Withdraws every consent, objects to every legitimate-interest purpose (those created later
+    too: `contact_marketing_objection_set`) and puts the email on the suppression list.
+    Repeating it writes nothing more.
     """
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
         records = consents_withdraw_all(
             contact=contact, source_kind=source_kind, evidence=visit.evidence()
         )
+        contact_marketing_objection_set(contact=contact, objected=True, source=source_kind)
         already_suppressed = suppression_reason(kind="email", value=contact.email) is not None
         if not already_suppressed:
             suppression_add(reason=SuppressionReason.GLOBAL_UNSUBSCRIBE, email=contact.email)
@@ -275,7 +278,8 @@ def preferences_unsubscribe_all(
 def preferences_resubscribe(*, contact: Contact, visit: Visit) -> list[ConsentRecord]:
     """Grant again what the last "unsubscribe from all" withdrew, with the current wording.
 
-    The grants are the person's own new explicit consent, which lifts the suppression.
+    The grants are the person's own new explicit consent, which lifts the suppression; the
+    objection to legitimate-interest marketing is lifted with them.
     """
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
@@ -283,6 +287,7 @@ def preferences_resubscribe(*, contact: Contact, visit: Visit) -> list[ConsentRe
             _record(contact, state.purpose, state.channel, ConsentAction.GRANT, visit)
             for state in resubscribe_candidates(contact)
         ]
+        contact_marketing_objection_set(contact=contact, objected=False, source=SOURCE_REFERENCE)
         if records:
             timeline_add(
                 contact=contact,

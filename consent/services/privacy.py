@@ -35,7 +35,12 @@ from consent.selectors import purposes_with_versions
 from consent.services.consents import Evidence, consents_withdraw_all
 from contacts.models import Contact, ContactStatus, TimelineKind
 from contacts.selectors import contacts_by_email
-from contacts.services import contact_anonymise, contact_restriction_set, timeline_add
+from contacts.services import (
+    contact_anonymise,
+    contact_marketing_objection_set,
+    contact_restriction_set,
+    timeline_add,
+)
 from core.emails import email_build
 from core.management.commands.setup_roles import DPO
 from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
@@ -364,6 +369,9 @@ def _object(request: PrivacyRequest) -> None:
         source_reference=_reference(request),
         evidence=Evidence(),
         purposes=purposes_with_versions().filter(legal_basis=LegalBasis.LEGITIMATE_INTERESTS),
+    )
+    contact_marketing_objection_set(
+        contact=request.contact, objected=True, source=_reference(request)
     )
     timeline_add(
         contact=request.contact,
