@@ -192,9 +192,10 @@ class Contact(models.Model):
         blank=True,
         help_text=_("Retention: without an answer, the contact is anonymised after a delay."),
     )
-    email_digest = models.CharField(max_length=64, blank=True, editable=False)
-    email_quoted_digest = models.CharField(max_length=64, blank=True, editable=False)
-    phone_digest = models.CharField(max_length=64, blank=True, editable=False)
+    # NULL, not "", when there is no key: the planner then knows those rows join nothing
+    email_digest = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    email_quoted_digest = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    phone_digest = models.CharField(max_length=64, null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -215,8 +216,8 @@ class Contact(models.Model):
         """Save, with the suppression digests following the email and phone being saved."""
         email_keys = suppression_digests(kind="email", value=self.email)
         phone_keys = suppression_digests(kind="phone", value=self.phone) if self.phone else []
-        self.email_digest, self.email_quoted_digest = (email_keys + ["", ""])[:2]
-        self.phone_digest = (phone_keys + [""])[0]
+        self.email_digest, self.email_quoted_digest = (email_keys + [None, None])[:2]
+        self.phone_digest = (phone_keys + [None])[0]
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and {"email", "phone"} & set(update_fields):
             kwargs["update_fields"] = {*update_fields, *SUPPRESSION_DIGEST_FIELDS}

@@ -19,8 +19,8 @@ def fill_suppression_digests(apps, schema_editor) -> None:
             phone_keys = (
                 suppression_digests(kind="phone", value=contact.phone) if contact.phone else []
             )
-            contact.email_digest, contact.email_quoted_digest = (email_keys + ["", ""])[:2]
-            contact.phone_digest = (phone_keys + [""])[0]
+            contact.email_digest, contact.email_quoted_digest = (email_keys + [None, None])[:2]
+            contact.phone_digest = (phone_keys + [None])[0]
         contact_model.objects.bulk_update(
             batch, ["email_digest", "email_quoted_digest", "phone_digest"]
         )
@@ -36,17 +36,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="contact",
             name="email_digest",
-            field=models.CharField(blank=True, editable=False, max_length=64),
+            field=models.CharField(blank=True, editable=False, max_length=64, null=True),
         ),
         migrations.AddField(
             model_name="contact",
             name="email_quoted_digest",
-            field=models.CharField(blank=True, editable=False, max_length=64),
+            field=models.CharField(blank=True, editable=False, max_length=64, null=True),
         ),
         migrations.AddField(
             model_name="contact",
             name="phone_digest",
-            field=models.CharField(blank=True, editable=False, max_length=64),
+            field=models.CharField(blank=True, editable=False, max_length=64, null=True),
         ),
         migrations.RunPython(fill_suppression_digests, migrations.RunPython.noop),
     ]
