@@ -113,7 +113,7 @@ def contact_eligibility(
     at = at or timezone.now()
     if contact.status == ContactStatus.ERASED:
         return [Ineligible.ERASED]
-    reasons = []
+    reasons: list[str] = []
     if contact.paused_until is not None and contact.paused_until > at:
         reasons.append(Ineligible.PAUSED)
     if contact.processing_restricted_at is not None:
@@ -175,8 +175,7 @@ def eligible_contacts(
     Every condition is a column test or a (NOT) EXISTS the database runs as a join, so the
     query stays set-based over millions of contacts.
     """
-    at = at or timezone.now()
-    contacts = queryset if queryset is not None else Contact.objects.all()
+    at, contacts = at or timezone.now(), _contacts(queryset)
     if not purpose_in_use(purpose, channel):
         return contacts.none()
     conditions = [
@@ -199,7 +198,7 @@ def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Inel
     problems = consent_problem_conditions(purpose, channel)
     suppressed = NOBODY
     for match in suppression_matches():
-        suppressed |= match
+        suppressed |= Q(match)
     frequency = NOBODY
     if purpose.legal_basis in MARKETING_BASES:
         for limit in _frequency_conditions(channel, at):
@@ -229,8 +228,7 @@ def contacts_with_reasons(
 ) -> QuerySet[Contact]:
     """The contacts annotated with one boolean per reason (`ineligible_<reason>`); read them
     in order with `reasons_of`."""
-    at = at or timezone.now()
-    contacts = queryset if queryset is not None else Contact.objects.all()
+    at, contacts = at or timezone.now(), _contacts(queryset)
     annotations = {
         f"ineligible_{reason}": Case(
             When(condition, then=Value(True)), default=Value(False), output_field=BooleanField()
@@ -253,8 +251,7 @@ def ineligible_counts(
 ) -> dict[str, int]:
     """How many contacts (of `queryset`) each reason excludes, in one query; a contact with
     several reasons counts under each. Reasons that exclude nobody are left out."""
-    at = at or timezone.now()
-    contacts = queryset if queryset is not None else Contact.objects.all()
+    at, contacts = at or timezone.now(), _contacts(queryset)
     counts = contacts.aggregate(
         **{
             str(reason): Count("pk", filter=condition)
@@ -262,6 +259,10 @@ def ineligible_counts(
         }
     )
     return {reason: count for reason, count in counts.items() if count}
+
+
+def _contacts(queryset: QuerySet[Contact] | None) -> QuerySet[Contact]:
+    return queryset if queryset is not None else Contact.objects.all()
 
 
 def _paused(at: datetime) -> Q:

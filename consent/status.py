@@ -105,10 +105,12 @@ def consent_problem_conditions(purpose: Purpose, channel: str) -> dict[ConsentPr
     replaced = purpose.replaced_version_ids()
     live = states.filter(status__in=LIVE_STATUSES)
     problems = {
-        ConsentProblem.NO_CONSENT: ~Exists(live),
-        ConsentProblem.OUTDATED_WORDING: Exists(live.filter(purpose_version_id__in=replaced)),
-        ConsentProblem.PENDING_CONFIRMATION: Exists(
-            states.filter(status=ConsentStatus.PENDING).exclude(purpose_version_id__in=replaced)
+        ConsentProblem.NO_CONSENT: Q(~Exists(live)),
+        ConsentProblem.OUTDATED_WORDING: Q(Exists(live.filter(purpose_version_id__in=replaced))),
+        ConsentProblem.PENDING_CONFIRMATION: Q(
+            Exists(
+                states.filter(status=ConsentStatus.PENDING).exclude(purpose_version_id__in=replaced)
+            )
         ),
     }
     conditions = {key: condition & ~profiling for key, condition in problems.items()}
@@ -124,12 +126,12 @@ def usable_grant_condition(purpose: Purpose, channel: str) -> Q:
     not_profiling = ~_profiling_objected(purpose)
     if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
         withdrawn = states.filter(status=ConsentStatus.WITHDRAWN)
-        not_flagged = Q(marketing_objected_at__isnull=True) | Exists(_lifted(states))
-        return not_profiling & ~Exists(withdrawn) & not_flagged
+        not_flagged = Q(marketing_objected_at__isnull=True) | Q(Exists(_lifted(states)))
+        return not_profiling & Q(~Exists(withdrawn)) & not_flagged
     usable = states.filter(status=ConsentStatus.GRANTED).exclude(
         purpose_version_id__in=purpose.replaced_version_ids()
     )
-    return not_profiling & Exists(usable)
+    return not_profiling & Q(Exists(usable))
 
 
 def _states(purpose: Purpose, channel: str) -> QuerySet[ConsentState]:
@@ -148,5 +150,5 @@ def _lifted(states: QuerySet[ConsentState]) -> QuerySet[ConsentState]:
 
 
 def _objected_q(states: QuerySet[ConsentState]) -> Q:
-    withdrawn = Exists(states.filter(status=ConsentStatus.WITHDRAWN))
-    return withdrawn | (Q(marketing_objected_at__isnull=False) & ~Exists(_lifted(states)))
+    withdrawn = Q(Exists(states.filter(status=ConsentStatus.WITHDRAWN)))
+    return withdrawn | (Q(marketing_objected_at__isnull=False) & Q(~Exists(_lifted(states))))
