@@ -353,6 +353,14 @@ HEALTH_CACHE_SECONDS = env.int("HEALTH_CACHE_SECONDS", default=5)
 # anonymised after the grace period.
 RETENTION_DEFAULT = timedelta(days=env.int("RETENTION_DEFAULT_DAYS", default=3 * 365))
 RETENTION_GRACE = timedelta(days=env.int("RETENTION_GRACE_DAYS", default=30))
+# Marketing messages one person may receive per channel in a day and in 7 days (SPEC §4;
+# 0: no cap). Read by the eligibility rule's `frequency` reason, with the person's own choice.
+MARKETING_CAPS = {
+    "day": env.int("MARKETING_CAP_DAY", default=1),
+    "week": env.int("MARKETING_CAP_WEEK", default=3),
+}
+if min(MARKETING_CAPS.values()) < 0:
+    raise ImproperlyConfigured("MARKETING_CAP_DAY and MARKETING_CAP_WEEK cannot be negative.")
 # Access and portability exports stay downloadable by the DPO this long (then deleted).
 PRIVACY_EXPORT_TTL = timedelta(days=env.int("PRIVACY_EXPORT_TTL_DAYS", default=7))
 PRIVACY_POLICY_VERSION = env.str("PRIVACY_POLICY_VERSION", default="2026-01")

@@ -17,12 +17,12 @@ from consent.models import (
     ConsentAction,
     ConsentRecord,
     ConsentState,
-    ConsentStatus,
     Purpose,
     SourceKind,
 )
 from consent.services import LIST_SOURCES, ConsentWrite, Evidence, consent_record
 from consent.services.signups import SignupGrant, signup_confirmation_queue, signup_grant_prepare
+from consent.status import state_is_live
 from contacts.models import Contact, SuppressionKind, TimelineKind
 from contacts.normalization import normalize_email
 from contacts.selectors import contact_find, contacts_by_email, suppression_reason
@@ -267,13 +267,12 @@ def _record_box(
     if box.granted:
         action = ConsentAction.GRANT
     else:
-        has_consent = ConsentState.objects.filter(
-            contact=contact,
-            purpose=purpose,
-            channel=box.channel,
-            status__in=[ConsentStatus.GRANTED, ConsentStatus.PENDING],
-        ).exists()
-        if not has_consent:
+        # an unticked box withdraws what is still live, a pending grant too (it could else be
+        # confirmed later); nothing live, nothing to record
+        state = ConsentState.objects.filter(
+            contact=contact, purpose=purpose, channel=box.channel
+        ).first()
+        if not state_is_live(state):
             return None
         action = ConsentAction.WITHDRAW
     return consent_record(

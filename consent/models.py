@@ -120,16 +120,20 @@ class Purpose(models.Model):
             return prefetched[0] if prefetched else None
         return self.versions.order_by("-number").first()
 
-    def wording_outdated(self, version_id: int) -> bool:
-        """Whether a later wording version is a material change: a consent given on
-        `version_id` then no longer counts, and the person must be asked again."""
+    def replaced_version_ids(self) -> set[int]:
+        """The wording versions a later material change replaced: a consent given on one of
+        them no longer counts, and the person must be asked again. A minor change (a typo)
+        replaces nothing."""
         versions = getattr(self, "versions_newest_first", None)
         if versions is None:
             versions = list(self.versions.order_by("-number"))
-        given = next((v.number for v in versions if v.id == version_id), None)
-        if given is None:
-            return False
-        return any(v.is_material and v.number > given for v in versions)
+        material = [v.number for v in versions if v.is_material]
+        last_material = max(material, default=0)
+        return {v.id for v in versions if v.number < last_material}
+
+    def wording_outdated(self, version_id: int) -> bool:
+        """Whether a consent given on `version_id` needs re-consent (`replaced_version_ids`)."""
+        return version_id in self.replaced_version_ids()
 
 
 class ImmutableQuerySet(models.QuerySet):
@@ -299,7 +303,33 @@ class ConsentState(models.Model):
                 fields=["contact", "purpose", "channel"], name="one_state_per_purpose_channel"
             )
         ]
-        indexes = [models.Index(fields=["status", "since"])]
+        indexes = [
+            models.Index(fields=["status", "since"]),
+            # the eligibility rule's join: the states of one purpose and channel, by status
+            models.Index(fields=["purpose", "channel", "status"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.purpose.slug}/{self.channel}: {self.status}"
+
+
+class MessageSent(models.Model):
+    """A marketing message sent to a contact: what the frequency rule counts (SPEC §4 caps).
+
+    Senders (campaigns) write one per marketing message; double opt-in confirmations, privacy
+    notices and breach notices are exempt from the caps and never recorded here.
+    """
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="messages_sent")
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, verbose_name=_("purpose"))
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    sent_at = models.DateTimeField(_("sent at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("marketing message sent")
+        verbose_name_plural = _("marketing messages sent")
+        ordering = ["-sent_at"]
+        indexes = [models.Index(fields=["contact", "channel", "sent_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.purpose.slug}/{self.channel} {self.sent_at:%Y-%m-%d %H:%M}"

@@ -1,30 +1,20 @@
-"""Reads on consent: current state, history, purposes and consent receipts."""
+"""Reads on consent: current state, history, purposes and consent receipts (the eligibility
+rule is `consent.eligibility`, the consent-status rule `consent.status`)."""
 
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
-from django.utils import timezone
 
 from consent.models import (
-    Channel,
     ConsentAction,
     ConsentRecord,
     ConsentState,
     ConsentStatus,
-    LegalBasis,
     Purpose,
     PurposeVersion,
 )
-from contacts.models import (
-    Contact,
-    ContactStatus,
-    EmailDeliverability,
-    PostalDeliverability,
-    SuppressionKind,
-)
-from contacts.selectors import suppression_reason
+from contacts.models import Contact
 
 RECEIPT_SCHEMA = "ISO/IEC TS 27560:2023 consent record (Kantara Consent Receipt v1.1 vocabulary)"
 EVENT_TYPES: dict[str, str] = {
@@ -134,76 +124,3 @@ def pending_states_for_confirmation(
         .select_related("contact", "purpose", "purpose_version", "record")
         .order_by("purpose__slug", "channel")
     )
-
-
-class Ineligible:
-    """Why a contact may not receive a message (reasons of `contact_eligibility`)."""
-
-    ERASED = "erased"
-    PAUSED = "paused"
-    RESTRICTED = "restricted"
-    NO_CONSENT = "no_consent"
-    OUTDATED_WORDING = "outdated_wording"
-    OBJECTED = "objected"
-    SUPPRESSED = "suppressed"
-    UNDELIVERABLE = "undeliverable"
-    MINOR_WITHOUT_GUARDIAN = "minor_without_guardian"
-    PURPOSE_INACTIVE = "purpose_inactive"
-
-
-def contact_eligibility(
-    contact: Contact, purpose: Purpose, channel: str, at: datetime | None = None
-) -> list[str]:
-    """Every reason the contact may not receive a message for (purpose, channel) at `at`.
-
-    The one eligibility rule (SPEC §3 campaigns); an empty list means eligible. Campaign
-    frequency caps are added by the campaigns app on top of it.
-    """
-    at = at or timezone.now()
-    reasons = []
-    if contact.status == ContactStatus.ERASED:
-        return [Ineligible.ERASED]
-    if contact.paused_until is not None and contact.paused_until > at:
-        reasons.append(Ineligible.PAUSED)
-    if contact.processing_restricted_at is not None:
-        reasons.append(Ineligible.RESTRICTED)
-    if not purpose.is_active or channel not in purpose.channels:
-        reasons.append(Ineligible.PURPOSE_INACTIVE)
-    reasons += _lawful_basis_problems(contact, purpose, channel)
-    if suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email) or (
-        contact.phone and suppression_reason(kind=SuppressionKind.PHONE, value=contact.phone)
-    ):
-        reasons.append(Ineligible.SUPPRESSED)
-    if not _deliverable(contact, channel):
-        reasons.append(Ineligible.UNDELIVERABLE)
-    if contact.is_minor and not contact.guardian_consent_evidence.strip():
-        reasons.append(Ineligible.MINOR_WITHOUT_GUARDIAN)
-    return reasons
-
-
-def _lawful_basis_problems(contact: Contact, purpose: Purpose, channel: str) -> list[str]:
-    state = ConsentState.objects.filter(contact=contact, purpose=purpose, channel=channel).first()
-    if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
-        objected = state is not None and state.status == ConsentStatus.WITHDRAWN
-        if objected or (purpose.is_profiling and contact.profiling_objected_at):
-            return [Ineligible.OBJECTED]
-        return []
-    if purpose.legal_basis != LegalBasis.CONSENT:
-        return []  # contract, legal obligation...: not marketing, no consent to check
-    if state is None or state.status != ConsentStatus.GRANTED:
-        return [Ineligible.NO_CONSENT]
-    if purpose.wording_outdated(state.purpose_version_id):
-        return [Ineligible.OUTDATED_WORDING]
-    return []
-
-
-def _deliverable(contact: Contact, channel: str) -> bool:
-    if channel == Channel.EMAIL:
-        return contact.email_deliverability == EmailDeliverability.DELIVERABLE
-    if channel == Channel.POSTAL:
-        return contact.postal_deliverability == PostalDeliverability.DELIVERABLE and bool(
-            contact.address_line1 and contact.city
-        )
-    if channel in (Channel.SMS, Channel.PHONE):
-        return bool(contact.phone)
-    return True

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import models
 from django.http import HttpRequest
@@ -9,8 +10,14 @@ from django.utils import timezone, translation
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from contacts.normalization import suppression_digests
+
 # A new address is trusted with the person's data once it has held the contact this long.
 EMAIL_TRUST_PERIOD = timedelta(days=7)
+# The suppression keys of the contact's own address and phone, stored so that a query over
+# millions of contacts can join the suppression list (SPEC §3 campaigns) without computing an
+# HMAC per row; `Contact.save` keeps them in step with `email` and `phone`.
+SUPPRESSION_DIGEST_FIELDS = ("email_digest", "email_quoted_digest", "phone_digest")
 
 
 class Language(models.TextChoices):
@@ -142,6 +149,15 @@ class Contact(models.Model):
         blank=True,
         help_text=_("Set when the person objects to profiling (GDPR Art. 21)."),
     )
+    marketing_objected_at = models.DateTimeField(
+        _("objected to marketing at"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Set by an objection (GDPR Art. 21(2)) or an unsubscribe from all: every "
+            "legitimate-interest purpose stays off, including one added later."
+        ),
+    )
     email_deliverability = models.CharField(
         _("email deliverability"),
         max_length=20,
@@ -176,6 +192,10 @@ class Contact(models.Model):
         blank=True,
         help_text=_("Retention: without an answer, the contact is anonymised after a delay."),
     )
+    # NULL, not "", when there is no key: the planner then knows those rows join nothing
+    email_digest = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    email_quoted_digest = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    phone_digest = models.CharField(max_length=64, null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -191,6 +211,19 @@ class Contact(models.Model):
     def __str__(self) -> str:
         full_name = f"{self.first_name} {self.last_name}".strip()
         return f"{full_name} <{self.email}>" if full_name else self.email
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, with the suppression digests following the email and phone being saved."""
+        email_keys = suppression_digests(kind=SuppressionKind.EMAIL, value=self.email)
+        phone_keys = (
+            suppression_digests(kind=SuppressionKind.PHONE, value=self.phone) if self.phone else []
+        )
+        self.email_digest, self.email_quoted_digest = (email_keys + [None, None])[:2]
+        self.phone_digest = (phone_keys + [None])[0]
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"email", "phone"} & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, *SUPPRESSION_DIGEST_FIELDS}
+        super().save(*args, **kwargs)
 
     def reading_language(self, request: HttpRequest | None = None) -> str:
         """The language to address the person in: their own; when unknown, the browser's

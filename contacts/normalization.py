@@ -121,3 +121,21 @@ def suppression_digest(kind: str, normalized_value: str) -> str:
     """HMAC-SHA256 of a normalised address with the server secret: the suppression key."""
     key = settings.SUPPRESSION_HMAC_KEY.encode()
     return hmac.new(key, f"{kind}:{normalized_value}".encode(), hashlib.sha256).hexdigest()
+
+
+# The values of contacts.models.SuppressionKind (this module sits below the models).
+SUPPRESSION_KINDS = EMAIL_KIND, PHONE_KIND = ("email", "phone")
+
+
+def suppression_digests(*, kind: str, value: str) -> list[str]:
+    """The suppression keys this email or phone may be listed under (none when malformed)."""
+    if kind not in SUPPRESSION_KINDS:  # a misspelt kind would otherwise be read as a phone
+        raise ValueError(f"unknown suppression kind {kind!r}")
+    if kind == EMAIL_KIND:
+        keys = email_keys(value)
+    else:
+        try:
+            keys = [normalize_phone(value)]
+        except ValidationError:
+            return []
+    return [suppression_digest(kind, key) for key in keys if key]

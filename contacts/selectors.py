@@ -3,28 +3,16 @@
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
-from contacts.models import Contact, ContactStatus, Suppression, SuppressionKind
-from contacts.normalization import (
-    email_keys,
-    normalize_email,
-    normalize_phone,
-    suppression_digest,
+from contacts.models import (
+    SUPPRESSION_DIGEST_FIELDS,
+    Contact,
+    ContactStatus,
+    Suppression,
+    SuppressionKind,
 )
-
-
-def suppression_digests(*, kind: SuppressionKind, value: str) -> list[str]:
-    """The suppression keys this email or phone may be listed under (none when malformed)."""
-    kind = SuppressionKind(kind)  # a misspelt kind would otherwise be read as a phone
-    if kind == SuppressionKind.EMAIL:
-        keys = email_keys(value)
-    else:
-        try:
-            keys = [normalize_phone(value)]
-        except ValidationError:
-            return []
-    return [suppression_digest(kind, key) for key in keys if key]
+from contacts.normalization import normalize_email, suppression_digests
 
 
 def suppression_reason(*, kind: SuppressionKind, value: str) -> str | None:
@@ -71,3 +59,21 @@ def contact_find(
     if not with_erased:
         contacts = contacts.exclude(status=ContactStatus.ERASED)
     return contacts.first()
+
+
+def contact_is_suppressed(contact: Contact) -> bool:
+    """Whether the contact's email or phone is on the suppression list, by the digests stored
+    on the contact (the same columns `suppression_matches` joins on)."""
+    digests = [getattr(contact, field) for field in SUPPRESSION_DIGEST_FIELDS]
+    digests = [digest for digest in digests if digest]
+    return bool(digests) and Suppression.objects.filter(digest__in=digests).exists()
+
+
+def suppression_matches() -> list[Exists]:
+    """`contact_is_suppressed` in SQL for a queryset of contacts: one condition per stored
+    digest, true when the list holds it (no HMAC to compute per row). Suppressed: any of them;
+    not suppressed: none of them, which the database runs as one anti-join each."""
+    return [
+        Exists(Suppression.objects.filter(digest=OuterRef(field)))
+        for field in SUPPRESSION_DIGEST_FIELDS
+    ]

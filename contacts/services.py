@@ -322,6 +322,29 @@ def contact_profiling_objection_set(*, contact: Contact, objected: bool, source:
     )
 
 
+def contact_marketing_objection_set(*, contact: Contact, objected: bool, source: str = "") -> bool:
+    """Record or lift the person's objection to marketing on legitimate interest (GDPR Art.
+    21(2), 21(3)); True if it changed.
+
+    Set by an objection request and by an unsubscribe from all, which also withdraw what exists
+    (`consents_withdraw_all`); the flag keeps every legitimate-interest purpose and channel off,
+    including those created afterwards, where a withdrawal per purpose could not. It is lifted
+    for one purpose and channel by a grant the person records after it (a tick in the
+    preference center), and wholly when they resubscribe there. Consent purposes do not read
+    it: their withdrawal already ended them, and a new grant is the person's new consent. The
+    caller records the moment on the timeline (an objection, an unsubscribe, a resubscribe).
+    """
+    return _dated_flag_set(
+        contact,
+        field="marketing_objected_at",
+        on=objected,
+        kind=None,
+        summary="",
+        data={"objected": objected, "source": source},
+        changed="marketing_objection",
+    )
+
+
 def pauses_end(*, now: Any = None, batch_size: int = 500) -> int:
     """Resume every contact whose pause is over (beat job); safe to run twice at once."""
     now = now or timezone.now()
@@ -361,20 +384,21 @@ def _dated_flag_set(
     *,
     field: str,
     on: bool,
-    kind: TimelineKind,
+    kind: TimelineKind | None,
     summary: str,
     data: dict[str, Any],
     changed: str,
 ) -> bool:
-    """Set (to now) or clear a dated flag of the contact, with its timeline entry and CRM
-    event; True if it changed."""
+    """Set (to now) or clear a dated flag of the contact, with its timeline entry (none when
+    `kind` is None: the caller records its own) and CRM event; True if it changed."""
     with transaction.atomic():
         contact = _lock_active(contact)
         if on == (getattr(contact, field) is not None):
             return False
         setattr(contact, field, timezone.now() if on else None)
         contact.save(update_fields=[field, "updated_at"])
-        timeline_add(contact=contact, kind=kind, summary=summary, data=data)
+        if kind is not None:
+            timeline_add(contact=contact, kind=kind, summary=summary, data=data)
         outbox_emit(
             topic=OutboxTopic.CONTACT_UPDATED,
             contact=contact,
@@ -396,6 +420,7 @@ ERASURE_KEPT_FIELDS = {
     "frequency": "a chosen frequency, kept for statistics",
     "processing_restricted_at": "when a restriction began: proof that the right was honoured",
     "profiling_objected_at": "when an objection began: proof that the right was honoured",
+    "marketing_objected_at": "when an objection began: proof that the right was honoured",
     "email_deliverability": "a delivery status without the address or its reason",
     "postal_deliverability": "a delivery status without the address or its reason",
     "repermission_sent_at": "when the retention job asked: proof of the retention rule",
@@ -556,6 +581,7 @@ def contact_payload(contact: Contact) -> dict[str, Any]:
         "status": contact.status,
         "paused_until": contact.paused_until.isoformat() if contact.paused_until else None,
         "objected_to_profiling": contact.profiling_objected_at is not None,
+        "objected_to_marketing": contact.marketing_objected_at is not None,
     }
 
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 from django.db.models import F, Q
 
-from consent.models import Channel, ConsentState, ConsentStatus, LegalBasis, Purpose
+from consent.models import Channel, ConsentState, ConsentStatus, Purpose
 from consent.selectors import purposes_active
-from consent.services import ACTIVE_STATUSES, MARKETING_BASES, UNSUBSCRIBE_ALL_REFERENCE
+from consent.services import UNSUBSCRIBE_ALL_REFERENCE
+from consent.status import MARKETING_BASES, ConsentProblem, consent_problem
 from contacts.models import (
     Contact,
     ContactStatus,
@@ -43,28 +44,6 @@ def contact_for_token(token: str) -> Contact | None:
         .first()
     )
     return found.contact if found else None
-
-
-def purpose_is_on(purpose: Purpose, state: ConsentState | None, *, objected: bool = False) -> bool:
-    """Consent is on once granted (or pending confirmation) on wording that still holds;
-    legitimate interest is on until the person objects. `objected`: to profiling, which keeps
-    every profiling purpose off, including one added after the objection."""
-    if objected and purpose.is_profiling:
-        return False
-    if state is None:
-        return purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS
-    return state.status in ACTIVE_STATUSES and not needs_reconsent(purpose, state)
-
-
-def needs_reconsent(purpose: Purpose, state: ConsentState | None) -> bool:
-    """A consent given on wording that a material change has since replaced: it no longer
-    counts (the eligibility rule says so too) and the box is shown unticked, to tick again."""
-    return (
-        state is not None
-        and purpose.legal_basis == LegalBasis.CONSENT
-        and state.status in ACTIVE_STATUSES
-        and purpose.wording_outdated(state.purpose_version_id)
-    )
 
 
 def seen_stamp(state: ConsentState | None) -> str:
@@ -178,17 +157,17 @@ def _purpose_row(
         blocked=purpose.is_profiling and contact.profiling_objected_at is not None,
     )
     for channel in purpose.channels:
+        # ticked: a usable grant (the eligibility rule's own answer); a pending grant waits,
+        # unticked, for the emailed link; one on replaced wording asks to be ticked again
         state = states.get((purpose.id, channel))
-        outdated = needs_reconsent(purpose, state)
+        problem = consent_problem(contact, purpose, state)
         row.channels.append(
             ChannelChoice(
                 code=channel,
                 label=labels.get(channel, channel),
-                is_on=purpose_is_on(purpose, state, objected=row.blocked),
-                is_pending=state is not None
-                and state.status == ConsentStatus.PENDING
-                and not outdated,
-                needs_reconsent=outdated,
+                is_on=problem is None,
+                is_pending=problem == ConsentProblem.PENDING_CONFIRMATION,
+                needs_reconsent=problem == ConsentProblem.OUTDATED_WORDING,
                 seen=seen_stamp(state),
             )
         )

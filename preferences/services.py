@@ -24,13 +24,13 @@ from consent.models import (
 )
 from consent.selectors import contact_consent_states, purposes_active, purposes_with_versions
 from consent.services import (
-    ACTIVE_STATUSES,
     MARKETING_BASES,
     ConsentWrite,
     Evidence,
     consent_record,
     consents_withdraw_all,
 )
+from consent.status import LIVE_STATUSES, holds_usable_grant
 from contacts.models import (
     Contact,
     SuppressionKind,
@@ -39,6 +39,7 @@ from contacts.models import (
 )
 from contacts.selectors import contact_find, suppression_reason
 from contacts.services import (
+    contact_marketing_objection_set,
     contact_profiling_objection_set,
     contact_update,
     email_change_check,
@@ -51,7 +52,7 @@ from core.tokens import token_hash
 from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
-from preferences.selectors import purpose_is_on, resubscribe_candidates, seen_stamp
+from preferences.selectors import resubscribe_candidates, seen_stamp
 
 SOURCE_REFERENCE = "preference-center"
 PROFILING_OBJECTION_REFERENCE = "profiling-objection"
@@ -183,9 +184,7 @@ def preferences_consents_save(
                     ]
                 continue
             state = states.get((purpose.id, channel))
-            was_on = purpose_is_on(
-                purpose, state, objected=contact.profiling_objected_at is not None
-            )
+            was_on = holds_usable_grant(contact, purpose, state)
             if ((purpose.slug, channel) in wanted) == was_on:
                 continue
             if seen[(purpose.slug, channel)] != seen_stamp(state):
@@ -240,14 +239,16 @@ def preferences_unsubscribe_all(
 ) -> list[ConsentRecord]:
     """Unsubscribe from all marketing at once (GDPR Art. 7(3), 21(2); RFC 8058 one click).
 
-    Withdraws every consent, objects to every legitimate-interest purpose and puts the email
-    on the suppression list. Repeating it writes nothing more.
+    Withdraws every consent, objects to every legitimate-interest purpose (those created later
+    too: `contact_marketing_objection_set`) and puts the email on the suppression list.
+    Repeating it writes nothing more.
     """
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
         records = consents_withdraw_all(
             contact=contact, source_kind=source_kind, evidence=visit.evidence()
         )
+        contact_marketing_objection_set(contact=contact, objected=True, source=source_kind)
         already_suppressed = (
             suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email) is not None
         )
@@ -271,7 +272,8 @@ def preferences_unsubscribe_all(
 def preferences_resubscribe(*, contact: Contact, visit: Visit) -> list[ConsentRecord]:
     """Grant again what the last "unsubscribe from all" withdrew, with the current wording.
 
-    The grants are the person's own new explicit consent, which lifts the suppression.
+    The grants are the person's own new explicit consent, which lifts the suppression; the
+    objection to legitimate-interest marketing is lifted with them.
     """
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
@@ -279,6 +281,7 @@ def preferences_resubscribe(*, contact: Contact, visit: Visit) -> list[ConsentRe
             _record(contact, state.purpose, state.channel, ConsentAction.GRANT, visit)
             for state in resubscribe_candidates(contact)
         ]
+        contact_marketing_objection_set(contact=contact, objected=False, source=SOURCE_REFERENCE)
         if records:
             timeline_add(
                 contact=contact,
@@ -326,7 +329,7 @@ def _restore_legitimate_interest_profiling(
         purpose__is_active=True,
         record__source_reference=PROFILING_OBJECTION_REFERENCE,
     )
-    for state in states.exclude(status__in=ACTIVE_STATUSES):
+    for state in states.exclude(status__in=LIVE_STATUSES):
         if state.channel in state.purpose.channels:
             restored.append(
                 _record(contact, state.purpose, state.channel, ConsentAction.GRANT, visit)

@@ -25,7 +25,8 @@ from django.utils.translation import gettext as _
 
 from consent.models import ConsentEvidence, ConsentState, LegalBasis, Purpose, SourceKind
 from consent.selectors import purposes_with_versions
-from consent.services.consents import ACTIVE_STATUSES, Evidence, consents_withdraw_all
+from consent.services.consents import Evidence, consents_withdraw_all
+from consent.status import RETAINING_STATUSES
 from contacts.models import (
     Contact,
     ContactStatus,
@@ -36,6 +37,7 @@ from contacts.models import (
 from contacts.selectors import contact_find, suppression_reason
 from contacts.services import (
     contact_anonymise,
+    contact_marketing_objection_set,
     contact_restriction_set,
     contact_touch,
     timeline_add,
@@ -409,6 +411,9 @@ def _object(request: PrivacyRequest) -> None:
         evidence=Evidence(),
         purposes=purposes_with_versions().filter(legal_basis=LegalBasis.LEGITIMATE_INTERESTS),
     )
+    contact_marketing_objection_set(
+        contact=_subject(request), objected=True, source=_reference(request)
+    )
     timeline_add(
         contact=_subject(request),
         kind=TimelineKind.OBJECTION,
@@ -687,10 +692,11 @@ def _not_asked_since_last_activity() -> Q:
 
 
 def _retention_periods(contact_ids: list[int]) -> dict[int, timedelta]:
-    """The longest retention among the purposes each contact still consents to (or the default)."""
+    """The longest retention among the purposes each contact still holds a grant for
+    (`RETAINING_STATUSES`: a pending one does not count), or the default."""
     default_days = settings.RETENTION_DEFAULT.days
     rows = (
-        ConsentState.objects.filter(contact_id__in=contact_ids, status__in=ACTIVE_STATUSES)
+        ConsentState.objects.filter(contact_id__in=contact_ids, status__in=RETAINING_STATUSES)
         .values("contact_id")
         .annotate(days=Max(Coalesce("purpose__retention_days", default_days)))
     )

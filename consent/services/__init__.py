@@ -1,7 +1,6 @@
 """Writes on consent: the one path that records a consent, double opt-in, purpose wording."""
 
 from consent.services.consents import (
-    ACTIVE_STATUSES,
     CLOCK_SKEW,
     CONFIRMATION_SALT,
     LIFTING_SOURCES,
@@ -22,7 +21,6 @@ from consent.services.consents import (
 )
 
 __all__ = [
-    "ACTIVE_STATUSES",
     "CLOCK_SKEW",
     "CONFIRMATION_SALT",
     "LIFTING_SOURCES",

@@ -32,6 +32,7 @@ from consent.models import (
     SourceKind,
 )
 from consent.selectors import pending_states_for_confirmation, purposes_with_versions
+from consent.status import MARKETING_BASES, state_is_live
 from contacts.models import (
     Contact,
     ContactStatus,
@@ -65,8 +66,6 @@ WORDING_REQUIRED_SOURCES = frozenset(
     {SourceKind.WEB_FORM, SourceKind.API, SourceKind.IMPORT, SourceKind.CRM}
 )
 CLOCK_SKEW = timedelta(minutes=5)
-# States in which a purpose is "on" for the person (pending: waiting for double opt-in).
-ACTIVE_STATUSES = frozenset({ConsentStatus.GRANTED, ConsentStatus.PENDING})
 
 
 @dataclass(frozen=True)
@@ -474,10 +473,6 @@ def _queue_confirmation_email(contact_id: int) -> None:
     transaction.on_commit(queue)
 
 
-# Legal bases under which we market to a person: consent, or legitimate interests until they
-# object. Contract, legal obligation and the others are not marketing and are never switched off
-# from the preference center.
-MARKETING_BASES = frozenset({LegalBasis.CONSENT, LegalBasis.LEGITIMATE_INTERESTS})
 UNSUBSCRIBE_ALL_REFERENCE = "unsubscribe-all"
 
 
@@ -530,9 +525,10 @@ def _channels_to_withdraw(
     states: dict[tuple[int, str], ConsentState],
     object_to_legitimate_interest: bool,
 ) -> list[tuple[int, str]]:
-    """(purpose, channel) pairs that are on: granted or pending, or legitimate interest with no
-    objection recorded yet on a channel the purpose uses."""
-    on = {key for key, state in states.items() if state.status in ACTIVE_STATUSES}
+    """(purpose, channel) pairs a withdrawal must still end (`state_is_live`: granted, or
+    pending so that it cannot be confirmed later), and legitimate interest with no objection
+    recorded yet on a channel the purpose uses."""
+    on = {key for key, state in states.items() if state_is_live(state)}
     for purpose in purposes.values() if object_to_legitimate_interest else ():
         if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS and purpose.is_active:
             on |= {(purpose.id, ch) for ch in purpose.channels if (purpose.id, ch) not in states}

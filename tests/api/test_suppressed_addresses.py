@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
+from consent.eligibility import contact_eligibility
 from consent.models import ConsentRecord, ConsentState
-from consent.selectors import contact_eligibility
 from contacts.models import Contact
 from contacts.selectors import suppression_reason
 from contacts.services import suppression_add
@@ -175,7 +175,7 @@ def test_a_grant_for_a_suppressed_contact_is_pending_and_lifts_nothing(
     assert response.json()["contact"] == str(camille.public_id)
     assert ConsentState.objects.get(contact=camille).status == "pending"
     assert suppression_reason(kind="email", value=camille.email) == reason
-    assert "no_consent" in contact_eligibility(camille, newsletter, "email")
+    assert "pending_confirmation" in contact_eligibility(camille, newsletter, "email")
 
 
 @pytest.mark.django_db

@@ -5,8 +5,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from consent.models import LegalBasis, SourceKind
-from consent.selectors import Ineligible, contact_eligibility
+from consent.eligibility import (
+    Ineligible,
+    contact_eligibility,
+    eligible_contacts,
+    ineligible_counts,
+)
+from consent.models import LegalBasis, MessageSent, SourceKind
+from consent.selectors import purposes_with_versions
 from consent.services import purpose_wording_update
 from contacts.models import SuppressionReason
 from contacts.services import contact_pause, contact_restriction_set, suppression_add
@@ -60,7 +66,7 @@ def test_a_pending_double_opt_in_grant_does_not_count():
     contact = ContactFactory()
     grant(contact, newsletter)
 
-    assert contact_eligibility(contact, newsletter, "email") == [Ineligible.NO_CONSENT]
+    assert contact_eligibility(contact, newsletter, "email") == [Ineligible.PENDING_CONFIRMATION]
 
 
 def test_restriction_makes_the_contact_ineligible_until_lifted(subscriber, offers):
@@ -120,4 +126,83 @@ def test_a_minor_needs_the_guardians_consent(subscriber, offers):
     subscriber.is_minor = True
     subscriber.save()
 
-    assert contact_eligibility(subscriber, offers, "email") == [Ineligible.MINOR_WITHOUT_GUARDIAN]
+    assert contact_eligibility(subscriber, offers, "email") == [Ineligible.MINOR]
+
+
+# --- frequency: the global caps and the person's own choice -----------------------------------
+
+
+def sent(contact, purpose, channel="email", **ago):
+    MessageSent.objects.create(
+        contact=contact, purpose=purpose, channel=channel, sent_at=timezone.now() - timedelta(**ago)
+    )
+
+
+def test_one_marketing_message_a_day_per_channel_is_the_default_cap(subscriber, offers):
+    grant(subscriber, offers, "sms")
+    sent(subscriber, offers, "email", hours=3)
+
+    assert contact_eligibility(subscriber, offers, "email") == [Ineligible.FREQUENCY]
+    assert contact_eligibility(subscriber, offers, "sms") == []  # another channel
+    tomorrow = timezone.now() + timedelta(hours=22)
+    assert contact_eligibility(subscriber, offers, "email", at=tomorrow) == []
+
+
+def test_three_marketing_messages_in_seven_days_reach_the_weekly_cap(subscriber, offers):
+    sent(subscriber, offers, days=2)
+    sent(subscriber, offers, days=4)
+    assert contact_eligibility(subscriber, offers, "email") == []
+
+    sent(subscriber, offers, days=6)
+    assert contact_eligibility(subscriber, offers, "email") == [Ineligible.FREQUENCY]
+
+
+@pytest.mark.parametrize(
+    ("frequency", "days_ago", "capped"),
+    [("weekly", 5, True), ("weekly", 8, False), ("monthly", 20, True), ("monthly", 40, False)],
+)
+def test_the_persons_own_frequency_is_kept(subscriber, offers, frequency, days_ago, capped):
+    subscriber.frequency = frequency
+    subscriber.save()
+    sent(subscriber, offers, days=days_ago)
+
+    expected = [Ineligible.FREQUENCY] if capped else []
+    assert contact_eligibility(subscriber, offers, "email") == expected
+
+
+def test_staff_set_the_caps_and_messages_on_other_bases_are_not_capped(
+    settings, subscriber, offers
+):
+    account = PurposeFactory(slug="account", legal_basis=LegalBasis.CONTRACT, channels=["email"])
+    sent(subscriber, offers, hours=1)
+    assert contact_eligibility(subscriber, account, "email") == []
+
+    settings.MARKETING_CAPS = {"day": 2, "week": 0}
+    assert contact_eligibility(subscriber, offers, "email") == []
+    sent(subscriber, offers, hours=2)
+    assert contact_eligibility(subscriber, offers, "email") == [Ineligible.FREQUENCY]
+
+
+# --- the audience in SQL ----------------------------------------------------------------------
+
+
+def test_the_audience_and_its_exclusions_per_reason_are_counted_in_sql(
+    subscriber, offers, django_assert_max_num_queries
+):
+    # given the subscriber, a person without consent, one paused and suppressed
+    ContactFactory()
+    paused = ContactFactory(phone="+33698765432")
+    grant(paused, offers, "email")
+    contact_pause(contact=paused, months=1)
+    suppression_add(reason=SuppressionReason.COMPLAINT, phone="+33698765432")
+
+    # then, the purpose loaded with its wording versions as senders load it, one query each
+    # answers who is eligible and how many each reason excludes
+    offers = purposes_with_versions().get(pk=offers.pk)
+    with django_assert_max_num_queries(1):
+        audience = list(eligible_contacts(offers, "email"))
+    with django_assert_max_num_queries(1):
+        counts = ineligible_counts(offers, "email")
+
+    assert audience == [subscriber]
+    assert counts == {"no_consent": 1, "paused": 1, "suppressed": 1}

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from consent.eligibility import contact_eligibility
 from consent.ledger import ledger_verify
 from consent.models import ConsentRecord, ConsentState
-from consent.selectors import contact_eligibility
 from consent.services import Evidence, consents_withdraw_all
 from contacts.models import TimelineEvent
 from crmsync.models import OutboxEvent

@@ -11,8 +11,8 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 from freezegun import freeze_time
 
+from consent.eligibility import contact_eligibility
 from consent.models import ConsentRecord, ConsentState
-from consent.selectors import contact_eligibility
 from consent.services import (
     Evidence,
     confirmation_token,
@@ -47,7 +47,7 @@ def test_a_pending_grant_of_a_suppressed_contact_lifts_nothing_until_confirmed()
     suppression_add(reason="hard_bounce", email=contact.email)
     pending = grant(contact, purpose, source_kind="api")
     assert suppression_reason(kind="email", value=contact.email) == "hard_bounce"
-    assert contact_eligibility(contact, purpose, "email") == ["no_consent", "suppressed"]
+    assert contact_eligibility(contact, purpose, "email") == ["pending_confirmation", "suppressed"]
 
     [confirmed] = confirm_by_link(contact, pending)
 

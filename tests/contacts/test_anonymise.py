@@ -9,6 +9,7 @@ import pytest
 from django.db import models, transaction
 
 from contacts.models import Contact
+from contacts.normalization import suppression_digests
 from contacts.services import ERASURE_KEPT_FIELDS, PERSONAL_FIELDS, contact_anonymise
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +40,13 @@ ERASED_VALUES: dict[str, Any] = {
     "is_minor": False,
     "guardian_consent_evidence": "",
     "last_activity_at": None,
+    # the suppression keys follow the email and phone: the placeholder's, or none
+    "email_digest": None,
+    "email_quoted_digest": None,
+    "phone_digest": None,
 }
+# Set apart: replaced by the placeholder address and its suppression key, not emptied.
+PLACEHOLDER_COLUMNS = {"email", "email_digest", "email_quoted_digest"}
 # Set by the erasure itself, though not personal.
 CHANGED_BY_ERASURE = {"status", "updated_at"}
 
@@ -76,8 +83,10 @@ def test_erasure_empties_every_personal_column_and_leaves_the_kept_ones() -> Non
     after = {field.attname: getattr(contact, field.attname) for field in columns()}
     assert contact.email == f"erased-{contact.public_id}@erased.invalid"
     assert contact.status == "erased"
-    assert {name: after[name] for name in ERASED_VALUES if name != "email"} == {
-        name: value for name, value in ERASED_VALUES.items() if name != "email"
+    placeholder_keys = suppression_digests(kind="email", value=contact.email)
+    assert [contact.email_digest, contact.email_quoted_digest] == (placeholder_keys + [None])[:2]
+    assert {name: after[name] for name in ERASED_VALUES if name not in PLACEHOLDER_COLUMNS} == {
+        name: value for name, value in ERASED_VALUES.items() if name not in PLACEHOLDER_COLUMNS
     }
     kept = set(ERASURE_KEPT_FIELDS) - CHANGED_BY_ERASURE
     assert {name: after[name] for name in kept} == {name: before[name] for name in kept}

@@ -1,0 +1,303 @@
+"""The eligibility rule (SPEC §3 campaigns): who may receive a message for (purpose, channel)
+at time t, and why the others may not.
+
+One rule in two forms built from the same definitions: `contact_eligibility` explains one
+contact (its reasons, in the API's names), `eligible_contacts` selects the audience in SQL for
+millions of contacts, and `contacts_with_reasons` / `ineligible_counts` give the reasons of a
+whole queryset in SQL (the audience preview's "excluded per reason"). A test builds varied
+contacts and proves both forms agree on each one (tests/consent/test_eligibility_agreement.py).
+
+Reasons, in the order an explanation lists them; an erased contact has that one reason only.
+- `erased`, `paused` (at t), `restricted` (GDPR Art. 18);
+- `purpose_inactive`: the purpose is retired or not used on the channel (every contact);
+- `objected`, `no_consent`, `outdated_wording`, `pending_confirmation`: the consent-status
+  rule of `consent.status` for the purpose's legal basis (at most one of them);
+- `suppressed`: the email or phone is on the suppression list (whatever the channel);
+- `undeliverable`: on that channel (bounced email, returned or missing postal address, no
+  phone for SMS and phone);
+- `minor`: under 16 without the guardian's consent on file (Art. 8);
+- `frequency`: marketing only; the caps per channel (`MARKETING_CAPS`: per day, per 7 days)
+  or the person's own choice (weekly, monthly: one message per channel in that time) reached,
+  counting the `MessageSent` rows before t;
+- `quiet_hours`: SMS only 08:00-21:30 in the recipient's local time. A send-time rule the SMS
+  sender applies at the moment of sending (it needs the recipient's time zone); it is named
+  here for the campaign statistics but neither form computes it.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from dateutil.relativedelta import relativedelta
+from django.conf import settings
+from django.db.models import BooleanField, Case, Count, Exists, OuterRef, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from consent.models import Channel, ConsentState, MessageSent, Purpose
+from consent.status import (
+    MARKETING_BASES,
+    NOBODY,
+    consent_problem,
+    consent_problem_conditions,
+    usable_grant_condition,
+)
+from contacts.models import (
+    Contact,
+    ContactStatus,
+    EmailDeliverability,
+    Frequency,
+    PostalDeliverability,
+)
+from contacts.selectors import contact_is_suppressed, suppression_matches
+
+# Guardian evidence counts once it holds something other than blanks (the same test in SQL).
+NOT_BLANK = r"\S"
+
+
+class Ineligible(StrEnum):
+    """Why a contact may not receive a message; the values are SPEC §4's reason names."""
+
+    ERASED = "erased"
+    PAUSED = "paused"
+    RESTRICTED = "restricted"
+    PURPOSE_INACTIVE = "purpose_inactive"
+    OBJECTED = "objected"
+    NO_CONSENT = "no_consent"
+    OUTDATED_WORDING = "outdated_wording"
+    PENDING_CONFIRMATION = "pending_confirmation"
+    SUPPRESSED = "suppressed"
+    UNDELIVERABLE = "undeliverable"
+    MINOR = "minor"
+    FREQUENCY = "frequency"
+    QUIET_HOURS = "quiet_hours"
+
+
+@dataclass(frozen=True)
+class FrequencyLimit:
+    """`count` marketing messages on the channel after `since` reach the limit: for everyone
+    (a global cap) or for those who chose `frequency`."""
+
+    since: datetime
+    count: int
+    frequency: str | None = None
+
+
+def frequency_limits(at: datetime) -> list[FrequencyLimit]:
+    """The frequency limits in force at `at`: the global caps, then the person's own choice."""
+    caps = settings.MARKETING_CAPS
+    limits = [
+        FrequencyLimit(since=at - window, count=caps[name])
+        for name, window in (("day", timedelta(days=1)), ("week", timedelta(days=7)))
+        if caps.get(name)
+    ]
+    return [
+        *limits,
+        FrequencyLimit(since=at - timedelta(days=7), count=1, frequency=Frequency.WEEKLY),
+        FrequencyLimit(since=at - relativedelta(months=1), count=1, frequency=Frequency.MONTHLY),
+    ]
+
+
+def purpose_in_use(purpose: Purpose, channel: str) -> bool:
+    return purpose.is_active and channel in purpose.channels
+
+
+# --- the explanation: one contact ----------------------------------------------------------
+
+
+def contact_eligibility(
+    contact: Contact, purpose: Purpose, channel: str, at: datetime | None = None
+) -> list[str]:
+    """Every reason the contact may not receive a message for (purpose, channel) at `at`
+    (default: now), in the order of `Ineligible`; an empty list means eligible."""
+    at = at or timezone.now()
+    if contact.status == ContactStatus.ERASED:
+        return [Ineligible.ERASED]
+    reasons: list[str] = []
+    if contact.paused_until is not None and contact.paused_until > at:
+        reasons.append(Ineligible.PAUSED)
+    if contact.processing_restricted_at is not None:
+        reasons.append(Ineligible.RESTRICTED)
+    if not purpose_in_use(purpose, channel):
+        reasons.append(Ineligible.PURPOSE_INACTIVE)
+    state = ConsentState.objects.filter(contact=contact, purpose=purpose, channel=channel).first()
+    problem = consent_problem(contact, purpose, state)
+    if problem is not None:
+        reasons.append(Ineligible(problem))
+    if contact_is_suppressed(contact):
+        reasons.append(Ineligible.SUPPRESSED)
+    if not _deliverable(contact, channel):
+        reasons.append(Ineligible.UNDELIVERABLE)
+    if contact.is_minor and not re.search(NOT_BLANK, contact.guardian_consent_evidence):
+        reasons.append(Ineligible.MINOR)
+    if purpose.legal_basis in MARKETING_BASES and _frequency_reached(contact, channel, at):
+        reasons.append(Ineligible.FREQUENCY)
+    return reasons
+
+
+def _deliverable(contact: Contact, channel: str) -> bool:
+    if channel == Channel.EMAIL:
+        return contact.email_deliverability == EmailDeliverability.DELIVERABLE
+    if channel == Channel.POSTAL:
+        return contact.postal_deliverability == PostalDeliverability.DELIVERABLE and bool(
+            contact.address_line1 and contact.city
+        )
+    if channel in (Channel.SMS, Channel.PHONE):
+        return bool(contact.phone)
+    return True
+
+
+def _frequency_reached(contact: Contact, channel: str, at: datetime) -> bool:
+    limits = [
+        limit for limit in frequency_limits(at) if limit.frequency in (None, contact.frequency)
+    ]
+    earliest = min(limit.since for limit in limits)
+    sent = list(
+        MessageSent.objects.filter(
+            contact=contact, channel=channel, sent_at__gt=earliest, sent_at__lte=at
+        ).values_list("sent_at", flat=True)
+    )
+    return any(sum(1 for when in sent if when > limit.since) >= limit.count for limit in limits)
+
+
+# --- the audience: a queryset --------------------------------------------------------------
+
+
+def eligible_contacts(
+    purpose: Purpose,
+    channel: str,
+    at: datetime | None = None,
+    queryset: QuerySet[Contact] | None = None,
+) -> QuerySet[Contact]:
+    """The contacts (of `queryset`, default all) eligible for (purpose, channel) at `at`:
+    those `contact_eligibility` finds no reason against, selected in SQL.
+
+    Every condition is a column test or a (NOT) EXISTS the database runs as a join, so the
+    query stays set-based over millions of contacts.
+    """
+    at, contacts = at or timezone.now(), _contacts(queryset)
+    if not purpose_in_use(purpose, channel):
+        return contacts.none()
+    conditions = [
+        ~Q(status=ContactStatus.ERASED),
+        ~_paused(at),
+        Q(processing_restricted_at__isnull=True),
+        usable_grant_condition(purpose, channel),
+        *[~match for match in suppression_matches()],
+        ~_undeliverable(channel),
+        ~_minor_without_guardian(),
+    ]
+    if purpose.legal_basis in MARKETING_BASES:
+        conditions += [~limit for limit in _frequency_conditions(channel, at)]
+    return contacts.filter(*conditions)
+
+
+def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Ineligible, Q]:
+    """Each reason in SQL over contacts, true where `contact_eligibility` lists it."""
+    live = ~Q(status=ContactStatus.ERASED)
+    problems = consent_problem_conditions(purpose, channel)
+    suppressed = NOBODY
+    for match in suppression_matches():
+        suppressed |= Q(match)
+    frequency = NOBODY
+    if purpose.legal_basis in MARKETING_BASES:
+        for limit in _frequency_conditions(channel, at):
+            frequency |= limit
+    conditions = {
+        Ineligible.PAUSED: _paused(at),
+        Ineligible.RESTRICTED: Q(processing_restricted_at__isnull=False),
+        Ineligible.PURPOSE_INACTIVE: NOBODY if purpose_in_use(purpose, channel) else Q(),
+        **{Ineligible(problem): condition for problem, condition in problems.items()},
+        Ineligible.SUPPRESSED: suppressed,
+        Ineligible.UNDELIVERABLE: _undeliverable(channel),
+        Ineligible.MINOR: _minor_without_guardian(),
+        Ineligible.FREQUENCY: frequency,
+    }
+    by_reason = {Ineligible.ERASED: Q(status=ContactStatus.ERASED)}
+    for reason in Ineligible:
+        if reason in conditions:
+            by_reason[reason] = live & conditions[reason]
+    return by_reason
+
+
+def contacts_with_reasons(
+    purpose: Purpose,
+    channel: str,
+    at: datetime | None = None,
+    queryset: QuerySet[Contact] | None = None,
+) -> QuerySet[Contact]:
+    """The contacts annotated with one boolean per reason (`ineligible_<reason>`); read them
+    in order with `reasons_of`."""
+    at, contacts = at or timezone.now(), _contacts(queryset)
+    annotations = {
+        f"ineligible_{reason}": Case(
+            When(condition, then=Value(True)), default=Value(False), output_field=BooleanField()
+        )
+        for reason, condition in reason_conditions(purpose, channel, at).items()
+    }
+    return contacts.annotate(**annotations)
+
+
+def reasons_of(contact: Contact) -> list[str]:
+    """The reasons of a contact from `contacts_with_reasons`, in the order of `Ineligible`."""
+    return [reason for reason in Ineligible if getattr(contact, f"ineligible_{reason}", False)]
+
+
+def ineligible_counts(
+    purpose: Purpose,
+    channel: str,
+    at: datetime | None = None,
+    queryset: QuerySet[Contact] | None = None,
+) -> dict[str, int]:
+    """How many contacts (of `queryset`) each reason excludes, in one query; a contact with
+    several reasons counts under each. Reasons that exclude nobody are left out."""
+    at, contacts = at or timezone.now(), _contacts(queryset)
+    counts = contacts.aggregate(
+        **{
+            str(reason): Count("pk", filter=condition)
+            for reason, condition in reason_conditions(purpose, channel, at).items()
+        }
+    )
+    return {reason: count for reason, count in counts.items() if count}
+
+
+def _contacts(queryset: QuerySet[Contact] | None) -> QuerySet[Contact]:
+    return queryset if queryset is not None else Contact.objects.all()
+
+
+def _paused(at: datetime) -> Q:
+    return Q(paused_until__gt=at)
+
+
+def _undeliverable(channel: str) -> Q:
+    """`_deliverable` in SQL, negated: the contacts the channel cannot reach."""
+    if channel == Channel.EMAIL:
+        return ~Q(email_deliverability=EmailDeliverability.DELIVERABLE)
+    if channel == Channel.POSTAL:
+        return (
+            ~Q(postal_deliverability=PostalDeliverability.DELIVERABLE)
+            | Q(address_line1="")
+            | Q(city="")
+        )
+    if channel in (Channel.SMS, Channel.PHONE):
+        return Q(phone="")
+    return NOBODY
+
+
+def _minor_without_guardian() -> Q:
+    return Q(is_minor=True) & ~Q(guardian_consent_evidence__regex=NOT_BLANK)
+
+
+def _frequency_conditions(channel: str, at: datetime) -> list[Q]:
+    """One condition per frequency limit, true where it is reached: at least `count` messages
+    (the row at that offset exists, found through the (contact, channel, sent_at) index)."""
+    conditions = []
+    for limit in frequency_limits(at):
+        sent = MessageSent.objects.filter(
+            contact=OuterRef("pk"), channel=channel, sent_at__gt=limit.since, sent_at__lte=at
+        ).order_by("-sent_at")
+        reached = Q(Exists(sent[limit.count - 1 : limit.count]))
+        if limit.frequency is not None:
+            reached &= Q(frequency=limit.frequency)
+        conditions.append(reached)
+    return conditions

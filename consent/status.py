@@ -1,0 +1,154 @@
+"""The one consent-status rule: does a person hold a usable grant for (purpose, channel), and
+if not, why not.
+
+Every reader of consent state asks its question here rather than comparing statuses itself:
+the eligibility rule (`consent.eligibility`, per contact and in SQL), the preference center's
+ticks, the withdrawals of an unsubscribe or an unticked form box, and retention. The state is
+the current one (`ConsentState`): a send re-checks it at send time.
+"""
+
+from enum import StrEnum
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from consent.models import ConsentState, ConsentStatus, LegalBasis, Purpose
+from contacts.models import Contact
+
+# Legal bases under which we market to a person: consent, or legitimate interests until they
+# object. Contract, legal obligation and the others are not marketing: no consent to hold, and
+# never switched off from the preference center.
+MARKETING_BASES = frozenset({LegalBasis.CONSENT, LegalBasis.LEGITIMATE_INTERESTS})
+# What a withdrawal must still end (an unsubscribe, an unticked form box): a grant, usable or
+# waiting for its confirmation, since a pending grant left alone could be confirmed later.
+LIVE_STATUSES = frozenset({ConsentStatus.GRANTED, ConsentStatus.PENDING})
+# What keeps a person's data for a purpose's retention period: a grant the person gave, on
+# whatever wording (the re-permission email asks again). A pending grant is not consent yet
+# and expires within days (DOUBLE_OPT_IN_TTL): it does not count.
+RETAINING_STATUSES = frozenset({ConsentStatus.GRANTED})
+# A condition no contact meets (Django leaves it out of the SQL it is combined into).
+NOBODY = Q(pk__in=[])
+
+
+class ConsentProblem(StrEnum):
+    """Why a person holds no usable grant; the values are the API's exclusion reasons."""
+
+    OBJECTED = "objected"
+    NO_CONSENT = "no_consent"
+    OUTDATED_WORDING = "outdated_wording"
+    PENDING_CONFIRMATION = "pending_confirmation"
+
+
+def consent_problem(
+    contact: Contact, purpose: Purpose, state: ConsentState | None
+) -> ConsentProblem | None:
+    """Why the contact may not be sent marketing for `purpose` on the state's channel under
+    its legal basis, or None when it may (`state`: the contact's state for that pair, if any).
+
+    Consent: a grant, confirmed where double opt-in applies (a pending one awaits the emailed
+    link), on wording no material change has replaced since (a minor change keeps it); none,
+    withdrawn or expired is `no_consent`. Legitimate interest: usable until the person objects,
+    by withdrawing that pair or by a marketing objection (`Contact.marketing_objected_at`, which
+    also covers purposes and channels created after it, until a later grant of that pair).
+    Either basis: an objection to profiling keeps every profiling purpose off. Other bases are
+    not marketing and hold no consent: never a problem.
+    """
+    if purpose.legal_basis not in MARKETING_BASES:
+        return None
+    if purpose.is_profiling and contact.profiling_objected_at is not None:
+        return ConsentProblem.OBJECTED
+    if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
+        return ConsentProblem.OBJECTED if _objected(contact, state) else None
+    if state is None or state.status not in LIVE_STATUSES:
+        return ConsentProblem.NO_CONSENT
+    if state.purpose_version_id in purpose.replaced_version_ids():
+        return ConsentProblem.OUTDATED_WORDING
+    if state.status == ConsentStatus.PENDING:
+        return ConsentProblem.PENDING_CONFIRMATION
+    return None
+
+
+def _objected(contact: Contact, state: ConsentState | None) -> bool:
+    """Whether the person objected to a legitimate-interest pair (see `consent_problem`)."""
+    if state is not None and state.status == ConsentStatus.WITHDRAWN:
+        return True
+    since = contact.marketing_objected_at
+    if since is None:
+        return False
+    return not (
+        state is not None and state.status == ConsentStatus.GRANTED and state.since >= since
+    )
+
+
+def holds_usable_grant(contact: Contact, purpose: Purpose, state: ConsentState | None) -> bool:
+    """Whether marketing for (purpose, channel) may reach the person as far as consent goes:
+    what the preference center shows ticked, and what eligibility requires."""
+    return consent_problem(contact, purpose, state) is None
+
+
+def state_is_live(state: ConsentState | None) -> bool:
+    """Whether a withdrawal still has something to end (`LIVE_STATUSES`)."""
+    return state is not None and state.status in LIVE_STATUSES
+
+
+# The same rule in SQL, over a queryset of contacts (one subquery on ConsentState each).
+
+
+def consent_problem_conditions(purpose: Purpose, channel: str) -> dict[ConsentProblem, Q]:
+    """`consent_problem` in SQL: for each problem, the contacts it is the answer for; the
+    conditions exclude each other as the answers do. None of them: a usable grant."""
+    if purpose.legal_basis not in MARKETING_BASES:
+        return {}
+    states = _states(purpose, channel)
+    profiling = _profiling_objected(purpose)
+    if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
+        return {ConsentProblem.OBJECTED: profiling | _objected_q(states)}
+    replaced = purpose.replaced_version_ids()
+    live = states.filter(status__in=LIVE_STATUSES)
+    problems = {
+        ConsentProblem.NO_CONSENT: Q(~Exists(live)),
+        ConsentProblem.OUTDATED_WORDING: Q(Exists(live.filter(purpose_version_id__in=replaced))),
+        ConsentProblem.PENDING_CONFIRMATION: Q(
+            Exists(
+                states.filter(status=ConsentStatus.PENDING).exclude(purpose_version_id__in=replaced)
+            )
+        ),
+    }
+    conditions = {key: condition & ~profiling for key, condition in problems.items()}
+    return {ConsentProblem.OBJECTED: profiling, **conditions}
+
+
+def usable_grant_condition(purpose: Purpose, channel: str) -> Q:
+    """`holds_usable_grant` in SQL, written as joins the database runs set-based (a semi-join
+    on the usable grants, anti-joins on objections) rather than as the problems negated."""
+    if purpose.legal_basis not in MARKETING_BASES:
+        return Q()
+    states = _states(purpose, channel)
+    not_profiling = ~_profiling_objected(purpose)
+    if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
+        withdrawn = states.filter(status=ConsentStatus.WITHDRAWN)
+        not_flagged = Q(marketing_objected_at__isnull=True) | Q(Exists(_lifted(states)))
+        return not_profiling & Q(~Exists(withdrawn)) & not_flagged
+    usable = states.filter(status=ConsentStatus.GRANTED).exclude(
+        purpose_version_id__in=purpose.replaced_version_ids()
+    )
+    return not_profiling & Q(Exists(usable))
+
+
+def _states(purpose: Purpose, channel: str) -> QuerySet[ConsentState]:
+    return ConsentState.objects.filter(contact=OuterRef("pk"), purpose=purpose, channel=channel)
+
+
+def _profiling_objected(purpose: Purpose) -> Q:
+    if not purpose.is_profiling:
+        return NOBODY
+    return Q(profiling_objected_at__isnull=False)
+
+
+def _lifted(states: QuerySet[ConsentState]) -> QuerySet[ConsentState]:
+    """A grant recorded after the person's marketing objection: it lifts it for that pair."""
+    return states.filter(status=ConsentStatus.GRANTED, since__gte=OuterRef("marketing_objected_at"))
+
+
+def _objected_q(states: QuerySet[ConsentState]) -> Q:
+    withdrawn = Q(Exists(states.filter(status=ConsentStatus.WITHDRAWN)))
+    return withdrawn | (Q(marketing_objected_at__isnull=False) & Q(~Exists(_lifted(states))))
