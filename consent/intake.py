@@ -151,28 +151,53 @@ def _queue_signups(results: list[ConsentRecord | SignupGrant], *, language: str)
 
 
 def _record_item(item: ConsentInput, *, may_create_contacts: bool) -> ConsentRecord | SignupGrant:
-    purpose = _purpose(item.purpose)
-    contact = _contact_for(item, may_create_contacts=may_create_contacts)
+    return _record_or_hold(
+        _contact_for(item, may_create_contacts=may_create_contacts),
+        email=item.email or "",
+        purpose=_purpose(item.purpose),
+        channel=item.channel,
+        action=item.action,
+        source_kind=item.source_kind,
+        source_reference=item.source_reference,
+        evidence=item.evidence,
+        given_at=item.given_at,
+    )
+
+
+def _record_or_hold(
+    contact: Contact | None,
+    *,
+    email: str,
+    purpose: Purpose,
+    channel: str,
+    action: str,
+    source_kind: str,
+    source_reference: str,
+    evidence: Evidence,
+    given_at: datetime | None = None,
+) -> ConsentRecord | SignupGrant:
+    """Record the consent of a known person; for an address with no contact (a suppressed
+    one: `_contact_for` decided), hold the grant for the signup link instead."""
     if contact is None:
         return signup_grant_prepare(
-            email=normalize_email(item.email or ""),
+            email=normalize_email(email),
             purpose=purpose,
-            channel=item.channel,
-            source_kind=item.source_kind,
-            source_reference=item.source_reference,
-            evidence=item.evidence,
-            given_at=item.given_at,
+            channel=channel,
+            source_kind=source_kind,
+            source_reference=source_reference,
+            evidence=evidence,
+            given_at=given_at,
         )
     return consent_record(
         write=ConsentWrite(
             contact=contact,
             purpose=purpose,
-            channel=item.channel,
-            action=item.action,
-            source_kind=item.source_kind,
-            source_reference=item.source_reference,
-            evidence=item.evidence,
-            given_at=item.given_at,
+            channel=channel,
+            action=action,
+            source_kind=source_kind,
+            source_reference=source_reference,
+            evidence=evidence,
+            given_at=given_at,
         )
     )
 
@@ -253,20 +278,10 @@ def _record_box(
         ip=evidence.ip,
         user_agent=evidence.user_agent,
     )
-    if contact is None:
-        if not box.granted:
-            return None  # nobody to withdraw anything from
-        return signup_grant_prepare(
-            email=normalize_email(email),
-            purpose=purpose,
-            channel=box.channel,
-            source_kind=SourceKind.WEB_FORM,
-            source_reference=form,
-            evidence=box_evidence,
-        )
-    if box.granted:
-        action = ConsentAction.GRANT
-    else:
+    if contact is None and not box.granted:
+        return None  # nobody to withdraw anything from
+    action = ConsentAction.GRANT
+    if contact is not None and not box.granted:
         # an unticked box withdraws what is still live, a pending grant too (it could else be
         # confirmed later); nothing live, nothing to record
         state = ConsentState.objects.filter(
@@ -275,14 +290,13 @@ def _record_box(
         if not state_is_live(state):
             return None
         action = ConsentAction.WITHDRAW
-    return consent_record(
-        write=ConsentWrite(
-            contact=contact,
-            purpose=purpose,
-            channel=box.channel,
-            action=action,
-            source_kind=SourceKind.WEB_FORM,
-            source_reference=form,
-            evidence=box_evidence,
-        )
+    return _record_or_hold(
+        contact,
+        email=email,
+        purpose=purpose,
+        channel=box.channel,
+        action=action,
+        source_kind=SourceKind.WEB_FORM,
+        source_reference=form,
+        evidence=box_evidence,
     )

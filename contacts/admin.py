@@ -43,7 +43,7 @@ from preferences.services import preference_link_renew
 from privacy.services import contact_erase
 
 # Shown but never edited here: each has (or will have) its own service and audit trail.
-READ_ONLY_FIELDS = (
+STATUS_FIELDS = (
     "public_id",
     "status",
     "paused_until",
@@ -56,13 +56,12 @@ READ_ONLY_FIELDS = (
     "postal_undeliverable_reason",
     "is_minor",
     "guardian_consent_evidence",
-    "crm_record_type",
-    "hubspot_id",
-    "salesforce_id",
     "last_activity_at",
     "created_at",
     "updated_at",
 )
+CRM_FIELDS = ("crm_record_type", "hubspot_id", "salesforce_id")
+READ_ONLY_FIELDS = STATUS_FIELDS + CRM_FIELDS
 
 
 class ContactAdminForm(forms.ModelForm):
@@ -144,29 +143,13 @@ class ContactAdmin(AuditedModelAdmin):
         (
             _("Status and deliverability"),
             {
-                "fields": [
-                    "public_id",
-                    "status",
-                    "paused_until",
-                    "profiling_objected_at",
-                    "marketing_objected_at",
-                    "processing_restricted_at",
-                    "email_deliverability",
-                    "email_undeliverable_reason",
-                    "postal_deliverability",
-                    "postal_undeliverable_reason",
-                    "is_minor",
-                    "guardian_consent_evidence",
-                    "last_activity_at",
-                    "created_at",
-                    "updated_at",
-                ],
+                "fields": STATUS_FIELDS,
                 "classes": ["collapse"],
             },
         ),
         (
             _("CRM"),
-            {"fields": ["crm_record_type", "hubspot_id", "salesforce_id"], "classes": ["collapse"]},
+            {"fields": CRM_FIELDS, "classes": ["collapse"]},
         ),
     ]
 

@@ -31,7 +31,7 @@ from contacts.normalization import (
     suppression_digest,
 )
 from contacts.selectors import suppression_digests, suppression_reason
-from core.batches import in_batches
+from core.batches import each_pk
 from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit
 
@@ -349,11 +349,8 @@ def pauses_end(*, now: Any = None, batch_size: int = 500) -> int:
     """Resume every contact whose pause is over (beat job); safe to run twice at once."""
     now = now or timezone.now()
     over = Contact.objects.filter(status=ContactStatus.PAUSED, paused_until__lte=now)
-    ids = over.values_list("id", flat=True)
     return sum(
-        _resume_if_over(contact_id, now)
-        for batch in in_batches(ids, batch_size=batch_size, key=lambda row: row)
-        for contact_id in batch
+        _resume_if_over(contact_id, now) for contact_id in each_pk(over, batch_size=batch_size)
     )
 
 

@@ -32,3 +32,10 @@ def in_batches(
         if len(batch) < batch_size:
             return
         last = key(batch[-1])
+
+
+def each_pk(queryset: QuerySet[Any, Any], *, batch_size: int) -> Iterator[Any]:
+    """Every primary key `queryset` selects, read `batch_size` at a time (`in_batches`)."""
+    keys = queryset.values_list("pk", flat=True)
+    for batch in in_batches(keys, batch_size=batch_size, key=lambda pk: pk):
+        yield from batch

@@ -42,7 +42,7 @@ from contacts.services import (
     contact_touch,
     timeline_add,
 )
-from core.batches import in_batches
+from core.batches import each_pk, in_batches
 from core.emails import email_send
 from core.links import site_url
 from core.management.commands.setup_roles import DPO
@@ -797,11 +797,9 @@ def _anonymise_silent(now: datetime, batch_size: int) -> int:
             Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=F("repermission_sent_at"))
         )
     )
-    ids = silent.values_list("id", flat=True)
     return sum(
         _erase_if_still_silent(silent, contact_id)
-        for batch in in_batches(ids, batch_size=batch_size, key=lambda row: row)
-        for contact_id in batch
+        for contact_id in each_pk(silent, batch_size=batch_size)
     )
 
 

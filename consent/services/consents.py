@@ -553,17 +553,35 @@ def consent_confirm(
 def _confirm_one(state: ConsentState, *, ip: str | None, user_agent: str) -> ConsentRecord:
     with transaction.atomic():
         return consent_record(
-            write=ConsentWrite(
-                contact=state.contact,
-                purpose=state.purpose,
-                channel=state.channel,
+            write=_resolving(
+                state,
                 action=ConsentAction.CONFIRM,
                 source_kind=SourceKind.EMAIL_CONFIRMATION,
                 source_reference=str(state.record.uuid),
                 evidence=Evidence(ip=ip, user_agent=user_agent),
-                resolves=state.record,
             )
         )
+
+
+def _resolving(
+    state: ConsentState,
+    *,
+    action: str,
+    source_kind: str,
+    source_reference: str,
+    evidence: Evidence | None = None,
+) -> ConsentWrite:
+    """The write that settles the pending grant behind `state` (a confirm or an expire)."""
+    return ConsentWrite(
+        contact=state.contact,
+        purpose=state.purpose,
+        channel=state.channel,
+        action=action,
+        source_kind=source_kind,
+        source_reference=source_reference,
+        evidence=evidence or Evidence(),
+        resolves=state.record,
+    )
 
 
 def pending_grants_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
@@ -582,14 +600,11 @@ def pending_grants_expire(*, now: datetime | None = None, batch_size: int = 500)
 def _expire_one(state: ConsentState) -> int:
     try:
         consent_record(
-            write=ConsentWrite(
-                contact=state.contact,
-                purpose=state.purpose,
-                channel=state.channel,
+            write=_resolving(
+                state,
                 action=ConsentAction.EXPIRE,
                 source_kind=SourceKind.SYSTEM,
                 source_reference="expire_pending_grants",
-                resolves=state.record,
             )
         )
     except ValidationError:

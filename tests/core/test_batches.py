@@ -3,7 +3,7 @@
 import pytest
 
 from contacts.models import Contact
-from core.batches import in_batches
+from core.batches import each_pk, in_batches
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -46,3 +46,11 @@ def test_an_exact_multiple_of_the_batch_size_ends_with_one_empty_read():
     ContactFactory.create_batch(4)
 
     assert [len(b) for b in in_batches(Contact.objects.all(), batch_size=2)] == [2, 2]
+
+
+def test_each_pk_reads_every_key_once_across_batches():
+    contacts = ContactFactory.create_batch(5)
+
+    keys = list(each_pk(Contact.objects.all(), batch_size=2))
+
+    assert keys == sorted(c.pk for c in contacts)
