@@ -4,9 +4,10 @@ Both are all or nothing: every item is validated, every error is reported with i
 and nothing is written unless everything is valid.
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
@@ -28,6 +29,8 @@ from contacts.normalization import normalize_email
 from contacts.selectors import contact_find, contacts_by_email, suppression_reason
 from contacts.services import contact_fields_check, contact_upsert, timeline_add
 from core.errors import StructuredValidationError, error_detail
+
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -121,23 +124,42 @@ def consents_record_batch(
     API's `contacts:write` scope). A grant for a suppressed address with no contact is
     answered pending and stored nowhere: the address gets a link that records it once followed.
     """
-    results: list[ConsentRecord | SignupGrant] = []
-    errors: list[dict[str, Any]] = []
     with transaction.atomic():
-        for item in items:
-            try:
-                with transaction.atomic():
-                    results.append(_record_item(item, may_create_contacts=may_create_contacts))
-                errors.append({})
-            except ValidationError as error:
-                errors.append(error_detail(error))
-        if any(errors):
-            transaction.set_rollback(True)
-        else:
-            _queue_signups(results, language="")
+        results, errors = _record_all_or_none(
+            items,
+            lambda item: _record_item(item, may_create_contacts=may_create_contacts),
+            language="",
+        )
     if any(errors):
         raise StructuredValidationError(errors)
     return results
+
+
+def _record_all_or_none(
+    items: Iterable[Item],
+    record: Callable[[Item], ConsentRecord | SignupGrant | None],
+    *,
+    language: str,
+) -> tuple[list[ConsentRecord | SignupGrant], list[Any]]:
+    """Record each item in its own savepoint, inside the caller's transaction, and answer the
+    results and the errors aligned with the items. Any error rolls the whole transaction back
+    (nothing half-written); else the held grants' signup links are queued for after commit."""
+    results: list[ConsentRecord | SignupGrant] = []
+    errors: list[Any] = []
+    for item in items:
+        try:
+            with transaction.atomic():
+                result = record(item)
+            if result is not None:
+                results.append(result)
+            errors.append({})
+        except ValidationError as error:
+            errors.append(error_detail(error))
+    if any(errors):
+        transaction.set_rollback(True)
+    else:
+        _queue_signups(results, language=language)
+    return results, errors
 
 
 def _queue_signups(results: list[ConsentRecord | SignupGrant], *, language: str) -> None:
@@ -224,24 +246,14 @@ def form_submission_record(
             timeline_add(
                 contact=contact, kind=TimelineKind.FORM_SUBMITTED, summary=form, data={"form": form}
             )
-        result = FormSubmissionResult(contact=contact, created=created)
-        errors: list[Any] = []
-        for box in consents:
-            try:
-                with transaction.atomic():
-                    record = _record_box(contact, email, box, form, evidence)
-                if record is not None:
-                    result.records.append(record)
-                errors.append({})
-            except ValidationError as error:
-                errors.append(error_detail(error))
-        if any(errors):
-            transaction.set_rollback(True)
-        else:
-            _queue_signups(result.records, language=contact_fields.get("language") or "")
+        records, errors = _record_all_or_none(
+            consents,
+            lambda box: _record_box(contact, email, box, form, evidence),
+            language=contact_fields.get("language") or "",
+        )
     if any(errors):
         raise StructuredValidationError({"consents": errors})
-    return result
+    return FormSubmissionResult(contact=contact, created=created, records=records)
 
 
 def _form_contact(
