@@ -106,6 +106,24 @@ def _page(
     return response
 
 
+def _token_holder(
+    view: Callable[[HttpRequest, str, Contact, str], HttpResponse],
+) -> Callable[[HttpRequest, str], HttpResponse]:
+    """A page of the preference token's holder: the view gets the contact and the page
+    language, and runs in that language; an unknown token gets the page that reveals nothing."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, token: str) -> HttpResponse:
+        contact = contact_for_token(token)
+        if contact is None:
+            return not_found(request)
+        language = _language(request, contact)
+        with translation.override(language):
+            return view(request, token, contact, language)
+
+    return wrapper
+
+
 def not_found(request: HttpRequest) -> HttpResponse:
     """The same page for an unknown, malformed, renewed or expired link: it reveals nothing."""
     return render(request, "preferences/invalid.html", status=404)
@@ -114,31 +132,26 @@ def not_found(request: HttpRequest) -> HttpResponse:
 @private_page
 @rate_limited
 @require_http_methods(["GET", "POST"])
-def center(request: HttpRequest, token: str) -> HttpResponse:
+@_token_holder
+def center(request: HttpRequest, token: str, contact: Contact, language: str) -> HttpResponse:
     """The preference center: GET shows everything; each form POSTs, then redirects (303)."""
-    contact = contact_for_token(token)
-    if contact is None:
-        return not_found(request)
-    language = _language(request, contact)
-    with translation.override(language):
-        bound: dict[str, Any] = {}
-        if request.method == "POST":
-            name = request.POST.get("form", "")
-            handler = HANDLERS.get(name)
-            if handler is not None:
-                bound = handler(request, contact)
-                if not bound:
-                    contact_touch(contact=contact)  # an answer from the person: retention restarts
-                    query = urlencode({"done": name, "lang": language})
-                    return HttpResponseRedirect(f"{request.path}?{query}", status=303)
-            else:
-                bound = {"unknown_form": True}
-            contact.refresh_from_db()  # a service may have changed it
-        context = _page_context(request, contact, language, bound)
+    bound: dict[str, Any] = {}
+    if request.method == "POST":
+        name = request.POST.get("form", "")
+        handler = HANDLERS.get(name)
+        if handler is not None:
+            bound = handler(request, contact)
+            if not bound:
+                contact_touch(contact=contact)  # an answer from the person: retention restarts
+                query = urlencode({"done": name, "lang": language})
+                return HttpResponseRedirect(f"{request.path}?{query}", status=303)
+        else:
+            bound = {"unknown_form": True}
+        contact.refresh_from_db()  # a service may have changed it
     return _page(
         request,
         "preferences/center.html",
-        context,
+        _page_context(request, contact, language, bound),
         language=language,
         status=400 if bound else 200,
     )
@@ -339,20 +352,16 @@ HANDLERS: dict[str, Callable[[HttpRequest, Contact], dict[str, Any]]] = {
 @private_page
 @rate_limited(ip_exempt=is_one_click)
 @require_http_methods(["GET", "POST"])
-def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+@_token_holder
+def unsubscribe(request: HttpRequest, token: str, contact: Contact, language: str) -> HttpResponse:
     """GET: one button. POST: unsubscribe from all marketing now, answered 200 (no redirect)."""
-    contact = contact_for_token(token)
-    if contact is None:
-        return not_found(request)
-    language = _language(request, contact)
-    with translation.override(language):
-        done = request.method == "POST"
-        if done:
-            preferences_unsubscribe_all(
-                contact=contact,
-                visit=_visit(request),
-                source_kind=SourceKind.ONE_CLICK_UNSUBSCRIBE,
-            )
+    done = request.method == "POST"
+    if done:
+        preferences_unsubscribe_all(
+            contact=contact,
+            visit=_visit(request),
+            source_kind=SourceKind.ONE_CLICK_UNSUBSCRIBE,
+        )
     return _page(
         request,
         "preferences/unsubscribe.html",
