@@ -151,6 +151,8 @@ def _frequency_reached(contact: Contact, channel: str, at: datetime) -> bool:
     limits = [
         limit for limit in frequency_limits(at) if limit.frequency in (None, contact.frequency)
     ]
+    if not limits:
+        return False  # no cap set, and no frequency chosen
     earliest = min(limit.since for limit in limits)
     sent = list(
         MessageSent.objects.filter(

@@ -173,10 +173,11 @@ def _queue_signups(results: list[ConsentRecord | SignupGrant], *, language: str)
 
 
 def _record_item(item: ConsentInput, *, may_create_contacts: bool) -> ConsentRecord | SignupGrant:
+    purpose = _purpose(item.purpose)  # first: an unknown purpose is the error to report
     return _record_or_hold(
         _contact_for(item, may_create_contacts=may_create_contacts),
         email=item.email or "",
-        purpose=_purpose(item.purpose),
+        purpose=purpose,
         channel=item.channel,
         action=item.action,
         source_kind=item.source_kind,

@@ -10,14 +10,18 @@ from django.utils import timezone
 
 from consent.models import ConsentEvidence, ConsentState
 from consent.selectors import contact_consent_history
-from contacts.models import Contact
+from contacts.models import SUPPRESSION_DIGEST_FIELDS, Contact
 from core.csvfiles import csv_text
 from privacy.models import PrivacyRequest
 
 # Every column of the contact row: what we hold is what the person gets (the database key
 # stays out; the public id is given as "id").
+# Every column of the contact but its keys and the suppression digests (HMACs of the email and
+# phone, which say nothing more to the person and are ours to keep secret).
 IDENTITY_FIELDS = tuple(
-    field.name for field in Contact._meta.concrete_fields if field.name not in ("id", "public_id")
+    field.name
+    for field in Contact._meta.concrete_fields
+    if field.name not in ("id", "public_id", *SUPPRESSION_DIGEST_FIELDS)
 )
 
 

@@ -117,6 +117,21 @@ def test_an_array_with_one_unknown_purpose_writes_nothing_and_reports_per_item(
 
 
 @pytest.mark.django_db
+def test_an_unknown_purpose_is_reported_before_the_contact_is_looked_up(api, newsletter):
+    unknown_both = {
+        **consent_body(newsletter, contact=str(uuid.uuid4())),
+        "purpose": "no-such-purpose",
+    }
+    by_new_email = {**consent_body(newsletter, email="new@example.fr"), "purpose": "nope"}
+
+    response = api().post(CONSENTS, [unknown_both, by_new_email], format="json")
+
+    assert response.status_code == 400
+    assert [list(error) for error in response.json()] == [["purpose"], ["purpose"]]
+    assert not Contact.objects.filter(email="new@example.fr").exists()
+
+
+@pytest.mark.django_db
 def test_an_array_with_one_malformed_item_writes_nothing_and_reports_per_item(
     api, camille, newsletter
 ):

@@ -183,6 +183,19 @@ def test_staff_set_the_caps_and_messages_on_other_bases_are_not_capped(
     assert contact_eligibility(subscriber, offers, "email") == [Ineligible.FREQUENCY]
 
 
+def test_without_caps_only_the_persons_own_choice_limits_them(settings, subscriber, offers):
+    settings.MARKETING_CAPS = {"day": 0, "week": 0}
+    sent(subscriber, offers, hours=1)
+    sent(subscriber, offers, hours=2)
+
+    assert contact_eligibility(subscriber, offers, "email") == []
+    assert subscriber in eligible_contacts(offers, "email")
+    subscriber.frequency = "weekly"
+    subscriber.save()
+    assert contact_eligibility(subscriber, offers, "email") == [Ineligible.FREQUENCY]
+    assert subscriber not in eligible_contacts(offers, "email")
+
+
 # --- the audience in SQL ----------------------------------------------------------------------
 
 
