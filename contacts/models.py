@@ -213,16 +213,20 @@ class Contact(models.Model):
         return f"{full_name} <{self.email}>" if full_name else self.email
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        """Save, with the suppression digests following the email and phone being saved."""
-        email_keys = suppression_digests(kind=SuppressionKind.EMAIL, value=self.email)
-        phone_keys = (
-            suppression_digests(kind=SuppressionKind.PHONE, value=self.phone) if self.phone else []
-        )
-        self.email_digest, self.email_quoted_digest = (email_keys + [None, None])[:2]
-        self.phone_digest = (phone_keys + [None])[0]
+        """Save, with the suppression digests following the email and phone being saved (a
+        save of other columns only, such as the last activity, skips the HMACs)."""
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and {"email", "phone"} & set(update_fields):
-            kwargs["update_fields"] = {*update_fields, *SUPPRESSION_DIGEST_FIELDS}
+        if update_fields is None or {"email", "phone"} & set(update_fields):
+            email_keys = suppression_digests(kind=SuppressionKind.EMAIL, value=self.email)
+            phone_keys = (
+                suppression_digests(kind=SuppressionKind.PHONE, value=self.phone)
+                if self.phone
+                else []
+            )
+            self.email_digest, self.email_quoted_digest = (email_keys + [None, None])[:2]
+            self.phone_digest = (phone_keys + [None])[0]
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, *SUPPRESSION_DIGEST_FIELDS}
         super().save(*args, **kwargs)
 
     def reading_language(self, request: HttpRequest | None = None) -> str:
