@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
 from consent.ledger import GENESIS_HASH, ledger_verify
-from consent.models import LedgerHead
+from consent.models import ConsentRecord
 
 
 class Command(BaseCommand):
@@ -24,9 +24,9 @@ class Command(BaseCommand):
                 _("Consent ledger check FAILED: %(count)d problem(s) found.")
                 % {"count": len(problems)}
             )
-        head = LedgerHead.objects.filter(id=1).first()
-        count = head.record_count if head else 0
-        last_hash = head.last_hash if head else GENESIS_HASH
+        last = ConsentRecord.objects.order_by("-id").only("hash").first()
+        count = ConsentRecord.objects.count()
+        last_hash = last.hash if last else GENESIS_HASH
         self.stdout.write(
             self.style.SUCCESS(
                 _("Consent ledger intact: %(count)d record(s) verified, chain ends in %(hash)s.")
