@@ -282,8 +282,6 @@ def consents_record_many(*, writes: Sequence[ConsentWrite]) -> list[ConsentRecor
             )
         except ValidationError as error:
             errors[index] = error
-    if errors:
-        raise ConsentWriteErrors(errors, len(writes))
     with transaction.atomic():
         purposes = {write.purpose.pk: write.purpose for write in writes}
         versions = {pk: p.current_version for pk, p in purposes.items() if _prefetched(p)}
@@ -295,6 +293,8 @@ def consents_record_many(*, writes: Sequence[ConsentWrite]) -> list[ConsentRecor
         states = _lock_states(writes)
         batch = _Batch(now=now, versions=versions)
         for index, write in enumerate(writes):
+            if index in errors:
+                continue  # refused already; the others are still checked, to report them all
             try:
                 batch.add(write, chains.get(write.contact.pk), states)
             except ValidationError as error:
