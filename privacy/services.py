@@ -115,6 +115,10 @@ AUDIT_KEPT_KEYS = frozenset(
     {"request", "format", "next_status", "extend_months", "action", "type", "status", "kind", "by"}
 )
 REMINDER_WINDOW = timedelta(days=7)
+# People erased together, in one transaction: few statements for many, yet short enough that
+# the locks it holds (the people's rows, the ledger's) are released soon, and that a worker
+# killed in the middle of a long job loses little.
+ERASURE_BATCH_SIZE = 25
 EXPORTS_FOLDER = "exports"  # the export fields' upload_to
 ORPHAN_EXPORT_AGE = timedelta(hours=1)
 
@@ -489,10 +493,10 @@ def contacts_erase_many(
     """Erase many people at once: `contact_erase`'s rules, in a fixed number of statements for
     the whole batch (and its consent withdrawals in one set-based ledger write).
 
-    The batch is one transaction. If it fails, each person is erased in a transaction of
-    their own, so that one person who cannot be erased does not hold back the others; that
-    one is logged, left as it was, and reported in `failed`. Contacts already erased are
-    skipped (safe to run twice).
+    Every `ERASURE_BATCH_SIZE` people are one transaction. If one fails, each of its people is
+    erased in a transaction of their own, so that one person who cannot be erased does not
+    hold back the others; that one is logged, left as it was, and reported in `failed`.
+    Contacts already erased are skipped (safe to run twice).
     """
     ids = sorted(set(contact_ids))
     source = (source_kind, source_reference or "erasure")
@@ -508,26 +512,29 @@ def contacts_erase_many(
 def _erase_in_batch(
     ids: list[Any], erase: Callable[[list[Any]], list[Any]], *, what: str
 ) -> ErasureOutcome:
-    """Run `erase` on the whole batch in one transaction; if it fails, on each id in a
-    transaction of its own (the failures logged). `erase` answers the ids it acted on."""
-    if not ids:
-        return ErasureOutcome()
-    try:
-        with transaction.atomic():
-            return ErasureOutcome(erased=erase(ids))
-    except Exception:
-        if len(ids) == 1:
-            logger.exception("%s %s could not be erased", what, ids[0])
-            return ErasureOutcome(failed=ids)
-        logger.exception("erasing %d at once failed: erasing each %s on its own", len(ids), what)
+    """Run `erase` on the ids, `ERASURE_BATCH_SIZE` at a time, each batch in one transaction;
+    if a batch fails, on each of its ids in a transaction of its own (the failures logged).
+    `erase` answers the ids it acted on."""
     outcome = ErasureOutcome()
-    for one in ids:
+    for start in range(0, len(ids), ERASURE_BATCH_SIZE):
+        batch = ids[start : start + ERASURE_BATCH_SIZE]
         try:
             with transaction.atomic():
-                outcome.erased.extend(erase([one]))
-        except Exception:  # one person who fails must not hold back the others
-            logger.exception("%s %s could not be erased", what, one)
-            outcome.failed.append(one)
+                outcome.erased.extend(erase(batch))
+            continue
+        except Exception:
+            if len(batch) == 1:
+                logger.exception("%s %s could not be erased", what, batch[0])
+                outcome.failed.extend(batch)
+                continue
+            logger.exception("erasing %d at once failed: erasing each %s alone", len(batch), what)
+        for one in batch:
+            try:
+                with transaction.atomic():
+                    outcome.erased.extend(erase([one]))
+            except Exception:  # one person who fails must not hold back the others
+                logger.exception("%s %s could not be erased", what, one)
+                outcome.failed.append(one)
     return outcome
 
 
@@ -757,9 +764,10 @@ def privacy_requests_carry_out_pending(*, batch_size: int = 200) -> int:
 
 def erasure_requests_carry_out(*, request_ids: Iterable[Any], by: str = "worker") -> int:
     """Carry out verified erasure requests together: `privacy_request_carry_out` for each, as
-    one set-based erasure (`contacts_erase_many`'s statements) and one status change for all.
+    one set-based erasure (`contacts_erase_many`'s statements) and one status change for all
+    (`ERASURE_BATCH_SIZE` requests per transaction).
 
-    If the batch fails, each request is carried out on its own, so that one person who
+    If a batch fails, each request is carried out on its own, so that one person who
     cannot be erased does not hold back the others (that request is logged and stays
     verified: the next run tries it again). Answers how many requests were completed.
     """
