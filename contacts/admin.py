@@ -40,7 +40,7 @@ from core.admin import (
 from core.models import AuditAction
 from core.services import audit_record
 from preferences.services import preference_link_renew
-from privacy.services import contact_erase
+from privacy.services import contacts_erase_many
 
 # Shown but never edited here: each has (or will have) its own service and audit trail.
 STATUS_FIELDS = (
@@ -247,17 +247,28 @@ class ContactAdmin(AuditedModelAdmin):
                 contact=contact,
                 details={"by": "admin action"},
             )
-            contact_erase(
-                contact=contact,
-                reason="admin",
-                source_kind=SourceKind.ADMIN,
-                source_reference=request.user.get_username(),
-            )
+        # several people at once: the set-based form of the one erasure path
+        outcome = contacts_erase_many(
+            contact_ids=[contact.pk for contact in contacts],
+            reason="admin",
+            source_kind=SourceKind.ADMIN,
+            source_reference=request.user.get_username(),
+        )
         self.message_user(
             request,
-            _("%(count)d contact(s) erased.") % {"count": len(contacts)},
+            _("%(count)d contact(s) erased.") % {"count": len(outcome.erased)},
             messages.SUCCESS,
         )
+        if outcome.failed:
+            self.message_user(
+                request,
+                _(
+                    "%(count)d contact(s) could not be erased and were left as they were "
+                    "(the error is in the logs): try again, or check their data."
+                )
+                % {"count": len(outcome.failed)},
+                messages.ERROR,
+            )
         return None
 
     @admin.action(description=_("Restrict processing (GDPR Art. 18)"), permissions=["erase"])

@@ -7,6 +7,7 @@ from dateutil.relativedelta import relativedelta
 from django.contrib.admin.models import LogEntry
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -395,7 +396,8 @@ def _dated_flag_set(
 ) -> bool:
     """Set (to now) or clear a dated flag of the contact, with its timeline entry (none when
     `kind` is None: the caller records its own) and CRM event; True if it changed."""
-    with transaction.atomic():
+    # no savepoint of its own (two statements fewer): no caller goes on after its errors
+    with transaction.atomic(savepoint=False):
         contact = _lock_active(contact)
         if on == (getattr(contact, field) is not None):
             return False
@@ -445,32 +447,68 @@ def contact_anonymise(*, contact: Contact, reason: str) -> dict[str, str]:
     a placeholder so that no query by the old address finds the contact; the timeline is
     replaced by one entry saying when and why. The caller holds the transaction.
     """
+    return contacts_anonymise_many(contacts=[contact], reason=reason)[contact.pk]
+
+
+def contacts_anonymise_many(
+    *, contacts: Sequence[Contact], reason: str
+) -> dict[int, dict[str, str]]:
+    """`contact_anonymise` for many contacts at once, in a fixed number of statements.
+
+    `contacts`: loaded and locked by the caller, who holds the transaction; each is changed
+    in memory as it is in the database. Answers, per contact id, what the CRMs need.
+    """
+    if not contacts:
+        return {}
     removed = {
-        "hubspot_id": contact.hubspot_id,
-        "salesforce_id": contact.salesforce_id,
-        "crm_record_type": contact.crm_record_type,
+        contact.pk: {
+            "hubspot_id": contact.hubspot_id,
+            "salesforce_id": contact.salesforce_id,
+            "crm_record_type": contact.crm_record_type,
+        }
+        for contact in contacts
     }
-    suppression_add(
-        reason=SuppressionReason.ERASED, email=contact.email, phone=_valid_phone(contact.phone)
+    suppressions_add_many(
+        reason=SuppressionReason.ERASED,
+        addresses=[(contact.email, _valid_phone(contact.phone)) for contact in contacts],
     )
-    for name in PERSONAL_FIELDS:
-        field = Contact._meta.get_field(name)
-        assert isinstance(field, models.Field)  # PERSONAL_FIELDS holds concrete fields only
-        # empty: blank text, no date, the default of a flag (not a minor)
-        setattr(contact, field.attname, None if field.null else field.get_default())
-    contact.email = f"erased-{contact.public_id}@erased.invalid"
-    contact.status = ContactStatus.ERASED
-    contact.save()
-    contact.interests.clear()
-    contact.timeline.all().delete()
-    timeline_add(contact=contact, kind=TimelineKind.ERASED, summary=reason, data={})
+    now = timezone.now()
+    for contact in contacts:
+        for name in PERSONAL_FIELDS:
+            field = Contact._meta.get_field(name)
+            assert isinstance(field, models.Field)  # PERSONAL_FIELDS holds concrete fields only
+            # empty: blank text, no date, the default of a flag (not a minor)
+            setattr(contact, field.attname, None if field.null else field.get_default())
+        contact.email = f"erased-{contact.public_id}@erased.invalid"
+        contact.status = ContactStatus.ERASED
+        contact.updated_at = now
+        # the digests of the placeholder, as Contact.save computes them for a saved email
+        keys = suppression_digests(kind=SuppressionKind.EMAIL, value=contact.email)
+        contact.email_digest, contact.email_quoted_digest = (keys + [None, None])[:2]
+    Contact.objects.bulk_update(
+        contacts, fields=[*PERSONAL_FIELDS, "email", "status", "updated_at"], batch_size=500
+    )
+    ids = [contact.pk for contact in contacts]
+    Contact.interests.through.objects.filter(contact_id__in=ids).delete()
+    TimelineEvent.objects.filter(contact_id__in=ids).delete()
+    TimelineEvent.objects.bulk_create(
+        [
+            TimelineEvent(contact=contact, kind=TimelineKind.ERASED, summary=reason[:500], data={})
+            for contact in contacts
+        ]
+    )
     # the admin's change history names the contact as it was ("Camille Martin <...>")
     # (by the content type's natural key: get_for_model would create a missing one)
     LogEntry.objects.filter(
         content_type__app_label=Contact._meta.app_label,
         content_type__model=Contact._meta.model_name,
-        object_id=str(contact.pk),
-    ).update(object_repr=str(contact)[:200])
+        object_id__in=[str(pk) for pk in ids],
+    ).update(
+        object_repr=Case(
+            *(When(object_id=str(c.pk), then=Value(str(c)[:200])) for c in contacts),
+            default=F("object_repr"),
+        )
+    )
     return removed
 
 
@@ -594,6 +632,43 @@ def contact_payload(contact: Contact) -> dict[str, Any]:
 def suppression_add(*, reason: str, email: str = "", phone: str = "") -> list[Suppression]:
     """Put an email and/or phone on the suppression list, as HMAC digests only."""
     entries = []
+    for entry in _suppression_entries(reason=reason, email=email, phone=phone):
+        entry, _created = Suppression.objects.update_or_create(
+            digest=entry.digest, defaults={"kind": entry.kind, "reason": reason}
+        )
+        entries.append(entry)
+    return entries
+
+
+def suppressions_add_many(
+    *, reason: str, addresses: Iterable[tuple[str, str]], replace: bool = True
+) -> None:
+    """`suppression_add` for many (email, phone) pairs ("" for none) in one statement.
+
+    `replace`: an address already listed takes this reason, as with `suppression_add`;
+    otherwise it keeps the reason it has.
+    """
+    entries = {
+        entry.digest: entry
+        for email, phone in addresses
+        for entry in _suppression_entries(reason=reason, email=email, phone=phone)
+    }
+    if not entries:
+        return
+    if replace:
+        Suppression.objects.bulk_create(
+            entries.values(),
+            update_conflicts=True,
+            unique_fields=["digest"],
+            update_fields=["kind", "reason"],
+        )
+    else:
+        Suppression.objects.bulk_create(entries.values(), ignore_conflicts=True)
+
+
+def _suppression_entries(*, reason: str, email: str = "", phone: str = "") -> list[Suppression]:
+    """The (unsaved) suppression entries of an email and/or phone; raises if one is invalid."""
+    entries = []
     for kind, value in ((SuppressionKind.EMAIL, email), (SuppressionKind.PHONE, phone)):
         if not value:
             continue
@@ -601,11 +676,9 @@ def suppression_add(*, reason: str, email: str = "", phone: str = "") -> list[Su
         keys = email_keys(value) if kind == SuppressionKind.EMAIL else [normalize_phone(value)]
         if not keys:
             normalize_email(value)  # raises the reason
-        entry, _created = Suppression.objects.update_or_create(
-            digest=suppression_digest(kind, keys[0]),
-            defaults={"kind": kind, "reason": reason},
+        entries.append(
+            Suppression(digest=suppression_digest(kind, keys[0]), kind=kind, reason=reason)
         )
-        entries.append(entry)
     return entries
 
 

@@ -4,10 +4,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 
-from consent.models import Channel, ConsentState, ConsentStatus, Purpose
-from consent.selectors import purposes_active
+from consent.models import Channel, ConsentState, ConsentStatus, Purpose, PurposeVersion
 from consent.services import UNSUBSCRIBE_ALL_REFERENCE
 from consent.status import MARKETING_BASES, ConsentProblem, consent_problem
 from contacts.models import (
@@ -52,6 +51,25 @@ def seen_stamp(state: ConsentState | None) -> str:
     return str(state.record.uuid) if state is not None else ""
 
 
+def purposes_loaded(**filters: object) -> list[Purpose]:
+    """Purposes matching `filters` with their wording versions (for `current_version`), in
+    one query rather than a query and a prefetch: the versions, each with its purpose. A
+    purpose without any wording yet is left out (nothing can be recorded on it)."""
+    on_purpose = {f"purpose__{key}": value for key, value in filters.items()}
+    versions = (
+        PurposeVersion.objects.filter(**on_purpose)
+        .select_related("purpose")
+        .order_by("purpose__slug", "-number")
+    )
+    purposes: dict[int, Purpose] = {}
+    for version in versions:
+        purpose = purposes.setdefault(version.purpose_id, version.purpose)
+        if purpose is not version.purpose:
+            version.purpose = purpose
+        purpose.__dict__.setdefault("versions_newest_first", []).append(version)
+    return list(purposes.values())
+
+
 def resubscribe_candidates(contact: Contact) -> list[ConsentState]:
     """What the last "unsubscribe from all" withdrew and can be granted again today."""
     states = ConsentState.objects.filter(contact=contact).select_related("purpose", "record")
@@ -76,9 +94,17 @@ def _resubscribable(
     left off in between stays off), on a purpose and channel still in use, and not blocked by
     an objection to profiling. `active`: the active purposes already loaded."""
     objected = contact.profiling_objected_at is not None
+    withdrawn_by_unsubscribe = [
+        state
+        for state in states
+        if state.status == ConsentStatus.WITHDRAWN
+        and state.record.source_reference == UNSUBSCRIBE_ALL_REFERENCE
+    ]
+    if not withdrawn_by_unsubscribe:
+        return []  # nothing an "unsubscribe from all" withdrew: no need to read which one
     last_unsubscribe = _last_unsubscribe_records(contact)
     found = []
-    for state in states:
+    for state in withdrawn_by_unsubscribe:
         purpose = active.get(state.purpose_id) or state.purpose
         if (
             state.status == ConsentStatus.WITHDRAWN
@@ -127,20 +153,26 @@ class PreferencePage:
 
 
 def preference_page(contact: Contact) -> PreferencePage:
-    """Everything the preference page shows, in a constant number of queries."""
-    purposes = [p for p in purposes_active() if p.current_version is not None]
+    """Everything the preference page shows, in a constant number of queries: purposes with
+    their wordings, consent states, interests (each marked chosen or not) and the suppression
+    (and, once unsubscribed from all, what the last unsubscribe withdrew)."""
+    purposes = purposes_loaded(is_active=True)
     active = {purpose.id: purpose for purpose in purposes}
     states = list(ConsentState.objects.filter(contact=contact).select_related("record"))
     by_key = {(state.purpose_id, state.channel): state for state in states}
     known = [state for state in states if state.purpose_id in active]
+    chosen = Contact.interests.through.objects.filter(contact=contact, interest=OuterRef("pk"))
+    interests: list[Interest] = list(
+        Interest.objects.annotate(chosen=Exists(chosen)).order_by("slug")
+    )
     rows = [_purpose_row(contact, purpose, by_key) for purpose in purposes]
     return PreferencePage(
         contact=contact,
         purposes=[row for row in rows if row.switchable],
         required=[row for row in rows if not row.switchable],
         has_profiling=any(row.switchable and row.purpose.is_profiling for row in rows),
-        interests=list(Interest.objects.order_by("slug")),
-        chosen_interests=set(contact.interests.values_list("slug", flat=True)),
+        interests=interests,
+        chosen_interests={i.slug for i in interests if getattr(i, "chosen", False)},
         unsubscribed=suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email)
         == SuppressionReason.GLOBAL_UNSUBSCRIBE,
         resubscribable=_resubscribable(contact, known, active),

@@ -44,6 +44,7 @@ from contacts.services import (
     contact_update,
     email_change_check,
     suppression_add,
+    suppressions_add_many,
     timeline_add,
 )
 from core.emails import email_send
@@ -52,7 +53,7 @@ from core.tokens import token_hash
 from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
-from preferences.selectors import resubscribe_candidates, seen_stamp
+from preferences.selectors import purposes_loaded, resubscribe_candidates, seen_stamp
 
 SOURCE_REFERENCE = "preference-center"
 PROFILING_OBJECTION_REFERENCE = "profiling-objection"
@@ -243,29 +244,38 @@ def preferences_unsubscribe_all(
     too: `contact_marketing_objection_set`) and puts the email on the suppression list.
     Repeating it writes nothing more.
     """
+    purposes = purposes_loaded(legal_basis__in=MARKETING_BASES)  # with wordings, in one query
     with transaction.atomic():
-        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        # the contact is locked first, by the withdrawals, as for every consent write
         records = consents_withdraw_all(
-            contact=contact, source_kind=source_kind, evidence=visit.evidence()
+            contact=contact, source_kind=source_kind, evidence=visit.evidence(), purposes=purposes
         )
-        contact_marketing_objection_set(contact=contact, objected=True, source=source_kind)
-        already_suppressed = (
-            suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email) is not None
+        objected = contact_marketing_objection_set(
+            contact=contact, objected=True, source=source_kind
         )
-        if not already_suppressed:
+        if records or objected:
+            # a first unsubscribe: list the address unless it is listed already (for a
+            # bounce, say, which keeps its reason), without reading the list first
+            suppressions_add_many(
+                reason=SuppressionReason.GLOBAL_UNSUBSCRIBE,
+                addresses=[(contact.email, "")],
+                replace=False,
+            )
+        elif suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email) is None:
             suppression_add(reason=SuppressionReason.GLOBAL_UNSUBSCRIBE, email=contact.email)
-        if records or not already_suppressed:
-            timeline_add(
-                contact=contact,
-                kind=TimelineKind.UNSUBSCRIBED,
-                summary=source_kind,
-                data={"records": [str(record.uuid) for record in records], "source": source_kind},
-            )
-            outbox_emit(
-                topic=OutboxTopic.CONTACT_UNSUBSCRIBED,
-                contact=contact,
-                payload={"source": source_kind},
-            )
+        else:
+            return records  # unsubscribed already: nothing changed
+        timeline_add(
+            contact=contact,
+            kind=TimelineKind.UNSUBSCRIBED,
+            summary=source_kind,
+            data={"records": [str(record.uuid) for record in records], "source": source_kind},
+        )
+        outbox_emit(
+            topic=OutboxTopic.CONTACT_UNSUBSCRIBED,
+            contact=contact,
+            payload={"source": source_kind},
+        )
     return records
 
 

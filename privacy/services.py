@@ -7,7 +7,8 @@ run finished it first) and acts exactly once.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -18,15 +19,27 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import F, Max, Q, TextField
+from django.db.models import Case, F, Max, Q, TextField, Value, When
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from consent.models import ConsentEvidence, ConsentState, LegalBasis, Purpose, SourceKind
+from consent.models import (
+    ConsentAction,
+    ConsentEvidence,
+    ConsentState,
+    LegalBasis,
+    Purpose,
+    SourceKind,
+)
 from consent.selectors import purposes_with_versions
-from consent.services.consents import Evidence, consents_withdraw_all
-from consent.status import RETAINING_STATUSES
+from consent.services.consents import (
+    ConsentWrite,
+    Evidence,
+    consents_record_many,
+    consents_withdraw_all,
+)
+from consent.status import LIVE_STATUSES, MARKETING_BASES, RETAINING_STATUSES
 from contacts.models import (
     Contact,
     ContactStatus,
@@ -36,20 +49,21 @@ from contacts.models import (
 )
 from contacts.selectors import contact_find, suppression_reason
 from contacts.services import (
-    contact_anonymise,
     contact_marketing_objection_set,
     contact_restriction_set,
     contact_touch,
+    contacts_anonymise_many,
     timeline_add,
 )
-from core.batches import each_pk, in_batches
+from core.batches import in_batches
 from core.emails import email_send
 from core.links import site_url
 from core.management.commands.setup_roles import DPO
 from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
 from core.services import job_run_claim
 from crmsync.models import OutboxEvent, OutboxTopic
-from crmsync.services import outbox_emit
+from preferences.models import PreferenceToken
+from preferences.selectors import purposes_loaded
 from preferences.services import (
     SOURCE_REFERENCE,
     preference_token_issue,
@@ -101,6 +115,10 @@ AUDIT_KEPT_KEYS = frozenset(
     {"request", "format", "next_status", "extend_months", "action", "type", "status", "kind", "by"}
 )
 REMINDER_WINDOW = timedelta(days=7)
+# People erased together, in one transaction: few statements for many, yet short enough that
+# the locks it holds (the people's rows, the ledger's) are released soon, and that a worker
+# killed in the middle of a long job loses little.
+ERASURE_BATCH_SIZE = 25
 EXPORTS_FOLDER = "exports"  # the export fields' upload_to
 ORPHAN_EXPORT_AGE = timedelta(hours=1)
 
@@ -441,31 +459,156 @@ def contact_erase(
     """Erase a person everywhere (GDPR Art. 17), keeping only what proves past lawful processing.
 
     The one erasure path: requests, the admin, the retention job and the preference center all
-    call it. Consents are withdrawn in the ledger (records stay, the chain still verifies),
-    their personal evidence is deleted, the contact is anonymised and suppressed, links,
-    exports, queued CRM payloads and stored API answers that name the person are removed, and
-    one outbox event tells the CRMs to erase it too (Art. 17(2), 19). Safe to run twice.
+    call it (or `contacts_erase_many`, its set-based form, the same rules for many people).
+    Consents are withdrawn in the ledger (records stay, the chain still verifies), their
+    personal evidence is deleted, the contact is anonymised and suppressed, links, exports,
+    queued CRM payloads and stored API answers that name the person are removed, and one
+    outbox event tells the CRMs to erase it too (Art. 17(2), 19). Safe to run twice.
     """
     with transaction.atomic():
-        contact = Contact.objects.select_for_update().get(pk=contact.pk)
-        if contact.status == ContactStatus.ERASED:
-            return contact
-        consents_withdraw_all(
-            contact=contact,
-            source_kind=source_kind,
-            source_reference=source_reference or "erasure",
-            evidence=Evidence(),
-            object_to_legitimate_interest=False,
+        contacts = _lock_for_erasure([contact.pk])
+        source = (source_kind, source_reference or "erasure")
+        erased = _erase_contacts(contacts, reason=reason, sources={contact.pk: source})
+        if contact.pk in erased:
+            return erased[contact.pk]
+        return Contact.objects.get(pk=contact.pk)  # erased before: nothing more to do
+
+
+@dataclass(frozen=True)
+class ErasureOutcome:
+    """What a set-based erasure did: the contacts erased, and those that failed (logged, and
+    left as they were: the next run tries them again)."""
+
+    erased: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
+def contacts_erase_many(
+    *,
+    contact_ids: Iterable[int],
+    reason: str,
+    source_kind: str = SourceKind.SYSTEM,
+    source_reference: str = "",
+) -> ErasureOutcome:
+    """Erase many people at once: `contact_erase`'s rules, in a fixed number of statements for
+    the whole batch (and its consent withdrawals in one set-based ledger write).
+
+    Every `ERASURE_BATCH_SIZE` people are one transaction. If one fails, each of its people is
+    erased in a transaction of their own, so that one person who cannot be erased does not
+    hold back the others; that one is logged, left as it was, and reported in `failed`.
+    Contacts already erased are skipped (safe to run twice).
+    """
+    ids = sorted(set(contact_ids))
+    source = (source_kind, source_reference or "erasure")
+
+    def erase(batch: list[int]) -> list[int]:
+        contacts = _lock_for_erasure(batch)
+        sources = {contact.pk: source for contact in contacts}
+        return list(_erase_contacts(contacts, reason=reason, sources=sources))
+
+    return _erase_in_batch(ids, erase, what="contact")
+
+
+def _erase_in_batch(
+    ids: list[Any], erase: Callable[[list[Any]], list[Any]], *, what: str
+) -> ErasureOutcome:
+    """Run `erase` on the ids, `ERASURE_BATCH_SIZE` at a time, each batch in one transaction;
+    if a batch fails, on each of its ids in a transaction of its own (the failures logged).
+    `erase` answers the ids it acted on."""
+    outcome = ErasureOutcome()
+    for start in range(0, len(ids), ERASURE_BATCH_SIZE):
+        batch = ids[start : start + ERASURE_BATCH_SIZE]
+        try:
+            with transaction.atomic():
+                outcome.erased.extend(erase(batch))
+            continue
+        except Exception:
+            if len(batch) == 1:
+                logger.exception("%s %s could not be erased", what, batch[0])
+                outcome.failed.extend(batch)
+                continue
+            logger.exception("erasing %d at once failed: erasing each %s alone", len(batch), what)
+        for one in batch:
+            try:
+                with transaction.atomic():
+                    outcome.erased.extend(erase([one]))
+            except Exception:  # one person who fails must not hold back the others
+                logger.exception("%s %s could not be erased", what, one)
+                outcome.failed.append(one)
+    return outcome
+
+
+def _lock_for_erasure(contact_ids: Iterable[int]) -> list[Contact]:
+    """The contacts not erased yet, locked (in id order: two batches never deadlock)."""
+    return list(
+        Contact.objects.select_for_update()
+        .filter(pk__in=list(contact_ids))
+        .exclude(status=ContactStatus.ERASED)
+        .order_by("pk")
+    )
+
+
+def _erase_contacts(
+    contacts: list[Contact], *, reason: str, sources: dict[int, tuple[str, str]]
+) -> dict[int, Contact]:
+    """Erase the given locked, not yet erased contacts, in the caller's transaction, with a
+    fixed number of statements whatever their number. `sources`: the source kind and
+    reference of each contact's withdrawals."""
+    if not contacts:
+        return {}
+    _withdraw_all(contacts, sources)
+    ids = [contact.pk for contact in contacts]
+    _delete_personal_evidence(ids)
+    _delete_copies(contacts)
+    removed = contacts_anonymise_many(contacts=contacts, reason=reason)
+    # outbox_emit's event, written for the whole batch at once
+    OutboxEvent.objects.bulk_create(
+        [
+            OutboxEvent(
+                topic=OutboxTopic.CONTACT_ERASED,
+                contact_public_id=contact.public_id,
+                payload={
+                    "id": str(contact.public_id),
+                    "status": contact.status,
+                    **removed[contact.pk],
+                },
+            )
+            for contact in contacts
+        ]
+    )
+    return {contact.pk: contact for contact in contacts}
+
+
+def _withdraw_all(contacts: list[Contact], sources: dict[int, tuple[str, str]]) -> None:
+    """Withdraw every live consent of the contacts on a marketing purpose (what
+    `consents_withdraw_all` does without objecting), in one set-based ledger write."""
+    states = list(
+        ConsentState.objects.filter(
+            contact_id__in=[contact.pk for contact in contacts], status__in=LIVE_STATUSES
         )
-        _delete_personal_evidence(contact)
-        _delete_copies(contact)
-        remote = contact_anonymise(contact=contact, reason=reason)
-        outbox_emit(
-            topic=OutboxTopic.CONTACT_ERASED,
-            contact=contact,
-            payload={"id": str(contact.public_id), "status": contact.status, **remote},
-        )
-    return contact
+    )
+    if not states:
+        return
+    purposes = {purpose.id: purpose for purpose in purposes_loaded(legal_basis__in=MARKETING_BASES)}
+    by_id = {contact.pk: contact for contact in contacts}
+    live = sorted(
+        (state for state in states if state.purpose_id in purposes),
+        key=lambda state: (state.contact_id, purposes[state.purpose_id].slug, state.channel),
+    )
+    consents_record_many(
+        writes=[
+            ConsentWrite(
+                contact=by_id[state.contact_id],
+                purpose=purposes[state.purpose_id],
+                channel=state.channel,
+                action=ConsentAction.WITHDRAW,
+                source_kind=sources[state.contact_id][0],
+                source_reference=sources[state.contact_id][1],
+                evidence=Evidence(),
+            )
+            for state in live
+        ]
+    )
 
 
 def _delete_files_on_commit(files: list[Any]) -> None:
@@ -481,44 +624,55 @@ def _delete_files_on_commit(files: list[Any]) -> None:
         transaction.on_commit(delete)
 
 
-def _delete_personal_evidence(contact: Contact) -> None:
-    evidence = ConsentEvidence.objects.filter(record__contact=contact)
+def _delete_personal_evidence(contact_ids: list[int]) -> None:
+    evidence = ConsentEvidence.objects.filter(record__contact_id__in=contact_ids)
     _delete_files_on_commit([item.document for item in evidence.exclude(document="")])
     evidence.delete()
 
 
-def _delete_copies(contact: Contact) -> None:
-    """Every other copy of the person's data: links, exports, CRM payloads, API answers."""
-    contact.preference_tokens.all().delete()
+def _delete_copies(contacts: list[Contact]) -> None:
+    """Every other copy of the people's data: links, exports, CRM payloads, API answers."""
+    ids = [contact.pk for contact in contacts]
+    public_ids = [contact.public_id for contact in contacts]
+    PreferenceToken.objects.filter(contact_id__in=ids).delete()
+    requests = PrivacyRequest.objects.filter(contact_id__in=ids)
     _delete_files_on_commit(
         [
             export
-            for request in PrivacyRequest.objects.filter(contact=contact)
+            for request in requests.exclude(export_json="", export_archive="")
             for export in (request.export_json, request.export_archive)
         ]
     )
-    PrivacyRequest.objects.filter(contact=contact).update(
+    requests.update(
         details="", extension_reason="", export_json="", export_archive="", export_expires_at=None
     )
     # free text the staff wrote about the person: notes and reasons, here and in the audit log
-    PrivacyRequestEvent.objects.filter(request__contact=contact).exclude(note="").update(
+    PrivacyRequestEvent.objects.filter(request__contact_id__in=ids).exclude(note="").update(
         note=ERASED_NOTE
     )
-    audit = AuditEvent.objects.filter(Q(contact=contact) | Q(contact_public_id=contact.public_id))
-    for event in audit:
-        scrubbed = audit_details_scrubbed(event.details)
-        if scrubbed != event.details:
-            AuditEvent.objects.filter(pk=event.pk).update(details=scrubbed)
+    audit = AuditEvent.objects.filter(Q(contact_id__in=ids) | Q(contact_public_id__in=public_ids))
+    scrubbed = []
+    for event in audit.only("id", "details"):
+        details = audit_details_scrubbed(event.details)
+        if details != event.details:
+            event.details = details
+            scrubbed.append(event)
+    AuditEvent.objects.bulk_update(scrubbed, fields=["details"], batch_size=500)
     # Queued payloads still carry the person: they never leave. Delivered ones are scrubbed,
     # with the CRM's error messages, which may quote the payload back.
-    events = OutboxEvent.objects.filter(contact_public_id=contact.public_id)
+    events = OutboxEvent.objects.filter(contact_public_id__in=public_ids)
     events.filter(processed_at__isnull=True).delete()
-    events.update(payload={"erased": True})
-    events.exclude(last_error="").update(last_error=ERASED_NOTE)
-    for needle in (str(contact.public_id), contact.email):
-        IdempotencyRecord.objects.annotate(body=Cast("response_body", TextField())).filter(
-            body__contains=needle
-        ).delete()
+    events.update(
+        payload={"erased": True},
+        last_error=Case(When(last_error="", then=Value("")), default=Value(ERASED_NOTE)),
+    )
+    needles = [str(public_id) for public_id in public_ids] + [contact.email for contact in contacts]
+    naming = Q()
+    for needle in filter(None, needles):
+        naming |= Q(body__contains=needle)
+    IdempotencyRecord.objects.annotate(body=Cast("response_body", TextField())).filter(
+        naming
+    ).delete()
 
 
 def audit_details_scrubbed(details: Any) -> Any:
@@ -582,24 +736,86 @@ def _orphan_exports_delete(*, now: datetime) -> int:
 def privacy_requests_carry_out_pending(*, batch_size: int = 200) -> int:
     """Carry out every verified request the workers handle (beat job and retry net).
 
-    Each request is its own transaction: a worker killed in the middle of the batch keeps
-    what it finished, and the next run does the rest, each exactly once.
+    The erasure requests of a batch are carried out together, set-based, in one transaction
+    (`erasure_requests_carry_out`); the other requests each in a transaction of their own. A
+    worker killed in the middle keeps what it finished, and the next run does the rest, each
+    exactly once; a request that fails is logged and left for the next run.
     """
-    done = 0
     pending = (
         PrivacyRequest.objects.filter(
             status__in=[PrivacyRequestStatus.VERIFIED, PrivacyRequestStatus.IN_PROGRESS],
             type__in=AUTOMATIC_TYPES,
         )
         .order_by("received_at")
-        .values_list("id", flat=True)[:batch_size]
+        .values_list("id", "type")[:batch_size]
     )
-    for request_id in list(pending):
+    rows = list(pending)
+    erasures = [request_id for request_id, type in rows if type == PrivacyRequestType.ERASURE]
+    done = erasure_requests_carry_out(request_ids=erasures)
+    for request_id, type in rows:
+        if type == PrivacyRequestType.ERASURE:
+            continue
         try:
             done += privacy_request_carry_out(request_id=str(request_id)) is not None
         except Exception:  # one request that fails must not hold back the others
             logger.exception("privacy request %s could not be carried out", request_id)
     return done
+
+
+def erasure_requests_carry_out(*, request_ids: Iterable[Any], by: str = "worker") -> int:
+    """Carry out verified erasure requests together: `privacy_request_carry_out` for each, as
+    one set-based erasure (`contacts_erase_many`'s statements) and one status change for all
+    (`ERASURE_BATCH_SIZE` requests per transaction).
+
+    If a batch fails, each request is carried out on its own, so that one person who
+    cannot be erased does not hold back the others (that request is logged and stays
+    verified: the next run tries it again). Answers how many requests were completed.
+    """
+    ids = sorted(str(request_id) for request_id in request_ids)
+
+    def carry_out(batch: list[str]) -> list[str]:
+        if len(batch) == 1:  # the single path, which also rejects what it must
+            request = privacy_request_carry_out(request_id=batch[0], by=by)
+            return batch if request is not None else []
+        return _erasure_requests_complete(batch, by=by)
+
+    return len(_erase_in_batch(ids, carry_out, what="erasure request").erased)
+
+
+def _erasure_requests_complete(request_ids: list[str], *, by: str) -> list[str]:
+    """The batch of `erasure_requests_carry_out`, in the caller's transaction; answers the
+    requests completed (those already done or not verified are left alone)."""
+    requests = PrivacyRequest.objects.filter(pk__in=request_ids)
+    contact_ids = set(requests.exclude(contact=None).values_list("contact_id", flat=True))
+    # the contacts first, then the requests, in the order a single carry-out takes them
+    contacts = _lock_for_erasure(contact_ids)
+    due = list(
+        requests.select_for_update(of=("self",))
+        .filter(
+            type=PrivacyRequestType.ERASURE,
+            status__in=[PrivacyRequestStatus.VERIFIED, PrivacyRequestStatus.IN_PROGRESS],
+        )
+        .order_by("received_at", "pk")
+    )
+    sources: dict[int, tuple[str, str]] = {}
+    for request in due:
+        if request.contact_id is not None:
+            sources.setdefault(request.contact_id, (request.source_kind, _reference(request)))
+    erasing = [contact for contact in contacts if contact.pk in sources]
+    _erase_contacts(erasing, reason=PrivacyRequestType.ERASURE, sources=sources)
+    now = timezone.now()
+    PrivacyRequest.objects.filter(pk__in=[request.pk for request in due]).update(
+        status=PrivacyRequestStatus.COMPLETED, handled_by=by, completed_at=now
+    )
+    PrivacyRequestEvent.objects.bulk_create(
+        [
+            PrivacyRequestEvent(
+                request=request, status=PrivacyRequestStatus.COMPLETED, at=now, by=by
+            )
+            for request in due
+        ]
+    )
+    return [str(request.pk) for request in due]
 
 
 def deadline_reminders_send(*, now: datetime | None = None) -> bool:
@@ -797,19 +1013,19 @@ def _anonymise_silent(now: datetime, batch_size: int) -> int:
             Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=F("repermission_sent_at"))
         )
     )
+
+    def erase(contact_ids: list[int]) -> list[int]:
+        # those still silent once locked: the others answered, or a concurrent run erased them
+        contacts = list(silent.select_for_update().filter(pk__in=contact_ids).order_by("pk"))
+        source = (str(SourceKind.SYSTEM), "retention")
+        sources = {contact.pk: source for contact in contacts}
+        return list(_erase_contacts(contacts, reason="retention", sources=sources))
+
+    ids = silent.values_list("pk", flat=True)
     return sum(
-        _erase_if_still_silent(silent, contact_id)
-        for contact_id in each_pk(silent, batch_size=batch_size)
+        len(_erase_in_batch(batch, erase, what="silent contact").erased)
+        for batch in in_batches(ids, batch_size=batch_size, key=lambda pk: pk)
     )
-
-
-def _erase_if_still_silent(silent: Any, contact_id: int) -> int:
-    with transaction.atomic():
-        contact = silent.select_for_update().filter(pk=contact_id).first()
-        if contact is None:
-            return 0  # answered, or erased by a concurrent run, in the meantime
-        contact_erase(contact=contact, reason="retention", source_reference="retention")
-    return 1
 
 
 def contact_keep(*, contact: Contact) -> None:

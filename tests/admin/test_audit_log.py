@@ -275,6 +275,33 @@ def test_confirmed_erasure_erases_each_contact_and_logs_it(
     assert "2 contact(s) erased." in [str(m) for m in get_messages(response.wsgi_request)]
 
 
+def test_erasing_several_erases_the_others_when_one_cannot_be_erased(as_dpo: Client) -> None:
+    # given three people, one of them with an address stored before validation existed,
+    # which cannot go on the suppression list
+    people = [ContactFactory(email=f"person{n}@example.fr") for n in range(3)]
+    for contact in people:
+        grant(contact, PurposeFactory())
+    Contact.objects.filter(pk=people[1].pk).update(email="no-at-sign")
+
+    response = as_dpo.post(
+        CONTACTS,
+        {
+            "action": "erase_contacts",
+            "_selected_action": [c.pk for c in people],
+            "confirmed": "yes",
+        },
+        follow=True,
+    )
+
+    # then the two others are erased, the third is left whole, and the DPO is told
+    statuses = dict(Contact.objects.values_list("pk", "status"))
+    assert [statuses[c.pk] for c in people] == ["erased", "active", "erased"]
+    assert people[1].consent_states.get().status == "granted"
+    messages = [str(m) for m in get_messages(response.wsgi_request)]
+    assert "2 contact(s) erased." in messages
+    assert any(m.startswith("1 contact(s) could not be erased") for m in messages)
+
+
 def test_erasing_again_an_erased_contact_does_nothing(as_dpo: Client) -> None:
     ines = ContactFactory(email="ines.moreau@example.fr")
     erase(as_dpo, ines, confirmed=True)
