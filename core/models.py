@@ -16,6 +16,7 @@ class Scope(models.TextChoices):
     CONTACTS_WRITE = "contacts:write", _("Create and update contacts")
     CONSENTS_WRITE = "consents:write", _("Record consents")
     PRIVACY_WRITE = "privacy:write", _("File and read privacy requests")
+    IMPORTS_WRITE = "imports:write", _("Import contact lists and follow their progress")
     EVIDENCE_READ = (
         "evidence:read",
         _("Read the personal evidence of consents (IP address, user agent, signed document)"),
