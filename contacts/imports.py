@@ -37,7 +37,7 @@ import json
 import re
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -149,6 +149,16 @@ PROOF_REQUIRED = gettext_noop(
 )
 
 
+Records = Generator[tuple[int, list[str]], None, None]
+# The length limit of each contact field an import may fill (the API's serializers check it).
+MAX_LENGTHS = {
+    name: model_field.max_length
+    for name in CONTACT_FIELDS
+    if isinstance(model_field := Contact._meta.get_field(name), models.CharField)
+    and model_field.max_length is not None
+}
+
+
 @dataclass
 class _Inspection:
     sha256: str
@@ -167,6 +177,7 @@ class _Plan:
     wording: str
     source_reference: str
     interests: dict[str, int]
+    use_copy: bool = False
 
 
 @dataclass
@@ -318,7 +329,7 @@ def _header_and_count(contact_import: ContactImport) -> tuple[list[str], int]:
         return first[1], sum(1 for _record in records)
 
 
-def _records(contact_import: ContactImport) -> Iterator[tuple[int, list[str]]]:
+def _records(contact_import: ContactImport) -> Records:
     """(line, cells) of every non-blank record, the header first; the line is the file's
     (where the record starts, for a CSV cell spanning lines), the header being line 1."""
     if contact_import.file_format == "xlsx":
@@ -343,7 +354,7 @@ def _records(contact_import: ContactImport) -> Iterator[tuple[int, list[str]]]:
                 yield line, cells
 
 
-def _xlsx_records(contact_import: ContactImport) -> Iterator[tuple[int, list[str]]]:
+def _xlsx_records(contact_import: ContactImport) -> Records:
     import openpyxl
 
     with contact_import.file.open("rb") as handle:
@@ -399,9 +410,9 @@ def _resolve_mapping(
                 resolved[column] = target
     else:
         for column in columns:
-            target = ALIASES.get(_header_key(column))
-            if target and column not in resolved and target not in resolved.values():
-                resolved[column] = target
+            guessed = ALIASES.get(_header_key(column))
+            if guessed and column not in resolved and guessed not in resolved.values():
+                resolved[column] = guessed
     given_at_column = declared.get("given_at_column", "")
     if given_at_column:
         if given_at_column not in columns:
@@ -460,9 +471,12 @@ def contact_import_run(
     contact_import_id: int,
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[ContactImport], None] | None = None,
+    use_copy: bool | None = None,
 ) -> ContactImport:
     """Load an import from where it stopped, batch after batch; safe to run twice, even at once
     (a second runner finds the position moved under the import's row lock and leaves).
+    `use_copy`: write contacts with COPY and set-based SQL (default: on PostgreSQL) or with
+    the portable ORM path.
 
     Each batch commits its contacts, timeline, outbox events, consents, rejected rows, counters
     and the new position together. An unexpected error marks the import failed with it.
@@ -472,6 +486,7 @@ def contact_import_run(
         return ContactImport.objects.get(pk=contact_import_id)
     try:
         plan = _plan(contact_import)
+        plan.use_copy = connection.vendor == "postgresql" if use_copy is None else use_copy
         position = contact_import.position
         with closing(_records(contact_import)) as records:
             next(records, None)  # the header
@@ -528,7 +543,7 @@ def _plan(contact_import: ContactImport) -> _Plan:
     with closing(_records(contact_import)) as records:
         first = next(records, None)
     header = [cell.strip() for cell in (first[1] if first else [])]
-    index = {}
+    index: dict[str, int] = {}
     for position, column in enumerate(header):
         index.setdefault(column, position)
     columns = [(index[column], target) for column, target in contact_import.mapping.items()]
@@ -619,7 +634,7 @@ def _load_rows(
         if "phone" in changed:
             _set_suppression_digests(contact)
         updated.append((contact, changed))
-    if connection.vendor == "postgresql":
+    if plan.use_copy:
         _write_contacts_copy(created, [c for c, changed in updated if changed], now)
     else:
         _write_contacts_orm(created, [c for c, changed in updated if changed], now)
@@ -631,7 +646,7 @@ def _load_rows(
         for contact, changed in updated
     ]
     updated = [(contact, changed) for contact, changed in updated if changed]
-    _record_contact_events(created, updated, now)
+    _record_contact_events(created, updated, now, use_copy=plan.use_copy)
     outcome.created, outcome.updated = len(created), len(updated)
     if plan.purpose is not None:
         outcome.consents = _record_consents(contact_import, plan, accepted, contacts, outcome)
@@ -661,7 +676,7 @@ def _parse_row(plan: _Plan, line: int, cells: list[str]) -> _Row | str:
     except ValidationError as error:
         errors.update(error.message_dict)
     for name, value in fields.items():
-        limit = Contact._meta.get_field(name).max_length
+        limit = MAX_LENGTHS.get(name)
         if limit is not None and len(value) > limit:
             errors.setdefault(name, []).append(
                 _("Use %(limit)d characters at most (it has %(length)d).")
@@ -905,7 +920,11 @@ def _add_interests(chosen: list[tuple[Contact, list[int]]]) -> set[int]:
 
 
 def _record_contact_events(
-    created: list[Contact], updated: list[tuple[Contact, list[str]]], now: datetime
+    created: list[Contact],
+    updated: list[tuple[Contact, list[str]]],
+    now: datetime,
+    *,
+    use_copy: bool,
 ) -> None:
     """The timeline entry and outbox event `contact_upsert` writes, for the whole batch."""
     events = [
@@ -947,7 +966,7 @@ def _record_contact_events(
         )
         for c, changed in updated
     ]
-    if connection.vendor == "postgresql":
+    if use_copy:
         _copy_objects(TimelineEvent, events)
         _copy_objects(OutboxEvent, outbox)
     else:
