@@ -2,10 +2,10 @@
 
 from celery import shared_task
 
-from contacts.imports import contact_import_run
+from contacts.imports import BATCH_SIZE, contact_import_run
 
 
 @shared_task
-def run_contact_import(contact_import_id: int) -> int:
+def run_contact_import(contact_import_id: int, batch_size: int = BATCH_SIZE) -> int:
     """Load an import in batches from where it stopped (a redelivered message resumes it)."""
-    return contact_import_run(contact_import_id=contact_import_id).processed
+    return contact_import_run(contact_import_id=contact_import_id, batch_size=batch_size).processed
