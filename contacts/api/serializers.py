@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -121,3 +122,63 @@ class ContactSerializer(serializers.ModelSerializer):
     @extend_schema_field(AddressSerializer)
     def get_address(self, contact: Contact) -> dict[str, str]:
         return {key: getattr(contact, field) for key, field in ADDRESS_FIELDS.items()}
+
+
+class ImportInputSerializer(serializers.Serializer):
+    """A list to import (multipart): the file, and optionally its mapping and consent."""
+
+    file = serializers.FileField(help_text="CSV (UTF-8 or Windows-1252, `,` or `;`) or XLSX.")
+    mapping = serializers.JSONField(
+        binary=True,
+        required=False,
+        help_text='JSON {column: field}, e.g. {"Courriel": "email"}; without it, headers '
+        "named like the fields (French or English) are mapped.",
+    )
+    consent = serializers.JSONField(
+        binary=True,
+        required=False,
+        help_text="JSON {purpose, channel, source_reference, wording, given_at_column}: the "
+        "consent every row grants, with its proof.",
+    )
+
+    def validate_mapping(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict) or not all(
+            isinstance(key, str) and isinstance(field, str | None) for key, field in value.items()
+        ):
+            raise serializers.ValidationError(_("Give a JSON object {column: field}."))
+        return {key: field or "" for key, field in value.items()}
+
+    def validate_consent(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError(
+                _(
+                    "Give a JSON object {purpose, channel, source_reference, wording, "
+                    "given_at_column}."
+                )
+            )
+        return value
+
+
+class ImportRejectionSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class ImportStartedSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    status = serializers.CharField()
+
+
+class ImportSerializer(ImportStartedSerializer):
+    """An import's progress; `rejected` lists every refused row with its line and reason."""
+
+    rows = serializers.IntegerField(allow_null=True)
+    processed = serializers.IntegerField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    consents_recorded = serializers.IntegerField()
+    rejected = serializers.SerializerMethodField()
+
+    @extend_schema_field(ImportRejectionSerializer(many=True))
+    def get_rejected(self, contact_import: Any) -> list[dict[str, Any]]:
+        return list(contact_import.rejections.order_by("line", "id").values("line", "reason"))
