@@ -71,6 +71,7 @@ from contacts.models import (
 )
 from contacts.normalization import normalize_email, suppression_digests
 from contacts.services import contact_fields_clean, contact_payload
+from core.storage import private_storage
 from crmsync.models import OutboxEvent, OutboxTopic
 
 # Rows per transaction: large enough for set-based statements to pay, small enough for a
@@ -387,6 +388,72 @@ def _header_key(header: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", plain.lower()).strip("_")
 
 
+def import_mapping_guess(header: Sequence[str]) -> dict[str, str]:
+    """{column: field} for the headers named like a field, in French or English (the first
+    column of a field wins)."""
+    guessed: dict[str, str] = {}
+    for column in (cell.strip() for cell in header):
+        target = ALIASES.get(_header_key(column))
+        if target and column not in guessed and target not in guessed.values():
+            guessed[column] = target
+    return guessed
+
+
+@dataclass
+class ImportPreview:
+    """An uploaded list before its mapping is chosen: its headers and first rows."""
+
+    upload: str  # its name in the private storage
+    header: list[str]
+    rows: list[list[str]]
+    guessed: dict[str, str]
+
+
+def import_upload_preview(
+    *, file: IO[bytes] | File, file_name: str, rows: int = 5
+) -> ImportPreview:
+    """Keep an upload (private storage) while staff choose its mapping, with a preview."""
+    suffix = ".xlsx" if file_name.lower().endswith(".xlsx") else ".csv"
+    upload = private_storage().save(f"imports/uploads/{uuid.uuid4()}{suffix}", File(file))
+    draft = ContactImport(file=upload)
+    try:
+        inspection = _inspect(draft)
+        draft.file_format, draft.encoding = inspection.file_format, inspection.encoding
+        draft.delimiter = inspection.delimiter
+        with closing(_records(draft)) as records:
+            first = next(records, None)
+            if first is None:
+                raise ValidationError({"file": [_("The file has no header line.")]})
+            header = [cell.strip() for cell in first[1]]
+            preview = [cells for _line, cells in islice(records, rows)]
+    except Exception:
+        private_storage().delete(upload)
+        raise
+    return ImportPreview(upload, header, preview, import_mapping_guess(header))
+
+
+def contacts_import_upload(
+    *,
+    upload: str,
+    file_name: str,
+    mapping: Mapping[str, str] | None,
+    consent: Mapping[str, Any] | None,
+    created_by: Any = None,
+) -> ContactImport:
+    """`contacts_import` of a list kept by `import_upload_preview`, which is then forgotten."""
+    storage = private_storage()
+    with storage.open(upload, "rb") as handle:
+        contact_import = contacts_import(
+            file=handle,
+            file_name=file_name,
+            mapping=mapping,
+            consent=consent,
+            created_by=created_by,
+        )
+    storage.delete(upload)
+    return contact_import
+
+
 def _resolve_mapping(
     header: list[str],
     mapping: Mapping[str, str] | None,
@@ -409,10 +476,7 @@ def _resolve_mapping(
             elif target:
                 resolved[column] = target
     else:
-        for column in columns:
-            guessed = ALIASES.get(_header_key(column))
-            if guessed and column not in resolved and guessed not in resolved.values():
-                resolved[column] = guessed
+        resolved = import_mapping_guess(columns)
     given_at_column = declared.get("given_at_column", "")
     if given_at_column:
         if given_at_column not in columns:

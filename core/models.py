@@ -107,6 +107,7 @@ class AuditAction(models.TextChoices):
     VIEW_OUTBOX_EVENT = "view_outbox_event", _("Viewed a CRM outbox payload")
     RESTRICTION = "restriction", _("Restricted processing")
     RESTRICTION_LIFTED = "restriction_lifted", _("Lifted a processing restriction")
+    IMPORT_CONTACTS = "import_contacts", _("Imported a contact list")
 
 
 class AuditEvent(models.Model):
