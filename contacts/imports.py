@@ -47,7 +47,7 @@ from typing import IO, Any
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import IntegrityError, connection, models, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -233,6 +233,7 @@ def contacts_import(
     contact_import = ContactImport(
         file_name=(file_name or "")[:255],
         consent=declared,
+        language=translation.get_language() or "",
         created_by=created_by,
         api_client=api_client,
     )
@@ -548,6 +549,17 @@ def contact_import_run(
     contact_import = _claim(contact_import_id)
     if contact_import is None:
         return ContactImport.objects.get(pk=contact_import_id)
+    with translation.override(contact_import.language or None):
+        return _run(contact_import, batch_size, on_batch, use_copy)
+
+
+def _run(
+    contact_import: ContactImport,
+    batch_size: int,
+    on_batch: Callable[[ContactImport], None] | None,
+    use_copy: bool | None,
+) -> ContactImport:
+    contact_import_id = contact_import.pk
     try:
         plan = _plan(contact_import)
         plan.use_copy = connection.vendor == "postgresql" if use_copy is None else use_copy

@@ -385,6 +385,8 @@ class ContactImport(models.Model):
         verbose_name=_("API client"),
     )
     error = models.TextField(_("error"), blank=True)
+    # the uploader's language: the rejected rows' reasons are written in it
+    language = models.CharField(_("language"), max_length=10, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)

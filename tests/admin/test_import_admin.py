@@ -13,7 +13,7 @@ from consent.models import ConsentRecord
 from contacts.models import Contact, ContactImport
 from core.models import AuditAction, AuditEvent
 from tests.admin.conftest import otp_verified_login
-from tests.contacts.imports import csv_bytes
+from tests.contacts.imports import LOADED_BY_WORKER, csv_bytes, loaded_by_worker
 from tests.factories import PurposeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -41,8 +41,9 @@ def test_the_contact_list_offers_the_import_to_those_allowed(as_marketer: Client
     assert ADD in page.content.decode()
 
 
+@LOADED_BY_WORKER
 def test_upload_map_start_and_follow_an_import(
-    as_marketer: Client, django_capture_on_commit_callbacks
+    as_marketer: Client, celery_worker, django_capture_on_commit_callbacks
 ) -> None:
     purpose = PurposeFactory(channels=["email"])
 
@@ -64,7 +65,7 @@ def test_upload_map_start_and_follow_an_import(
     assert not ContactImport.objects.exists()
 
     # when: the marketer maps the date column and starts the import
-    with django_capture_on_commit_callbacks(execute=True):
+    with loaded_by_worker(django_capture_on_commit_callbacks):
         started = as_marketer.post(
             ADD,
             {

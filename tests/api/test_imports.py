@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from consent.models import ConsentRecord
 from contacts.models import Contact, ContactImport
-from tests.contacts.imports import csv_bytes
+from tests.contacts.imports import LOADED_BY_WORKER, csv_bytes, loaded_by_worker
 from tests.factories import PurposeFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,8 +27,9 @@ def importer(api):
     return api(scopes=["imports:write"])
 
 
+@LOADED_BY_WORKER
 def test_an_upload_is_accepted_then_loaded_and_followed(
-    importer, django_capture_on_commit_callbacks
+    importer, celery_worker, django_capture_on_commit_callbacks
 ) -> None:
     purpose = PurposeFactory(channels=["email"])
     consent = {
@@ -39,7 +40,7 @@ def test_an_upload_is_accepted_then_loaded_and_followed(
         "given_at_column": "Date",
     }
 
-    with django_capture_on_commit_callbacks(execute=True):
+    with loaded_by_worker(django_capture_on_commit_callbacks):
         response = importer.post(
             "/api/v1/imports/",
             {"file": upload(), "consent": json.dumps(consent)},
@@ -66,8 +67,11 @@ def test_an_upload_is_accepted_then_loaded_and_followed(
     assert ContactImport.objects.get().api_client == importer.record
 
 
-def test_a_mapping_is_given_as_json(importer, django_capture_on_commit_callbacks) -> None:
-    with django_capture_on_commit_callbacks(execute=True):
+@LOADED_BY_WORKER
+def test_a_mapping_is_given_as_json(
+    importer, celery_worker, django_capture_on_commit_callbacks
+) -> None:
+    with loaded_by_worker(django_capture_on_commit_callbacks):
         response = importer.post(
             "/api/v1/imports/",
             {

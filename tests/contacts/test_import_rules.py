@@ -14,7 +14,13 @@ from contacts.models import Contact, ContactImport, SuppressionReason, TimelineE
 from contacts.services import suppression_add
 from crmsync.models import OutboxEvent
 from privacy.services import contact_erase
-from tests.contacts.imports import csv_bytes, rejected, run_import
+from tests.contacts.imports import (
+    LOADED_BY_WORKER,
+    csv_bytes,
+    loaded_by_worker,
+    rejected,
+    run_import,
+)
 from tests.factories import ContactFactory, PurposeFactory
 
 pytestmark = pytest.mark.django_db
@@ -243,14 +249,16 @@ def test_rows_without_a_valid_consent_date_are_rejected() -> None:
     ]
 
 
+@LOADED_BY_WORKER
 def test_double_opt_in_grants_are_pending_with_one_email_per_contact(
-    mailbox, django_capture_on_commit_callbacks
+    mailbox, celery_worker, django_capture_on_commit_callbacks
 ) -> None:
     purpose = PurposeFactory(channels=["email"], double_opt_in=True)
     lines = ["email,consent_date"] + [f"p{n}@example.fr,2025-03-0{n + 1}" for n in range(3)]
 
-    with django_capture_on_commit_callbacks(execute=True):
+    with loaded_by_worker(django_capture_on_commit_callbacks):
         done = run_import(csv_bytes(lines), consent=consent_for(purpose), batch_size=2)
+    mailbox.wait(3)
 
     assert done.consents_recorded == 3
     assert set(ConsentState.objects.values_list("status", flat=True)) == {"pending"}
