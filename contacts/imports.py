@@ -31,6 +31,7 @@ set-based statements (`INSERT ... ON CONFLICT`, `UPDATE ... FROM`); elsewhere th
 
 import codecs
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -198,6 +199,9 @@ class _Person:
     rows: list[_Row] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
     interests: list[int] = field(default_factory=list)
+    # suppression keys of the email and of the phone, computed once for the screening
+    email_digests: list[str] = field(default_factory=list)
+    phone_digests: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -700,15 +704,15 @@ def _load_rows(
     for person in accepted:
         contact = existing.get(person.email)
         if contact is None:
-            contact = Contact(email=person.email, created_at=now, updated_at=now, **person.fields)
-            _set_suppression_digests(contact)
+            contact = _new_contact(person, now)
+            _set_suppression_digests(contact, person.email_digests, person.phone_digests)
             created.append(contact)
             continue
         changed = [name for name, value in person.fields.items() if getattr(contact, name) != value]
         for name in changed:
             setattr(contact, name, person.fields[name])
         if "phone" in changed:
-            _set_suppression_digests(contact)
+            _set_suppression_digests(contact, person.email_digests, person.phone_digests)
         updated.append((contact, changed))
     if plan.use_copy:
         _write_contacts_copy(created, [c for c, changed in updated if changed], now)
@@ -840,23 +844,21 @@ def _screen(
 ) -> tuple[list[_Person], dict[str, Contact]]:
     """The people that may be loaded, and the contacts they already are; the others' lines
     rejected: a suppressed email or phone (never lifted by a list), an erased contact."""
-    email_digests = {
-        email: suppression_digests(kind=SuppressionKind.EMAIL, value=email) for email in people
-    }
-    phone_digests = {
-        email: suppression_digests(kind=SuppressionKind.PHONE, value=person.fields["phone"])
-        for email, person in people.items()
-        if person.fields.get("phone")
-    }
-    wanted = [d for digests in (*email_digests.values(), *phone_digests.values()) for d in digests]
+    for email, person in people.items():
+        person.email_digests = suppression_digests(kind=SuppressionKind.EMAIL, value=email)
+        phone = person.fields.get("phone")
+        person.phone_digests = (
+            suppression_digests(kind=SuppressionKind.PHONE, value=phone) if phone else []
+        )
+    wanted = [d for person in people.values() for d in person.email_digests + person.phone_digests]
     listed = dict(Suppression.objects.filter(digest__in=wanted).values_list("digest", "reason"))
     existing = {contact.email: contact for contact in Contact.objects.filter(email__in=people)}
     accepted = []
     for email, person in people.items():
         contact = existing.get(email)
         reason = ""
-        email_listed = [listed[d] for d in email_digests[email] if d in listed]
-        phone_listed = [listed[d] for d in phone_digests.get(email, []) if d in listed]
+        email_listed = [listed[d] for d in person.email_digests if d in listed]
+        phone_listed = [listed[d] for d in person.phone_digests if d in listed]
         if email_listed:
             reason = _suppressed("email", email_listed[0])
         elif contact is not None and contact.status == ContactStatus.ERASED:
@@ -877,16 +879,40 @@ def _suppressed(name: str, reason: str) -> str:
     ) % {"reason": SuppressionReason(reason).label}
 
 
-def _set_suppression_digests(contact: Contact) -> None:
-    """The digests `Contact.save` stores, by the same functions (no save per row here)."""
-    email_keys = suppression_digests(kind=SuppressionKind.EMAIL, value=contact.email)
-    phone_keys = (
-        suppression_digests(kind=SuppressionKind.PHONE, value=contact.phone)
-        if contact.phone
-        else []
-    )
+def _new_contact(person: _Person, now: datetime) -> Contact:
+    """`Contact(email=..., **fields)` with every other field at its default, built by
+    position (Django's fast path: no per-field default lookup for each of a million rows)."""
+    given = {"email": person.email, "created_at": now, "updated_at": now, **person.fields}
+    values = [
+        given[name] if name in given else (factory() if factory else default)
+        for name, factory, default in _contact_defaults()
+    ]
+    model: Any = Contact  # positional fields, which the stubs do not describe
+    contact: Contact = model(*values)
+    return contact
+
+
+@functools.cache
+def _contact_defaults() -> list[tuple[str, Callable[[], Any] | None, Any]]:
+    """(attname, default factory or None, constant default) of each concrete field, in order."""
+    defaults: list[tuple[str, Callable[[], Any] | None, Any]] = []
+    for model_field in Contact._meta.concrete_fields:
+        if model_field.primary_key:
+            defaults.append((model_field.attname, None, None))
+        elif model_field.has_default() and callable(model_field.default):
+            defaults.append((model_field.attname, model_field.default, None))
+        else:
+            defaults.append((model_field.attname, None, model_field.get_default()))
+    return defaults
+
+
+def _set_suppression_digests(
+    contact: Contact, email_keys: list[str], phone_keys: list[str]
+) -> None:
+    """The digests `Contact.save` stores, from `suppression_digests` of the contact's email
+    and phone (computed once per batch for the screening; no save per row here)."""
     contact.email_digest, contact.email_quoted_digest = (email_keys + [None, None])[:2]
-    contact.phone_digest = (phone_keys + [None])[0]
+    contact.phone_digest = (phone_keys + [None])[0] if contact.phone else None
 
 
 UPDATED_COLUMNS = (*CONTACT_FIELDS, "phone_digest", "updated_at")
@@ -915,8 +941,9 @@ def _write_contacts_copy(created: list[Contact], changed: list[Contact], now: da
             f"CREATE TEMP TABLE contacts_import_staging ON COMMIT DROP AS "  # noqa: S608
             f"SELECT id, {names} FROM {table} WITH NO DATA"
         )
-        rows = [[None, *_db_values(contact, columns)] for contact in created]
-        rows += [[contact.pk, *_db_values(contact, columns)] for contact in changed]
+        attnames = [f.attname for f in columns]
+        rows = [[None, *[getattr(contact, n) for n in attnames]] for contact in created]
+        rows += [[contact.pk, *[getattr(contact, n) for n in attnames]] for contact in changed]
         _copy(cursor, "contacts_import_staging", ["id", *[f.column for f in columns]], rows)
         if created:
             cursor.execute(
@@ -940,17 +967,6 @@ def _write_contacts_copy(created: list[Contact], changed: list[Contact], now: da
         cursor.execute("DROP TABLE contacts_import_staging")
 
 
-def _db_values(instance: models.Model, columns: Sequence[Any]) -> list[Any]:
-    values = []
-    for model_field in columns:
-        value = getattr(instance, model_field.attname)
-        if isinstance(model_field, models.JSONField):
-            values.append(json.dumps(value, cls=model_field.encoder))
-        else:
-            values.append(model_field.get_db_prep_save(value, connection))
-    return values
-
-
 def _copy(cursor: Any, table: str, columns: list[str], rows: list[list[Any]]) -> None:
     """`COPY table (columns) FROM STDIN` in CSV: NULL unquoted, every other value quoted."""
     buffer = io.StringIO()
@@ -963,13 +979,19 @@ def _copy(cursor: Any, table: str, columns: list[str], rows: list[list[Any]]) ->
 
 
 def _copy_cell(value: Any) -> str:
+    """One value in COPY's CSV: NULL unquoted, text quoted; the model's Python values (text,
+    dates, UUIDs, booleans, numbers, JSON) as PostgreSQL reads them."""
+    if isinstance(value, str):
+        return '"' + value.replace('"', '""') + '"'
     if value is None:
         return ""
     if isinstance(value, bool):
         return "t" if value else "f"
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    return '"' + str(value).replace('"', '""') + '"'
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return '"' + json.dumps(value).replace('"', '""') + '"'
+    return str(value)  # numbers and UUIDs
 
 
 def _add_interests(chosen: list[tuple[Contact, list[int]]]) -> set[int]:
@@ -1003,67 +1025,72 @@ def _record_contact_events(
     use_copy: bool,
 ) -> None:
     """The timeline entry and outbox event `contact_upsert` writes, for the whole batch."""
-    events = [
-        TimelineEvent(
-            contact_id=c.pk,
-            kind=TimelineKind.CREATED,
-            summary=(c.source or "-")[:500],
-            occurred_at=now,
-        )
+    events: list[dict[str, Any]] = [
+        {
+            "contact_id": c.pk,
+            "kind": TimelineKind.CREATED.value,
+            "summary": (c.source or "-")[:500],
+            "data": {},
+            "occurred_at": now,
+        }
         for c in created
     ]
     events += [
-        TimelineEvent(
-            contact_id=c.pk,
-            kind=TimelineKind.UPDATED,
-            summary=", ".join(changed)[:500],
-            data={"fields": changed},
-            occurred_at=now,
-        )
+        {
+            "contact_id": c.pk,
+            "kind": TimelineKind.UPDATED.value,
+            "summary": ", ".join(changed)[:500],
+            "data": {"fields": changed},
+            "occurred_at": now,
+        }
         for c, changed in updated
     ]
-    outbox = [
-        OutboxEvent(
-            id=uuid.uuid4(),
-            topic=OutboxTopic.CONTACT_CREATED,
-            contact_public_id=c.public_id,
-            payload=contact_payload(c),
-            created_at=now,
-        )
+    outbox: list[dict[str, Any]] = [
+        {
+            "id": uuid.uuid4(),
+            "topic": OutboxTopic.CONTACT_CREATED.value,
+            "contact_public_id": c.public_id,
+            "payload": contact_payload(c),
+            "created_at": now,
+        }
         for c in created
     ]
     outbox += [
-        OutboxEvent(
-            id=uuid.uuid4(),
-            topic=OutboxTopic.CONTACT_UPDATED,
-            contact_public_id=c.public_id,
-            payload={**contact_payload(c), "changed": changed},
-            created_at=now,
-        )
+        {
+            "id": uuid.uuid4(),
+            "topic": OutboxTopic.CONTACT_UPDATED.value,
+            "contact_public_id": c.public_id,
+            "payload": {**contact_payload(c), "changed": changed},
+            "created_at": now,
+        }
         for c, changed in updated
     ]
     if use_copy:
-        _copy_objects(TimelineEvent, events)
-        _copy_objects(OutboxEvent, outbox)
+        _copy_rows(TimelineEvent, events)
+        _copy_rows(OutboxEvent, outbox)
     else:
-        TimelineEvent.objects.bulk_create(events)
-        OutboxEvent.objects.bulk_create(outbox)
+        TimelineEvent.objects.bulk_create(TimelineEvent(**row) for row in events)
+        OutboxEvent.objects.bulk_create(OutboxEvent(**row) for row in outbox)
 
 
-def _copy_objects(model: type[models.Model], objects: Sequence[models.Model]) -> None:
-    if not objects:
+def _copy_rows(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> None:
+    """COPY rows given as {attname: value} into `model`'s table; a column a row leaves out
+    gets the field's default (a database-generated id is left to the database)."""
+    if not rows:
         return
     columns = [
         f
         for f in model._meta.concrete_fields
         if not (f.primary_key and isinstance(f, models.AutoField))
     ]
+    defaults = {f.attname: f.get_default() for f in columns if f.attname not in rows[0]}
+    names = [f.attname for f in columns]
     with connection.cursor() as cursor:
         _copy(
             cursor,
             model._meta.db_table,
             [f.column for f in columns],
-            [_db_values(instance, columns) for instance in objects],
+            [[row.get(name, defaults.get(name)) for name in names] for row in rows],
         )
 
 
