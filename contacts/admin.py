@@ -45,6 +45,7 @@ from core.admin import (
 )
 from core.models import AuditAction
 from core.services import audit_record
+from core.storage import private_storage
 from preferences.services import preference_link_renew
 from privacy.services import contact_erase
 
@@ -499,6 +500,9 @@ class ContactImportAdmin(admin.ModelAdmin):
             except ValidationError as error:
                 form.add_error("file", _error_messages(error))
             else:
+                earlier = request.session.get(IMPORT_SESSION_KEY)
+                if earlier:  # a list uploaded again before being mapped: forget the first
+                    private_storage().delete(earlier["upload"])
                 request.session[IMPORT_SESSION_KEY] = {
                     "upload": preview.upload,
                     "file_name": upload.name or "",

@@ -12,6 +12,7 @@ from django.urls import reverse
 from consent.models import ConsentRecord
 from contacts.models import Contact, ContactImport
 from core.models import AuditAction, AuditEvent
+from core.storage import private_storage
 from tests.admin.conftest import otp_verified_login
 from tests.contacts.imports import LOADED_BY_WORKER, csv_bytes, loaded_by_worker
 from tests.factories import PurposeFactory, UserFactory
@@ -163,3 +164,13 @@ def test_staff_without_the_import_permission_cannot_import_or_follow(db: None) -
 def test_the_dpo_role_may_import_too(dpo) -> None:
     assert Group.objects.get(name="DPO").permissions.filter(codename="add_contactimport").exists()
     assert dpo.has_perm("contacts.add_contactimport")
+
+
+def test_a_list_uploaded_again_before_its_mapping_replaces_the_first(as_marketer: Client) -> None:
+    upload(as_marketer)
+    first = as_marketer.session["contact_import_upload"]["upload"]
+    upload(as_marketer)
+    second = as_marketer.session["contact_import_upload"]["upload"]
+
+    assert first != second
+    assert not private_storage().exists(first) and private_storage().exists(second)
