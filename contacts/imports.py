@@ -609,13 +609,19 @@ def _claim(contact_import_id: int) -> ContactImport | None:
 
 
 def _finish(contact_import_id: int, status: str, *, error: str = "") -> ContactImport:
+    """Mark the import over. Its file is then deleted (once this commits): it holds personal
+    data that no longer serves, which an erasure could not reach; its SHA-256 stays."""
     with transaction.atomic():
         contact_import = ContactImport.objects.select_for_update().get(pk=contact_import_id)
         if contact_import.status == ImportStatus.RUNNING:
+            stored, storage = contact_import.file.name, contact_import.file.storage
             contact_import.status = status
             contact_import.error = error
             contact_import.finished_at = timezone.now()
-            contact_import.save(update_fields=["status", "error", "finished_at"])
+            contact_import.file.name = ""
+            contact_import.save(update_fields=["status", "error", "finished_at", "file"])
+            if stored:
+                transaction.on_commit(lambda: storage.delete(stored))
     return contact_import
 
 

@@ -336,3 +336,18 @@ def test_an_interrupted_run_resumes_where_it_stopped_without_losing_or_duplicati
     # a finished import is not run again
     assert contact_import_run(contact_import_id=contact_import.pk).processed == 11
     assert ConsentRecord.objects.count() == 10
+
+
+def test_the_file_is_deleted_once_the_import_is_over(django_capture_on_commit_callbacks) -> None:
+    contact_import = contacts_import(
+        file=io.BytesIO(csv_bytes(["email", "a@example.fr"])), file_name="list.csv", queue=False
+    )
+    stored, storage = contact_import.file.name, contact_import.file.storage
+    assert storage.exists(stored)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = contact_import_run(contact_import_id=contact_import.pk)
+
+    assert done.status == "done" and not done.file
+    assert not storage.exists(stored)
+    assert done.file_sha256  # kept: a re-import of the same file is recognisable
