@@ -43,7 +43,7 @@ class ImportViewSet(viewsets.GenericViewSet):
             file=upload,
             file_name=upload.name or "",
             mapping=serializer.validated_data.get("mapping"),
-            consent=serializer.validated_data.get("consent"),
+            consent=serializer.declared_consent(),
             api_client=api_client(request),
         )
         return Response(

@@ -124,6 +124,9 @@ class ContactSerializer(serializers.ModelSerializer):
         return {key: getattr(contact, field) for key, field in ADDRESS_FIELDS.items()}
 
 
+CONSENT_DECLARATION_KEYS = ("purpose", "channel", "source_reference", "wording", "given_at_column")
+
+
 class ImportInputSerializer(serializers.Serializer):
     """A list to import (multipart): the file, and optionally its mapping and consent."""
 
@@ -140,6 +143,32 @@ class ImportInputSerializer(serializers.Serializer):
         help_text="JSON {purpose, channel, source_reference, wording, given_at_column}: the "
         "consent every row grants, with its proof.",
     )
+
+    # The same declaration as plain form fields, for clients that cannot send JSON in a part.
+    purpose = serializers.CharField(required=False, allow_blank=True, help_text="Or `consent`.")
+    channel = serializers.CharField(required=False, allow_blank=True, help_text="Or `consent`.")
+    source_reference = serializers.CharField(
+        required=False, allow_blank=True, help_text="Or `consent`."
+    )
+    wording = serializers.CharField(required=False, allow_blank=True, help_text="Or `consent`.")
+    given_at_column = serializers.CharField(
+        required=False, allow_blank=True, help_text="Or `consent`."
+    )
+
+    def declared_consent(self) -> dict[str, Any] | None:
+        """`consent`, or the declaration given as plain fields (None: no consent)."""
+        data = self.validated_data
+        if "consent" in data:
+            return data["consent"]
+        flat = {key: data[key] for key in CONSENT_DECLARATION_KEYS if data.get(key)}
+        return flat or None
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if "consent" in data and any(data.get(key) for key in CONSENT_DECLARATION_KEYS):
+            raise serializers.ValidationError(
+                {"consent": [_("Declare the consent either as `consent` or as plain fields.")]}
+            )
+        return data
 
     def validate_mapping(self, value: Any) -> dict[str, str]:
         if not isinstance(value, dict) or not all(

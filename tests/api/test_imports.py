@@ -140,3 +140,23 @@ def test_only_the_client_that_created_an_import_may_read_it(api, importer) -> No
     assert other.get(f"/api/v1/imports/{response.json()['id']}/").status_code == 404
     assert importer.get(f"/api/v1/imports/{response.json()['id']}/").status_code == 200
     assert importer.get(f"/api/v1/imports/{uuid.uuid4()}/").status_code == 404
+
+
+def test_the_consent_may_be_declared_as_plain_form_fields(importer) -> None:
+    purpose = PurposeFactory(channels=["email"])
+
+    response = importer.post(
+        "/api/v1/imports/",
+        {
+            "file": upload(),
+            "purpose": purpose.slug,
+            "channel": "email",
+            "wording": "Oui",
+            "source_reference": "salon",
+            "given_at_column": "Date",
+        },
+        format="multipart",
+    )
+
+    assert response.status_code == 202, response.content
+    assert ContactImport.objects.get().consent["given_at_column"] == "Date"
