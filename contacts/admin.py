@@ -8,15 +8,21 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from consent.admin import ConsentRecordInline, ConsentStateInline
-from consent.models import SourceKind
+from consent.models import Channel, Purpose, SourceKind
+from contacts.imports import IMPORT_FIELDS, contacts_import_upload, import_upload_preview
 from contacts.models import (
     Contact,
+    ContactImport,
     ContactStatus,
+    ImportStatus,
     Interest,
     Suppression,
     SuppressionKind,
@@ -39,6 +45,7 @@ from core.admin import (
 )
 from core.models import AuditAction
 from core.services import audit_record
+from core.storage import private_storage
 from preferences.services import preference_link_renew
 from privacy.services import contacts_erase_many
 
@@ -371,3 +378,254 @@ class SuppressionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             *suppression_digests(kind=SuppressionKind.PHONE, value=term),
         ]
         return queryset.filter(digest__in=digests), False
+
+
+# --- contact imports: upload, column mapping, progress -----------------------------------
+
+IMPORT_SESSION_KEY = "contact_import_upload"
+PREVIEW_ROWS = 5
+
+
+class ImportUploadForm(forms.Form):
+    """The list, and the consent every row grants (with its proof), if any."""
+
+    file = forms.FileField(
+        label=_("file"), help_text=_("CSV (UTF-8 or Windows-1252, “,” or “;”) or XLSX.")
+    )
+    purpose = forms.ModelChoiceField(
+        label=_("purpose consented to"),
+        queryset=Purpose.objects.filter(is_active=True).order_by("slug"),
+        required=False,
+        to_field_name="slug",
+        help_text=_("Leave empty to import contacts without consent."),
+    )
+    channel = forms.ChoiceField(
+        label=_("channel"), choices=[("", "---------"), *Channel.choices], required=False
+    )
+    wording = forms.CharField(
+        label=_("wording shown to the people"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text=_("Unless a column holds it for each row."),
+    )
+    source_reference = forms.CharField(
+        label=_("source of the consents"),
+        max_length=200,
+        required=False,
+        help_text=_("Where and how they were collected, unless a column holds it."),
+    )
+
+    def consent(self) -> dict[str, str]:
+        data = self.cleaned_data
+        purpose = data.get("purpose")
+        return {
+            "purpose": purpose.slug if purpose else "",
+            "channel": data.get("channel") or "",
+            "wording": data.get("wording") or "",
+            "source_reference": data.get("source_reference") or "",
+        }
+
+
+class ImportMappingForm(forms.Form):
+    """One field per column of the file, guessed from its header."""
+
+    def __init__(self, *args: Any, header: list[str], guessed: dict[str, str], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        choices = [("", _("(ignore)")), *[(name, name) for name in IMPORT_FIELDS]]
+        self.columns = header
+        for index, column in enumerate(header):
+            self.fields[f"column_{index}"] = forms.ChoiceField(
+                label=column or f"#{index + 1}",
+                choices=choices,
+                required=False,
+                initial=guessed.get(column, ""),
+            )
+
+    def mapping(self) -> dict[str, str]:
+        return {
+            column: self.cleaned_data[f"column_{index}"]
+            for index, column in enumerate(self.columns)
+            if column and self.cleaned_data.get(f"column_{index}")
+        }
+
+
+@admin.register(ContactImport)
+class ContactImportAdmin(admin.ModelAdmin):
+    """Imports are started from the upload page and loaded by the worker; never edited."""
+
+    list_display = (
+        "progress_link",
+        "status",
+        "rows",
+        "processed",
+        "created",
+        "updated",
+        "consents_recorded",
+        "rejected",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("status",)
+    list_display_links = None
+    actions = None
+
+    @admin.display(description=_("file"))
+    def progress_link(self, obj: ContactImport) -> str:
+        url = reverse("admin:contacts_contactimport_progress", args=[obj.public_id])
+        return format_html('<a href="{}">{}</a>', url, obj.file_name or obj.public_id)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<uuid:import_id>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="contacts_contactimport_progress",
+            ),
+            path(
+                "<uuid:import_id>/progress.json",
+                self.admin_site.admin_view(self.progress_json_view),
+                name="contacts_contactimport_progress_json",
+            ),
+            *super().get_urls(),
+        ]
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Step 1: upload the list (and declare its consent); step 2: map its columns."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method == "POST" and request.POST.get("step") == "mapping":
+            return self._mapping_step(request)
+        form = ImportUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                preview = import_upload_preview(file=upload, file_name=upload.name or "")
+            except ValidationError as error:
+                form.add_error("file", _error_messages(error))
+            else:
+                earlier = request.session.get(IMPORT_SESSION_KEY)
+                if earlier:  # a list uploaded again before being mapped: forget the first
+                    private_storage().delete(earlier["upload"])
+                request.session[IMPORT_SESSION_KEY] = {
+                    "upload": preview.upload,
+                    "file_name": upload.name or "",
+                    "consent": form.consent(),
+                    "header": preview.header,
+                    "rows": preview.rows,
+                    "guessed": preview.guessed,
+                }
+                mapping_form = ImportMappingForm(header=preview.header, guessed=preview.guessed)
+                return self._render_mapping(
+                    request, mapping_form, request.session[IMPORT_SESSION_KEY]
+                )
+        return TemplateResponse(
+            request,
+            "admin/contacts/contactimport/upload.html",
+            {**self._context(request, _("Import contacts")), "form": form},
+        )
+
+    def _mapping_step(self, request: HttpRequest) -> HttpResponse:
+        pending = request.session.get(IMPORT_SESSION_KEY)
+        if not pending:
+            messages.error(request, _("Upload the file again: its upload has expired."))
+            return redirect("admin:contacts_contactimport_add")
+        form = ImportMappingForm(request.POST, header=pending["header"], guessed=pending["guessed"])
+        if form.is_valid():
+            try:
+                contact_import = contacts_import_upload(
+                    upload=pending["upload"],
+                    file_name=pending["file_name"],
+                    mapping=form.mapping(),
+                    consent=pending["consent"],
+                    created_by=request.user,
+                )
+            except ValidationError as error:
+                form.add_error(None, _error_messages(error))
+            else:
+                del request.session[IMPORT_SESSION_KEY]
+                audit_record(
+                    request=request,
+                    action=AuditAction.IMPORT_CONTACTS,
+                    details={
+                        "import": str(contact_import.public_id),
+                        "file": contact_import.file_name,
+                        "sha256": contact_import.file_sha256,
+                        "rows": contact_import.rows,
+                        "consent": contact_import.consent,
+                    },
+                )
+                return redirect(
+                    "admin:contacts_contactimport_progress", import_id=contact_import.public_id
+                )
+        return self._render_mapping(request, form, pending)
+
+    def _render_mapping(
+        self, request: HttpRequest, form: ImportMappingForm, pending: dict[str, Any]
+    ) -> HttpResponse:
+        return TemplateResponse(
+            request,
+            "admin/contacts/contactimport/mapping.html",
+            {
+                **self._context(request, _("Map the columns")),
+                "form": form,
+                "file_name": pending["file_name"],
+                "consent": pending["consent"],
+                "header": pending["header"],
+                "preview": pending["rows"],
+            },
+        )
+
+    def progress_view(self, request: HttpRequest, import_id: str) -> HttpResponse:
+        contact_import = get_object_or_404(ContactImport, public_id=import_id)
+        if not self.has_view_permission(request, contact_import):
+            raise PermissionDenied
+        finished = contact_import.status in (ImportStatus.DONE, ImportStatus.FAILED)
+        return TemplateResponse(
+            request,
+            "admin/contacts/contactimport/progress.html",
+            {
+                **self._context(request, _("Import of %s") % contact_import.file_name),
+                "contact_import": contact_import,
+                "finished": finished,
+                "rejections": contact_import.rejections.all() if finished else [],
+                "progress_url": reverse(
+                    "admin:contacts_contactimport_progress_json", args=[contact_import.public_id]
+                ),
+            },
+        )
+
+    def progress_json_view(self, request: HttpRequest, import_id: str) -> JsonResponse:
+        """What the progress bar polls."""
+        contact_import = get_object_or_404(ContactImport, public_id=import_id)
+        if not self.has_view_permission(request, contact_import):
+            raise PermissionDenied
+        return JsonResponse(
+            {
+                "id": str(contact_import.public_id),
+                "status": contact_import.status,
+                "rows": contact_import.rows,
+                "processed": contact_import.processed,
+                "created": contact_import.created,
+                "updated": contact_import.updated,
+                "consents_recorded": contact_import.consents_recorded,
+                "rejected": contact_import.rejected,
+                "error": contact_import.error,
+            }
+        )
+
+    def _context(self, request: HttpRequest, title: Any) -> dict[str, Any]:
+        return {**self.admin_site.each_context(request), "opts": self.model._meta, "title": title}
+
+
+def _error_messages(error: ValidationError) -> list[str]:
+    if hasattr(error, "error_dict"):
+        return [message for messages in error.message_dict.values() for message in messages]
+    return list(error.messages)

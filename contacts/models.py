@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.http import HttpRequest
 from django.utils import timezone, translation
@@ -11,6 +12,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from contacts.normalization import suppression_digests
+from core.storage import private_storage
 
 # A new address is trusted with the person's data once it has held the contact this long.
 EMAIL_TRUST_PERIOD = timedelta(days=7)
@@ -344,3 +346,95 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.digest[:12]}… ({self.get_reason_display()})"
+
+
+def import_file_path(instance: "ContactImport", filename: str) -> str:
+    """Where an uploaded list is kept (private storage): under its import's public id."""
+    suffix = ".xlsx" if filename.lower().endswith(".xlsx") else ".csv"
+    return f"imports/{instance.public_id}{suffix}"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class ContactImport(models.Model):
+    """A list of contacts (CSV or XLSX) loaded in batches by the worker, resumable.
+
+    `position` is the number of data rows already handled: each batch commits its contacts,
+    consents, rejected rows, counters and the new position together, so a worker killed in the
+    middle of a batch leaves it untouched and the next one starts again from `position`.
+    """
+
+    public_id = models.UUIDField(_("public id"), default=uuid.uuid4, unique=True, editable=False)
+    file = models.FileField(_("file"), upload_to=import_file_path, storage=private_storage)
+    file_name = models.CharField(_("file name"), max_length=255, blank=True)
+    file_sha256 = models.CharField(_("file SHA-256"), max_length=64, db_index=True)
+    file_format = models.CharField(_("format"), max_length=4, default="csv")
+    encoding = models.CharField(_("encoding"), max_length=20, blank=True)
+    delimiter = models.CharField(_("delimiter"), max_length=1, blank=True)
+    # {column: field} as applied (given, or guessed from the headers)
+    mapping = models.JSONField(_("column mapping"), default=dict)
+    # {purpose, channel, source_reference, wording, given_at_column}, or {} for no consent
+    consent = models.JSONField(_("declared consent"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    rows = models.PositiveIntegerField(_("rows"), null=True, blank=True)
+    position = models.PositiveIntegerField(_("rows handled"), default=0)
+    processed = models.PositiveIntegerField(_("processed"), default=0)
+    created = models.PositiveIntegerField(_("created"), default=0)
+    updated = models.PositiveIntegerField(_("updated"), default=0)
+    consents_recorded = models.PositiveIntegerField(_("consents recorded"), default=0)
+    rejected = models.PositiveIntegerField(_("rejected"), default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    api_client = models.ForeignKey(
+        "core.ApiClient",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("API client"),
+    )
+    error = models.TextField(_("error"), blank=True)
+    # the uploader's language: the rejected rows' reasons are written in it
+    language = models.CharField(_("language"), max_length=10, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("contact import")
+        verbose_name_plural = _("contact imports")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name or self.public_id} ({self.get_status_display()})"
+
+
+class ImportRejection(models.Model):
+    """A row of an import that was not loaded: its line in the file (header: line 1) and why."""
+
+    contact_import = models.ForeignKey(
+        ContactImport, on_delete=models.CASCADE, related_name="rejections"
+    )
+    line = models.PositiveIntegerField(_("line"))
+    reason = models.TextField(_("reason"))
+
+    class Meta:
+        verbose_name = _("rejected import row")
+        verbose_name_plural = _("rejected import rows")
+        ordering = ["line", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.line}: {self.reason}"

@@ -108,6 +108,13 @@ def _clean_fields(fields: Mapping[str, Any], *, contact: Contact | None = None) 
     return cleaned
 
 
+def contact_fields_clean(*, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The contact fields validated and normalised as `contact_upsert` stores them (for the
+    batched writers, imports, that cannot go through it one row at a time); every error names
+    its field."""
+    return _clean_fields(fields)
+
+
 def _is_country_code(value: str) -> bool:
     # ASCII only: "ßa".upper() is three letters, too long for the column
     return len(value) == 2 and value.isascii() and value.isalpha()

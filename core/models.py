@@ -16,6 +16,7 @@ class Scope(models.TextChoices):
     CONTACTS_WRITE = "contacts:write", _("Create and update contacts")
     CONSENTS_WRITE = "consents:write", _("Record consents")
     PRIVACY_WRITE = "privacy:write", _("File and read privacy requests")
+    IMPORTS_WRITE = "imports:write", _("Import contact lists and follow their progress")
     EVIDENCE_READ = (
         "evidence:read",
         _("Read the personal evidence of consents (IP address, user agent, signed document)"),
@@ -106,6 +107,7 @@ class AuditAction(models.TextChoices):
     VIEW_OUTBOX_EVENT = "view_outbox_event", _("Viewed a CRM outbox payload")
     RESTRICTION = "restriction", _("Restricted processing")
     RESTRICTION_LIFTED = "restriction_lifted", _("Lifted a processing restriction")
+    IMPORT_CONTACTS = "import_contacts", _("Imported a contact list")
 
 
 class AuditEvent(models.Model):

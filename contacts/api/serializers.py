@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -121,3 +122,92 @@ class ContactSerializer(serializers.ModelSerializer):
     @extend_schema_field(AddressSerializer)
     def get_address(self, contact: Contact) -> dict[str, str]:
         return {key: getattr(contact, field) for key, field in ADDRESS_FIELDS.items()}
+
+
+CONSENT_DECLARATION_KEYS = ("purpose", "channel", "source_reference", "wording", "given_at_column")
+
+
+class ImportInputSerializer(serializers.Serializer):
+    """A list to import (multipart): the file, and optionally its mapping and consent."""
+
+    file = serializers.FileField(help_text="CSV (UTF-8 or Windows-1252, `,` or `;`) or XLSX.")
+    mapping = serializers.JSONField(
+        binary=True,
+        required=False,
+        help_text='JSON {column: field}, e.g. {"Courriel": "email"}; without it, headers '
+        "named like the fields (French or English) are mapped.",
+    )
+    consent = serializers.JSONField(
+        binary=True,
+        required=False,
+        help_text="JSON {purpose, channel, source_reference, wording, given_at_column}: the "
+        "consent every row grants, with its proof.",
+    )
+
+    # The same declaration as plain form fields, for clients that cannot send JSON in a part.
+    purpose = serializers.CharField(required=False, allow_blank=True, help_text="Or `consent`.")
+    channel = serializers.CharField(required=False, allow_blank=True, help_text="Or `consent`.")
+    source_reference = serializers.CharField(
+        required=False, allow_blank=True, help_text="Or `consent`."
+    )
+    wording = serializers.CharField(required=False, allow_blank=True, help_text="Or `consent`.")
+    given_at_column = serializers.CharField(
+        required=False, allow_blank=True, help_text="Or `consent`."
+    )
+
+    def declared_consent(self) -> dict[str, Any] | None:
+        """`consent`, or the declaration given as plain fields (None: no consent)."""
+        data = self.validated_data
+        if "consent" in data:
+            return data["consent"]
+        flat = {key: data[key] for key in CONSENT_DECLARATION_KEYS if data.get(key)}
+        return flat or None
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if "consent" in data and any(data.get(key) for key in CONSENT_DECLARATION_KEYS):
+            raise serializers.ValidationError(
+                {"consent": [_("Declare the consent either as `consent` or as plain fields.")]}
+            )
+        return data
+
+    def validate_mapping(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict) or not all(
+            isinstance(key, str) and isinstance(field, str | None) for key, field in value.items()
+        ):
+            raise serializers.ValidationError(_("Give a JSON object {column: field}."))
+        return {key: field or "" for key, field in value.items()}
+
+    def validate_consent(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError(
+                _(
+                    "Give a JSON object {purpose, channel, source_reference, wording, "
+                    "given_at_column}."
+                )
+            )
+        return value
+
+
+class ImportRejectionSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class ImportStartedSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    status = serializers.CharField()
+
+
+class ImportSerializer(ImportStartedSerializer):
+    """An import's progress; `rejected` lists every refused row with its line and reason."""
+
+    rows = serializers.IntegerField(allow_null=True)
+    processed = serializers.IntegerField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    consents_recorded = serializers.IntegerField()
+    rejected = serializers.SerializerMethodField()
+
+    @extend_schema_field(ImportRejectionSerializer(many=True))
+    def get_rejected(self, contact_import: Any) -> list[dict[str, Any]]:
+        return list(contact_import.rejections.order_by("line", "id").values("line", "reason"))

@@ -1,8 +1,10 @@
 from rest_framework.routers import SimpleRouter
 
+from contacts.api.imports import ImportViewSet
 from contacts.api.views import ContactViewSet
 
 router = SimpleRouter()
 router.register("contacts", ContactViewSet, basename="contact")
+router.register("imports", ImportViewSet, basename="import")
 
 urlpatterns = router.urls

@@ -15,6 +15,7 @@ DPO = "DPO"
 ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     MARKETERS: {
         "contacts.contact": ("view", "add", "change"),
+        "contacts.contactimport": ("view", "add"),
         "contacts.interest": ("view", "add", "change"),
         "contacts.timelineevent": ("view",),
         "contacts.suppression": ("view",),
@@ -33,6 +34,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "privacy.privacyrequest": ("view", "add", "change"),
         "privacy.privacyrequestevent": ("view", "add"),
         "contacts.contact": ("view", "change", "change_email"),
+        "contacts.contactimport": ("view", "add"),
         "contacts.interest": ("view",),
         "contacts.timelineevent": ("view",),
         # No delete: only the person's own new consent lifts a suppression.
