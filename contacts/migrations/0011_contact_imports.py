@@ -13,7 +13,7 @@ import core.storage
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("contacts", "0009_contact_marketing_objected_at"),
+        ("contacts", "0010_contact_ledger_head"),
         ("core", "0005_audit_import_contacts"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
