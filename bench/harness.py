@@ -7,6 +7,7 @@ A benchmark script calls `configure(database=...)` before importing anything fro
 `runs_median(...)`, written with `result_save(...)` beside the load they ran under.
 """
 
+import base64
 import json
 import os
 import platform
@@ -47,6 +48,12 @@ def configure(*, database: str, settings: str = "config.settings", **extra: str)
             "DEBUG": "false",
             "DATABASE_URL": f"{PG}/{_database}",
             "SECRET_KEY": "bench-secret-key-" + "x" * 40,
+            "SITE_URL": "http://127.0.0.1",
+            "SUPPRESSION_HMAC_KEY": "bench-suppression-key-" + "s" * 30,
+            "LEDGER_SEAL_KEY": "bench-ledger-seal-key-" + "l" * 30,
+            "FIELD_ENCRYPTION_KEY": base64.urlsafe_b64encode(
+                b"bench-field-encryption-key-32byt"
+            ).decode(),
             "ALLOWED_HOSTS": "127.0.0.1",
             "SECURE_SSL_REDIRECT": "false",
             "CELERY_TASK_ALWAYS_EAGER": "true",
@@ -329,7 +336,7 @@ def measure(
     if label:
         print(
             f"  {label}: {seconds:.2f} s, {measured.rate:,.1f}/s, "
-            f"{measured.queries_per_unit:.2f} queries/unit, "
+            f"{measured.queries_per_unit:.3f} queries/unit, "
             f"+{measured.rss_growth_mb:.0f} MB, load {measured.load[0]:.1f}",
             flush=True,
         )
@@ -385,14 +392,6 @@ def runs_median(sides: dict[str, Callable[[int], Measure]], *, runs: int = 3) ->
     return {name: Summary(name, values) for name, values in measured.items()}
 
 
-def ratio(product: Summary, baseline: Summary, *, by: str = "rate") -> float:
-    """Product against baseline: rates divide product/baseline, times baseline/product
-    (so above 1 always means the product is faster)."""
-    if by == "rate":
-        return product.rate / baseline.rate if baseline.rate else 0.0
-    return baseline.seconds / product.seconds if product.seconds else 0.0
-
-
 def machine() -> dict[str, Any]:
     return {
         "cores": os.cpu_count(),
@@ -418,7 +417,7 @@ def summary_line(summaries: dict[str, Summary], *, unit: str) -> str:
     for summary in summaries.values():
         lines.append(
             f"| {summary.name} | {summary.rate:,.1f} {unit}/s | {summary.seconds:.2f} s "
-            f"| {summary.queries_per_unit:.2f} | +{summary.rss_growth_mb:.0f} MB "
+            f"| {summary.queries_per_unit:.3f} | +{summary.rss_growth_mb:.0f} MB "
             f"| {' '.join(f'{load:.1f}' for load in summary.loads)} |"
         )
     return "\n".join(lines)
