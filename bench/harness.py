@@ -37,9 +37,10 @@ _database = ""
 # Environment, database, Django
 
 
-def configure(*, database: str, settings: str = "config.settings", **extra: str) -> str:
+def configure(*, database: str, settings: str = "bench.settings", **extra: str) -> str:
     """Point Django at the benchmark's own database (call before importing Django code):
-    production-like settings, DEBUG off, eager Celery, no Redis, mail built and thrown away."""
+    the production settings (`bench.settings`: plus the trivial view and mail built and
+    thrown away), DEBUG off, eager Celery, no Redis."""
     global _database
     _database = database if database.startswith(PREFIX) else PREFIX + database
     os.environ.update(
@@ -60,6 +61,8 @@ def configure(*, database: str, settings: str = "config.settings", **extra: str)
             # a real backend for the settings' check; `django_setup` swaps in CountingBackend
             "EMAIL_URL": "smtp://127.0.0.1:25",
             "LOG_LEVEL": "WARNING",
+            # whitenoise warns once per process that collectstatic never ran: irrelevant here
+            "PYTHONWARNINGS": "ignore:No directory at",
             **extra,
         }
     )
@@ -416,7 +419,7 @@ def summary_line(summaries: dict[str, Summary], *, unit: str) -> str:
     lines = []
     for summary in summaries.values():
         lines.append(
-            f"| {summary.name} | {summary.rate:,.1f} {unit}/s | {summary.seconds:.2f} s "
+            f"| {summary.name} | {summary.rate:,.1f} {unit}/s | {summary.seconds:.3f} s "
             f"| {summary.queries_per_unit:.3f} | +{summary.rss_growth_mb:.0f} MB "
             f"| {' '.join(f'{load:.1f}' for load in summary.loads)} |"
         )

@@ -6,7 +6,7 @@ Run from the repository root (PostgreSQL must be running):
         [--batch-size 200] [--part all|erasure|retention]
 
 It creates (and afterwards drops) the database `cd_bench_lifecycle`, created afresh for
-each part, so it never touches yours nor the other benchmarks'. Settings: `config.settings` with
+each part, so it never touches yours nor the other benchmarks'. Settings: `bench.settings` with
 DEBUG off, eager Celery, no Redis (bench/harness.py). Every timed job runs alone in a fresh
 child process (this script with `--job`), so that its peak memory is the job's own, not the
 setup's; the child counts the emails with a backend that builds each message as SMTP would and

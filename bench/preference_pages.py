@@ -44,8 +44,6 @@ DATABASE = harness.configure(
         "ALLOWED_HOSTS": HOST,
         "PREFERENCES_RATE_PER_TOKEN": "100000000/m",
         "PREFERENCES_RATE_PER_IP": "100000000/m",
-        # whitenoise warns once per process that collectstatic never ran: irrelevant here
-        "PYTHONWARNINGS": "ignore:No directory at",
     },
 )
 warnings.filterwarnings("ignore", message="No directory at")
