@@ -188,8 +188,11 @@ def dataset_build(
     for start in range(0, n, CONTACT_BATCH):
         block = list(islice(plan, CONTACT_BATCH))
         contacts = _timed(timings, "contacts", _contacts_create, block, interests, now)
-        writes = _writes(block, contacts, purposes, now)
-        writes_count += len(writes)
+        writes = [
+            _writes(person, contact, purposes, now)
+            for person, contact in zip(block, contacts, strict=True)
+        ]
+        writes_count += sum(len(person_writes) for person_writes in writes)
         _timed(timings, "consents", _writes_record, writes)
         _timed(timings, "suppressions", _suppressions_create, block, contacts)
         if progress and (start // CONTACT_BATCH) % 20 == 0:
@@ -222,68 +225,76 @@ def _contacts_create(block: list[Person], interests: dict[str, int], now: dateti
     return contacts
 
 
-def _writes(block: list[Person], contacts: list, purposes: dict[str, Any], now: datetime) -> list:
-    """The consent writes of a block of people, in the order they happened for each."""
+def _writes(person: Person, contact: Any, purposes: dict[str, Any], now: datetime) -> list:
+    """The consent writes of one person, in the order they happened."""
     from consent.services import ConsentWrite, Evidence
 
     writes = []
-    for person, contact in zip(block, contacts, strict=True):
-        for slug, channel, given_at, pending, withdrawn_at in person.grants:
-            purpose = purposes[slug]
+    for slug, channel, given_at, pending, withdrawn_at in person.grants:
+        purpose = purposes[slug]
+        writes.append(
+            ConsentWrite(
+                contact=contact,
+                purpose=purpose,
+                channel=channel,
+                action="grant",
+                # a web-form grant on the double opt-in purpose stays pending; one from the
+                # emailed link is granted at once
+                source_kind=(
+                    "email_confirmation" if slug == "newsletter" and not pending else "web_form"
+                ),
+                source_reference="https://example.fr/signup",
+                given_at=given_at,
+                evidence=Evidence(
+                    wording=purpose.current_version.wording_fr,
+                    unticked_by_default=True,
+                    policy_version="2026-01",
+                    ip=f"198.51.100.{person.n % 250 + 1}",
+                    user_agent="Mozilla/5.0 (bench dataset)",
+                ),
+            )
+        )
+        if withdrawn_at is not None:
             writes.append(
                 ConsentWrite(
                     contact=contact,
                     purpose=purpose,
                     channel=channel,
-                    action="grant",
-                    # a web-form grant on the double opt-in purpose stays pending; one from the
-                    # emailed link is granted at once
-                    source_kind=(
-                        "email_confirmation" if slug == "newsletter" and not pending else "web_form"
-                    ),
-                    source_reference="https://example.fr/signup",
-                    given_at=given_at,
-                    evidence=Evidence(
-                        wording=purpose.current_version.wording_fr,
-                        unticked_by_default=True,
-                        policy_version="2026-01",
-                        ip=f"198.51.100.{person.n % 250 + 1}",
-                        user_agent="Mozilla/5.0 (bench dataset)",
-                    ),
+                    action="withdraw",
+                    source_kind="preference_center",
+                    given_at=withdrawn_at,
                 )
             )
-            if withdrawn_at is not None:
-                writes.append(
-                    ConsentWrite(
-                        contact=contact,
-                        purpose=purpose,
-                        channel=channel,
-                        action="withdraw",
-                        source_kind="preference_center",
-                        given_at=withdrawn_at,
-                    )
-                )
-        if person.unsubscribed:
-            writes += [
-                ConsentWrite(
-                    contact=contact,
-                    purpose=purposes[slug],
-                    channel=channel,
-                    action="withdraw",
-                    source_kind="one_click_unsubscribe",
-                    given_at=now - timedelta(days=10),
-                )
-                for slug, channel, _given, _pending, withdrawn_at in person.grants
-                if withdrawn_at is None
-            ]
+    if person.unsubscribed:
+        writes += [
+            ConsentWrite(
+                contact=contact,
+                purpose=purposes[slug],
+                channel=channel,
+                action="withdraw",
+                source_kind="one_click_unsubscribe",
+                given_at=now - timedelta(days=10),
+            )
+            for slug, channel, _given, _pending, withdrawn_at in person.grants
+            if withdrawn_at is None
+        ]
     return writes
 
 
-def _writes_record(writes: list) -> None:
+def _writes_record(people_writes: list[list]) -> None:
+    """Record the writes through the set-based path, up to 1,000 a call, never splitting one
+    person's writes over two calls (so that a grant and its withdrawal commit together and no
+    confirmation email goes out for a grant already withdrawn)."""
     from consent.services import consents_record_many
 
-    for start in range(0, len(writes), WRITE_CHUNK):
-        consents_record_many(writes=writes[start : start + WRITE_CHUNK])
+    chunk: list = []
+    for writes in people_writes:
+        if chunk and len(chunk) + len(writes) > WRITE_CHUNK:
+            consents_record_many(writes=chunk)
+            chunk = []
+        chunk += writes
+    if chunk:
+        consents_record_many(writes=chunk)
 
 
 def _suppressions_create(block: list[Person], contacts: list) -> None:

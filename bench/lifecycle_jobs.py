@@ -382,7 +382,7 @@ def retention_setup(count: int, now: datetime) -> tuple[dict[str, float], dict[s
     timings = {}
     started = time.perf_counter()
     migrate()
-    purposes = [purpose_create(slug, days) for slug, days in RETENTION_PURPOSES]
+    purposes = [purpose_create(slug, retention_days=days) for slug, days in RETENTION_PURPOSES]
     plan = retention_plan(count, now)
     for block in chunks(list(range(count)), 5000):
         Contact.objects.bulk_create(

@@ -108,7 +108,7 @@ def test_dataset_of_2000_contacts_has_its_shares_a_verified_ledger_and_agreeing_
         if any(g[3] and g[4] is None for g in p.grants) and not p.unsubscribed and not p.paused
     }
     assert len(pending_people) > 0
-    assert len(mailbox.wait(len(pending_people))) == len(pending_people)
+    assert len(mailbox.wait(len(pending_people), timeout=180)) == len(pending_people)
     # dates are in the past, withdrawals after their grants
     assert not ConsentRecord.objects.filter(given_at__gt=now).exists()
     assert min(g[2] for g in grants) > now - timedelta(days=1031)
