@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -67,6 +68,7 @@ def configure(*, database: str, settings: str = "bench.settings", **extra: str) 
         }
     )
     os.environ.pop("REDIS_URL", None)
+    warnings.filterwarnings("ignore", message="No directory at")
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     return _database
