@@ -300,9 +300,9 @@ class Measure:
 
 @contextmanager
 def counting_queries(counter: list[int]) -> Iterator[None]:
-    """Count the SQL statements of the default connection (and of any other thread's
-    connection opened inside the block, through `count_in_thread`). A counter, not
-    `CaptureQueriesContext`, so a million statements cost no memory."""
+    """Count the SQL statements of this thread's default connection into `counter[0]` (a
+    thread of the benchmark opens the block itself, on its own connection). A counter, not
+    `CaptureQueriesContext`, so a million statements cost no memory and none is dropped."""
     from django.db import connection
 
     def count(execute: Callable, sql: str, params: Any, many: bool, context: dict) -> Any:
