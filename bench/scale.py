@@ -547,6 +547,7 @@ def row_audience() -> None:
     from consent.eligibility import eligible_contacts, ineligible_counts
     from consent.models import Purpose
     from consent.selectors import purposes_with_versions
+    from contacts.models import Contact
 
     built = _dataset(dataset_build)
     purpose = purposes_with_versions().get(slug=ARGS.purpose)
@@ -594,7 +595,7 @@ def row_audience() -> None:
     )
     agree = counts["eligible_contacts().count()"] == counts["baseline"]
     print(
-        f"audience: {counts['baseline']:,} eligible of {ARGS.contacts:,}; "
+        f"audience: {counts['baseline']:,} eligible of {Contact.objects.count():,} contacts; "
         f"product and hand SQL agree: {agree}"
     )
     print(f"proposed index: {AUDIENCE_INDEX}")

@@ -49,6 +49,7 @@ def test_the_plan_is_reproducible_from_its_seed_and_changes_with_it() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_dataset_of_2000_contacts_has_its_shares_a_verified_ledger_and_agreeing_states(
     mailbox: Mailbox,
+    celery_worker: object,  # with a broker, the confirmation emails go through a real worker
 ) -> None:
     now = timezone.now()
     plan = list(people(N, seed=11, now=now))
