@@ -927,11 +927,9 @@ def csv_write(path: Path, count: int, offset: int, *, consent: bool) -> None:
 
 def row_import() -> None:
     from django.core.management import call_command, get_commands
-    from django.db import connection
 
     purpose = harness.purpose_create("offers")
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
+    pgcrypto_create()
     directory = Path(tempfile.mkdtemp(prefix="cd_bench_import_"))
     count, consent = ARGS.contacts, ARGS.consent
     files = iter(range(2 * ARGS.runs))
@@ -980,11 +978,19 @@ def row_import() -> None:
         raise SystemExit(2)
 
 
+def pgcrypto_create() -> None:
+    """pgcrypto's `hmac()` for the suppression digests of the hand import."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
+
+
 def hand_import(path: Path, purpose: Any) -> dict[str, Any]:
     """COPY the file into a staging table, then one INSERT ... ON CONFLICT into the contacts
     (normalised email, suppression digests by pgcrypto's HMAC, every column's default); with
     `purpose`, the ledger rows too: one record per new contact (hashed in Python, streamed in
-    by COPY) and its consent state by one INSERT ... SELECT."""
+    by COPY) and its consent state by one INSERT ... SELECT. Needs `pgcrypto_create()`."""
     from django.conf import settings
     from django.db import connection, transaction
 
