@@ -1,7 +1,7 @@
 """The hand-written baselines of bench/scale.py do the product's work: the audience count by
-hand finds the contacts `eligible_contacts` finds, and the import by COPY + one upsert writes
-the contacts, suppression digests and ledger hashes the product would (PostgreSQL only: COPY,
-pgcrypto)."""
+hand finds the contacts `eligible_contacts` finds, the import by COPY + one upsert writes the
+contacts, suppression digests and ledger hashes the product would, and the set-based erasure
+leaves each person as `contact_erase` does (PostgreSQL only: COPY, pgcrypto, arrays)."""
 
 from datetime import timedelta
 from pathlib import Path
@@ -86,3 +86,52 @@ def test_the_import_by_hand_writes_what_the_product_would(tmp_path: Path) -> Non
     assert all(record_hash(record) == record.hash for record in records)
     states = ConsentState.objects.filter(purpose=purpose, channel="email", status="granted")
     assert sorted(states.values_list("record_id", flat=True)) == sorted(r.id for r in records)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_erasure_by_hand_leaves_what_contact_erase_leaves() -> None:
+    from bench.scale import hand_erase
+    from consent.models import ConsentEvidence
+    from contacts.models import Suppression, TimelineEvent
+    from contacts.services import PERSONAL_FIELDS
+    from crmsync.models import OutboxEvent
+    from privacy.services import contact_erase
+
+    dataset_build(n=60, seed=5)
+    with_consents = Contact.objects.filter(consent_states__status="granted", status="active")
+    chosen = list(with_consents.distinct().order_by("id")[:6])
+    by_product, by_hand = chosen[::2], chosen[1::2]
+    suppressed = sum(1 + bool(contact.phone) for contact in chosen)  # email, and phone if any
+    for contact in by_product:
+        contact_erase(contact=contact, reason="bench erasure")
+    with connection.cursor() as cursor:
+        hand_erase(cursor, [contact.pk for contact in by_hand], timezone.now())
+
+    def left(contact: Contact) -> dict:
+        contact.refresh_from_db()
+        return {
+            "status": contact.status,
+            "email": contact.email.split("@")[1],
+            "personal": {
+                name: getattr(contact, name)
+                for name in PERSONAL_FIELDS
+                if name not in ("email", "updated_at") and not name.endswith("digest")
+            },
+            "live states": contact.consent_states.filter(status__in=["granted", "pending"]).count(),
+            "evidence": ConsentEvidence.objects.filter(record__contact=contact).count(),
+            "interests": contact.interests.count(),
+            "timeline": list(TimelineEvent.objects.filter(contact=contact).values_list("kind")),
+            "queued outbox": sorted(
+                OutboxEvent.objects.filter(
+                    contact_public_id=contact.public_id, processed_at__isnull=True
+                ).values_list("topic", flat=True)
+            ),
+        }
+
+    product, hand = [left(c) for c in by_product], [left(c) for c in by_hand]
+    assert product[0]["status"] == "erased" and product[0]["live states"] == 0
+    assert product[0]["timeline"] == [("erased",)]
+    assert product[0]["queued outbox"] == ["contact.erased"]
+    for one in product + hand:
+        assert one == product[0]
+    assert Suppression.objects.filter(reason="erased").count() == suppressed
