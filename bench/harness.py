@@ -273,6 +273,46 @@ def sampled_rss(samples: list[float], every: float = 0.05) -> Iterator[None]:
         thread.join()
 
 
+def vm_hwm_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not `ru_maxrss`: Linux carries that over
+    exec from the parent, so a child would report its parent's peak."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+CHILD = """
+import importlib, json, sys, time
+sys.path.insert(0, {root!r})
+from bench import harness
+harness.configure(database={database!r})
+harness.django_setup()
+from django.db import connection
+connection.ensure_connection()
+module, name = {target!r}.split(":")
+function = getattr(importlib.import_module(module), name)
+before = harness.rss_mb()
+started = time.perf_counter()
+function()
+seconds = time.perf_counter() - started
+print(json.dumps({{"seconds": seconds, "rss_before_mb": before, "peak_mb": harness.vm_hwm_mb()}}))
+"""
+
+
+def child_measure(target: str) -> dict[str, float]:
+    """Run `module:function` alone in a fresh Python process on this benchmark's database:
+    its seconds, its resident memory before the call (Django loaded) and its peak (VmHWM), so
+    that the memory is the job's own and not what the benchmark process built before."""
+    code = CHILD.format(root=str(ROOT), database=_database, target=target)
+    _close_connections()
+    output = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
 @dataclass
 class Measure:
     """One timed run: wall time, units of work, SQL statements, memory, machine load."""

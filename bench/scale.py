@@ -845,9 +845,22 @@ def hand_erase(cursor: Any, ids: list[int], now: datetime) -> None:
 # Row: verify_ledger over the dataset's records vs reading the table once
 
 
-def row_verify() -> None:
+def ledger_read_once() -> int:
+    """The verify row's baseline: every ledger row read once, in id order, through a
+    server-side cursor; answers how many."""
     from django.db import connection, transaction
 
+    connection.ensure_connection()
+    seen = 0
+    with transaction.atomic(), connection.connection.cursor(name="bench_read") as cursor:
+        cursor.itersize = 2000
+        cursor.execute("SELECT * FROM consent_consentrecord ORDER BY id")
+        for _row in cursor:
+            seen += 1
+    return seen
+
+
+def row_verify() -> None:
     from bench.dataset import dataset_build
     from consent.ledger import ledger_verify
     from consent.models import ConsentRecord
@@ -865,19 +878,21 @@ def row_verify() -> None:
 
     def baseline(run: int) -> Measure:
         def go() -> None:
-            connection.ensure_connection()
-            seen = 0
-            with transaction.atomic(), connection.connection.cursor(name=f"read{run}") as cursor:
-                cursor.itersize = 2000
-                cursor.execute("SELECT * FROM consent_consentrecord ORDER BY id")
-                for _row in cursor:
-                    seen += 1
-            assert seen == records
+            assert ledger_read_once() == records
 
         return measure(go, units=records, label=f"reading the table run {run + 1}")
 
     summaries = runs_median({"product": product, "baseline": baseline}, runs=ARGS.runs)
     print(f"ledger_verify problems: {len(problems)}")
+    alone = {
+        "ledger_verify": harness.child_measure("consent.ledger:ledger_verify"),
+        "reading the table once": harness.child_measure("bench.scale:ledger_read_once"),
+    }
+    for name, child in alone.items():
+        print(
+            f"{name}, alone in a fresh process: {child['seconds']:.2f} s, peak RSS "
+            f"{child['peak_mb']:.0f} MB ({child['rss_before_mb']:.0f} MB before the call)"
+        )
     report(
         "verify",
         summaries,
