@@ -13,6 +13,9 @@ Run from the repository root (PostgreSQL must be running; nothing else may use t
     .venv/bin/python bench/scale.py verify [--contacts 1700000]
     .venv/bin/python bench/scale.py pages [options of bench/preference_pages.py]
 
+`audience`, `erasure` and `verify` build the dataset (bench/dataset.py) on their database, or
+use one kept by `bench/dataset.py --keep` with `--database NAME` (never dropped).
+
 A row whose product function is not in the code base yet prints "needs <function>", still
 measures its baseline, and exits with status 2. Results go to bench/results/<row>-<time>.json.
 """
