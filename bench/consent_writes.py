@@ -4,13 +4,12 @@ Run from the repository root (PostgreSQL must be running):
 
     .venv/bin/python bench/consent_writes.py [--writes 2000] [--clients 8]
 
-It creates (and afterwards drops) the database `consentdesk_bench`, so it never touches yours.
+It creates (and afterwards drops) the database `cd_bench_consent_writes`, so it never touches yours.
 """
 
 import argparse
 import http.client
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -18,28 +17,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE = "consentdesk_bench"
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 PORT = 8799
-
-os.environ.update(
-    {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"{PG}/{DATABASE}",
-        "SECRET_KEY": "bench-secret-key-" + "x" * 40,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "CELERY_TASK_ALWAYS_EAGER": "true",
-        "LOG_LEVEL": "WARNING",
-    }
-)
-os.environ.pop("REDIS_URL", None)
 sys.path.insert(0, str(ROOT))
+from bench import harness  # noqa: E402
+
+DATABASE = harness.configure(database="consent_writes")
 
 
 def recreate_database() -> None:
-    for statement in (f"DROP DATABASE IF EXISTS {DATABASE}", f"CREATE DATABASE {DATABASE}"):
-        subprocess.run(["psql", f"{PG}/postgres", "-qc", statement], check=True)
+    harness.database_recreate()
 
 
 def setup() -> tuple[str, list[str], list[str], list[str]]:
@@ -71,36 +57,16 @@ def setup() -> tuple[str, list[str], list[str], list[str]]:
 
 
 def bench_direct(contact_ids: list[str]) -> float:
-    from consent.models import Purpose
-    from consent.services import ConsentWrite, Evidence, consent_record
+    from consent.selectors import purposes_with_versions
+    from consent.services import consent_record
     from contacts.models import Contact
 
-    purpose = Purpose.objects.get(slug="offers")
+    purpose = purposes_with_versions().get(slug="offers")
     contacts = list(Contact.objects.filter(public_id__in=contact_ids))
     started = time.perf_counter()
-    for contact in contacts:
-        consent_record(
-            write=ConsentWrite(
-                contact=contact,
-                purpose=purpose,
-                channel="email",
-                action="grant",
-                source_kind="api",
-                source_reference="bench",
-                evidence=_evidence(Evidence),
-            )
-        )
+    for n, contact in enumerate(contacts):
+        consent_record(write=harness.grant_write(contact, purpose, "email", n, source_kind="api"))
     return len(contacts) / (time.perf_counter() - started)
-
-
-def _evidence(factory: type) -> object:
-    return factory(
-        wording="I agree.",
-        unticked_by_default=True,
-        policy_version="2026-01",
-        ip="203.0.113.9",
-        user_agent="bench",
-    )
 
 
 def bench_api(key: str, contact_ids: list[str], batch: int) -> tuple[float, int]:
@@ -197,10 +163,7 @@ def main() -> None:
     print(f"ratio API arrays / direct:{batched / direct:8.2f}")
     print(f"failed API requests:      {failures + batch_failures}")
     print(f"ledger verifies:          {'yes' if not problems else problems[:3]}")
-    from django.db import connections
-
-    connections.close_all()
-    subprocess.run(["psql", f"{PG}/postgres", "-qc", f"DROP DATABASE {DATABASE}"], check=True)
+    harness.database_drop()
 
 
 if __name__ == "__main__":

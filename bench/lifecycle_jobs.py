@@ -5,9 +5,9 @@ Run from the repository root (PostgreSQL must be running):
     .venv/bin/python bench/lifecycle_jobs.py [--erasures 10000] [--contacts 100000]
         [--batch-size 200] [--part all|erasure|retention]
 
-It creates (and afterwards drops) the database `consentdesk_bench_lifecycle`, created afresh for
-each part, so it never touches yours nor the other benchmarks'. Settings: `config.settings` with
-DEBUG off, eager Celery, no Redis, EMAIL_URL=dummymail://. Every timed job runs alone in a fresh
+It creates (and afterwards drops) the database `cd_bench_lifecycle`, created afresh for
+each part, so it never touches yours nor the other benchmarks'. Settings: `bench.settings` with
+DEBUG off, eager Celery, no Redis (bench/harness.py). Every timed job runs alone in a fresh
 child process (this script with `--job`), so that its peak memory is the job's own, not the
 setup's; the child counts the emails with a backend that builds each message as SMTP would and
 throws it away, so no mail leaves.
@@ -29,27 +29,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE = "consentdesk_bench_lifecycle"
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) bench/1.0"
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-os.environ.update(
-    {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "false",
-        "DATABASE_URL": f"{PG}/{DATABASE}",
-        "SECRET_KEY": "bench-secret-key-" + "x" * 40,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "CELERY_TASK_ALWAYS_EAGER": "true",
-        "EMAIL_URL": "dummymail://",
-        "LOG_LEVEL": "WARNING",
-    }
-)
-os.environ.pop("REDIS_URL", None)
 sys.path.insert(0, str(ROOT))
+from bench import harness  # noqa: E402
+from bench.harness import CountingBackend, grant, purpose_create  # noqa: E402
+
+DATABASE = harness.configure(database="lifecycle")
 
 # Part 1: three consent purposes on email and SMS; every contact grants three (purpose, channel).
 ERASURE_PURPOSES = ["newsletter", "offers", "events"]
@@ -63,73 +49,10 @@ CONSENT_BLOCK_EVERY = 40  # part 2: every 40th block of 100 contacts has consent
 # Database and Django
 
 
-def recreate_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    for statement in (f"DROP DATABASE IF EXISTS {DATABASE}", f"CREATE DATABASE {DATABASE}"):
-        subprocess.run(["psql", f"{PG}/postgres", "-qc", statement], check=True)
-
-
-def drop_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    subprocess.run(["psql", f"{PG}/postgres", "-qc", f"DROP DATABASE {DATABASE}"], check=True)
-
-
-def django_setup() -> None:
-    import django
-
-    django.setup()
-
-
-def migrate() -> None:
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
-def purpose_create(slug: str, retention_days: int | None = None) -> Any:
-    from consent.models import Purpose, PurposeVersion
-
-    purpose = Purpose.objects.create(
-        slug=slug,
-        name_fr=slug.capitalize(),
-        name_en=slug.capitalize(),
-        channels=["email", "sms"],
-        retention_days=retention_days,
-    )
-    PurposeVersion.objects.create(
-        purpose=purpose,
-        number=1,
-        wording_fr=f"J'accepte de recevoir {slug}.",
-        wording_en=f"I agree to receive {slug}.",
-    )
-    return purpose
-
-
-def grant(contact: Any, purpose: Any, channel: str, n: int) -> None:
-    """One grant through the one consent write path, with personal evidence (IP, user agent)."""
-    from consent.services import ConsentWrite, Evidence, consent_record
-
-    consent_record(
-        write=ConsentWrite(
-            contact=contact,
-            purpose=purpose,
-            channel=channel,
-            action="grant",
-            source_kind="web_form",
-            source_reference="https://example.fr/newsletter",
-            evidence=Evidence(
-                wording=purpose.current_version.wording_fr,
-                unticked_by_default=True,
-                policy_version="2026-01",
-                ip=f"203.0.113.{n % 250 + 1}",
-                user_agent=USER_AGENT,
-            ),
-        )
-    )
+recreate_database = harness.database_recreate
+drop_database = harness.database_drop
+django_setup = harness.django_setup
+migrate = harness.migrate
 
 
 def phone(n: int) -> str:
@@ -143,27 +66,6 @@ def chunks(items: list, size: int) -> Iterator[list]:
 
 # ---------------------------------------------------------------------------------------------
 # The child process: one timed job, with its time, CPU, SQL queries and memory
-
-
-class CountingBackend:
-    """Builds every message as the SMTP backend would (MIME, headers), counts it, drops it."""
-
-    sent = 0
-
-    def __init__(self, fail_silently: bool = False, **kwargs: Any) -> None:
-        pass
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def send_messages(self, messages: list) -> int:
-        for message in messages:
-            message.message().as_bytes()
-        CountingBackend.sent += len(messages)
-        return len(messages)
 
 
 def rss_mb() -> float:
@@ -214,7 +116,7 @@ def measure(job: Callable[[], Any]) -> dict[str, Any]:
     from django.conf import settings
     from django.db import connection
 
-    settings.EMAIL_BACKEND = f"{__name__}.CountingBackend"
+    settings.EMAIL_BACKEND = "bench.harness.CountingBackend"
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend_pid = cursor.fetchone()[0]
@@ -480,7 +382,7 @@ def retention_setup(count: int, now: datetime) -> tuple[dict[str, float], dict[s
     timings = {}
     started = time.perf_counter()
     migrate()
-    purposes = [purpose_create(slug, days) for slug, days in RETENTION_PURPOSES]
+    purposes = [purpose_create(slug, retention_days=days) for slug, days in RETENTION_PURPOSES]
     plan = retention_plan(count, now)
     for block in chunks(list(range(count)), 5000):
         Contact.objects.bulk_create(

@@ -5,7 +5,7 @@ Run from the repository root (PostgreSQL must be running):
     .venv/bin/python bench/preference_pages.py [--requests 600] [--unsubscribes 90]
         [--contacts 300] [--clients 4] [--rounds 3] [--warmup 100]
 
-It creates (and afterwards drops) the database `consentdesk_bench_pages`, so it never touches
+It creates (and afterwards drops) the database `cd_bench_pages`, so it never touches
 yours nor the one of bench/consent_writes.py, and serves the app with gunicorn (2 sync workers,
 production settings, DEBUG off) on port 8797 with `bench.settings`: the app's settings and URLs
 plus `bench/trivial/`, a view answering "ok" through the same middleware. The rate limits are
@@ -14,7 +14,6 @@ raised so high that they never refuse, but every request still pays their cache 
 
 import argparse
 import http.client
-import os
 import random
 import statistics
 import subprocess
@@ -27,36 +26,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE = "consentdesk_bench_pages"
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 PORT = 8797
 HOST = "127.0.0.1"
-USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) bench/1.0"
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 ONE_CLICK_HEADERS = {
     "Content-Type": "application/x-www-form-urlencoded",
     "User-Agent": "Mail provider one-click (bench)",
 }
 
-os.environ.update(
-    {
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DEBUG": "false",
-        "DATABASE_URL": f"{PG}/{DATABASE}",
-        "SECRET_KEY": "bench-secret-key-" + "x" * 40,
+sys.path.insert(0, str(ROOT))
+from bench import harness  # noqa: E402
+
+DATABASE = harness.configure(
+    database="pages",
+    settings="bench.settings",
+    **{
         "ALLOWED_HOSTS": HOST,
-        "SECURE_SSL_REDIRECT": "false",
-        "CELERY_TASK_ALWAYS_EAGER": "true",
         "PREFERENCES_RATE_PER_TOKEN": "100000000/m",
         "PREFERENCES_RATE_PER_IP": "100000000/m",
-        "LOG_LEVEL": "WARNING",
-        # whitenoise warns once per process that collectstatic never ran: irrelevant here
-        "PYTHONWARNINGS": "ignore:No directory at",
-    }
+    },
 )
 warnings.filterwarnings("ignore", message="No directory at")
-os.environ.pop("REDIS_URL", None)
-sys.path.insert(0, str(ROOT))
 
 # slug, English name, legal basis, profiling: 5 marketing purposes, each on email and SMS
 PURPOSES = [
@@ -101,16 +91,9 @@ class Run:
         self.round_rates.append(len(latencies) / seconds)
 
 
-def recreate_database() -> None:
-    for statement in (f"DROP DATABASE IF EXISTS {DATABASE}", f"CREATE DATABASE {DATABASE}"):
-        subprocess.run(["psql", f"{PG}/postgres", "-qc", statement], check=True)
-
-
-def drop_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    subprocess.run(["psql", f"{PG}/postgres", "-qc", f"DROP DATABASE {DATABASE}"], check=True)
+recreate_database = harness.database_recreate
+drop_database = harness.database_drop
+USER_AGENT = harness.USER_AGENT
 
 
 def setup(count: int) -> list[str]:
@@ -160,7 +143,6 @@ def setup(count: int) -> list[str]:
 
 def _contact_create(n: int, purposes: list, interests: list) -> str:
     """Contact n: French or English, two interests, three grants with full evidence."""
-    from consent.services import ConsentWrite, Evidence, consent_record
     from contacts.models import Contact
     from preferences.services import preference_token_issue
 
@@ -172,25 +154,10 @@ def _contact_create(n: int, purposes: list, interests: list) -> str:
     )
     contact.interests.set([interests[n % 4], interests[(n + 1) % 4]])
     pairs = [(purpose, channel) for purpose in purposes for channel in ("email", "sms")]
-    for k in range(GRANTS_PER_CONTACT):
-        purpose, channel = pairs[(n + 3 * k) % len(pairs)]
-        consent_record(
-            write=ConsentWrite(
-                contact=contact,
-                purpose=purpose,
-                channel=channel,
-                action="grant",
-                source_kind="web_form",
-                source_reference="https://example.fr/newsletter",
-                evidence=Evidence(
-                    wording=purpose.current_version.wording_fr,
-                    unticked_by_default=True,
-                    policy_version="2026-01",
-                    ip="203.0.113.7",
-                    user_agent=USER_AGENT,
-                ),
-            )
-        )
+    chosen = [pairs[(n + 3 * k) % len(pairs)] for k in range(GRANTS_PER_CONTACT)]
+    harness.writes_record(
+        [harness.grant_write(contact, purpose, channel, n) for purpose, channel in chosen]
+    )
     return preference_token_issue(contact=contact)
 
 
