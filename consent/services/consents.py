@@ -1054,9 +1054,3 @@ def _send_confirmation(contact: Contact) -> bool:
         data={"records": record_uuids},
     )
     return True
-
-
-def consents_record_many(*, writes: Sequence[ConsentWrite]) -> list[ConsentRecord]:
-    """Record many consent writes, all or nothing (temporary loop over consent_record)."""
-    with transaction.atomic():
-        return [consent_record(write=write) for write in writes]
