@@ -22,12 +22,13 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from consent.models import ConsentEvidence, ConsentRecord, LedgerSeal, SealKind
+from consent.models import ConsentEvidence, ConsentRecord, HashVersion, LedgerSeal, SealKind
+from contacts.models import LEDGER_GENESIS_HASH
 from core.emails import email_send
 from core.management.commands.setup_roles import DPO
 from core.services import job_run_claim
 
-GENESIS_HASH = "0" * 64
+GENESIS_HASH = LEDGER_GENESIS_HASH
 
 
 def _timestamp(value: datetime) -> str:
@@ -46,8 +47,12 @@ def evidence_digest(evidence: ConsentEvidence) -> str:
 
 
 def record_hash(record: ConsentRecord) -> str:
-    """SHA-256 over the record's own fields and the previous record's hash."""
-    payload = {
+    """SHA-256 over the record's own fields and the previous record's hash.
+
+    Version 2 (per-contact chain) also covers the record's position in its contact's chain;
+    version 1 (the legacy global chain) is hashed exactly as it was written.
+    """
+    payload: dict[str, object] = {
         "uuid": str(record.uuid),
         "contact": record.contact_id,
         "purpose": record.purpose_id,
@@ -67,9 +72,11 @@ def record_hash(record: ConsentRecord) -> str:
         "resolves": record.resolves_id,
         "previous_hash": record.previous_hash,
     }
+    if record.hash_version != HashVersion.GLOBAL_CHAIN:
+        payload["hash_version"] = record.hash_version
+        payload["contact_seq"] = record.contact_seq
     encoded = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(encoded).hexdigest()
-
 
 
 SEAL_DIGEST_START = hashlib.sha256(b"ledger-seal").hexdigest()
@@ -375,8 +382,7 @@ def _check_seals(
             if seal.record_count != removable:
                 problems.add(
                     label,
-                    f"prunes {seal.record_count} record(s) but its month's seals count "
-                    f"{removable}",
+                    f"prunes {seal.record_count} record(s) but its month's seals count {removable}",
                 )
             prunes[seal.period] = seal
         else:
@@ -396,9 +402,7 @@ def _check_seals(
     return prunes, (previous.total_count if previous else 0)
 
 
-def _close_window(
-    problems: _Problems, window: _Window, prunes: dict[date, LedgerSeal]
-) -> None:
+def _close_window(problems: _Problems, window: _Window, prunes: dict[date, LedgerSeal]) -> None:
     for period, seal in sorted(window.seals.items()):
         found = window.found.get(period, _Tally())
         prune = prunes.get(period)
@@ -442,7 +446,7 @@ def _check_records(
     for record in records:
         report.records += 1
         label = _record_label(record)
-        if getattr(record, "hash_version", 1) == 1:
+        if record.hash_version == HashVersion.GLOBAL_CHAIN:
             if record.previous_hash != legacy_previous and not prunes:
                 problems.add(label, "link to the previous record is broken")
             legacy_previous = record.hash

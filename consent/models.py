@@ -197,11 +197,18 @@ class PurposeVersion(AppendOnlyModel):
         return localized(self, "wording")
 
 
+class HashVersion(models.IntegerChoices):
+    GLOBAL_CHAIN = 1, _("One global chain (legacy)")
+    PER_CONTACT = 2, _("One chain per contact")
+
+
 class ConsentRecord(AppendOnlyModel):
     """One entry of the ledger: never updated or deleted, chained to the previous entry by hash.
 
-    Personal evidence (IP, user agent, documents) lives in `ConsentEvidence`; this row keeps
-    only its digest, so erasing the evidence leaves the chain intact (GDPR Art. 7(1), 17).
+    Each contact has its own chain (`contact_seq`, `previous_hash`), so writes for different
+    contacts never wait for each other. Personal evidence (IP, user agent, documents) lives in
+    `ConsentEvidence`; this row keeps only its digest, so erasing the evidence leaves the chain
+    intact (GDPR Art. 7(1), 17).
     """
 
     uuid = models.UUIDField(_("id"), default=uuid.uuid4, unique=True, editable=False)
@@ -232,6 +239,13 @@ class ConsentRecord(AppendOnlyModel):
         related_name="+",
         verbose_name=_("resolves pending grant"),
     )
+    # Position in the contact's own chain (1, 2, ...): `previous_hash` is the hash of the
+    # contact's record at `contact_seq - 1` (hash_version 2). Legacy records (hash_version 1)
+    # were chained in one global order by id; they keep that chain and got a position.
+    contact_seq = models.BigIntegerField(_("position in the contact's chain"))
+    hash_version = models.PositiveSmallIntegerField(
+        _("hash version"), choices=HashVersion.choices, default=HashVersion.PER_CONTACT
+    )
     previous_hash = models.CharField(_("previous hash"), max_length=64)
     hash = models.CharField(_("hash"), max_length=64, unique=True)
     # The sealing key, written by the database and never by the ORM (not hashed): on
@@ -243,9 +257,11 @@ class ConsentRecord(AppendOnlyModel):
         verbose_name = _("consent record")
         verbose_name_plural = _("consent ledger")
         ordering = ["id"]
-        indexes = [
-            models.Index(fields=["contact", "id"]),
-            models.Index(fields=["xact", "id"], name="consent_record_xact_id"),
+        indexes = [models.Index(fields=["xact", "id"], name="consent_record_xact_id")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "contact_seq"], name="consent_record_contact_seq"
+            )
         ]
         default_permissions = ("add", "view")
 

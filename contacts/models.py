@@ -84,6 +84,11 @@ class Interest(models.Model):
         return self.name_en if (get_language() or "fr").startswith("en") else self.name_fr
 
 
+# The `previous_hash` of a contact's first ledger record (consent.ledger.GENESIS_HASH).
+LEDGER_GENESIS_HASH = "0" * 64
+LEDGER_HEAD_FIELDS = frozenset({"ledger_seq", "ledger_hash"})
+
+
 class Contact(models.Model):
     """One natural person; `public_id` is the pseudonym used in links, the API and exports."""
 
@@ -198,6 +203,12 @@ class Contact(models.Model):
     phone_digest = models.CharField(max_length=64, null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # The head of the person's own chain in the consent ledger: the position and hash of their
+    # last record. Written only by the consent write path, under this row's lock.
+    ledger_seq = models.BigIntegerField(_("ledger position"), default=0, editable=False)
+    ledger_hash = models.CharField(
+        _("ledger head hash"), max_length=64, default=LEDGER_GENESIS_HASH, editable=False
+    )
 
     class Meta:
         verbose_name = _("contact")
@@ -214,8 +225,19 @@ class Contact(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Save, with the suppression digests following the email and phone being saved (a
-        save of other columns only, such as the last activity, skips the HMACs)."""
+        save of other columns only, such as the last activity, skips the HMACs).
+
+        A full save of an existing contact leaves the ledger head alone: only the consent
+        write path moves it, and an instance loaded before a write must not set it back."""
         update_fields = kwargs.get("update_fields")
+        if update_fields is None and not self._state.adding and not kwargs.get("force_insert"):
+            skipped = LEDGER_HEAD_FIELDS | self.get_deferred_fields()
+            update_fields = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.attname not in skipped and f.name not in skipped
+            ]
+            kwargs["update_fields"] = update_fields
         if update_fields is None or {"email", "phone"} & set(update_fields):
             email_keys = suppression_digests(kind=SuppressionKind.EMAIL, value=self.email)
             phone_keys = (

@@ -55,8 +55,8 @@ def drop_triggers(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("consent", "0007_message_sent_and_state_index"),
-        ("contacts", "0009_contact_marketing_objected_at"),
+        ("consent", "0009_ledger_per_contact_chain_constraints"),
+        ("contacts", "0010_contact_ledger_head"),
     ]
 
     operations = [

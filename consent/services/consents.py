@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
-from consent.ledger import GENESIS_HASH, evidence_digest, record_hash
+from consent.ledger import evidence_digest, record_hash
 from consent.models import (
     Channel,
     ConsentAction,
@@ -25,7 +25,6 @@ from consent.models import (
     ConsentRecord,
     ConsentState,
     ConsentStatus,
-    LedgerHead,
     LegalBasis,
     Purpose,
     PurposeVersion,
@@ -231,10 +230,13 @@ def consent_record(*, write: ConsentWrite) -> ConsentRecord:
     with transaction.atomic():
         # Locks in one order everywhere: contact, ledger head, state. The erasure path holds
         # the contact first too, so a concurrent write waits for it and then sees the erasure.
-        current = Contact.objects.select_for_update().only("status", "email").get(pk=contact.pk)
+        current = (
+            Contact.objects.select_for_update()
+            .only("status", "email", "ledger_seq", "ledger_hash")
+            .get(pk=contact.pk)
+        )
         if current.status == ContactStatus.ERASED:
             raise ValidationError({"contact": [_("This contact was erased.")]})
-        head = _lock_ledger_head()
         state = (
             # only the state row: ledger records are never locked for update
             ConsentState.objects.select_for_update(of=("self",))
@@ -256,7 +258,7 @@ def consent_record(*, write: ConsentWrite) -> ConsentRecord:
             assert state is not None  # only a change behind an existing state is superseded
             # kept as proof that it arrived, but the newer change behind the state stands
             status = state.status
-        record = _append(head=head, write=write, version=version, status=status, now=now)
+        record = _append(head=current, write=write, version=version, status=status, now=now)
         if superseded:
             assert state is not None
             _record_superseded(record, contact, state)
@@ -307,15 +309,6 @@ def _superseded(state: ConsentState | None, action: str, given_at: datetime, now
     return min(given_at, now) < min(behind.given_at, behind.recorded_at)
 
 
-def _lock_ledger_head() -> LedgerHead:
-    """Lock the single head row (appends queue here), recreating it if a flush removed it."""
-    head = LedgerHead.objects.select_for_update().filter(id=1).first()
-    if head is None:
-        LedgerHead.objects.get_or_create(id=1, defaults={"last_hash": GENESIS_HASH})
-        head = LedgerHead.objects.select_for_update().get(id=1)
-    return head
-
-
 def _transition(
     state: ConsentState | None,
     purpose: Purpose,
@@ -353,9 +346,9 @@ def _transition(
 
 
 def _append(
-    *, head: LedgerHead, write: ConsentWrite, version: PurposeVersion, status: str, now: datetime
+    *, head: Contact, write: ConsentWrite, version: PurposeVersion, status: str, now: datetime
 ) -> ConsentRecord:
-    """Chain one record after the ledger head; `write.given_at` is already resolved."""
+    """Chain one record after the contact's head (locked); `write.given_at` is resolved."""
     personal = _personal_evidence(write.evidence)
     record = ConsentRecord(
         contact=write.contact,
@@ -374,16 +367,19 @@ def _append(
         policy_version=write.evidence.policy_version,
         evidence_digest=evidence_digest(personal) if personal else "",
         resolves=write.resolves,
-        previous_hash=head.last_hash,
+        contact_seq=head.ledger_seq + 1,
+        previous_hash=head.ledger_hash,
     )
     record.hash = record_hash(record)
     record.save()
     if personal is not None:
         personal.record = record
         personal.save()
-    head.last_hash, head.last_record_id = record.hash, record.id
-    head.record_count += 1
-    head.save(update_fields=["last_hash", "last_record_id", "record_count"])
+    Contact.objects.filter(pk=head.pk).update(
+        ledger_seq=record.contact_seq, ledger_hash=record.hash
+    )
+    for contact in {id(head): head, id(write.contact): write.contact}.values():
+        contact.ledger_seq, contact.ledger_hash = record.contact_seq, record.hash
     return record
 
 

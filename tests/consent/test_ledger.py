@@ -4,7 +4,7 @@ from django.db import connection, transaction
 from django.forms.models import model_to_dict
 
 from consent.ledger import GENESIS_HASH, evidence_digest, ledger_verify
-from consent.models import ConsentEvidence, ConsentRecord, ConsentState, LedgerHead
+from consent.models import ConsentEvidence, ConsentRecord, ConsentState
 from consent.services import Evidence
 from tests.factories import ContactFactory, PurposeFactory, grant
 
@@ -144,15 +144,21 @@ def test_removed_tail_record_is_detected_by_the_ledger_head():
             cursor.execute("SET LOCAL session_replication_role = origin")
 
     problems = ledger_verify()
-    assert [p.record for p in problems] == [f"ledger head (last #{last.id})"]
+    assert [(p.record, p.reason[:40]) for p in problems] == [
+        (f"contact #{contact.id}", "ledger head expects 2 record(s) ending i")
+    ]
 
 
-def test_ledger_head_is_recreated_when_missing():
-    # `manage.py flush` and transactional tests truncate every table, the head row included
-    LedgerHead.objects.all().delete()
+def test_each_contact_has_its_own_chain_starting_at_genesis():
+    alice, bob, purpose = ContactFactory(), ContactFactory(), PurposeFactory()
 
-    record = grant(ContactFactory(), PurposeFactory())
+    a1 = grant(alice, purpose)
+    b1 = grant(bob, purpose)
+    a2 = grant(alice, purpose, channel="sms")
 
-    assert record.previous_hash == GENESIS_HASH
-    assert LedgerHead.objects.get(id=1).last_hash == record.hash
+    assert (a1.contact_seq, a1.previous_hash) == (1, GENESIS_HASH)
+    assert (b1.contact_seq, b1.previous_hash) == (1, GENESIS_HASH)
+    assert (a2.contact_seq, a2.previous_hash) == (2, a1.hash)
+    alice.refresh_from_db()
+    assert (alice.ledger_seq, alice.ledger_hash) == (2, a2.hash)
     assert ledger_verify() == []

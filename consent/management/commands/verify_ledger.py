@@ -51,8 +51,10 @@ class Command(BaseCommand):
             }
         self.stdout.write(
             self.style.SUCCESS(
-                _("Consent ledger intact: %(count)d record(s) and %(seals)d seal(s) verified, "
-                  "%(sealed)s%(unsealed)s.")
+                _(
+                    "Consent ledger intact: %(count)d record(s) and %(seals)d seal(s) verified, "
+                    "%(sealed)s%(unsealed)s."
+                )
                 % {
                     "count": report.records,
                     "seals": report.seals,
