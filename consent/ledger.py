@@ -527,12 +527,10 @@ def _check_contact_chains(
         if prev_seq is None and prunes:
             continue
         label = f"record {record_uuid} (#{record_id})"
-        if prev_seq is None and seq != 1:
-            problems.add(label, f"is #{seq} of its contact's chain but the earlier ones are gone")
-        elif prev_seq is not None and seq != prev_seq + 1:
-            problems.add(label, f"is #{seq} of its contact's chain, after #{prev_seq}")
+        if (prev_seq is None and seq != 1) or (prev_seq is not None and seq != prev_seq + 1):
+            problems.add(label, "a record of this contact is missing before it")
         else:
-            problems.add(label, "link to the contact's previous record is broken")
+            problems.add(label, "link to the previous record is broken")
     emptied = 0
     for contact_id, ledger_seq, ledger_hash, max_seq, last_hash in _stream(
         HEAD_MISMATCHES_SQL, [GENESIS_HASH], chunk_size
@@ -541,17 +539,11 @@ def _check_contact_chains(
             continue
         if max_seq is None:
             emptied += 1
-        if ledger_seq != (max_seq or 0):
-            problems.add(
-                f"contact #{contact_id}",
-                f"chain head says {ledger_seq} record(s), found {max_seq or 0}",
-            )
-        else:
-            problems.add(
-                f"contact #{contact_id}",
-                f"chain head hash {ledger_hash[:12]} is not its last record's "
-                f"({(last_hash or GENESIS_HASH)[:12]})",
-            )
+        problems.add(
+            f"contact #{contact_id}",
+            f"ledger head expects {ledger_seq} record(s) ending in {ledger_hash[:12]}, "
+            f"found {max_seq or 0} ending in {(last_hash or GENESIS_HASH)[:12]}",
+        )
     if emptied:
         problems.add(
             "ledger",

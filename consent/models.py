@@ -290,18 +290,6 @@ class ConsentEvidence(models.Model):
         return f"#{self.record_id}"
 
 
-class LedgerHead(models.Model):
-    """The single row holding the last hash: appends lock it, so the chain has one order."""
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    last_record_id = models.BigIntegerField(null=True)
-    last_hash = models.CharField(max_length=64)
-    record_count = models.BigIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return self.last_hash
-
-
 class SealKind(models.TextChoices):
     GENESIS = "genesis", _("Genesis (legacy ledger)")
     RECORDS = "records", _("Records")

@@ -52,7 +52,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 _(
-                    "Consent ledger intact: %(count)d record(s) and %(seals)d seal(s) verified, "
+                    "Consent ledger intact: %(count)d record(s) verified, %(seals)d seal(s), "
                     "%(sealed)s%(unsealed)s."
                 )
                 % {
