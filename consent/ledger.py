@@ -12,6 +12,7 @@ one and is signed with HMAC-SHA256 under `LEDGER_SEAL_KEY`, which the database n
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -526,7 +527,7 @@ def _check_contact_chains(
     for record_id, record_uuid, seq, _previous_hash, _prev_hash, prev_seq, _version in rows:
         if prev_seq is None and prunes:
             continue
-        label = f"record {record_uuid} (#{record_id})"
+        label = f"record {uuid.UUID(str(record_uuid))} (#{record_id})"
         if (prev_seq is None and seq != 1) or (prev_seq is not None and seq != prev_seq + 1):
             problems.add(label, "a record of this contact is missing before it")
         else:
