@@ -191,16 +191,34 @@ def seal_build(
     return seal
 
 
+# The oldest transaction that may still write here: the snapshot's running transactions,
+# less those a backend of another database holds (xids are cluster-wide, rows are not), else
+# the next transaction id. A transaction of unknown database counts as ours: it only delays.
+PG_HORIZON_SQL = """
+WITH snap AS (SELECT pg_current_snapshot() AS s)
+SELECT LEAST(
+    pg_snapshot_xmax(s)::text::bigint,
+    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s) AS x
+     WHERE NOT EXISTS (
+        SELECT 1 FROM pg_stat_activity a
+        WHERE a.backend_xid IS NOT NULL
+          AND a.backend_xid::text::bigint = mod(x::text::bigint, 4294967296)
+          AND a.datname IS DISTINCT FROM current_database()
+     ))
+) FROM snap
+"""
+
+
 def _horizon() -> int:
     """The sealing key below which every writing transaction has finished.
 
-    PostgreSQL: the oldest transaction still running (`pg_snapshot_xmin`); every `xact` below
-    it is committed (and visible to any later statement) or rolled back. SQLite serialises
-    writers (`BEGIN IMMEDIATE`), and `xact` is the row id: the next id.
+    PostgreSQL: the oldest transaction of this database still running (`PG_HORIZON_SQL`);
+    every `xact` below it is committed (and visible to any later statement) or rolled back.
+    SQLite serialises writers (`BEGIN IMMEDIATE`), and `xact` is the row id: the next id.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            cursor.execute(PG_HORIZON_SQL)
             return int(cursor.fetchone()[0])
     last_id = ConsentRecord.objects.aggregate(last=Max("id"))["last"]
     return (last_id or 0) + 1
