@@ -9,7 +9,7 @@ refusals are switched off the way a superuser could (`session_replication_role`)
 import threading
 import tracemalloc
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -723,3 +723,120 @@ def test_verify_memory_stays_flat_from_5k_to_50k_records():
     assert (small.records, large.records) == (5_000, 50_000)
     assert small == [] and large == []
     assert large_peak < small_peak * 1.5 + 1_000_000, (small_peak, large_peak)
+
+
+# Migration of a legacy ledger (one global chain under a head row) into genesis seals.
+
+BEFORE_THE_SEALS = [
+    ("consent", "0007_message_sent_and_state_index"),
+    ("contacts", "0009_contact_marketing_objected_at"),
+]
+
+
+def migrate(targets: list[tuple[str, str]]) -> Any:
+    from django.contrib.contenttypes.models import ContentType
+    from django.db.migrations.executor import MigrationExecutor
+
+    state = MigrationExecutor(connection).migrate(targets)
+    ContentType.objects.clear_cache()
+    return state.apps
+
+
+def migrate_to_latest() -> None:
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.fixture
+def legacy_ledger() -> Iterator[dict[str, Any]]:
+    """Three records of the legacy global chain (January and February) and its head row,
+    written through the models of before the seals; the database ends at the latest
+    migrations."""
+    old = migrate(BEFORE_THE_SEALS)
+    try:
+        Contact_ = old.get_model("contacts", "Contact")
+        Purpose_ = old.get_model("consent", "Purpose")
+        Version = old.get_model("consent", "PurposeVersion")
+        Record = old.get_model("consent", "ConsentRecord")
+        Head = old.get_model("consent", "LedgerHead")
+        anne = Contact_.objects.create(email="anne@example.fr")
+        bruno = Contact_.objects.create(email="bruno@example.fr")
+        purpose = Purpose_.objects.create(slug="news", name_fr="Lettre", name_en="Newsletter")
+        version = Version.objects.create(purpose=purpose, number=1, wording_fr="J'accepte.")
+        previous, records = GENESIS_HASH, []
+        for contact, moment in (
+            (anne, datetime(2026, 1, 5, 9, 0, tzinfo=UTC)),
+            (bruno, datetime(2026, 1, 31, 23, 59, tzinfo=UTC)),
+            (anne, datetime(2026, 2, 1, 0, 1, tzinfo=UTC)),
+        ):
+            record = Record(
+                contact=contact,
+                purpose=purpose,
+                purpose_version=version,
+                channel="email",
+                action="grant",
+                status="granted",
+                given_at=moment,
+                recorded_at=moment,
+                source_kind="web_form",
+                wording="J'accepte.",
+                previous_hash=previous,
+            )
+            record.hash_version = 1  # what `record_hash` reads; the table has no such column yet
+            record.hash = previous = record_hash(record)
+            record.save()
+            records.append(record)
+        Head.objects.update_or_create(
+            id=1,
+            defaults={"last_record_id": records[-1].id, "last_hash": previous, "record_count": 3},
+        )
+        yield {"records": records, "anne": anne.pk, "purpose": purpose.pk}
+    finally:
+        if "consent_ledgerhead" in connection.introspection.table_names():
+            migrate_to_latest()  # a failed test must not leave the next ones on old tables
+
+
+def test_a_legacy_ledger_migrates_into_genesis_seals_keeping_its_hashes(legacy_ledger):
+    migrate_to_latest()
+
+    records = legacy_ledger["records"]
+    assert {r.id: r.hash for r in records} == dict(ConsentRecord.objects.values_list("id", "hash"))
+    seals = list(LedgerSeal.objects.order_by("number"))
+    assert [(s.kind, s.period, s.record_count, s.total_count) for s in seals] == [
+        ("genesis", date(2026, 1, 1), 2, 2),
+        ("genesis", date(2026, 2, 1), 1, 3),
+    ]
+    assert {(s.key_from, s.key_to) for s in seals} == {(0, 1)}
+    assert ledger_verify() == []
+
+    # the contact's chain goes on from its last legacy record, and the next seal follows
+    anne = Contact.objects.get(pk=legacy_ledger["anne"])
+    from consent.models import Purpose
+
+    later = grant(anne, Purpose.objects.get(pk=legacy_ledger["purpose"]), action="withdraw")
+    assert (later.contact_seq, later.previous_hash) == (3, records[2].hash)
+    [seal] = ledger_seal()
+    assert (seal.number, seal.key_from, seal.record_count, seal.total_count) == (3, 1, 1, 4)
+    assert ledger_verify() == []
+
+
+def test_a_tampered_legacy_ledger_is_refused_by_the_migration(legacy_ledger):
+    tampered = legacy_ledger["records"][1]
+    set_columns("consent_consentrecord", tampered.id, wording="forged")
+
+    with pytest.raises(RuntimeError, match="fails its check") as refusal:
+        migrate_to_latest()
+
+    assert f"record {tampered.uuid} (#{tampered.id}): content does not match its hash" in str(
+        refusal.value
+    )
+    assert "consent_ledgerhead" in connection.introspection.table_names()
+    assert not LedgerSeal.objects.exists()
+
+    # restored from a backup, the ledger migrates
+    set_columns("consent_consentrecord", tampered.id, wording="J'accepte.")
+    migrate_to_latest()
+    assert LedgerSeal.objects.count() == 2
+    assert ledger_verify() == []
