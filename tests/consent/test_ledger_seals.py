@@ -11,11 +11,18 @@ import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
+from celery.schedules import crontab
 from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.db import connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from freezegun import freeze_time
 
 from consent.ledger import (
@@ -28,12 +35,15 @@ from consent.ledger import (
     record_hash,
     seal_build,
     seal_hash,
+    seal_head_send,
     seal_key_id,
     seal_signature,
 )
-from consent.models import ConsentRecord, LedgerSeal, SealKind
+from consent.models import ConsentRecord, LedgerSeal, Purpose, SealKind
+from consent.tasks import seal_ledger, send_seal_head
 from contacts.models import Contact
-from tests.factories import ContactFactory, PurposeFactory, grant
+from tests.conftest import message_text
+from tests.factories import ContactFactory, PurposeFactory, UserFactory, grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -195,8 +205,6 @@ def test_the_database_sets_the_sealing_key_not_the_orm():
 
 
 def test_the_seal_task_seals_and_the_beat_runs_it_every_minute():
-    from consent.tasks import seal_ledger
-
     grant(ContactFactory(), PurposeFactory())
 
     assert seal_ledger.apply().get() == 1
@@ -503,8 +511,6 @@ def test_10_seals_cannot_be_updated_or_deleted_in_the_database(ledger):
 
 
 def test_the_orm_refuses_to_change_a_seal(ledger):
-    from django.core.exceptions import ValidationError
-
     seal = LedgerSeal.objects.get()
     with pytest.raises(ValidationError):
         seal.save()
@@ -734,17 +740,12 @@ BEFORE_THE_SEALS = [
 
 
 def migrate(targets: list[tuple[str, str]]) -> Any:
-    from django.contrib.contenttypes.models import ContentType
-    from django.db.migrations.executor import MigrationExecutor
-
     state = MigrationExecutor(connection).migrate(targets)
     ContentType.objects.clear_cache()
     return state.apps
 
 
 def migrate_to_latest() -> None:
-    from django.db.migrations.executor import MigrationExecutor
-
     executor = MigrationExecutor(connection)
     migrate(executor.loader.graph.leaf_nodes())
 
@@ -813,8 +814,6 @@ def test_a_legacy_ledger_migrates_into_genesis_seals_keeping_its_hashes(legacy_l
 
     # the contact's chain goes on from its last legacy record, and the next seal follows
     anne = Contact.objects.get(pk=legacy_ledger["anne"])
-    from consent.models import Purpose
-
     later = grant(anne, Purpose.objects.get(pk=legacy_ledger["purpose"]), action="withdraw")
     assert (later.contact_seq, later.previous_hash) == (3, records[2].hash)
     [seal] = ledger_seal()
@@ -840,3 +839,58 @@ def test_a_tampered_legacy_ledger_is_refused_by_the_migration(legacy_ledger):
     migrate_to_latest()
     assert LedgerSeal.objects.count() == 2
     assert ledger_verify() == []
+
+
+# The DPO's daily copy of the seal head.
+
+
+@pytest.fixture
+def dpo_team() -> list[str]:
+    call_command("setup_roles", stdout=StringIO())
+    group = Group.objects.get(name="DPO")
+    for username, email, active in (
+        ("dpo-anne", "anne@staff.example.fr", True),
+        ("dpo-left", "left@staff.example.fr", False),
+    ):
+        UserFactory(username=username, email=email, is_active=active).groups.add(group)
+    UserFactory(username="marketer", email="marketer@staff.example.fr")
+    return ["anne@staff.example.fr"]
+
+
+def test_the_dpo_receives_yesterdays_last_seal_head_once(dpo_team, mailbox):
+    with freeze_time("2026-03-19T21:00:00Z"):
+        ledger_seal()
+        [last_of_the_day] = ledger_seal()
+    with freeze_time("2026-03-20T01:00:00Z"):  # the next day, in Paris too
+        ledger_seal()
+        sent = seal_head_send()
+        again = seal_head_send()
+
+    assert (sent, again) == (True, False)
+    [message] = mailbox.messages
+    assert message["To"] == "anne@staff.example.fr"
+    head = f"{last_of_the_day.number}:{last_of_the_day.seal_hash}"
+    body = message_text(message)
+    assert head in body
+    assert f"manage.py verify_ledger --head {head}" in body
+    assert last_of_the_day.signature in body
+
+
+def test_no_email_without_a_seal_that_day(dpo_team, mailbox):
+    with freeze_time("2026-03-20T09:00:00Z"):
+        ledger_seal()  # today's: not yesterday's
+        assert seal_head_send() is False
+
+    assert mailbox.messages == []
+
+
+def test_the_seal_head_goes_out_daily_from_beat(dpo_team, mailbox):
+    entry = settings.CELERY_BEAT_SCHEDULE["send-seal-head"]
+    assert entry["task"] == "consent.tasks.send_seal_head"
+    assert isinstance(entry["schedule"], crontab)
+    assert len(entry["schedule"].hour) == 1 and len(entry["schedule"].day_of_week) == 7
+    with freeze_time("2026-03-19T12:00:00Z"):
+        ledger_seal()
+    with freeze_time("2026-03-20T06:00:00Z"):
+        assert send_seal_head.apply().get() is True
+    assert len(mailbox.messages) == 1
