@@ -528,11 +528,15 @@ ORDER BY c.id
 """
 
 
-def _stream(sql: str, params: list[object], chunk_size: int) -> Iterator[tuple]:
-    with connection.cursor() as cursor:
+def _stream(sql: str, params: list[str], chunk_size: int) -> Iterator[tuple]:
+    """The rows of a query, fetched in chunks (a server-side cursor on PostgreSQL)."""
+    cursor = connection.chunked_cursor()
+    try:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(chunk_size):
             yield from rows
+    finally:
+        cursor.close()
 
 
 def _check_contact_chains(
