@@ -21,7 +21,14 @@ from consent.models import (
     Purpose,
     SourceKind,
 )
-from consent.services import LIST_SOURCES, ConsentWrite, Evidence, consent_record
+from consent.selectors import purposes_with_versions
+from consent.services import (
+    LIST_SOURCES,
+    ConsentWrite,
+    ConsentWriteErrors,
+    Evidence,
+    consents_record_many,
+)
 from consent.services.signups import SignupGrant, signup_confirmation_queue, signup_grant_prepare
 from consent.status import state_is_live
 from contacts.models import Contact, SuppressionKind, TimelineKind
@@ -68,8 +75,8 @@ class FormSubmissionResult:
     records: list[ConsentRecord | SignupGrant] = field(default_factory=list)
 
 
-def _purpose(slug: str) -> Purpose:
-    purpose = Purpose.objects.filter(slug=slug).first()
+def _purpose(slug: str, purposes: dict[str, Purpose]) -> Purpose:
+    purpose = purposes.get(slug)
     if purpose is None:
         raise ValidationError({"purpose": [_("Unknown purpose.")]})
     return purpose
@@ -123,11 +130,13 @@ def consents_record_batch(
     `may_create_contacts`: whether the caller may create a contact for an unknown email (the
     API's `contacts:write` scope). A grant for a suppressed address with no contact is
     answered pending and stored nowhere: the address gets a link that records it once followed.
+    The consents are written together, set-based (`consents_record_many`).
     """
+    purposes = _purposes_by_slug(item.purpose for item in items)
     with transaction.atomic():
         results, errors = _record_all_or_none(
             items,
-            lambda item: _record_item(item, may_create_contacts=may_create_contacts),
+            lambda item: _prepare_item(item, purposes, may_create_contacts=may_create_contacts),
             language="",
         )
     if any(errors):
@@ -135,31 +144,53 @@ def consents_record_batch(
     return results
 
 
+Prepared = ConsentWrite | SignupGrant | None
+
+
 def _record_all_or_none(
     items: Iterable[Item],
-    record: Callable[[Item], ConsentRecord | SignupGrant | None],
+    prepare: Callable[[Item], Prepared],
     *,
     language: str,
 ) -> tuple[list[ConsentRecord | SignupGrant], list[Any]]:
-    """Record each item in its own savepoint, inside the caller's transaction, and answer the
+    """Prepare each item (its contact and purpose, or the grant held for a signup link), then
+    write every consent in one set-based call, inside the caller's transaction; answer the
     results and the errors aligned with the items. Any error rolls the whole transaction back
     (nothing half-written); else the held grants' signup links are queued for after commit."""
-    results: list[ConsentRecord | SignupGrant] = []
+    prepared: list[Prepared] = []
     errors: list[Any] = []
     for item in items:
         try:
-            with transaction.atomic():
-                result = record(item)
-            if result is not None:
-                results.append(result)
+            prepared.append(prepare(item))
             errors.append({})
         except ValidationError as error:
+            prepared.append(None)
             errors.append(error_detail(error))
+    positions = [i for i, one in enumerate(prepared) if isinstance(one, ConsentWrite)]
+    writes = [one for one in prepared if isinstance(one, ConsentWrite)]
+    written: dict[int, ConsentRecord] = {}
+    try:
+        written = dict(zip(positions, consents_record_many(writes=writes), strict=True))
+    except ConsentWriteErrors as refused:
+        for index, refusal in refused.errors.items():
+            errors[positions[index]] = error_detail(refusal)
     if any(errors):
         transaction.set_rollback(True)
-    else:
-        _queue_signups(results, language=language)
+        return [], errors
+    results: list[ConsentRecord | SignupGrant] = [
+        written[i] if isinstance(one, ConsentWrite) else one
+        for i, one in enumerate(prepared)
+        if one is not None
+    ]
+    _queue_signups(results, language=language)
     return results, errors
+
+
+def _purposes_by_slug(slugs: Iterable[str]) -> dict[str, Purpose]:
+    """The purposes named in a request, with their wording versions, in one read."""
+    return {
+        purpose.slug: purpose for purpose in purposes_with_versions().filter(slug__in=set(slugs))
+    }
 
 
 def _queue_signups(results: list[ConsentRecord | SignupGrant], *, language: str) -> None:
@@ -172,9 +203,11 @@ def _queue_signups(results: list[ConsentRecord | SignupGrant], *, language: str)
         signup_confirmation_queue(email=address, grants=grants, language=language)
 
 
-def _record_item(item: ConsentInput, *, may_create_contacts: bool) -> ConsentRecord | SignupGrant:
-    purpose = _purpose(item.purpose)  # first: an unknown purpose is the error to report
-    return _record_or_hold(
+def _prepare_item(
+    item: ConsentInput, purposes: dict[str, Purpose], *, may_create_contacts: bool
+) -> ConsentWrite | SignupGrant:
+    purpose = _purpose(item.purpose, purposes)  # first: an unknown purpose is the error to report
+    return _write_or_hold(
         _contact_for(item, may_create_contacts=may_create_contacts),
         email=item.email or "",
         purpose=purpose,
@@ -187,7 +220,7 @@ def _record_item(item: ConsentInput, *, may_create_contacts: bool) -> ConsentRec
     )
 
 
-def _record_or_hold(
+def _write_or_hold(
     contact: Contact | None,
     *,
     email: str,
@@ -198,9 +231,9 @@ def _record_or_hold(
     source_reference: str,
     evidence: Evidence,
     given_at: datetime | None = None,
-) -> ConsentRecord | SignupGrant:
-    """Record the consent of a known person; for an address with no contact (a suppressed
-    one: `_contact_for` decided), hold the grant for the signup link instead."""
+) -> ConsentWrite | SignupGrant:
+    """The consent to write for a known person; for an address with no contact (a suppressed
+    one: `_contact_for` decided), the grant held for the signup link instead."""
     if contact is None:
         return signup_grant_prepare(
             email=normalize_email(email),
@@ -211,17 +244,15 @@ def _record_or_hold(
             evidence=evidence,
             given_at=given_at,
         )
-    return consent_record(
-        write=ConsentWrite(
-            contact=contact,
-            purpose=purpose,
-            channel=channel,
-            action=action,
-            source_kind=source_kind,
-            source_reference=source_reference,
-            evidence=evidence,
-            given_at=given_at,
-        )
+    return ConsentWrite(
+        contact=contact,
+        purpose=purpose,
+        channel=channel,
+        action=action,
+        source_kind=source_kind,
+        source_reference=source_reference,
+        evidence=evidence,
+        given_at=given_at,
     )
 
 
@@ -241,15 +272,22 @@ def form_submission_record(
     A suppressed address with no contact (an erased person) is not created: its ticked boxes
     are answered pending and emailed as a link that brings the person back once followed.
     """
+    purposes = _purposes_by_slug(box.purpose for box in consents)
     with transaction.atomic():
         contact, created = _form_contact(email, contact_fields, interests, consents)
+        states: dict[tuple[int, str], ConsentState] = {}
         if contact is not None:
             timeline_add(
                 contact=contact, kind=TimelineKind.FORM_SUBMITTED, summary=form, data={"form": form}
             )
+            if not all(box.granted for box in consents):
+                states = {
+                    (state.purpose_id, state.channel): state
+                    for state in ConsentState.objects.filter(contact=contact)
+                }
         records, errors = _record_all_or_none(
             consents,
-            lambda box: _record_box(contact, email, box, form, evidence),
+            lambda box: _prepare_box(contact, email, box, form, evidence, purposes, states),
             language=contact_fields.get("language") or "",
         )
     if any(errors):
@@ -280,10 +318,16 @@ def _form_contact(
         raise StructuredValidationError({"contact": error_detail(error)}) from error
 
 
-def _record_box(
-    contact: Contact | None, email: str, box: FormConsent, form: str, evidence: Evidence
-) -> ConsentRecord | SignupGrant | None:
-    purpose = _purpose(box.purpose)
+def _prepare_box(
+    contact: Contact | None,
+    email: str,
+    box: FormConsent,
+    form: str,
+    evidence: Evidence,
+    purposes: dict[str, Purpose],
+    states: dict[tuple[int, str], ConsentState],
+) -> ConsentWrite | SignupGrant | None:
+    purpose = _purpose(box.purpose, purposes)
     box_evidence = Evidence(
         wording=box.wording,
         unticked_by_default=evidence.unticked_by_default,
@@ -297,13 +341,10 @@ def _record_box(
     if contact is not None and not box.granted:
         # an unticked box withdraws what is still live, a pending grant too (it could else be
         # confirmed later); nothing live, nothing to record
-        state = ConsentState.objects.filter(
-            contact=contact, purpose=purpose, channel=box.channel
-        ).first()
-        if not state_is_live(state):
+        if not state_is_live(states.get((purpose.pk, box.channel))):
             return None
         action = ConsentAction.WITHDRAW
-    return _record_or_hold(
+    return _write_or_hold(
         contact,
         email=email,
         purpose=purpose,

@@ -1,6 +1,6 @@
 """Writes on contacts: upsert by normalised email, timeline, suppression list."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -63,6 +63,13 @@ def timeline_add(
     return TimelineEvent.objects.create(
         contact=contact, kind=kind, summary=summary[:500], data=dict(data or {})
     )
+
+
+def timeline_add_many(*, events: Sequence[TimelineEvent]) -> list[TimelineEvent]:
+    """Add many moments at once (unsaved events, each with its contact): one INSERT."""
+    for event in events:
+        event.summary = event.summary[:500]
+    return TimelineEvent.objects.bulk_create(events, batch_size=1000)
 
 
 def _clean_fields(fields: Mapping[str, Any], *, contact: Contact | None = None) -> dict[str, Any]:

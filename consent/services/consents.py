@@ -2,7 +2,7 @@
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +12,9 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.validators import validate_ipv46_address
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models import OuterRef, Q, Subquery
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -25,6 +27,7 @@ from consent.models import (
     ConsentRecord,
     ConsentState,
     ConsentStatus,
+    HashVersion,
     LegalBasis,
     Purpose,
     PurposeVersion,
@@ -35,6 +38,7 @@ from consent.status import MARKETING_BASES, state_is_live
 from contacts.models import (
     Contact,
     ContactStatus,
+    Suppression,
     SuppressionKind,
     SuppressionReason,
     TimelineEvent,
@@ -42,13 +46,14 @@ from contacts.models import (
 )
 from contacts.normalization import normalize_email, suppression_digest
 from contacts.selectors import contact_find, suppression_reason
-from contacts.services import contact_touch, suppression_lift, timeline_add
+from contacts.services import suppression_lift, timeline_add, timeline_add_many
 from core.batches import in_batches
 from core.emails import email_send
+from core.errors import StructuredValidationError, error_detail
 from core.links import signed_token, signed_token_read, site_url
 from core.services import job_run_claim
 from crmsync.models import OutboxTopic
-from crmsync.services import outbox_emit
+from crmsync.services import outbox_emit_many
 
 # The person's own confirmed act: a change in the preference center (reached from a link sent
 # to the address) or a link followed from an email sent to it. Only these lift a suppression;
@@ -204,52 +209,276 @@ def _grant_evidence_errors(source_kind: str, evidence: Evidence) -> dict[str, li
     return {}
 
 
+# Writes per chunk of the set-based path: one statement per table and chunk (SPEC §3 "Ledger
+# at scale"). PostgreSQL takes a chunk in one INSERT; SQLite splits by its parameter limit.
+WRITE_CHUNK_SIZE = 1000
+# Purposes whose current wording is read within the contact lock (one statement); beyond
+# this many in one call, one more statement reads them all.
+INLINE_VERSION_PURPOSES = 8
+_VERSION_FIELDS = ("id", "number", "wording_fr", "wording_en")
+ROW_VERSION_SQL = '"contacts_contact".xmin::text'
+SEEN_VERSION_SQL = (
+    '(SELECT c.xmin::text FROM contacts_contact c WHERE c.id = "contacts_contact".id)'
+)
+
+
+class ConsentWriteErrors(StructuredValidationError):
+    """Writes `consents_record_many` refused (nothing was written): `errors` by write index;
+    `detail` is aligned with the writes, `{}` for a write that was fine."""
+
+    def __init__(self, errors: dict[int, ValidationError], count: int) -> None:
+        self.errors = errors
+        super().__init__([error_detail(errors[i]) if i in errors else {} for i in range(count)])
+
+    def __str__(self) -> str:
+        return "; ".join(
+            f"write {index}: {error_detail(error)}" for index, error in sorted(self.errors.items())
+        )
+
+
 def consent_record(*, write: ConsentWrite) -> ConsentRecord:
     """Append one record to the consent ledger and update the current state with it.
 
     The single write path for consent (GDPR Art. 7(1): the controller must be able to prove
-    consent). Record, state, timeline and outbox event are written in one transaction.
-    Two rules apply here, whoever calls: a grant for a suppressed address only lifts the
-    suppression from LIFTING_SOURCES (else it waits, pending, for the emailed link; lists are
-    refused), and a record older than the change behind the state is kept but changes nothing.
+    consent), as one write of `consents_record_many`: record, state, timeline and outbox
+    event are written in one transaction, chained on the contact's own head (no global lock:
+    writes for other contacts go on in parallel). At most 8 statements outside a transaction.
     """
+    try:
+        return consents_record_many(writes=[write])[0]
+    except ConsentWriteErrors as error:
+        raise error.errors[0] from None
+
+
+def consents_record_many(*, writes: Sequence[ConsentWrite]) -> list[ConsentRecord]:
+    """Record many consents at once, set-based, all or nothing; the records in write order.
+
+    Each write means exactly what `consent_record` would make of it, in order: several writes
+    for one contact chain one after the other, and a later write sees the state an earlier
+    one left. Two rules apply here, whoever calls: a grant for a suppressed address only lifts
+    the suppression from LIFTING_SOURCES (else it waits, pending, for the emailed link; lists
+    are refused), and a record older than the change behind the state is kept but changes
+    nothing. Every check runs before the first write; any refusal raises ConsentWriteErrors
+    naming each failing write by its index. Locks: the contacts in id order, then their
+    states. Statements: about 8 per chunk of WRITE_CHUNK_SIZE writes, plus one
+    confirmation task per contact with a pending grant, queued after commit.
+    """
+    if not writes:
+        return []
     now = timezone.now()
-    given_at = write.given_at or now
-    write = replace(write, given_at=given_at)
-    contact, action, source_kind = write.contact, write.action, write.source_kind
-    _validate_request(
-        contact=contact,
-        purpose=write.purpose,
-        channel=write.channel,
-        action=action,
-        source_kind=source_kind,
-        evidence=write.evidence,
-        given_at=given_at,
-        now=now,
-    )
+    writes = [replace(write, given_at=write.given_at or now) for write in writes]
+    errors: dict[int, ValidationError] = {}
+    for index, write in enumerate(writes):
+        try:
+            _validate_request(
+                contact=write.contact,
+                purpose=write.purpose,
+                channel=write.channel,
+                action=write.action,
+                source_kind=write.source_kind,
+                evidence=write.evidence,
+                given_at=write.given_at or now,
+                now=now,
+            )
+        except ValidationError as error:
+            errors[index] = error
     with transaction.atomic():
-        # Locks in one order everywhere: contact, ledger head, state. The erasure path holds
-        # the contact first too, so a concurrent write waits for it and then sees the erasure.
-        current = (
-            Contact.objects.select_for_update()
-            .only("status", "email", "ledger_seq", "ledger_hash")
-            .get(pk=contact.pk)
+        purposes = {write.purpose.pk: write.purpose for write in writes}
+        versions = {pk: p.current_version for pk, p in purposes.items() if _prefetched(p)}
+        missing = [pk for pk in purposes if pk not in versions]
+        if len(missing) > INLINE_VERSION_PURPOSES:
+            versions.update(_current_versions(missing))
+            missing = []
+        chains = _lock_chains(writes, versions, missing)
+        states = _lock_states(writes)
+        batch = _Batch(now=now, versions=versions)
+        for index, write in enumerate(writes):
+            if index in errors:
+                continue  # refused already; the others are still checked, to report them all
+            try:
+                batch.add(write, chains.get(write.contact.pk), states)
+            except ValidationError as error:
+                errors[index] = error
+        if errors:
+            raise ConsentWriteErrors(errors, len(writes))
+        batch.write(chains.values(), states)
+    return batch.records
+
+
+def _prefetched(purpose: Purpose) -> bool:
+    return getattr(purpose, "versions_newest_first", None) is not None
+
+
+def _current_versions(purpose_ids: Iterable[int]) -> dict[int, PurposeVersion | None]:
+    """The current wording of each purpose, in one statement (for calls with many purposes)."""
+    found: dict[int, PurposeVersion | None] = {pk: None for pk in purpose_ids}
+    latest = PurposeVersion.objects.filter(purpose_id=OuterRef("purpose_id")).order_by("-number")
+    rows = PurposeVersion.objects.filter(
+        purpose_id__in=list(found), id=Subquery(latest.values("id")[:1])
+    ).only("purpose_id", *_VERSION_FIELDS)
+    for version in rows:
+        found[version.purpose_id] = version
+    return found
+
+
+@dataclass
+class _Chain:
+    """A locked contact: the head of its chain, its suppression, what the writes do to it."""
+
+    contact: Contact
+    seq: int
+    hash: str
+    suppressed: str | None
+    moved: bool = False
+    touched_at: datetime | None = None
+    pending: bool = False
+    lift: bool = False
+
+
+def _lock_chains(
+    writes: Sequence[ConsentWrite],
+    versions: dict[int, PurposeVersion | None],
+    missing: Sequence[int],
+) -> dict[int, _Chain]:
+    """Lock the writes' contacts (id order: no deadlock between two batches), with their
+    chain head and suppression reason, and read the current wording of the `missing`
+    purposes in the same statements."""
+    ids = sorted({write.contact.pk for write in writes})
+    suppression = Suppression.objects.filter(
+        Q(digest=OuterRef("email_digest")) | Q(digest=OuterRef("email_quoted_digest"))
+    ).values("reason")[:1]
+    annotations: dict[str, Any] = {"suppression": Subquery(suppression)}
+    for pk in missing:
+        latest = PurposeVersion.objects.filter(purpose_id=pk).order_by("-number")
+        for name in _VERSION_FIELDS:
+            annotations[f"v{pk}_{name}"] = Subquery(latest.values(name)[:1])
+    postgres = connections[Contact.objects.db].vendor == "postgresql"
+    if postgres:
+        # A row lock that had to wait reads the row as its holder committed it, but the
+        # subqueries keep the statement's older snapshot: the row's version (xmin) against
+        # the version the snapshot saw tells when the suppression must be read again.
+        annotations["row_version"] = RawSQL(ROW_VERSION_SQL, ())  # noqa: S611 - constant
+        annotations["seen_version"] = RawSQL(SEEN_VERSION_SQL, ())  # noqa: S611 - constant
+    chains: dict[int, _Chain] = {}
+    waited: list[_Chain] = []
+    for chunk in in_chunks(ids, WRITE_CHUNK_SIZE):
+        rows = (
+            Contact.objects.select_for_update(of=("self",))
+            .filter(pk__in=chunk)
+            .order_by("pk")
+            .only(
+                "id",
+                "status",
+                "email",
+                "email_digest",
+                "email_quoted_digest",
+                "ledger_seq",
+                "ledger_hash",
+            )
+            .annotate(**annotations)
         )
-        if current.status == ContactStatus.ERASED:
-            raise ValidationError({"contact": [_("This contact was erased.")]})
-        state = (
-            # only the state row: ledger records are never locked for update
+        for row in rows:
+            extra: Any = row  # the annotations
+            chains[row.pk] = chain = _Chain(row, row.ledger_seq, row.ledger_hash, extra.suppression)
+            if postgres and extra.row_version != extra.seen_version:
+                waited.append(chain)
+            for pk in missing:
+                if pk not in versions:
+                    versions[pk] = _version_from(row, pk)
+    if waited:
+        _suppressions_read_again(waited)
+    return chains
+
+
+def _suppressions_read_again(chains: Sequence[_Chain]) -> None:
+    """The suppression of contacts changed while their lock was awaited (rare): one more read."""
+    digests = {
+        chain.contact.pk: {
+            digest
+            for digest in (chain.contact.email_digest, chain.contact.email_quoted_digest)
+            if digest
+        }
+        for chain in chains
+    }
+    reasons = dict(
+        Suppression.objects.filter(digest__in=set().union(*digests.values())).values_list(
+            "digest", "reason"
+        )
+    )
+    for chain in chains:
+        chain.suppressed = next(
+            (reasons[d] for d in sorted(digests[chain.contact.pk]) if d in reasons), None
+        )
+
+
+def _version_from(row: Contact, purpose_id: int) -> PurposeVersion | None:
+    values = [getattr(row, f"v{purpose_id}_{name}") for name in _VERSION_FIELDS]
+    if values[0] is None:
+        return None
+    loaded = {"purpose_id": purpose_id, **dict(zip(_VERSION_FIELDS, values, strict=True))}
+    names = [f.attname for f in PurposeVersion._meta.concrete_fields if f.attname in loaded]
+    return PurposeVersion.from_db(Contact.objects.db, names, [loaded[name] for name in names])
+
+
+_StateKey = tuple[int, int, str]
+
+
+def _lock_states(writes: Sequence[ConsentWrite]) -> dict[_StateKey, ConsentState]:
+    """Lock the current states the writes may change (only the state rows: ledger records
+    are never locked), with the record and wording behind each."""
+    keys = {(write.contact.pk, write.purpose.pk, write.channel) for write in writes}
+    states: dict[_StateKey, ConsentState] = {}
+    contact_ids = sorted({key[0] for key in keys})
+    purpose_ids = {key[1] for key in keys}
+    channels = {key[2] for key in keys}
+    for chunk in in_chunks(contact_ids, WRITE_CHUNK_SIZE):
+        rows = (
             ConsentState.objects.select_for_update(of=("self",))
-            .select_related("record")
-            .filter(contact=contact, purpose=write.purpose, channel=write.channel)
-            .first()
+            .select_related("record", "purpose_version")
+            .filter(contact_id__in=chunk, purpose_id__in=purpose_ids, channel__in=channels)
+            .order_by("pk")
         )
-        suppressed = _suppression_for(current, action, source_kind)
-        superseded = _superseded(state, action, given_at, now)
+        for state in rows:
+            states[(state.contact_id, state.purpose_id, state.channel)] = state
+    return states
+
+
+def in_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass
+class _Batch:
+    """What a call writes, decided in memory before anything is written."""
+
+    now: datetime
+    versions: dict[int, PurposeVersion | None]
+    records: list[ConsentRecord] = field(default_factory=list)
+    evidence: list[ConsentEvidence] = field(default_factory=list)
+    timeline: list[TimelineEvent] = field(default_factory=list)
+    outbox: list[tuple[str, Contact, ConsentRecord, ConsentRecord | None]] = field(
+        default_factory=list
+    )
+    changed_states: set[_StateKey] = field(default_factory=set)
+
+    def add(
+        self, write: ConsentWrite, chain: _Chain | None, states: dict[_StateKey, ConsentState]
+    ) -> None:
+        """Decide one write against the chain and states as the earlier writes left them."""
+        if chain is None or chain.contact.status == ContactStatus.ERASED:
+            raise ValidationError({"contact": [_("This contact was erased.")]})
+        action, source_kind, given_at = write.action, write.source_kind, write.given_at
+        assert given_at is not None  # resolved by consents_record_many
+        key = (write.contact.pk, write.purpose.pk, write.channel)
+        state = states.get(key)
+        suppressed = _suppression_for(chain.suppressed, action, source_kind)
+        superseded = _superseded(state, action, given_at, self.now)
         status, version = _transition(
             state,
-            write.purpose,
+            self.versions.get(write.purpose.pk),
             action,
+            write.purpose,
             source_kind,
             write.resolves,
             needs_person=bool(suppressed) and source_kind not in LIFTING_SOURCES,
@@ -258,19 +487,157 @@ def consent_record(*, write: ConsentWrite) -> ConsentRecord:
             assert state is not None  # only a change behind an existing state is superseded
             # kept as proof that it arrived, but the newer change behind the state stands
             status = state.status
-        record = _append(head=current, write=write, version=version, status=status, now=now)
+        record = self._chain(chain, write, version, status)
         if superseded:
             assert state is not None
-            _record_superseded(record, contact, state)
-            return record
-        _write_state(state, record)
+            superseded_event = (OutboxTopic.CONSENT_SUPERSEDED, write.contact, record, state.record)
+            self.outbox.append(superseded_event)
+            return
+        states[key] = ConsentState(
+            contact_id=key[0],
+            purpose=write.purpose,
+            channel=write.channel,
+            status=status,
+            purpose_version=version,
+            record=record,
+            since=self.now,
+        )
+        self.changed_states.add(key)
         if suppressed and source_kind in LIFTING_SOURCES:
-            suppression_lift(email=current.email)
-        _record_side_effects(record, contact, source_kind)
-    return record
+            chain.lift, chain.suppressed = True, None
+        self.timeline.append(
+            TimelineEvent(
+                contact_id=key[0],
+                kind=TimelineKind.CONSENT_CHANGED,
+                summary=f"{write.purpose.slug}/{write.channel}: {status}"[:500],
+                data={"record": str(record.uuid), "action": action, "source": source_kind},
+                occurred_at=self.now,
+            )
+        )
+        self.outbox.append((OutboxTopic.CONSENT_RECORDED, write.contact, record, None))
+        if source_kind not in (SourceKind.SYSTEM, SourceKind.CRM, SourceKind.IMPORT):
+            chain.touched_at = self.now
+        if status == ConsentStatus.PENDING:
+            chain.pending = True
+
+    def _chain(
+        self, chain: _Chain, write: ConsentWrite, version: PurposeVersion, status: str
+    ) -> ConsentRecord:
+        """The record, hashed after the contact's head, which moves to it."""
+        personal = _personal_evidence(write.evidence)
+        record = ConsentRecord(
+            contact=write.contact,
+            purpose=write.purpose,
+            purpose_version=version,
+            channel=write.channel,
+            action=write.action,
+            status=status,
+            given_at=write.given_at or self.now,
+            recorded_at=self.now,
+            source_kind=write.source_kind,
+            source_reference=write.source_reference[:500],
+            wording=write.evidence.wording or version.wording,
+            language=(get_language() or write.contact.reading_language())[:2],
+            unticked_by_default=write.evidence.unticked_by_default,
+            policy_version=write.evidence.policy_version,
+            evidence_digest=evidence_digest(personal) if personal else "",
+            resolves=write.resolves,
+            contact_seq=chain.seq + 1,
+            hash_version=HashVersion.PER_CONTACT,
+            previous_hash=chain.hash,
+        )
+        record.hash = record_hash(record)
+        chain.seq, chain.hash, chain.moved = record.contact_seq, record.hash, True
+        self.records.append(record)
+        if personal is not None:
+            personal.record = record
+            self.evidence.append(personal)
+        return record
+
+    def write(self, chains: Iterable[_Chain], states: dict[_StateKey, ConsentState]) -> None:
+        """Write what `add` decided: one statement per table and chunk, heads last."""
+        ConsentRecord.objects.bulk_create(self.records, batch_size=WRITE_CHUNK_SIZE)
+        ConsentEvidence.objects.bulk_create(self.evidence, batch_size=WRITE_CHUNK_SIZE)
+        if self.changed_states:
+            fresh = [_unsaved_state(states[key]) for key in sorted(self.changed_states)]
+            ConsentState.objects.bulk_create(
+                fresh,
+                batch_size=WRITE_CHUNK_SIZE,
+                update_conflicts=True,
+                unique_fields=["contact", "purpose", "channel"],
+                update_fields=["status", "purpose_version", "record", "since"],
+            )
+        timeline_add_many(events=self.timeline)
+        outbox_emit_many(
+            events=[
+                (topic, contact, _consent_payload(record, behind))
+                for topic, contact, record, behind in self.outbox
+            ]
+        )
+        moved = [chain for chain in chains if chain.moved]
+        _heads_update(moved)
+        for chain in moved:
+            if chain.lift:
+                suppression_lift(email=chain.contact.email)
+            if chain.pending:
+                _queue_confirmation_email(chain.contact.pk)
+        by_id = {chain.contact.pk: chain for chain in moved}
+        for contact in {id(record.contact): record.contact for record in self.records}.values():
+            # the caller's instances follow their head (a later save never sets it back anyway)
+            chain = by_id[contact.pk]
+            contact.ledger_seq, contact.ledger_hash = chain.seq, chain.hash
+            if chain.touched_at is not None:
+                contact.last_activity_at = chain.touched_at
 
 
-def _suppression_for(contact: Contact, action: str, source_kind: str) -> str | None:
+def _unsaved_state(state: ConsentState) -> ConsentState:
+    """The state row to upsert on (contact, purpose, channel)."""
+    return ConsentState(
+        contact_id=state.contact_id,
+        purpose_id=state.purpose_id,
+        channel=state.channel,
+        status=state.status,
+        purpose_version_id=state.purpose_version_id,
+        record_id=state.record.pk,
+        since=state.since,
+    )
+
+
+def _heads_update(chains: Sequence[_Chain]) -> None:
+    """Move each contact's head, and its last activity when touched: one UPDATE per chunk
+    (`bulk_update` would write one CASE per row and column)."""
+    connection = connections[Contact.objects.db]
+    ops = connection.ops
+    table = Contact._meta.db_table
+    postgres = connection.vendor == "postgresql"
+    row = (
+        "(%s::bigint, %s::bigint, %s::varchar, %s::int, %s::timestamptz)"
+        if postgres
+        else ("(%s, %s, %s, %s, %s)")
+    )
+    for chunk in in_chunks(chains, WRITE_CHUNK_SIZE):
+        params: list[Any] = []
+        for chain in chunk:
+            at = chain.touched_at or timezone.now()
+            params += [
+                chain.contact.pk,
+                chain.seq,
+                chain.hash,
+                int(chain.touched_at is not None),
+                ops.adapt_datetimefield_value(at),
+            ]
+        values = ", ".join([row] * len(chunk))
+        sql = (
+            f"UPDATE {table} SET ledger_seq = v.column2, ledger_hash = v.column3, "  # noqa: S608
+            f"last_activity_at = CASE WHEN v.column4 = 1 THEN v.column5 "
+            f"ELSE {table}.last_activity_at END "
+            f"FROM (VALUES {values}) AS v WHERE {table}.id = v.column1"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+def _suppression_for(reason: str | None, action: str, source_kind: str) -> str | None:
     """Why the address is suppressed when this record would make consent valid, else None.
 
     A list (import, CRM) is refused outright with the reason; other grants go on, as pending
@@ -278,7 +645,6 @@ def _suppression_for(contact: Contact, action: str, source_kind: str) -> str | N
     """
     if action not in (ConsentAction.GRANT, ConsentAction.CONFIRM):
         return None
-    reason = suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email)
     if reason and action == ConsentAction.GRANT and source_kind in LIST_SOURCES:
         raise ValidationError(
             {
@@ -311,8 +677,9 @@ def _superseded(state: ConsentState | None, action: str, given_at: datetime, now
 
 def _transition(
     state: ConsentState | None,
-    purpose: Purpose,
+    current: PurposeVersion | None,
     action: str,
+    purpose: Purpose,
     source_kind: str,
     resolves: ConsentRecord | None,
     *,
@@ -320,15 +687,15 @@ def _transition(
 ) -> tuple[str, PurposeVersion]:
     """The status a new record leads to, and the wording version it refers to.
 
-    `needs_person`: the address is suppressed and the grant does not come from the person's
-    own confirmed act, so it waits, pending, for the link emailed to that address.
+    `current`: the purpose's current wording. `needs_person`: the address is suppressed and
+    the grant does not come from the person's own confirmed act, so it waits, pending, for
+    the link emailed to that address.
     """
-    current = purpose.current_version
     if current is None:
         raise ValidationError({"purpose": [_("This purpose has no wording yet.")]})
     if action in (ConsentAction.CONFIRM, ConsentAction.EXPIRE):
         pending = state is not None and state.status == ConsentStatus.PENDING
-        if not pending or state is None or resolves is None or state.record_id != resolves.id:
+        if not pending or state is None or resolves is None or state.record.pk != resolves.pk:
             raise ValidationError({"action": [_("There is no pending grant to resolve.")]})
         status = ConsentStatus.GRANTED if action == ConsentAction.CONFIRM else ConsentStatus.EXPIRED
         return status, state.purpose_version
@@ -343,44 +710,6 @@ def _transition(
     if needs_person or (needs_confirmation and not already_granted):
         return ConsentStatus.PENDING, current
     return ConsentStatus.GRANTED, current
-
-
-def _append(
-    *, head: Contact, write: ConsentWrite, version: PurposeVersion, status: str, now: datetime
-) -> ConsentRecord:
-    """Chain one record after the contact's head (locked); `write.given_at` is resolved."""
-    personal = _personal_evidence(write.evidence)
-    record = ConsentRecord(
-        contact=write.contact,
-        purpose=write.purpose,
-        purpose_version=version,
-        channel=write.channel,
-        action=write.action,
-        status=status,
-        given_at=write.given_at or now,
-        recorded_at=now,
-        source_kind=write.source_kind,
-        source_reference=write.source_reference[:500],
-        wording=write.evidence.wording or version.wording,
-        language=(get_language() or write.contact.reading_language())[:2],
-        unticked_by_default=write.evidence.unticked_by_default,
-        policy_version=write.evidence.policy_version,
-        evidence_digest=evidence_digest(personal) if personal else "",
-        resolves=write.resolves,
-        contact_seq=head.ledger_seq + 1,
-        previous_hash=head.ledger_hash,
-    )
-    record.hash = record_hash(record)
-    record.save()
-    if personal is not None:
-        personal.record = record
-        personal.save()
-    Contact.objects.filter(pk=head.pk).update(
-        ledger_seq=record.contact_seq, ledger_hash=record.hash
-    )
-    for contact in {id(head): head, id(write.contact): write.contact}.values():
-        contact.ledger_seq, contact.ledger_hash = record.contact_seq, record.hash
-    return record
 
 
 def _personal_evidence(evidence: Evidence) -> ConsentEvidence | None:
@@ -403,19 +732,10 @@ def _personal_evidence(evidence: Evidence) -> ConsentEvidence | None:
     )
 
 
-def _write_state(state: ConsentState | None, record: ConsentRecord) -> None:
-    if state is None:
-        state = ConsentState(contact=record.contact, purpose=record.purpose, channel=record.channel)
-    state.status = record.status
-    state.purpose_version = record.purpose_version
-    state.record = record
-    state.since = record.recorded_at
-    state.save()
-
-
-def _consent_payload(record: ConsentRecord) -> dict[str, Any]:
-    """What the CRMs and the event feed learn of a consent record."""
-    return {
+def _consent_payload(record: ConsentRecord, behind: ConsentRecord | None = None) -> dict[str, Any]:
+    """What the CRMs and the event feed learn of a consent record; `behind`: for a superseded
+    record, the record behind the state that stands."""
+    payload = {
         "record": str(record.uuid),
         "purpose": record.purpose.slug,
         "version": record.purpose_version.number,
@@ -424,41 +744,17 @@ def _consent_payload(record: ConsentRecord) -> dict[str, Any]:
         "status": record.status,
         "given_at": record.given_at.isoformat(),
     }
-
-
-def _record_superseded(record: ConsentRecord, contact: Contact, state: ConsentState) -> None:
-    """Tell the CRMs a record was kept but changed nothing; no timeline moment, no email."""
-    outbox_emit(
-        topic=OutboxTopic.CONSENT_SUPERSEDED,
-        contact=contact,
-        payload={**_consent_payload(record), "current_record": str(state.record.uuid)},
-    )
-
-
-def _record_side_effects(record: ConsentRecord, contact: Contact, source_kind: str) -> None:
-    summary = f"{record.purpose.slug}/{record.channel}: {record.status}"
-    timeline_add(
-        contact=contact,
-        kind=TimelineKind.CONSENT_CHANGED,
-        summary=summary,
-        data={"record": str(record.uuid), "action": record.action, "source": source_kind},
-    )
-    outbox_emit(
-        topic=OutboxTopic.CONSENT_RECORDED,
-        contact=contact,
-        payload=_consent_payload(record),
-    )
-    if source_kind not in (SourceKind.SYSTEM, SourceKind.CRM, SourceKind.IMPORT):
-        contact_touch(contact=contact, at=record.recorded_at)
-    if record.status == ConsentStatus.PENDING:
-        _queue_confirmation_email(contact.id)
+    if behind is not None:
+        payload["current_record"] = str(behind.uuid)
+    return payload
 
 
 def _queue_confirmation_email(contact_id: int) -> None:
     """Queue the confirmation email for after commit (none if the transaction rolls back).
 
-    Several pending grants in one transaction queue several sends: the first announces them
-    all, and the others find nothing new to announce under the contact's row lock.
+    One call of the write path queues one send per contact; several calls in one
+    transaction queue several: the first announces them all, and the others find nothing new
+    to announce under the contact's row lock.
     """
 
     def queue() -> None:
@@ -488,9 +784,8 @@ def consents_withdraw_all(
     if purposes is None:
         purposes = purposes_with_versions().filter(legal_basis__in=MARKETING_BASES)
     purposes_by_id = {purpose.id: purpose for purpose in purposes}
-    withdrawn = []
     with transaction.atomic():
-        # the contact first, as in consent_record: one lock order everywhere
+        # the contact first, as in the write path: one lock order everywhere
         Contact.objects.select_for_update().filter(pk=contact.pk).first()
         states = {
             (state.purpose_id, state.channel): state
@@ -499,21 +794,20 @@ def consents_withdraw_all(
             )
         }
         pairs = _channels_to_withdraw(purposes_by_id, states, object_to_legitimate_interest)
-        for purpose_id, channel in pairs:
-            withdrawn.append(
-                consent_record(
-                    write=ConsentWrite(
-                        contact=contact,
-                        purpose=purposes_by_id[purpose_id],
-                        channel=channel,
-                        action=ConsentAction.WITHDRAW,
-                        source_kind=source_kind,
-                        source_reference=source_reference,
-                        evidence=evidence,
-                    )
+        return consents_record_many(
+            writes=[
+                ConsentWrite(
+                    contact=contact,
+                    purpose=purposes_by_id[purpose_id],
+                    channel=channel,
+                    action=ConsentAction.WITHDRAW,
+                    source_kind=source_kind,
+                    source_reference=source_reference,
+                    evidence=evidence,
                 )
-            )
-    return withdrawn
+                for purpose_id, channel in pairs
+            ]
+        )
 
 
 def _channels_to_withdraw(
@@ -535,28 +829,32 @@ def consent_confirm(
     *, contact: Contact, record_uuids: Iterable[str], ip: str | None = None, user_agent: str = ""
 ) -> list[ConsentRecord]:
     """Turn the pending grants named in a confirmation link into valid consent (double opt-in)."""
-    confirmed = []
     with transaction.atomic():
         states = pending_states_for_confirmation(contact=contact, record_uuids=list(record_uuids))
-        for state in states:
-            try:
-                confirmed.append(_confirm_one(state, ip=ip, user_agent=user_agent))
-            except ValidationError:
-                continue  # confirmed by a concurrent click in the meantime
-    return confirmed
-
-
-def _confirm_one(state: ConsentState, *, ip: str | None, user_agent: str) -> ConsentRecord:
-    with transaction.atomic():
-        return consent_record(
-            write=_resolving(
+        writes = [
+            _resolving(
                 state,
                 action=ConsentAction.CONFIRM,
                 source_kind=SourceKind.EMAIL_CONFIRMATION,
                 source_reference=str(state.record.uuid),
                 evidence=Evidence(ip=ip, user_agent=user_agent),
             )
-        )
+            for state in states
+        ]
+        # a grant confirmed by a concurrent click in the meantime is left out
+        return _record_those_still_valid(writes)
+
+
+def _record_those_still_valid(writes: list[ConsentWrite]) -> list[ConsentRecord]:
+    """Record the writes, leaving out those refused (settled concurrently in the meantime):
+    a refused batch writes nothing, so the rest is tried again without them."""
+    while writes:
+        try:
+            with transaction.atomic():
+                return consents_record_many(writes=writes)
+        except ConsentWriteErrors as error:
+            writes = [write for index, write in enumerate(writes) if index not in error.errors]
+    return []
 
 
 def _resolving(
@@ -586,26 +884,20 @@ def pending_grants_expire(*, now: datetime | None = None, batch_size: int = 500)
     pending = ConsentState.objects.filter(
         status=ConsentStatus.PENDING, since__lt=cutoff
     ).select_related("contact", "purpose", "record")
-    return sum(
-        _expire_one(state)
-        for batch in in_batches(pending, batch_size=batch_size)
-        for state in batch
-    )
-
-
-def _expire_one(state: ConsentState) -> int:
-    try:
-        consent_record(
-            write=_resolving(
+    expired = 0
+    for batch in in_batches(pending, batch_size=batch_size):
+        writes = [
+            _resolving(
                 state,
                 action=ConsentAction.EXPIRE,
                 source_kind=SourceKind.SYSTEM,
                 source_reference="expire_pending_grants",
             )
-        )
-    except ValidationError:
-        return 0  # confirmed or expired by a concurrent run in the meantime
-    return 1
+            for state in batch
+        ]
+        # confirmed or expired by a concurrent run in the meantime: left out
+        expired += len(_record_those_still_valid(writes))
+    return expired
 
 
 CONFIRMATION_SALT = "consent.double-opt-in"

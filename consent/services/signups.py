@@ -32,7 +32,7 @@ from consent.services.consents import (
     ConsentWrite,
     Evidence,
     consent_grant_check,
-    consent_record,
+    consents_record_many,
     suppressed_address_confirmation_claim,
 )
 from contacts.models import Contact, Language
@@ -252,7 +252,9 @@ def signup_confirm(
             if not job_run_claim(job=SIGNUP_CONFIRMED_JOB, key=request.nonce):
                 return []
             contact = _contact_back(request)
-            return [_record(contact, item, ip=ip, user_agent=user_agent) for item in items]
+            return consents_record_many(
+                writes=[_write(contact, item, ip=ip, user_agent=user_agent) for item in items]
+            )
     except ValidationError:
         return []  # the address was taken by a contact that cannot consent (a race): nothing
 
@@ -268,21 +270,19 @@ def _contact_back(request: SignupRequest) -> Contact:
     return contact
 
 
-def _record(contact: Contact, item: SignupItem, *, ip: str | None, user_agent: str) -> Any:
-    return consent_record(
-        write=ConsentWrite(
-            contact=contact,
-            purpose=item.purpose,
-            channel=item.channel,
-            action=ConsentAction.GRANT,
-            source_kind=SourceKind.EMAIL_CONFIRMATION,
-            source_reference=item.source_reference,
-            evidence=Evidence(
-                wording=item.wording,
-                unticked_by_default=item.unticked_by_default,
-                policy_version=item.policy_version,
-                ip=ip,
-                user_agent=user_agent,
-            ),
-        )
+def _write(contact: Contact, item: SignupItem, *, ip: str | None, user_agent: str) -> ConsentWrite:
+    return ConsentWrite(
+        contact=contact,
+        purpose=item.purpose,
+        channel=item.channel,
+        action=ConsentAction.GRANT,
+        source_kind=SourceKind.EMAIL_CONFIRMATION,
+        source_reference=item.source_reference,
+        evidence=Evidence(
+            wording=item.wording,
+            unticked_by_default=item.unticked_by_default,
+            policy_version=item.policy_version,
+            ip=ip,
+            user_agent=user_agent,
+        ),
     )

@@ -214,8 +214,9 @@ def snapshot(contact: Contact) -> dict[str, Any]:
     fields = {
         f.name: getattr(contact, f.name)
         for f in Contact._meta.concrete_fields
-        # activity and modification times move with any change, by design
-        if f.name not in ("updated_at", "last_activity_at")
+        # activity and modification times move with any change, by design, and the head of
+        # the contact's ledger chain with any consent record
+        if f.name not in ("updated_at", "last_activity_at", "ledger_seq", "ledger_hash")
     }
     return {
         **fields,
