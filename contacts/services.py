@@ -430,6 +430,8 @@ ERASURE_KEPT_FIELDS = {
     "repermission_sent_at": "when the retention job asked: proof of the retention rule",
     "created_at": "when the record began: the ledger's proofs are dated against it",
     "updated_at": "when the row last changed (the erasure itself)",
+    "ledger_seq": "the head of the contact's ledger chain: a count, which proves the records",
+    "ledger_hash": "the head of the contact's ledger chain: a hash, which proves the records",
 }
 PERSONAL_FIELDS = tuple(
     field.name for field in Contact._meta.concrete_fields if field.name not in ERASURE_KEPT_FIELDS

@@ -105,6 +105,8 @@ def filled(field: models.Field) -> Any:
         "phone": "+33612345678",
         "country": "FR",
         "status": "paused",
+        "ledger_seq": 3,
+        "ledger_hash": "a" * 64,
     }
     if field.name in special:
         return special[field.name]
