@@ -471,6 +471,8 @@ def _check_records(
             legacy_previous = record.hash
         if record_hash(record) != record.hash:
             problems.add(label, "content does not match its hash")
+        if record.xact == 0 and record.hash_version != HashVersion.GLOBAL_CHAIN:
+            problems.add(label, "has no sealing key (the database's consent_record_xact trigger)")
         try:
             personal = record.personal_evidence
         except ConsentEvidence.DoesNotExist:

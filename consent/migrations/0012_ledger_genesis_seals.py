@@ -96,7 +96,8 @@ def seal_legacy_ledger(apps, schema_editor):
         tally[0] += 1
         tally[1] = digest_step(tally[1], record.hash)
         tally[3] = record.id
-    for evidence in Evidence.objects.select_related("record").filter(record__hash_version=1):
+    legacy_evidence = Evidence.objects.select_related("record").filter(record__hash_version=1)
+    for evidence in legacy_evidence.iterator(chunk_size=2000):
         if _evidence_digest(evidence) != evidence.record.evidence_digest:
             problems.append(
                 f"record {evidence.record.uuid} (#{evidence.record_id}): personal evidence "

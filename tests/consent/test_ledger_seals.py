@@ -204,6 +204,20 @@ def test_the_database_sets_the_sealing_key_not_the_orm():
         assert keys == {first.id: first.id, second.id: second.id}
 
 
+def test_a_record_without_its_sealing_key_is_named(ledger):
+    """SQLite rebuilds a table on some schema changes, dropping its triggers: a record the
+    trigger never keyed would escape every seal, so the check names it."""
+    record = ledger["records"][2]
+    set_columns("consent_consentrecord", record.id, xact=0)
+
+    problems = reasons(ledger_verify())
+
+    assert (
+        f"record {record.uuid} (#{record.id}): has no sealing key (the database's "
+        "consent_record_xact trigger)" in problems
+    )
+
+
 def test_the_seal_task_seals_and_the_beat_runs_it_every_minute():
     grant(ContactFactory(), PurposeFactory())
 
