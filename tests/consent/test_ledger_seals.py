@@ -218,6 +218,20 @@ def test_a_record_without_its_sealing_key_is_named(ledger):
     )
 
 
+def test_the_receipt_names_the_chain_and_its_seals(api):
+    record = grant(ContactFactory(), PurposeFactory())
+
+    response = api().get(f"/api/v1/consents/{record.uuid}/receipt/")
+
+    assert response.status_code == 200
+    assert response.json()["integrity"] == {
+        "algorithm": "SHA-256 per-contact hash chain, HMAC-sealed",
+        "hash": record.hash,
+        "previous_hash": GENESIS_HASH,
+        "evidence_digest": record.evidence_digest,
+    }
+
+
 def test_the_seal_task_seals_and_the_beat_runs_it_every_minute():
     grant(ContactFactory(), PurposeFactory())
 
