@@ -418,7 +418,7 @@ def _lock_chains(
     chains: dict[int, _Chain] = {}
     states: dict[_StateKey, ConsentState] = {}
     waited: list[_Chain] = []
-    for chunk in in_chunks(ids, WRITE_CHUNK_SIZE):
+    for chunk in _in_chunks(ids, WRITE_CHUNK_SIZE):
         rows = (
             Contact.objects.select_for_update(of=("self",))
             .annotate(**annotations)
@@ -509,7 +509,7 @@ def _version_from(row: dict[str, Any], purpose_id: int) -> PurposeVersion | None
     return result
 
 
-def in_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+def _in_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -681,7 +681,7 @@ def _heads_update(chains: Sequence[_Chain]) -> None:
         if postgres
         else ("(%s, %s, %s, %s, %s)")
     )
-    for chunk in in_chunks(chains, WRITE_CHUNK_SIZE):
+    for chunk in _in_chunks(chains, WRITE_CHUNK_SIZE):
         params: list[Any] = []
         for chain in chunk:
             at = chain.touched_at or timezone.now()

@@ -6,6 +6,7 @@ from django.forms.models import model_to_dict
 from consent.ledger import GENESIS_HASH, evidence_digest, ledger_verify
 from consent.models import ConsentEvidence, ConsentRecord, ConsentState
 from consent.services import Evidence
+from contacts.models import Contact
 from tests.factories import ContactFactory, PurposeFactory, grant
 
 pytestmark = pytest.mark.django_db
@@ -162,3 +163,38 @@ def test_each_contact_has_its_own_chain_starting_at_genesis():
     alice.refresh_from_db()
     assert (alice.ledger_seq, alice.ledger_hash) == (2, a2.hash)
     assert ledger_verify() == []
+
+
+def _rewrite(statement: str, params: list[object]) -> None:
+    """Change ledger rows behind the ORM's back, as a database superuser could."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(statement, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+def test_one_contacts_records_swapped_in_their_chain_are_detected():
+    contact, purpose = ContactFactory(), PurposeFactory()
+    first = grant(contact, purpose)
+    second = grant(contact, purpose, channel="sms")
+
+    _rewrite("UPDATE consent_consentrecord SET contact_seq = -1 WHERE id = %s", [first.id])
+    _rewrite("UPDATE consent_consentrecord SET contact_seq = 1 WHERE id = %s", [second.id])
+    _rewrite("UPDATE consent_consentrecord SET contact_seq = 2 WHERE id = %s", [first.id])
+
+    reasons = {(p.record, p.reason) for p in ledger_verify()}
+    assert (f"record {second.uuid} (#{second.id})", "link to the previous record is broken") in (
+        reasons
+    )
+    assert (f"record {first.uuid} (#{first.id})", "content does not match its hash") in reasons
+
+
+def test_a_tampered_contact_head_is_detected():
+    contact, purpose = ContactFactory(), PurposeFactory()
+    grant(contact, purpose)
+
+    Contact.objects.filter(pk=contact.pk).update(ledger_hash="f" * 64)
+
+    assert [p.record for p in ledger_verify()] == [f"contact #{contact.id}"]
