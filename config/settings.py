@@ -316,6 +316,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=15),
     },
     "verify-ledger": {"task": "consent.tasks.verify_ledger", "schedule": timedelta(hours=24)},
+    "seal-ledger": {"task": "consent.tasks.seal_ledger", "schedule": timedelta(minutes=1)},
+    "send-seal-head": {
+        "task": "consent.tasks.send_seal_head",
+        "schedule": crontab(hour=0, minute=15),
+    },
     "carry-out-pending-privacy-requests": {
         "task": "consent.tasks.carry_out_pending_privacy_requests",
         "schedule": timedelta(minutes=5),

@@ -1,19 +1,35 @@
 """Admin for purposes and their wording, and the consent ledger and state (read-only)."""
 
+import csv
+from collections.abc import Iterator
 from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from consent.ledger import record_hash
-from consent.models import Channel, ConsentRecord, ConsentState, Purpose, PurposeVersion
+from consent.models import (
+    Channel,
+    ConsentRecord,
+    ConsentState,
+    LedgerSeal,
+    Purpose,
+    PurposeVersion,
+)
+from consent.selectors import ledger_seal_heads
 from consent.services import purpose_wording_update
 from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin
+from core.csvfiles import csv_cell
+from core.models import AuditAction
+from core.services import audit_record
 
 
 def _record_link(record: ConsentRecord) -> str:
@@ -351,3 +367,83 @@ class ConsentStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("version"))
     def version(self, obj: ConsentState) -> int:
         return obj.purpose_version.number
+
+
+# Seals of the ledger.
+
+SEAL_HEAD_COLUMNS = ("number", "sealed_at", "total_count", "seal_hash", "signature", "key_id")
+DOWNLOAD_HEADS_PERMISSION = "consent.download_heads_ledgerseal"
+
+
+class _Echo:
+    """A file-like object whose write answers the line, for a streamed CSV."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+@admin.register(LedgerSeal)
+class LedgerSealAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The signed seals, read-only; the DPO downloads their heads to keep them elsewhere."""
+
+    list_display = (
+        "number",
+        "kind",
+        "period",
+        "sealed_at",
+        "record_count",
+        "total_count",
+        "hash_prefix",
+        "key_id",
+    )
+    list_filter = ("kind",)
+    ordering = ("-number",)
+    show_full_result_count = False
+
+    @admin.display(description=_("seal hash"))
+    def hash_prefix(self, obj: LedgerSeal) -> str:
+        return obj.seal_hash[:12]
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "heads.csv",
+                self.admin_site.admin_view(self.heads_view),
+                name="consent_ledgerseal_heads",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse | TemplateResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "can_download_heads": request.user.has_perm(DOWNLOAD_HEADS_PERMISSION),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def heads_view(self, request: HttpRequest) -> StreamingHttpResponse:
+        """Every seal head as CSV, streamed; the download is written to the audit log."""
+        if not request.user.has_perm(DOWNLOAD_HEADS_PERMISSION):
+            raise PermissionDenied
+        heads = ledger_seal_heads()
+        last = LedgerSeal.objects.order_by("-number").values_list("number", flat=True).first()
+        audit_record(
+            request=request,
+            action=AuditAction.EXPORT,
+            details={"export": "ledger_seal_heads", "last_seal": last},
+        )
+
+        def lines() -> Iterator[str]:
+            writer = csv.writer(_Echo())
+            yield writer.writerow(SEAL_HEAD_COLUMNS)
+            for head in heads.iterator(chunk_size=2000):
+                yield writer.writerow([csv_cell(head[column]) for column in SEAL_HEAD_COLUMNS])
+
+        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        return StreamingHttpResponse(
+            lines(),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="seal-heads-{stamp}.csv"'},
+        )

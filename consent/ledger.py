@@ -1,12 +1,33 @@
-"""The hash chain of the consent ledger: how a record is hashed and how the chain is checked."""
+"""The consent ledger's integrity: how a record is hashed, how the records are sealed every
+minute into signed, chained seals, and how records, chains and seals are checked.
+
+Seals (design note docs/design/ledger-at-scale.md): a seal covers the records whose sealing key
+`xact` lies in `[key_from, key_to)` and whose `recorded_at` falls in its month (`period`), by
+count and by a running digest over their hashes in `(xact, id)` order. `key_to` is a horizon
+below which every writing transaction has finished, so a record committed late (out of id
+order) always lands in a later seal, never in a closed one. Each seal chains to the previous
+one and is signed with HMAC-SHA256 under `LEDGER_SEAL_KEY`, which the database never holds.
+"""
 
 import hashlib
+import hmac
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
-from consent.models import ConsentEvidence, ConsentRecord, HashVersion
-from contacts.models import LEDGER_GENESIS_HASH, Contact
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from consent.models import ConsentEvidence, ConsentRecord, HashVersion, LedgerSeal, SealKind
+from contacts.models import LEDGER_GENESIS_HASH
+from core.emails import email_send
+from core.management.commands.setup_roles import DPO
+from core.services import job_run_claim
 
 GENESIS_HASH = LEDGER_GENESIS_HASH
 
@@ -59,6 +80,11 @@ def record_hash(record: ConsentRecord) -> str:
     return hashlib.sha256(encoded).hexdigest()
 
 
+SEAL_DIGEST_START = hashlib.sha256(b"ledger-seal").hexdigest()
+# pg_advisory_xact_lock key of the sealer: two runs at once queue here, then read the last seal
+SEAL_LOCK_KEY = 0x4C4544474552  # "LEDGER"
+
+
 @dataclass(frozen=True)
 class LedgerProblem:
     record: str
@@ -68,82 +94,527 @@ class LedgerProblem:
         return f"{self.record}: {self.reason}"
 
 
-def ledger_verify(*, chunk_size: int = 2000) -> list[LedgerProblem]:
-    """Walk the ledger; return every record whose hash, link or evidence does not match.
+# Seals: signing and computing.
 
-    Legacy records (hash version 1) form one global chain in id order. Every record belongs
-    to its contact's chain (`contact_seq` 1, 2, ...): a version-2 record links to the
-    contact's previous record, and the contact's head (`ledger_seq`, `ledger_hash`) names the
-    last one. Evidence comes along in the same query (no table of it in memory).
+
+def seal_key_id(key: str | None = None) -> str:
+    """The first 8 hex digits of sha256(key): names the key a seal was signed with."""
+    return hashlib.sha256((key or settings.LEDGER_SEAL_KEY).encode()).hexdigest()[:8]
+
+
+def seal_hash(seal: LedgerSeal) -> str:
+    """SHA-256 of the canonical JSON of every field of the seal but the hash and signature."""
+    payload = {
+        "number": seal.number,
+        "kind": seal.kind,
+        "period": seal.period.isoformat(),
+        "key_from": seal.key_from,
+        "key_to": seal.key_to,
+        "record_count": seal.record_count,
+        "total_count": seal.total_count,
+        "first_record_id": seal.first_record_id,
+        "last_record_id": seal.last_record_id,
+        "records_digest": seal.records_digest,
+        "previous_seal_hash": seal.previous_seal_hash,
+        "sealed_at": _timestamp(seal.sealed_at),
+        "key_id": seal.key_id,
+    }
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def seal_signature(hash_hex: str, key: str | None = None) -> str:
+    """HMAC-SHA256 of a seal hash under `LEDGER_SEAL_KEY` (or `key`)."""
+    secret = (key or settings.LEDGER_SEAL_KEY).encode()
+    return hmac.new(secret, hash_hex.encode(), hashlib.sha256).hexdigest()
+
+
+def digest_step(digest: str, record_hash_hex: str) -> str:
+    """The running digest after one more record: sha256(digest ‖ record hash), in bytes."""
+    try:
+        tail = bytes.fromhex(record_hash_hex)
+    except ValueError:  # a forged, non-hex hash still changes the digest
+        tail = record_hash_hex.encode()
+    return hashlib.sha256(bytes.fromhex(digest) + tail).hexdigest()
+
+
+def month_of(moment: datetime) -> date:
+    """The seal period of a time: the first day of its month, in UTC."""
+    utc = moment.astimezone(UTC)
+    return date(utc.year, utc.month, 1)
+
+
+@dataclass
+class _Tally:
+    count: int = 0
+    digest: str = SEAL_DIGEST_START
+    first_id: int | None = None
+    last_id: int | None = None
+
+    def add(self, record_id: int, record_hash_hex: str) -> None:
+        self.count += 1
+        self.digest = digest_step(self.digest, record_hash_hex)
+        self.first_id = record_id if self.first_id is None else self.first_id
+        self.last_id = record_id
+
+
+def seal_build(
+    *,
+    previous: LedgerSeal | None,
+    kind: str,
+    period: date,
+    key_from: int,
+    key_to: int,
+    tally: "_Tally",
+    sealed_at: datetime,
+    key: str | None = None,
+) -> LedgerSeal:
+    """The next seal after `previous` (unsaved), hashed and signed."""
+    seal = LedgerSeal(
+        number=(previous.number if previous else 0) + 1,
+        kind=kind,
+        period=period,
+        key_from=key_from,
+        key_to=key_to,
+        record_count=tally.count,
+        total_count=(previous.total_count if previous else 0)
+        + (tally.count if kind != SealKind.PRUNE else 0),
+        first_record_id=tally.first_id,
+        last_record_id=tally.last_id,
+        records_digest=tally.digest,
+        previous_seal_hash=previous.seal_hash if previous else GENESIS_HASH,
+        sealed_at=sealed_at,
+        key_id=seal_key_id(key),
+    )
+    seal.seal_hash = seal_hash(seal)
+    seal.signature = seal_signature(seal.seal_hash, key)
+    return seal
+
+
+# The oldest transaction that may still write here: the snapshot's running transactions,
+# less those a backend of another database holds (xids are cluster-wide, rows are not), else
+# the next transaction id. A transaction of unknown database counts as ours: it only delays.
+PG_HORIZON_SQL = """
+WITH snap AS (SELECT pg_current_snapshot() AS s)
+SELECT LEAST(
+    pg_snapshot_xmax(s)::text::bigint,
+    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s) AS x
+     WHERE NOT EXISTS (
+        SELECT 1 FROM pg_stat_activity a
+        WHERE a.backend_xid IS NOT NULL
+          AND a.backend_xid::text::bigint = mod(x::text::bigint, 4294967296)
+          AND a.datname IS DISTINCT FROM current_database()
+     ))
+) FROM snap
+"""
+
+
+def _horizon() -> int:
+    """The sealing key below which every writing transaction has finished.
+
+    PostgreSQL: the oldest transaction of this database still running (`PG_HORIZON_SQL`);
+    every `xact` below it is committed (and visible to any later statement) or rolled back.
+    SQLite serialises writers (`BEGIN IMMEDIATE`), and `xact` is the row id: the next id.
     """
-    problems: list[LedgerProblem] = []
-    previous = GENESIS_HASH
-    legacy = ConsentRecord.objects.filter(hash_version=HashVersion.GLOBAL_CHAIN).order_by("id")
-    for record in legacy.only("id", "uuid", "previous_hash", "hash").iterator(chunk_size):
-        if record.previous_hash != previous:
-            problems.append(LedgerProblem(_label(record), "link to the previous record is broken"))
-        previous = record.hash
-    records = ConsentRecord.objects.select_related("personal_evidence").order_by(
-        "contact_id", "contact_seq"
-    )
-    heads = (
-        Contact.objects.filter(ledger_seq__gt=0)
-        .order_by("id")
-        .values_list("id", "ledger_seq", "ledger_hash")
-    )
-    head_iter = iter(heads.iterator(chunk_size))
-    head = next(head_iter, None)
-    contact_id, seq, last_hash = 0, 0, GENESIS_HASH
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(PG_HORIZON_SQL)
+            return int(cursor.fetchone()[0])
+    last_id = ConsentRecord.objects.aggregate(last=Max("id"))["last"]
+    return (last_id or 0) + 1
 
-    def close_chain() -> None:
-        """Compare the chain just walked (contact_id, seq, last_hash) with its contact's head."""
-        nonlocal head
-        while head is not None and head[0] < contact_id:
-            problems.append(_head_without_records(head))
-            head = next(head_iter, None)
-        expected_seq, expected_hash = 0, GENESIS_HASH
-        if head is not None and head[0] == contact_id:
-            expected_seq, expected_hash = head[1], head[2]
-            head = next(head_iter, None)
-        if (expected_seq, expected_hash) != (seq, last_hash):
-            problems.append(
-                LedgerProblem(
-                    f"contact #{contact_id}",
-                    f"ledger head expects {expected_seq} record(s) ending in "
-                    f"{expected_hash[:12]}, found {seq} ending in {last_hash[:12]}",
+
+def ledger_seal(*, now: datetime | None = None, chunk_size: int = 2000) -> list[LedgerSeal]:
+    """Seal every record written since the previous seal: one seal per month touched, chained
+    and signed; an empty window still gives a seal (a heartbeat: a gap in `sealed_at` shows
+    the sealer stopped). Two runs at once give one chain: the second waits for the first.
+    A transaction still open only delays its records (and the later ones) to a next seal.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+        # read after the lock: each statement sees what the run before us committed
+        previous = LedgerSeal.objects.order_by("-number").first()
+        key_from = previous.key_to if previous else 0
+        key_to = max(_horizon(), key_from)
+        tallies: dict[date, _Tally] = {}
+        rows = (
+            ConsentRecord.objects.filter(xact__gte=key_from, xact__lt=key_to)
+            .order_by("xact", "id")
+            .values_list("id", "hash", "recorded_at")
+            .iterator(chunk_size=chunk_size)
+        )
+        for record_id, record_hash_hex, recorded_at in rows:
+            tallies.setdefault(month_of(recorded_at), _Tally()).add(record_id, record_hash_hex)
+        if not tallies:
+            tallies[month_of(now)] = _Tally()
+        seals = []
+        for period in sorted(tallies):
+            previous = seal_build(
+                previous=previous,
+                kind=SealKind.RECORDS,
+                period=period,
+                key_from=key_from,
+                key_to=key_to,
+                tally=tallies[period],
+                sealed_at=now,
+            )
+            previous.save()
+            seals.append(previous)
+    return seals
+
+
+def seal_head_send(*, now: datetime | None = None) -> bool:
+    """Email the DPO group the last seal head of yesterday (local time), once a day: a copy
+    of the head outside the database, for `verify_ledger --head`. Twice the same day sends
+    one email (the day's job marker); a day without a seal sends nothing."""
+    now = now or timezone.now()
+    day = timezone.localdate(now) - timedelta(days=1)
+    day_end = timezone.make_aware(datetime.combine(day + timedelta(days=1), datetime.min.time()))
+    with transaction.atomic():
+        if not job_run_claim(job="ledger-seal-head", key=day.isoformat()):
+            return False
+        seal = LedgerSeal.objects.filter(sealed_at__lt=day_end).order_by("-number").first()
+        recipients = sorted(
+            set(
+                get_user_model()
+                .objects.filter(groups__name=DPO, is_active=True)
+                .exclude(email="")
+                .values_list("email", flat=True)
+            )
+        )
+        if seal is None or not recipients:
+            return False
+        # in the site's language: the DPO's team has no language of its own here
+        email_send(
+            template="consent/email/seal_head",
+            context={"seal": seal, "day": day, "head": f"{seal.number}:{seal.seal_hash}"},
+            to=recipients,
+        )
+    return True
+
+
+# Verification, streamed in bounded memory.
+
+
+@dataclass
+class _Problems:
+    limit: int
+    items: list[LedgerProblem] = field(default_factory=list)
+    left_off: int = 0
+
+    def add(self, where: str, reason: str) -> None:
+        if len(self.items) < self.limit:
+            self.items.append(LedgerProblem(where, reason))
+        else:
+            self.left_off += 1
+
+
+class LedgerReport(list[LedgerProblem]):
+    """The problems `ledger_verify` found (empty: intact), with what it checked."""
+
+    records: int = 0
+    seals: int = 0
+    last_seal: LedgerSeal | None = None
+    unsealed: int = 0
+    oldest_unsealed_at: datetime | None = None
+    left_off: int = 0  # problems past `max_problems`, counted only
+
+    @property
+    def problem_count(self) -> int:
+        return len(self) + self.left_off
+
+
+def _record_label(record: ConsentRecord) -> str:
+    return f"record {record.uuid} (#{record.id})"
+
+
+def _seal_label(seal: LedgerSeal) -> str:
+    return f"seal #{seal.number} ({seal.get_kind_display()} {seal.period:%Y-%m})"
+
+
+@dataclass
+class _Window:
+    """Consecutive seals of one sealing run: one key range, one seal per month."""
+
+    key_from: int
+    key_to: int
+    seals: dict[date, LedgerSeal]
+    found: dict[date, _Tally] = field(default_factory=dict)
+
+
+def _seal_windows(chunk_size: int) -> Iterator[_Window]:
+    window: _Window | None = None
+    seals = (
+        LedgerSeal.objects.exclude(kind=SealKind.PRUNE)
+        .order_by("number")
+        .iterator(chunk_size=chunk_size)
+    )
+    for seal in seals:
+        if window is not None and (seal.key_from, seal.key_to) == (window.key_from, window.key_to):
+            window.seals.setdefault(seal.period, seal)
+            continue
+        if window is not None:
+            yield window
+        window = _Window(seal.key_from, seal.key_to, {seal.period: seal})
+    if window is not None:
+        yield window
+
+
+def _check_seals(
+    problems: _Problems, report: LedgerReport, chunk_size: int
+) -> tuple[dict[date, LedgerSeal], int]:
+    """Pass A: numbers without gaps, links, hashes, signatures, running totals, windows and
+    prune counts. Answers the prune seals by month and the sealed total."""
+    current_key = seal_key_id()
+    previous: LedgerSeal | None = None
+    window: tuple[int, int] | None = None
+    sealed_by_month: dict[date, int] = {}
+    prunes: dict[date, LedgerSeal] = {}
+    for seal in LedgerSeal.objects.order_by("number").iterator(chunk_size=chunk_size):
+        label = _seal_label(seal)
+        expected_number = (previous.number if previous else 0) + 1
+        if seal.number != expected_number:
+            problems.add(label, f"seal(s) missing: numbers jump from {expected_number - 1}")
+        expected_link = previous.seal_hash if previous else GENESIS_HASH
+        if seal.previous_seal_hash != expected_link:
+            problems.add(label, "link to the previous seal is broken")
+        if seal_hash(seal) != seal.seal_hash:
+            problems.add(label, "content does not match its seal hash")
+        if seal.key_id != current_key:
+            problems.add(
+                label,
+                f"signed with key {seal.key_id}, not with LEDGER_SEAL_KEY ({current_key})",
+            )
+        elif not hmac.compare_digest(seal_signature(seal.seal_hash), seal.signature):
+            problems.add(label, "signature does not match (not signed with LEDGER_SEAL_KEY)")
+        previous_total = previous.total_count if previous else 0
+        added = 0 if seal.kind == SealKind.PRUNE else seal.record_count
+        if seal.total_count != previous_total + added:
+            problems.add(
+                label, f"running total {seal.total_count} should be {previous_total + added}"
+            )
+        if seal.kind == SealKind.PRUNE:
+            removable = sealed_by_month.get(seal.period, 0)
+            if seal.record_count != removable:
+                problems.add(
+                    label,
+                    f"prunes {seal.record_count} record(s) but its month's seals count {removable}",
                 )
+            prunes[seal.period] = seal
+        else:
+            keys = (seal.key_from, seal.key_to)
+            start = window[1] if window else 0
+            if keys != window and (seal.key_from != start or seal.key_to < seal.key_from):
+                problems.add(
+                    label,
+                    f"covers keys [{seal.key_from}, {seal.key_to}) where the previous seal "
+                    f"ends at {start}",
+                )
+            window = keys
+            sealed_by_month[seal.period] = sealed_by_month.get(seal.period, 0) + seal.record_count
+        previous = seal
+        report.seals += 1
+    report.last_seal = previous
+    return prunes, (previous.total_count if previous else 0)
+
+
+def _close_window(problems: _Problems, window: _Window, prunes: dict[date, LedgerSeal]) -> None:
+    for period, seal in sorted(window.seals.items()):
+        found = window.found.get(period, _Tally())
+        prune = prunes.get(period)
+        if prune is not None and prune.number > seal.number:
+            if found.count:
+                problems.add(
+                    _seal_label(seal),
+                    f"its month was pruned (seal #{prune.number}) but {found.count} "
+                    "record(s) remain",
+                )
+            continue
+        if found.count != seal.record_count:
+            problems.add(
+                _seal_label(seal),
+                f"sealed {seal.record_count} record(s), found {found.count} "
+                "(records deleted or inserted)",
+            )
+        elif found.digest != seal.records_digest:
+            problems.add(
+                _seal_label(seal),
+                "records differ from the sealed digest (modified, replaced or reordered)",
             )
 
-    for record in records.iterator(chunk_size):
-        if record.contact_id != contact_id:
-            if contact_id:
-                close_chain()
-            contact_id, seq, last_hash = record.contact_id, 0, GENESIS_HASH
-        label = _label(record)
-        if record.contact_seq != seq + 1:
-            problems.append(LedgerProblem(label, "a record of this contact is missing before it"))
-        if record.hash_version != HashVersion.GLOBAL_CHAIN and record.previous_hash != last_hash:
-            problems.append(LedgerProblem(label, "link to the previous record is broken"))
-        if record_hash(record) != record.hash:
-            problems.append(LedgerProblem(label, "content does not match its hash"))
-        personal = getattr(record, "personal_evidence", None)
-        if personal is not None and evidence_digest(personal) != record.evidence_digest:
-            problems.append(LedgerProblem(label, "personal evidence does not match its digest"))
-        seq, last_hash = record.contact_seq, record.hash
-    if contact_id:
-        close_chain()
-    while head is not None:
-        problems.append(_head_without_records(head))
-        head = next(head_iter, None)
-    return problems
 
-
-def _head_without_records(head: tuple[int, int, str]) -> LedgerProblem:
-    return LedgerProblem(
-        f"contact #{head[0]}",
-        f"ledger head expects {head[1]} record(s) ending in {head[2][:12]}, found none",
+def _check_records(
+    problems: _Problems,
+    report: LedgerReport,
+    prunes: dict[date, LedgerSeal],
+    chunk_size: int,
+) -> None:
+    """Pass B: every record against its hash, its evidence and the seal of its window (a merge
+    join of two ordered streams); the legacy global chain's links on the way."""
+    windows = _seal_windows(chunk_size)
+    window = next(windows, None)
+    legacy_previous = GENESIS_HASH
+    records = (
+        ConsentRecord.objects.select_related("personal_evidence")
+        .order_by("xact", "id")
+        .iterator(chunk_size=chunk_size)
     )
+    for record in records:
+        report.records += 1
+        label = _record_label(record)
+        if record.hash_version == HashVersion.GLOBAL_CHAIN:
+            if record.previous_hash != legacy_previous and not prunes:
+                problems.add(label, "link to the previous record is broken")
+            legacy_previous = record.hash
+        if record_hash(record) != record.hash:
+            problems.add(label, "content does not match its hash")
+        if record.xact == 0 and record.hash_version != HashVersion.GLOBAL_CHAIN:
+            problems.add(label, "has no sealing key (the database's consent_record_xact trigger)")
+        try:
+            personal = record.personal_evidence
+        except ConsentEvidence.DoesNotExist:
+            personal = None
+        if personal is not None and evidence_digest(personal) != record.evidence_digest:
+            problems.add(label, "personal evidence does not match its digest")
+        while window is not None and record.xact >= window.key_to:
+            _close_window(problems, window, prunes)
+            window = next(windows, None)
+        if window is None:  # written after the last seal: checked, waiting for the next one
+            report.unsealed += 1
+            if report.oldest_unsealed_at is None or record.recorded_at < report.oldest_unsealed_at:
+                report.oldest_unsealed_at = record.recorded_at
+            continue
+        period = month_of(record.recorded_at)
+        if record.xact < window.key_from or period not in window.seals:
+            problems.add(
+                label,
+                f"inserted into sealed keys [{window.key_from}, {window.key_to}): no seal of "
+                f"{period:%Y-%m} covers it",
+            )
+            continue
+        window.found.setdefault(period, _Tally()).add(record.id, record.hash)
+    while window is not None:
+        _close_window(problems, window, prunes)
+        window = next(windows, None)
 
 
-def _label(record: ConsentRecord) -> str:
-    return f"record {record.uuid} (#{record.id})"
+CHAIN_BREAKS_SQL = """
+SELECT id, uuid, contact_seq, previous_hash, prev_hash, prev_seq, hash_version FROM (
+    SELECT r.id, r.uuid, r.contact_seq, r.previous_hash, r.hash_version,
+        LAG(r.hash) OVER w AS prev_hash, LAG(r.contact_seq) OVER w AS prev_seq
+    FROM consent_consentrecord r
+    WINDOW w AS (PARTITION BY r.contact_id ORDER BY r.contact_seq)
+) links
+WHERE (prev_seq IS NULL AND contact_seq <> 1)
+   OR (prev_seq IS NOT NULL AND contact_seq <> prev_seq + 1)
+   OR (hash_version <> 1 AND prev_seq IS NULL AND previous_hash <> %s)
+   OR (hash_version <> 1 AND prev_seq IS NOT NULL AND previous_hash <> prev_hash)
+ORDER BY id
+"""
+
+HEAD_MISMATCHES_SQL = """
+SELECT c.id, c.ledger_seq, c.ledger_hash, heads.max_seq, last.hash
+FROM contacts_contact c
+LEFT JOIN (
+    SELECT contact_id, MAX(contact_seq) AS max_seq
+    FROM consent_consentrecord GROUP BY contact_id
+) heads ON heads.contact_id = c.id
+LEFT JOIN consent_consentrecord last
+    ON last.contact_id = c.id AND last.contact_seq = heads.max_seq
+WHERE c.ledger_seq <> COALESCE(heads.max_seq, 0)
+   OR c.ledger_hash <> COALESCE(last.hash, %s)
+ORDER BY c.id
+"""
+
+
+def _stream(sql: str, params: list[str], chunk_size: int) -> Iterator[tuple]:
+    """The rows of a query, fetched in chunks (a server-side cursor on PostgreSQL)."""
+    cursor = connection.chunked_cursor()
+    try:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(chunk_size):
+            yield from rows
+    finally:
+        cursor.close()
+
+
+def _check_contact_chains(
+    problems: _Problems, prunes: dict[date, LedgerSeal], chunk_size: int
+) -> None:
+    """Pass C, in SQL: each contact's chain (`contact_seq` without gaps, `previous_hash` the
+    hash of the contact's previous record) and its head on the contact row. Only mismatches
+    come back. A missing predecessor is accepted when a month was pruned."""
+    rows = _stream(CHAIN_BREAKS_SQL, [GENESIS_HASH], chunk_size)
+    for record_id, record_uuid, seq, _previous_hash, _prev_hash, prev_seq, _version in rows:
+        if prev_seq is None and prunes:
+            continue
+        label = f"record {uuid.UUID(str(record_uuid))} (#{record_id})"
+        if (prev_seq is None and seq != 1) or (prev_seq is not None and seq != prev_seq + 1):
+            problems.add(label, "a record of this contact is missing before it")
+        else:
+            problems.add(label, "link to the previous record is broken")
+    emptied = 0
+    for contact_id, ledger_seq, ledger_hash, max_seq, last_hash in _stream(
+        HEAD_MISMATCHES_SQL, [GENESIS_HASH], chunk_size
+    ):
+        if max_seq is None and prunes:
+            continue
+        if max_seq is None:
+            emptied += 1
+        problems.add(
+            f"contact #{contact_id}",
+            f"ledger head expects {ledger_seq} record(s) ending in {ledger_hash[:12]}, "
+            f"found {max_seq or 0} ending in {(last_hash or GENESIS_HASH)[:12]}",
+        )
+    if emptied:
+        problems.add(
+            "ledger",
+            f"emptied: {emptied} contact(s) have a chain head but no record remains",
+        )
+
+
+def ledger_verify(
+    *, head: str | None = None, chunk_size: int = 2000, max_problems: int = 1000
+) -> LedgerReport:
+    """Check records, chains and seals, streamed in bounded memory; answer every problem.
+
+    Pass A checks the seals, pass B each record and the seals' counts and digests, pass C each
+    contact's chain in SQL. `head` ("NUMBER:SEAL_HASH", kept outside the database from the
+    download or the daily email) proves the tail of the seals was not cut off. Records written
+    after the last seal are checked too and counted as unsealed, with the oldest one's time.
+    """
+    problems = _Problems(limit=max_problems)
+    report = LedgerReport()
+    prunes, sealed_total = _check_seals(problems, report, chunk_size)
+    if head:
+        _check_head(problems, head)
+    _check_records(problems, report, prunes, chunk_size)
+    pruned = sum(seal.record_count for seal in prunes.values())
+    if report.last_seal is not None and report.records - report.unsealed < sealed_total - pruned:
+        problems.add(
+            "ledger",
+            f"seals count {sealed_total - pruned} record(s) kept, "
+            f"{report.records - report.unsealed} found sealed",
+        )
+    _check_contact_chains(problems, prunes, chunk_size)
+    report.extend(problems.items)
+    report.left_off = problems.left_off
+    return report
+
+
+def _check_head(problems: _Problems, head: str) -> None:
+    number_text, _sep, expected_hash = head.partition(":")
+    if not number_text.isdigit() or len(expected_hash) != 64:
+        problems.add("seal head", f"{head!r} is not NUMBER:SEAL_HASH")
+        return
+    seal = LedgerSeal.objects.filter(number=int(number_text)).first()
+    if seal is None:
+        problems.add(
+            f"seal head #{number_text}",
+            "is missing from the database: seals (and records) were cut off",
+        )
+    elif not hmac.compare_digest(seal.seal_hash, expected_hash):
+        problems.add(f"seal head #{number_text}", "differs from the head kept outside")

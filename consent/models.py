@@ -248,11 +248,16 @@ class ConsentRecord(AppendOnlyModel):
     )
     previous_hash = models.CharField(_("previous hash"), max_length=64)
     hash = models.CharField(_("hash"), max_length=64, unique=True)
+    # The sealing key, written by the database and never by the ORM (not hashed): on
+    # PostgreSQL the writing transaction's id (a BEFORE INSERT trigger), on SQLite the row id
+    # (an AFTER INSERT trigger); 0 for the records of the legacy global chain (genesis seals).
+    xact = models.BigIntegerField(_("sealing key"), db_default=0, editable=False)
 
     class Meta:
         verbose_name = _("consent record")
         verbose_name_plural = _("consent ledger")
         ordering = ["id"]
+        indexes = [models.Index(fields=["xact", "id"], name="consent_record_xact_id")]
         constraints = [
             models.UniqueConstraint(
                 fields=["contact", "contact_seq"], name="consent_record_contact_seq"
@@ -285,16 +290,46 @@ class ConsentEvidence(models.Model):
         return f"#{self.record_id}"
 
 
-class LedgerHead(models.Model):
-    """The single row holding the last hash: appends lock it, so the chain has one order."""
+class SealKind(models.TextChoices):
+    GENESIS = "genesis", _("Genesis (legacy ledger)")
+    RECORDS = "records", _("Records")
+    PRUNE = "prune", _("Prune (a month removed)")
 
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    last_record_id = models.BigIntegerField(null=True)
-    last_hash = models.CharField(max_length=64)
-    record_count = models.BigIntegerField(default=0)
+
+class LedgerSeal(AppendOnlyModel):
+    """A signed, chained statement of the records written in one window and one month.
+
+    Written every minute by `consent.ledger.ledger_seal`: it covers the records with
+    `key_from <= xact < key_to` recorded in `period`, by count and running digest, and is
+    signed with `LEDGER_SEAL_KEY` (HMAC-SHA256), a key the database never holds. A head kept
+    outside the database (`number:seal_hash`) proves the tail was not cut off.
+    """
+
+    number = models.BigIntegerField(_("number"), unique=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=SealKind.choices)
+    period = models.DateField(_("month"))
+    key_from = models.BigIntegerField(_("from key"))
+    key_to = models.BigIntegerField(_("to key"))
+    record_count = models.BigIntegerField(_("records"))
+    total_count = models.BigIntegerField(_("records sealed in all"))
+    first_record_id = models.BigIntegerField(_("first record"), null=True, blank=True)
+    last_record_id = models.BigIntegerField(_("last record"), null=True, blank=True)
+    records_digest = models.CharField(_("records digest"), max_length=64)
+    previous_seal_hash = models.CharField(_("previous seal hash"), max_length=64)
+    seal_hash = models.CharField(_("seal hash"), max_length=64, unique=True)
+    signature = models.CharField(_("signature"), max_length=64)
+    key_id = models.CharField(_("key id"), max_length=8)
+    sealed_at = models.DateTimeField(_("sealed at"))
+
+    class Meta:
+        verbose_name = _("ledger seal")
+        verbose_name_plural = _("ledger seals")
+        ordering = ["number"]
+        default_permissions = ("view",)
+        permissions = [("download_heads_ledgerseal", _("Can download the seal heads"))]
 
     def __str__(self) -> str:
-        return self.last_hash
+        return f"#{self.number} {self.seal_hash[:12]}"
 
 
 class ConsentState(models.Model):

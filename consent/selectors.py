@@ -11,6 +11,7 @@ from consent.models import (
     ConsentRecord,
     ConsentState,
     ConsentStatus,
+    LedgerSeal,
     Purpose,
     PurposeVersion,
 )
@@ -98,7 +99,7 @@ def consent_receipt(record: ConsentRecord) -> dict[str, Any]:
             "unticked_by_default": record.unticked_by_default,
         },
         "integrity": {
-            "algorithm": "SHA-256 hash chain",
+            "algorithm": "SHA-256 per-contact hash chain, HMAC-sealed",
             "hash": record.hash,
             "previous_hash": record.previous_hash,
             "evidence_digest": record.evidence_digest,
@@ -123,4 +124,12 @@ def pending_states_for_confirmation(
         ConsentState.objects.filter(pairs, contact=contact, status=ConsentStatus.PENDING)
         .select_related("contact", "purpose", "purpose_version", "record")
         .order_by("purpose__slug", "channel")
+    )
+
+
+def ledger_seal_heads() -> QuerySet[LedgerSeal, dict[str, Any]]:
+    """Each seal's head, oldest first: what is kept outside the database to prove the seals
+    (and the records they count) were not cut off (`verify_ledger --head NUMBER:HASH`)."""
+    return LedgerSeal.objects.order_by("number").values(
+        "number", "sealed_at", "total_count", "seal_hash", "signature", "key_id"
     )

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from consent.ledger import ledger_verify
+from consent.ledger import ledger_seal, ledger_verify, seal_head_send
 from consent.services import double_opt_in_send, pending_grants_expire
 from consent.services.signups import signup_confirmation_send
 from contacts.services import pauses_end
@@ -34,10 +34,23 @@ def expire_pending_grants() -> int:
 @shared_task
 def verify_ledger() -> int:
     """Check the consent ledger's hash chain and log every broken record (beat job)."""
-    problems = ledger_verify()
-    for problem in problems:
+    report = ledger_verify()
+    for problem in report:
         logger.error("Consent ledger tampering detected: %s", problem)
-    return len(problems)
+    return report.problem_count
+
+
+@shared_task
+def seal_ledger() -> int:
+    """Seal what was recorded since the previous seal (beat job, every minute); answers the
+    number of seals written. Two runs at once queue on the sealer's lock: one chain."""
+    return len(ledger_seal())
+
+
+@shared_task(**RETRY_ON_NETWORK_ERRORS)
+def send_seal_head() -> bool:
+    """Email the DPO group yesterday's last seal head, once a day (beat job)."""
+    return seal_head_send()
 
 
 @shared_task

@@ -1,35 +1,65 @@
-"""`manage.py verify_ledger`: walk the consent ledger's hash chain; non-zero exit on tampering."""
+"""`manage.py verify_ledger [--head NUMBER:HASH]`: check the consent ledger's records, chains and
+seals, streamed; non-zero exit on any problem, the result on the last line."""
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from consent.ledger import GENESIS_HASH, ledger_verify
-from consent.models import ConsentRecord
+from consent.ledger import ledger_verify
 
 
 class Command(BaseCommand):
     help = (
-        "Check every consent ledger record against its hash and the previous record. Exits 0 "
-        "when the chain is intact, 1 naming each broken record otherwise."
+        "Check every consent ledger record against its hash, its contact's chain and its seal, "
+        "and every seal against its chain and signature. Exits 0 when all is intact, 1 naming "
+        "each problem otherwise. --head NUMBER:HASH checks a seal head kept outside the database."
     )
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--head",
+            metavar="NUMBER:HASH",
+            help=_("A seal head kept outside the database (downloaded or emailed)."),
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
-        problems = ledger_verify()
-        if problems:
-            for problem in problems:
+        report = ledger_verify(head=options.get("head"))
+        if report.problem_count:
+            for problem in report:
                 self.stderr.write(str(problem))
+            if report.left_off:
+                self.stderr.write(
+                    _("… and %(count)d more problem(s) not listed.") % {"count": report.left_off}
+                )
             raise CommandError(
                 _("Consent ledger check FAILED: %(count)d problem(s) found.")
-                % {"count": len(problems)}
+                % {"count": report.problem_count}
             )
-        last = ConsentRecord.objects.order_by("-id").only("hash").first()
-        count = ConsentRecord.objects.count()
-        last_hash = last.hash if last else GENESIS_HASH
+        last = report.last_seal
+        if last is None:
+            sealed = _("no seal yet")
+        else:
+            sealed = _("last seal %(head)s") % {"head": f"{last.number}:{last.seal_hash}"}
+        unsealed = ""
+        if report.oldest_unsealed_at is not None:
+            age = int((timezone.now() - report.oldest_unsealed_at).total_seconds())
+            unsealed = _(", %(count)d unsealed (oldest %(age)d s old)") % {
+                "count": report.unsealed,
+                "age": age,
+            }
         self.stdout.write(
             self.style.SUCCESS(
-                _("Consent ledger intact: %(count)d record(s) verified, chain ends in %(hash)s.")
-                % {"count": count, "hash": last_hash[:12]}
+                _(
+                    "Consent ledger intact: %(count)d record(s) verified, %(seals)d seal(s), "
+                    "%(sealed)s%(unsealed)s."
+                )
+                % {
+                    "count": report.records,
+                    "seals": report.seals,
+                    "sealed": sealed,
+                    "unsealed": unsealed,
+                }
             )
         )

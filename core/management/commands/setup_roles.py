@@ -31,6 +31,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "consent.consentrecord": ("view",),
         "consent.consentstate": ("view",),
         "consent.consentevidence": ("view",),
+        "consent.ledgerseal": ("view", "download_heads"),
         "privacy.privacyrequest": ("view", "add", "change"),
         "privacy.privacyrequestevent": ("view", "add"),
         "contacts.contact": ("view", "change", "change_email"),
