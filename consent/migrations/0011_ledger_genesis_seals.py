@@ -157,7 +157,7 @@ def restore_head(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("consent", "0011_ledger_seals")]
+    dependencies = [("consent", "0010_ledger_seals")]
 
     operations = [
         migrations.RunPython(seal_legacy_ledger, restore_head),
