@@ -2,7 +2,7 @@
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -700,3 +700,9 @@ def _send_confirmation(contact: Contact) -> bool:
         data={"records": record_uuids},
     )
     return True
+
+
+def consents_record_many(*, writes: Sequence[ConsentWrite]) -> list[ConsentRecord]:
+    """Record many consent writes, all or nothing (temporary loop over consent_record)."""
+    with transaction.atomic():
+        return [consent_record(write=write) for write in writes]
