@@ -43,6 +43,8 @@ class ContactStatus(models.TextChoices):
     ACTIVE = "active", _("Active")
     PAUSED = "paused", _("Paused")
     ERASED = "erased", _("Erased")
+    # merged into another contact (`Contact.merged_into`), which holds the person from then on
+    MERGED = "merged", _("Merged")
 
 
 class Frequency(models.TextChoices):
@@ -134,6 +136,15 @@ class Contact(models.Model):
         _("status"), max_length=10, choices=ContactStatus.choices, default=ContactStatus.ACTIVE
     )
     paused_until = models.DateTimeField(_("paused until"), null=True, blank=True)
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="merged_contacts",
+        verbose_name=_("merged into"),
+        help_text=_("The contact that holds this person since a merge (status: merged)."),
+    )
     frequency = models.CharField(
         _("frequency"), max_length=20, choices=Frequency.choices, default=Frequency.AS_PUBLISHED
     )
@@ -275,6 +286,7 @@ class TimelineKind(models.TextChoices):
     REQUEST_COMPLETED = "request_completed", _("Privacy request completed")
     REPERMISSION_SENT = "repermission_sent", _("Re-permission request sent")
     KEPT = "kept", _("Asked to keep receiving our messages")
+    MERGED = "merged", _("Contacts merged")
 
 
 class TimelineEvent(models.Model):

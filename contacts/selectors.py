@@ -44,6 +44,7 @@ def contact_find(
     three. None when there is none, or when the public id or email is malformed.
 
     `with_erased=False`: an erased contact counts as none (nothing may be sent to it).
+    A contact merged into another is found as that other one, which holds the person now.
     """
     if [pk, public_id, email].count(None) != 2:
         raise TypeError("contact_find() takes exactly one of pk, public_id and email")
@@ -56,9 +57,12 @@ def contact_find(
             contacts = Contact.objects.filter(public_id=UUID(str(public_id)))
         except ValueError:
             return None
-    if not with_erased:
-        contacts = contacts.exclude(status=ContactStatus.ERASED)
-    return contacts.first()
+    contact = contacts.first()
+    if contact is not None and contact.merged_into_id is not None:
+        contact = Contact.objects.filter(pk=contact.merged_into_id).first()
+    if contact is not None and not with_erased and contact.status == ContactStatus.ERASED:
+        return None
+    return contact
 
 
 def contact_is_suppressed(contact: Contact) -> bool:

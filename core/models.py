@@ -106,6 +106,7 @@ class AuditAction(models.TextChoices):
     VIEW_OUTBOX_EVENT = "view_outbox_event", _("Viewed a CRM outbox payload")
     RESTRICTION = "restriction", _("Restricted processing")
     RESTRICTION_LIFTED = "restriction_lifted", _("Lifted a processing restriction")
+    MERGE = "merge", _("Merged two contacts")
 
 
 class AuditEvent(models.Model):

@@ -465,6 +465,14 @@ def contact_erase(
             contact=contact,
             payload={"id": str(contact.public_id), "status": contact.status, **remote},
         )
+        # the same person's contacts merged into this one still hold their old address
+        for merged in contact.merged_contacts.exclude(status=ContactStatus.ERASED):
+            contact_erase(
+                contact=merged,
+                reason=reason,
+                source_kind=source_kind,
+                source_reference=source_reference,
+            )
     return contact
 
 
