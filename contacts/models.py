@@ -217,7 +217,11 @@ class Contact(models.Model):
         # Whoever changes the address receives the person's links from then on: only the
         # person (preference center, confirmed from both addresses) and the DPO handling a
         # rectification may change it, never a marketer (SPEC §3 security).
-        permissions = [("change_email_contact", _("Can change the email address of a contact"))]
+        permissions = [
+            ("change_email_contact", _("Can change the email address of a contact")),
+            # a merge changes whose consents are whose: the DPO's decision (SPEC §3 contacts)
+            ("merge_contact", _("Can merge two contacts")),
+        ]
 
     def __str__(self) -> str:
         full_name = f"{self.first_name} {self.last_name}".strip()

@@ -32,7 +32,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "consent.consentevidence": ("view",),
         "privacy.privacyrequest": ("view", "add", "change"),
         "privacy.privacyrequestevent": ("view", "add"),
-        "contacts.contact": ("view", "change", "change_email"),
+        "contacts.contact": ("view", "change", "change_email", "merge"),
         "contacts.interest": ("view",),
         "contacts.timelineevent": ("view",),
         # No delete: only the person's own new consent lifts a suppression.
