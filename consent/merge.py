@@ -36,7 +36,8 @@ OBJECTION_REFERENCE = "merge:%(merged)s:marketing-objection"
 @dataclass
 class ConsentsMerged:
     """What a merge did to consent: the records appended to the survivor's chain, the pairs
-    left as they were and why, and the merged contact's last record (its chain head)."""
+    ("purpose/channel") whose newer change was not carried and why (a code), and the merged
+    contact's last record hash (its chain head)."""
 
     records: list[ConsentRecord] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -71,7 +72,7 @@ def consents_merge(*, survivor: Contact, merged: Contact) -> ConsentsMerged:
             if mine is not None and mine.status in LIVE_STATUSES:
                 writes.append(_objection_withdrawal(survivor, merged, mine, purpose, objected_at))
             elif carried is not None:
-                outcome.skipped[label] = "older than the marketing objection"
+                outcome.skipped[label] = "older_than_objection"
             continue
         if carried is not None:
             writes.append(_carry(survivor, merged, carried, purpose))
@@ -133,15 +134,16 @@ def _action(state: ConsentState) -> str | None:
 
 
 def _grant_not_carried(state: ConsentState, purpose: Purpose) -> str:
-    """Why a grant of the merged contact cannot become a grant of the survivor, or ""."""
+    """Why a grant of the merged contact cannot become a grant of the survivor (a code kept
+    in the timeline and audit), or ""."""
     if not purpose.is_active or state.channel not in purpose.channels:
-        return "purpose no longer used on this channel"
+        return "purpose_inactive"
     if purpose.wording_outdated(state.purpose_version_id):
         # a new grant would be on today's wording, which the person never saw
-        return "given on wording a material change replaced"
+        return "outdated_wording"
     if state.status == ConsentStatus.PENDING and not purpose.double_opt_in:
         # pending for the person's click on the merged contact's address (suppressed)
-        return "pending the person's confirmation on the merged contact's address"
+        return "pending_on_merged_address"
     return ""
 
 

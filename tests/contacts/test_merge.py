@@ -1,11 +1,13 @@
 """Merging two contacts found to be one person: both histories kept, the state by time."""
 
+import json
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.utils import timezone
 
@@ -21,6 +23,7 @@ from consent.services import (
     consent_confirm,
     consent_record,
     consents_withdraw_all,
+    purpose_wording_update,
 )
 from contacts.models import Contact, ContactStatus, SuppressionReason, TimelineEvent, TimelineKind
 from contacts.selectors import contact_find, contact_is_suppressed
@@ -34,6 +37,7 @@ from core.models import Scope
 from crmsync.models import OutboxEvent, OutboxTopic
 from preferences.selectors import contact_for_token
 from preferences.services import preference_token_issue
+from privacy.exports import personal_data
 from privacy.merge import contact_merge
 from privacy.models import PrivacyRequestType
 from privacy.services import contact_erase, privacy_request_file
@@ -447,3 +451,33 @@ def test_two_merges_of_the_same_pair_in_opposite_directions_do_not_deadlock(tran
     assert sorted(run_concurrently(work, times=2)) == ["merged", "refused"]
     statuses = sorted(Contact.objects.values_list("status", flat=True))
     assert statuses == [ContactStatus.ACTIVE, ContactStatus.MERGED]
+
+
+def test_a_grant_on_replaced_wording_is_not_carried_and_the_reason_is_kept(pair):
+    # given a grant of the merged contact on wording a material change replaced since
+    survivor, merged = pair
+    newsletter = PurposeFactory(slug="newsletter")
+    grant(merged, newsletter)
+    purpose_wording_update(purpose=newsletter, wording_fr="Nouveau", wording_en="New")
+
+    merge(survivor, merged)
+
+    # then it gives the survivor no grant on today's wording the person never saw
+    assert not ConsentState.objects.filter(contact=survivor).exists()
+    entry = survivor.timeline.get(kind=TimelineKind.MERGED)
+    assert entry.data["not_carried"] == {"newsletter/email": "outdated_wording"}
+
+
+def test_the_survivors_data_export_holds_both_histories_with_their_evidence(pair):
+    survivor, merged = pair
+    origin = grant(merged, PurposeFactory(slug="newsletter"))  # with an IP and a user agent
+    merge(survivor, merged)
+
+    exported = personal_data(survivor)
+
+    rows = {row["id"]: row for row in exported["consent_history"]}
+    assert set(rows) == {str(origin.uuid), str(state(survivor, origin.purpose).record.uuid)}
+    assert "203.0.113.7" in json.dumps(rows[str(origin.uuid)], cls=DjangoJSONEncoder)
+    # the merged contact's own export names the survivor by its public id
+    merged.refresh_from_db()
+    assert personal_data(merged)["contact"]["merged_into"] == str(survivor.public_id)
