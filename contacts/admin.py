@@ -84,6 +84,10 @@ class ContactAdminForm(forms.ModelForm):
         cleaned = self.cleaned_data
         if self.instance.status == ContactStatus.ERASED:
             raise ValidationError(_("This contact was erased: nothing about it can be changed."))
+        if self.instance.status == ContactStatus.MERGED:
+            raise ValidationError(
+                _("This contact was merged into another one: change that one instead.")
+            )
         fields = {name: cleaned[name] for name in EDITABLE_FIELDS if name in cleaned}
         try:
             # The services' own validation, without writing.

@@ -4,6 +4,7 @@ from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models.functions import Coalesce
 
 from contacts.models import (
     SUPPRESSION_DIGEST_FIELDS,
@@ -25,12 +26,17 @@ def suppression_reason(*, kind: SuppressionKind, value: str) -> str | None:
 
 
 def contacts_by_email(raw_email: str) -> QuerySet[Contact]:
-    """Contacts matching an email after normalisation (none when the email is malformed)."""
+    """Contacts matching an email after normalisation (none when the email is malformed).
+
+    The address of a contact merged into another finds that other one, which holds the
+    person now (one index lookup on the email, then one on the key).
+    """
     try:
         email = normalize_email(raw_email)
     except ValidationError:
         return Contact.objects.none()
-    return Contact.objects.filter(email=email)
+    person = Contact.objects.filter(email=email).values(held_by=Coalesce("merged_into", "pk"))
+    return Contact.objects.filter(pk__in=person)
 
 
 def contact_find(

@@ -9,6 +9,7 @@ from django.urls import reverse
 from consent.models import ConsentState
 from contacts.models import Contact, ContactStatus
 from core.models import AuditAction, AuditEvent
+from tests.admin.forms import submitted_form
 from tests.factories import ContactFactory, PurposeFactory, grant
 
 pytestmark = pytest.mark.django_db
@@ -123,3 +124,16 @@ def test_a_marketer_cannot_merge(as_marketer, pair):
     assert not Contact.objects.filter(status=ContactStatus.MERGED).exists()
     page = as_marketer.get(CONTACTS).content.decode()
     assert "merge_contacts" not in page
+
+
+def test_a_merged_contacts_page_refuses_changes(as_dpo, pair):
+    camille, other = pair
+    merge_action(as_dpo, camille, other, confirmed="yes", survivor=other.pk)
+    url = reverse("admin:contacts_contact_change", args=[camille.pk])
+
+    response = as_dpo.post(url, submitted_form(as_dpo.get(url), city="Lyon"))
+
+    assert response.status_code == 200
+    assert "merged into another one: change that one instead" in response.content.decode()
+    camille.refresh_from_db()
+    assert camille.city == ""

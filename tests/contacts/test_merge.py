@@ -481,3 +481,12 @@ def test_the_survivors_data_export_holds_both_histories_with_their_evidence(pair
     # the merged contact's own export names the survivor by its public id
     merged.refresh_from_db()
     assert personal_data(merged)["contact"]["merged_into"] == str(survivor.public_id)
+
+
+def test_the_api_finds_the_survivor_by_the_merged_address(pair, api):
+    survivor, merged = pair
+    merge(survivor, merged)
+
+    response = api([Scope.CONTACTS_READ]).get("/api/v1/contacts/", {"email": merged.email})
+
+    assert [item["id"] for item in response.json()["results"]] == [str(survivor.public_id)]
