@@ -490,3 +490,21 @@ def test_the_api_finds_the_survivor_by_the_merged_address(pair, api):
     response = api([Scope.CONTACTS_READ]).get("/api/v1/contacts/", {"email": merged.email})
 
     assert [item["id"] for item in response.json()["results"]] == [str(survivor.public_id)]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+def test_two_contacts_merged_at_once_into_the_same_survivor_both_merge(transactional_db):
+    survivor, first, second = ContactFactory(), ContactFactory(), ContactFactory()
+    newsletter, offers = PurposeFactory(slug="newsletter"), PurposeFactory(slug="offers")
+    grant(first, newsletter)
+    grant(second, offers)
+    pairs = iter([first, second])
+
+    run_concurrently(lambda: merge(survivor, next(pairs)), times=2)
+
+    assert set(survivor.merged_contacts.all()) == {first, second}
+    assert {s.purpose.slug for s in ConsentState.objects.filter(contact=survivor)} == {
+        "newsletter",
+        "offers",
+    }
+    call_command("verify_ledger", stdout=StringIO())
