@@ -508,3 +508,32 @@ def test_two_contacts_merged_at_once_into_the_same_survivor_both_merge(transacti
         "offers",
     }
     call_command("verify_ledger", stdout=StringIO())
+
+
+def test_the_survivors_objection_ends_an_older_grant_of_the_merged_contact(pair):
+    # given the merged contact's grant, then the person's objection on the survivor
+    survivor, merged = pair
+    offers = PurposeFactory(slug="offers")
+    grant(merged, offers, given_at=timezone.now() - 2 * DAY)
+    contact_marketing_objection_set(contact=survivor, objected=True)
+
+    merge(survivor, merged)
+
+    # then the grant is not carried, and the reason is kept
+    assert not ConsentState.objects.filter(contact=survivor).exists()
+    entry = survivor.timeline.get(kind=TimelineKind.MERGED)
+    assert entry.data["not_carried"] == {"offers/email": "older_than_objection"}
+
+
+def test_a_grant_pending_for_the_merged_addresss_suppression_is_not_made_a_grant(pair):
+    # given a grant waiting for the person's click because the merged address is suppressed
+    survivor, merged = pair
+    suppression_add(reason=SuppressionReason.GLOBAL_UNSUBSCRIBE, email=merged.email)
+    offers = PurposeFactory(slug="offers")  # no double opt-in
+    assert grant(merged, offers).status == ConsentStatus.PENDING
+
+    merge(survivor, merged)
+
+    assert not ConsentState.objects.filter(contact=survivor).exists()
+    entry = survivor.timeline.get(kind=TimelineKind.MERGED)
+    assert entry.data["not_carried"] == {"offers/email": "pending_on_merged_address"}
