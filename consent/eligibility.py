@@ -7,8 +7,10 @@ millions of contacts, and `contacts_with_reasons` / `ineligible_counts` give the
 whole queryset in SQL (the audience preview's "excluded per reason"). A test builds varied
 contacts and proves both forms agree on each one (tests/consent/test_eligibility_agreement.py).
 
-Reasons, in the order an explanation lists them; an erased contact has that one reason only.
-- `erased`, `paused` (at t), `restricted` (GDPR Art. 18);
+Reasons, in the order an explanation lists them; an erased or a merged contact has that one
+reason only.
+- `erased`, `merged` (into another contact, which holds the person now), `paused` (at t),
+  `restricted` (GDPR Art. 18);
 - `purpose_inactive`: the purpose is retired or not used on the channel (every contact);
 - `objected`, `no_consent`, `outdated_wording`, `pending_confirmation`: the consent-status
   rule of `consent.status` for the purpose's legal basis (at most one of them);
@@ -59,6 +61,7 @@ class Ineligible(StrEnum):
     """Why a contact may not receive a message; the values are SPEC §4's reason names."""
 
     ERASED = "erased"
+    MERGED = "merged"
     PAUSED = "paused"
     RESTRICTED = "restricted"
     PURPOSE_INACTIVE = "purpose_inactive"
@@ -71,6 +74,13 @@ class Ineligible(StrEnum):
     MINOR = "minor"
     FREQUENCY = "frequency"
     QUIET_HOURS = "quiet_hours"
+
+
+# Contacts no message may reach, whatever else holds, each with its one reason.
+GONE: dict[str, Ineligible] = {
+    ContactStatus.ERASED: Ineligible.ERASED,
+    ContactStatus.MERGED: Ineligible.MERGED,
+}
 
 
 @dataclass(frozen=True)
@@ -111,8 +121,8 @@ def contact_eligibility(
     """Every reason the contact may not receive a message for (purpose, channel) at `at`
     (default: now), in the order of `Ineligible`; an empty list means eligible."""
     at = at or timezone.now()
-    if contact.status == ContactStatus.ERASED:
-        return [Ineligible.ERASED]
+    if contact.status in GONE:
+        return [GONE[contact.status]]
     reasons: list[str] = []
     if contact.paused_until is not None and contact.paused_until > at:
         reasons.append(Ineligible.PAUSED)
@@ -181,7 +191,7 @@ def eligible_contacts(
     if not purpose_in_use(purpose, channel):
         return contacts.none()
     conditions = [
-        ~Q(status=ContactStatus.ERASED),
+        ~Q(status__in=GONE),
         ~_paused(at),
         Q(processing_restricted_at__isnull=True),
         usable_grant_condition(purpose, channel),
@@ -196,7 +206,7 @@ def eligible_contacts(
 
 def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Ineligible, Q]:
     """Each reason in SQL over contacts, true where `contact_eligibility` lists it."""
-    live = ~Q(status=ContactStatus.ERASED)
+    live = ~Q(status__in=GONE)
     problems = consent_problem_conditions(purpose, channel)
     suppressed = NOBODY
     for match in suppression_matches():
@@ -215,7 +225,7 @@ def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Inel
         Ineligible.MINOR: _minor_without_guardian(),
         Ineligible.FREQUENCY: frequency,
     }
-    by_reason = {Ineligible.ERASED: Q(status=ContactStatus.ERASED)}
+    by_reason = {reason: Q(status=status) for status, reason in GONE.items()}
     for reason in Ineligible:
         if reason in conditions:
             by_reason[reason] = live & conditions[reason]

@@ -56,6 +56,8 @@ class SourceKind(models.TextChoices):
     EMAIL_CONFIRMATION = "email_confirmation", _("Email confirmation")
     ONE_CLICK_UNSUBSCRIBE = "one_click_unsubscribe", _("One-click unsubscribe")
     SYSTEM = "system", _("Automatic job")
+    # carried over from a contact merged into this one (the origin record stays on its contact)
+    MERGE = "merge", _("Contact merge")
 
 
 def localized(obj: object, field: str) -> str:

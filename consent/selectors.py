@@ -48,12 +48,19 @@ def contact_consent_states(contact: Contact) -> QuerySet[ConsentState]:
 
 
 def contact_consent_history(contact: Contact) -> QuerySet[ConsentRecord]:
-    """Every ledger record of a contact, oldest first, with its personal evidence if kept."""
+    """Every ledger record of a contact and of the contacts merged into it (each record keeps
+    its own contact), oldest first, with its personal evidence if kept."""
     return (
-        ConsentRecord.objects.filter(contact=contact)
+        ConsentRecord.objects.filter(_own_or_merged(contact))
         .select_related("contact", "purpose", "purpose_version", "personal_evidence")
-        .order_by("id")
+        .order_by("recorded_at", "id")
     )
+
+
+def _own_or_merged(contact: Contact) -> Q:
+    """The rows of the contact and of the contacts merged into it (`Contact.merged_into`)."""
+    person = Contact.objects.filter(Q(pk=contact.pk) | Q(merged_into=contact)).values("pk")
+    return Q(contact_id__in=person)
 
 
 def consent_receipt(record: ConsentRecord) -> dict[str, Any]:
@@ -111,9 +118,11 @@ def pending_states_for_confirmation(
     *, contact: Contact, record_uuids: list[str]
 ) -> QuerySet[ConsentState]:
     """Pending states a confirmation link confirms: the grants it names, or a newer pending
-    grant for the same purpose and channel (the person subscribed twice before clicking)."""
+    grant for the same purpose and channel (the person subscribed twice before clicking).
+    A link sent before a merge names the merged contact's grants: it confirms the survivor's
+    pending grant of the same purpose and channel (the merge carried it there)."""
     named = ConsentRecord.objects.filter(
-        contact=contact, uuid__in=record_uuids, action=ConsentAction.GRANT
+        _own_or_merged(contact), uuid__in=record_uuids, action=ConsentAction.GRANT
     ).values_list("purpose_id", "channel")
     pairs = Q()
     for purpose_id, channel in named:

@@ -12,11 +12,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from consent.admin import ConsentRecordInline, ConsentStateInline
 from consent.models import Channel, Purpose, SourceKind
+from consent.selectors import contact_consent_history
 from contacts.imports import IMPORT_FIELDS, contacts_import_upload, import_upload_preview
 from contacts.models import (
     Contact,
@@ -47,6 +49,7 @@ from core.models import AuditAction
 from core.services import audit_record
 from core.storage import private_storage
 from preferences.services import preference_link_renew
+from privacy.merge import contact_merge
 from privacy.services import contacts_erase_many
 
 # Shown but never edited here: each has (or will have) its own service and audit trail.
@@ -68,7 +71,8 @@ STATUS_FIELDS = (
     "updated_at",
 )
 CRM_FIELDS = ("crm_record_type", "hubspot_id", "salesforce_id")
-READ_ONLY_FIELDS = STATUS_FIELDS + CRM_FIELDS
+MERGE_FIELDS = ("merged_into", "merged_consent_history")
+READ_ONLY_FIELDS = STATUS_FIELDS + CRM_FIELDS + MERGE_FIELDS
 
 
 class ContactAdminForm(forms.ModelForm):
@@ -86,6 +90,10 @@ class ContactAdminForm(forms.ModelForm):
         cleaned = self.cleaned_data
         if self.instance.status == ContactStatus.ERASED:
             raise ValidationError(_("This contact was erased: nothing about it can be changed."))
+        if self.instance.status == ContactStatus.MERGED:
+            raise ValidationError(
+                _("This contact was merged into another one: change that one instead.")
+            )
         fields = {name: cleaned[name] for name in EDITABLE_FIELDS if name in cleaned}
         try:
             # The services' own validation, without writing.
@@ -111,7 +119,13 @@ class TimelineInline(ReadOnlyInlineMixin, admin.TabularInline):
 class ContactAdmin(AuditedModelAdmin):
     form = ContactAdminForm
     inlines = [ConsentStateInline, ConsentRecordInline, TimelineInline]
-    actions = ["renew_preference_link", "erase_contacts", "restrict_processing", "lift_restriction"]
+    actions = [
+        "renew_preference_link",
+        "erase_contacts",
+        "restrict_processing",
+        "lift_restriction",
+        "merge_contacts",
+    ]
     list_display = (
         "email",
         "first_name",
@@ -299,6 +313,100 @@ class ContactAdmin(AuditedModelAdmin):
                     audit_record(request=request, action=action, contact=contact)
         self.message_user(
             request, _("%(count)d contact(s) changed.") % {"count": changed}, messages.SUCCESS
+        )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Contact | None = None) -> list:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is not None and (obj.merged_into_id or obj.merged_contacts.exists()):
+            fieldsets.append((_("Merge"), {"fields": MERGE_FIELDS}))
+        return fieldsets
+
+    @admin.display(description=_("consent history of the contacts merged into this one"))
+    def merged_consent_history(self, obj: Contact) -> SafeString | str:
+        """Their ledger records, which stay on their own contact (the history above is this
+        contact's own), in the order of the history the API and exports give."""
+        records = contact_consent_history(obj).exclude(contact=obj)
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    record.given_at,
+                    record.contact.email,
+                    record.purpose.slug,
+                    record.channel,
+                    record.get_action_display(),
+                    record.get_status_display(),
+                    record.uuid,
+                )
+                for record in records
+            ),
+        )
+        return format_html("<table>{}</table>", rows) if rows else "-"
+
+    def has_merge_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("contacts.merge_contact")
+
+    @admin.action(
+        description=_("Merge two contacts (the same person): keep both consent histories"),
+        permissions=["merge"],
+    )
+    def merge_contacts(
+        self, request: HttpRequest, queryset: QuerySet[Contact]
+    ) -> TemplateResponse | None:
+        """Merge the two selected contacts into the one chosen on a confirmation page that
+        shows both and what will happen; the merge and its audit entry, or neither."""
+        if not self.has_merge_permission(request):
+            raise PermissionDenied
+        contacts = list(queryset.order_by("pk"))
+        if len(contacts) != 2:
+            self.message_user(request, _("Select exactly two contacts to merge."), messages.ERROR)
+            return None
+        chosen = {str(contact.pk): contact for contact in contacts}.get(
+            request.POST.get("survivor", "")
+        )
+        if request.POST.get("confirmed") != "yes" or chosen is None:
+            return self._merge_confirmation(request, contacts)
+        merged = contacts[1] if chosen == contacts[0] else contacts[0]
+        try:
+            with transaction.atomic():
+                survivor = contact_merge(
+                    survivor=chosen, merged=merged, actor=f"admin:{request.user.get_username()}"
+                )
+                audit_record(
+                    request=request,
+                    action=AuditAction.MERGE,
+                    contact=survivor,
+                    details={"merged": str(merged.public_id), "survivor": str(survivor.public_id)},
+                )
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return None
+        self.message_user(
+            request,
+            _("%(merged)s was merged into %(survivor)s.")
+            % {"merged": merged.email, "survivor": survivor},
+            messages.SUCCESS,
+        )
+        return None
+
+    def _merge_confirmation(
+        self, request: HttpRequest, contacts: list[Contact]
+    ) -> TemplateResponse:
+        return TemplateResponse(
+            request,
+            "admin/contacts/contact/merge_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Merge these two contacts?"),
+                "contacts": [
+                    (contact, contact.consent_records.count(), contact.timeline.count())
+                    for contact in contacts
+                ],
+                "crm_fields": [Contact._meta.get_field(name) for name in CRM_FIELDS],
+                "opts": self.model._meta,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            },
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Contact | None = None) -> tuple:

@@ -45,6 +45,8 @@ class ContactStatus(models.TextChoices):
     ACTIVE = "active", _("Active")
     PAUSED = "paused", _("Paused")
     ERASED = "erased", _("Erased")
+    # merged into another contact (`Contact.merged_into`), which holds the person from then on
+    MERGED = "merged", _("Merged")
 
 
 class Frequency(models.TextChoices):
@@ -141,6 +143,15 @@ class Contact(models.Model):
         _("status"), max_length=10, choices=ContactStatus.choices, default=ContactStatus.ACTIVE
     )
     paused_until = models.DateTimeField(_("paused until"), null=True, blank=True)
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="merged_contacts",
+        verbose_name=_("merged into"),
+        help_text=_("The contact that holds this person since a merge (status: merged)."),
+    )
     frequency = models.CharField(
         _("frequency"), max_length=20, choices=Frequency.choices, default=Frequency.AS_PUBLISHED
     )
@@ -219,7 +230,11 @@ class Contact(models.Model):
         # Whoever changes the address receives the person's links from then on: only the
         # person (preference center, confirmed from both addresses) and the DPO handling a
         # rectification may change it, never a marketer (SPEC §3 security).
-        permissions = [("change_email_contact", _("Can change the email address of a contact"))]
+        permissions = [
+            ("change_email_contact", _("Can change the email address of a contact")),
+            # a merge changes whose consents are whose: the DPO's decision (SPEC §3 contacts)
+            ("merge_contact", _("Can merge two contacts")),
+        ]
 
     def __str__(self) -> str:
         full_name = f"{self.first_name} {self.last_name}".strip()
@@ -299,6 +314,7 @@ class TimelineKind(models.TextChoices):
     REQUEST_COMPLETED = "request_completed", _("Privacy request completed")
     REPERMISSION_SENT = "repermission_sent", _("Re-permission request sent")
     KEPT = "kept", _("Asked to keep receiving our messages")
+    MERGED = "merged", _("Contacts merged")
 
 
 class TimelineEvent(models.Model):

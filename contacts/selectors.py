@@ -4,6 +4,7 @@ from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models.functions import Coalesce
 
 from contacts.models import (
     SUPPRESSION_DIGEST_FIELDS,
@@ -25,12 +26,17 @@ def suppression_reason(*, kind: SuppressionKind, value: str) -> str | None:
 
 
 def contacts_by_email(raw_email: str) -> QuerySet[Contact]:
-    """Contacts matching an email after normalisation (none when the email is malformed)."""
+    """Contacts matching an email after normalisation (none when the email is malformed).
+
+    The address of a contact merged into another finds that other one, which holds the
+    person now (one index lookup on the email, then one on the key).
+    """
     try:
         email = normalize_email(raw_email)
     except ValidationError:
         return Contact.objects.none()
-    return Contact.objects.filter(email=email)
+    person = Contact.objects.filter(email=email).values(held_by=Coalesce("merged_into", "pk"))
+    return Contact.objects.filter(pk__in=person)
 
 
 def contact_find(
@@ -44,6 +50,7 @@ def contact_find(
     three. None when there is none, or when the public id or email is malformed.
 
     `with_erased=False`: an erased contact counts as none (nothing may be sent to it).
+    A contact merged into another is found as that other one, which holds the person now.
     """
     if [pk, public_id, email].count(None) != 2:
         raise TypeError("contact_find() takes exactly one of pk, public_id and email")
@@ -56,9 +63,12 @@ def contact_find(
             contacts = Contact.objects.filter(public_id=UUID(str(public_id)))
         except ValueError:
             return None
-    if not with_erased:
-        contacts = contacts.exclude(status=ContactStatus.ERASED)
-    return contacts.first()
+    contact = contacts.first()
+    if contact is not None and contact.merged_into_id is not None:
+        contact = Contact.objects.filter(pk=contact.merged_into_id).first()
+    if contact is not None and not with_erased and contact.status == ContactStatus.ERASED:
+        return None
+    return contact
 
 
 def contact_is_suppressed(contact: Contact) -> bool:

@@ -201,7 +201,7 @@ def contact_upsert(
     cleaned = _clean_fields(fields or {})
     chosen = _resolve_interests(interests) if interests is not None else None
     with transaction.atomic():
-        contact = Contact.objects.select_for_update().filter(email=email).first()
+        contact = _lock_by_email(email)
         created = False
         if contact is None:
             ensure_not_suppressed(email=email, phone=cleaned.get("phone", ""))
@@ -215,6 +215,19 @@ def contact_upsert(
         if chosen is not None:
             _set_interests(contact, chosen, record=not created)
     return contact, created
+
+
+def _lock_by_email(email: str) -> Contact | None:
+    """Lock the contact with this email or, when it was merged into another, that other one
+    (the merged contact itself is not locked: a merge locks contacts in id order only)."""
+    for _attempt in range(2):
+        found = Contact.objects.filter(email=email).values_list("pk", "merged_into_id").first()
+        if found is None:
+            return None
+        contact = Contact.objects.select_for_update().get(pk=found[1] or found[0])
+        if contact.merged_into_id is None:
+            return contact  # else merged since it was read: follow it once more
+    return contact
 
 
 def _create_or_lock(*, email: str, fields: Mapping[str, Any]) -> tuple[Contact, bool]:
@@ -237,6 +250,8 @@ def _apply_changes(contact: Contact, fields: Mapping[str, Any]) -> list[str]:
     changed = [name for name, value in fields.items() if getattr(contact, name) != value]
     if contact.status == ContactStatus.ERASED:
         raise ValidationError({"email": [_("This contact was erased.")]})
+    if contact.status == ContactStatus.MERGED:
+        raise ValidationError({"email": [_("This contact was merged into another one.")]})
     if not changed:
         return []
     for name in changed:
@@ -430,6 +445,7 @@ ERASURE_KEPT_FIELDS = {
     "lifecycle_stage": "a marketing stage, kept for statistics",
     "crm_record_type": "whether the CRMs held a lead or a contact, to have them erase it",
     "status": "set to erased: the fact of the erasure, not the person",
+    "merged_into": "the row a merge joined this one to: the same person, erased with it",
     "frequency": "a chosen frequency, kept for statistics",
     "processing_restricted_at": "when a restriction began: proof that the right was honoured",
     "profiling_objected_at": "when an objection began: proof that the right was honoured",
@@ -698,3 +714,144 @@ def suppression_lift(*, email: str = "", phone: str = "") -> int:
         digests.append(suppression_digest(SuppressionKind.PHONE, normalize_phone(phone)))
     deleted, _detail = Suppression.objects.filter(digest__in=digests).delete()
     return deleted
+
+
+# --- merge: two contacts found to be one person ---------------------------------------------
+
+# Profile columns a merge fills on the survivor when they are empty there (its own stay).
+MERGE_FILLED_FIELDS = (
+    "first_name",
+    "last_name",
+    "phone",
+    "company",
+    "job_title",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
+    "country",
+    "language",
+    "source",
+    "guardian_consent_evidence",
+)
+MERGE_CRM_FIELDS = ("hubspot_id", "salesforce_id", "crm_record_type")
+# The person's rights exercised on either contact stand on the survivor: the earliest
+# restriction and profiling objection, the latest marketing objection (the one a later grant
+# must follow to lift it, see `contact_marketing_objection_set`).
+MERGE_EARLIEST_FLAGS = ("processing_restricted_at", "profiling_objected_at")
+MERGE_LATEST_FLAGS = ("marketing_objected_at",)
+
+
+def contacts_lock_for_merge(*, survivor: Contact, merged: Contact) -> tuple[Contact, Contact]:
+    """Lock both contacts in id order (as any two-contact write must, so that two merges or a
+    merge and a consent write never deadlock) and refuse what cannot be merged: a contact into
+    itself, an erased contact, a contact already merged, or into one. The caller holds the
+    transaction."""
+    if survivor.pk == merged.pk:
+        raise ValidationError({"merged": [_("A contact cannot be merged into itself.")]})
+    locked = {
+        contact.pk: contact
+        for contact in Contact.objects.select_for_update()
+        .filter(pk__in=[survivor.pk, merged.pk])
+        .order_by("pk")
+    }
+    survivor, merged = locked[survivor.pk], locked[merged.pk]
+    errors: dict[str, list[str]] = {}
+    for name, contact in (("survivor", survivor), ("merged", merged)):
+        if contact.status == ContactStatus.ERASED:
+            errors[name] = [_("This contact was erased.")]
+        elif contact.status == ContactStatus.MERGED:
+            errors[name] = [_("This contact was already merged into another one.")]
+    if errors:
+        raise ValidationError(errors)
+    return survivor, merged
+
+
+def contact_merge_into(
+    *, survivor: Contact, merged: Contact, actor: str, details: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The contacts' side of a merge: fill the survivor's empty fields and CRM ids from the
+    merged contact, keep the person's objections and restriction, move the interests and the
+    timeline, then mark the merged contact `merged` into the survivor, with one timeline entry
+    on each and one `contact.merged` outbox event. Answers what was done (for the audit).
+
+    The caller holds the transaction and the locks (`contacts_lock_for_merge`) and has carried
+    the consents first; the merged contact keeps its email, so that finding it (by email,
+    public id or id: `contacts.selectors.contact_find`) leads to the survivor.
+    """
+    filled = _merge_fill(survivor, merged)
+    conflicts: dict[str, dict[str, str]] = {}
+    for name in MERGE_CRM_FIELDS:
+        if _fill(survivor, merged, name):
+            filled.append(name)
+        elif getattr(merged, name) and getattr(merged, name) != getattr(survivor, name):
+            # one CRM, two records: the survivor's id stays, the CRMs learn of the other
+            conflicts[name] = {"kept": getattr(survivor, name), "other": getattr(merged, name)}
+    if merged.is_minor and not survivor.is_minor:
+        survivor.is_minor = True
+        filled.append("is_minor")
+    # the caller sets the last activity (a merge is none of the person's)
+    survivor.save(update_fields=[*filled, "last_activity_at", "updated_at"])
+    survivor.interests.add(*merged.interests.all())
+    merged.timeline.all().update(contact=survivor)
+    # contacts merged into this one before now point straight at the survivor
+    Contact.objects.filter(merged_into=merged).update(merged_into=survivor)
+    merged.status, merged.merged_into = ContactStatus.MERGED, survivor
+    merged.save(update_fields=["status", "merged_into", "updated_at"])
+    summary = {
+        "survivor": str(survivor.public_id),
+        "merged": str(merged.public_id),
+        "merged_email": merged.email,
+        "filled": filled,
+        "crm_conflicts": conflicts,
+        "by": actor,
+        **dict(details or {}),
+    }
+    _record_merge(survivor, merged, summary)
+    return summary
+
+
+def _fill(survivor: Contact, merged: Contact, name: str) -> bool:
+    """Copy `name` from the merged contact where the survivor has none; True if it did."""
+    if getattr(survivor, name) or not getattr(merged, name):
+        return False
+    setattr(survivor, name, getattr(merged, name))
+    return True
+
+
+def _merge_fill(survivor: Contact, merged: Contact) -> list[str]:
+    filled = [name for name in MERGE_FILLED_FIELDS if _fill(survivor, merged, name)]
+    for names, pick in ((MERGE_EARLIEST_FLAGS, min), (MERGE_LATEST_FLAGS, max)):
+        for name in names:
+            dates = [d for d in (getattr(survivor, name), getattr(merged, name)) if d is not None]
+            if dates and pick(dates) != getattr(survivor, name):
+                setattr(survivor, name, pick(dates))
+                filled.append(name)
+    return filled
+
+
+def _record_merge(survivor: Contact, merged: Contact, summary: dict[str, Any]) -> None:
+    timeline_add(
+        contact=survivor,
+        kind=TimelineKind.MERGED,
+        summary=_("%(email)s merged into this contact") % {"email": merged.email},
+        data=summary,
+    )
+    timeline_add(
+        contact=merged,
+        kind=TimelineKind.MERGED,
+        summary=_("Merged into %(email)s") % {"email": survivor.email},
+        data=summary,
+    )
+    outbox_emit(
+        topic=OutboxTopic.CONTACT_MERGED,
+        contact=survivor,
+        payload={
+            **contact_payload(survivor),
+            "merged_id": str(merged.public_id),
+            "merged_email": merged.email,
+            "crm_ids": {name: getattr(survivor, name) for name in MERGE_CRM_FIELDS},
+            "merged_crm_ids": {name: getattr(merged, name) for name in MERGE_CRM_FIELDS},
+            "crm_conflicts": summary["crm_conflicts"],
+        },
+    )

@@ -108,6 +108,7 @@ class AuditAction(models.TextChoices):
     RESTRICTION = "restriction", _("Restricted processing")
     RESTRICTION_LIFTED = "restriction_lifted", _("Lifted a processing restriction")
     IMPORT_CONTACTS = "import_contacts", _("Imported a contact list")
+    MERGE = "merge", _("Merged two contacts")
 
 
 class AuditEvent(models.Model):

@@ -17,6 +17,8 @@ class OutboxTopic(models.TextChoices):
     CONSENT_SUPERSEDED = "consent.superseded", _("Consent recorded, superseded by a newer one")
     # every consent withdrawn and the address suppressed, at the person's request
     CONTACT_UNSUBSCRIBED = "contact.unsubscribed", _("Contact unsubscribed from all marketing")
+    # two contacts found to be one person: the CRMs merge their records too
+    CONTACT_MERGED = "contact.merged", _("Contacts merged")
 
 
 class OutboxEvent(models.Model):

@@ -27,14 +27,17 @@ IDENTITY_FIELDS = tuple(
 
 def personal_data(contact: Contact) -> dict[str, Any]:
     """Identity, interests, consent state and full history with evidence, timeline, requests."""
+    # the history holds the records of contacts merged into this one too, with their evidence
+    history = contact_consent_history(contact)
     evidence = {
-        item.record_id: item for item in ConsentEvidence.objects.filter(record__contact=contact)
+        item.record_id: item
+        for item in ConsentEvidence.objects.filter(record__in=history.values("pk"))
     }
     return {
         "exported_at": timezone.now(),
         "contact": {
             "id": str(contact.public_id),
-            **{name: getattr(contact, name) for name in IDENTITY_FIELDS},
+            **{name: _exported(getattr(contact, name)) for name in IDENTITY_FIELDS},
         },
         "interests": [
             {"slug": interest.slug, "name": interest.name}
@@ -53,10 +56,7 @@ def personal_data(contact: Contact) -> dict[str, Any]:
             .select_related("purpose", "purpose_version", "record")
             .order_by("purpose__slug", "channel")
         ],
-        "consent_history": [
-            _history_row(record, evidence.get(record.id))
-            for record in contact_consent_history(contact)
-        ],
+        "consent_history": [_history_row(record, evidence.get(record.id)) for record in history],
         "timeline": [
             {"at": event.occurred_at, "kind": event.kind, "summary": event.summary}
             for event in contact.timeline.order_by("occurred_at", "id")
@@ -72,6 +72,11 @@ def personal_data(contact: Contact) -> dict[str, Any]:
             for request in PrivacyRequest.objects.filter(contact=contact).order_by("received_at")
         ],
     }
+
+
+def _exported(value: Any) -> Any:
+    """A contact column as exported: another contact (`merged_into`) by its public id."""
+    return str(value.public_id) if isinstance(value, Contact) else value
 
 
 def _history_row(record: Any, evidence: ConsentEvidence | None) -> dict[str, Any]:

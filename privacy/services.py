@@ -468,7 +468,8 @@ def contact_erase(
     with transaction.atomic():
         contacts = _lock_for_erasure([contact.pk])
         source = (source_kind, source_reference or "erasure")
-        erased = _erase_contacts(contacts, reason=reason, sources={contact.pk: source})
+        sources = {locked.pk: source for locked in contacts}
+        erased = _erase_contacts(contacts, reason=reason, sources=sources)
         if contact.pk in erased:
             return erased[contact.pk]
         return Contact.objects.get(pk=contact.pk)  # erased before: nothing more to do
@@ -539,10 +540,12 @@ def _erase_in_batch(
 
 
 def _lock_for_erasure(contact_ids: Iterable[int]) -> list[Contact]:
-    """The contacts not erased yet, locked (in id order: two batches never deadlock)."""
+    """The contacts not erased yet, locked (in id order: two batches never deadlock), with
+    the contacts merged into them: they still hold the same person's old addresses."""
+    ids = list(contact_ids)
     return list(
         Contact.objects.select_for_update()
-        .filter(pk__in=list(contact_ids))
+        .filter(Q(pk__in=ids) | Q(merged_into_id__in=ids))
         .exclude(status=ContactStatus.ERASED)
         .order_by("pk")
     )

@@ -61,6 +61,8 @@ from crmsync.services import outbox_emit_many
 LIFTING_SOURCES = frozenset({SourceKind.PREFERENCE_CENTER, SourceKind.EMAIL_CONFIRMATION})
 # Lists never re-add a suppressed person (SPEC §3 contacts): their grants are refused.
 LIST_SOURCES = frozenset({SourceKind.IMPORT, SourceKind.CRM})
+# The actions that make consent valid (withdrawing and expiring only ever end it).
+MAKES_VALID = frozenset({ConsentAction.GRANT, ConsentAction.CONFIRM})
 # Grants that need no confirmation email on a double opt-in purpose: a signed paper form, and
 # a grant recorded because the person followed the emailed link.
 CONFIRMED_SOURCES = frozenset({SourceKind.PAPER_FORM, SourceKind.EMAIL_CONFIRMATION})
@@ -159,7 +161,7 @@ def _validate_request(
     errors: dict[str, list[str]] = {}
     # Withdrawing and expiring must stay possible after a purpose is retired or drops a channel
     # (GDPR Art. 7(3)); only what makes consent valid again needs the purpose as it is now.
-    makes_valid = action in (ConsentAction.GRANT, ConsentAction.CONFIRM)
+    makes_valid = action in MAKES_VALID
     if contact is not None and contact.status == ContactStatus.ERASED:
         errors["contact"] = [_("This contact was erased.")]
     if makes_valid and not purpose.is_active:
@@ -535,6 +537,12 @@ class _Batch:
         if chain is None or chain.contact.status == ContactStatus.ERASED:
             raise ValidationError({"contact": [_("This contact was erased.")]})
         action, source_kind, given_at = write.action, write.source_kind, write.given_at
+        if chain.contact.status == ContactStatus.MERGED and action in MAKES_VALID:
+            # a writer that found the contact just before the merge: nothing comes back to
+            # life on a merged row (ending a consent stays possible, GDPR Art. 7(3))
+            raise ValidationError(
+                {"contact": [_("This contact was merged into another one; write to that one.")]}
+            )
         assert given_at is not None  # resolved by consents_record_many
         key = (write.contact.pk, write.purpose.pk, write.channel)
         state = states.get(key)
@@ -709,7 +717,7 @@ def _suppression_for(reason: str | None, action: str, source_kind: str) -> str |
     A list (import, CRM) is refused outright with the reason; other grants go on, as pending
     grants waiting for the person's own click, unless they come from a lifting source.
     """
-    if action not in (ConsentAction.GRANT, ConsentAction.CONFIRM):
+    if action not in MAKES_VALID:
         return None
     if reason and action == ConsentAction.GRANT and source_kind in LIST_SOURCES:
         raise ValidationError(

@@ -53,6 +53,14 @@ class ContactViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ContactSerializer(page, many=True).data)
 
+    def get_object(self) -> Contact:
+        """The contact of the URL or, when it was merged into another, that other one (which
+        holds the person and both consent histories since the merge)."""
+        contact: Contact = super().get_object()
+        if contact.merged_into_id is not None:
+            contact = self.get_queryset().get(pk=contact.merged_into_id)
+        return contact
+
     def retrieve(self, request: Request, id: str) -> Response:  # noqa: A002 - URL kwarg
         return Response(ContactSerializer(self.get_object()).data)
 

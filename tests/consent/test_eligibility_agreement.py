@@ -224,6 +224,7 @@ def test_the_explanation_and_the_queryset_agree_on_every_contact(
 
 EVERY_REASON = {
     "erased": {"status": "erased"},
+    "merged": {"status": "merged", "all_states": ("granted", "before")},
     "paused": {"status": "paused", "paused_days": 3},
     "paused and ended": {"status": "paused", "paused_days": -3},
     "restricted": {"restricted": True},

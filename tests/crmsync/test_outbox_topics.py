@@ -10,6 +10,7 @@ from contacts.services import contact_update, contact_upsert
 from crmsync.models import OutboxEvent, OutboxTopic
 from crmsync.services import outbox_emit
 from preferences.services import Visit, preferences_unsubscribe_all
+from privacy.merge import contact_merge
 from privacy.services import contact_erase
 from tests.factories import ContactFactory, PurposeFactory, grant
 
@@ -33,6 +34,8 @@ def test_every_topic_is_written_by_a_path_of_the_code_base() -> None:
     preferences_unsubscribe_all(contact=contact, visit=Visit())
     # contact.erased (erasure drops the person's queued events: someone else)
     contact_erase(contact=ContactFactory(), reason="request")
+    # contact.merged
+    contact_merge(survivor=contact, merged=ContactFactory(), actor="dpo")
 
     assert topics_written() == set(OutboxTopic.values)
 

@@ -34,7 +34,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "consent.ledgerseal": ("view", "download_heads"),
         "privacy.privacyrequest": ("view", "add", "change"),
         "privacy.privacyrequestevent": ("view", "add"),
-        "contacts.contact": ("view", "change", "change_email"),
+        "contacts.contact": ("view", "change", "change_email", "merge"),
         "contacts.contactimport": ("view", "add"),
         "contacts.interest": ("view",),
         "contacts.timelineevent": ("view",),
