@@ -352,7 +352,9 @@ def contact_profiling_objection_set(*, contact: Contact, objected: bool, source:
     )
 
 
-def contact_marketing_objection_set(*, contact: Contact, objected: bool, source: str = "") -> bool:
+def contact_marketing_objection_set(
+    *, contact: Contact, objected: bool, source: str = "", announce: bool = True
+) -> bool:
     """Record or lift the person's objection to marketing on legitimate interest (GDPR Art.
     21(2), 21(3)); True if it changed.
 
@@ -362,7 +364,8 @@ def contact_marketing_objection_set(*, contact: Contact, objected: bool, source:
     for one purpose and channel by a grant the person records after it (a tick in the
     preference center), and wholly when they resubscribe there. Consent purposes do not read
     it: their withdrawal already ended them, and a new grant is the person's new consent. The
-    caller records the moment on the timeline (an objection, an unsubscribe, a resubscribe).
+    caller records the moment on the timeline (an objection, an unsubscribe, a resubscribe);
+    with `announce=False`, the caller's own CRM event tells the CRMs too.
     """
     return _dated_flag_set(
         contact,
@@ -372,6 +375,7 @@ def contact_marketing_objection_set(*, contact: Contact, objected: bool, source:
         summary="",
         data={"objected": objected, "source": source},
         changed="marketing_objection",
+        announce=announce,
     )
 
 
@@ -415,23 +419,34 @@ def _dated_flag_set(
     summary: str,
     data: dict[str, Any],
     changed: str,
+    announce: bool = True,
 ) -> bool:
     """Set (to now) or clear a dated flag of the contact, with its timeline entry (none when
-    `kind` is None: the caller records its own) and CRM event; True if it changed."""
+    `kind` is None: the caller records its own) and CRM event (none when `announce` is False:
+    the caller's own event says it); True if it changed."""
     # no savepoint of its own (two statements fewer): no caller goes on after its errors
     with transaction.atomic(savepoint=False):
-        contact = _lock_active(contact)
-        if on == (getattr(contact, field) is not None):
+        now = timezone.now()
+        # one conditional UPDATE decides and writes (it takes the contact's row lock)
+        updated = (
+            Contact.objects.filter(pk=contact.pk, **{f"{field}__isnull": on})
+            .exclude(status=ContactStatus.ERASED)
+            .update(**{field: now if on else None, "updated_at": now})
+        )
+        if not updated:
+            _lock_active(contact)  # an erased contact is refused, as before
             return False
-        setattr(contact, field, timezone.now() if on else None)
-        contact.save(update_fields=[field, "updated_at"])
+        if kind is None and not announce:
+            return True
+        contact = Contact.objects.get(pk=contact.pk)
         if kind is not None:
             timeline_add(contact=contact, kind=kind, summary=summary, data=data)
-        outbox_emit(
-            topic=OutboxTopic.CONTACT_UPDATED,
-            contact=contact,
-            payload={**contact_payload(contact), "changed": [changed]},
-        )
+        if announce:
+            outbox_emit(
+                topic=OutboxTopic.CONTACT_UPDATED,
+                contact=contact,
+                payload={**contact_payload(contact), "changed": [changed]},
+            )
     return True
 
 

@@ -250,8 +250,9 @@ def preferences_unsubscribe_all(
         records = consents_withdraw_all(
             contact=contact, source_kind=source_kind, evidence=visit.evidence(), purposes=purposes
         )
+        # the CRMs learn of the objection from the unsubscribe event below
         objected = contact_marketing_objection_set(
-            contact=contact, objected=True, source=source_kind
+            contact=contact, objected=True, source=source_kind, announce=False
         )
         if records or objected:
             # a first unsubscribe: list the address unless it is listed already (for a
@@ -274,7 +275,7 @@ def preferences_unsubscribe_all(
         outbox_emit(
             topic=OutboxTopic.CONTACT_UNSUBSCRIBED,
             contact=contact,
-            payload={"source": source_kind},
+            payload={"source": source_kind, "marketing_objection": objected},
         )
     return records
 

@@ -2,7 +2,7 @@
 
 import hashlib
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -268,10 +268,54 @@ def consents_record_many(*, writes: Sequence[ConsentWrite]) -> list[ConsentRecor
     (contacts with their states; records; evidence; states; timeline; outbox; heads), plus
     one confirmation task per contact with a pending grant, queued after commit.
     """
+    return _record_many(writes)
+
+
+# Decides, under the contacts' lock, whether a write is still needed given the state it meets.
+_Keep = Callable[[ConsentWrite, ConsentState | None], bool]
+
+
+def _record_many(
+    writes: Sequence[ConsentWrite], *, keep: _Keep | None = None, savepoint: bool = True
+) -> list[ConsentRecord]:
+    """`consents_record_many`; `keep` drops, once the contacts are locked, the writes the
+    states make useless (a withdrawal of what is withdrawn already), and `savepoint=False`
+    saves two statements for callers that never go on after a refusal."""
     if not writes:
         return []
     now = timezone.now()
     writes = [replace(write, given_at=write.given_at or now) for write in writes]
+    with transaction.atomic(savepoint=savepoint):
+        purposes = {write.purpose.pk: write.purpose for write in writes}
+        versions = {pk: p.current_version for pk, p in purposes.items() if _prefetched(p)}
+        missing = [pk for pk in purposes if pk not in versions]
+        if len(missing) > INLINE_VERSION_PURPOSES:
+            versions.update(_current_versions(missing))
+            missing = []
+        chains, states = _lock_chains(writes, versions, missing)
+        if keep is not None:
+            writes = [w for w in writes if keep(w, states.get(_state_key(w)))]
+        batch = _Batch(now=now, versions=versions)
+        errors = _request_errors(writes, now)
+        for index, write in enumerate(writes):
+            if index in errors:
+                continue  # refused already; the others are still checked, to report them all
+            try:
+                batch.add(write, chains.get(write.contact.pk), states)
+            except ValidationError as error:
+                errors[index] = error
+        if errors:
+            raise ConsentWriteErrors(errors, len(writes))
+        batch.write(chains.values(), states)
+    return batch.records
+
+
+def _state_key(write: ConsentWrite) -> "_StateKey":
+    return (write.contact.pk, write.purpose.pk, write.channel)
+
+
+def _request_errors(writes: Sequence[ConsentWrite], now: datetime) -> dict[int, ValidationError]:
+    """The request checks (`_validate_request`) of each write, by index."""
     errors: dict[int, ValidationError] = {}
     for index, write in enumerate(writes):
         try:
@@ -287,26 +331,7 @@ def consents_record_many(*, writes: Sequence[ConsentWrite]) -> list[ConsentRecor
             )
         except ValidationError as error:
             errors[index] = error
-    with transaction.atomic():
-        purposes = {write.purpose.pk: write.purpose for write in writes}
-        versions = {pk: p.current_version for pk, p in purposes.items() if _prefetched(p)}
-        missing = [pk for pk in purposes if pk not in versions]
-        if len(missing) > INLINE_VERSION_PURPOSES:
-            versions.update(_current_versions(missing))
-            missing = []
-        chains, states = _lock_chains(writes, versions, missing)
-        batch = _Batch(now=now, versions=versions)
-        for index, write in enumerate(writes):
-            if index in errors:
-                continue  # refused already; the others are still checked, to report them all
-            try:
-                batch.add(write, chains.get(write.contact.pk), states)
-            except ValidationError as error:
-                errors[index] = error
-        if errors:
-            raise ConsentWriteErrors(errors, len(writes))
-        batch.write(chains.values(), states)
-    return batch.records
+    return errors
 
 
 def _prefetched(purpose: Purpose) -> bool:
@@ -853,50 +878,40 @@ def consents_withdraw_all(
 ) -> list[ConsentRecord]:
     """Withdraw every consent and object to every legitimate-interest purpose (Art. 7(3), 21).
 
-    Idempotent: what is already withdrawn is left alone, so a second call writes nothing.
+    Idempotent: what is already withdrawn is left alone, so a second call writes nothing. What
+    to withdraw is decided under the contact's lock, from the states that lock reads.
     """
     if purposes is None:
         purposes = purposes_with_versions().filter(legal_basis__in=MARKETING_BASES)
-    purposes_by_id = {purpose.id: purpose for purpose in purposes}
-    with transaction.atomic():
-        # the contact first, as in the write path: one lock order everywhere
-        Contact.objects.select_for_update().filter(pk=contact.pk).first()
-        states = {
-            (state.purpose_id, state.channel): state
-            for state in ConsentState.objects.select_for_update().filter(
-                contact=contact, purpose_id__in=purposes_by_id
-            )
-        }
-        pairs = _channels_to_withdraw(purposes_by_id, states, object_to_legitimate_interest)
-        return consents_record_many(
-            writes=[
-                ConsentWrite(
-                    contact=contact,
-                    purpose=purposes_by_id[purpose_id],
-                    channel=channel,
-                    action=ConsentAction.WITHDRAW,
-                    source_kind=source_kind,
-                    source_reference=source_reference,
-                    evidence=evidence,
-                )
-                for purpose_id, channel in pairs
-            ]
+    candidates = [
+        ConsentWrite(
+            contact=contact,
+            purpose=purpose,
+            channel=channel,
+            action=ConsentAction.WITHDRAW,
+            source_kind=source_kind,
+            source_reference=source_reference,
+            evidence=evidence,
+        )
+        for purpose in sorted(purposes, key=lambda purpose: purpose.slug)
+        for channel in sorted(set(purpose.channels) | set(Channel.values))
+    ]
+
+    def still_to_end(write: ConsentWrite, state: ConsentState | None) -> bool:
+        """Live (granted, or pending so that it cannot be confirmed later), or legitimate
+        interest with no objection recorded yet on a channel the purpose uses."""
+        if state is not None:
+            return state_is_live(state)
+        purpose = write.purpose
+        return (
+            object_to_legitimate_interest
+            and purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS
+            and purpose.is_active
+            and write.channel in purpose.channels
         )
 
-
-def _channels_to_withdraw(
-    purposes: dict[int, Purpose],
-    states: dict[tuple[int, str], ConsentState],
-    object_to_legitimate_interest: bool,
-) -> list[tuple[int, str]]:
-    """(purpose, channel) pairs a withdrawal must still end (`state_is_live`: granted, or
-    pending so that it cannot be confirmed later), and legitimate interest with no objection
-    recorded yet on a channel the purpose uses."""
-    on = {key for key, state in states.items() if state_is_live(state)}
-    for purpose in purposes.values() if object_to_legitimate_interest else ():
-        if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS and purpose.is_active:
-            on |= {(purpose.id, ch) for ch in purpose.channels if (purpose.id, ch) not in states}
-    return sorted(on, key=lambda key: (purposes[key[0]].slug, key[1]))
+    # no savepoint: no caller goes on after a refusal, and it saves two statements
+    return _record_many(candidates, keep=still_to_end, savepoint=False)
 
 
 def consent_confirm(

@@ -94,7 +94,6 @@ def test_preference_page_reads_the_database_at_most_five_times(
     assert len(page.boxes("frequency")) > 1
 
 
-@pytest.mark.xfail(reason="needs the set-based write path", strict=False)
 def test_first_one_click_unsubscribe_costs_at_most_fifteen_queries(
     client: Client, django_assert_max_num_queries: Any
 ) -> None:

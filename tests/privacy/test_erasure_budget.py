@@ -94,7 +94,6 @@ def assert_untouched(contact: Contact, email: str) -> None:
     ).exists()
 
 
-@pytest.mark.xfail(reason="needs the set-based write path", strict=False)
 def test_the_erasure_job_costs_at_most_20_queries_per_person(
     django_assert_max_num_queries: Any,
 ) -> None:
