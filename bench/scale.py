@@ -51,13 +51,21 @@ MISSING: list[str] = []
 # Hand-written SQL: the baselines write the same rows as the product, without the ORM
 
 
+def written_by_hand(field: Any, auto: type | None = None) -> bool:
+    """Whether a hand-written INSERT sets the column: not the id, nor a column the database
+    fills itself (`db_default`, such as the ledger's sealing key set by a trigger)."""
+    from django.db.models.fields import NOT_PROVIDED
+
+    return (auto is None or not isinstance(field, auto)) and field.db_default is NOT_PROVIDED
+
+
 def columns_and_values(objects: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
     """The concrete columns (but the id) of unsaved model instances and their database values."""
     from django.db import connection
     from django.db.models.fields import AutoFieldMixin
 
     model = type(objects[0])
-    fields = [f for f in model._meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
+    fields = [f for f in model._meta.concrete_fields if written_by_hand(f, AutoFieldMixin)]
     rows = [
         [f.get_db_prep_save(getattr(o, f.attname), connection) for f in fields] for o in objects
     ]
@@ -141,6 +149,33 @@ def hand_records(
     return records, evidences
 
 
+def chain_by_hand(cursor: Any, records: Sequence[Any]) -> None:
+    """Chain unsaved records as the write path does: each after its contact's head (one chain
+    per contact, hash version 2), the heads read in one statement and moved in one UPDATE."""
+    from consent.ledger import record_hash
+    from consent.models import HashVersion
+
+    if not records:
+        return
+    ids = sorted({record.contact_id for record in records})
+    cursor.execute(
+        "SELECT id, ledger_seq, ledger_hash FROM contacts_contact WHERE id = ANY(%s)", [ids]
+    )
+    heads = {contact_id: (seq, head) for contact_id, seq, head in cursor.fetchall()}
+    for record in records:
+        seq, head = heads[record.contact_id]
+        record.contact_seq, record.previous_hash = seq + 1, head
+        record.hash_version = HashVersion.PER_CONTACT
+        record.hash = record_hash(record)
+        heads[record.contact_id] = (seq + 1, record.hash)
+    values = ", ".join(["(%s, %s, %s)"] * len(heads))
+    cursor.execute(
+        "UPDATE contacts_contact c SET ledger_seq = v.seq, ledger_hash = v.head "
+        f"FROM (VALUES {values}) AS v(id, seq, head) WHERE c.id = v.id",
+        [x for contact_id, (seq, head) in heads.items() for x in (contact_id, seq, head)],
+    )
+
+
 def hand_consents(cursor: Any, contacts: Sequence[Any], purpose: Any, now: datetime) -> None:
     """What a grant writes (record, evidence, state, timeline, outbox, contact touched), for
     `contacts`, set-based: one statement per table, contacts locked first in id order."""
@@ -154,6 +189,7 @@ def hand_consents(cursor: Any, contacts: Sequence[Any], purpose: Any, now: datet
     )
     cursor.fetchall()
     records, evidences = hand_records(contacts, purpose, now=now)
+    chain_by_hand(cursor, records)
     returned = dict(insert_rows(cursor, records, returning="uuid, id"))
     for record in records:
         record.id = returned[record.uuid]
@@ -735,7 +771,7 @@ def hand_erase(cursor: Any, ids: list[int], now: datetime) -> None:
     personal evidence and links deleted, email and phone suppressed, the contact anonymised,
     its interests and timeline replaced by one entry, queued outbox payloads deleted and one
     `contact.erased` event."""
-    from consent.ledger import GENESIS_HASH, record_hash
+    from consent.ledger import GENESIS_HASH
     from consent.models import ConsentRecord
     from contacts.models import Contact
     from contacts.services import PERSONAL_FIELDS
@@ -776,8 +812,8 @@ def hand_erase(cursor: Any, ids: list[int], now: datetime) -> None:
             resolves_id=None,
             previous_hash=GENESIS_HASH,
         )
-        record.hash = record_hash(record)
         records.append(record)
+    chain_by_hand(cursor, records)
     returned = dict(insert_rows(cursor, records, returning="uuid, id"))
     if states:
         values = ", ".join(["(%s, %s)"] * len(states))
@@ -1084,11 +1120,13 @@ def _hand_import_ledger(
     """The ledger rows of an import by hand: hashed in Python, streamed in by COPY, and the
     states by one INSERT ... SELECT; `phases` gets the seconds of each step."""
     started = time.perf_counter()
-    from consent.ledger import GENESIS_HASH, record_hash
+    from consent.ledger import GENESIS_HASH
     from consent.models import ConsentRecord
 
     version = purpose.current_version
-    fields = [f for f in ConsentRecord._meta.concrete_fields if f.column != "id"]
+    fields = [
+        f for f in ConsentRecord._meta.concrete_fields if f.column != "id" and written_by_hand(f)
+    ]
     columns, attnames = [f.column for f in fields], [f.attname for f in fields]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -1097,6 +1135,7 @@ def _hand_import_ledger(
         " JOIN staging s ON lower(trim(s.email)) = c.email WHERE c.id = ANY(%s)",
         [ids],
     )
+    records = []
     for contact_id, source, date, wording in cursor.fetchall():
         given = datetime.fromisoformat(date).astimezone()
         record = ConsentRecord(
@@ -1119,7 +1158,9 @@ def _hand_import_ledger(
             resolves_id=None,
             previous_hash=GENESIS_HASH,
         )
-        record.hash = record_hash(record)
+        records.append(record)
+    chain_by_hand(cursor, records)
+    for record in records:
         writer.writerow(
             [NULL if value is None else value for value in (getattr(record, a) for a in attnames)]
         )
