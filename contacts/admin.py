@@ -261,13 +261,6 @@ class ContactAdmin(AuditedModelAdmin):
                     "action_checkbox_name": ACTION_CHECKBOX_NAME,
                 },
             )
-        for contact in contacts:
-            audit_record(
-                request=request,
-                action=AuditAction.ERASURE,
-                contact=contact,
-                details={"by": "admin action"},
-            )
         # several people at once: the set-based form of the one erasure path
         outcome = contacts_erase_many(
             contact_ids=[contact.pk for contact in contacts],
@@ -275,6 +268,15 @@ class ContactAdmin(AuditedModelAdmin):
             source_kind=SourceKind.ADMIN,
             source_reference=request.user.get_username(),
         )
+        erased = set(outcome.erased)
+        for contact in contacts:  # only those it erased: a failed one was left as it was
+            if contact.pk in erased:
+                audit_record(
+                    request=request,
+                    action=AuditAction.ERASURE,
+                    contact=contact,
+                    details={"by": "admin action"},
+                )
         self.message_user(
             request,
             _("%(count)d contact(s) erased.") % {"count": len(outcome.erased)},

@@ -541,14 +541,22 @@ def _erase_in_batch(
 
 def _lock_for_erasure(contact_ids: Iterable[int]) -> list[Contact]:
     """The contacts not erased yet, locked (in id order: two batches never deadlock), with
-    the contacts merged into them: they still hold the same person's old addresses."""
+    the contacts merged into them: they still hold the same person's old addresses. A merge
+    that committed while the lock waited is seen by a second look, under the lock."""
     ids = list(contact_ids)
-    return list(
-        Contact.objects.select_for_update()
-        .filter(Q(pk__in=ids) | Q(merged_into_id__in=ids))
-        .exclude(status=ContactStatus.ERASED)
-        .order_by("pk")
-    )
+    locked: dict[int, Contact] = {}
+    while True:
+        found = list(
+            Contact.objects.select_for_update()
+            .filter(Q(pk__in=ids) | Q(merged_into_id__in=ids))
+            .exclude(status=ContactStatus.ERASED)
+            .exclude(pk__in=list(locked))
+            .order_by("pk")
+        )
+        if not found:
+            return sorted(locked.values(), key=lambda contact: contact.pk)
+        locked.update((contact.pk, contact) for contact in found)
+        ids = list(locked)
 
 
 def _erase_contacts(
@@ -804,6 +812,9 @@ def _erasure_requests_complete(request_ids: list[str], *, by: str) -> list[str]:
     for request in due:
         if request.contact_id is not None:
             sources.setdefault(request.contact_id, (request.source_kind, _reference(request)))
+    for contact in contacts:  # the contacts merged into a person go with them
+        if contact.pk not in sources and contact.merged_into_id in sources:
+            sources[contact.pk] = sources[contact.merged_into_id]
     erasing = [contact for contact in contacts if contact.pk in sources]
     _erase_contacts(erasing, reason=PrivacyRequestType.ERASURE, sources=sources)
     now = timezone.now()
@@ -1018,8 +1029,10 @@ def _anonymise_silent(now: datetime, batch_size: int) -> int:
     )
 
     def erase(contact_ids: list[int]) -> list[int]:
+        locked = _lock_for_erasure(contact_ids)  # with the contacts merged into them
         # those still silent once locked: the others answered, or a concurrent run erased them
-        contacts = list(silent.select_for_update().filter(pk__in=contact_ids).order_by("pk"))
+        still = set(silent.filter(pk__in=contact_ids).values_list("pk", flat=True))
+        contacts = [c for c in locked if c.pk in still or c.merged_into_id in still]
         source = (str(SourceKind.SYSTEM), "retention")
         sources = {contact.pk: source for contact in contacts}
         return list(_erase_contacts(contacts, reason="retention", sources=sources))

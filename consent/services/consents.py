@@ -414,8 +414,13 @@ def _lock_chains(
     ids = sorted({write.contact.pk for write in writes})
     purpose_ids = {write.purpose.pk for write in writes}
     channels = {write.channel for write in writes}
+    # the contact's own addresses, and those of the contacts merged into it (the same person)
+    merged = Contact.objects.filter(merged_into_id=OuterRef(OuterRef("pk")))
     suppression = Suppression.objects.filter(
-        Q(digest=OuterRef("email_digest")) | Q(digest=OuterRef("email_quoted_digest"))
+        Q(digest=OuterRef("email_digest"))
+        | Q(digest=OuterRef("email_quoted_digest"))
+        | Q(digest__in=merged.values("email_digest"))
+        | Q(digest__in=merged.values("email_quoted_digest"))
     ).values("reason")[:1]
     annotations: dict[str, Any] = {
         "suppression": Subquery(suppression),
@@ -509,6 +514,11 @@ def _read_again(
         }
         for chain in chains
     }
+    merged = Contact.objects.filter(merged_into_id__in=list(digests)).values_list(
+        "merged_into_id", "email_digest", "email_quoted_digest"
+    )
+    for survivor_id, *merged_digests in merged:  # the same person's other addresses
+        digests[survivor_id] |= {digest for digest in merged_digests if digest}
     reasons = dict(
         Suppression.objects.filter(digest__in=set().union(*digests.values())).values_list(
             "digest", "reason"
