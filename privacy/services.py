@@ -25,7 +25,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from consent.models import (
-    ConsentAction,
     ConsentEvidence,
     ConsentState,
     LegalBasis,
@@ -34,12 +33,11 @@ from consent.models import (
 )
 from consent.selectors import purposes_with_versions
 from consent.services.consents import (
-    ConsentWrite,
     Evidence,
-    consents_record_many,
     consents_withdraw_all,
+    consents_withdraw_all_many,
 )
-from consent.status import LIVE_STATUSES, MARKETING_BASES, RETAINING_STATUSES
+from consent.status import MARKETING_BASES, RETAINING_STATUSES
 from contacts.models import (
     Contact,
     ContactStatus,
@@ -591,34 +589,13 @@ def _erase_contacts(
 
 
 def _withdraw_all(contacts: list[Contact], sources: dict[int, tuple[str, str]]) -> None:
-    """Withdraw every live consent of the contacts on a marketing purpose (what
-    `consents_withdraw_all` does without objecting), in one set-based ledger write."""
-    states = list(
-        ConsentState.objects.filter(
-            contact_id__in=[contact.pk for contact in contacts], status__in=LIVE_STATUSES
-        )
-    )
-    if not states:
-        return
-    purposes = {purpose.id: purpose for purpose in purposes_loaded(legal_basis__in=MARKETING_BASES)}
-    by_id = {contact.pk: contact for contact in contacts}
-    live = sorted(
-        (state for state in states if state.purpose_id in purposes),
-        key=lambda state: (state.contact_id, purposes[state.purpose_id].slug, state.channel),
-    )
-    consents_record_many(
-        writes=[
-            ConsentWrite(
-                contact=by_id[state.contact_id],
-                purpose=purposes[state.purpose_id],
-                channel=state.channel,
-                action=ConsentAction.WITHDRAW,
-                source_kind=sources[state.contact_id][0],
-                source_reference=sources[state.contact_id][1],
-                evidence=Evidence(),
-            )
-            for state in live
-        ]
+    """Withdraw every live consent of the contacts on a marketing purpose (without objecting:
+    the erasure suppresses them), in one set-based ledger write."""
+    consents_withdraw_all_many(
+        withdrawals=[(contact, *sources[contact.pk]) for contact in contacts],
+        evidence=Evidence(),
+        purposes=purposes_loaded(legal_basis__in=MARKETING_BASES),
+        object_to_legitimate_interest=False,
     )
 
 

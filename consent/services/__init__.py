@@ -39,6 +39,7 @@ __all__ = [
     "consent_record",
     "consents_record_many",
     "consents_withdraw_all",
+    "consents_withdraw_all_many",
     "double_opt_in_send",
     "pending_grants_expire",
     "purpose_wording_update",

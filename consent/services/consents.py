@@ -891,8 +891,27 @@ def consents_withdraw_all(
     Idempotent: what is already withdrawn is left alone, so a second call writes nothing. What
     to withdraw is decided under the contact's lock, from the states that lock reads.
     """
+    return consents_withdraw_all_many(
+        withdrawals=[(contact, source_kind, source_reference)],
+        evidence=evidence,
+        purposes=purposes,
+        object_to_legitimate_interest=object_to_legitimate_interest,
+    )
+
+
+def consents_withdraw_all_many(
+    *,
+    withdrawals: Sequence[tuple[Contact, str, str]],
+    evidence: Evidence,
+    purposes: Iterable[Purpose] | None = None,
+    object_to_legitimate_interest: bool = True,
+) -> list[ConsentRecord]:
+    """`consents_withdraw_all` for many people at once (erasure batches), in one set-based
+    write: `withdrawals` names each contact with the source kind and reference of its records.
+    """
     if purposes is None:
         purposes = purposes_with_versions().filter(legal_basis__in=MARKETING_BASES)
+    in_order = sorted(purposes, key=lambda purpose: purpose.slug)
     candidates = [
         ConsentWrite(
             contact=contact,
@@ -903,8 +922,11 @@ def consents_withdraw_all(
             source_reference=source_reference,
             evidence=evidence,
         )
-        for purpose in sorted(purposes, key=lambda purpose: purpose.slug)
-        for channel in sorted(set(purpose.channels) | set(Channel.values))
+        for contact, source_kind, source_reference in sorted(
+            withdrawals, key=lambda withdrawal: withdrawal[0].pk
+        )
+        for purpose in in_order
+        for channel in sorted(Channel.values)
     ]
 
     def still_to_end(write: ConsentWrite, state: ConsentState | None) -> bool:
