@@ -790,6 +790,18 @@ def ledger_verify(
     download or the daily email) proves the tail of the seals was not cut off. Records written
     after the last seal are checked too and counted as unsealed, with the oldest one's time.
     """
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            # one snapshot for every pass (a write between two passes is no false alarm), and
+            # cursors streamed as they are read (outside a transaction PostgreSQL would first
+            # copy a whole result to hold it past the commit)
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return _verify(head=head, chunk_size=chunk_size, max_problems=max_problems)
+
+
+def _verify(*, head: str | None, chunk_size: int, max_problems: int) -> LedgerReport:
     problems = _Problems(limit=max_problems)
     report = LedgerReport()
     prunes, sealed_total = _check_seals(problems, report, chunk_size)
