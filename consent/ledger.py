@@ -147,14 +147,23 @@ def month_of(moment: datetime) -> date:
 @dataclass
 class _Tally:
     count: int = 0
-    digest: str = SEAL_DIGEST_START
+    raw_digest: bytes = bytes.fromhex(SEAL_DIGEST_START)  # `digest_step`'s, kept in bytes
     first_id: int | None = None
     last_id: int | None = None
 
+    @property
+    def digest(self) -> str:
+        return self.raw_digest.hex()
+
     def add(self, record_id: int, record_hash_hex: str) -> None:
+        try:
+            tail = bytes.fromhex(record_hash_hex)
+        except ValueError:  # as in `digest_step`
+            tail = record_hash_hex.encode()
         self.count += 1
-        self.digest = digest_step(self.digest, record_hash_hex)
-        self.first_id = record_id if self.first_id is None else self.first_id
+        self.raw_digest = hashlib.sha256(self.raw_digest + tail).digest()
+        if self.first_id is None:
+            self.first_id = record_id
         self.last_id = record_id
 
 
@@ -522,51 +531,117 @@ def record_hash_of_row(
     building a model instance or a dict: the same bytes as `json.dumps(payload,
     sort_keys=True, ensure_ascii=False)`, written in the keys' sorted order (tested against
     `record_hash` in tests/consent/test_ledger_verify_speed.py)."""
-    s = _json_str
-    chained = hash_version != HashVersion.GLOBAL_CHAIN
-    text = "".join(
-        (
-            '{"action": ',
-            s(action),
-            ', "channel": ',
-            s(channel),
-            ', "contact": ',
-            str(contact),
-            f', "contact_seq": {contact_seq}' if chained else "",
-            ', "evidence_digest": ',
-            s(evidence_digest_hex),
-            ', "given_at": ',
-            s(given_at),
-            f', "hash_version": {hash_version}' if chained else "",
-            ', "language": ',
-            s(language),
-            ', "policy_version": ',
-            s(policy_version),
-            ', "previous_hash": ',
-            s(previous_hash),
-            ', "purpose": ',
-            str(purpose),
-            ', "purpose_version": ',
-            str(purpose_version),
-            ', "recorded_at": ',
-            s(recorded_at),
-            ', "resolves": ',
-            "null" if resolves is None else str(resolves),
-            ', "source_kind": ',
-            s(source_kind),
-            ', "source_reference": ',
-            s(source_reference),
-            ', "status": ',
-            s(status),
-            ', "unticked_by_default": ',
-            _JSON_FLAG[unticked_by_default],
-            ', "uuid": ',
-            s(record_uuid),
-            ', "wording": ',
-            s(wording),
-            "}",
-        )
+    return _row_hash(
+        record_uuid,
+        contact,
+        purpose,
+        purpose_version,
+        channel,
+        action,
+        status,
+        given_at,
+        recorded_at,
+        source_kind,
+        source_reference,
+        wording,
+        language,
+        unticked_by_default,
+        policy_version,
+        evidence_digest_hex,
+        resolves,
+        previous_hash,
+        hash_version,
+        contact_seq,
     )
+
+
+# `record_hash`'s JSON, its keys in sorted order, for each hash version: `json.dumps` writes
+# integers as `%d` does, and strings as `_json_str` quotes them.
+_ROW_JSON_V1 = (
+    '{"action": %s, "channel": %s, "contact": %d, "evidence_digest": %s, "given_at": %s, '
+    '"language": %s, "policy_version": %s, "previous_hash": %s, "purpose": %d, '
+    '"purpose_version": %d, "recorded_at": %s, "resolves": %s, "source_kind": %s, '
+    '"source_reference": %s, "status": %s, "unticked_by_default": %s, "uuid": %s, '
+    '"wording": %s}'
+)
+_ROW_JSON_V2 = (
+    '{"action": %s, "channel": %s, "contact": %d, "contact_seq": %d, "evidence_digest": %s, '
+    '"given_at": %s, "hash_version": %d, "language": %s, "policy_version": %s, '
+    '"previous_hash": %s, "purpose": %d, "purpose_version": %d, "recorded_at": %s, '
+    '"resolves": %s, "source_kind": %s, "source_reference": %s, "status": %s, '
+    '"unticked_by_default": %s, "uuid": %s, "wording": %s}'
+)
+_LEGACY_VERSION = HashVersion.GLOBAL_CHAIN.value
+
+
+def _row_hash(
+    record_uuid: str,
+    contact: int,
+    purpose: int,
+    purpose_version: int,
+    channel: str,
+    action: str,
+    status: str,
+    given_at: str,
+    recorded_at: str,
+    source_kind: str,
+    source_reference: str,
+    wording: str,
+    language: str,
+    unticked_by_default: bool | None,
+    policy_version: str,
+    evidence_digest_hex: str,
+    resolves: int | None,
+    previous_hash: str,
+    hash_version: int,
+    contact_seq: int,
+) -> str:
+    s = _json_str
+    resolves_text = "null" if resolves is None else str(resolves)
+    if hash_version == _LEGACY_VERSION:
+        text = _ROW_JSON_V1 % (
+            s(action),
+            s(channel),
+            contact,
+            s(evidence_digest_hex),
+            s(given_at),
+            s(language),
+            s(policy_version),
+            s(previous_hash),
+            purpose,
+            purpose_version,
+            s(recorded_at),
+            resolves_text,
+            s(source_kind),
+            s(source_reference),
+            s(status),
+            _JSON_FLAG[unticked_by_default],
+            s(record_uuid),
+            s(wording),
+        )
+    else:
+        text = _ROW_JSON_V2 % (
+            s(action),
+            s(channel),
+            contact,
+            contact_seq,
+            s(evidence_digest_hex),
+            s(given_at),
+            hash_version,
+            s(language),
+            s(policy_version),
+            s(previous_hash),
+            purpose,
+            purpose_version,
+            s(recorded_at),
+            resolves_text,
+            s(source_kind),
+            s(source_reference),
+            s(status),
+            _JSON_FLAG[unticked_by_default],
+            s(record_uuid),
+            s(wording),
+        )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -635,27 +710,27 @@ def _check_records(
                     _row_label(uuid_text, record_id), "link to the previous record is broken"
                 )
             legacy_previous = hash_hex
-        computed = record_hash_of_row(
-            record_uuid=uuid_text,
-            contact=contact,
-            purpose=purpose,
-            purpose_version=purpose_version,
-            channel=channel,
-            action=action,
-            status=status,
-            given_at=_utc_text(given_at),
-            recorded_at=recorded_text,
-            source_kind=source_kind,
-            source_reference=source_reference,
-            wording=wording,
-            language=language,
-            unticked_by_default=None if unticked_by_default is None else bool(unticked_by_default),
-            policy_version=policy_version,
-            evidence_digest_hex=evidence_digest_hex,
-            resolves=resolves,
-            previous_hash=previous_hash,
-            hash_version=hash_version,
-            contact_seq=contact_seq,
+        computed = _row_hash(
+            uuid_text,
+            contact,
+            purpose,
+            purpose_version,
+            channel,
+            action,
+            status,
+            _utc_text(given_at),
+            recorded_text,
+            source_kind,
+            source_reference,
+            wording,
+            language,
+            None if unticked_by_default is None else bool(unticked_by_default),
+            policy_version,
+            evidence_digest_hex,
+            resolves,
+            previous_hash,
+            hash_version,
+            contact_seq,
         )
         if computed != hash_hex:
             problems.add(_row_label(uuid_text, record_id), "content does not match its hash")
