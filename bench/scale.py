@@ -496,8 +496,9 @@ def _array(contacts: list[Any]) -> list[dict[str, Any]]:
 # Row: eligible audience count for (purpose, channel) vs hand SQL with a suitable index
 
 
-# The index proposed for the audience count: the granted states of one (purpose, channel),
-# with the contact id inside, so the count reads the index alone for the consent side.
+# The index of the audience count: the granted states of one (purpose, channel), with the
+# contact id inside, so the count reads the index alone for the consent side. The schema has
+# it (migration consent.0013); the row drops it for its first pass and creates it again.
 AUDIENCE_INDEX = (
     "CREATE INDEX IF NOT EXISTS consent_state_granted_audience ON consent_consentstate "
     "(purpose_id, channel, contact_id) INCLUDE (purpose_version_id) WHERE status = 'granted'"
