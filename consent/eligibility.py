@@ -30,10 +30,21 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
-from django.db.models import BooleanField, Case, Count, Q, QuerySet, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from consent.models import Channel, ConsentState, MessageSent, Purpose
@@ -205,7 +216,7 @@ def eligible_contacts(
         ~_minor_without_guardian(),
     ]
     if purpose.legal_basis in MARKETING_BASES:
-        conditions += [~limit for limit in _frequency_conditions(channel, at)]
+        conditions += [~limit for limit in _frequency_conditions(channel, at, correlated=True)]
     return contacts.filter(*conditions)
 
 
@@ -319,24 +330,36 @@ def _minor_without_guardian() -> Q:
     return Q(is_minor=True) & ~Q(guardian_consent_evidence__regex=NOT_BLANK)
 
 
-def _frequency_conditions(channel: str, at: datetime) -> list[Q]:
-    """One condition per frequency limit, true where it is reached: the contact is among those
-    with at least `count` messages on the channel in the limit's window. The set is computed
-    once per query (an uncorrelated `IN`, which the database hashes), from the
-    (contact, channel, sent_at) index, so its cost follows the messages sent in the window,
-    not the number of contacts."""
+def _frequency_conditions(channel: str, at: datetime, *, correlated: bool = False) -> list[Q]:
+    """One condition per frequency limit, true where it is reached: the contact has at least
+    `count` messages on the channel in the limit's window (and, for a limit of the person's
+    own choice, chose that frequency).
+
+    Two SQL forms of the same test, both set-based. By default the set of contacts at the
+    limit, built once per query (an uncorrelated `IN` the database hashes; its cost follows
+    the messages sent in the window, not the contacts): what the per-reason counts need,
+    where each condition is evaluated for every contact. `correlated`: for the audience,
+    where each limit is negated in the WHERE clause: a limit of one message as `NOT EXISTS`,
+    which the database runs as an anti-join (however many messages were sent); a limit of
+    several stays the hashed set of the contacts at it."""
     conditions = []
     for limit in frequency_limits(at):
-        sent = MessageSent.objects.filter(channel=channel, sent_at__gt=limit.since, sent_at__lte=at)
+        in_window = MessageSent.objects.filter(
+            channel=channel, sent_at__gt=limit.since, sent_at__lte=at
+        )
         if limit.frequency is not None:
-            sent = sent.filter(contact__frequency=limit.frequency)
+            in_window = in_window.filter(contact__frequency=limit.frequency)
+        if correlated and limit.count == 1:
+            conditions.append(Q(Exists(in_window.filter(contact=OuterRef("pk")))))
+            continue
+        contact_ids: QuerySet[Any, Any] = in_window.values("contact_id")
         if limit.count > 1:
-            sent = (
-                sent.values("contact_id")
-                .annotate(sent_count=Count("pk"))
+            contact_ids = (
+                contact_ids.annotate(sent_count=Count("pk"))
                 .filter(sent_count__gte=limit.count)
+                .values("contact_id")
             )
-        reached = Q(pk__in=sent.values("contact_id"))
+        reached = Q(pk__in=contact_ids)
         if limit.frequency is not None:
             reached &= Q(frequency=limit.frequency)
         conditions.append(reached)
