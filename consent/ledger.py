@@ -336,10 +336,6 @@ class LedgerReport(list[LedgerProblem]):
         return len(self) + self.left_off
 
 
-def _record_label(record: ConsentRecord) -> str:
-    return f"record {record.uuid} (#{record.id})"
-
-
 def _seal_label(seal: LedgerSeal) -> str:
     return f"seal #{seal.number} ({seal.get_kind_display()} {seal.period:%Y-%m})"
 

@@ -154,3 +154,20 @@ def test_verify_reads_the_records_in_a_number_of_queries_that_does_not_grow_with
     ledger_seal()
 
     assert queries_of_verify() == few
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_verify_outside_a_transaction_reads_one_read_only_snapshot():
+    purpose = PurposeFactory()
+    for _ in range(3):
+        grant(ContactFactory(), purpose)
+    ledger_seal()
+
+    with CaptureQueriesContext(connection) as queries:
+        report = ledger_verify()
+
+    assert report == [] and report.records == 3
+    statements = [query["sql"] for query in queries.captured_queries if query["sql"] != "BEGIN"]
+    assert "REPEATABLE READ, READ ONLY" in statements[0]
+    assert not connection.in_atomic_block
