@@ -30,10 +30,21 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
-from django.db.models import BooleanField, Case, Count, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from consent.models import Channel, ConsentState, MessageSent, Purpose
@@ -42,17 +53,22 @@ from consent.status import (
     NOBODY,
     consent_problem,
     consent_problem_conditions,
+    pair_state,
     usable_grant_condition,
 )
 from contacts.models import (
+    SUPPRESSION_DIGEST_FIELDS,
     Contact,
     ContactStatus,
     EmailDeliverability,
     Frequency,
     PostalDeliverability,
+    Suppression,
 )
 from contacts.selectors import contact_is_suppressed, suppression_matches
 
+# The name under which the reasons' queries join each contact's state for the pair.
+STATE = "eligibility_state"
 # Guardian evidence counts once it holds something other than blanks (the same test in SQL).
 NOT_BLANK = r"\S"
 
@@ -200,17 +216,22 @@ def eligible_contacts(
         ~_minor_without_guardian(),
     ]
     if purpose.legal_basis in MARKETING_BASES:
-        conditions += [~limit for limit in _frequency_conditions(channel, at)]
+        conditions += [~limit for limit in _frequency_conditions(channel, at, correlated=True)]
     return contacts.filter(*conditions)
 
 
 def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Ineligible, Q]:
-    """Each reason in SQL over contacts, true where `contact_eligibility` lists it."""
+    """Each reason in SQL over contacts, true where `contact_eligibility` lists it: column
+    tests on the contact and on its state for the pair (the `STATE` relation, which the
+    queryset must carry: `with_pair_state`), and tests of membership in sets the database
+    builds once per query (the suppression list, the contacts at a frequency limit), so that
+    counting every reason over millions of contacts is one pass, without a subquery per
+    contact."""
     live = ~Q(status__in=GONE)
-    problems = consent_problem_conditions(purpose, channel)
+    problems = consent_problem_conditions(purpose, STATE)
     suppressed = NOBODY
-    for match in suppression_matches():
-        suppressed |= Q(match)
+    for digest_field in SUPPRESSION_DIGEST_FIELDS:
+        suppressed |= Q(**{f"{digest_field}__in": Suppression.objects.values("digest")})
     frequency = NOBODY
     if purpose.legal_basis in MARKETING_BASES:
         for limit in _frequency_conditions(channel, at):
@@ -240,7 +261,7 @@ def contacts_with_reasons(
 ) -> QuerySet[Contact]:
     """The contacts annotated with one boolean per reason (`ineligible_<reason>`); read them
     in order with `reasons_of`."""
-    at, contacts = at or timezone.now(), _contacts(queryset)
+    at, contacts = at or timezone.now(), with_pair_state(_contacts(queryset), purpose, channel)
     annotations = {
         f"ineligible_{reason}": Case(
             When(condition, then=Value(True)), default=Value(False), output_field=BooleanField()
@@ -261,9 +282,11 @@ def ineligible_counts(
     at: datetime | None = None,
     queryset: QuerySet[Contact] | None = None,
 ) -> dict[str, int]:
-    """How many contacts (of `queryset`) each reason excludes, in one query; a contact with
-    several reasons counts under each. Reasons that exclude nobody are left out."""
-    at, contacts = at or timezone.now(), _contacts(queryset)
+    """How many contacts (of `queryset`) each reason excludes, in one query (one pass over the
+    contacts joined once to their state for the pair, a `COUNT(*) FILTER (WHERE ...)` per
+    reason); a contact with several reasons counts under each. Reasons that exclude nobody
+    are left out."""
+    at, contacts = at or timezone.now(), with_pair_state(_contacts(queryset), purpose, channel)
     counts = contacts.aggregate(
         **{
             str(reason): Count("pk", filter=condition)
@@ -271,6 +294,13 @@ def ineligible_counts(
         }
     )
     return {reason: count for reason, count in counts.items() if count}
+
+
+def with_pair_state(
+    contacts: QuerySet[Contact], purpose: Purpose, channel: str
+) -> QuerySet[Contact]:
+    """The contacts with their state for (purpose, channel) joined as `STATE`."""
+    return contacts.annotate(**{STATE: pair_state(purpose, channel)})
 
 
 def _contacts(queryset: QuerySet[Contact] | None) -> QuerySet[Contact]:
@@ -300,15 +330,36 @@ def _minor_without_guardian() -> Q:
     return Q(is_minor=True) & ~Q(guardian_consent_evidence__regex=NOT_BLANK)
 
 
-def _frequency_conditions(channel: str, at: datetime) -> list[Q]:
-    """One condition per frequency limit, true where it is reached: at least `count` messages
-    (the row at that offset exists, found through the (contact, channel, sent_at) index)."""
+def _frequency_conditions(channel: str, at: datetime, *, correlated: bool = False) -> list[Q]:
+    """One condition per frequency limit, true where it is reached: the contact has at least
+    `count` messages on the channel in the limit's window (and, for a limit of the person's
+    own choice, chose that frequency).
+
+    Two SQL forms of the same test, both set-based. By default the set of contacts at the
+    limit, built once per query (an uncorrelated `IN` the database hashes; its cost follows
+    the messages sent in the window, not the contacts): what the per-reason counts need,
+    where each condition is evaluated for every contact. `correlated`: for the audience,
+    where each limit is negated in the WHERE clause: a limit of one message as `NOT EXISTS`,
+    which the database runs as an anti-join (however many messages were sent); a limit of
+    several stays the hashed set of the contacts at it."""
     conditions = []
     for limit in frequency_limits(at):
-        sent = MessageSent.objects.filter(
-            contact=OuterRef("pk"), channel=channel, sent_at__gt=limit.since, sent_at__lte=at
-        ).order_by("-sent_at")
-        reached = Q(Exists(sent[limit.count - 1 : limit.count]))
+        in_window = MessageSent.objects.filter(
+            channel=channel, sent_at__gt=limit.since, sent_at__lte=at
+        )
+        if limit.frequency is not None:
+            in_window = in_window.filter(contact__frequency=limit.frequency)
+        if correlated and limit.count == 1:
+            conditions.append(Q(Exists(in_window.filter(contact=OuterRef("pk")))))
+            continue
+        contact_ids: QuerySet[Any, Any] = in_window.values("contact_id")
+        if limit.count > 1:
+            contact_ids = (
+                contact_ids.annotate(sent_count=Count("pk"))
+                .filter(sent_count__gte=limit.count)
+                .values("contact_id")
+            )
+        reached = Q(pk__in=contact_ids)
         if limit.frequency is not None:
             reached &= Q(frequency=limit.frequency)
         conditions.append(reached)

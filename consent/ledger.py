@@ -147,14 +147,23 @@ def month_of(moment: datetime) -> date:
 @dataclass
 class _Tally:
     count: int = 0
-    digest: str = SEAL_DIGEST_START
+    raw_digest: bytes = bytes.fromhex(SEAL_DIGEST_START)  # `digest_step`'s, kept in bytes
     first_id: int | None = None
     last_id: int | None = None
 
+    @property
+    def digest(self) -> str:
+        return self.raw_digest.hex()
+
     def add(self, record_id: int, record_hash_hex: str) -> None:
+        try:
+            tail = bytes.fromhex(record_hash_hex)
+        except ValueError:  # as in `digest_step`
+            tail = record_hash_hex.encode()
         self.count += 1
-        self.digest = digest_step(self.digest, record_hash_hex)
-        self.first_id = record_id if self.first_id is None else self.first_id
+        self.raw_digest = hashlib.sha256(self.raw_digest + tail).digest()
+        if self.first_id is None:
+            self.first_id = record_id
         self.last_id = record_id
 
 
@@ -327,10 +336,6 @@ class LedgerReport(list[LedgerProblem]):
         return len(self) + self.left_off
 
 
-def _record_label(record: ConsentRecord) -> str:
-    return f"record {record.uuid} (#{record.id})"
-
-
 def _seal_label(seal: LedgerSeal) -> str:
     return f"seal #{seal.number} ({seal.get_kind_display()} {seal.period:%Y-%m})"
 
@@ -446,6 +451,209 @@ def _close_window(problems: _Problems, window: _Window, prunes: dict[date, Ledge
             )
 
 
+# Pass B reads every record once, as tuples (no model instance), with its personal evidence
+# joined; on PostgreSQL the uuid and the two times come as the text the hash covers.
+RECORDS_SQL = """
+SELECT r.id, {uuid}, r.contact_id, r.purpose_id, r.purpose_version_id, r.channel, r.action,
+    r.status, {given_at}, {recorded_at}, r.source_kind, r.source_reference, r.wording,
+    r.language, r.unticked_by_default, r.policy_version, r.evidence_digest, r.resolves_id,
+    r.previous_hash, r.hash, r.hash_version, r.contact_seq, r.xact,
+    e.id, e.nonce, e.ip, e.user_agent, e.document_sha256
+FROM consent_consentrecord r
+LEFT JOIN consent_consentevidence e ON e.record_id = r.id
+ORDER BY r.xact, r.id
+"""
+PG_UTC_TEXT = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+
+
+def _records_sql() -> str:
+    if connection.vendor == "postgresql":
+        return RECORDS_SQL.format(
+            uuid="r.uuid::text",
+            given_at=PG_UTC_TEXT.format("r.given_at"),
+            recorded_at=PG_UTC_TEXT.format("r.recorded_at"),
+        )
+    return RECORDS_SQL.format(uuid="r.uuid", given_at="r.given_at", recorded_at="r.recorded_at")
+
+
+def _utc_text(value: datetime | str) -> str:
+    """A time as `_timestamp` writes it, from what the database answered: the text already
+    (PostgreSQL, `PG_UTC_TEXT`), an aware time, or a naive one in UTC (SQLite)."""
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return _timestamp(value)
+
+
+def _uuid_text(value: uuid.UUID | str) -> str:
+    if isinstance(value, str) and len(value) == 36:
+        return value
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
+
+
+# json.dumps' own string encoders, with ensure_ascii off and on
+_json_str = json.encoder.encode_basestring
+_json_ascii_str = json.encoder.encode_basestring_ascii
+
+
+_JSON_FLAG = {None: "null", True: "true", False: "false"}
+
+
+def record_hash_of_row(
+    *,
+    record_uuid: str,
+    contact: int,
+    purpose: int,
+    purpose_version: int,
+    channel: str,
+    action: str,
+    status: str,
+    given_at: str,
+    recorded_at: str,
+    source_kind: str,
+    source_reference: str,
+    wording: str,
+    language: str,
+    unticked_by_default: bool | None,
+    policy_version: str,
+    evidence_digest_hex: str,
+    resolves: int | None,
+    previous_hash: str,
+    hash_version: int,
+    contact_seq: int,
+) -> str:
+    """`record_hash` from a record's column values (times as `_timestamp` text), without
+    building a model instance or a dict: the same bytes as `json.dumps(payload,
+    sort_keys=True, ensure_ascii=False)`, written in the keys' sorted order (tested against
+    `record_hash` in tests/consent/test_ledger_verify_speed.py)."""
+    return _row_hash(
+        record_uuid,
+        contact,
+        purpose,
+        purpose_version,
+        channel,
+        action,
+        status,
+        given_at,
+        recorded_at,
+        source_kind,
+        source_reference,
+        wording,
+        language,
+        unticked_by_default,
+        policy_version,
+        evidence_digest_hex,
+        resolves,
+        previous_hash,
+        hash_version,
+        contact_seq,
+    )
+
+
+# `record_hash`'s JSON, its keys in sorted order, for each hash version: `json.dumps` writes
+# integers as `%d` does, and strings as `_json_str` quotes them.
+_ROW_JSON_V1 = (
+    '{"action": %s, "channel": %s, "contact": %d, "evidence_digest": %s, "given_at": %s, '
+    '"language": %s, "policy_version": %s, "previous_hash": %s, "purpose": %d, '
+    '"purpose_version": %d, "recorded_at": %s, "resolves": %s, "source_kind": %s, '
+    '"source_reference": %s, "status": %s, "unticked_by_default": %s, "uuid": %s, '
+    '"wording": %s}'
+)
+_ROW_JSON_V2 = (
+    '{"action": %s, "channel": %s, "contact": %d, "contact_seq": %d, "evidence_digest": %s, '
+    '"given_at": %s, "hash_version": %d, "language": %s, "policy_version": %s, '
+    '"previous_hash": %s, "purpose": %d, "purpose_version": %d, "recorded_at": %s, '
+    '"resolves": %s, "source_kind": %s, "source_reference": %s, "status": %s, '
+    '"unticked_by_default": %s, "uuid": %s, "wording": %s}'
+)
+_LEGACY_VERSION = HashVersion.GLOBAL_CHAIN.value
+
+
+def _row_hash(
+    record_uuid: str,
+    contact: int,
+    purpose: int,
+    purpose_version: int,
+    channel: str,
+    action: str,
+    status: str,
+    given_at: str,
+    recorded_at: str,
+    source_kind: str,
+    source_reference: str,
+    wording: str,
+    language: str,
+    unticked_by_default: bool | None,
+    policy_version: str,
+    evidence_digest_hex: str,
+    resolves: int | None,
+    previous_hash: str,
+    hash_version: int,
+    contact_seq: int,
+) -> str:
+    s = _json_str
+    resolves_text = "null" if resolves is None else str(resolves)
+    if hash_version == _LEGACY_VERSION:
+        text = _ROW_JSON_V1 % (
+            s(action),
+            s(channel),
+            contact,
+            s(evidence_digest_hex),
+            s(given_at),
+            s(language),
+            s(policy_version),
+            s(previous_hash),
+            purpose,
+            purpose_version,
+            s(recorded_at),
+            resolves_text,
+            s(source_kind),
+            s(source_reference),
+            s(status),
+            _JSON_FLAG[unticked_by_default],
+            s(record_uuid),
+            s(wording),
+        )
+    else:
+        text = _ROW_JSON_V2 % (
+            s(action),
+            s(channel),
+            contact,
+            contact_seq,
+            s(evidence_digest_hex),
+            s(given_at),
+            hash_version,
+            s(language),
+            s(policy_version),
+            s(previous_hash),
+            purpose,
+            purpose_version,
+            s(recorded_at),
+            resolves_text,
+            s(source_kind),
+            s(source_reference),
+            s(status),
+            _JSON_FLAG[unticked_by_default],
+            s(record_uuid),
+            s(wording),
+        )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _evidence_digest_of_row(
+    nonce: str, ip: str | None, user_agent: str, document_sha256: str
+) -> str:
+    """`evidence_digest` from the evidence's column values: the same bytes as its
+    `json.dumps(payload, sort_keys=True)`, written in the keys' sorted order."""
+    s = _json_ascii_str
+    text = (
+        f'{{"document_sha256": {s(document_sha256)}, "ip": {s(ip or "")}, '
+        f'"nonce": {s(nonce)}, "user_agent": {s(user_agent)}}}'
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _check_records(
     problems: _Problems,
     report: LedgerReport,
@@ -457,48 +665,115 @@ def _check_records(
     windows = _seal_windows(chunk_size)
     window = next(windows, None)
     legacy_previous = GENESIS_HASH
-    records = (
-        ConsentRecord.objects.select_related("personal_evidence")
-        .order_by("xact", "id")
-        .iterator(chunk_size=chunk_size)
-    )
-    for record in records:
+    legacy_version = HashVersion.GLOBAL_CHAIN.value
+    months: dict[str, date] = {}  # "YYYY-MM" -> its period, a few entries
+    for (
+        record_id,
+        record_uuid,
+        contact,
+        purpose,
+        purpose_version,
+        channel,
+        action,
+        status,
+        given_at,
+        recorded_at,
+        source_kind,
+        source_reference,
+        wording,
+        language,
+        unticked_by_default,
+        policy_version,
+        evidence_digest_hex,
+        resolves,
+        previous_hash,
+        hash_hex,
+        hash_version,
+        contact_seq,
+        xact,
+        evidence_id,
+        nonce,
+        ip,
+        user_agent,
+        document_sha256,
+    ) in _stream(_records_sql(), [], chunk_size):
         report.records += 1
-        label = _record_label(record)
-        if record.hash_version == HashVersion.GLOBAL_CHAIN:
-            if record.previous_hash != legacy_previous and not prunes:
-                problems.add(label, "link to the previous record is broken")
-            legacy_previous = record.hash
-        if record_hash(record) != record.hash:
-            problems.add(label, "content does not match its hash")
-        if record.xact == 0 and record.hash_version != HashVersion.GLOBAL_CHAIN:
-            problems.add(label, "has no sealing key (the database's consent_record_xact trigger)")
-        try:
-            personal = record.personal_evidence
-        except ConsentEvidence.DoesNotExist:
-            personal = None
-        if personal is not None and evidence_digest(personal) != record.evidence_digest:
-            problems.add(label, "personal evidence does not match its digest")
-        while window is not None and record.xact >= window.key_to:
+        uuid_text = _uuid_text(record_uuid)
+        recorded_text = _utc_text(recorded_at)
+        if hash_version == legacy_version:
+            if previous_hash != legacy_previous and not prunes:
+                problems.add(
+                    _row_label(uuid_text, record_id), "link to the previous record is broken"
+                )
+            legacy_previous = hash_hex
+        computed = _row_hash(
+            uuid_text,
+            contact,
+            purpose,
+            purpose_version,
+            channel,
+            action,
+            status,
+            _utc_text(given_at),
+            recorded_text,
+            source_kind,
+            source_reference,
+            wording,
+            language,
+            None if unticked_by_default is None else bool(unticked_by_default),
+            policy_version,
+            evidence_digest_hex,
+            resolves,
+            previous_hash,
+            hash_version,
+            contact_seq,
+        )
+        if computed != hash_hex:
+            problems.add(_row_label(uuid_text, record_id), "content does not match its hash")
+        if xact == 0 and hash_version != legacy_version:
+            problems.add(
+                _row_label(uuid_text, record_id),
+                "has no sealing key (the database's consent_record_xact trigger)",
+            )
+        if (
+            evidence_id is not None
+            and _evidence_digest_of_row(nonce, ip, user_agent, document_sha256)
+            != evidence_digest_hex
+        ):
+            problems.add(
+                _row_label(uuid_text, record_id), "personal evidence does not match its digest"
+            )
+        while window is not None and xact >= window.key_to:
             _close_window(problems, window, prunes)
             window = next(windows, None)
         if window is None:  # written after the last seal: checked, waiting for the next one
             report.unsealed += 1
-            if report.oldest_unsealed_at is None or record.recorded_at < report.oldest_unsealed_at:
-                report.oldest_unsealed_at = record.recorded_at
+            moment = datetime.fromisoformat(recorded_text)
+            if report.oldest_unsealed_at is None or moment < report.oldest_unsealed_at:
+                report.oldest_unsealed_at = moment
             continue
-        period = month_of(record.recorded_at)
-        if record.xact < window.key_from or period not in window.seals:
+        month = recorded_text[:7]
+        period = months.get(month)
+        if period is None:
+            period = months[month] = date(int(month[:4]), int(month[5:7]), 1)
+        if xact < window.key_from or period not in window.seals:
             problems.add(
-                label,
+                _row_label(uuid_text, record_id),
                 f"inserted into sealed keys [{window.key_from}, {window.key_to}): no seal of "
                 f"{period:%Y-%m} covers it",
             )
             continue
-        window.found.setdefault(period, _Tally()).add(record.id, record.hash)
+        tally = window.found.get(period)
+        if tally is None:
+            tally = window.found[period] = _Tally()
+        tally.add(record_id, hash_hex)
     while window is not None:
         _close_window(problems, window, prunes)
         window = next(windows, None)
+
+
+def _row_label(uuid_text: str, record_id: int) -> str:
+    return f"record {uuid_text} (#{record_id})"
 
 
 CHAIN_BREAKS_SQL = """
@@ -586,6 +861,18 @@ def ledger_verify(
     download or the daily email) proves the tail of the seals was not cut off. Records written
     after the last seal are checked too and counted as unsealed, with the oldest one's time.
     """
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            # one snapshot for every pass (a write between two passes is no false alarm), and
+            # cursors streamed as they are read (outside a transaction PostgreSQL would first
+            # copy a whole result to hold it past the commit)
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return _verify(head=head, chunk_size=chunk_size, max_problems=max_problems)
+
+
+def _verify(*, head: str | None, chunk_size: int, max_problems: int) -> LedgerReport:
     problems = _Problems(limit=max_problems)
     report = LedgerReport()
     prunes, sealed_total = _check_seals(problems, report, chunk_size)

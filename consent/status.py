@@ -9,7 +9,7 @@ the current one (`ConsentState`): a send re-checks it at send time.
 
 from enum import StrEnum
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet
 
 from consent.models import ConsentState, ConsentStatus, LegalBasis, Purpose
 from contacts.models import Contact
@@ -90,28 +90,46 @@ def state_is_live(state: ConsentState | None) -> bool:
     return state is not None and state.status in LIVE_STATUSES
 
 
-# The same rule in SQL, over a queryset of contacts (one subquery on ConsentState each).
+# The same rule in SQL, over a queryset of contacts.
 
 
-def consent_problem_conditions(purpose: Purpose, channel: str) -> dict[ConsentProblem, Q]:
+def pair_state(purpose: Purpose, channel: str) -> FilteredRelation:
+    """The contact's state for (purpose, channel) as a relation: annotated on a queryset of
+    contacts under a name, it is joined once (a LEFT JOIN, at most one row per contact), and
+    `consent_problem_conditions` tests its columns instead of running a subquery per contact."""
+    return FilteredRelation(
+        "consent_states",
+        condition=Q(consent_states__purpose=purpose, consent_states__channel=channel),
+    )
+
+
+def consent_problem_conditions(purpose: Purpose, state: str) -> dict[ConsentProblem, Q]:
     """`consent_problem` in SQL: for each problem, the contacts it is the answer for; the
-    conditions exclude each other as the answers do. None of them: a usable grant."""
+    conditions exclude each other as the answers do. None of them: a usable grant.
+
+    `state` names the `pair_state` relation of the queryset the conditions filter (no state:
+    its columns are NULL), so every problem is a column test on the one join."""
     if purpose.legal_basis not in MARKETING_BASES:
         return {}
-    states = _states(purpose, channel)
     profiling = _profiling_objected(purpose)
     if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
-        return {ConsentProblem.OBJECTED: profiling | _objected_q(states)}
+        withdrawn = Q(**{f"{state}__status": ConsentStatus.WITHDRAWN})
+        lifted = Q(
+            **{
+                f"{state}__status": ConsentStatus.GRANTED,
+                f"{state}__since__gte": F("marketing_objected_at"),
+            }
+        )
+        objected = Q(marketing_objected_at__isnull=False) & ~lifted
+        return {ConsentProblem.OBJECTED: profiling | withdrawn | objected}
     replaced = purpose.replaced_version_ids()
-    live = states.filter(status__in=LIVE_STATUSES)
+    live = Q(**{f"{state}__status__in": LIVE_STATUSES})
+    on_replaced = Q(**{f"{state}__purpose_version_id__in": replaced})
     problems = {
-        ConsentProblem.NO_CONSENT: Q(~Exists(live)),
-        ConsentProblem.OUTDATED_WORDING: Q(Exists(live.filter(purpose_version_id__in=replaced))),
-        ConsentProblem.PENDING_CONFIRMATION: Q(
-            Exists(
-                states.filter(status=ConsentStatus.PENDING).exclude(purpose_version_id__in=replaced)
-            )
-        ),
+        ConsentProblem.NO_CONSENT: ~live,
+        ConsentProblem.OUTDATED_WORDING: live & on_replaced,
+        ConsentProblem.PENDING_CONFIRMATION: Q(**{f"{state}__status": ConsentStatus.PENDING})
+        & ~on_replaced,
     }
     conditions = {key: condition & ~profiling for key, condition in problems.items()}
     return {ConsentProblem.OBJECTED: profiling, **conditions}
@@ -147,8 +165,3 @@ def _profiling_objected(purpose: Purpose) -> Q:
 def _lifted(states: QuerySet[ConsentState]) -> QuerySet[ConsentState]:
     """A grant recorded after the person's marketing objection: it lifts it for that pair."""
     return states.filter(status=ConsentStatus.GRANTED, since__gte=OuterRef("marketing_objected_at"))
-
-
-def _objected_q(states: QuerySet[ConsentState]) -> Q:
-    withdrawn = Q(Exists(states.filter(status=ConsentStatus.WITHDRAWN)))
-    return withdrawn | (Q(marketing_objected_at__isnull=False) & Q(~Exists(_lifted(states))))
