@@ -887,9 +887,27 @@ def _verify(*, head: str | None, chunk_size: int, max_problems: int) -> LedgerRe
             f"{report.records - report.unsealed} found sealed",
         )
     _check_contact_chains(problems, prunes, chunk_size)
+    _check_sealed_in_time(problems, report)
     report.extend(problems.items)
     report.left_off = problems.left_off
     return report
+
+
+# The sealer runs every minute and a long transaction (an import's batch) only delays it: a
+# record left unsealed longer means the sealer stopped, or the seals after it were deleted
+# (with the records rewritten, that deletion leaves nothing else to see without `--head`).
+UNSEALED_TOLERANCE = timedelta(hours=1)
+
+
+def _check_sealed_in_time(problems: _Problems, report: LedgerReport) -> None:
+    oldest = report.oldest_unsealed_at
+    if oldest is not None and oldest < timezone.now() - UNSEALED_TOLERANCE:
+        problems.add(
+            "ledger",
+            f"{report.unsealed} record(s) not sealed, the oldest since "
+            f"{oldest.astimezone(UTC):%Y-%m-%d %H:%M} "
+            "UTC: the sealer stopped, or seals were deleted",
+        )
 
 
 def _check_head(problems: _Problems, head: str) -> None:

@@ -27,6 +27,7 @@ from freezegun import freeze_time
 
 from consent.ledger import (
     GENESIS_HASH,
+    UNSEALED_TOLERANCE,
     LedgerReport,
     _Tally,
     ledger_seal,
@@ -189,6 +190,31 @@ def test_seals_split_at_midnight_on_the_first_of_the_month():
     assert (seals[0].first_record_id, seals[1].first_record_id) == (january.id, february.id)
     assert seals[1].previous_seal_hash == seals[0].seal_hash
     assert ledger_verify() == []
+
+
+def test_records_left_unsealed_past_the_tolerance_are_a_problem(ledger):
+    with freeze_time(datetime.now(UTC) - UNSEALED_TOLERANCE - timedelta(minutes=5)):
+        grant(ledger["anne"], ledger["purpose"], action="withdraw", evidence=None)
+
+    report = ledger_verify()
+
+    assert len(report) == 1
+    assert "1 record(s) not sealed" in str(report[0])
+    assert "the sealer stopped, or seals were deleted" in str(report[0])
+
+
+def test_a_consistent_rewrite_with_the_seals_deleted_is_caught_once_the_sealer_is_late(ledger):
+    # someone without the key rewrites a record and its chain head, and deletes every seal
+    record = ledger["records"][-1]
+    forged = rehash(record.id, wording="J'accepte tout")
+    Contact.objects.filter(pk=record.contact_id).update(ledger_hash=forged.hash)
+    raw("DELETE FROM consent_ledgerseal")
+
+    # then: within the tolerance it only looks unsealed; past it, it is a problem
+    assert ledger_verify() == []
+    with freeze_time(datetime.now(UTC) + UNSEALED_TOLERANCE + timedelta(minutes=1)):
+        report = ledger_verify()
+    assert any("not sealed" in str(problem) for problem in report)
 
 
 def test_the_database_sets_the_sealing_key_not_the_orm():
