@@ -1081,11 +1081,17 @@ def _hand_import_ledger(
     """The ledger rows of an import by hand: hashed in Python, streamed in by COPY, and the
     states by one INSERT ... SELECT; `phases` gets the seconds of each step."""
     started = time.perf_counter()
+    from django.db.models import NOT_PROVIDED
+
     from consent.ledger import GENESIS_HASH, record_hash
     from consent.models import ConsentRecord
 
     version = purpose.current_version
-    fields = [f for f in ConsentRecord._meta.concrete_fields if f.column != "id"]
+    fields = [
+        f
+        for f in ConsentRecord._meta.concrete_fields
+        if f.column != "id" and f.db_default is NOT_PROVIDED  # the database fills those
+    ]
     columns, attnames = [f.column for f in fields], [f.attname for f in fields]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -1114,6 +1120,7 @@ def _hand_import_ledger(
             policy_version="",
             evidence_digest="",
             resolves_id=None,
+            contact_seq=1,  # the first record of the contact's own chain
             previous_hash=GENESIS_HASH,
         )
         record.hash = record_hash(record)
@@ -1128,6 +1135,13 @@ def _hand_import_ledger(
         buffer,
     )
     phases["records copied"] = time.perf_counter() - started
+    cursor.execute(
+        "UPDATE contacts_contact AS c SET ledger_seq = r.contact_seq, ledger_hash = r.hash "
+        "FROM consent_consentrecord AS r WHERE r.contact_id = c.id AND c.id = ANY(%s) "
+        "AND r.purpose_id = %s",
+        [ids, purpose.pk],
+    )
+    phases["chain heads"] = time.perf_counter() - started
     cursor.execute(
         "INSERT INTO consent_consentstate (contact_id, purpose_id, channel, status, "
         "purpose_version_id, record_id, since) SELECT contact_id, purpose_id, channel, status, "
