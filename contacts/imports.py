@@ -43,11 +43,13 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from itertools import islice
-from typing import IO, Any
+from types import SimpleNamespace
+from typing import IO, Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import IntegrityError, connection, models, transaction
+from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
@@ -70,14 +72,17 @@ from contacts.models import (
     TimelineEvent,
     TimelineKind,
 )
-from contacts.normalization import normalize_email, suppression_digests
+from contacts.normalization import normalize_email, suppression_digests_normalized
 from contacts.services import contact_fields_clean, contact_payload
 from core.storage import private_storage
 from crmsync.models import OutboxEvent, OutboxTopic
 
 # Rows per transaction: large enough for set-based statements to pay, small enough for a
-# killed worker to lose little (the batch it was in is rolled back and done again).
-BATCH_SIZE = 2000
+# killed worker to lose little (the batch it was in is rolled back and done again) and for a
+# batch to stay a few megabytes.
+BATCH_SIZE = 10_000
+# Values per `IN (...)` list of a look-up (SQLite allows 32,766 parameters in a statement).
+LOOKUP_CHUNK = 5000
 READ_CHUNK = 1 << 20
 XLSX_MAGIC = b"PK\x03\x04"
 CONTACT_FIELDS = (
@@ -152,6 +157,7 @@ PROOF_REQUIRED = gettext_noop(
 
 
 Records = Generator[tuple[int, list[str]], None, None]
+M = TypeVar("M", bound=models.Model)
 # The length limit of each contact field an import may fill (the API's serializers check it).
 MAX_LENGTHS = {
     name: model_field.max_length
@@ -705,14 +711,12 @@ def _load_rows(
         person.interests += [i for i in parsed.interests if i not in person.interests]
     accepted, existing = _screen(people, outcome)
     now = timezone.now()
-    created: list[Contact] = []
+    created_rows: list[dict[str, Any]] = []
     updated: list[tuple[Contact, list[str]]] = []
     for person in accepted:
         contact = existing.get(person.email)
         if contact is None:
-            contact = _new_contact(person, now)
-            _set_suppression_digests(contact, person.email_digests, person.phone_digests)
-            created.append(contact)
+            created_rows.append(_new_row(person, now))
             continue
         changed = [name for name, value in person.fields.items() if getattr(contact, name) != value]
         for name in changed:
@@ -720,10 +724,14 @@ def _load_rows(
         if "phone" in changed:
             _set_suppression_digests(contact, person.email_digests, person.phone_digests)
         updated.append((contact, changed))
+    changed_contacts = [c for c, changed in updated if changed]
+    created: list[Any]  # contacts, or on the COPY path without consents views of their values
     if plan.use_copy:
-        _write_contacts_copy(created, [c for c, changed in updated if changed], now)
+        created = _write_contacts_copy(
+            created_rows, changed_contacts, now, instances=plan.purpose is not None
+        )
     else:
-        _write_contacts_orm(created, [c for c, changed in updated if changed], now)
+        created = _write_contacts_orm(created_rows, changed_contacts, now)
     contacts = {contact.email: contact for contact in created}
     contacts.update({contact.email: contact for contact, _changed in updated})
     added = _add_interests([(contacts[p.email], p.interests) for p in accepted if p.interests])
@@ -851,14 +859,23 @@ def _screen(
     """The people that may be loaded, and the contacts they already are; the others' lines
     rejected: a suppressed email or phone (never lifted by a list), an erased contact."""
     for email, person in people.items():
-        person.email_digests = suppression_digests(kind=SuppressionKind.EMAIL, value=email)
-        phone = person.fields.get("phone")
-        person.phone_digests = (
-            suppression_digests(kind=SuppressionKind.PHONE, value=phone) if phone else []
+        # the email and the phone were normalised by `_parse_row`: not normalised again here
+        person.email_digests = suppression_digests_normalized(
+            kind=SuppressionKind.EMAIL, normalized_value=email
+        )
+        person.phone_digests = suppression_digests_normalized(
+            kind=SuppressionKind.PHONE, normalized_value=person.fields.get("phone", "")
         )
     wanted = [d for person in people.values() for d in person.email_digests + person.phone_digests]
-    listed = dict(Suppression.objects.filter(digest__in=wanted).values_list("digest", "reason"))
-    existing = {contact.email: contact for contact in Contact.objects.filter(email__in=people)}
+    listed: dict[str, str] = {}
+    for chunk in _chunks(wanted):
+        found = _among(Suppression.objects.all(), "digest", chunk)
+        listed.update(found.values_list("digest", "reason"))
+    existing = {
+        contact.email: contact
+        for chunk in _chunks(list(people))
+        for contact in _among(Contact.objects.all(), "email", chunk)
+    }
     accepted = []
     for email, person in people.items():
         contact = existing.get(email)
@@ -878,6 +895,27 @@ def _screen(
     return accepted, existing
 
 
+def _among(queryset: QuerySet[M], name: str, values: list[str]) -> QuerySet[M]:
+    """`queryset.filter(<name>__in=values)`; on PostgreSQL as `= ANY(array)`, one parameter
+    rather than thousands for Django to prepare one by one."""
+    if connection.vendor != "postgresql":
+        return queryset.filter(**{f"{name}__in": values})
+    column = connection.ops.quote_name(_field(queryset.model, name).column)
+    return queryset.extra(where=[f"{column} = ANY(%s)"], params=[values])  # noqa: S610
+
+
+def _field(model: type[models.Model], name: str) -> "models.Field[Any, Any]":
+    """The model's concrete field of that name."""
+    model_field = model._meta.get_field(name)
+    assert isinstance(model_field, models.Field)
+    return model_field
+
+
+def _chunks(values: list[Any]) -> Generator[list[Any], None, None]:
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        yield values[start : start + LOOKUP_CHUNK]
+
+
 def _suppressed(name: str, reason: str) -> str:
     return f"{name}: " + _(
         "This person is on the suppression list (%(reason)s); an import cannot re-add them. "
@@ -885,22 +923,41 @@ def _suppressed(name: str, reason: str) -> str:
     ) % {"reason": SuppressionReason(reason).label}
 
 
-def _new_contact(person: _Person, now: datetime) -> Contact:
-    """`Contact(email=..., **fields)` with every other field at its default, built by
-    position (Django's fast path: no per-field default lookup for each of a million rows)."""
-    given = {"email": person.email, "created_at": now, "updated_at": now, **person.fields}
+def _new_row(person: _Person, now: datetime) -> dict[str, Any]:
+    """The values of a new contact that are not its fields' defaults: its email and fields,
+    the suppression digests `Contact.save` would store, its public id and dates."""
+    return {
+        "email": person.email,
+        **person.fields,
+        "email_digest": person.email_digests[0],
+        "email_quoted_digest": person.email_digests[1],
+        "phone_digest": person.phone_digests[0] if person.fields.get("phone") else None,
+        "public_id": uuid.uuid4(),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _new_contact(row: Mapping[str, Any], pk: int | None = None) -> Contact:
+    """`Contact(**row)` with every other field at its default, built by position (Django's
+    fast path: no per-field default lookup for each of a million rows)."""
     values = [
-        given[name] if name in given else (factory() if factory else default)
+        row[name] if name in row else (factory() if factory else default)
         for name, factory, default in _contact_defaults()
     ]
+    values[0] = pk
     model: Any = Contact  # positional fields, which the stubs do not describe
     contact: Contact = model(*values)
+    if pk is not None:
+        contact._state.adding = False
+        contact._state.db = connection.alias
     return contact
 
 
 @functools.cache
 def _contact_defaults() -> list[tuple[str, Callable[[], Any] | None, Any]]:
-    """(attname, default factory or None, constant default) of each concrete field, in order."""
+    """(attname, default factory or None, constant default) of each concrete field, in order
+    (the primary key first)."""
     defaults: list[tuple[str, Callable[[], Any] | None, Any]] = []
     for model_field in Contact._meta.concrete_fields:
         if model_field.primary_key:
@@ -922,82 +979,163 @@ def _set_suppression_digests(
 
 
 UPDATED_COLUMNS = (*CONTACT_FIELDS, "phone_digest", "updated_at")
+# The columns a new contact's row gives (`_new_row`); the others get their default.
+STAGED_COLUMNS = (
+    "email",
+    *CONTACT_FIELDS,
+    "email_digest",
+    "email_quoted_digest",
+    "phone_digest",
+    "public_id",
+    "created_at",
+    "updated_at",
+)
 
 
-def _write_contacts_orm(created: list[Contact], changed: list[Contact], now: datetime) -> None:
-    """The portable path (SQLite): `bulk_create` and `bulk_update`."""
-    Contact.objects.bulk_create(created)
+def _write_contacts_orm(
+    created_rows: list[dict[str, Any]], changed: list[Contact], now: datetime
+) -> list[Contact]:
+    """The portable path (SQLite): `bulk_create` and `bulk_update`; the new contacts."""
+    created = Contact.objects.bulk_create([_new_contact(row) for row in created_rows])
     for contact in changed:
         contact.updated_at = now
     if changed:
         Contact.objects.bulk_update(changed, fields=list(UPDATED_COLUMNS))
+    return created
 
 
-def _write_contacts_copy(created: list[Contact], changed: list[Contact], now: datetime) -> None:
+def _write_contacts_copy(
+    created_rows: list[dict[str, Any]],
+    changed: list[Contact],
+    now: datetime,
+    *,
+    instances: bool,
+) -> list[Any]:
     """PostgreSQL: `COPY` into a staging table, one `INSERT ... ON CONFLICT` for the new
-    contacts and one `UPDATE ... FROM` for the changed ones."""
+    contacts (the columns not staged at their default) and one `UPDATE ... FROM` for the
+    changed ones. The new contacts: model instances with `instances` (for the consent writes),
+    else light views of their values (id, public id, fields) for the events."""
     for contact in changed:
         contact.updated_at = now
-    columns = [f for f in Contact._meta.concrete_fields if not f.primary_key]
-    names = ", ".join(connection.ops.quote_name(f.column) for f in columns)
+    quote = connection.ops.quote_name
     table = Contact._meta.db_table
+    staged = [_field(Contact, name) for name in STAGED_COLUMNS]
+    staged_names = ", ".join(quote(f.column) for f in staged)
+    rest = [
+        f
+        for f in Contact._meta.concrete_fields
+        if not f.primary_key and f.name not in STAGED_COLUMNS
+    ]
+    defaults = _staged_defaults()
     # Only model metadata (quoted column and table names) is formatted into the statements.
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMP TABLE contacts_import_staging ON COMMIT DROP AS "  # noqa: S608
-            f"SELECT id, {names} FROM {table} WITH NO DATA"
+            f"SELECT id, {staged_names} FROM {table} WITH NO DATA"
         )
-        attnames = [f.attname for f in columns]
-        rows = [[None, *[getattr(contact, n) for n in attnames]] for contact in created]
-        rows += [[contact.pk, *[getattr(contact, n) for n in attnames]] for contact in changed]
-        _copy(cursor, "contacts_import_staging", ["id", *[f.column for f in columns]], rows)
-        if created:
+        rows: list[Sequence[Any]] = [
+            (None, *[row.get(name, defaults.get(name)) for name in STAGED_COLUMNS])
+            for row in created_rows
+        ]
+        rows += [(c.pk, *[getattr(c, f.attname) for f in staged]) for c in changed]
+        _copy(cursor, "contacts_import_staging", [Contact._meta.pk, *staged], rows)
+        ids: dict[str, int] = {}
+        if created_rows:
+            all_names = ", ".join([staged_names, *[quote(f.column) for f in rest]])
+            placeholders = ", ".join(["%s"] * len(rest))
             cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT {names} FROM contacts_import_staging "  # noqa: S608
-                f"WHERE id IS NULL ON CONFLICT (email) DO NOTHING RETURNING id, email"
+                f"INSERT INTO {table} ({all_names}) "  # noqa: S608
+                f"SELECT {staged_names}{', ' if rest else ''}{placeholders} "
+                f"FROM contacts_import_staging "
+                f"WHERE id IS NULL ON CONFLICT (email) DO NOTHING RETURNING id, email",
+                [f.get_db_prep_save(f.get_default(), connection) for f in rest],
             )
-            ids = {email: pk for pk, email in cursor.fetchall()}
-            if len(ids) != len(created):
+            ids = dict((email, pk) for pk, email in cursor.fetchall())
+            if len(ids) != len(created_rows):
                 raise IntegrityError("a contact of the batch was inserted concurrently")
-            for contact in created:
-                contact.pk = ids[contact.email]
         if changed:
-            updates = ", ".join(
-                f"{connection.ops.quote_name(name)} = s.{connection.ops.quote_name(name)}"
-                for name in UPDATED_COLUMNS
-            )
+            updates = ", ".join(f"{quote(name)} = s.{quote(name)}" for name in UPDATED_COLUMNS)
             cursor.execute(
                 f"UPDATE {table} AS c SET {updates} FROM contacts_import_staging AS s "  # noqa: S608
                 f"WHERE s.id IS NOT NULL AND c.id = s.id"
             )
         cursor.execute("DROP TABLE contacts_import_staging")
+    if instances:
+        return [_new_contact(row, ids[row["email"]]) for row in created_rows]
+    views = []
+    for row in created_rows:
+        view = _NewContact()
+        view.__dict__.update(row)
+        view.pk = view.id = ids[row["email"]]
+        views.append(view)
+    return views
 
 
-def _copy(cursor: Any, table: str, columns: list[str], rows: list[list[Any]]) -> None:
-    """`COPY table (columns) FROM STDIN` in CSV: NULL unquoted, every other value quoted."""
+@functools.cache
+def _staged_defaults() -> dict[str, Any]:
+    """The default of each staged column a new row may leave out (a contact field)."""
+    return {name: _field(Contact, name).get_default() for name in CONTACT_FIELDS}
+
+
+class _NewContact(SimpleNamespace):
+    """A view of a new contact's values (`contact_payload` reads it like a contact): its row,
+    over every other field's default (class attributes, set once)."""
+
+    pk: int
+    id: int
+
+
+for _name, _factory, _default in _contact_defaults():
+    if _factory is None and _name != "id":
+        setattr(_NewContact, _name, _default)
+
+
+def _copy(
+    cursor: Any, table: str, fields: "Sequence[models.Field[Any, Any]]", rows: list[Sequence[Any]]
+) -> None:
+    """`COPY table (fields) FROM STDIN` in CSV written by the csv module (in C): a nullable
+    column reads an empty value as NULL, a NOT NULL one as an empty string; booleans and JSON
+    are converted by column, every other value is written as `str()` gives it (text,
+    numbers, UUIDs, dates in ISO form), which PostgreSQL reads."""
+    converters: list[tuple[int, Callable[[Any], Any]]] = [
+        (index, _copy_json if isinstance(f, models.JSONField) else _copy_bool)
+        for index, f in enumerate(fields)
+        if isinstance(f, models.JSONField | models.BooleanField)
+    ]
+    if converters:
+        converted: list[Sequence[Any]] = []
+        for row in rows:
+            values = list(row)
+            for index, convert in converters:
+                values[index] = convert(values[index])
+            converted.append(values)
+        rows = converted
     buffer = io.StringIO()
-    for row in rows:
-        buffer.write(",".join(_copy_cell(value) for value in row))
-        buffer.write("\n")
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
     buffer.seek(0)
-    quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
-    cursor.cursor.copy_expert(f"COPY {table} ({quoted}) FROM STDIN WITH (FORMAT csv)", buffer)
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(f.column) for f in fields)
+    # a primary key given is never empty; an empty one is a staged row without its id yet
+    nullable = ", ".join(quote(f.column) for f in fields if f.null or f.primary_key)
+    not_null = ", ".join(quote(f.column) for f in fields if not (f.null or f.primary_key))
+    options = ["FORMAT csv"]
+    if not_null:
+        options.append(f"FORCE_NOT_NULL ({not_null})")
+    if nullable:
+        options.append(f"FORCE_NULL ({nullable})")
+    cursor.cursor.copy_expert(
+        f"COPY {table} ({names}) FROM STDIN WITH ({', '.join(options)})", buffer
+    )
 
 
-def _copy_cell(value: Any) -> str:
-    """One value in COPY's CSV: NULL unquoted, text quoted; the model's Python values (text,
-    dates, UUIDs, booleans, numbers, JSON) as PostgreSQL reads them."""
-    if isinstance(value, str):
-        return '"' + value.replace('"', '""') + '"'
+def _copy_json(value: Any) -> Any:
     if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, dict | list):
-        return '"' + json.dumps(value).replace('"', '""') + '"'
-    return str(value)  # numbers and UUIDs
+        return None
+    return "{}" if value == {} else json.dumps(value)
+
+
+def _copy_bool(value: Any) -> Any:
+    return None if value is None else ("t" if value else "f")
 
 
 def _add_interests(chosen: list[tuple[Contact, list[int]]]) -> set[int]:
@@ -1024,7 +1162,7 @@ def _add_interests(chosen: list[tuple[Contact, list[int]]]) -> set[int]:
 
 
 def _record_contact_events(
-    created: list[Contact],
+    created: Sequence[Any],
     updated: list[tuple[Contact, list[str]]],
     now: datetime,
     *,
@@ -1095,7 +1233,7 @@ def _copy_rows(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> 
         _copy(
             cursor,
             model._meta.db_table,
-            [f.column for f in columns],
+            columns,
             [[row.get(name, defaults.get(name)) for name in names] for row in rows],
         )
 

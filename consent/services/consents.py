@@ -453,7 +453,8 @@ def _lock_chains(
     for chunk in _in_chunks(ids, WRITE_CHUNK_SIZE):
         rows = (
             Contact.objects.select_for_update(of=("self",))
-            .annotate(**annotations)
+            # a FilteredRelation is bound to the first query it joins: a fresh one per chunk
+            .annotate(**{**annotations, "st": annotations["st"].clone()})
             .filter(pk__in=chunk)
             .order_by("pk")
             .values(*names)

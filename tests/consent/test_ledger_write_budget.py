@@ -507,3 +507,17 @@ def test_a_state_written_while_the_write_waited_is_seen():
     )
     assert list(topics) == ["consent.recorded", "consent.superseded"]
     assert_chained(alice)
+
+
+def test_a_batch_longer_than_one_chunk_locks_and_writes_every_contact(monkeypatch):
+    """Writes for more contacts than a chunk: each chunk's contacts are read with their states
+    (a join bound afresh to each chunk's statement), and every write is recorded."""
+    monkeypatch.setattr("consent.services.consents.WRITE_CHUNK_SIZE", 2)
+    purpose = purposes_with_versions().get(pk=PurposeFactory().pk)
+    contacts = ContactFactory.create_batch(5)
+
+    records = consents_record_many(writes=[write(contact, purpose) for contact in contacts])
+
+    assert len(records) == 5
+    states = ConsentState.objects.filter(purpose=purpose, channel="email", status="granted")
+    assert sorted(states.values_list("contact_id", flat=True)) == sorted(c.pk for c in contacts)
