@@ -58,7 +58,7 @@ from django.utils.translation import gettext_noop
 from consent.models import ConsentAction, ConsentRecord, Purpose, SourceKind
 from consent.selectors import purposes_with_versions
 from consent.services import ConsentWrite, Evidence, consents_record_many
-from consent.services.consents import consent_grant_check
+from consent.services.consents import ConsentWriteErrors, consent_grant_check
 from contacts.models import (
     Contact,
     ContactImport,
@@ -886,6 +886,11 @@ def _screen(
             reason = _suppressed("email", email_listed[0])
         elif contact is not None and contact.status == ContactStatus.ERASED:
             reason = "email: " + _("This contact was erased.")
+        elif contact is not None and contact.status == ContactStatus.MERGED:
+            reason = "email: " + _(
+                "This address belongs to a contact merged into another one; import the person "
+                "under that contact's address."
+            )
         elif phone_listed and (contact is None or contact.phone != person.fields["phone"]):
             reason = _suppressed("phone", phone_listed[0])
         if reason:
@@ -1057,7 +1062,9 @@ def _write_contacts_copy(
             updates = ", ".join(f"{quote(name)} = s.{quote(name)}" for name in UPDATED_COLUMNS)
             cursor.execute(
                 f"UPDATE {table} AS c SET {updates} FROM contacts_import_staging AS s "  # noqa: S608
-                f"WHERE s.id IS NOT NULL AND c.id = s.id"
+                # an erasure or a merge that committed since the rows were screened stands
+                f"WHERE s.id IS NOT NULL AND c.id = s.id AND c.status NOT IN (%s, %s)",
+                [ContactStatus.ERASED, ContactStatus.MERGED],
             )
         cursor.execute("DROP TABLE contacts_import_staging")
     if instances:
@@ -1299,6 +1306,8 @@ def _record_consents(
         try:
             with transaction.atomic():
                 recorded += len(consents_record_many(writes=[write]))
+        except ConsentWriteErrors as error:  # the one write's own refusal, not the wrapper's
+            outcome.rejections.append((line, _reason(error.errors.get(0, error))))
         except ValidationError as error:
             outcome.rejections.append((line, _reason(error)))
     return recorded
