@@ -329,6 +329,9 @@ class LedgerReport(list[LedgerProblem]):
     last_seal: LedgerSeal | None = None
     unsealed: int = 0
     oldest_unsealed_at: datetime | None = None
+    # the oldest unsealed record whose transaction had finished when the check began: the
+    # sealer could have sealed it (a record of a transaction still open waits rightly)
+    oldest_sealable_at: datetime | None = None
     left_off: int = 0  # problems past `max_problems`, counted only
 
     @property
@@ -662,6 +665,7 @@ def _check_records(
 ) -> None:
     """Pass B: every record against its hash, its evidence and the seal of its window (a merge
     join of two ordered streams); the legacy global chain's links on the way."""
+    horizon = _horizon()
     windows = _seal_windows(chunk_size)
     window = next(windows, None)
     legacy_previous = GENESIS_HASH
@@ -751,6 +755,9 @@ def _check_records(
             moment = datetime.fromisoformat(recorded_text)
             if report.oldest_unsealed_at is None or moment < report.oldest_unsealed_at:
                 report.oldest_unsealed_at = moment
+            oldest_sealable = report.oldest_sealable_at
+            if xact < horizon and (oldest_sealable is None or moment < oldest_sealable):
+                report.oldest_sealable_at = moment
             continue
         month = recorded_text[:7]
         period = months.get(month)
@@ -900,7 +907,7 @@ UNSEALED_TOLERANCE = timedelta(hours=1)
 
 
 def _check_sealed_in_time(problems: _Problems, report: LedgerReport) -> None:
-    oldest = report.oldest_unsealed_at
+    oldest = report.oldest_sealable_at
     if oldest is not None and oldest < timezone.now() - UNSEALED_TOLERANCE:
         problems.add(
             "ledger",
