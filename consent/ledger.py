@@ -503,8 +503,26 @@ _json_ascii_str = json.encoder.encode_basestring_ascii
 _JSON_FLAG = {None: "null", True: "true", False: "false"}
 
 
+# `record_hash`'s JSON, its keys in sorted order, for each hash version: `json.dumps` writes
+# integers as `%d` does, and strings as `_json_str` quotes them.
+_ROW_JSON_V1 = (
+    '{"action": %s, "channel": %s, "contact": %d, "evidence_digest": %s, "given_at": %s, '
+    '"language": %s, "policy_version": %s, "previous_hash": %s, "purpose": %d, '
+    '"purpose_version": %d, "recorded_at": %s, "resolves": %s, "source_kind": %s, '
+    '"source_reference": %s, "status": %s, "unticked_by_default": %s, "uuid": %s, '
+    '"wording": %s}'
+)
+_ROW_JSON_V2 = (
+    '{"action": %s, "channel": %s, "contact": %d, "contact_seq": %d, "evidence_digest": %s, '
+    '"given_at": %s, "hash_version": %d, "language": %s, "policy_version": %s, '
+    '"previous_hash": %s, "purpose": %d, "purpose_version": %d, "recorded_at": %s, '
+    '"resolves": %s, "source_kind": %s, "source_reference": %s, "status": %s, '
+    '"unticked_by_default": %s, "uuid": %s, "wording": %s}'
+)
+_LEGACY_VERSION = HashVersion.GLOBAL_CHAIN.value
+
+
 def record_hash_of_row(
-    *,
     record_uuid: str,
     contact: int,
     purpose: int,
@@ -530,71 +548,6 @@ def record_hash_of_row(
     building a model instance or a dict: the same bytes as `json.dumps(payload,
     sort_keys=True, ensure_ascii=False)`, written in the keys' sorted order (tested against
     `record_hash` in tests/consent/test_ledger_verify_speed.py)."""
-    return _row_hash(
-        record_uuid,
-        contact,
-        purpose,
-        purpose_version,
-        channel,
-        action,
-        status,
-        given_at,
-        recorded_at,
-        source_kind,
-        source_reference,
-        wording,
-        language,
-        unticked_by_default,
-        policy_version,
-        evidence_digest_hex,
-        resolves,
-        previous_hash,
-        hash_version,
-        contact_seq,
-    )
-
-
-# `record_hash`'s JSON, its keys in sorted order, for each hash version: `json.dumps` writes
-# integers as `%d` does, and strings as `_json_str` quotes them.
-_ROW_JSON_V1 = (
-    '{"action": %s, "channel": %s, "contact": %d, "evidence_digest": %s, "given_at": %s, '
-    '"language": %s, "policy_version": %s, "previous_hash": %s, "purpose": %d, '
-    '"purpose_version": %d, "recorded_at": %s, "resolves": %s, "source_kind": %s, '
-    '"source_reference": %s, "status": %s, "unticked_by_default": %s, "uuid": %s, '
-    '"wording": %s}'
-)
-_ROW_JSON_V2 = (
-    '{"action": %s, "channel": %s, "contact": %d, "contact_seq": %d, "evidence_digest": %s, '
-    '"given_at": %s, "hash_version": %d, "language": %s, "policy_version": %s, '
-    '"previous_hash": %s, "purpose": %d, "purpose_version": %d, "recorded_at": %s, '
-    '"resolves": %s, "source_kind": %s, "source_reference": %s, "status": %s, '
-    '"unticked_by_default": %s, "uuid": %s, "wording": %s}'
-)
-_LEGACY_VERSION = HashVersion.GLOBAL_CHAIN.value
-
-
-def _row_hash(
-    record_uuid: str,
-    contact: int,
-    purpose: int,
-    purpose_version: int,
-    channel: str,
-    action: str,
-    status: str,
-    given_at: str,
-    recorded_at: str,
-    source_kind: str,
-    source_reference: str,
-    wording: str,
-    language: str,
-    unticked_by_default: bool | None,
-    policy_version: str,
-    evidence_digest_hex: str,
-    resolves: int | None,
-    previous_hash: str,
-    hash_version: int,
-    contact_seq: int,
-) -> str:
     s = _json_str
     resolves_text = "null" if resolves is None else str(resolves)
     if hash_version == _LEGACY_VERSION:
@@ -710,7 +663,7 @@ def _check_records(
                     _row_label(uuid_text, record_id), "link to the previous record is broken"
                 )
             legacy_previous = hash_hex
-        computed = _row_hash(
+        computed = record_hash_of_row(
             uuid_text,
             contact,
             purpose,
