@@ -305,7 +305,7 @@ def test_extension_with_its_reason_moves_the_deadline_and_is_logged(as_dpo: Clie
     last = request.history.last()
     assert (last.status, last.by) == ("received", "dpo-persona")
     assert "Several systems to search" in last.note
-    assert request.due_at.date().isoformat() in last.note
+    assert timezone.localtime(request.due_at).date().isoformat() in last.note
 
 
 @pytest.mark.django_db
