@@ -202,11 +202,14 @@ def seal_build(
 
 # The oldest transaction that may still write here: the snapshot's running transactions,
 # less those a backend of another database holds (xids are cluster-wide, rows are not), else
-# the next transaction id. A transaction of unknown database counts as ours: it only delays.
+# the snapshot's end (one past the last finished transaction). A transaction of unknown
+# database counts as ours: it only delays. The sealing transaction's own records (a caller
+# that wrote before sealing, a test) wait for a later seal: more may follow in it.
 PG_HORIZON_SQL = """
 WITH snap AS (SELECT pg_current_snapshot() AS s)
 SELECT LEAST(
     pg_snapshot_xmax(s)::text::bigint,
+    pg_current_xact_id_if_assigned()::text::bigint,
     (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s) AS x
      WHERE NOT EXISTS (
         SELECT 1 FROM pg_stat_activity a
@@ -227,6 +230,9 @@ def _horizon() -> int:
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
+            # pg_stat_activity is read once per transaction and then kept: read it afresh, or
+            # a second seal in one transaction counts other databases' new xids as ours
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
             cursor.execute(PG_HORIZON_SQL)
             return int(cursor.fetchone()[0])
     last_id = ConsentRecord.objects.aggregate(last=Max("id"))["last"]
