@@ -34,7 +34,6 @@ import csv
 import functools
 import hashlib
 import io
-import json
 import re
 import unicodedata
 import uuid
@@ -74,8 +73,10 @@ from contacts.models import (
 )
 from contacts.normalization import normalize_email, suppression_digests_normalized
 from contacts.services import contact_fields_clean, contact_payload
+from core.bulk import bulk_insert_rows, copy_rows
 from core.storage import private_storage
-from crmsync.models import OutboxEvent, OutboxTopic
+from crmsync.models import OutboxTopic
+from crmsync.services import outbox_emit_many
 
 # Rows per transaction: large enough for set-based statements to pay, small enough for a
 # killed worker to lose little (the batch it was in is rolled back and done again) and for a
@@ -740,7 +741,7 @@ def _load_rows(
         for contact, changed in updated
     ]
     updated = [(contact, changed) for contact, changed in updated if changed]
-    _record_contact_events(created, updated, now, use_copy=plan.use_copy)
+    _record_contact_events(created, updated, now)
     outcome.created, outcome.updated = len(created), len(updated)
     if plan.purpose is not None:
         outcome.consents = _record_consents(contact_import, plan, accepted, contacts, outcome)
@@ -1043,7 +1044,7 @@ def _write_contacts_copy(
             for row in created_rows
         ]
         rows += [(c.pk, *[getattr(c, f.attname) for f in staged]) for c in changed]
-        _copy(cursor, "contacts_import_staging", [Contact._meta.pk, *staged], rows)
+        copy_rows(cursor, "contacts_import_staging", [Contact._meta.pk, *staged], rows)
         ids: dict[str, int] = {}
         if created_rows:
             all_names = ", ".join([staged_names, *[quote(f.column) for f in rest]])
@@ -1097,54 +1098,6 @@ for _name, _factory, _default in _contact_defaults():
         setattr(_NewContact, _name, _default)
 
 
-def _copy(
-    cursor: Any, table: str, fields: "Sequence[models.Field[Any, Any]]", rows: list[Sequence[Any]]
-) -> None:
-    """`COPY table (fields) FROM STDIN` in CSV written by the csv module (in C): a nullable
-    column reads an empty value as NULL, a NOT NULL one as an empty string; booleans and JSON
-    are converted by column, every other value is written as `str()` gives it (text,
-    numbers, UUIDs, dates in ISO form), which PostgreSQL reads."""
-    converters: list[tuple[int, Callable[[Any], Any]]] = [
-        (index, _copy_json if isinstance(f, models.JSONField) else _copy_bool)
-        for index, f in enumerate(fields)
-        if isinstance(f, models.JSONField | models.BooleanField)
-    ]
-    if converters:
-        converted: list[Sequence[Any]] = []
-        for row in rows:
-            values = list(row)
-            for index, convert in converters:
-                values[index] = convert(values[index])
-            converted.append(values)
-        rows = converted
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    buffer.seek(0)
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(f.column) for f in fields)
-    # a primary key given is never empty; an empty one is a staged row without its id yet
-    nullable = ", ".join(quote(f.column) for f in fields if f.null or f.primary_key)
-    not_null = ", ".join(quote(f.column) for f in fields if not (f.null or f.primary_key))
-    options = ["FORMAT csv"]
-    if not_null:
-        options.append(f"FORCE_NOT_NULL ({not_null})")
-    if nullable:
-        options.append(f"FORCE_NULL ({nullable})")
-    cursor.cursor.copy_expert(
-        f"COPY {table} ({names}) FROM STDIN WITH ({', '.join(options)})", buffer
-    )
-
-
-def _copy_json(value: Any) -> Any:
-    if value is None:
-        return None
-    return "{}" if value == {} else json.dumps(value)
-
-
-def _copy_bool(value: Any) -> Any:
-    return None if value is None else ("t" if value else "f")
-
-
 def _add_interests(chosen: list[tuple[Contact, list[int]]]) -> set[int]:
     """Add the listed interests to each contact (never removing one); the ids of the contacts
     that gained one."""
@@ -1172,8 +1125,6 @@ def _record_contact_events(
     created: Sequence[Any],
     updated: list[tuple[Contact, list[str]]],
     now: datetime,
-    *,
-    use_copy: bool,
 ) -> None:
     """The timeline entry and outbox event `contact_upsert` writes, for the whole batch."""
     events: list[dict[str, Any]] = [
@@ -1196,53 +1147,14 @@ def _record_contact_events(
         }
         for c, changed in updated
     ]
-    outbox: list[dict[str, Any]] = [
-        {
-            "id": uuid.uuid4(),
-            "topic": OutboxTopic.CONTACT_CREATED.value,
-            "contact_public_id": c.public_id,
-            "payload": contact_payload(c),
-            "created_at": now,
-        }
-        for c in created
-    ]
-    outbox += [
-        {
-            "id": uuid.uuid4(),
-            "topic": OutboxTopic.CONTACT_UPDATED.value,
-            "contact_public_id": c.public_id,
-            "payload": {**contact_payload(c), "changed": changed},
-            "created_at": now,
-        }
-        for c, changed in updated
-    ]
-    if use_copy:
-        _copy_rows(TimelineEvent, events)
-        _copy_rows(OutboxEvent, outbox)
-    else:
-        TimelineEvent.objects.bulk_create(TimelineEvent(**row) for row in events)
-        OutboxEvent.objects.bulk_create(OutboxEvent(**row) for row in outbox)
-
-
-def _copy_rows(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> None:
-    """COPY rows given as {attname: value} into `model`'s table; a column a row leaves out
-    gets the field's default (a database-generated id is left to the database)."""
-    if not rows:
-        return
-    columns = [
-        f
-        for f in model._meta.concrete_fields
-        if not (f.primary_key and isinstance(f, models.AutoField))
-    ]
-    defaults = {f.attname: f.get_default() for f in columns if f.attname not in rows[0]}
-    names = [f.attname for f in columns]
-    with connection.cursor() as cursor:
-        _copy(
-            cursor,
-            model._meta.db_table,
-            columns,
-            [[row.get(name, defaults.get(name)) for name in names] for row in rows],
-        )
+    bulk_insert_rows(TimelineEvent, events)
+    outbox_emit_many(
+        events=[(OutboxTopic.CONTACT_CREATED, c, contact_payload(c)) for c in created]
+        + [
+            (OutboxTopic.CONTACT_UPDATED, c, {**contact_payload(c), "changed": changed})
+            for c, changed in updated
+        ]
+    )
 
 
 def _record_consents(

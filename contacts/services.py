@@ -33,6 +33,7 @@ from contacts.normalization import (
 )
 from contacts.selectors import suppression_digests, suppression_reason
 from core.batches import each_pk
+from core.bulk import bulk_insert
 from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit
 
@@ -66,11 +67,11 @@ def timeline_add(
     )
 
 
-def timeline_add_many(*, events: Sequence[TimelineEvent]) -> list[TimelineEvent]:
-    """Add many moments at once (unsaved events, each with its contact): one INSERT."""
+def timeline_add_many(*, events: Sequence[TimelineEvent]) -> None:
+    """Add many moments at once (unsaved events, each with its contact): one statement."""
     for event in events:
         event.summary = event.summary[:500]
-    return TimelineEvent.objects.bulk_create(events, batch_size=1000)
+    bulk_insert(TimelineEvent, events, ids=False)
 
 
 def _clean_fields(fields: Mapping[str, Any], *, contact: Contact | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from contacts.models import Contact
+from core.bulk import bulk_insert_rows
 from crmsync.models import OutboxEvent, OutboxTopic
 
 
@@ -20,21 +21,23 @@ def outbox_emit(*, topic: OutboxTopic, contact: Contact, payload: dict[str, Any]
     )
 
 
-def outbox_emit_many(*, events: Sequence[tuple[str, Contact, dict[str, Any]]]) -> list[OutboxEvent]:
-    """Queue many changes at once, in their order (topic, contact, payload): one INSERT.
+def outbox_emit_many(*, events: Sequence[tuple[str, Contact, dict[str, Any]]]) -> None:
+    """Queue many changes at once, in their order (topic, contact, payload): one statement.
 
     Their `created_at` rises by a microsecond each, so that they are read in this order."""
     unknown = {topic for topic, _contact, _payload in events} - set(OutboxTopic.values)
     if unknown:
         raise ValueError(f"Unknown outbox topic {sorted(unknown)!r}: add it to OutboxTopic first.")
     start = timezone.now()
-    rows = [
-        OutboxEvent(
-            topic=topic,
-            contact_public_id=contact.public_id,
-            payload=payload,
-            created_at=start + timedelta(microseconds=index),
-        )
-        for index, (topic, contact, payload) in enumerate(events)
-    ]
-    return OutboxEvent.objects.bulk_create(rows, batch_size=1000)
+    bulk_insert_rows(
+        OutboxEvent,
+        [
+            {
+                "topic": topic,
+                "contact_public_id": contact.public_id,
+                "payload": payload,
+                "created_at": start + timedelta(microseconds=index),
+            }
+            for index, (topic, contact, payload) in enumerate(events)
+        ],
+    )

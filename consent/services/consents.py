@@ -48,6 +48,7 @@ from contacts.normalization import normalize_email, suppression_digest
 from contacts.selectors import contact_find, suppression_reason
 from contacts.services import suppression_lift, timeline_add, timeline_add_many
 from core.batches import in_batches
+from core.bulk import bulk_insert, bulk_upsert
 from core.emails import email_send
 from core.errors import StructuredValidationError, error_detail
 from core.links import signed_token, signed_token_read, site_url
@@ -666,14 +667,12 @@ class _Batch:
 
     def write(self, chains: Iterable[_Chain], states: dict[_StateKey, ConsentState]) -> None:
         """Write what `add` decided: one statement per table and chunk, heads last."""
-        ConsentRecord.objects.bulk_create(self.records, batch_size=WRITE_CHUNK_SIZE)
-        ConsentEvidence.objects.bulk_create(self.evidence, batch_size=WRITE_CHUNK_SIZE)
+        bulk_insert(ConsentRecord, self.records)
+        bulk_insert(ConsentEvidence, self.evidence, ids=False)
         if self.changed_states:
-            fresh = [_unsaved_state(states[key]) for key in sorted(self.changed_states)]
-            ConsentState.objects.bulk_create(
-                fresh,
-                batch_size=WRITE_CHUNK_SIZE,
-                update_conflicts=True,
+            bulk_upsert(
+                ConsentState,
+                [_unsaved_state(states[key]) for key in sorted(self.changed_states)],
                 unique_fields=["contact", "purpose", "channel"],
                 update_fields=["status", "purpose_version", "record", "since"],
             )

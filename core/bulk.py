@@ -1,0 +1,223 @@
+"""Writing many rows at once: `bulk_create` for a few, PostgreSQL's `COPY` and array upserts
+for many (SPEC §3 "Ledger at scale": set-based batches).
+
+Django's `bulk_create` builds and compiles one SQL parameter per value, which costs more than
+the database's own work once a batch holds thousands of rows. On PostgreSQL, from
+`COPY_MIN_ROWS` rows, `bulk_insert` streams the rows with `COPY` (its ids drawn from the
+table's sequence first when they are needed) and `bulk_upsert` sends each column as one array
+to `INSERT ... SELECT FROM unnest(...) ON CONFLICT`. The rows written are the same either way:
+each field's value as the instance holds it (defaults and `auto_now` applied as `bulk_create`
+applies them), a database default left to the database.
+"""
+
+import csv
+import io
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+from django.db import connections, models
+from django.db.models.expressions import DatabaseDefault
+from django.utils import timezone
+
+M = TypeVar("M", bound=models.Model)
+
+# From this many rows a batch goes through COPY / arrays on PostgreSQL.
+COPY_MIN_ROWS = 100
+CHUNK_SIZE = 1000
+
+
+def bulk_insert(model: type[M], objs: Sequence[M], *, ids: bool = True) -> list[M]:
+    """Insert unsaved instances; with `ids`, each gets its primary key (as `bulk_create`)."""
+    objs = list(objs)
+    connection = connections[model._default_manager.db]
+    if connection.vendor != "postgresql" or len(objs) < COPY_MIN_ROWS:
+        return model._default_manager.bulk_create(objs, batch_size=CHUNK_SIZE)
+    fields = _written_fields(model, objs)
+    pk = model._meta.pk
+    assert pk is not None
+    generated = pk not in fields
+    if generated and ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [model._meta.db_table, pk.column, len(objs)],
+            )
+            for obj, (value,) in zip(objs, cursor.fetchall(), strict=True):
+                setattr(obj, pk.attname, value)
+        fields = [pk, *fields]
+    with connection.cursor() as cursor:
+        copy_rows(cursor, model._meta.db_table, fields, _values(fields, objs))
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return objs
+
+
+def bulk_insert_rows(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows given as {attname: value}, without building an instance per row where
+    COPY takes them; a field a row leaves out gets its default (a database-generated primary
+    key and a database default are left to the database)."""
+    connection = connections[model._default_manager.db]
+    if connection.vendor != "postgresql" or len(rows) < COPY_MIN_ROWS:
+        model._default_manager.bulk_create([model(**row) for row in rows], batch_size=CHUNK_SIZE)
+        return
+    given = rows[0].keys()
+    fields: list[Any] = []
+    fill: list[tuple[str, Callable[[], Any]]] = []
+    for field in model._meta.concrete_fields:
+        if field.attname in given:
+            fields.append(field)
+        elif (field.primary_key and getattr(field, "db_returning", False)) or getattr(
+            field, "has_db_default", lambda: False
+        )():
+            continue
+        else:
+            fields.append(field)
+            fill.append((field.attname, _default_maker(field)))
+    names = [f.attname for f in fields]
+    values = []
+    for row in rows:
+        if fill:
+            row = {**row, **{name: make() for name, make in fill}}
+        values.append([row[name] for name in names])
+    with connection.cursor() as cursor:
+        copy_rows(cursor, model._meta.db_table, fields, values)
+
+
+def _default_maker(field: Any) -> Callable[[], Any]:
+    """What a row left out gets: `auto_now` the time, a callable default its call (each row
+    its own), else the constant default."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return timezone.now
+    if field.has_default() and callable(field.default):
+        return field.default
+    constant = field.get_default()
+    return lambda: constant
+
+
+def bulk_upsert(
+    model: type[M],
+    objs: Sequence[M],
+    *,
+    unique_fields: Sequence[str],
+    update_fields: Sequence[str],
+) -> None:
+    """Insert unsaved instances, updating `update_fields` of the row already holding the
+    same `unique_fields` (`bulk_create(update_conflicts=True)`); primary keys not read back."""
+    objs = list(objs)
+    connection = connections[model._default_manager.db]
+    if connection.vendor != "postgresql" or len(objs) < COPY_MIN_ROWS:
+        model._default_manager.bulk_create(
+            objs,
+            batch_size=CHUNK_SIZE,
+            update_conflicts=True,
+            unique_fields=unique_fields,
+            update_fields=update_fields,
+        )
+        return
+    fields = _written_fields(model, objs)
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(f.column) for f in fields)
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    unique = ", ".join(quote(_column(model, name)) for name in unique_fields)
+    updates = ", ".join(
+        f"{quote(column)} = EXCLUDED.{quote(column)}"
+        for column in (_column(model, name) for name in update_fields)
+    )
+    columns = list(zip(*_values(fields, objs), strict=True))
+    # Only model metadata (quoted column and table names, column types) is formatted in.
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({names}) "  # noqa: S608
+        f"SELECT * FROM unnest({arrays}) ON CONFLICT ({unique}) DO UPDATE SET {updates}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(column) for column in columns])
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    field: Any = model._meta.get_field(name)
+    column: str = field.column
+    return column
+
+
+def _written_fields(model: type[models.Model], objs: Sequence[models.Model]) -> list[Any]:
+    """The concrete fields an INSERT gives: a generated primary key and database defaults
+    left out (as `bulk_create` leaves them)."""
+    first = objs[0]
+    fields = []
+    for field in model._meta.concrete_fields:
+        value = getattr(first, field.attname)
+        if field.primary_key and value is None:
+            continue
+        if isinstance(value, DatabaseDefault):
+            continue
+        fields.append(field)
+    return fields
+
+
+def _values(fields: Sequence[Any], objs: Sequence[models.Model]) -> list[list[Any]]:
+    """Each instance's values, after `pre_save` where a field sets its own (`auto_now`)."""
+    presave = [
+        f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+    ]
+    for obj in objs:
+        # a relation set before its object was saved gets that object's id now
+        cast(Any, obj)._prepare_related_fields_for_save(operation_name="bulk_insert")
+        for field in presave:
+            field.pre_save(obj, add=True)
+    names = [f.attname for f in fields]
+    return [[getattr(obj, name) for name in names] for obj in objs]
+
+
+def copy_rows(
+    cursor: Any,
+    table: str,
+    fields: "Sequence[models.Field[Any, Any]]",
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """`COPY table (fields) FROM STDIN` in CSV written by the csv module (in C). Every text is
+    quoted and NULL is the bare marker `\\N`, so None and "" stay apart; booleans and JSON are
+    converted by column, every other value is written as `str()` gives it (text, numbers,
+    UUIDs, dates in ISO form), which PostgreSQL reads."""
+    convert: list[Callable[[Any], Any] | None] = [_converter(f) for f in fields]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    writer.writerows(
+        [
+            _NULL if value is None else (value if how is None else how(value))
+            for value, how in zip(row, convert, strict=True)
+        ]
+        for row in rows
+    )
+    buffer.seek(0)
+    quote = cursor.db.ops.quote_name
+    names = ", ".join(quote(f.column) for f in fields)
+    cursor.cursor.copy_expert(
+        f"COPY {quote(table)} ({names}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer
+    )
+
+
+class _NullMarker(int):
+    """COPY's NULL: a "number" to the csv module, so written bare, never quoted."""
+
+    def __str__(self) -> str:
+        return "\\N"
+
+    __repr__ = __str__
+
+
+_NULL = _NullMarker()
+
+
+def _converter(field: Any) -> Callable[[Any], Any] | None:
+    if isinstance(field, models.JSONField):
+        encoder = field.encoder
+        return lambda value: "{}" if value == {} else json.dumps(value, cls=encoder)
+    if isinstance(field, models.BooleanField):
+        return _boolean
+    return None
+
+
+def _boolean(value: Any) -> str:
+    return "t" if value else "f"
