@@ -68,12 +68,11 @@ from contacts.models import (
     Suppression,
     SuppressionKind,
     SuppressionReason,
-    TimelineEvent,
     TimelineKind,
 )
-from contacts.normalization import normalize_email, suppression_digests_normalized
-from contacts.services import contact_fields_clean, contact_payload
-from core.bulk import bulk_insert_rows, copy_rows
+from contacts.normalization import normalize_email, suppression_digests_normalized_many
+from contacts.services import contact_fields_clean, contact_payload, timeline_add_many
+from core.bulk import copy_rows
 from core.storage import private_storage
 from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit_many
@@ -859,14 +858,16 @@ def _screen(
 ) -> tuple[list[_Person], dict[str, Contact]]:
     """The people that may be loaded, and the contacts they already are; the others' lines
     rejected: a suppressed email or phone (never lifted by a list), an erased contact."""
-    for email, person in people.items():
-        # the email and the phone were normalised by `_parse_row`: not normalised again here
-        person.email_digests = suppression_digests_normalized(
-            kind=SuppressionKind.EMAIL, normalized_value=email
-        )
-        person.phone_digests = suppression_digests_normalized(
-            kind=SuppressionKind.PHONE, normalized_value=person.fields.get("phone", "")
-        )
+    # the email and the phone were normalised by `_parse_row`: not normalised again here
+    emails = suppression_digests_normalized_many(
+        kind=SuppressionKind.EMAIL, normalized_values=list(people)
+    )
+    phones = suppression_digests_normalized_many(
+        kind=SuppressionKind.PHONE,
+        normalized_values=[person.fields.get("phone", "") for person in people.values()],
+    )
+    for person, email_digests, phone_digests in zip(people.values(), emails, phones, strict=True):
+        person.email_digests, person.phone_digests = email_digests, phone_digests
     wanted = [d for person in people.values() for d in person.email_digests + person.phone_digests]
     listed: dict[str, str] = {}
     for chunk in _chunks(wanted):
@@ -1147,7 +1148,7 @@ def _record_contact_events(
         }
         for c, changed in updated
     ]
-    bulk_insert_rows(TimelineEvent, events)
+    timeline_add_many(events=events)
     outbox_emit_many(
         events=[(OutboxTopic.CONTACT_CREATED, c, contact_payload(c)) for c in created]
         + [

@@ -4,6 +4,7 @@ import functools
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 
 import phonenumbers
 from django.conf import settings
@@ -146,22 +147,34 @@ def suppression_digests_normalized(*, kind: str, normalized_value: str) -> list[
     """`suppression_digests` of a value already normalised (`normalize_email`, or
     `normalize_phone` giving E.164), without normalising it again: the same keys, for the
     batched writers that have just normalised every row (imports)."""
+    return suppression_digests_normalized_many(kind=kind, normalized_values=[normalized_value])[0]
+
+
+def suppression_digests_normalized_many(
+    *, kind: str, normalized_values: Sequence[str]
+) -> list[list[str]]:
+    """`suppression_digests_normalized` of each value, the key read once for them all."""
     if kind not in SUPPRESSION_KINDS:
         raise ValueError(f"unknown suppression kind {kind!r}")
-    if not normalized_value:
-        return []
     keyed = _keyed_hmac(settings.SUPPRESSION_HMAC_KEY)
-    if kind == EMAIL_KIND:
-        local, _at, domain = normalized_value.rpartition("@")
-        keys = [normalized_value, f'"{local}"@{domain}']
-    else:
-        keys = [normalized_value]
-    digests = []
-    for key in keys:
-        mac = keyed.copy()
-        mac.update(f"{kind}:{key}".encode())
-        digests.append(mac.hexdigest())
-    return digests
+    prefix = f"{kind}:"
+    result = []
+    for value in normalized_values:
+        if not value:
+            result.append([])
+            continue
+        if kind == EMAIL_KIND:
+            local, _at, domain = value.rpartition("@")
+            keys = [value, f'"{local}"@{domain}']
+        else:
+            keys = [value]
+        digests = []
+        for key in keys:
+            mac = keyed.copy()
+            mac.update((prefix + key).encode())
+            digests.append(mac.hexdigest())
+        result.append(digests)
+    return result
 
 
 @functools.lru_cache(maxsize=4)

@@ -33,7 +33,7 @@ from contacts.normalization import (
 )
 from contacts.selectors import suppression_digests, suppression_reason
 from core.batches import each_pk
-from core.bulk import bulk_insert
+from core.bulk import bulk_insert_rows
 from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit
 
@@ -54,7 +54,15 @@ EDITABLE_FIELDS = (
     "source",
     "frequency",
 )
-CHOICE_FIELDS = {"language": Language, "lifecycle_stage": LifecycleStage, "frequency": Frequency}
+# each field's allowed values, read once (`.values` builds a new list on every call)
+CHOICE_FIELDS = {
+    name: frozenset(choices.values)
+    for name, choices in (
+        ("language", Language),
+        ("lifecycle_stage", LifecycleStage),
+        ("frequency", Frequency),
+    )
+}
 PAUSE_MONTHS = (1, 3, 6)
 
 
@@ -67,11 +75,12 @@ def timeline_add(
     )
 
 
-def timeline_add_many(*, events: Sequence[TimelineEvent]) -> None:
-    """Add many moments at once (unsaved events, each with its contact): one statement."""
-    for event in events:
-        event.summary = event.summary[:500]
-    bulk_insert(TimelineEvent, events, ids=False)
+def timeline_add_many(*, events: Sequence[Mapping[str, Any]]) -> None:
+    """Add many moments at once, each as {contact_id, kind, summary, data, occurred_at}: one
+    statement."""
+    bulk_insert_rows(
+        TimelineEvent, [{**event, "summary": event["summary"][:500]} for event in events]
+    )
 
 
 def _clean_fields(fields: Mapping[str, Any], *, contact: Contact | None = None) -> dict[str, Any]:
@@ -88,7 +97,7 @@ def _clean_fields(fields: Mapping[str, Any], *, contact: Contact | None = None) 
     for name, value in fields.items():
         value = "" if value is None else str(value).strip()
         choices = CHOICE_FIELDS.get(name)
-        if choices is not None and value and value not in choices.values:
+        if choices is not None and value and value not in choices:
             errors[name] = [_("Not a valid choice.")]
         elif name == "country" and value and not _is_country_code(value):
             errors[name] = [_("Use a two-letter ISO 3166 country code.")]

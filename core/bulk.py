@@ -96,27 +96,28 @@ def _default_maker(field: Any) -> Callable[[], Any]:
     return lambda: constant
 
 
-def bulk_upsert(
-    model: type[M],
-    objs: Sequence[M],
+def bulk_upsert_rows(
+    model: type[models.Model],
+    rows: Sequence[Mapping[str, Any]],
     *,
     unique_fields: Sequence[str],
     update_fields: Sequence[str],
 ) -> None:
-    """Insert unsaved instances, updating `update_fields` of the row already holding the
-    same `unique_fields` (`bulk_create(update_conflicts=True)`); primary keys not read back."""
-    objs = list(objs)
+    """Insert rows given as {attname: value} (each with every column but a generated primary
+    key), updating `update_fields` of the row already holding the same `unique_fields`
+    (`bulk_create(update_conflicts=True)`)."""
     connection = connections[model._default_manager.db]
-    if connection.vendor != "postgresql" or len(objs) < COPY_MIN_ROWS:
+    if connection.vendor != "postgresql" or len(rows) < COPY_MIN_ROWS:
         model._default_manager.bulk_create(
-            objs,
+            [model(**row) for row in rows],
             batch_size=CHUNK_SIZE,
             update_conflicts=True,
             unique_fields=unique_fields,
             update_fields=update_fields,
         )
         return
-    fields = _written_fields(model, objs)
+    given = rows[0].keys()
+    fields: list[Any] = [f for f in model._meta.concrete_fields if f.attname in given]
     quote = connection.ops.quote_name
     names = ", ".join(quote(f.column) for f in fields)
     arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
@@ -125,14 +126,13 @@ def bulk_upsert(
         f"{quote(column)} = EXCLUDED.{quote(column)}"
         for column in (_column(model, name) for name in update_fields)
     )
-    columns = list(zip(*_values(fields, objs), strict=True))
     # Only model metadata (quoted column and table names, column types) is formatted in.
     sql = (
         f"INSERT INTO {quote(model._meta.db_table)} ({names}) "  # noqa: S608
         f"SELECT * FROM unnest({arrays}) ON CONFLICT ({unique}) DO UPDATE SET {updates}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [list(column) for column in columns])
+        cursor.execute(sql, [[row[f.attname] for row in rows] for f in fields])
 
 
 def _column(model: type[models.Model], name: str) -> str:

@@ -48,7 +48,7 @@ from contacts.normalization import normalize_email, suppression_digest
 from contacts.selectors import contact_find, suppression_reason
 from contacts.services import suppression_lift, timeline_add, timeline_add_many
 from core.batches import in_batches
-from core.bulk import bulk_insert, bulk_upsert
+from core.bulk import bulk_insert, bulk_upsert_rows
 from core.emails import email_send
 from core.errors import StructuredValidationError, error_detail
 from core.links import signed_token, signed_token_read, site_url
@@ -148,6 +148,12 @@ def consent_grant_check(
         raise ValidationError({"purpose": [_("This purpose has no wording yet.")]})
 
 
+# The choices' values, read once (each `.values` builds a new list; hot in large batches)
+_CHANNELS = frozenset(Channel.values)
+_ACTIONS = frozenset(ConsentAction.values)
+_SOURCE_KINDS = frozenset(SourceKind.values)
+
+
 def _validate_request(
     *,
     contact: Contact | None,
@@ -167,11 +173,11 @@ def _validate_request(
         errors["contact"] = [_("This contact was erased.")]
     if makes_valid and not purpose.is_active:
         errors["purpose"] = [_("This purpose is no longer active.")]
-    if channel not in Channel.values or (makes_valid and channel not in purpose.channels):
+    if channel not in _CHANNELS or (makes_valid and channel not in purpose.channels):
         errors["channel"] = [_("This purpose is not used on this channel.")]
-    if action not in ConsentAction.values:
+    if action not in _ACTIONS:
         errors["action"] = [_("Not a valid choice.")]
-    if source_kind not in SourceKind.values:
+    if source_kind not in _SOURCE_KINDS:
         errors["source"] = [_("Not a valid source kind.")]
     if given_at > now + CLOCK_SKEW:
         errors["given_at"] = [_("Consent cannot be given in the future.")]
@@ -561,11 +567,12 @@ class _Batch:
     versions: dict[int, PurposeVersion | None]
     records: list[ConsentRecord] = field(default_factory=list)
     evidence: list[ConsentEvidence] = field(default_factory=list)
-    timeline: list[TimelineEvent] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[tuple[str, Contact, ConsentRecord, ConsentRecord | None]] = field(
         default_factory=list
     )
     changed_states: set[_StateKey] = field(default_factory=set)
+    language: str | None = field(default_factory=get_language)
 
     def add(
         self, write: ConsentWrite, chain: _Chain | None, states: dict[_StateKey, ConsentState]
@@ -617,13 +624,13 @@ class _Batch:
         if suppressed and source_kind in LIFTING_SOURCES:
             chain.lift, chain.suppressed = True, None
         self.timeline.append(
-            TimelineEvent(
-                contact_id=key[0],
-                kind=TimelineKind.CONSENT_CHANGED,
-                summary=f"{write.purpose.slug}/{write.channel}: {status}"[:500],
-                data={"record": str(record.uuid), "action": action, "source": source_kind},
-                occurred_at=self.now,
-            )
+            {
+                "contact_id": key[0],
+                "kind": TimelineKind.CONSENT_CHANGED,
+                "summary": f"{write.purpose.slug}/{write.channel}: {status}",
+                "data": {"record": str(record.uuid), "action": action, "source": source_kind},
+                "occurred_at": self.now,
+            }
         )
         self.outbox.append((OutboxTopic.CONSENT_RECORDED, write.contact, record, None))
         if source_kind not in (SourceKind.SYSTEM, SourceKind.CRM, SourceKind.IMPORT):
@@ -648,7 +655,7 @@ class _Batch:
             source_kind=write.source_kind,
             source_reference=write.source_reference[:500],
             wording=write.evidence.wording or version.wording,
-            language=(get_language() or write.contact.reading_language())[:2],
+            language=(self.language or write.contact.reading_language())[:2],
             unticked_by_default=write.evidence.unticked_by_default,
             policy_version=write.evidence.policy_version,
             evidence_digest=evidence_digest(personal) if personal else "",
@@ -656,6 +663,9 @@ class _Batch:
             contact_seq=chain.seq + 1,
             hash_version=HashVersion.PER_CONTACT,
             previous_hash=chain.hash,
+            # set by the database on insert (trigger); given here, an instance is cheaper to
+            # build than with its database default
+            xact=0,
         )
         record.hash = record_hash(record)
         chain.seq, chain.hash, chain.moved = record.contact_seq, record.hash, True
@@ -670,9 +680,9 @@ class _Batch:
         bulk_insert(ConsentRecord, self.records)
         bulk_insert(ConsentEvidence, self.evidence, ids=False)
         if self.changed_states:
-            bulk_upsert(
+            bulk_upsert_rows(
                 ConsentState,
-                [_unsaved_state(states[key]) for key in sorted(self.changed_states)],
+                [_state_row(states[key]) for key in sorted(self.changed_states)],
                 unique_fields=["contact", "purpose", "channel"],
                 update_fields=["status", "purpose_version", "record", "since"],
             )
@@ -699,17 +709,17 @@ class _Batch:
                 contact.last_activity_at = chain.touched_at
 
 
-def _unsaved_state(state: ConsentState) -> ConsentState:
+def _state_row(state: ConsentState) -> dict[str, Any]:
     """The state row to upsert on (contact, purpose, channel)."""
-    return ConsentState(
-        contact_id=state.contact_id,
-        purpose_id=state.purpose_id,
-        channel=state.channel,
-        status=state.status,
-        purpose_version_id=state.purpose_version_id,
-        record_id=state.record.pk,
-        since=state.since,
-    )
+    return {
+        "contact_id": state.contact_id,
+        "purpose_id": state.purpose_id,
+        "channel": state.channel,
+        "status": state.status,
+        "purpose_version_id": state.purpose_version_id,
+        "record_id": state.record.pk,
+        "since": state.since,
+    }
 
 
 def _heads_update(chains: Sequence[_Chain]) -> None:
