@@ -985,7 +985,7 @@ def row_import() -> None:
     pgcrypto_create()
     directory = Path(tempfile.mkdtemp(prefix="cd_bench_import_"))
     count, consent = ARGS.contacts, ARGS.consent
-    files = iter(range(2 * ARGS.runs))
+    files = iter(range(3 * ARGS.runs))
 
     def next_file() -> Path:
         number = next(files)
@@ -1022,6 +1022,17 @@ def row_import() -> None:
         )
 
     sides["baseline"] = baseline
+
+    def checks_only(run: int) -> Measure:
+        path = next_file()
+        return measure(
+            lambda: row_checks(path, purpose if consent else None),
+            units=count,
+            label=f"row checks only run {run + 1}",
+        )
+
+    if ARGS.checks:
+        sides["row checks only (ceiling)"] = checks_only
     try:
         summaries = runs_median(sides, runs=ARGS.runs)
     finally:
@@ -1031,6 +1042,32 @@ def row_import() -> None:
     report("import-consent" if consent else "import", summaries, unit="contacts")
     if MISSING:
         raise SystemExit(2)
+
+
+def row_checks(path: Path, purpose: Any) -> dict[str, Any]:
+    """The product's own checks of each row (`contacts.imports._parse_row`: email and phone
+    validated and normalised, fields cleaned, the consent's evidence checked), nothing
+    written: a ceiling on any import that validates what this one validates."""
+    from contacts.imports import _parse_row, _Plan
+
+    with path.open(newline="") as file:
+        reader = csv.reader(file)
+        header = next(reader)
+        mapping = {"consent_date": "given_at"}
+        plan = _Plan(
+            columns=[(index, mapping.get(name, name)) for index, name in enumerate(header)],
+            purpose=purpose,
+            channel="email" if purpose else "",
+            wording="",
+            source_reference="",
+            interests={},
+        )
+        rejected = sum(
+            isinstance(_parse_row(plan, line, cells), str)
+            for line, cells in enumerate(reader, start=2)
+        )
+    assert rejected == 0, f"{rejected} rows rejected"
+    return {}
 
 
 def pgcrypto_create() -> None:
@@ -1238,6 +1275,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
     imports = row("import", contacts=1_000_000, import_args="")
     imports.add_argument("--consent", action="store_true", help="one consent per row")
+    imports.add_argument(
+        "--checks",
+        action="store_true",
+        help="also time the product's row checks alone (nothing written): the ceiling",
+    )
     row("writes", writes=2000)
     api = row("api", writes=20_000, workers=4)
     api.add_argument("--clients", type=int, nargs="+", default=[1, 2, 4])
