@@ -346,6 +346,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "preferences.tasks.forget_previous_emails",
         "schedule": timedelta(hours=1),
     },
+    "purge-import-uploads": {
+        "task": "contacts.tasks.purge_import_uploads",
+        "schedule": timedelta(hours=1),
+    },
 }
 
 # Domain settings.
@@ -366,6 +370,8 @@ MARKETING_CAPS = {
 }
 if min(MARKETING_CAPS.values()) < 0:
     raise ImproperlyConfigured("MARKETING_CAP_DAY and MARKETING_CAP_WEEK cannot be negative.")
+# A list uploaded in the admin is kept this long for staff to choose its mapping (then deleted).
+IMPORT_UPLOAD_TTL = timedelta(hours=env.int("IMPORT_UPLOAD_TTL_HOURS", default=24))
 # Access and portability exports stay downloadable by the DPO this long (then deleted).
 PRIVACY_EXPORT_TTL = timedelta(days=env.int("PRIVACY_EXPORT_TTL_DAYS", default=7))
 PRIVACY_POLICY_VERSION = env.str("PRIVACY_POLICY_VERSION", default="2026-01")

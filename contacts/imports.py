@@ -45,9 +45,10 @@ from itertools import islice
 from types import SimpleNamespace
 from typing import IO, Any, TypeVar
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.dateparse import parse_date, parse_datetime
@@ -420,12 +421,38 @@ class ImportPreview:
     guessed: dict[str, str]
 
 
+# Lists uploaded in the admin wait here while staff choose their mapping.
+UPLOADS = "imports/uploads"
+
+
+def import_uploads_purge(*, now: datetime | None = None) -> int:
+    """Delete the uploads kept for a mapping that nobody finished (older than
+    `IMPORT_UPLOAD_TTL`): they hold personal data that serves nothing any more, which an
+    erasure could not reach. The number deleted."""
+    storage = private_storage()
+    cutoff = (now or timezone.now()) - settings.IMPORT_UPLOAD_TTL
+    try:
+        _folders, names = storage.listdir(UPLOADS)
+    except FileNotFoundError:
+        return 0
+    purged = 0
+    for name in names:
+        path = f"{UPLOADS}/{name}"
+        try:
+            if storage.get_modified_time(path) < cutoff:
+                storage.delete(path)
+                purged += 1
+        except FileNotFoundError:  # chosen and imported meanwhile
+            continue
+    return purged
+
+
 def import_upload_preview(
     *, file: IO[bytes] | File, file_name: str, rows: int = 5
 ) -> ImportPreview:
     """Keep an upload (private storage) while staff choose its mapping, with a preview."""
     suffix = ".xlsx" if file_name.lower().endswith(".xlsx") else ".csv"
-    upload = private_storage().save(f"imports/uploads/{uuid.uuid4()}{suffix}", File(file))
+    upload = private_storage().save(f"{UPLOADS}/{uuid.uuid4()}{suffix}", File(file))
     draft = ContactImport(file=upload)
     try:
         inspection = _inspect(draft)
@@ -585,10 +612,19 @@ def _run(
                 contact_import, position = loaded, loaded.position
                 if on_batch is not None:
                     on_batch(contact_import)
+    except OperationalError:
+        # a deadlock, a lost connection: the batch rolled back, the import stays running with
+        # its file, and the task's retry resumes it from its position
+        raise
     except Exception as error:
-        _finish(contact_import_id, ImportStatus.FAILED, error=_failure_text(error))
+        contact_import_fail(contact_import_id=contact_import_id, error=error)
         raise
     return _finish(contact_import_id, ImportStatus.DONE)
+
+
+def contact_import_fail(*, contact_import_id: int, error: Exception) -> ContactImport:
+    """Mark a running import failed with its error (its file deleted)."""
+    return _finish(contact_import_id, ImportStatus.FAILED, error=_failure_text(error))
 
 
 def _failure_text(error: Exception) -> str:
@@ -873,10 +909,20 @@ def _screen(
     for chunk in _chunks(wanted):
         found = _among(Suppression.objects.all(), "digest", chunk)
         listed.update(found.values_list("digest", "reason"))
+    # The contacts already there, locked in id order (as every batched writer locks them: no
+    # deadlock with an API array or another import) and read under their lock (a change made
+    # meanwhile is not written back over).
+    ids = sorted(
+        pk
+        for chunk in _chunks(list(people))
+        for pk in _among(Contact.objects.all(), "email", chunk).values_list("pk", flat=True)
+    )
     existing = {
         contact.email: contact
-        for chunk in _chunks(list(people))
-        for contact in _among(Contact.objects.all(), "email", chunk)
+        for chunk in _chunks(ids)
+        for contact in _among(
+            Contact.objects.select_for_update(of=("self",)).order_by("pk"), "id", chunk
+        )
     }
     accepted = []
     for email, person in people.items():

@@ -158,7 +158,7 @@ def suppression_digests_normalized_many(
         raise ValueError(f"unknown suppression kind {kind!r}")
     keyed = _keyed_hmac(settings.SUPPRESSION_HMAC_KEY)
     prefix = f"{kind}:"
-    result = []
+    result: list[list[str]] = []
     for value in normalized_values:
         if not value:
             result.append([])
