@@ -24,7 +24,7 @@ from consent.models import (
 )
 from consent.selectors import purposes_with_versions
 from consent.services import ConsentWrite, Evidence, consents_record_many
-from consent.services.consents import _superseded
+from consent.services.consents import _superseded, effective_time
 from consent.status import LIVE_STATUSES, MARKETING_BASES
 from contacts.models import Contact, SuppressionKind
 from contacts.selectors import suppression_reason
@@ -94,12 +94,6 @@ def _chain_head(contact: Contact) -> str:
     return last.hash if last else ""
 
 
-def _effective_time(record: ConsentRecord) -> datetime:
-    """When a change counts in time: when the person acted, or its arrival if that is earlier
-    (a client clock running fast), as `consent_record` compares them."""
-    return min(record.given_at, record.recorded_at)
-
-
 def _carried(
     mine: ConsentState | None,
     other: ConsentState | None,
@@ -115,7 +109,7 @@ def _carried(
     action = _action(other)
     if action is None:
         return None  # an expired grant was never consent: nothing to carry
-    if _superseded(mine, action, _effective_time(other.record), now):
+    if _superseded(mine, action, effective_time(other.record), now):
         return None  # the survivor's own change is the newer one
     if action == ConsentAction.GRANT:
         reason = _grant_not_carried(other, purpose)
@@ -156,7 +150,7 @@ def _ended_by_objection(
         objected_at is not None
         and purpose.legal_basis in MARKETING_BASES
         and state.status in LIVE_STATUSES
-        and _effective_time(state.record) < objected_at
+        and effective_time(state.record) < objected_at
     )
 
 
@@ -187,7 +181,7 @@ def _carry(
             unticked_by_default=origin.unticked_by_default,
             policy_version=origin.policy_version,
         ),
-        given_at=_effective_time(state.record),
+        given_at=effective_time(state.record),
     )
 
 
@@ -231,7 +225,7 @@ def _confirm_carried(
             source_kind=SourceKind.MERGE,
             source_reference=MERGE_REFERENCE
             % {"merged": merged.public_id, "record": state.record.uuid},
-            given_at=_effective_time(state.record),
+            given_at=effective_time(state.record),
             resolves=record,
         )
         for record in records

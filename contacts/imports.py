@@ -72,7 +72,12 @@ from contacts.models import (
     TimelineKind,
 )
 from contacts.normalization import normalize_email, suppression_digests_normalized_many
-from contacts.services import contact_fields_clean, contact_payload, timeline_add_many
+from contacts.services import (
+    EDITABLE_FIELDS,
+    contact_fields_clean,
+    contact_payload,
+    timeline_add_many,
+)
 from core.bulk import copy_rows
 from core.storage import private_storage
 from crmsync.models import OutboxTopic
@@ -86,21 +91,9 @@ BATCH_SIZE = 10_000
 LOOKUP_CHUNK = 5000
 READ_CHUNK = 1 << 20
 XLSX_MAGIC = b"PK\x03\x04"
-CONTACT_FIELDS = (
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "job_title",
-    "address_line1",
-    "address_line2",
-    "postal_code",
-    "city",
-    "country",
-    "language",
-    "lifecycle_stage",
-    "source",
-)
+# The contact fields a list may set: those the API and the admin edit, but the person's own
+# choice of frequency (set in the preference center).
+CONTACT_FIELDS = tuple(name for name in EDITABLE_FIELDS if name != "frequency")
 CONSENT_FIELDS = ("given_at", "consent_wording", "consent_source")
 IMPORT_FIELDS = ("email", *CONTACT_FIELDS, "interests", *CONSENT_FIELDS)
 DECLARATION_KEYS = ("purpose", "channel", "source_reference", "wording", "given_at_column")

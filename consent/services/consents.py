@@ -790,8 +790,13 @@ def _superseded(state: ConsentState | None, action: str, given_at: datetime, now
     """
     if state is None or action not in (ConsentAction.GRANT, ConsentAction.WITHDRAW):
         return False
-    behind = state.record
-    return min(given_at, now) < min(behind.given_at, behind.recorded_at)
+    return min(given_at, now) < effective_time(state.record)
+
+
+def effective_time(record: ConsentRecord) -> datetime:
+    """When a recorded change counts in time: when the person acted, or its arrival if that
+    is earlier (a client clock running fast)."""
+    return min(record.given_at, record.recorded_at)
 
 
 def _transition(
