@@ -11,6 +11,7 @@ applies them), a database default left to the database.
 """
 
 import csv
+import functools
 import io
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,7 @@ from django.utils import timezone
 
 M = TypeVar("M", bound=models.Model)
 
-# From this many rows a batch goes through COPY / arrays on PostgreSQL.
+# From this many rows an insert goes through COPY on PostgreSQL (fewer: one INSERT).
 COPY_MIN_ROWS = 100
 CHUNK_SIZE = 1000
 
@@ -31,35 +32,27 @@ def bulk_insert(model: type[M], objs: Sequence[M], *, ids: bool = True) -> list[
     """Insert unsaved instances; with `ids`, each gets its primary key (as `bulk_create`)."""
     objs = list(objs)
     connection = connections[model._default_manager.db]
-    if connection.vendor != "postgresql" or len(objs) < COPY_MIN_ROWS:
+    if connection.vendor != "postgresql" or not objs:
         return model._default_manager.bulk_create(objs, batch_size=CHUNK_SIZE)
     fields = _written_fields(model, objs)
     pk = model._meta.pk
     assert pk is not None
-    generated = pk not in fields
-    if generated and ids:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [model._meta.db_table, pk.column, len(objs)],
-            )
-            for obj, (value,) in zip(objs, cursor.fetchall(), strict=True):
-                setattr(obj, pk.attname, value)
-        fields = [pk, *fields]
-    with connection.cursor() as cursor:
-        copy_rows(cursor, model._meta.db_table, fields, _values(fields, objs))
-    for obj in objs:
+    returning = pk if ids and pk not in fields else None
+    new_ids = _write(connection, model, fields, _values(fields, objs), returning=returning)
+    for obj, new_id in zip(objs, new_ids or [None] * len(objs), strict=True):
+        if new_id is not None:
+            setattr(obj, pk.attname, new_id)
         obj._state.adding = False
         obj._state.db = connection.alias
     return objs
 
 
 def bulk_insert_rows(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert rows given as {attname: value}, without building an instance per row where
-    COPY takes them; a field a row leaves out gets its default (a database-generated primary
-    key and a database default are left to the database)."""
+    """Insert rows given as {attname: value}, without building an instance per row; a field a
+    row leaves out gets its default (a database-generated primary key and a database default
+    are left to the database)."""
     connection = connections[model._default_manager.db]
-    if connection.vendor != "postgresql" or len(rows) < COPY_MIN_ROWS:
+    if connection.vendor != "postgresql" or not rows:
         model._default_manager.bulk_create([model(**row) for row in rows], batch_size=CHUNK_SIZE)
         return
     given = rows[0].keys()
@@ -81,8 +74,7 @@ def bulk_insert_rows(model: type[models.Model], rows: Sequence[Mapping[str, Any]
         if fill:
             row = {**row, **{name: make() for name, make in fill}}
         values.append([row[name] for name in names])
-    with connection.cursor() as cursor:
-        copy_rows(cursor, model._meta.db_table, fields, values)
+    _write(connection, model, fields, values)
 
 
 def _default_maker(field: Any) -> Callable[[], Any]:
@@ -107,7 +99,7 @@ def bulk_upsert_rows(
     key), updating `update_fields` of the row already holding the same `unique_fields`
     (`bulk_create(update_conflicts=True)`)."""
     connection = connections[model._default_manager.db]
-    if connection.vendor != "postgresql" or len(rows) < COPY_MIN_ROWS:
+    if connection.vendor != "postgresql" or not rows:
         model._default_manager.bulk_create(
             [model(**row) for row in rows],
             batch_size=CHUNK_SIZE,
@@ -118,6 +110,80 @@ def bulk_upsert_rows(
         return
     given = rows[0].keys()
     fields: list[Any] = [f for f in model._meta.concrete_fields if f.attname in given]
+    values = [[row[f.attname] for f in fields] for row in rows]
+    _write(
+        connection,
+        model,
+        fields,
+        values,
+        conflict=(tuple(unique_fields), tuple(update_fields)),
+    )
+
+
+def _write(
+    connection: Any,
+    model: type[models.Model],
+    fields: Sequence[Any],
+    values: list[list[Any]],
+    *,
+    returning: Any = None,
+    conflict: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
+) -> list[Any] | None:
+    """PostgreSQL: write the rows (each a list of `fields`' values), by COPY when many, else
+    one INSERT whose SQL is built once per shape (Django would compile it at every call);
+    with `returning` (a generated primary key), the new keys in row order. `conflict`:
+    (unique fields, fields to update), an upsert of arrays."""
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if conflict is not None:
+            sql = _upsert_sql(model, tuple(fields), *conflict)
+            cursor.execute(sql, _columns_prepared(connection, fields, values))
+            return None
+        if len(values) >= COPY_MIN_ROWS:
+            new_ids = None
+            if returning is not None:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                    [table, returning.column, len(values)],
+                )
+                new_ids = [value for (value,) in cursor.fetchall()]
+                fields = [returning, *fields]
+                values = [[new_id, *row] for new_id, row in zip(new_ids, values, strict=True)]
+            copy_rows(cursor, table, fields, values)
+            return new_ids
+        sql = _insert_sql(model, tuple(fields), len(values), returning)
+        params = [
+            field.get_db_prep_save(value, connection)
+            for row in values
+            for field, value in zip(fields, row, strict=True)
+        ]
+        cursor.execute(sql, params)
+        return [value for (value,) in cursor.fetchall()] if returning is not None else None
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(
+    model: type[models.Model], fields: tuple[Any, ...], rows: int, returning: Any
+) -> str:
+    """Only model metadata (quoted column and table names) is formatted in."""
+    quote = connections[model._default_manager.db].ops.quote_name
+    names = ", ".join(quote(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    table = quote(model._meta.db_table)
+    sql = f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * rows)}"  # noqa: S608
+    if returning is not None:
+        sql += f" RETURNING {quote(returning.column)}"
+    return sql
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_sql(
+    model: type[models.Model],
+    fields: tuple[Any, ...],
+    unique_fields: tuple[str, ...],
+    update_fields: tuple[str, ...],
+) -> str:
+    connection = connections[model._default_manager.db]
     quote = connection.ops.quote_name
     names = ", ".join(quote(f.column) for f in fields)
     arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
@@ -127,12 +193,20 @@ def bulk_upsert_rows(
         for column in (_column(model, name) for name in update_fields)
     )
     # Only model metadata (quoted column and table names, column types) is formatted in.
-    sql = (
+    return (
         f"INSERT INTO {quote(model._meta.db_table)} ({names}) "  # noqa: S608
         f"SELECT * FROM unnest({arrays}) ON CONFLICT ({unique}) DO UPDATE SET {updates}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [[row[f.attname] for row in rows] for f in fields])
+
+
+def _columns_prepared(
+    connection: Any, fields: Sequence[Any], values: list[list[Any]]
+) -> list[list[Any]]:
+    """Each field's values as one list (an array parameter), prepared for the database."""
+    return [
+        [field.get_db_prep_save(row[index], connection) for row in values]
+        for index, field in enumerate(fields)
+    ]
 
 
 def _column(model: type[models.Model], name: str) -> str:
