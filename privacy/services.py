@@ -654,9 +654,9 @@ def _stored_files(contact_ids: list[int]) -> tuple[list[tuple[Storage, str]], bo
     exports = PrivacyRequest._meta.get_field("export_json").storage
     files: list[tuple[Storage, str]] = []
     requested = False
-    for kind, *names in evidence.union(requests, all=True):
-        requested = requested or kind == "request"
-        storage = documents if kind == "evidence" else exports
+    for holder, *names in evidence.union(requests, all=True):  # the table each row is from
+        requested = requested or holder == "request"
+        storage = documents if holder == "evidence" else exports
         files.extend((storage, name) for name in names if name)
     return files, requested
 
