@@ -154,6 +154,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     )
 DATABASES["default"].setdefault("TEST", {})
+# Each process keeps its database connection between requests: opening one costs more than
+# all the queries of a recipient page (issue 11, bench/README.md "Recipient pages"). A kept
+# connection is checked before its first use in a request, so a database restart fails none.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["CONN_MAX_AGE"] < 0:
+    raise ImproperlyConfigured("DATABASE_CONN_MAX_AGE cannot be negative (0: no kept connection).")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

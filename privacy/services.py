@@ -18,8 +18,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.core.files.storage import Storage
+from django.db import connections, transaction
 from django.db.models import Case, F, Max, Q, TextField, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,6 +35,8 @@ from consent.models import (
 )
 from consent.selectors import purposes_with_versions
 from consent.services.consents import (
+    ROW_VERSION_SQL,
+    SEEN_VERSION_SQL,
     Evidence,
     consents_withdraw_all,
     consents_withdraw_all_many,
@@ -539,21 +543,38 @@ def _erase_in_batch(
 
 def _lock_for_erasure(contact_ids: Iterable[int]) -> list[Contact]:
     """The contacts not erased yet, locked (in id order: two batches never deadlock), with
-    the contacts merged into them: they still hold the same person's old addresses. A merge
-    that committed while the lock waited is seen by a second look, under the lock."""
+    the contacts merged into them: they still hold the same person's old addresses.
+
+    A merge into one of them that committed while the lock waited is not in the statement's
+    snapshot: a second look, under the lock, finds it. It is taken only when needed: on
+    PostgreSQL when a locked row changed after the snapshot (a merge always writes its
+    survivor's row, `contact_merge_into`), the consent writes' test (`ROW_VERSION_SQL`); on
+    SQLite never, as a transaction there holds the database's write lock from its start.
+    """
     ids = list(contact_ids)
     locked: dict[int, Contact] = {}
+    postgres = connections[Contact.objects.db].vendor == "postgresql"
     while True:
-        found = list(
+        query = (
             Contact.objects.select_for_update()
             .filter(Q(pk__in=ids) | Q(merged_into_id__in=ids))
             .exclude(status=ContactStatus.ERASED)
             .exclude(pk__in=list(locked))
             .order_by("pk")
         )
-        if not found:
-            return sorted(locked.values(), key=lambda contact: contact.pk)
+        if postgres:
+            query = query.annotate(
+                row_version=RawSQL(ROW_VERSION_SQL, ()),  # noqa: S611 - constant
+                seen_version=RawSQL(SEEN_VERSION_SQL, ()),  # noqa: S611 - constant
+            )
+        found = list(query)
         locked.update((contact.pk, contact) for contact in found)
+        waited = postgres and any(
+            contact.row_version != contact.seen_version  # type: ignore[attr-defined]
+            for contact in found
+        )
+        if not waited:
+            return sorted(locked.values(), key=lambda contact: contact.pk)
         ids = list(locked)
 
 
@@ -567,8 +588,10 @@ def _erase_contacts(
         return {}
     _withdraw_all(contacts, sources)
     ids = [contact.pk for contact in contacts]
-    _delete_personal_evidence(ids)
-    _delete_copies(contacts)
+    files, requested = _stored_files(ids)
+    _delete_files_on_commit(files)
+    ConsentEvidence.objects.filter(record__contact_id__in=ids).delete()  # personal evidence
+    _delete_copies(contacts, requested=requested)
     removed = contacts_anonymise_many(contacts=contacts, reason=reason)
     # outbox_emit's event, written for the whole batch at once
     OutboxEvent.objects.bulk_create(
@@ -596,48 +619,66 @@ def _withdraw_all(contacts: list[Contact], sources: dict[int, tuple[str, str]]) 
         evidence=Evidence(),
         purposes=purposes_loaded(legal_basis__in=MARKETING_BASES),
         object_to_legitimate_interest=False,
+        # the erasure replaces the timeline and drops the queued events itself, below
+        announce=False,
     )
 
 
-def _delete_files_on_commit(files: list[Any]) -> None:
+def _delete_files_on_commit(files: list[tuple[Storage, str]]) -> None:
     """Delete stored files once the erasure commits: a rolled-back erasure keeps them, so no
     row is left pointing at a file that is gone."""
-    names = [(file.storage, file.name) for file in files if file]
 
     def delete() -> None:
-        for storage, name in names:
+        for storage, name in files:
             storage.delete(name)
 
-    if names:
+    if files:
         transaction.on_commit(delete)
 
 
-def _delete_personal_evidence(contact_ids: list[int]) -> None:
-    evidence = ConsentEvidence.objects.filter(record__contact_id__in=contact_ids)
-    _delete_files_on_commit([item.document for item in evidence.exclude(document="")])
-    evidence.delete()
+def _stored_files(contact_ids: list[int]) -> tuple[list[tuple[Storage, str]], bool]:
+    """The files stored about the people (evidence documents, request exports), and whether
+    they filed any privacy request, in one statement."""
+    evidence = (
+        ConsentEvidence.objects.filter(record__contact_id__in=contact_ids)
+        .exclude(document="")
+        .order_by()
+        .values_list(Value("evidence"), "document", Value(""))
+    )
+    requests = (
+        PrivacyRequest.objects.filter(contact_id__in=contact_ids)
+        .order_by()
+        .values_list(Value("request"), "export_json", "export_archive")
+    )
+    documents = ConsentEvidence._meta.get_field("document").storage
+    exports = PrivacyRequest._meta.get_field("export_json").storage
+    files: list[tuple[Storage, str]] = []
+    requested = False
+    for holder, *names in evidence.union(requests, all=True):  # the table each row is from
+        requested = requested or holder == "request"
+        storage = documents if holder == "evidence" else exports
+        files.extend((storage, name) for name in names if name)
+    return files, requested
 
 
-def _delete_copies(contacts: list[Contact]) -> None:
-    """Every other copy of the people's data: links, exports, CRM payloads, API answers."""
+def _delete_copies(contacts: list[Contact], *, requested: bool) -> None:
+    """Every other copy of the people's data: links, exports, CRM payloads, API answers.
+    `requested`: whether they filed privacy requests (their free text is erased)."""
     ids = [contact.pk for contact in contacts]
     public_ids = [contact.public_id for contact in contacts]
     PreferenceToken.objects.filter(contact_id__in=ids).delete()
-    requests = PrivacyRequest.objects.filter(contact_id__in=ids)
-    _delete_files_on_commit(
-        [
-            export
-            for request in requests.exclude(export_json="", export_archive="")
-            for export in (request.export_json, request.export_archive)
-        ]
-    )
-    requests.update(
-        details="", extension_reason="", export_json="", export_archive="", export_expires_at=None
-    )
-    # free text the staff wrote about the person: notes and reasons, here and in the audit log
-    PrivacyRequestEvent.objects.filter(request__contact_id__in=ids).exclude(note="").update(
-        note=ERASED_NOTE
-    )
+    if requested:
+        PrivacyRequest.objects.filter(contact_id__in=ids).update(
+            details="",
+            extension_reason="",
+            export_json="",
+            export_archive="",
+            export_expires_at=None,
+        )
+        # free text the staff wrote about the person: notes and reasons, here and in the audit
+        PrivacyRequestEvent.objects.filter(request__contact_id__in=ids).exclude(note="").update(
+            note=ERASED_NOTE
+        )
     audit = AuditEvent.objects.filter(Q(contact_id__in=ids) | Q(contact_public_id__in=public_ids))
     scrubbed = []
     for event in audit.only("id", "details"):

@@ -284,11 +284,16 @@ _Keep = Callable[[ConsentWrite, ConsentState | None], bool]
 
 
 def _record_many(
-    writes: Sequence[ConsentWrite], *, keep: _Keep | None = None, savepoint: bool = True
+    writes: Sequence[ConsentWrite],
+    *,
+    keep: _Keep | None = None,
+    savepoint: bool = True,
+    announce: bool = True,
 ) -> list[ConsentRecord]:
     """`consents_record_many`; `keep` drops, once the contacts are locked, the writes the
-    states make useless (a withdrawal of what is withdrawn already), and `savepoint=False`
-    saves two statements for callers that never go on after a refusal."""
+    states make useless (a withdrawal of what is withdrawn already), `savepoint=False`
+    saves two statements for callers that never go on after a refusal, and `announce=False`
+    two more for the erasure (see `consents_withdraw_all_many`)."""
     if not writes:
         return []
     now = timezone.now()
@@ -303,7 +308,7 @@ def _record_many(
         chains, states = _lock_chains(writes, versions, missing)
         if keep is not None:
             writes = [w for w in writes if keep(w, states.get(_state_key(w)))]
-        batch = _Batch(now=now, versions=versions)
+        batch = _Batch(now=now, versions=versions, announce=announce)
         errors = _request_errors(writes, now)
         for index, write in enumerate(writes):
             if index in errors:
@@ -640,6 +645,7 @@ class _Batch:
 
     now: datetime
     versions: dict[int, PurposeVersion | None]
+    announce: bool = True  # a timeline entry and an outbox event per record
     records: list[ConsentRecord] = field(default_factory=list)
     evidence: list[ConsentEvidence] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
@@ -761,13 +767,14 @@ class _Batch:
                 unique_fields=["contact", "purpose", "channel"],
                 update_fields=["status", "purpose_version", "record", "since"],
             )
-        timeline_add_many(events=self.timeline)
-        outbox_emit_many(
-            events=[
-                (topic, contact, _consent_payload(record, behind))
-                for topic, contact, record, behind in self.outbox
-            ]
-        )
+        if self.announce:
+            timeline_add_many(events=self.timeline)
+            outbox_emit_many(
+                events=[
+                    (topic, contact, _consent_payload(record, behind))
+                    for topic, contact, record, behind in self.outbox
+                ]
+            )
         moved = [chain for chain in chains if chain.moved]
         _heads_update(moved)
         for chain in moved:
@@ -995,9 +1002,14 @@ def consents_withdraw_all_many(
     evidence: Evidence,
     purposes: Iterable[Purpose] | None = None,
     object_to_legitimate_interest: bool = True,
+    announce: bool = True,
 ) -> list[ConsentRecord]:
     """`consents_withdraw_all` for many people at once (erasure batches), in one set-based
     write: `withdrawals` names each contact with the source kind and reference of its records.
+
+    `announce=False` writes the ledger (records, states, heads) without a timeline entry or
+    an outbox event per record: for the erasure, which in the same transaction replaces the
+    timeline by one entry, deletes the queued outbox events and tells the CRMs once.
     """
     if purposes is None:
         purposes = purposes_with_versions().filter(legal_basis__in=MARKETING_BASES)
@@ -1033,7 +1045,7 @@ def consents_withdraw_all_many(
         )
 
     # no savepoint: no caller goes on after a refusal, and it saves two statements
-    return _record_many(candidates, keep=still_to_end, savepoint=False)
+    return _record_many(candidates, keep=still_to_end, savepoint=False, announce=announce)
 
 
 def consent_confirm(

@@ -2,15 +2,12 @@
 set-based batches (all or nothing, in order), and writes for two contacts in parallel."""
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from consent.ledger import GENESIS_HASH, ledger_verify
@@ -30,6 +27,7 @@ from contacts.services import suppression_add
 from crmsync.models import OutboxEvent
 from preferences.services import Visit
 from tests.factories import ContactFactory, PurposeFactory, grant
+from tests.statements import at_most_statements
 
 pytestmark = pytest.mark.django_db
 
@@ -47,23 +45,6 @@ def write(contact: Contact, purpose, action: str = "grant", **kwargs) -> Consent
     kwargs.setdefault("channel", "email")
     kwargs.setdefault("evidence", WEB_FORM_EVIDENCE if action == "grant" else Evidence())
     return ConsentWrite(contact=contact, purpose=purpose, action=action, **kwargs)
-
-
-TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
-
-
-@contextmanager
-def at_most_statements(limit: int) -> Iterator[None]:
-    """At most `limit` statements of work. Django also logs the transaction's BEGIN and COMMIT
-    (or SAVEPOINT and RELEASE inside a transaction): those are not counted."""
-    with CaptureQueriesContext(connection) as context:
-        yield
-    work = [
-        query["sql"]
-        for query in context.captured_queries
-        if not query["sql"].upper().startswith(TRANSACTION_CONTROL)
-    ]
-    assert len(work) <= limit, f"{len(work)} statements:\n" + "\n".join(sql[:150] for sql in work)
 
 
 def chain_of(contact: Contact) -> list[tuple[int, str, str]]:

@@ -196,3 +196,20 @@ def test_rate_limits_are_counted_once_for_every_process_on_redis():
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     outcomes = [result.stdout.strip().splitlines()[-1] for result in (first, second)]
     assert outcomes == ["False", "True"]
+
+
+def test_each_process_keeps_its_database_connection_between_requests():
+    script = (
+        "from django.conf import settings; "
+        "database = settings.DATABASES['default']; "
+        "print(database['CONN_MAX_AGE'], database['CONN_HEALTH_CHECKS'])"
+    )
+
+    kept = manage("shell", "-c", script, **PRODUCTION)
+    chosen = manage("shell", "-c", script, **PRODUCTION, DATABASE_CONN_MAX_AGE="0")
+    refused = manage("check", **PRODUCTION, DATABASE_CONN_MAX_AGE="-1")
+
+    assert kept.stdout.splitlines()[-1] == "60 True", kept.stderr
+    assert chosen.stdout.splitlines()[-1] == "0 True", chosen.stderr
+    assert refused.returncode != 0
+    assert "DATABASE_CONN_MAX_AGE cannot be negative" in refused.stderr

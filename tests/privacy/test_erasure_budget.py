@@ -1,15 +1,20 @@
-"""Erasure at scale (issue 11): set-based for a batch, at most 20 queries per person, and one
-person who cannot be erased does not hold back the others, nor is left half-erased.
+"""Erasure at scale (issue 11): set-based for a batch, at most 20 queries per person (and
+for one person alone), and one person who cannot be erased does not hold back the others,
+nor is left half-erased.
 
 Queries are counted outside any test transaction, as the workers run them (no savepoints).
 """
 
 import logging
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
 from django.utils import timezone
 
 from consent.ledger import ledger_verify
@@ -18,13 +23,16 @@ from contacts.models import Contact, ContactStatus, Suppression, TimelineEvent
 from crmsync.models import OutboxEvent
 from preferences.models import PreferenceToken
 from preferences.services import preference_token_issue
+from privacy.merge import contact_merge
 from privacy.models import PrivacyRequest, PrivacyRequestStatus
 from privacy.services import (
+    contact_erase,
     contacts_erase_many,
     privacy_requests_carry_out_pending,
     retention_apply,
 )
 from tests.factories import ContactFactory, PrivacyRequestFactory, PurposeFactory, grant
+from tests.statements import at_most_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,6 +117,106 @@ def test_the_erasure_job_costs_at_most_20_queries_per_person(
     for contact in people[:: BATCH // 5]:
         assert_erased(contact)
     assert ledger_verify() == []
+
+
+def test_erasing_one_person_costs_at_most_20_statements() -> None:
+    # given the benchmark's person, and someone else who must be left alone
+    purposes = _purposes()
+    person = _person(1, purposes)
+    other = _person(2, purposes)
+
+    # when the one erasure path erases the person alone (BEGIN and COMMIT not counted)
+    with at_most_statements(PER_PERSON):
+        contact_erase(contact=person, reason="admin", source_kind="admin")
+
+    # then everything of theirs is gone, the ledger still verifies, the other is untouched
+    assert_erased(person)
+    assert ConsentRecord.objects.filter(contact=person, action="withdraw").count() == 3
+    assert_untouched(other, "person2@example.fr")
+    assert ledger_verify() == []
+
+
+def test_erasing_one_person_with_a_request_and_its_export_scrubs_them_within_the_budget() -> None:
+    # given the benchmark's person, who asked for their data and then for erasure
+    purposes = _purposes()
+    person = _person(1, purposes)
+    request = _erasure_requested(person)
+    request.export_json.save(
+        "lea.json", ContentFile(b'{"email": "person1@example.fr"}'), save=False
+    )
+    export = request.export_json
+    PrivacyRequest.objects.filter(pk=request.pk).update(
+        details="Je suis Léa Dupont1, effacez tout.", export_json=export.name
+    )
+
+    # when the person alone is erased (two statements more: the requests and their notes)
+    with at_most_statements(PER_PERSON + 2):
+        contact_erase(contact=person, reason="admin", source_kind="admin")
+
+    # then the request keeps no word of theirs, and the export file is gone
+    request.refresh_from_db()
+    assert (request.details, request.export_json.name) == ("", "")
+    assert not export.storage.exists(export.name)
+    assert_erased(person)
+
+
+@pytest.mark.postgres
+def test_a_merge_that_commits_while_the_erasure_waits_is_erased_with_the_person() -> None:
+    # given a person, and a merge of another of their contacts into them, not committed yet
+    survivor = ContactFactory(email="camille@example.fr")
+    merged = ContactFactory(email="c.martin@work.example", first_name="Cam")
+    merging, release = threading.Event(), threading.Event()
+    outcomes: dict[str, BaseException | None] = {}
+
+    def merge() -> None:
+        try:
+            with transaction.atomic():
+                contact_merge(survivor=survivor, merged=merged, actor="dpo")
+                merging.set()
+                release.wait(timeout=30)
+        finally:
+            merging.set()
+            connection.close()
+
+    def erase() -> None:
+        try:
+            merging.wait(timeout=30)
+            contact_erase(contact=survivor, reason="admin")
+            outcomes["erase"] = None
+        except BaseException as error:  # noqa: BLE001 - handed back to the test
+            outcomes["erase"] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=merge), threading.Thread(target=erase)]
+    for thread in threads:
+        thread.start()
+    # when the erasure waits for the merge's lock, then the merge commits
+    _wait_for_a_lock_wait()
+    release.set()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # then the contact merged while the erasure waited is erased too
+    assert outcomes == {"erase": None}
+    merged.refresh_from_db()
+    assert (merged.status, merged.first_name) == (ContactStatus.ERASED, "")
+    assert Contact.objects.get(pk=survivor.pk).status == ContactStatus.ERASED
+
+
+def _wait_for_a_lock_wait() -> None:
+    """Until another connection waits for a row lock."""
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the erasure never waited for the merge's lock")
 
 
 def test_a_batch_erases_everyone_but_the_one_who_fails_who_is_left_whole(
