@@ -33,7 +33,13 @@ from consent.services.signups import SignupGrant, signup_confirmation_queue, sig
 from consent.status import state_is_live
 from contacts.models import Contact, SuppressionKind, TimelineKind
 from contacts.normalization import normalize_email
-from contacts.selectors import contact_find, contacts_by_email, suppression_reason
+from contacts.selectors import (
+    ContactsFound,
+    contact_find,
+    contacts_by_email,
+    contacts_find_many,
+    suppression_reason,
+)
 from contacts.services import contact_fields_check, contact_upsert, timeline_add
 from core.errors import StructuredValidationError, error_detail
 
@@ -82,15 +88,24 @@ def _purpose(slug: str, purposes: dict[str, Purpose]) -> Purpose:
     return purpose
 
 
-def _contact_for(item: ConsentInput, *, may_create_contacts: bool) -> Contact | None:
+def _contact_for(
+    item: ConsentInput, *, may_create_contacts: bool, found: ContactsFound | None = None
+) -> Contact | None:
     """The contact an item is about, created for a grant to an unknown email; None when the
-    email is suppressed and has no contact (nobody is created until the person confirms)."""
+    email is suppressed and has no contact (nobody is created until the person confirms).
+    `found`: the batch's contacts, looked up at once (`contacts_find_many`)."""
     if item.contact is not None:
-        contact = contact_find(public_id=item.contact)
+        if found is not None:
+            contact = found.by_public_id.get(str(item.contact))
+        else:
+            contact = contact_find(public_id=item.contact)
         if contact is None:
             raise ValidationError({"contact": [_("Unknown contact.")]})
         return contact
-    contact = contact_find(email=item.email or "")
+    if found is not None:
+        contact = found.by_email.get(_normalized_or_blank(item.email or ""))
+    else:
+        contact = contact_find(email=item.email or "")
     if contact is not None:
         return contact
     if item.action != ConsentAction.GRANT:
@@ -111,7 +126,16 @@ def _contact_for(item: ConsentInput, *, may_create_contacts: bool) -> Contact | 
     if _suppressed_without_contact(item.email or "", item.source_kind):
         return None
     contact, _created = contact_upsert(email=item.email or "")
+    if found is not None:  # a later item of the batch with this address finds it
+        found.by_email[contact.email] = contact
     return contact
+
+
+def _normalized_or_blank(email: str) -> str:
+    try:
+        return normalize_email(email)
+    except ValidationError:
+        return ""
 
 
 def _suppressed_without_contact(email: str, source_kind: str) -> bool:
@@ -134,9 +158,15 @@ def consents_record_batch(
     """
     purposes = _purposes_by_slug(item.purpose for item in items)
     with transaction.atomic():
+        found = contacts_find_many(
+            public_ids=[item.contact for item in items if item.contact is not None],
+            emails=[item.email for item in items if item.contact is None and item.email],
+        )
         results, errors = _record_all_or_none(
             items,
-            lambda item: _prepare_item(item, purposes, may_create_contacts=may_create_contacts),
+            lambda item: _prepare_item(
+                item, purposes, may_create_contacts=may_create_contacts, found=found
+            ),
             language="",
         )
     if any(errors):
@@ -204,11 +234,15 @@ def _queue_signups(results: list[ConsentRecord | SignupGrant], *, language: str)
 
 
 def _prepare_item(
-    item: ConsentInput, purposes: dict[str, Purpose], *, may_create_contacts: bool
+    item: ConsentInput,
+    purposes: dict[str, Purpose],
+    *,
+    may_create_contacts: bool,
+    found: ContactsFound | None = None,
 ) -> ConsentWrite | SignupGrant:
     purpose = _purpose(item.purpose, purposes)  # first: an unknown purpose is the error to report
     return _write_or_hold(
-        _contact_for(item, may_create_contacts=may_create_contacts),
+        _contact_for(item, may_create_contacts=may_create_contacts, found=found),
         email=item.email or "",
         purpose=purpose,
         channel=item.channel,

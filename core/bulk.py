@@ -231,17 +231,14 @@ def _written_fields(model: type[models.Model], objs: Sequence[models.Model]) -> 
 
 
 def _values(fields: Sequence[Any], objs: Sequence[models.Model]) -> list[list[Any]]:
-    """Each instance's values, after `pre_save` where a field sets its own (`auto_now`)."""
-    presave = [
-        f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
-    ]
+    """Each instance's values as `bulk_create` takes them: after each field's `pre_save`
+    (`auto_now` sets the time, a file field stores its file)."""
+    values = []
     for obj in objs:
         # a relation set before its object was saved gets that object's id now
         cast(Any, obj)._prepare_related_fields_for_save(operation_name="bulk_insert")
-        for field in presave:
-            field.pre_save(obj, add=True)
-    names = [f.attname for f in fields]
-    return [[getattr(obj, name) for name in names] for obj in objs]
+        values.append([field.pre_save(obj, True) for field in fields])
+    return values
 
 
 def copy_rows(

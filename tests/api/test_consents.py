@@ -11,6 +11,7 @@ from contacts.models import Contact, TimelineEvent
 from contacts.selectors import suppression_reason
 from contacts.services import suppression_add
 from crmsync.models import OutboxEvent
+from privacy.merge import contact_merge
 from tests.api.payloads import consent_body, evidence_body
 from tests.factories import ContactFactory, grant
 
@@ -396,3 +397,31 @@ def test_a_web_form_claimed_by_the_client_no_longer_lifts_the_suppression(api, n
     assert response.json()["status"] == "pending"
     assert not Contact.objects.filter(email="back@example.fr").exists()
     assert suppression_reason(kind="email", value="back@example.fr") == "global_unsubscribe"
+
+
+@pytest.mark.django_db
+def test_an_array_costs_the_same_statements_whatever_its_length(
+    api, newsletter, django_assert_max_num_queries
+):
+    """Contacts of an array are found at once, by public id and by email (a merged contact's
+    address finding its survivor): an array of 60 known people costs what an array of 5
+    costs (SPEC §3 "Ledger at scale")."""
+    client = api(scopes=["consents:write", "contacts:write"])
+
+    def array(size: int, start: int) -> list[dict]:
+        known = ContactFactory.create_batch(size)
+        survivor = ContactFactory()
+        contact_merge(survivor=survivor, merged=known[0], actor="test")
+        return [
+            *(consent_body(newsletter, contact=str(c.public_id)) for c in known[1:]),
+            consent_body(newsletter, email=known[0].email),
+            *(consent_body(newsletter, email=f"new{start + n}@example.fr") for n in range(2)),
+        ]
+
+    short, long = array(5, 0), array(60, 100)
+
+    with django_assert_max_num_queries(100) as few:
+        assert client.post(CONSENTS, short, format="json").status_code == 201
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert client.post(CONSENTS, long, format="json").status_code == 201
+    assert ConsentRecord.objects.filter(contact__status="merged").count() == 0
