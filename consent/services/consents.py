@@ -525,13 +525,13 @@ def _lock_sql_pg(missing: int) -> tuple[str, list[str]]:
     state, record = ConsentState._meta.db_table, ConsentRecord._meta.db_table
     version = PurposeVersion._meta.db_table
     columns = [(f"c.{name}", name) for name in _CONTACT_FIELDS]
+    # one index look-up per digest (an OR of IN lists would scan the suppression list)
     columns.append(
         (
-            f"(SELECT s.reason FROM {suppression} s WHERE s.digest IN "  # noqa: S608
-            f"(c.email_digest, c.email_quoted_digest) OR s.digest IN (SELECT m.email_digest "
-            f"FROM {contact} m WHERE m.merged_into_id = c.id) OR s.digest IN "
-            f"(SELECT m.email_quoted_digest FROM {contact} m WHERE m.merged_into_id = c.id) "
-            f"LIMIT 1)",
+            f"(SELECT s.reason FROM {suppression} s WHERE s.digest = ANY("  # noqa: S608
+            f"ARRAY[c.email_digest, c.email_quoted_digest] || ARRAY(SELECT x.digest "
+            f"FROM {contact} m, LATERAL (VALUES (m.email_digest), (m.email_quoted_digest)) "
+            f"AS x(digest) WHERE m.merged_into_id = c.id)) LIMIT 1)",
             "suppression",
         )
     )
@@ -550,17 +550,25 @@ def _lock_sql_pg(missing: int) -> tuple[str, list[str]]:
             f"(SELECT c2.xmin::text FROM {contact} c2 WHERE c2.id = c.id)",  # noqa: S608
             "seen_version",
         ),
-        *((f"st.{column}", name) for name, column in _STATE_FIELDS.items()),
-        *((f"r.{column}", name) for name, column in _STATE_RECORD_FIELDS.items()),
-        *((f"v.{column}", name) for name, column in _STATE_VERSION_FIELDS.items()),
+        *((f"st.{name}", name) for name in _STATE_FIELDS),
+        *((f"st.{name}", name) for name in _STATE_RECORD_FIELDS),
+        *((f"st.{name}", name) for name in _STATE_VERSION_FIELDS),
     ]
+    inner = [
+        *(f"st.{column} AS {name}" for name, column in _STATE_FIELDS.items()),
+        *(f"r.{column} AS {name}" for name, column in _STATE_RECORD_FIELDS.items()),
+        *(f"v.{column} AS {name}" for name, column in _STATE_VERSION_FIELDS.items()),
+    ]
+    # The states of each contact through its own index (contact, purpose, channel), whatever
+    # the planner's statistics say: a join over every state of the purpose, which it picks
+    # when a bulk load left them stale, costs seconds per batch.
     sql = (
         f"SELECT {', '.join(expression for expression, _name in columns)} "  # noqa: S608
-        f"FROM {contact} c "
-        f"LEFT JOIN {state} st ON st.contact_id = c.id AND st.purpose_id = ANY(%s) "
-        f"AND st.channel = ANY(%s) "
-        f"LEFT JOIN {record} r ON r.id = st.record_id "
-        f"LEFT JOIN {version} v ON v.id = st.purpose_version_id "
+        f"FROM {contact} c LEFT JOIN LATERAL (SELECT {', '.join(inner)} FROM {state} st "
+        f"JOIN {record} r ON r.id = st.record_id "
+        f"JOIN {version} v ON v.id = st.purpose_version_id "
+        f"WHERE st.contact_id = c.id AND st.purpose_id = ANY(%s) AND st.channel = ANY(%s) "
+        f"OFFSET 0) st ON true "  # OFFSET 0: kept a per-contact look-up, never flattened
         f"WHERE c.id = ANY(%s) ORDER BY c.id FOR UPDATE OF c"
     )
     return sql, [name for _expression, name in columns]
