@@ -153,6 +153,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # No JIT: the product's statements are short, and PostgreSQL compiles one as soon as its
+    # estimated cost is high (a batch's lock statement, an audience count): the compilation
+    # took 365 ms of a 410 ms statement at a million contacts (bench/README.md).
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options["options"] = " ".join(filter(None, [options.get("options", ""), "-c jit=off"]))
 DATABASES["default"].setdefault("TEST", {})
 # Each process keeps its database connection between requests: opening one costs more than
 # all the queries of a recipient page (issue 11, bench/README.md "Recipient pages"). A kept
