@@ -1208,15 +1208,24 @@ def _record_consents(
     already holds from an import (same contact, purpose, channel, date and wording)."""
     assert plan.purpose is not None
     ids = [contacts[person.email].pk for person in accepted]
-    held = set(
-        ConsentRecord.objects.filter(
-            contact_id__in=ids,
-            purpose=plan.purpose,
-            channel=plan.channel,
-            action=ConsentAction.GRANT,
-            source_kind=SourceKind.IMPORT,
-        ).values_list("contact_id", "given_at", "wording")
-    )
+    # read by contact (a few records each), filtered here: a filter on the purpose could
+    # make the database walk every record of the purpose when its statistics are stale
+    held = {
+        (contact_id, given_at, wording)
+        for contact_id, purpose_id, channel, action, source_kind, given_at, wording in (
+            ConsentRecord.objects.filter(contact_id__in=ids).values_list(
+                "contact_id",
+                "purpose_id",
+                "channel",
+                "action",
+                "source_kind",
+                "given_at",
+                "wording",
+            )
+        )
+        if (purpose_id, channel, action, source_kind)
+        == (plan.purpose.pk, plan.channel, ConsentAction.GRANT, SourceKind.IMPORT)
+    }
     lines: list[int] = []
     writes: list[ConsentWrite] = []
     for person in accepted:

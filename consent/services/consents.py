@@ -567,7 +567,10 @@ def _lock_sql_pg(missing: int) -> tuple[str, list[str]]:
         f"FROM {contact} c LEFT JOIN LATERAL (SELECT {', '.join(inner)} FROM {state} st "
         f"JOIN {record} r ON r.id = st.record_id "
         f"JOIN {version} v ON v.id = st.purpose_version_id "
-        f"WHERE st.contact_id = c.id AND st.purpose_id = ANY(%s) AND st.channel = ANY(%s) "
+        # `+ 0` and `|| ''`: only the (contact, purpose, channel) index may serve, never the
+        # (purpose, channel) ones, which stale statistics can make look as cheap
+        f"WHERE st.contact_id = c.id AND st.purpose_id + 0 = ANY(%s) "
+        f"AND st.channel || '' = ANY(%s) "
         f"OFFSET 0) st ON true "  # OFFSET 0: kept a per-contact look-up, never flattened
         f"WHERE c.id = ANY(%s) ORDER BY c.id FOR UPDATE OF c"
     )
