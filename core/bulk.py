@@ -1,13 +1,14 @@
-"""Writing many rows at once: `bulk_create` for a few, PostgreSQL's `COPY` and array upserts
-for many (SPEC §3 "Ledger at scale": set-based batches).
+"""Writing many rows at once, the same rows as `bulk_create` would write (SPEC §3 "Ledger at
+scale": set-based batches).
 
-Django's `bulk_create` builds and compiles one SQL parameter per value, which costs more than
-the database's own work once a batch holds thousands of rows. On PostgreSQL, from
-`COPY_MIN_ROWS` rows, `bulk_insert` streams the rows with `COPY` (its ids drawn from the
-table's sequence first when they are needed) and `bulk_upsert` sends each column as one array
-to `INSERT ... SELECT FROM unnest(...) ON CONFLICT`. The rows written are the same either way:
-each field's value as the instance holds it (defaults and `auto_now` applied as `bulk_create`
-applies them), a database default left to the database.
+Django's `bulk_create` builds and compiles one SQL parameter per value at every call, which
+costs more than the database's own work both for one write and for thousands. On PostgreSQL,
+`bulk_insert` and `bulk_insert_rows` stream `COPY_MIN_ROWS` rows or more with `COPY` (ids
+drawn from the table's sequence first when they are needed) and send fewer in one `INSERT`
+whose SQL is built once per shape; `bulk_upsert_rows` sends each column as one array to
+`INSERT ... SELECT FROM unnest(...) ON CONFLICT`. Each field's value is the instance's after
+its `pre_save` (defaults, `auto_now`, a file stored), a database default is left to the
+database. Other databases (SQLite) use `bulk_create`.
 """
 
 import csv

@@ -272,9 +272,11 @@ def consents_record_many(*, writes: Sequence[ConsentWrite]) -> list[ConsentRecor
     are refused), and a record older than the change behind the state is kept but changes
     nothing. Every check runs before the first write; any refusal raises ConsentWriteErrors
     naming each failing write by its index. Locks: the contacts, in id order; their states
-    are written only under that lock. Statements: 7 per chunk of WRITE_CHUNK_SIZE writes
-    (contacts with their states; records; evidence; states; timeline; outbox; heads), plus
-    one confirmation task per contact with a pending grant, queued after commit.
+    are written only under that lock. Statements: the lock, one per chunk of
+    WRITE_CHUNK_SIZE contacts (with their states); records, evidence, states, timeline and
+    outbox, each one statement whatever the size on PostgreSQL (`core.bulk`: COPY from 100
+    rows, the records' ids drawn first) and one per chunk elsewhere; the heads, one per
+    chunk; plus one confirmation task per contact with a pending grant, queued after commit.
     """
     return _record_many(writes)
 
