@@ -117,11 +117,11 @@ AUDIT_KEPT_KEYS = frozenset(
     {"request", "format", "next_status", "extend_months", "action", "type", "status", "kind", "by"}
 )
 REMINDER_WINDOW = timedelta(days=7)
-# People erased together, in one transaction: few statements for many (each person's chain is
-# their own, so a batch holds no lock another writer waits on but its people's rows), yet
-# short enough that a worker killed in the middle of a long job loses little. At 25 a batch,
-# 10,000 erasures took 11x the hand SQL's time at a million contacts (bench/README.md).
-ERASURE_BATCH_SIZE = 200
+# People erased together, in one transaction: few statements for many, yet short enough that
+# the locks it holds (the people's rows) are released soon, and that a worker killed in the
+# middle of a long job loses little. (200 a batch saved 8% of 10,000 erasures at a million
+# contacts: bench/README.md.)
+ERASURE_BATCH_SIZE = 25
 EXPORTS_FOLDER = "exports"  # the export fields' upload_to
 ORPHAN_EXPORT_AGE = timedelta(hours=1)
 
