@@ -47,13 +47,16 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from consent.models import Channel, ConsentState, MessageSent, Purpose
+from consent.models import Channel, ConsentState, ConsentStatus, MessageSent, Purpose
 from consent.status import (
     MARKETING_BASES,
     NOBODY,
+    ConsentProblem,
     consent_problem,
     consent_problem_conditions,
     pair_state,
+    reach_condition,
+    reach_problem,
     usable_grant_condition,
 )
 from contacts.models import (
@@ -147,7 +150,9 @@ def contact_eligibility(
     if not purpose_in_use(purpose, channel):
         reasons.append(Ineligible.PURPOSE_INACTIVE)
     state = ConsentState.objects.filter(contact=contact, purpose=purpose, channel=channel).first()
-    problem = consent_problem(contact, purpose, state)
+    problem = consent_problem(contact, purpose, state) or reach_problem(
+        contact, purpose, channel, state, at
+    )
     if problem is not None:
         reasons.append(Ineligible(problem))
     if contact_is_suppressed(contact):
@@ -211,6 +216,7 @@ def eligible_contacts(
         ~_paused(at),
         Q(processing_restricted_at__isnull=True),
         usable_grant_condition(purpose, channel),
+        *_reached(purpose, channel, at),
         *[~match for match in suppression_matches()],
         ~_undeliverable(channel),
         ~_minor_without_guardian(),
@@ -228,7 +234,7 @@ def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Inel
     counting every reason over millions of contacts is one pass, without a subquery per
     contact."""
     live = ~Q(status__in=GONE)
-    problems = consent_problem_conditions(purpose, STATE)
+    problems = _problem_conditions(purpose, channel, at)
     suppressed = NOBODY
     for digest_field in SUPPRESSION_DIGEST_FIELDS:
         suppressed |= Q(**{f"{digest_field}__in": Suppression.objects.values("digest")})
@@ -251,6 +257,35 @@ def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Inel
         if reason in conditions:
             by_reason[reason] = live & conditions[reason]
     return by_reason
+
+
+def _reached(purpose: Purpose, channel: str, at: datetime) -> list[Q]:
+    """The audience's condition that the purpose's legal basis reaches the contact on the
+    channel (`consent.status.reach_condition`), if the basis restricts it."""
+    granted = ConsentState.objects.filter(
+        contact=OuterRef("pk"), purpose=purpose, channel=channel, status=ConsentStatus.GRANTED
+    )
+    reach = reach_condition(purpose, channel, at, Q(Exists(granted)))
+    return [] if reach is None else [reach]
+
+
+def _problem_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[ConsentProblem, Q]:
+    """The consent-status problems in SQL, where `no_consent` also holds the contacts the
+    purpose's basis does not reach on the channel (and that have no other problem), as
+    `contact_eligibility` gives `reach_problem` only when `consent_problem` found none."""
+    problems = consent_problem_conditions(purpose, STATE)
+    reach = reach_condition(purpose, channel, at, Q(**{f"{STATE}__status": ConsentStatus.GRANTED}))
+    if reach is None:
+        return problems
+    unreached = ~reach
+    for condition in problems.values():
+        unreached &= ~condition
+    problems[ConsentProblem.NO_CONSENT] = (
+        problems[ConsentProblem.NO_CONSENT] | unreached
+        if ConsentProblem.NO_CONSENT in problems
+        else unreached
+    )
+    return problems
 
 
 def contacts_with_reasons(

@@ -85,6 +85,15 @@ class Purpose(models.Model):
         default=False,
         help_text=_("An objection to profiling (GDPR Art. 21) withdraws this purpose."),
     )
+    similar_products = models.BooleanField(
+        _("similar products or services"),
+        default=False,
+        help_text=_(
+            "Legitimate interest only: offers of products or services similar to those the "
+            "customer bought (soft opt-in, CPCE L34-5), which may reach customers by email, "
+            "SMS and push when the refusal was offered at collection."
+        ),
+    )
     retention_days = models.PositiveIntegerField(
         _("retention (days)"),
         null=True,

@@ -7,12 +7,14 @@ ticks, the withdrawals of an unsubscribe or an unticked form box, and retention.
 the current one (`ConsentState`): a send re-checks it at send time.
 """
 
+from datetime import date, datetime
 from enum import StrEnum
 
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet
+from django.utils import timezone
 
-from consent.models import ConsentState, ConsentStatus, LegalBasis, Purpose
-from contacts.models import Contact
+from consent.models import Channel, ConsentState, ConsentStatus, LegalBasis, Purpose
+from contacts.models import Contact, Relationship
 
 # Legal bases under which we market to a person: consent, or legitimate interests until they
 # object. Contract, legal obligation and the others are not marketing: no consent to hold, and
@@ -25,6 +27,8 @@ LIVE_STATUSES = frozenset({ConsentStatus.GRANTED, ConsentStatus.PENDING})
 # whatever wording (the re-permission email asks again). A pending grant is not consent yet
 # and expires within days (DOUBLE_OPT_IN_TTL): it does not count.
 RETAINING_STATUSES = frozenset({ConsentStatus.GRANTED})
+# Electronic mail in the sense of CPCE L34-5: prior consent from a consumer, except soft opt-in.
+ELECTRONIC_CHANNELS = frozenset({Channel.EMAIL, Channel.SMS, Channel.PUSH})
 # A condition no contact meets (Django leaves it out of the SQL it is combined into).
 NOBODY = Q(pk__in=[])
 
@@ -165,3 +169,81 @@ def _profiling_objected(purpose: Purpose) -> Q:
 def _lifted(states: QuerySet[ConsentState]) -> QuerySet[ConsentState]:
     """A grant recorded after the person's marketing objection: it lifts it for that pair."""
     return states.filter(status=ConsentStatus.GRANTED, since__gte=OuterRef("marketing_objected_at"))
+
+
+# Who a legal basis reaches on a channel (SPEC §3 campaigns; CPCE L34-5, Consumer Code
+# L223-1): a rule on the person (B2B, customer) beside the consent status above.
+
+
+def reach_problem(
+    contact: Contact, purpose: Purpose, channel: str, state: ConsentState | None, at: datetime
+) -> ConsentProblem | None:
+    """`no_consent` when the purpose's legal basis does not reach this person on `channel` at
+    `at` whatever their consent status, else None.
+
+    Legitimate interest: by post, anyone (until they object, `consent_problem`); by email, SMS
+    or push (electronic mail, CPCE L34-5), a B2B contact about their job, or a customer for a
+    "similar products or services" purpose when the refusal offered at collection is in the
+    ledger (a grant of that pair: soft opt-in); by phone, a B2B contact or a customer within
+    a current contract (Consumer Code L223-1: consumers otherwise need prior consent).
+    Contract: only a current customer (a contract message needs a contract). Consent: the
+    grant is the basis, nothing more here.
+    """
+    if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
+        reached = _legitimate_interest_reaches(contact, purpose, channel, state, at)
+    elif purpose.legal_basis == LegalBasis.CONTRACT:
+        reached = is_current_customer(contact, at)
+    else:
+        return None
+    return None if reached else ConsentProblem.NO_CONSENT
+
+
+def _legitimate_interest_reaches(
+    contact: Contact, purpose: Purpose, channel: str, state: ConsentState | None, at: datetime
+) -> bool:
+    if channel == Channel.POSTAL or contact.b2b:
+        return True
+    if channel == Channel.PHONE:
+        return is_current_customer(contact, at)
+    soft_opt_in = state is not None and state.status == ConsentStatus.GRANTED
+    return (
+        channel in ELECTRONIC_CHANNELS
+        and purpose.similar_products
+        and contact.relationship == Relationship.CUSTOMER
+        and soft_opt_in
+    )
+
+
+def is_current_customer(contact: Contact, at: datetime) -> bool:
+    """A customer whose contract has not ended on the day of `at` (empty end: still running)."""
+    until = contact.customer_until
+    return contact.relationship == Relationship.CUSTOMER and (until is None or until >= _day(at))
+
+
+def _day(at: datetime) -> date:
+    return timezone.localdate(at)
+
+
+def reach_condition(purpose: Purpose, channel: str, at: datetime, granted: Q) -> Q | None:
+    """`reach_problem` in SQL: the contacts the basis reaches, or None when it reaches everyone
+    its consent status allows. `granted`: true where the contact's state for the pair is a
+    grant (a column test on a joined state, or an EXISTS)."""
+    b2b = Q(b2b=True)
+    if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
+        if channel == Channel.POSTAL:
+            return None
+        if channel == Channel.PHONE:
+            return b2b | current_customer_condition(at)
+        if channel in ELECTRONIC_CHANNELS and purpose.similar_products:
+            return b2b | (Q(relationship=Relationship.CUSTOMER) & granted)
+        return b2b
+    if purpose.legal_basis == LegalBasis.CONTRACT:
+        return current_customer_condition(at)
+    return None
+
+
+def current_customer_condition(at: datetime) -> Q:
+    """`is_current_customer` in SQL."""
+    return Q(relationship=Relationship.CUSTOMER) & (
+        Q(customer_until__isnull=True) | Q(customer_until__gte=_day(at))
+    )

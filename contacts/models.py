@@ -57,6 +57,13 @@ class Frequency(models.TextChoices):
     MONTHLY = "monthly", _("At most once a month")
 
 
+class Relationship(models.TextChoices):
+    """Whether the person bought from us (CNIL: soft opt-in, retention after the contract)."""
+
+    PROSPECT = "prospect", _("Prospect")
+    CUSTOMER = "customer", _("Customer")
+
+
 class EmailDeliverability(models.TextChoices):
     DELIVERABLE = "deliverable", _("Deliverable")
     HARD_BOUNCE = "hard_bounce", _("Hard bounce")
@@ -132,6 +139,29 @@ class Contact(models.Model):
         max_length=20,
         choices=LifecycleStage.choices,
         default=LifecycleStage.SUBSCRIBER,
+    )
+    b2b = models.BooleanField(
+        _("professional contact (B2B)"),
+        default=False,
+        help_text=_(
+            "A professional address, reached about the person's job: legitimate interest may "
+            "then reach them by email, SMS and phone (CPCE L34-5, CNIL)."
+        ),
+    )
+    relationship = models.CharField(
+        _("relationship"),
+        max_length=10,
+        choices=Relationship.choices,
+        default=Relationship.PROSPECT,
+    )
+    customer_since = models.DateField(_("customer since"), null=True, blank=True)
+    customer_until = models.DateField(
+        _("customer until"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "End of the contract (empty: still a customer). Kept three years after it (CNIL)."
+        ),
     )
     crm_record_type = models.CharField(
         _("CRM record type"), max_length=10, choices=CrmRecordType.choices, blank=True

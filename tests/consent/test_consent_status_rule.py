@@ -251,7 +251,11 @@ def test_an_objection_to_profiling_keeps_a_consent_based_profiling_purpose_off(
 
 def test_purposes_on_other_legal_bases_hold_no_consent_and_raise_no_problem() -> None:
     account = PurposeFactory(slug="account", legal_basis=LegalBasis.CONTRACT, channels=["email"])
-    contact = ContactFactory()
+    contact = ContactFactory(relationship="customer")
 
     assert consent_problem(contact, account, None) is None
     assert contact_eligibility(contact, account, "email") == []
+    # a contract's messages need a contract: a prospect has none (issue 12)
+    prospect = ContactFactory()
+    assert consent_problem(prospect, account, None) is None
+    assert contact_eligibility(prospect, account, "email") == ["no_consent"]

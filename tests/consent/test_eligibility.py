@@ -83,6 +83,9 @@ def test_restriction_makes_the_contact_ineligible_until_lifted(subscriber, offer
 
 
 def test_objection_stops_legitimate_interest_but_not_consent(subscriber, offers, personalisation):
+    # a professional address: legitimate interest reaches it by email until the objection
+    subscriber.b2b = True
+    subscriber.save()
     assert contact_eligibility(subscriber, personalisation, "email") == []
 
     carried_out(subscriber, PrivacyRequestType.OBJECTION)
@@ -174,6 +177,9 @@ def test_staff_set_the_caps_and_messages_on_other_bases_are_not_capped(
     settings, subscriber, offers
 ):
     account = PurposeFactory(slug="account", legal_basis=LegalBasis.CONTRACT, channels=["email"])
+    # a contract's messages reach the customers under it
+    subscriber.relationship = "customer"
+    subscriber.save()
     sent(subscriber, offers, hours=1)
     assert contact_eligibility(subscriber, account, "email") == []
 

@@ -39,7 +39,8 @@ AGES = [timedelta(hours=2), timedelta(hours=30), timedelta(days=5), timedelta(da
 CAPS = [{"day": 1, "week": 3}, {"day": 2, "week": 0}, {"day": 0, "week": 2}]
 # the purposes and channels of `catalogue`, in its order: offers on five channels, events
 # (double opt-in) on email and on sms (a channel it does not use), then legitimate interest,
-# profiling on both bases, a contract and a retired purpose
+# profiling on both bases, a contract and a retired purpose, then "similar products" on
+# legitimate interest (soft opt-in) on every channel
 TARGET_NAMES = [
     *[("offers", channel) for channel in CHANNELS],
     ("events", "email"),
@@ -50,7 +51,11 @@ TARGET_NAMES = [
     ("personal", "email"),
     ("account", "email"),
     ("retired", "email"),
+    *[("similar", channel) for channel in CHANNELS],
 ]
+STATE_COUNT = len(TARGET_NAMES)
+# the relationship and the end of the contract, in days from `at` (None: still running)
+RELATIONSHIPS = [("prospect", None), ("customer", None), ("customer", 30), ("customer", -30)]
 
 
 @dataclass
@@ -78,9 +83,15 @@ def catalogue() -> Catalogue:
     personal = PurposeFactory(slug="personal", is_profiling=True, channels=["email"])
     account = PurposeFactory(slug="account", legal_basis=LegalBasis.CONTRACT, channels=["email"])
     retired = PurposeFactory(slug="retired", channels=["email"])
+    similar = PurposeFactory(
+        slug="similar",
+        legal_basis=LegalBasis.LEGITIMATE_INTERESTS,
+        similar_products=True,
+        channels=CHANNELS,
+    )
     anchor = ContactFactory(email="anchor@example.fr")
     catalogue = Catalogue(targets=[], versions={})
-    for purpose in (offers, events, news, tailoring, personal, account, retired):
+    for purpose in (offers, events, news, tailoring, personal, account, retired, similar):
         first = purpose.current_version
         catalogue.record_for[purpose.id] = grant(anchor, purpose, channel=purpose.channels[0])
         purpose_wording_update(purpose=purpose, wording_fr="v2", wording_en="v2")
@@ -127,7 +138,9 @@ def person() -> st.SearchStrategy:
             "messages": st.lists(
                 st.tuples(st.sampled_from(["email", "sms"]), st.sampled_from(AGES)), max_size=4
             ),
-            "states": st.lists(state_options(), min_size=14, max_size=14),
+            "states": st.lists(state_options(), min_size=STATE_COUNT, max_size=STATE_COUNT),
+            "b2b": st.booleans(),
+            "relationship": st.sampled_from(RELATIONSHIPS),
         }
     )
 
@@ -135,7 +148,13 @@ def person() -> st.SearchStrategy:
 def build(spec: dict, number: int, catalogue: Catalogue, at: datetime) -> Contact:
     """One contact as the spec says, written as the write paths leave the tables."""
     paused = spec["paused_days"]
+    relationship, until_days = spec["relationship"]
+    customer = relationship == "customer"
     contact = ContactFactory(
+        b2b=spec["b2b"],
+        relationship=relationship,
+        customer_since=(at - timedelta(days=400)).date() if customer else None,
+        customer_until=(at + timedelta(days=until_days)).date() if until_days else None,
         email=f"p{number}@example.fr",
         status=spec["status"],
         paused_until=at + timedelta(days=paused) if paused is not None else None,
@@ -252,6 +271,22 @@ EVERY_REASON = {
     "weekly": {"frequency": "weekly", "messages": [("email", timedelta(days=5))]},
     "monthly": {"frequency": "monthly", "messages": [("sms", timedelta(days=20))]},
     "monthly, long ago": {"frequency": "monthly", "messages": [("email", timedelta(days=40))]},
+    "b2b": {"b2b": True},
+    "b2b, objected": {"b2b": True, "marketing_objected": True},
+    "customer": {"relationship": ("customer", None)},
+    "customer with soft opt-in": {
+        "relationship": ("customer", None),
+        "all_states": ("granted", "before"),
+    },
+    "customer, contract ending": {"relationship": ("customer", 30)},
+    "former customer with soft opt-in": {
+        "relationship": ("customer", -30),
+        "all_states": ("granted", "before"),
+    },
+    "former customer, withdrawn": {
+        "relationship": ("customer", -30),
+        "all_states": ("withdrawn", "before"),
+    },
 }
 
 
@@ -271,13 +306,15 @@ def spec_for(overrides: dict) -> dict:
         "guardian": "",
         "suppressed": None,
         "messages": [],
-        "states": [None] * 14,
+        "states": [None] * STATE_COUNT,
+        "b2b": False,
+        "relationship": ("prospect", None),
     }
     overrides = dict(overrides)
     if "all_states" in overrides:
         status, when = overrides.pop("all_states")
         version = overrides.pop("version", "minor")
-        spec["states"] = [(status, version, when)] * 14
+        spec["states"] = [(status, version, when)] * STATE_COUNT
     spec.update(overrides)
     return spec
 

@@ -48,7 +48,8 @@ def object_by_request(contact: Contact) -> None:
 
 @pytest.fixture
 def camille() -> Contact:
-    return ContactFactory(email="camille@example.fr", language="en", phone="+33612345678")
+    # a professional address: legitimate interest reaches her by email (CPCE L34-5)
+    return ContactFactory(email="camille@example.fr", language="en", phone="+33612345678", b2b=True)
 
 
 @pytest.fixture
