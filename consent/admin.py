@@ -147,6 +147,7 @@ class PurposeAdminForm(forms.ModelForm):
             "description_en",
             "legal_basis",
             "channels",
+            "similar_products",
             "double_opt_in",
             "retention_days",
             "is_active",
@@ -207,6 +208,7 @@ class PurposeAdmin(admin.ModelAdmin):
                     "fields": [
                         "legal_basis",
                         "channels",
+                        "similar_products",
                         "double_opt_in",
                         "retention_days",
                         "is_active",

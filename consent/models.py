@@ -23,6 +23,15 @@ class LegalBasis(models.TextChoices):
     LEGITIMATE_INTERESTS = "legitimate_interests", _("Legitimate interests (Art. 6(1)(f))")
 
 
+# The legal bases a purpose may send messages on: marketing on consent or legitimate interests
+# (CPCE L34-5), and the messages a contract requires (reaching only current customers,
+# `consent.status.reach_problem`). Vital interests, public task and legal obligation send
+# nothing from a marketing product.
+MESSAGING_BASES = frozenset(
+    {LegalBasis.CONSENT, LegalBasis.LEGITIMATE_INTERESTS, LegalBasis.CONTRACT}
+)
+
+
 class Channel(models.TextChoices):
     EMAIL = "email", _("Email")
     SMS = "sms", _("SMS")
@@ -112,9 +121,32 @@ class Purpose(models.Model):
         return self.name
 
     def clean(self) -> None:
+        """Refuse what the law does not allow a purpose to be (SPEC §3, issue 12): messages
+        sent on a basis other than consent, legitimate interests (marketing) or a contract
+        (the messages the contract itself requires), and the soft opt-in of "similar products"
+        on any basis but legitimate interests."""
         unknown = sorted(set(self.channels or []) - set(Channel.values))
         if unknown:
             raise ValidationError({"channels": _("Unknown channel: %s") % ", ".join(unknown)})
+        if self.channels and self.legal_basis not in MESSAGING_BASES:
+            raise ValidationError(
+                {
+                    "channels": _(
+                        "Messages are sent only on consent or legitimate interests (marketing, "
+                        "CPCE L34-5) or on a contract (the messages it requires). Choose one "
+                        "of these legal bases, or no channel."
+                    )
+                }
+            )
+        if self.similar_products and self.legal_basis != LegalBasis.LEGITIMATE_INTERESTS:
+            raise ValidationError(
+                {
+                    "similar_products": _(
+                        "Soft opt-in for similar products or services rests on legitimate "
+                        "interests (CPCE L34-5): set that legal basis, or untick this."
+                    )
+                }
+            )
 
     @property
     def name(self) -> str:

@@ -137,7 +137,7 @@ class ContactAdmin(AuditedModelAdmin):
         "last_activity_at",
         "created_at",
     )
-    list_filter = ("status", "lifecycle_stage", "language", "country")
+    list_filter = ("status", "lifecycle_stage", "relationship", "b2b", "language", "country")
     search_fields = ("email", "first_name", "last_name")
     filter_horizontal = ("interests",)
     readonly_fields = READ_ONLY_FIELDS
@@ -161,6 +161,17 @@ class ContactAdmin(AuditedModelAdmin):
             {"fields": ["address_line1", "address_line2", "postal_code", "city", "country"]},
         ),
         (_("Marketing"), {"fields": ["lifecycle_stage", "source", "interests", "frequency"]}),
+        (
+            _("Lawful basis"),
+            {
+                "fields": ["b2b", "relationship", "customer_since", "customer_until"],
+                "description": _(
+                    "Legitimate interest reaches a consumer by email or SMS only as a customer "
+                    "for similar products (soft opt-in), and by phone only within a current "
+                    "contract; a professional contact (B2B) is reached about their job."
+                ),
+            },
+        ),
         (
             _("Status and deliverability"),
             {

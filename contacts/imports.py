@@ -76,6 +76,7 @@ from contacts.services import (
     EDITABLE_FIELDS,
     contact_fields_clean,
     contact_payload,
+    relationship_errors,
     timeline_add_many,
 )
 from core.bulk import copy_rows
@@ -126,6 +127,10 @@ ALIASES: dict[str, str] = {
     **dict.fromkeys(("langue", "lang"), "language"),
     **dict.fromkeys(("stage", "cycle_de_vie"), "lifecycle_stage"),
     **dict.fromkeys(("origine",), "source"),
+    **dict.fromkeys(("professionnel", "professional", "btob"), "b2b"),
+    **dict.fromkeys(("relation", "relation_commerciale", "type_de_relation"), "relationship"),
+    **dict.fromkeys(("client_depuis", "date_debut_client", "debut_contrat"), "customer_since"),
+    **dict.fromkeys(("client_jusqu_au", "date_fin_client", "fin_contrat"), "customer_until"),
     **dict.fromkeys(("centres_d_interet", "interets", "interet"), "interests"),
     **dict.fromkeys(
         (
@@ -141,6 +146,8 @@ ALIASES: dict[str, str] = {
     **dict.fromkeys(("wording", "texte_du_consentement", "texte_consentement"), "consent_wording"),
     **dict.fromkeys(("consent_reference", "source_du_consentement"), "consent_source"),
 }
+# A relationship as a French list writes it.
+RELATIONSHIP_WORDS = {"client": "customer", "cliente": "customer"}
 DATE_FORMATS = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")
 INTEREST_SEPARATORS = re.compile(r"[,;|]")
 PROOF_REQUIRED = gettext_noop(
@@ -186,7 +193,7 @@ class _Plan:
 class _Row:
     line: int
     email: str
-    fields: dict[str, str]
+    fields: dict[str, Any]
     interests: list[int]
     consent: tuple[datetime, str, str] | None  # given_at, wording, source
 
@@ -197,7 +204,7 @@ class _Person:
 
     email: str
     rows: list[_Row] = field(default_factory=list)
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
     interests: list[int] = field(default_factory=list)
     # suppression keys of the email and of the phone, computed once for the screening
     email_digests: list[str] = field(default_factory=list)
@@ -790,10 +797,14 @@ def _parse_row(plan: _Plan, line: int, cells: list[str]) -> _Row | str:
     except ValidationError as error:
         errors["email"] = list(error.messages)
     raw_fields = {name: values[name] for name in CONTACT_FIELDS if name in values}
-    for name in ("language", "lifecycle_stage"):
+    for name in ("language", "lifecycle_stage", "relationship"):
         if name in raw_fields:
             raw_fields[name] = raw_fields[name].lower()
-    fields: dict[str, str] = {}
+    if "relationship" in raw_fields:
+        raw_fields["relationship"] = RELATIONSHIP_WORDS.get(
+            raw_fields["relationship"], raw_fields["relationship"]
+        )
+    fields: dict[str, Any] = {}
     try:
         fields = contact_fields_clean(fields=raw_fields)
     except ValidationError as error:
@@ -934,6 +945,12 @@ def _screen(
             )
         elif phone_listed and (contact is None or contact.phone != person.fields["phone"]):
             reason = _suppressed("phone", phone_listed[0])
+        else:
+            # the customer dates against the relationship the contact has once loaded
+            errors = relationship_errors(fields=person.fields, contact=contact)
+            reason = "; ".join(
+                f"{name}: {message}" for name, messages in errors.items() for message in messages
+            )
         if reason:
             outcome.rejections += [(row.line, reason) for row in person.rows]
         else:

@@ -1,6 +1,7 @@
 """Writes on contacts: upsert by normalised email, timeline, suppression list."""
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -19,6 +20,7 @@ from contacts.models import (
     Interest,
     Language,
     LifecycleStage,
+    Relationship,
     Suppression,
     SuppressionKind,
     SuppressionReason,
@@ -53,6 +55,10 @@ EDITABLE_FIELDS = (
     "lifecycle_stage",
     "source",
     "frequency",
+    "b2b",
+    "relationship",
+    "customer_since",
+    "customer_until",
 )
 # each field's allowed values, read once (`.values` builds a new list on every call)
 CHOICE_FIELDS = {
@@ -61,8 +67,16 @@ CHOICE_FIELDS = {
         ("language", Language),
         ("lifecycle_stage", LifecycleStage),
         ("frequency", Frequency),
+        ("relationship", Relationship),
     )
 }
+BOOLEAN_FIELDS = frozenset({"b2b"})
+DATE_FIELDS = frozenset({"customer_since", "customer_until"})
+# How a yes or a no is written in a list or a form (French or English); blank is no.
+TRUE_WORDS = frozenset({"true", "1", "yes", "y", "oui", "o", "vrai", "x"})
+FALSE_WORDS = frozenset({"false", "0", "no", "n", "non", "faux", ""})
+DATE_INPUT_FORMATS = ("%Y-%m-%d", "%d/%m/%Y")
+RELATIONSHIP_FIELDS = ("relationship", "customer_since", "customer_until")
 PAUSE_MONTHS = (1, 3, 6)
 
 
@@ -95,6 +109,12 @@ def _clean_fields(fields: Mapping[str, Any], *, contact: Contact | None = None) 
     cleaned: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     for name, value in fields.items():
+        if name in BOOLEAN_FIELDS or name in DATE_FIELDS:
+            try:
+                cleaned[name] = _boolean(value) if name in BOOLEAN_FIELDS else _date(value)
+            except ValidationError as error:
+                errors[name] = list(error.messages)
+            continue
         value = "" if value is None else str(value).strip()
         choices = CHOICE_FIELDS.get(name)
         if choices is not None and value and value not in choices:
@@ -116,6 +136,68 @@ def _clean_fields(fields: Mapping[str, Any], *, contact: Contact | None = None) 
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = "" if value is None else str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValidationError(_("Answer yes or no (true or false)."))
+
+
+def _date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date) or value is None:
+        return value
+    text = str(value).strip()
+    if not text:
+        return None
+    for date_format in DATE_INPUT_FORMATS:
+        try:
+            return datetime.strptime(text, date_format).date()  # noqa: DTZ007 - a day
+        except ValueError:
+            continue
+    raise ValidationError(_("Give a date as YYYY-MM-DD (or DD/MM/YYYY)."))
+
+
+def relationship_errors(
+    *, fields: Mapping[str, Any], contact: Contact | None = None
+) -> dict[str, list[str]]:
+    """What is wrong with the customer relationship the contact would have once `fields`
+    (cleaned) are applied: dates of a customer on a prospect, or a contract ending before
+    it began. Each error names its field."""
+    values = {
+        name: fields[name]
+        if name in fields
+        else (getattr(contact, name) if contact is not None else None)
+        for name in RELATIONSHIP_FIELDS
+    }
+    relationship = values["relationship"] or Relationship.PROSPECT
+    since, until = values["customer_since"], values["customer_until"]
+    errors: dict[str, list[str]] = {}
+    if relationship != Relationship.CUSTOMER:
+        for name in ("customer_since", "customer_until"):
+            if values[name] is not None:
+                errors[name] = [
+                    _(
+                        "Only a customer has customer dates: set relationship to customer, "
+                        "or leave this empty."
+                    )
+                ]
+    elif since is not None and until is not None and until < since:
+        errors["customer_until"] = [
+            _("The end of the customer relationship cannot be before its start.")
+        ]
+    return errors
+
+
+def _check_relationship(fields: Mapping[str, Any], contact: Contact | None = None) -> None:
+    errors = relationship_errors(fields=fields, contact=contact)
+    if errors:
+        raise ValidationError(errors)
 
 
 def contact_fields_clean(*, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,7 +252,7 @@ def contact_fields_check(
         normalize_email(email)
     except ValidationError as error:
         raise ValidationError({"email": error.messages}) from error
-    _clean_fields(fields or {})
+    _check_relationship(_clean_fields(fields or {}))
     if interests is not None:
         _resolve_interests(interests)
 
@@ -181,7 +263,8 @@ def contact_save_check(*, contact: Contact | None, email: str, fields: Mapping[s
     """
     errors: dict[str, list[str]] = {}
     try:
-        _clean_fields(fields, contact=contact)
+        cleaned = _clean_fields(fields, contact=contact)
+        errors.update(relationship_errors(fields=cleaned, contact=contact))
     except ValidationError as error:
         errors.update(error.message_dict)
     if email and (contact is None or email != contact.email):
@@ -213,6 +296,7 @@ def contact_upsert(
     with transaction.atomic():
         contact = _lock_by_email(email)
         created = False
+        _check_relationship(cleaned, contact)
         if contact is None:
             ensure_not_suppressed(email=email, phone=cleaned.get("phone", ""))
             contact, created = _create_or_lock(email=email, fields=cleaned)
@@ -293,6 +377,7 @@ def contact_update(
     chosen = _resolve_interests(interests) if interests is not None else None
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        _check_relationship(cleaned, contact)
         if email is not None:
             _change_email(contact, email)
         _apply_changes(contact, cleaned)
@@ -686,11 +771,19 @@ def contact_payload(contact: Contact) -> dict[str, Any]:
         "language": contact.language,
         "lifecycle_stage": contact.lifecycle_stage,
         "frequency": contact.frequency,
+        "b2b": contact.b2b,
+        "relationship": contact.relationship,
+        "customer_since": _iso(contact.customer_since),
+        "customer_until": _iso(contact.customer_until),
         "status": contact.status,
         "paused_until": contact.paused_until.isoformat() if contact.paused_until else None,
         "objected_to_profiling": contact.profiling_objected_at is not None,
         "objected_to_marketing": contact.marketing_objected_at is not None,
     }
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
 
 
 def suppression_add(*, reason: str, email: str = "", phone: str = "") -> list[Suppression]:

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from contacts.models import Contact, Language, LifecycleStage
+from contacts.models import Contact, Language, LifecycleStage, Relationship
 
 # API address keys -> model fields.
 ADDRESS_FIELDS = {
@@ -18,6 +18,8 @@ ADDRESS_FIELDS = {
     "country": "country",
 }
 PLAIN_FIELDS = ("first_name", "last_name", "phone", "company", "job_title", "source")
+# The lawful basis of marketing to the person (CPCE L34-5): given as they are.
+BASIS_FIELDS = ("b2b", "relationship", "customer_since", "customer_until")
 
 
 def _model_max_length(field: str) -> int:
@@ -30,7 +32,7 @@ def contact_service_kwargs(validated: dict[str, Any]) -> dict[str, Any]:
     """Split validated contact input into the keyword arguments of the contact services."""
     fields = {
         name: validated[name]
-        for name in (*PLAIN_FIELDS, "language", "lifecycle_stage")
+        for name in (*PLAIN_FIELDS, "language", "lifecycle_stage", *BASIS_FIELDS)
         if name in validated
     }
     for key, model_field in ADDRESS_FIELDS.items():
@@ -83,6 +85,21 @@ class ContactInputSerializer(serializers.Serializer):
     interests = serializers.ListField(
         child=serializers.SlugField(max_length=50), required=False, max_length=100
     )
+    b2b = serializers.BooleanField(
+        required=False,
+        help_text="A professional address, reached about the person's job (default false).",
+    )
+    relationship = serializers.ChoiceField(
+        choices=Relationship.choices,
+        required=False,
+        help_text="`customer` once the person bought from you (default `prospect`).",
+    )
+    customer_since = serializers.DateField(required=False, allow_null=True)
+    customer_until = serializers.DateField(
+        required=False,
+        allow_null=True,
+        help_text="End of the contract; null while it runs. Not before `customer_since`.",
+    )
 
     def to_service_kwargs(self) -> dict[str, Any]:
         return contact_service_kwargs(self.validated_data)
@@ -112,6 +129,10 @@ class ContactSerializer(serializers.ModelSerializer):
             "lifecycle_stage",
             "source",
             "interests",
+            "b2b",
+            "relationship",
+            "customer_since",
+            "customer_until",
             "status",
             "paused_until",
             "created_at",

@@ -40,6 +40,11 @@ ERASED_VALUES: dict[str, Any] = {
     "is_minor": False,
     "guardian_consent_evidence": "",
     "last_activity_at": None,
+    # whether the person is a professional or a customer, and since when: about them
+    "b2b": False,
+    "relationship": "prospect",
+    "customer_since": None,
+    "customer_until": None,
     # the suppression keys follow the email and phone: the placeholder's, or none
     "email_digest": None,
     "email_quoted_digest": None,
@@ -116,6 +121,8 @@ def filled(field: models.Field) -> Any:
         return next(value for value, _label in field.choices if value != field.get_default())
     if isinstance(field, models.DateTimeField):
         return BEFORE
+    if isinstance(field, models.DateField):
+        return BEFORE.date()
     if isinstance(field, models.BooleanField):
         return not field.get_default()
     if isinstance(field, models.UUIDField):
