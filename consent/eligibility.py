@@ -21,17 +21,28 @@ reason only.
 - `frequency`: marketing only; the caps per channel (`MARKETING_CAPS`: per day, per 7 days)
   or the person's own choice (weekly, monthly: one message per channel in that time) reached,
   counting the `MessageSent` rows before t;
-- `quiet_hours`: SMS only 08:00-21:30 in the recipient's local time. A send-time rule the SMS
-  sender applies at the moment of sending (it needs the recipient's time zone); it is named
-  here for the campaign statistics but neither form computes it.
+- `quiet_hours`: SMS only 08:00-21:30 in the recipient's local time; a consumer's marketing
+  call only Monday to Friday 10:00-13:00 and 14:00-20:00 in their time zone, never on a French
+  public holiday (Consumer Code D. 223-9, décret 2022-1313). Send-time rules the senders apply
+  at the moment of sending (`send_time_problem`); named here for the campaign statistics but
+  neither form computes them. The same function applies the decree's cap of four calls to a
+  consumer in 30 days (`frequency`).
+
+`no_consent` also holds the people a purpose's legal basis does not reach on the channel
+(`consent.status.reach_problem`: legitimate interest by email, SMS or push only for B2B
+contacts and soft opt-in customers, by phone for B2B contacts and current customers; a
+contract for current customers).
 """
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from dateutil.easter import easter
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db.models import (
@@ -399,3 +410,124 @@ def _frequency_conditions(channel: str, at: datetime, *, correlated: bool = Fals
             reached &= Q(frequency=limit.frequency)
         conditions.append(reached)
     return conditions
+
+
+# --- at the moment of sending: the recipient's local time ---------------------------------
+
+# SMS marketing hours (SPEC §3 campaigns), every day.
+SMS_HOURS = ((time(8), time(21, 30)),)
+# A consumer's marketing call (Consumer Code D. 223-9, décret 2022-1313 of 13 October 2022):
+# Monday to Friday, 10:00-13:00 and 14:00-20:00 in their time zone, not on public holidays
+# (Labour Code L3133-1), and at most four calls from us in 30 days.
+CALL_HOURS = ((time(10), time(13)), (time(14), time(20)))
+CALL_DAYS = frozenset(range(5))  # Monday (0) to Friday (4)
+CALLS_PER_PERIOD = 4
+CALL_PERIOD = timedelta(days=30)
+# The time zone of a recipient, from their country; Europe/Paris when unknown or not listed
+# (the product's recipients are French first). Overseas France has its own country codes.
+DEFAULT_TIME_ZONE = "Europe/Paris"
+COUNTRY_TIME_ZONES = {
+    "FR": "Europe/Paris",
+    "MC": "Europe/Monaco",
+    "BE": "Europe/Brussels",
+    "LU": "Europe/Luxembourg",
+    "CH": "Europe/Zurich",
+    "DE": "Europe/Berlin",
+    "NL": "Europe/Amsterdam",
+    "IT": "Europe/Rome",
+    "ES": "Europe/Madrid",
+    "AT": "Europe/Vienna",
+    "DK": "Europe/Copenhagen",
+    "SE": "Europe/Stockholm",
+    "NO": "Europe/Oslo",
+    "PL": "Europe/Warsaw",
+    "CZ": "Europe/Prague",
+    "PT": "Europe/Lisbon",
+    "IE": "Europe/Dublin",
+    "GB": "Europe/London",
+    "FI": "Europe/Helsinki",
+    "GR": "Europe/Athens",
+    "RO": "Europe/Bucharest",
+    "BG": "Europe/Sofia",
+    "EE": "Europe/Tallinn",
+    "LV": "Europe/Riga",
+    "LT": "Europe/Vilnius",
+    "CY": "Asia/Nicosia",
+    "GP": "America/Guadeloupe",
+    "MQ": "America/Martinique",
+    "GF": "America/Cayenne",
+    "RE": "Indian/Reunion",
+    "YT": "Indian/Mayotte",
+    "PM": "America/Miquelon",
+    "BL": "America/St_Barthelemy",
+    "MF": "America/Marigot",
+    "NC": "Pacific/Noumea",
+    "PF": "Pacific/Tahiti",
+    "WF": "Pacific/Wallis",
+}
+
+
+def contact_time_zone(contact: Contact) -> ZoneInfo:
+    """The recipient's time zone, from their country (`COUNTRY_TIME_ZONES`)."""
+    return ZoneInfo(COUNTRY_TIME_ZONES.get(contact.country.upper(), DEFAULT_TIME_ZONE))
+
+
+@cache
+def french_public_holidays(year: int) -> frozenset[date]:
+    """The French public holidays of `year` (Labour Code L3133-1): the fixed dates, and
+    Easter Monday, Ascension Day and Whit Monday from Easter Sunday. (Alsace-Moselle's Good
+    Friday and 26 December and the overseas abolition days are not in the national list.)"""
+    sunday = easter(year)
+    fixed = [(1, 1), (5, 1), (5, 8), (7, 14), (8, 15), (11, 1), (11, 11), (12, 25)]
+    return frozenset(
+        [date(year, month, day) for month, day in fixed]
+        + [sunday + timedelta(days=1), sunday + timedelta(days=39), sunday + timedelta(days=50)]
+    )
+
+
+def channel_quiet_at(contact: Contact, channel: str, at: datetime) -> bool:
+    """Whether `at` is outside the hours a marketing message on `channel` may reach the
+    contact, in their local time: SMS 08:00-21:30; a consumer's call on working days
+    10:00-13:00 and 14:00-20:00 (D. 223-9; a B2B contact is not a consumer). Other channels
+    are never quiet."""
+    local = at.astimezone(contact_time_zone(contact))
+    if channel == Channel.SMS:
+        return not _within(local.time(), SMS_HOURS)
+    if channel == Channel.PHONE and not contact.b2b:
+        working_day = local.weekday() in CALL_DAYS and local.date() not in french_public_holidays(
+            local.year
+        )
+        return not (working_day and _within(local.time(), CALL_HOURS))
+    return False
+
+
+def _within(moment: time, ranges: tuple[tuple[time, time], ...]) -> bool:
+    return any(start <= moment < end for start, end in ranges)
+
+
+def phone_calls_exhausted(contact: Contact, at: datetime) -> bool:
+    """Whether a consumer already had `CALLS_PER_PERIOD` marketing calls from us in the 30
+    days before `at` (D. 223-9: four, whatever the purpose)."""
+    if contact.b2b:
+        return False
+    calls = MessageSent.objects.filter(
+        contact=contact, channel=Channel.PHONE, sent_at__gt=at - CALL_PERIOD, sent_at__lte=at
+    )
+    return calls.count() >= CALLS_PER_PERIOD
+
+
+def phone_call_allowed(contact: Contact, at: datetime) -> bool:
+    """Whether a marketing call to the contact may be placed at `at` (hours, days, calls)."""
+    return send_time_problem(contact, Channel.PHONE, at) is None
+
+
+def send_time_problem(contact: Contact, channel: str, at: datetime) -> Ineligible | None:
+    """What forbids sending on `channel` to an otherwise eligible contact at the very moment
+    `at`: `quiet_hours` outside the legal or house hours, `frequency` once a consumer had their
+    four calls in 30 days. The senders call it for each message, after `contact_eligibility`
+    or `eligible_contacts`."""
+    if channel_quiet_at(contact, channel, at):
+        return Ineligible.QUIET_HOURS
+    if channel == Channel.PHONE and phone_calls_exhausted(contact, at):
+        return Ineligible.FREQUENCY
+    return None
