@@ -375,6 +375,10 @@ HEALTH_CACHE_SECONDS = env.int("HEALTH_CACHE_SECONDS", default=5)
 # anonymised after the grace period.
 RETENTION_DEFAULT = timedelta(days=env.int("RETENTION_DEFAULT_DAYS", default=3 * 365))
 RETENTION_GRACE = timedelta(days=env.int("RETENTION_GRACE_DAYS", default=30))
+# A prospect who opted out of everything keeps only the suppression hash and the proofs: the
+# retention job erases the profile this long after the last refusal (time to change one's
+# mind from the links already held; CNIL référentiel gestion commerciale).
+RETENTION_OPT_OUT_GRACE = timedelta(days=env.int("RETENTION_OPT_OUT_GRACE_DAYS", default=30))
 # Marketing messages one person may receive per channel in a day and in 7 days (SPEC §4;
 # 0: no cap). Read by the eligibility rule's `frequency` reason, with the person's own choice.
 MARKETING_CAPS = {

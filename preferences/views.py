@@ -142,7 +142,8 @@ def center(request: HttpRequest, token: str, contact: Contact, language: str) ->
         if handler is not None:
             bound = handler(request, contact)
             if not bound:
-                contact_touch(contact=contact)  # an answer from the person: retention restarts
+                if name not in NOT_A_CONTACT:
+                    contact_touch(contact=contact)  # an answer from the person: retention restarts
                 query = urlencode({"done": name, "lang": language})
                 return HttpResponseRedirect(f"{request.path}?{query}", status=303)
         else:
@@ -330,6 +331,11 @@ def _request_erasure(request: HttpRequest, contact: Contact) -> dict[str, Any]:
     action_link_request(contact=contact, action=LinkAction.ERASURE)
     return {}
 
+
+# Forms whose sending is not the person's "last contact" for retention (CNIL, issue 12): a
+# refusal (unsubscribe, objection, erasure) must not keep the profile longer; the consents
+# form counts through the consent write path, which touches the contact on a grant only.
+NOT_A_CONTACT = frozenset({"consents", "unsubscribe", "objection", "erasure"})
 
 HANDLERS: dict[str, Callable[[HttpRequest, Contact], dict[str, Any]]] = {
     "consents": _save_consents,

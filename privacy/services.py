@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage
 from django.db import connections, transaction
-from django.db.models import Case, F, Max, Q, TextField, Value, When
+from django.db.models import Case, Exists, F, Max, OuterRef, Q, TextField, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 from consent.models import (
     ConsentEvidence,
     ConsentState,
+    ConsentStatus,
     LegalBasis,
     Purpose,
     SourceKind,
@@ -41,11 +42,12 @@ from consent.services.consents import (
     consents_withdraw_all,
     consents_withdraw_all_many,
 )
-from consent.status import MARKETING_BASES, RETAINING_STATUSES
+from consent.status import LIVE_STATUSES, MARKETING_BASES, RETAINING_STATUSES
 from contacts.models import (
     Contact,
     ContactStatus,
     EmailDeliverability,
+    Relationship,
     SuppressionKind,
     TimelineKind,
 )
@@ -922,18 +924,30 @@ def erasure_request_confirm(*, contact: Contact) -> PrivacyRequest:
         )
 
 
-# Retention (CNIL: three years after the last contact for prospects; GDPR Art. 5(1)(e)).
+# Retention (GDPR Art. 5(1)(e); CNIL référentiel gestion commerciale, délib. 2021-131):
+# prospects three years after their last contact, customers three years after the end of
+# their contract (never while it runs), and a prospect who opted out of everything keeps only
+# the suppression hash and the proofs.
 
 
 def retention_apply(*, now: datetime | None = None, batch_size: int = 500) -> tuple[int, int]:
     """Ask people silent past their retention period once whether they want to stay, then
-    anonymise those who did not answer within the grace period. Safe to run twice at once."""
+    anonymise those who did not answer within the grace period; erase the prospects who opted
+    out of everything once `RETENTION_OPT_OUT_GRACE` has passed, without asking. Answers
+    (emails sent, contacts erased). Safe to run twice at once."""
     now = now or timezone.now()
-    return _repermission_due(now, batch_size), _anonymise_silent(now, batch_size)
+    asked = _repermission_due(now, batch_size)
+    erased = _anonymise_silent(now, batch_size) + _erase_opted_out(now, batch_size)
+    return asked, erased
 
 
 def _silent_since(cutoff: datetime) -> Q:
-    return Q(last_activity_at__lt=cutoff) | Q(last_activity_at__isnull=True, created_at__lt=cutoff)
+    """Contacts whose relationship with us ended before `cutoff`: no contact from them since
+    (their last activity, or their creation), and for a customer a contract that ended before
+    it (a running contract, without an end, keeps them)."""
+    quiet = Q(last_activity_at__lt=cutoff) | Q(last_activity_at__isnull=True, created_at__lt=cutoff)
+    ended = Q(relationship=Relationship.PROSPECT) | Q(customer_until__lt=timezone.localdate(cutoff))
+    return quiet & ended
 
 
 def _not_asked_since_last_activity() -> Q:
@@ -995,11 +1009,13 @@ def _send_repermission(contact_id: int, now: datetime, period: timedelta) -> int
         if not claimed:
             return 0
         contact = Contact.objects.get(pk=contact_id)
-        # Nobody to ask at an address that unsubscribed or bounces: the grace period still
-        # runs, then the contact is anonymised like anyone who did not answer.
+        # Nobody to ask at an address that unsubscribed or bounces, nor anyone who said no to
+        # every purpose (a customer who opted out: kept to the end of the period, not asked):
+        # the grace period still runs, then the contact is anonymised like anyone silent.
         unreachable = (
             suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email) is not None
             or contact.email_deliverability != EmailDeliverability.DELIVERABLE
+            or _opted_out().filter(pk=contact_id).exists()
         )
         if not unreachable:
             token = preference_token_issue(contact=contact)
@@ -1049,8 +1065,11 @@ def _anonymise_silent(now: datetime, batch_size: int) -> int:
 
     def erase(contact_ids: list[int]) -> list[int]:
         locked = _lock_for_erasure(contact_ids)  # with the contacts merged into them
-        # those still silent once locked: the others answered, or a concurrent run erased them
-        still = set(silent.filter(pk__in=contact_ids).values_list("pk", flat=True))
+        # those still silent once locked: the others answered, or a concurrent run erased
+        # them, or their contract was renewed since they were asked
+        still = _contract_still_ended(
+            list(silent.filter(pk__in=contact_ids).values_list("pk", flat=True))
+        )
         contacts = [c for c in locked if c.pk in still or c.merged_into_id in still]
         source = (str(SourceKind.SYSTEM), "retention")
         sources = {contact.pk: source for contact in contacts}
@@ -1059,6 +1078,80 @@ def _anonymise_silent(now: datetime, batch_size: int) -> int:
     ids = silent.values_list("pk", flat=True)
     return sum(
         len(_erase_in_batch(batch, erase, what="silent contact").erased)
+        for batch in in_batches(ids, batch_size=batch_size, key=lambda pk: pk)
+    )
+
+
+def _contract_still_ended(contact_ids: list[int]) -> set[int]:
+    """Those of the contacts (asked, and silent since) whose relationship ended before their
+    retention period did when they were asked: a prospect, or a customer whose contract still
+    ended before then (a contract renewed or extended since keeps them)."""
+    periods = _retention_periods(contact_ids)
+    rows = Contact.objects.filter(pk__in=contact_ids).values_list(
+        "pk", "relationship", "customer_until", "repermission_sent_at"
+    )
+    return {
+        pk
+        for pk, relationship, until, asked in rows
+        if relationship == Relationship.PROSPECT
+        or (
+            until is not None
+            and asked is not None
+            and until < timezone.localdate(asked - periods[pk])
+        )
+    }
+
+
+def _opted_out() -> Any:
+    """Contacts who said no to all our marketing: they hold no grant, granted or pending, on
+    any purpose, and either objected to all marketing (an objection, an unsubscribe from all)
+    or withdrew at least one pair and every pair of the active legitimate-interest purposes
+    (which reach a person until they object). A contact who never held or refused anything
+    has not opted out: the three-year rule applies to them."""
+    states = ConsentState.objects.filter(contact=OuterRef("pk"))
+    withdrawn = states.filter(status=ConsentStatus.WITHDRAWN)
+    refused_every_interest = Q(Exists(withdrawn))
+    for purpose in Purpose.objects.filter(
+        is_active=True, legal_basis=LegalBasis.LEGITIMATE_INTERESTS
+    ):
+        for channel in purpose.channels:
+            refused_every_interest &= Q(Exists(withdrawn.filter(purpose=purpose, channel=channel)))
+    return _retainable().filter(
+        ~Exists(states.filter(status__in=LIVE_STATUSES)),
+        Q(marketing_objected_at__isnull=False) | refused_every_interest,
+    )
+
+
+def _erase_opted_out(now: datetime, batch_size: int) -> int:
+    """Erase the prospects who opted out of everything (`_opted_out`) more than
+    `RETENTION_OPT_OUT_GRACE` ago, through the one erasure path (source: the retention job),
+    without a re-permission email: they said no. Only the suppression hash and the proofs
+    stay. The grace leaves a person who changes their mind the links they hold; any act of
+    theirs since (a consent change, an objection, a use of the preference center) restarts
+    it. Not while a privacy request of theirs is open (it is answered first)."""
+    cutoff = now - settings.RETENTION_OPT_OUT_GRACE
+    open_requests = PrivacyRequest.objects.filter(contact=OuterRef("pk"), status__in=OPEN_STATUSES)
+    due = _opted_out().filter(
+        ~Exists(ConsentState.objects.filter(contact=OuterRef("pk"), since__gte=cutoff)),
+        ~Exists(open_requests),
+        ~Q(marketing_objected_at__gte=cutoff),
+        ~Q(last_activity_at__gte=cutoff),
+        relationship=Relationship.PROSPECT,
+        created_at__lt=cutoff,
+    )
+
+    def erase(contact_ids: list[int]) -> list[int]:
+        locked = _lock_for_erasure(contact_ids)  # with the contacts merged into them
+        # those still due once locked: the others changed their mind, or were erased
+        still = set(due.filter(pk__in=contact_ids).values_list("pk", flat=True))
+        contacts = [c for c in locked if c.pk in still or c.merged_into_id in still]
+        source = (str(SourceKind.SYSTEM), "retention")
+        sources = {contact.pk: source for contact in contacts}
+        return list(_erase_contacts(contacts, reason="retention", sources=sources))
+
+    ids = due.values_list("pk", flat=True)
+    return sum(
+        len(_erase_in_batch(batch, erase, what="opted-out contact").erased)
         for batch in in_batches(ids, batch_size=batch_size, key=lambda pk: pk)
     )
 

@@ -65,6 +65,8 @@ LIFTING_SOURCES = frozenset({SourceKind.PREFERENCE_CENTER, SourceKind.EMAIL_CONF
 LIST_SOURCES = frozenset({SourceKind.IMPORT, SourceKind.CRM})
 # The actions that make consent valid (withdrawing and expiring only ever end it).
 MAKES_VALID = frozenset({ConsentAction.GRANT, ConsentAction.CONFIRM})
+# Writes that are not the person's own act: they never count as their last contact.
+NOT_THE_PERSON = frozenset({SourceKind.SYSTEM, SourceKind.CRM, SourceKind.IMPORT})
 # Grants that need no confirmation email on a double opt-in purpose: a signed paper form, and
 # a grant recorded because the person followed the emailed link.
 CONFIRMED_SOURCES = frozenset({SourceKind.PAPER_FORM, SourceKind.EMAIL_CONFIRMATION})
@@ -727,7 +729,9 @@ class _Batch:
             }
         )
         self.outbox.append((OutboxTopic.CONSENT_RECORDED, write.contact, record, None))
-        if source_kind not in (SourceKind.SYSTEM, SourceKind.CRM, SourceKind.IMPORT):
+        # the person's own "yes" is a contact from them (retention counts from the last one);
+        # a withdrawal is a "no", which must not keep their profile longer (CNIL, issue 12)
+        if action in MAKES_VALID and source_kind not in NOT_THE_PERSON:
             chain.touched_at = self.now
         if status == ConsentStatus.PENDING:
             chain.pending = True
