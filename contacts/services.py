@@ -953,8 +953,28 @@ def _fill(survivor: Contact, merged: Contact, name: str) -> bool:
     return True
 
 
+def _merge_relationship(survivor: Contact, merged: Contact) -> list[str]:
+    """One person, one relationship: a customer if either contact was, since the earliest
+    start, until the latest end (none while either contract runs); the fields it changed."""
+    customers = [c for c in (survivor, merged) if c.relationship == Relationship.CUSTOMER]
+    if not customers:
+        return []
+    starts = [c.customer_since for c in customers if c.customer_since is not None]
+    ends = [c.customer_until for c in customers]
+    wanted = {
+        "relationship": Relationship.CUSTOMER,
+        "customer_since": min(starts, default=None),
+        "customer_until": None if None in ends else max(e for e in ends if e is not None),
+    }
+    changed = [name for name, value in wanted.items() if getattr(survivor, name) != value]
+    for name in changed:
+        setattr(survivor, name, wanted[name])
+    return changed
+
+
 def _merge_fill(survivor: Contact, merged: Contact) -> list[str]:
     filled = [name for name in MERGE_FILLED_FIELDS if _fill(survivor, merged, name)]
+    filled += _merge_relationship(survivor, merged)
     for names, pick in ((MERGE_EARLIEST_FLAGS, min), (MERGE_LATEST_FLAGS, max)):
         for name in names:
             dates = [d for d in (getattr(survivor, name), getattr(merged, name)) if d is not None]

@@ -11,6 +11,7 @@ from contacts.models import Contact
 from contacts.services import contact_update, contact_upsert
 from crmsync.models import OutboxEvent
 from privacy.exports import personal_data_json
+from privacy.merge import contact_merge
 from tests.contacts.imports import csv_bytes, rejected, run_import
 from tests.factories import ContactFactory
 
@@ -194,3 +195,22 @@ def test_the_persons_export_carries_the_lawful_basis_fields():
     assert exported["relationship"] == "customer"
     assert exported["customer_since"] == "2024-03-01"
     assert exported["customer_until"] is None
+
+
+def test_a_merge_keeps_the_persons_customer_relationship():
+    survivor = ContactFactory(email="lea@example.fr")
+    merged = ContactFactory(
+        email="lea.old@example.fr",
+        relationship="customer",
+        customer_since=date(2021, 5, 1),
+        customer_until=date(2024, 5, 1),
+    )
+
+    contact_merge(survivor=survivor, merged=merged, actor="test")
+
+    survivor.refresh_from_db()
+    assert (survivor.relationship, survivor.customer_since, survivor.customer_until) == (
+        "customer",
+        date(2021, 5, 1),
+        date(2024, 5, 1),
+    )
