@@ -18,15 +18,16 @@ reason only.
 - `undeliverable`: on that channel (bounced email, returned or missing postal address, no
   phone for SMS and phone);
 - `minor`: under 16 without the guardian's consent on file (Art. 8);
-- `frequency`: marketing only; the caps per channel (`MARKETING_CAPS`: per day, per 7 days)
-  or the person's own choice (weekly, monthly: one message per channel in that time) reached,
-  counting the `MessageSent` rows before t;
+- `frequency`: marketing only; the caps per channel (`MARKETING_CAPS`: per day, per 7 days),
+  the person's own choice (weekly, monthly: one message per channel in that time) or, by
+  phone, a consumer's four calls in 30 days (D. 223-9) reached, counting the `MessageSent`
+  rows before t;
 - `quiet_hours`: SMS only 08:00-21:30 in the recipient's local time; a consumer's marketing
   call only Monday to Friday 10:00-13:00 and 14:00-20:00 in their time zone, never on a French
   public holiday (Consumer Code D. 223-9, décret 2022-1313). Send-time rules the senders apply
   at the moment of sending (`send_time_problem`); named here for the campaign statistics but
-  neither form computes them. The same function applies the decree's cap of four calls to a
-  consumer in 30 days (`frequency`).
+  neither form computes them. The decree's cap of four calls to a consumer in 30 days is a
+  `frequency` limit of the phone channel, in both forms.
 
 `no_consent` also holds the people a purpose's legal basis does not reach on the channel
 (`consent.status.reach_problem`: legitimate interest by email, SMS or push only for B2B
@@ -113,29 +114,42 @@ GONE: dict[str, Ineligible] = {
 }
 
 
+# At most four marketing calls from us to a consumer in 30 days, whatever the purpose
+# (Consumer Code D. 223-9, décret 2022-1313): a frequency limit of the phone channel.
+CALLS_PER_PERIOD = 4
+CALL_PERIOD = timedelta(days=30)
+
+
 @dataclass(frozen=True)
 class FrequencyLimit:
     """`count` marketing messages on the channel after `since` reach the limit: for everyone
-    (a global cap) or for those who chose `frequency`."""
+    (a global cap), for those who chose `frequency`, or (`consumers_only`) for those who are
+    not B2B contacts."""
 
     since: datetime
     count: int
     frequency: str | None = None
+    consumers_only: bool = False
 
 
-def frequency_limits(at: datetime) -> list[FrequencyLimit]:
-    """The frequency limits in force at `at`: the global caps, then the person's own choice."""
+def frequency_limits(at: datetime, channel: str | None = None) -> list[FrequencyLimit]:
+    """The frequency limits in force at `at` on `channel`: the global caps, the person's own
+    choice, and on the phone the consumers' legal cap."""
     caps = settings.MARKETING_CAPS
     limits = [
         FrequencyLimit(since=at - window, count=caps[name])
         for name, window in (("day", timedelta(days=1)), ("week", timedelta(days=7)))
         if caps.get(name)
     ]
-    return [
-        *limits,
+    limits += [
         FrequencyLimit(since=at - timedelta(days=7), count=1, frequency=Frequency.WEEKLY),
         FrequencyLimit(since=at - relativedelta(months=1), count=1, frequency=Frequency.MONTHLY),
     ]
+    if channel == Channel.PHONE:
+        limits.append(
+            FrequencyLimit(since=at - CALL_PERIOD, count=CALLS_PER_PERIOD, consumers_only=True)
+        )
+    return limits
 
 
 def purpose_in_use(purpose: Purpose, channel: str) -> bool:
@@ -191,7 +205,10 @@ def _deliverable(contact: Contact, channel: str) -> bool:
 
 def _frequency_reached(contact: Contact, channel: str, at: datetime) -> bool:
     limits = [
-        limit for limit in frequency_limits(at) if limit.frequency in (None, contact.frequency)
+        limit
+        for limit in frequency_limits(at, channel)
+        if limit.frequency in (None, contact.frequency)
+        and not (limit.consumers_only and contact.b2b)
     ]
     if not limits:
         return False  # no cap set, and no frequency chosen
@@ -389,12 +406,14 @@ def _frequency_conditions(channel: str, at: datetime, *, correlated: bool = Fals
     which the database runs as an anti-join (however many messages were sent); a limit of
     several stays the hashed set of the contacts at it."""
     conditions = []
-    for limit in frequency_limits(at):
+    for limit in frequency_limits(at, channel):
         in_window = MessageSent.objects.filter(
             channel=channel, sent_at__gt=limit.since, sent_at__lte=at
         )
         if limit.frequency is not None:
             in_window = in_window.filter(contact__frequency=limit.frequency)
+        if limit.consumers_only:
+            in_window = in_window.filter(contact__b2b=False)
         if correlated and limit.count == 1:
             conditions.append(Q(Exists(in_window.filter(contact=OuterRef("pk")))))
             continue
@@ -408,6 +427,8 @@ def _frequency_conditions(channel: str, at: datetime, *, correlated: bool = Fals
         reached = Q(pk__in=contact_ids)
         if limit.frequency is not None:
             reached &= Q(frequency=limit.frequency)
+        if limit.consumers_only:
+            reached &= Q(b2b=False)
         conditions.append(reached)
     return conditions
 
@@ -421,8 +442,6 @@ SMS_HOURS = ((time(8), time(21, 30)),)
 # (Labour Code L3133-1), and at most four calls from us in 30 days.
 CALL_HOURS = ((time(10), time(13)), (time(14), time(20)))
 CALL_DAYS = frozenset(range(5))  # Monday (0) to Friday (4)
-CALLS_PER_PERIOD = 4
-CALL_PERIOD = timedelta(days=30)
 # The time zone of a recipient, from their country; Europe/Paris when unknown or not listed
 # (the product's recipients are French first). Overseas France has its own country codes.
 DEFAULT_TIME_ZONE = "Europe/Paris"
@@ -505,29 +524,14 @@ def _within(moment: time, ranges: tuple[tuple[time, time], ...]) -> bool:
     return any(start <= moment < end for start, end in ranges)
 
 
-def phone_calls_exhausted(contact: Contact, at: datetime) -> bool:
-    """Whether a consumer already had `CALLS_PER_PERIOD` marketing calls from us in the 30
-    days before `at` (D. 223-9: four, whatever the purpose)."""
-    if contact.b2b:
-        return False
-    calls = MessageSent.objects.filter(
-        contact=contact, channel=Channel.PHONE, sent_at__gt=at - CALL_PERIOD, sent_at__lte=at
-    )
-    return calls.count() >= CALLS_PER_PERIOD
-
-
 def phone_call_allowed(contact: Contact, at: datetime) -> bool:
-    """Whether a marketing call to the contact may be placed at `at` (hours, days, calls)."""
+    """Whether a marketing call to the contact may be placed at `at` as far as the legal
+    days and hours go (the cap of four calls in 30 days is a `frequency` limit of the rule)."""
     return send_time_problem(contact, Channel.PHONE, at) is None
 
 
 def send_time_problem(contact: Contact, channel: str, at: datetime) -> Ineligible | None:
-    """What forbids sending on `channel` to an otherwise eligible contact at the very moment
-    `at`: `quiet_hours` outside the legal or house hours, `frequency` once a consumer had their
-    four calls in 30 days. The senders call it for each message, after `contact_eligibility`
-    or `eligible_contacts`."""
-    if channel_quiet_at(contact, channel, at):
-        return Ineligible.QUIET_HOURS
-    if channel == Channel.PHONE and phone_calls_exhausted(contact, at):
-        return Ineligible.FREQUENCY
-    return None
+    """`quiet_hours` when `at` is outside the legal or house hours of `channel` for the
+    contact, else None. The senders call it for each message at the moment of sending, after
+    `contact_eligibility` or `eligible_contacts`."""
+    return Ineligible.QUIET_HOURS if channel_quiet_at(contact, channel, at) else None

@@ -136,7 +136,8 @@ def person() -> st.SearchStrategy:
             "guardian": st.sampled_from(["", " \n\t", "Signed by the mother, 2026-01-02"]),
             "suppressed": st.sampled_from([None, "email", "phone"]),
             "messages": st.lists(
-                st.tuples(st.sampled_from(["email", "sms"]), st.sampled_from(AGES)), max_size=4
+                st.tuples(st.sampled_from(["email", "sms", "phone"]), st.sampled_from(AGES)),
+                max_size=4,
             ),
             "states": st.lists(state_options(), min_size=STATE_COUNT, max_size=STATE_COUNT),
             "b2b": st.booleans(),
@@ -271,6 +272,15 @@ EVERY_REASON = {
     "weekly": {"frequency": "weekly", "messages": [("email", timedelta(days=5))]},
     "monthly": {"frequency": "monthly", "messages": [("sms", timedelta(days=20))]},
     "monthly, long ago": {"frequency": "monthly", "messages": [("email", timedelta(days=40))]},
+    "four calls in 30 days": {
+        "messages": [("phone", timedelta(days=20))] * 4,
+        "all_states": ("granted", "before"),
+    },
+    "four calls to a b2b contact": {
+        "b2b": True,
+        "messages": [("phone", timedelta(days=20))] * 4,
+        "all_states": ("granted", "before"),
+    },
     "b2b": {"b2b": True},
     "b2b, objected": {"b2b": True, "marketing_objected": True},
     "customer": {"relationship": ("customer", None)},

@@ -235,21 +235,29 @@ def test_sms_only_between_8_and_21_30_local_time():
     assert not channel_quiet_at(consumer, "email", datetime(2026, 11, 28, 3, 0, tzinfo=UTC))
 
 
-def test_a_consumer_gets_at_most_four_calls_in_thirty_days():
+def test_a_consumer_gets_at_most_four_calls_in_thirty_days(settings):
+    settings.MARKETING_CAPS = {"day": 0, "week": 0}  # the legal cap alone
     calls = PurposeFactory(slug="calls", channels=["phone"])
-    consumer = person()
-    tuesday = paris(2026, 11, 24, 11, 0)
-    for days in (1, 5, 10):
-        MessageSent.objects.create(
-            contact=consumer, purpose=calls, channel="phone", sent_at=tuesday - timedelta(days)
-        )
-    assert phone_call_allowed(consumer, tuesday)
+    consumer, professional = person(), person(b2b=True)
+    now = timezone.now()
+    for contact in (consumer, professional):
+        grant(contact, calls, "phone")
+        for days in (1, 5, 10):
+            MessageSent.objects.create(
+                contact=contact, purpose=calls, channel="phone", sent_at=now - timedelta(days)
+            )
+    assert reasons(consumer, calls, "phone") == []
 
-    MessageSent.objects.create(
-        contact=consumer, purpose=calls, channel="phone", sent_at=tuesday - timedelta(days=29)
-    )
-    assert send_time_problem(consumer, "phone", tuesday) == Ineligible.FREQUENCY
-    assert phone_call_allowed(consumer, tuesday + timedelta(days=1))  # the oldest is past 30
+    for contact in (consumer, professional):
+        MessageSent.objects.create(
+            contact=contact, purpose=calls, channel="phone", sent_at=now - timedelta(days=29)
+        )
+
+    assert reasons(consumer, calls, "phone") == [Ineligible.FREQUENCY]
+    assert ineligible_counts(calls, "phone") == {"frequency": 1}
+    assert reasons(professional, calls, "phone") == []  # not a consumer
+    later = now + timedelta(days=2)  # the oldest call is past 30 days
+    assert contact_eligibility(consumer, calls, "phone", at=later) == []
 
 
 def test_the_public_holidays_follow_easter():
