@@ -5,6 +5,11 @@ Every reader of consent state asks its question here rather than comparing statu
 the eligibility rule (`consent.eligibility`, per contact and in SQL), the preference center's
 ticks, the withdrawals of an unsubscribe or an unticked form box, and retention. The state is
 the current one (`ConsentState`): a send re-checks it at send time.
+
+Beside it, `reach_problem` / `reach_condition`: whom a purpose's legal basis reaches on a
+channel at all (legitimate interest and contract; issue 12), which the eligibility rule adds to
+`no_consent`. The preference center does not read it: its ticks say whether the person agreed
+or objected, not whether we may use that basis for them.
 """
 
 from datetime import date, datetime
