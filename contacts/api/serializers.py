@@ -33,6 +33,8 @@ def contact_service_kwargs(validated: dict[str, Any]) -> dict[str, Any]:
         for name in (*PLAIN_FIELDS, "language", "lifecycle_stage")
         if name in validated
     }
+    if "birth_year" in validated:
+        fields["birth_year"] = validated["birth_year"]
     for key, model_field in ADDRESS_FIELDS.items():
         if key in validated.get("address", {}):
             fields[model_field] = validated["address"][key]
@@ -83,6 +85,16 @@ class ContactInputSerializer(serializers.Serializer):
     interests = serializers.ListField(
         child=serializers.SlugField(max_length=50), required=False, max_length=100
     )
+    birth_year = serializers.IntegerField(
+        min_value=1900,
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Year of birth (null: unknown). Under the age of digital consent of the country "
+            "(`address.country`; 15 in France), consent-based marketing needs the guardian's "
+            "consent (GDPR Art. 8)."
+        ),
+    )
 
     def to_service_kwargs(self) -> dict[str, Any]:
         return contact_service_kwargs(self.validated_data)
@@ -112,6 +124,7 @@ class ContactSerializer(serializers.ModelSerializer):
             "lifecycle_stage",
             "source",
             "interests",
+            "birth_year",
             "status",
             "paused_until",
             "created_at",

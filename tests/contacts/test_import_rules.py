@@ -175,6 +175,8 @@ def test_consents_are_recorded_with_their_evidence_from_the_declaration() -> Non
     )
     assert record.given_at == datetime(2025, 3, 1, 9, 30, tzinfo=UTC)  # Paris time
     assert record.source_reference == f"{SOURCE} (import {done.public_id}, line 2)"
+    # second-hand proof: the person consented elsewhere, where the declaration says
+    assert (record.second_hand, record.collection_reference) == (True, SOURCE)
     assert ConsentState.objects.filter(purpose=purpose, status="granted").count() == 2
 
 
