@@ -162,10 +162,18 @@ class DocumentReferenceSerializer(serializers.Serializer):
     stored = serializers.BooleanField(help_text="Whether the file is still kept.")
 
 
+class GuardianSerializer(serializers.Serializer):
+    """The holder of parental responsibility who consented for a child (GDPR Art. 8): kept as
+    personal evidence, apart from the chained record, and erased with the person."""
+
+    name = serializers.CharField(max_length=200)
+    contact = serializers.CharField(max_length=254, help_text="The guardian's email or phone.")
+
+
 class RecordEvidenceSerializer(serializers.Serializer):
     """What proves a record; its personal part only for clients holding `evidence:read`."""
 
-    PERSONAL_FIELDS = ("ip", "user_agent", "document", "digest_matches")
+    PERSONAL_FIELDS = ("ip", "user_agent", "document", "guardian", "digest_matches")
     PERSONAL_HELP = " Only for clients with the `evidence:read` scope; null once erased."
 
     wording = serializers.CharField(read_only=True, help_text="The exact wording shown.")
@@ -185,6 +193,11 @@ class RecordEvidenceSerializer(serializers.Serializer):
     )
     document = DocumentReferenceSerializer(
         required=False, allow_null=True, help_text="The signed document." + PERSONAL_HELP
+    )
+    guardian = GuardianSerializer(
+        required=False,
+        allow_null=True,
+        help_text="Who consented for a child (GDPR Art. 8); null when none." + PERSONAL_HELP,
     )
     digest_matches = serializers.BooleanField(
         required=False,
@@ -216,10 +229,14 @@ class RecordEvidenceSerializer(serializers.Serializer):
                 "sha256": personal.document_sha256,
                 "stored": personal.document.storage.exists(personal.document.name),
             }
+        guardian = None
+        if personal.guardian_name or personal.guardian_contact:
+            guardian = {"name": personal.guardian_name, "contact": personal.guardian_contact}
         return {
             "ip": personal.ip,
             "user_agent": personal.user_agent or None,
             "document": document,
+            "guardian": guardian,
             "digest_matches": evidence_digest(personal) == record.evidence_digest,
         }
 
@@ -256,14 +273,6 @@ class SourceSerializer(serializers.Serializer):
         ),
     )
     reference = serializers.CharField(max_length=500, allow_blank=True, required=False)
-
-
-class GuardianSerializer(serializers.Serializer):
-    """The holder of parental responsibility who consented for a child (GDPR Art. 8): kept as
-    personal evidence, apart from the chained record, and erased with the person."""
-
-    name = serializers.CharField(max_length=200)
-    contact = serializers.CharField(max_length=254, help_text="The guardian's email or phone.")
 
 
 class EvidenceSerializer(serializers.Serializer):
