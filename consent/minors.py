@@ -60,6 +60,7 @@ DIGITAL_CONSENT_AGE: dict[str, int] = {
 }
 # Where the child consents together with the guardian (France); unknown: the strictest.
 JOINT_CONSENT_COUNTRIES = frozenset({"FR", ""})
+# The actors that include the holder of parental responsibility (GDPR Art. 8(1)).
 GUARDIAN_ACTORS = frozenset({Actor.GUARDIAN, Actor.PERSON_AND_GUARDIAN})
 JOINT_ACTORS = frozenset({Actor.PERSON_AND_GUARDIAN})
 

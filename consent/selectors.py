@@ -7,8 +7,8 @@ from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 
+from consent.minors import GUARDIAN_ACTORS
 from consent.models import (
-    Actor,
     ConsentAction,
     ConsentRecord,
     ConsentState,
@@ -99,7 +99,7 @@ def receipt_consent_type(record: ConsentRecord) -> str:
         return CONSENT_TYPE_SOFT_OPT_IN
     if basis != LegalBasis.CONSENT:
         return CONSENT_TYPE_NONE
-    if record.actor in (Actor.GUARDIAN, Actor.PERSON_AND_GUARDIAN):
+    if record.actor in GUARDIAN_ACTORS:
         return CONSENT_TYPE_GUARDIAN
     return CONSENT_TYPE_EXPLICIT
 

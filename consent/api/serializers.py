@@ -6,6 +6,7 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from consent.ledger import evidence_digest
+from consent.minors import GUARDIAN_ACTORS
 from consent.models import (
     Actor,
     Channel,
@@ -412,9 +413,7 @@ def _check_grant_evidence(attrs: dict[str, Any]) -> None:
                     )
                 ]
             }
-    if attrs.get("actor") in (Actor.GUARDIAN, Actor.PERSON_AND_GUARDIAN) and not evidence.get(
-        "guardian"
-    ):
+    if attrs.get("actor") in GUARDIAN_ACTORS and not evidence.get("guardian"):
         errors.setdefault("evidence", {})["guardian"] = [
             _("Required when the holder of parental responsibility consents (GDPR Art. 8).")
         ]

@@ -21,6 +21,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from consent.ledger import evidence_digest, record_hash
+from consent.minors import GUARDIAN_ACTORS
 from consent.models import (
     Actor,
     Channel,
@@ -84,8 +85,6 @@ ACTOR_BY_SOURCE: dict[str, str] = {
     SourceKind.SYSTEM: Actor.SYSTEM,
     SourceKind.MERGE: Actor.SYSTEM,
 }
-# The actors that include the holder of parental responsibility (GDPR Art. 8(1)).
-GUARDIAN_ACTORS = frozenset({Actor.GUARDIAN, Actor.PERSON_AND_GUARDIAN})
 
 
 @dataclass(frozen=True)
