@@ -440,6 +440,8 @@ SPECTACULAR_SETTINGS = {
         "PrivacyRequestStatusEnum": "privacy.models.PrivacyRequestStatus",
         "ChannelEnum": "consent.models.Channel",
         "ConsentRecordActionEnum": "consent.models.ConsentAction",
+        "ActorEnum": "consent.models.Actor",
+        "ConsentInputActorEnum": "consent.api.serializers.API_ACTORS",
     },
 }
 

@@ -17,15 +17,19 @@ from django.utils.translation import gettext_lazy as _
 
 from consent.ledger import record_hash
 from consent.models import (
+    Actor,
     Channel,
+    ConsentAction,
     ConsentRecord,
     ConsentState,
     LedgerSeal,
     Purpose,
     PurposeVersion,
+    SourceKind,
 )
 from consent.selectors import ledger_seal_heads
-from consent.services import purpose_wording_update
+from consent.services import ConsentWrite, Evidence, purpose_wording_update
+from contacts.models import Contact
 from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin
 from core.csvfiles import csv_cell
 from core.models import AuditAction
@@ -79,6 +83,8 @@ class ConsentRecordInline(ReadOnlyInlineMixin, admin.TabularInline):
         "given_at",
         "recorded_at",
         "source",
+        "actor",
+        "second_hand",
         "wording",
         "hash_prefix",
     )
@@ -108,6 +114,63 @@ class ConsentRecordInline(ReadOnlyInlineMixin, admin.TabularInline):
     @admin.display(description=_("hash"))
     def hash_prefix(self, obj: ConsentRecord) -> str:
         return obj.hash[:12]
+
+
+# A child's consent given by the holder of parental responsibility (GDPR Art. 8), recorded
+# by staff from the contact page (an action on one contact).
+
+
+class GuardianConsentForm(forms.Form):
+    """What staff record when a guardian consents for a child: the purpose and channel, who
+    consented (the guardian, or with the child as France requires under 15), the guardian's
+    name and email or phone, when, and the signed form if there is one."""
+
+    purpose = forms.ModelChoiceField(
+        label=_("Purpose"), queryset=Purpose.objects.filter(is_active=True).order_by("slug")
+    )
+    channel = forms.ChoiceField(label=_("Channel"), choices=Channel.choices)
+    actor = forms.ChoiceField(
+        label=_("Who consented"),
+        choices=[
+            (Actor.PERSON_AND_GUARDIAN.value, Actor.PERSON_AND_GUARDIAN.label),
+            (Actor.GUARDIAN.value, Actor.GUARDIAN.label),
+        ],
+        help_text=_("In France, under 15, the child and the guardian consent together."),
+    )
+    guardian_name = forms.CharField(label=_("Guardian's name"), max_length=200)
+    guardian_contact = forms.CharField(label=_("Guardian's email or phone"), max_length=254)
+    given_at = forms.DateTimeField(
+        label=_("Given at"), help_text=_("When the guardian consented (YYYY-MM-DD HH:MM).")
+    )
+    wording = forms.CharField(
+        label=_("Wording shown"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text=_("Empty: the purpose's current wording."),
+    )
+    document = forms.FileField(label=_("Signed form"), required=False)
+
+
+def guardian_consent_write(*, contact: Contact, data: dict[str, Any], by: str) -> ConsentWrite:
+    """The ledger write for a guardian's consent entered in the admin: by staff (source
+    admin, their name as reference), the guardian as the actor, the guardian's details and
+    the signed form as personal evidence (erased with the person)."""
+    return ConsentWrite(
+        contact=contact,
+        purpose=data["purpose"],
+        channel=data["channel"],
+        action=ConsentAction.GRANT,
+        source_kind=SourceKind.ADMIN,
+        source_reference=f"admin:{by}",
+        evidence=Evidence(
+            wording=data.get("wording") or "",
+            guardian_name=data["guardian_name"],
+            guardian_contact=data["guardian_contact"],
+            document=data.get("document"),
+        ),
+        given_at=data["given_at"],
+        actor=data["actor"],
+    )
 
 
 # Purposes and their wording versions.
@@ -314,6 +377,9 @@ class ConsentRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "recorded_at",
         "source_kind",
         "source_reference",
+        "actor",
+        "second_hand",
+        "collection_reference",
         "wording",
         "language",
         "unticked_by_default",

@@ -17,7 +17,9 @@ reason only.
 - `suppressed`: the email or phone is on the suppression list (whatever the channel);
 - `undeliverable`: on that channel (bounced email, returned or missing postal address, no
   phone for SMS and phone);
-- `minor`: under 16 without the guardian's consent on file (Art. 8);
+- `minor`: marketing only; possibly under the age of digital consent of the country
+  (`consent.minors`: a birth year, or the minor flag) while the pair's state was not set by
+  the guardian (with the child, in France) in the ledger (GDPR Art. 8);
 - `frequency`: marketing only; the caps per channel (`MARKETING_CAPS`: per day, per 7 days),
   the person's own choice (weekly, monthly: one message per channel in that time) or, by
   phone, a consumer's four calls in 30 days (D. 223-9) reached, counting the `MessageSent`
@@ -35,7 +37,6 @@ contacts and soft opt-in customers, by phone for B2B contacts and current custom
 contract for current customers).
 """
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -59,6 +60,12 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from consent.minors import (
+    guardian_consent_condition,
+    guardian_consent_exists,
+    minor_without_guardian,
+    under_age_condition,
+)
 from consent.models import Channel, ConsentState, ConsentStatus, MessageSent, Purpose
 from consent.status import (
     MARKETING_BASES,
@@ -84,8 +91,6 @@ from contacts.selectors import contact_is_suppressed, suppression_matches
 
 # The name under which the reasons' queries join each contact's state for the pair.
 STATE = "eligibility_state"
-# Guardian evidence counts once it holds something other than blanks (the same test in SQL).
-NOT_BLANK = r"\S"
 
 
 class Ineligible(StrEnum):
@@ -184,7 +189,7 @@ def contact_eligibility(
         reasons.append(Ineligible.SUPPRESSED)
     if not _deliverable(contact, channel):
         reasons.append(Ineligible.UNDELIVERABLE)
-    if contact.is_minor and not re.search(NOT_BLANK, contact.guardian_consent_evidence):
+    if purpose.legal_basis in MARKETING_BASES and minor_without_guardian(contact, state, at):
         reasons.append(Ineligible.MINOR)
     if purpose.legal_basis in MARKETING_BASES and _frequency_reached(contact, channel, at):
         reasons.append(Ineligible.FREQUENCY)
@@ -247,9 +252,10 @@ def eligible_contacts(
         *_reached(purpose, channel, at),
         *[~match for match in suppression_matches()],
         ~_undeliverable(channel),
-        ~_minor_without_guardian(),
     ]
     if purpose.legal_basis in MARKETING_BASES:
+        under_age = under_age_condition(at)
+        conditions.append(~(under_age & ~guardian_consent_exists(purpose, channel)))
         conditions += [~limit for limit in _frequency_conditions(channel, at, correlated=True)]
     return contacts.filter(*conditions)
 
@@ -277,7 +283,7 @@ def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Inel
         **{Ineligible(problem): condition for problem, condition in problems.items()},
         Ineligible.SUPPRESSED: suppressed,
         Ineligible.UNDELIVERABLE: _undeliverable(channel),
-        Ineligible.MINOR: _minor_without_guardian(),
+        Ineligible.MINOR: _minor_without_guardian(purpose, at),
         Ineligible.FREQUENCY: frequency,
     }
     by_reason = {reason: Q(status=status) for status, reason in GONE.items()}
@@ -389,8 +395,15 @@ def _undeliverable(channel: str) -> Q:
     return NOBODY
 
 
-def _minor_without_guardian() -> Q:
-    return Q(is_minor=True) & ~Q(guardian_consent_evidence__regex=NOT_BLANK)
+def _minor_without_guardian(purpose: Purpose, at: datetime) -> Q:
+    """`minor_without_guardian` in SQL, over the `STATE` relation (a contact without a state
+    for the pair has no guardian's consent either)."""
+    if purpose.legal_basis not in MARKETING_BASES:
+        return NOBODY
+    by_guardian = Q(**{f"{STATE}__isnull": False}) & guardian_consent_condition(
+        f"{STATE}__record__actor"
+    )
+    return under_age_condition(at) & ~by_guardian
 
 
 def _frequency_conditions(channel: str, at: datetime, *, correlated: bool = False) -> list[Q]:

@@ -59,6 +59,7 @@ class ConsentInput:
     email: str | None = None
     contact: UUID | None = None
     given_at: datetime | None = None
+    actor: str = ""
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,7 @@ def _prepare_item(
         source_reference=item.source_reference,
         evidence=item.evidence,
         given_at=item.given_at,
+        actor=item.actor,
     )
 
 
@@ -265,6 +267,7 @@ def _write_or_hold(
     source_reference: str,
     evidence: Evidence,
     given_at: datetime | None = None,
+    actor: str = "",
 ) -> ConsentWrite | SignupGrant:
     """The consent to write for a known person; for an address with no contact (a suppressed
     one: `_contact_for` decided), the grant held for the signup link instead."""
@@ -287,6 +290,7 @@ def _write_or_hold(
         source_reference=source_reference,
         evidence=evidence,
         given_at=given_at,
+        actor=actor,
     )
 
 

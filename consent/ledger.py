@@ -44,6 +44,13 @@ def evidence_digest(evidence: ConsentEvidence) -> str:
         "user_agent": evidence.user_agent,
         "document_sha256": evidence.document_sha256,
     }
+    # a guardian's details only when given: the evidence written before them keeps its digest
+    # (read with getattr: the migrations' historical models predate these fields)
+    guardian_name = getattr(evidence, "guardian_name", "")
+    guardian_contact = getattr(evidence, "guardian_contact", "")
+    if guardian_name or guardian_contact:
+        payload["guardian_name"] = guardian_name
+        payload["guardian_contact"] = guardian_contact
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -51,7 +58,8 @@ def record_hash(record: ConsentRecord) -> str:
     """SHA-256 over the record's own fields and the previous record's hash.
 
     Version 2 (per-contact chain) also covers the record's position in its contact's chain;
-    version 1 (the legacy global chain) is hashed exactly as it was written.
+    version 3 also who acted, whether the proof is second-hand and where consent was
+    collected; version 1 (the legacy global chain) is hashed exactly as it was written.
     """
     payload: dict[str, object] = {
         "uuid": str(record.uuid),
@@ -76,6 +84,10 @@ def record_hash(record: ConsentRecord) -> str:
     if record.hash_version != HashVersion.GLOBAL_CHAIN:
         payload["hash_version"] = record.hash_version
         payload["contact_seq"] = record.contact_seq
+    if record.hash_version >= HashVersion.ACTOR_AND_ORIGIN:
+        payload["actor"] = record.actor
+        payload["second_hand"] = record.second_hand
+        payload["collection_reference"] = record.collection_reference
     encoded = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(encoded).hexdigest()
 
@@ -467,7 +479,8 @@ SELECT r.id, {uuid}, r.contact_id, r.purpose_id, r.purpose_version_id, r.channel
     r.status, {given_at}, {recorded_at}, r.source_kind, r.source_reference, r.wording,
     r.language, r.unticked_by_default, r.policy_version, r.evidence_digest, r.resolves_id,
     r.previous_hash, r.hash, r.hash_version, r.contact_seq, r.xact,
-    e.id, e.nonce, e.ip, e.user_agent, e.document_sha256
+    r.actor, r.second_hand, r.collection_reference,
+    e.id, e.nonce, e.ip, e.user_agent, e.document_sha256, e.guardian_name, e.guardian_contact
 FROM consent_consentrecord r
 LEFT JOIN consent_consentevidence e ON e.record_id = r.id
 ORDER BY r.xact, r.id
@@ -525,7 +538,16 @@ _ROW_JSON_V2 = (
     '"resolves": %s, "source_kind": %s, "source_reference": %s, "status": %s, '
     '"unticked_by_default": %s, "uuid": %s, "wording": %s}'
 )
+_ROW_JSON_V3 = (
+    '{"action": %s, "actor": %s, "channel": %s, "collection_reference": %s, "contact": %d, '
+    '"contact_seq": %d, "evidence_digest": %s, "given_at": %s, "hash_version": %d, '
+    '"language": %s, "policy_version": %s, "previous_hash": %s, "purpose": %d, '
+    '"purpose_version": %d, "recorded_at": %s, "resolves": %s, "second_hand": %s, '
+    '"source_kind": %s, "source_reference": %s, "status": %s, "unticked_by_default": %s, '
+    '"uuid": %s, "wording": %s}'
+)
 _LEGACY_VERSION = HashVersion.GLOBAL_CHAIN.value
+_PER_CONTACT_VERSION = HashVersion.PER_CONTACT.value
 
 
 def record_hash_of_row(
@@ -549,6 +571,9 @@ def record_hash_of_row(
     previous_hash: str,
     hash_version: int,
     contact_seq: int,
+    actor: str = "",
+    second_hand: bool = False,
+    collection_reference: str = "",
 ) -> str:
     """`record_hash` from a record's column values (times as `_timestamp` text), without
     building a model instance or a dict: the same bytes as `json.dumps(payload,
@@ -577,7 +602,7 @@ def record_hash_of_row(
             s(record_uuid),
             s(wording),
         )
-    else:
+    elif hash_version == _PER_CONTACT_VERSION:
         text = _ROW_JSON_V2 % (
             s(action),
             s(channel),
@@ -600,17 +625,53 @@ def record_hash_of_row(
             s(record_uuid),
             s(wording),
         )
+    else:
+        text = _ROW_JSON_V3 % (
+            s(action),
+            s(actor),
+            s(channel),
+            s(collection_reference),
+            contact,
+            contact_seq,
+            s(evidence_digest_hex),
+            s(given_at),
+            hash_version,
+            s(language),
+            s(policy_version),
+            s(previous_hash),
+            purpose,
+            purpose_version,
+            s(recorded_at),
+            resolves_text,
+            _JSON_FLAG[second_hand],
+            s(source_kind),
+            s(source_reference),
+            s(status),
+            _JSON_FLAG[unticked_by_default],
+            s(record_uuid),
+            s(wording),
+        )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _evidence_digest_of_row(
-    nonce: str, ip: str | None, user_agent: str, document_sha256: str
+    nonce: str,
+    ip: str | None,
+    user_agent: str,
+    document_sha256: str,
+    guardian_name: str = "",
+    guardian_contact: str = "",
 ) -> str:
     """`evidence_digest` from the evidence's column values: the same bytes as its
     `json.dumps(payload, sort_keys=True)`, written in the keys' sorted order."""
     s = _json_ascii_str
+    guardian = ""
+    if guardian_name or guardian_contact:
+        guardian = (
+            f'"guardian_contact": {s(guardian_contact)}, "guardian_name": {s(guardian_name)}, '
+        )
     text = (
-        f'{{"document_sha256": {s(document_sha256)}, "ip": {s(ip or "")}, '
+        f'{{"document_sha256": {s(document_sha256)}, {guardian}"ip": {s(ip or "")}, '
         f'"nonce": {s(nonce)}, "user_agent": {s(user_agent)}}}'
     )
     return hashlib.sha256(text.encode()).hexdigest()
@@ -654,11 +715,16 @@ def _check_records(
         hash_version,
         contact_seq,
         xact,
+        actor,
+        second_hand,
+        collection_reference,
         evidence_id,
         nonce,
         ip,
         user_agent,
         document_sha256,
+        guardian_name,
+        guardian_contact,
     ) in _stream(_records_sql(), [], chunk_size):
         report.records += 1
         uuid_text = _uuid_text(record_uuid)
@@ -690,6 +756,9 @@ def _check_records(
             previous_hash,
             hash_version,
             contact_seq,
+            actor,
+            bool(second_hand),
+            collection_reference,
         )
         if computed != hash_hex:
             problems.add(_row_label(uuid_text, record_id), "content does not match its hash")
@@ -700,7 +769,9 @@ def _check_records(
             )
         if (
             evidence_id is not None
-            and _evidence_digest_of_row(nonce, ip, user_agent, document_sha256)
+            and _evidence_digest_of_row(
+                nonce, ip, user_agent, document_sha256, guardian_name, guardian_contact
+            )
             != evidence_digest_hex
         ):
             problems.add(

@@ -14,6 +14,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from consent.models import (
+    Actor,
     ConsentAction,
     ConsentRecord,
     ConsentState,
@@ -180,8 +181,13 @@ def _carry(
             wording=origin.wording,
             unticked_by_default=origin.unticked_by_default,
             policy_version=origin.policy_version,
+            # the origin's proof as it was: second-hand stays second-hand (hash version 3)
+            second_hand=origin.second_hand,
+            collection_reference=origin.collection_reference,
         ),
         given_at=effective_time(state.record),
+        # who gave the consent carried (a guardian's stays a guardian's); older records: unknown
+        actor=origin.actor or Actor.SYSTEM,
     )
 
 

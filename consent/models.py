@@ -243,6 +243,29 @@ class PurposeVersion(AppendOnlyModel):
 class HashVersion(models.IntegerChoices):
     GLOBAL_CHAIN = 1, _("One global chain (legacy)")
     PER_CONTACT = 2, _("One chain per contact")
+    # version 2 plus who acted, whether the proof is second-hand and where it was collected
+    ACTOR_AND_ORIGIN = 3, _("One chain per contact, with the actor and the origin")
+
+
+class Actor(models.TextChoices):
+    """Who gave or ended a consent (hashed from version 3; blank on older records).
+
+    `person`: the data subject, wherever they acted (a form, the preference center, a paper
+    form they signed, a list that relays what they did elsewhere). `guardian`: the holder of
+    parental responsibility for a child under the age of digital consent (GDPR Art. 8(1)).
+    `person_and_guardian`: both together, as France requires under 15 (loi Informatique et
+    Libertés art. 45). `staff`: one of our users recording on the person's behalf (the
+    admin). `system`: an automatic job (expiry, erasure, a merge) applying a rule.
+    """
+
+    PERSON = "person", _("The person")
+    GUARDIAN = "guardian", _("The holder of parental responsibility")
+    PERSON_AND_GUARDIAN = (
+        "person_and_guardian",
+        _("The person and the holder of parental responsibility"),
+    )
+    STAFF = "staff", _("Staff, on the person's behalf")
+    SYSTEM = "system", _("Automatic job")
 
 
 class ConsentRecord(AppendOnlyModel):
@@ -274,6 +297,13 @@ class ConsentRecord(AppendOnlyModel):
     unticked_by_default = models.BooleanField(_("box unticked by default"), null=True)
     policy_version = models.CharField(_("privacy policy version"), max_length=50, blank=True)
     evidence_digest = models.CharField(_("evidence digest"), max_length=64, blank=True)
+    # hash version 3: who acted, and whether the proof is second-hand (an import, a CRM: the
+    # person acted elsewhere, at `collection_reference`); blank and false on older records
+    actor = models.CharField(_("actor"), max_length=20, choices=Actor.choices, blank=True)
+    second_hand = models.BooleanField(_("second-hand proof"), default=False)
+    collection_reference = models.CharField(
+        _("where consent was collected"), max_length=500, blank=True
+    )
     resolves = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,
@@ -287,7 +317,7 @@ class ConsentRecord(AppendOnlyModel):
     # were chained in one global order by id; they keep that chain and got a position.
     contact_seq = models.BigIntegerField(_("position in the contact's chain"))
     hash_version = models.PositiveSmallIntegerField(
-        _("hash version"), choices=HashVersion.choices, default=HashVersion.PER_CONTACT
+        _("hash version"), choices=HashVersion.choices, default=HashVersion.ACTOR_AND_ORIGIN
     )
     previous_hash = models.CharField(_("previous hash"), max_length=64)
     hash = models.CharField(_("hash"), max_length=64, unique=True)
@@ -323,6 +353,9 @@ class ConsentEvidence(models.Model):
     user_agent = models.TextField(_("user agent"), blank=True)
     document = models.FileField(_("signed document"), upload_to="evidence/%Y/%m/", blank=True)
     document_sha256 = models.CharField(_("document SHA-256"), max_length=64, blank=True)
+    # who consented for a child (GDPR Art. 8): personal data of the guardian, erased with it
+    guardian_name = models.CharField(_("guardian's name"), max_length=200, blank=True)
+    guardian_contact = models.CharField(_("guardian's email or phone"), max_length=254, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:

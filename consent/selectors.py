@@ -5,13 +5,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils.translation import gettext as _
 
+from consent.minors import GUARDIAN_ACTORS
 from consent.models import (
     ConsentAction,
     ConsentRecord,
     ConsentState,
     ConsentStatus,
     LedgerSeal,
+    LegalBasis,
     Purpose,
     PurposeVersion,
 )
@@ -63,9 +66,69 @@ def _own_or_merged(contact: Contact) -> Q:
     return Q(contact_id__in=person)
 
 
-def consent_receipt(record: ConsentRecord) -> dict[str, Any]:
-    """The record as a receipt shaped after ISO/IEC TS 27560 and the Kantara consent receipt."""
+# The consent types a receipt names (ISO/IEC TS 27560 `consent_type`, with the French law's
+# cases): consent the person gave; the soft opt-in of CPCE L34-5 (a customer's grant under a
+# legitimate interest for similar products); an objection to a legitimate interest (Art.
+# 21); a child's consent given by the guardian (Art. 8). Other bases rest on no consent.
+CONSENT_TYPE_EXPLICIT = "explicit"
+CONSENT_TYPE_SOFT_OPT_IN = "soft_opt_in"
+CONSENT_TYPE_OBJECTION = "objection_to_legitimate_interest"
+CONSENT_TYPE_GUARDIAN = "guardian"
+CONSENT_TYPE_NONE = "not_consent"
+# Contact fields -> the data category they belong to, in the receipt's order (a category is
+# listed when one of its fields is filled; the email always is).
+DATA_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "identity": ("first_name", "last_name"),
+    "contact_details": ("email", "phone"),
+    "postal_address": ("address_line1", "address_line2", "postal_code", "city", "country"),
+    "professional": ("company", "job_title"),
+    "age": ("birth_year", "is_minor"),
+    "preferences": ("language",),
+}
+CNIL_COMPLAINT_URL = "https://www.cnil.fr/fr/plaintes"
+# GDPR Art. 15-18, 20, 21: what the person may ask the DPO for
+RIGHTS = ["access", "rectification", "erasure", "restriction", "portability", "objection"]
+
+
+def receipt_consent_type(record: ConsentRecord) -> str:
+    """What kind of consent (or objection) a record is, for its receipt."""
+    basis = record.purpose.legal_basis
+    if basis == LegalBasis.LEGITIMATE_INTERESTS:
+        if record.action == ConsentAction.WITHDRAW:
+            return CONSENT_TYPE_OBJECTION
+        return CONSENT_TYPE_SOFT_OPT_IN
+    if basis != LegalBasis.CONSENT:
+        return CONSENT_TYPE_NONE
+    if record.actor in GUARDIAN_ACTORS:
+        return CONSENT_TYPE_GUARDIAN
+    return CONSENT_TYPE_EXPLICIT
+
+
+def contact_data_categories(contact: Contact) -> list[str]:
+    """The categories of personal data held on the contact (the fields that are filled)."""
+    categories = []
+    for category, names in DATA_CATEGORIES.items():
+        if any(getattr(contact, name) not in (None, "", False) for name in names):
+            categories.append(category)
+    chose_interests = contact.pk is not None and contact.interests.exists()
+    if chose_interests and "preferences" not in categories:
+        categories.append("preferences")
+    return categories
+
+
+def consent_receipt(
+    record: ConsentRecord, *, categories: list[str] | None = None
+) -> dict[str, Any]:
+    """The record as a receipt shaped after ISO/IEC TS 27560 and the Kantara consent receipt.
+
+    `categories`: the contact's data categories when the caller read them already (a receipt
+    per record of one person). `recipients` and the notice's `privacy_notice` are left null
+    here, for the notices and recipients the receipt will name.
+    """
     purpose, version = record.purpose, record.purpose_version
+    if categories is None:
+        categories = contact_data_categories(record.contact)
+    dpo = getattr(settings, "DPO_CONTACT", "") or settings.CONTROLLER_CONTACT
     return {
         "schema_version": RECEIPT_SCHEMA,
         "record_id": str(record.uuid),
@@ -83,6 +146,7 @@ def consent_receipt(record: ConsentRecord) -> dict[str, Any]:
             "wording": record.wording,
             "material_change": version.is_material,
             "privacy_policy_version": record.policy_version,
+            "privacy_notice": None,  # the stored notice version the record points to
         },
         "processing": {
             "purposes": [
@@ -91,10 +155,12 @@ def consent_receipt(record: ConsentRecord) -> dict[str, Any]:
                     "name": purpose.name,
                     "legal_basis": purpose.legal_basis,
                     "channel": record.channel,
-                    "consent_type": "explicit",
+                    "consent_type": receipt_consent_type(record),
                     "retention_days": purpose.retention_days,
                 }
             ],
+            "data_categories": categories,
+            "recipients": None,  # recipients and their jurisdictions
         },
         "event": {
             "event_time": record.given_at.isoformat(),
@@ -102,8 +168,21 @@ def consent_receipt(record: ConsentRecord) -> dict[str, Any]:
             "event_type": EVENT_TYPES[record.action],
             "event_state": record.status,
             "collection_method": record.source_kind,
-            "collection_reference": record.source_reference,
+            "source_reference": record.source_reference,
+            # where the person acted: the original form or event for a second-hand record
+            "collection_reference": record.collection_reference or record.source_reference,
+            "second_hand": record.second_hand,
+            # who acted; null on records written before the ledger kept it (hash version < 3)
+            "actor": record.actor or None,
             "unticked_by_default": record.unticked_by_default,
+        },
+        "rights": {
+            # the preference center link is personal (it opens the person's page): every
+            # message carries it; a receipt, which an API client may hold, names the DPO
+            "withdrawal": _("The link at the foot of every message, or a request to the DPO."),
+            "dpo_contact": dpo,
+            "rights": RIGHTS,
+            "complaint": {"authority": "CNIL", "url": CNIL_COMPLAINT_URL},
         },
         "integrity": {
             "algorithm": "SHA-256 per-contact hash chain, HMAC-sealed",
@@ -112,6 +191,16 @@ def consent_receipt(record: ConsentRecord) -> dict[str, Any]:
             "evidence_digest": record.evidence_digest,
         },
     }
+
+
+def contact_consent_receipts(contact: Contact) -> list[dict[str, Any]]:
+    """Every ledger record of the person as a receipt, oldest first (their download from the
+    preference center: Art. 7(1), 15)."""
+    categories = contact_data_categories(contact)
+    return [
+        consent_receipt(record, categories=categories)
+        for record in contact_consent_history(contact)
+    ]
 
 
 def pending_states_for_confirmation(

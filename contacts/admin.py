@@ -16,9 +16,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from consent.admin import ConsentRecordInline, ConsentStateInline
+from consent.admin import (
+    ConsentRecordInline,
+    ConsentStateInline,
+    GuardianConsentForm,
+    guardian_consent_write,
+)
 from consent.models import Channel, Purpose, SourceKind
 from consent.selectors import contact_consent_history
+from consent.services import consent_record
 from contacts.imports import IMPORT_FIELDS, contacts_import_upload, import_upload_preview
 from contacts.models import (
     Contact,
@@ -125,6 +131,7 @@ class ContactAdmin(AuditedModelAdmin):
         "restrict_processing",
         "lift_restriction",
         "merge_contacts",
+        "record_guardian_consent",
     ]
     list_display = (
         "email",
@@ -161,6 +168,7 @@ class ContactAdmin(AuditedModelAdmin):
             {"fields": ["address_line1", "address_line2", "postal_code", "city", "country"]},
         ),
         (_("Marketing"), {"fields": ["lifecycle_stage", "source", "interests", "frequency"]}),
+        (_("Age (GDPR Art. 8)"), {"fields": ["birth_year"]}),
         (
             _("Lawful basis"),
             {
@@ -304,6 +312,52 @@ class ContactAdmin(AuditedModelAdmin):
                 messages.ERROR,
             )
         return None
+
+    @admin.action(
+        description=_("Record a guardian's consent for a child (GDPR Art. 8)"),
+        permissions=["change"],
+    )
+    def record_guardian_consent(
+        self, request: HttpRequest, queryset: QuerySet[Contact]
+    ) -> TemplateResponse | None:
+        """On one contact: a form, then the guardian's grant through the one write path."""
+        contacts = list(queryset.exclude(status=ContactStatus.ERASED)[:2])
+        if len(contacts) != 1:
+            self.message_user(request, _("Select exactly one contact."), messages.ERROR)
+            return None
+        contact = contacts[0]
+        form = GuardianConsentForm(
+            request.POST if request.POST.get("confirmed") == "yes" else None,
+            request.FILES or None,
+        )
+        if form.is_bound and form.is_valid():
+            write = guardian_consent_write(
+                contact=contact, data=form.cleaned_data, by=request.user.get_username()
+            )
+            try:
+                record = consent_record(write=write)
+            except ValidationError as error:
+                form.add_error(None, error.messages)
+            else:
+                self.message_user(
+                    request,
+                    _("The guardian's consent is recorded (%(status)s).")
+                    % {"status": record.get_status_display()},
+                    messages.SUCCESS,
+                )
+                return None
+        return TemplateResponse(
+            request,
+            "admin/contacts/contact/guardian_consent.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Record a guardian's consent"),
+                "contact": contact,
+                "form": form,
+                "opts": self.model._meta,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            },
+        )
 
     @admin.action(description=_("Restrict processing (GDPR Art. 18)"), permissions=["erase"])
     def restrict_processing(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:

@@ -293,7 +293,11 @@ def _declared_consent(consent: Mapping[str, Any]) -> tuple[dict[str, str], Purpo
             purpose=purpose,
             channel=declared["channel"],
             source_kind=SourceKind.IMPORT,
-            evidence=Evidence(wording=declared["wording"] or "-"),
+            # the declaration's own source may be left to a column: checked per row then
+            evidence=Evidence(
+                wording=declared["wording"] or "-",
+                collection_reference=declared["source_reference"] or "-",
+            ),
             given_at=timezone.now(),
         )
     except ValidationError as error:
@@ -860,7 +864,7 @@ def _row_consent(
             purpose=plan.purpose,
             channel=plan.channel,
             source_kind=SourceKind.IMPORT,
-            evidence=Evidence(wording=wording),
+            evidence=Evidence(wording=wording, collection_reference=source),
             given_at=given_at,
         )
     except ValidationError as error:
@@ -1266,7 +1270,7 @@ def _record_consents(
                     source_reference=(
                         f"{source} (import {contact_import.public_id}, line {row.line})"
                     )[:500],
-                    evidence=Evidence(wording=wording),
+                    evidence=Evidence(wording=wording, collection_reference=source),
                     given_at=given_at,
                 )
             )

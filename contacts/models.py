@@ -224,11 +224,32 @@ class Contact(models.Model):
     postal_undeliverable_reason = models.CharField(
         _("returned mail reason"), max_length=255, blank=True
     )
-    is_minor = models.BooleanField(_("minor (under 16)"), default=False)
-    guardian_consent_evidence = models.TextField(
-        _("guardian consent evidence"),
+    # the year alone (not the date: data minimisation); the age it gives is uncertain by one
+    # year, and the eligibility rule takes the younger (consent.minors)
+    birth_year = models.PositiveSmallIntegerField(
+        _("birth year"),
+        null=True,
         blank=True,
-        help_text=_("How the holder of parental responsibility consented (GDPR Art. 8)."),
+        help_text=_(
+            "Under the age of digital consent of the country of residence (15 in France), "
+            "consent-based marketing needs the guardian's consent, recorded in the ledger "
+            "(GDPR Art. 8)."
+        ),
+    )
+    is_minor = models.BooleanField(
+        _("minor"),
+        default=False,
+        help_text=_(
+            "A child under the age of digital consent, for people whose birth year is unknown."
+        ),
+    )
+    guardian_consent_evidence = models.TextField(
+        _("guardian consent evidence (notes)"),
+        blank=True,
+        help_text=_(
+            "Free notes only: what counts is the guardian's consent recorded in the consent "
+            "ledger (GDPR Art. 8)."
+        ),
     )
     interests = models.ManyToManyField(
         Interest, verbose_name=_("interests"), blank=True, related_name="contacts"

@@ -59,6 +59,7 @@ EDITABLE_FIELDS = (
     "relationship",
     "customer_since",
     "customer_until",
+    "birth_year",
 )
 # each field's allowed values, read once (`.values` builds a new list on every call)
 CHOICE_FIELDS = {
@@ -116,6 +117,11 @@ def _clean_fields(fields: Mapping[str, Any], *, contact: Contact | None = None) 
                 errors[name] = list(error.messages)
             continue
         value = "" if value is None else str(value).strip()
+        if name == "birth_year":
+            cleaned[name], problem = _birth_year(value)
+            if problem:
+                errors[name] = [problem]
+            continue
         choices = CHOICE_FIELDS.get(name)
         if choices is not None and value and value not in choices:
             errors[name] = [_("Not a valid choice.")]
@@ -205,6 +211,16 @@ def contact_fields_clean(*, fields: Mapping[str, Any]) -> dict[str, Any]:
     batched writers, imports, that cannot go through it one row at a time); every error names
     its field."""
     return _clean_fields(fields)
+
+
+def _birth_year(value: str) -> tuple[int | None, str]:
+    """A birth year as stored (blank: unknown), and what is wrong with it."""
+    if not value:
+        return None, ""
+    this_year = timezone.now().year
+    if not value.isdigit() or not 1900 <= int(value) <= this_year:
+        return None, _("Enter a year between 1900 and %d.") % this_year
+    return int(value), ""
 
 
 def _is_country_code(value: str) -> bool:
@@ -924,6 +940,10 @@ def contact_merge_into(
     if merged.is_minor and not survivor.is_minor:
         survivor.is_minor = True
         filled.append("is_minor")
+    if merged.birth_year and (survivor.birth_year or 0) < merged.birth_year:
+        # two birth years for one person: the younger counts (a child is protected, Art. 8)
+        survivor.birth_year = merged.birth_year
+        filled.append("birth_year")
     # the caller sets the last activity (a merge is none of the person's)
     survivor.save(update_fields=[*filled, "last_activity_at", "updated_at"])
     survivor.interests.add(*merged.interests.all())

@@ -25,6 +25,7 @@ urlpatterns = [
     path("confirm/<signup_token:token>/", views.confirm_signup, name="confirm_signup"),
     path("confirm/<str:token>/", views.confirm, name="confirm"),
     path("p/confirm/<str:token>/", views.action, name="action"),
+    path("p/<str:token>/receipts/", views.receipts, name="receipts"),
     path("p/<str:token>/", views.center, name="center"),
     path("u/<str:token>/", views.unsubscribe, name="unsubscribe"),
 ]

@@ -13,7 +13,7 @@ from csp.decorators import csp
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from consent.models import SourceKind
-from consent.selectors import pending_states_for_confirmation
+from consent.selectors import contact_consent_receipts, pending_states_for_confirmation
 from consent.services import confirmation_token_read, consent_confirm
 from consent.services.signups import (
     signup_confirm,
@@ -352,6 +352,23 @@ HANDLERS: dict[str, Callable[[HttpRequest, Contact], dict[str, Any]]] = {
     "download": _request_download,
     "erasure": _request_erasure,
 }
+
+
+@private_page
+@rate_limited
+@require_http_methods(["GET"])
+@_token_holder
+def receipts(request: HttpRequest, token: str, contact: Contact, language: str) -> HttpResponse:
+    """Every consent record of the person as a receipt (ISO/IEC TS 27560), one JSON file: the
+    proof of what they agreed to and ended (GDPR Art. 7(1), 15). Served at once: the page
+    already shows these choices, and a receipt holds no contact details."""
+    response = JsonResponse(
+        {"receipts": contact_consent_receipts(contact)}, json_dumps_params={"indent": 2}
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="consent-receipts-{contact.public_id}.json"'
+    )
+    return response
 
 
 @csrf_exempt  # RFC 8058: mailbox providers POST without cookies or CSRF token

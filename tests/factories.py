@@ -4,6 +4,7 @@ from datetime import datetime
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from freezegun import freeze_time
@@ -110,8 +111,14 @@ def totp_code(device: TOTPDevice, at: float | None = None) -> str:
     return f"{totp.token():0{device.digits}d}"
 
 
+# Where a list's consent was collected, as imports and CRMs must name it.
+LIST_COLLECTION_REFERENCE = "https://example.fr/salon-2026/inscription"
+
+
 def grant(contact: Contact, purpose: Purpose, channel: str = "email", **kwargs: object):
-    """Record a grant through the one consent-write path, with complete evidence."""
+    """Record a grant through the one consent-write path, with complete evidence (from a list,
+    import or CRM: with where and when the person consented, now unless given)."""
+    second_hand = kwargs.get("source_kind") in ("import", "crm")
     evidence = kwargs.pop(
         "evidence",
         Evidence(
@@ -120,8 +127,11 @@ def grant(contact: Contact, purpose: Purpose, channel: str = "email", **kwargs: 
             policy_version="2026-01",
             ip="203.0.113.7",
             user_agent="Mozilla/5.0 (test)",
+            collection_reference=LIST_COLLECTION_REFERENCE if second_hand else "",
         ),
     )
+    if second_hand and kwargs.get("given_at") is None:
+        kwargs["given_at"] = timezone.now()
     return consent_record(
         write=ConsentWrite(
             contact=contact,
@@ -177,6 +187,7 @@ class EvidenceFactory(factory.Factory):
         lambda o: o.purpose.current_version.wording_fr if o.purpose else "J'accepte."
     )
     unticked_by_default = True
+    collection_reference = LIST_COLLECTION_REFERENCE
 
 
 class OutboxEventFactory(factory.django.DjangoModelFactory):

@@ -6,8 +6,18 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from consent.ledger import evidence_digest
-from consent.models import Channel, ConsentRecord, ConsentState, ConsentStatus, Purpose, SourceKind
-from consent.services import Evidence
+from consent.minors import GUARDIAN_ACTORS
+from consent.models import (
+    Actor,
+    Channel,
+    ConsentAction,
+    ConsentRecord,
+    ConsentState,
+    ConsentStatus,
+    Purpose,
+    SourceKind,
+)
+from consent.services import LIST_SOURCES, UNTICKED_REQUIRED_SOURCES, Evidence
 from contacts.api.serializers import ContactInputSerializer, ContactSerializer
 
 MAX_BATCH = 500
@@ -67,8 +77,21 @@ RECORD_FIELDS = (
     "wording",
     "unticked_by_default",
     "policy_version",
+    "actor",
+    "second_hand",
+    "collection_reference",
     "previous_hash",
     "hash",
+)
+# Who an API client may say acted: the person, or a child's guardian (GDPR Art. 8); staff
+# and jobs act through the admin and the jobs, never through a client.
+API_ACTORS = [
+    (actor.value, actor.label)
+    for actor in (Actor.PERSON, Actor.GUARDIAN, Actor.PERSON_AND_GUARDIAN)
+]
+UNTICKED_REQUIRED = (
+    "Required, and true, for a grant from a form or the API: the box was unticked by default "
+    "(a pre-ticked box is not consent, CJEU Planet49, C-673/17)."
 )
 
 
@@ -140,10 +163,18 @@ class DocumentReferenceSerializer(serializers.Serializer):
     stored = serializers.BooleanField(help_text="Whether the file is still kept.")
 
 
+class GuardianSerializer(serializers.Serializer):
+    """The holder of parental responsibility who consented for a child (GDPR Art. 8): kept as
+    personal evidence, apart from the chained record, and erased with the person."""
+
+    name = serializers.CharField(max_length=200)
+    contact = serializers.CharField(max_length=254, help_text="The guardian's email or phone.")
+
+
 class RecordEvidenceSerializer(serializers.Serializer):
     """What proves a record; its personal part only for clients holding `evidence:read`."""
 
-    PERSONAL_FIELDS = ("ip", "user_agent", "document", "digest_matches")
+    PERSONAL_FIELDS = ("ip", "user_agent", "document", "guardian", "digest_matches")
     PERSONAL_HELP = " Only for clients with the `evidence:read` scope; null once erased."
 
     wording = serializers.CharField(read_only=True, help_text="The exact wording shown.")
@@ -163,6 +194,11 @@ class RecordEvidenceSerializer(serializers.Serializer):
     )
     document = DocumentReferenceSerializer(
         required=False, allow_null=True, help_text="The signed document." + PERSONAL_HELP
+    )
+    guardian = GuardianSerializer(
+        required=False,
+        allow_null=True,
+        help_text="Who consented for a child (GDPR Art. 8); null when none." + PERSONAL_HELP,
     )
     digest_matches = serializers.BooleanField(
         required=False,
@@ -194,10 +230,14 @@ class RecordEvidenceSerializer(serializers.Serializer):
                 "sha256": personal.document_sha256,
                 "stored": personal.document.storage.exists(personal.document.name),
             }
+        guardian = None
+        if personal.guardian_name or personal.guardian_contact:
+            guardian = {"name": personal.guardian_name, "contact": personal.guardian_contact}
         return {
             "ip": personal.ip,
             "user_agent": personal.user_agent or None,
             "document": document,
+            "guardian": guardian,
             "digest_matches": evidence_digest(personal) == record.evidence_digest,
         }
 
@@ -238,19 +278,37 @@ class SourceSerializer(serializers.Serializer):
 
 class EvidenceSerializer(serializers.Serializer):
     wording = serializers.CharField(allow_blank=True, required=False, max_length=10000)
-    unticked_by_default = serializers.BooleanField(required=False, allow_null=True, default=None)
+    unticked_by_default = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text=UNTICKED_REQUIRED
+    )
     policy_version = serializers.CharField(max_length=50, allow_blank=True, required=False)
     ip = serializers.IPAddressField(required=False, allow_null=True)
     user_agent = serializers.CharField(max_length=2000, allow_blank=True, required=False)
+    collection_reference = serializers.CharField(
+        max_length=500,
+        allow_blank=True,
+        required=False,
+        help_text=(
+            "Where the person consented, when this grant relays it (`source.kind` `crm` or "
+            "`import`: this or `source.reference` is required, with `given_at`)."
+        ),
+    )
+    guardian = GuardianSerializer(
+        required=False, help_text="Required when `actor` is `guardian` or `person_and_guardian`."
+    )
 
     @staticmethod
     def to_evidence(data: dict[str, Any], **overrides: Any) -> Evidence:
+        guardian = data.get("guardian") or {}
         values = {
             "wording": data.get("wording", ""),
             "unticked_by_default": data.get("unticked_by_default"),
             "policy_version": data.get("policy_version", ""),
             "ip": data.get("ip") or None,
             "user_agent": data.get("user_agent", ""),
+            "collection_reference": data.get("collection_reference", ""),
+            "guardian_name": guardian.get("name", ""),
+            "guardian_contact": guardian.get("contact", ""),
         }
         values.update(overrides)
         return Evidence(**values)
@@ -264,16 +322,29 @@ class ConsentInputSerializer(serializers.Serializer):
     purpose = serializers.SlugField(max_length=50)
     channel = serializers.ChoiceField(choices=Channel.choices)
     action = serializers.ChoiceField(choices=[("grant", _("Grant")), ("withdraw", _("Withdraw"))])
-    given_at = serializers.DateTimeField(required=False)
+    given_at = serializers.DateTimeField(
+        required=False,
+        help_text="When the person acted (default: now); required for `crm` and `import` grants.",
+    )
     # DRF's metaclass moves declared fields off the class: no clash with `Field.source`
     source = SourceSerializer(required=False)  # type: ignore[assignment]
     evidence = EvidenceSerializer(required=False)
+    actor = serializers.ChoiceField(
+        choices=API_ACTORS,
+        required=False,
+        help_text=(
+            "Who acted (default `person`); `guardian` or `person_and_guardian` for a child "
+            "under the age of digital consent, with `evidence.guardian`."
+        ),
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if bool(attrs.get("email")) == bool(attrs.get("contact")):
             raise serializers.ValidationError(
                 {"email": [_("Give either `email` or `contact`, not both nor neither.")]}
             )
+        if attrs["action"] == ConsentAction.GRANT:
+            _check_grant_evidence(attrs)
         return attrs
 
 
@@ -285,7 +356,9 @@ class FormConsentSerializer(serializers.Serializer):
 
 
 class FormEvidenceSerializer(serializers.Serializer):
-    unticked_by_default = serializers.BooleanField(required=False, allow_null=True, default=None)
+    unticked_by_default = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text=UNTICKED_REQUIRED
+    )
     policy_version = serializers.CharField(max_length=50, allow_blank=True, required=False)
     ip = serializers.IPAddressField(required=False, allow_null=True)
     user_agent = serializers.CharField(max_length=2000, allow_blank=True, required=False)
@@ -298,6 +371,54 @@ class FormSubmissionSerializer(serializers.Serializer):
     contact = ContactInputSerializer()
     consents = serializers.ListField(child=FormConsentSerializer(), max_length=50, allow_empty=True)
     evidence = FormEvidenceSerializer(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if any(box["granted"] for box in attrs["consents"]):
+            evidence = attrs.get("evidence") or {}
+            if evidence.get("unticked_by_default") is None:  # false: the write path's Planet49
+                raise serializers.ValidationError(
+                    {"evidence": {"unticked_by_default": [_unticked_message()]}}
+                )
+        return attrs
+
+
+def _unticked_message() -> str:
+    return _(
+        "Required, and true: a grant is valid only if the box was unticked by default "
+        "(CJEU, Planet49, C-673/17)."
+    )
+
+
+def _check_grant_evidence(attrs: dict[str, Any]) -> None:
+    """The proof a grant needs at its source, as field errors (the write path refuses the
+    same, for every caller): an unticked box from a form or the API; the original date and
+    where it was collected from an import or a CRM; the guardian for a guardian's grant."""
+    kind = attrs.get("source", {}).get("kind", SourceKind.API)
+    evidence = attrs.get("evidence") or {}
+    errors: dict[str, Any] = {}
+    # missing; false is refused by the write path (a pre-ticked box, Planet49)
+    if kind in UNTICKED_REQUIRED_SOURCES and evidence.get("unticked_by_default") is None:
+        errors["evidence"] = {"unticked_by_default": [_unticked_message()]}
+    if kind in LIST_SOURCES:
+        if attrs.get("given_at") is None:
+            errors["given_at"] = [
+                _("Required for a grant from a CRM or an import: the date the person consented.")
+            ]
+        if not (evidence.get("collection_reference") or attrs["source"].get("reference")):
+            errors["source"] = {
+                "reference": [
+                    _(
+                        "Required for a grant from a CRM or an import: where the person "
+                        "consented (or `evidence.collection_reference`)."
+                    )
+                ]
+            }
+    if attrs.get("actor") in GUARDIAN_ACTORS and not evidence.get("guardian"):
+        errors.setdefault("evidence", {})["guardian"] = [
+            _("Required when the holder of parental responsibility consents (GDPR Art. 8).")
+        ]
+    if errors:
+        raise serializers.ValidationError(errors)
 
 
 class FormSubmissionResultSerializer(serializers.Serializer):

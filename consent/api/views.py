@@ -24,6 +24,7 @@ from consent.api.serializers import (
 from consent.intake import ConsentInput, FormConsent, consents_record_batch, form_submission_record
 from consent.models import ConsentRecord, Purpose, SourceKind
 from consent.selectors import consent_receipt, purposes_active
+from consent.services import LIST_SOURCES
 from contacts.api.serializers import ContactSerializer, contact_service_kwargs
 from contacts.api.views import IDEMPOTENCY_PARAMETER
 from contacts.models import Contact
@@ -87,6 +88,12 @@ class ConsentViewSet(viewsets.GenericViewSet):
 
     def _to_input(self, item: dict[str, Any]) -> ConsentInput:
         source = item.get("source", {})
+        evidence = item.get("evidence", {})
+        # a relayed consent names where it was collected: the evidence's, or the source's own
+        # reference when the client gave one (never our default `api:<client>`)
+        kind = source.get("kind", SourceKind.API)
+        relayed = source.get("reference", "") if kind in LIST_SOURCES else ""
+        collected_at = evidence.get("collection_reference") or relayed
         return ConsentInput(
             email=item.get("email"),
             contact=item.get("contact"),
@@ -94,9 +101,10 @@ class ConsentViewSet(viewsets.GenericViewSet):
             channel=item["channel"],
             action=item["action"],
             given_at=item.get("given_at"),
-            source_kind=source.get("kind", SourceKind.API),
+            source_kind=kind,
             source_reference=source.get("reference") or f"api:{api_client(self.request).name}",
-            evidence=EvidenceSerializer.to_evidence(item.get("evidence", {})),
+            evidence=EvidenceSerializer.to_evidence(evidence, collection_reference=collected_at),
+            actor=item.get("actor", ""),
         )
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})

@@ -21,7 +21,9 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from consent.ledger import evidence_digest, record_hash
+from consent.minors import GUARDIAN_ACTORS
 from consent.models import (
+    Actor,
     Channel,
     ConsentAction,
     ConsentEvidence,
@@ -76,6 +78,15 @@ WORDING_REQUIRED_SOURCES = frozenset(
     {SourceKind.WEB_FORM, SourceKind.API, SourceKind.IMPORT, SourceKind.CRM}
 )
 CLOCK_SKEW = timedelta(minutes=5)
+# Sources where the person ticks a box we did not see: the box must be declared unticked
+# (CJEU Planet49, C-673/17; GDPR Art. 4(11), 7(1)), not merely left undeclared.
+UNTICKED_REQUIRED_SOURCES = frozenset({SourceKind.WEB_FORM, SourceKind.API})
+# Who acted, when the write does not say: staff in the admin, a job, else the person.
+ACTOR_BY_SOURCE: dict[str, str] = {
+    SourceKind.ADMIN: Actor.STAFF,
+    SourceKind.SYSTEM: Actor.SYSTEM,
+    SourceKind.MERGE: Actor.SYSTEM,
+}
 
 
 @dataclass(frozen=True)
@@ -88,10 +99,23 @@ class Evidence:
     ip: str | None = None
     user_agent: str = ""
     document: File | None = None
+    # where the person consented when the record relays it (an import's source, a CRM's
+    # form); imports and CRMs must give it, and their records are second-hand
+    collection_reference: str = ""
+    second_hand: bool = False
+    # the holder of parental responsibility who consented for a child (GDPR Art. 8)
+    guardian_name: str = ""
+    guardian_contact: str = ""
 
     @property
     def has_personal_data(self) -> bool:
-        return bool(self.ip or self.user_agent or self.document)
+        return bool(
+            self.ip
+            or self.user_agent
+            or self.document
+            or self.guardian_name
+            or self.guardian_contact
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +124,8 @@ class ConsentWrite:
     where it came from, when, and what proves it.
 
     `given_at` is when the person acted (None: now); `resolves` is the pending grant a confirm
-    or an expire settles.
+    or an expire settles; `actor` who acted (blank: `ACTOR_BY_SOURCE`, and a confirmation
+    carries the actor of the grant it confirms).
     """
 
     contact: Contact
@@ -112,6 +137,7 @@ class ConsentWrite:
     evidence: Evidence = field(default_factory=Evidence)
     given_at: datetime | None = None
     resolves: ConsentRecord | None = None
+    actor: str = ""
 
 
 def purpose_wording_update(
@@ -134,7 +160,13 @@ def purpose_wording_update(
 
 
 def consent_grant_check(
-    *, purpose: Purpose, channel: str, source_kind: str, evidence: Evidence, given_at: datetime
+    *,
+    purpose: Purpose,
+    channel: str,
+    source_kind: str,
+    evidence: Evidence,
+    given_at: datetime,
+    actor: str = "",
 ) -> None:
     """Refuse, as `consent_record` would, a grant that is not valid consent (no contact yet)."""
     _validate_request(
@@ -146,6 +178,7 @@ def consent_grant_check(
         evidence=evidence,
         given_at=given_at,
         now=timezone.now(),
+        actor=actor,
     )
     if purpose.current_version is None:
         raise ValidationError({"purpose": [_("This purpose has no wording yet.")]})
@@ -155,6 +188,7 @@ def consent_grant_check(
 _CHANNELS = frozenset(Channel.values)
 _ACTIONS = frozenset(ConsentAction.values)
 _SOURCE_KINDS = frozenset(SourceKind.values)
+_ACTORS = frozenset(Actor.values)
 
 
 def _validate_request(
@@ -165,9 +199,11 @@ def _validate_request(
     action: str,
     source_kind: str,
     evidence: Evidence,
-    given_at: datetime,
+    given_at: datetime | None,
     now: datetime,
+    actor: str = "",
 ) -> None:
+    """Refuse what is not a valid request; `given_at` None: the write gives no date (now)."""
     errors: dict[str, list[str]] = {}
     # Withdrawing and expiring must stay possible after a purpose is retired or drops a channel
     # (GDPR Art. 7(3)); only what makes consent valid again needs the purpose as it is now.
@@ -182,10 +218,14 @@ def _validate_request(
         errors["action"] = [_("Not a valid choice.")]
     if source_kind not in _SOURCE_KINDS:
         errors["source"] = [_("Not a valid source kind.")]
-    if given_at > now + CLOCK_SKEW:
+    if actor and actor not in _ACTORS:
+        errors["actor"] = [_("Not a valid choice.")]
+    if given_at is not None and given_at > now + CLOCK_SKEW:
         errors["given_at"] = [_("Consent cannot be given in the future.")]
     if action == ConsentAction.GRANT:
         errors.update(_grant_evidence_errors(source_kind, evidence))
+        errors.update(_second_hand_errors(source_kind, evidence, given_at))
+        errors.update(_guardian_errors(actor, source_kind, evidence))
     malformed = _evidence_format_errors(evidence)
     if malformed:
         errors.setdefault("evidence", []).extend(malformed)
@@ -214,11 +254,73 @@ def _grant_evidence_errors(source_kind: str, evidence: Evidence) -> dict[str, li
         return {
             "evidence": [_("A pre-ticked box is not valid consent (CJEU, Planet49, C-673/17).")]
         }
+    if source_kind in UNTICKED_REQUIRED_SOURCES and evidence.unticked_by_default is None:
+        return {
+            "evidence": [
+                _(
+                    "unticked_by_default: required, and true. A grant from a form or the API "
+                    "must state that the box was unticked by default (CJEU, Planet49, C-673/17)."
+                )
+            ]
+        }
     if source_kind in WORDING_REQUIRED_SOURCES and not evidence.wording.strip():
         return {"evidence": [_("A grant must carry the exact wording shown to the person.")]}
     if source_kind == SourceKind.PAPER_FORM and not evidence.document:
         return {"evidence": [_("A paper-form grant must carry the signed document.")]}
     return {}
+
+
+def _second_hand_errors(
+    source_kind: str, evidence: Evidence, given_at: datetime | None
+) -> dict[str, list[str]]:
+    """A list (import, CRM) relays a consent given elsewhere: it must say when the person gave
+    it (not when it arrived) and where (GDPR Art. 7(1): the controller proves the consent)."""
+    if source_kind not in LIST_SOURCES:
+        return {}
+    errors: dict[str, list[str]] = {}
+    if given_at is None:
+        errors["given_at"] = [
+            _(
+                "A grant from an import or a CRM needs the date the person consented, "
+                "not the date it arrived."
+            )
+        ]
+    if not evidence.collection_reference.strip():
+        errors["source"] = [
+            _(
+                "A grant from an import or a CRM needs a reference to where the person "
+                "consented (the form, the event, the original list)."
+            )
+        ]
+    return errors
+
+
+def _guardian_errors(actor: str, source_kind: str, evidence: Evidence) -> dict[str, list[str]]:
+    """A guardian's grant names the guardian, so the consent can be verified (Art. 8(2)); a
+    merge carries a grant whose proof stays on the origin record it names."""
+    if actor not in GUARDIAN_ACTORS or source_kind == SourceKind.MERGE:
+        return {}
+    if evidence.guardian_name.strip() and evidence.guardian_contact.strip():
+        return {}
+    return {
+        "evidence": [
+            _(
+                "A grant by the holder of parental responsibility needs their name and email "
+                "or phone (guardian)."
+            )
+        ]
+    }
+
+
+def record_actor(write: ConsentWrite) -> str:
+    """Who acted on a write: as given; a confirmation, as the grant it confirms; else by its
+    source (`ACTOR_BY_SOURCE`, the person by default)."""
+    if write.actor:
+        return write.actor
+    confirmed = write.resolves if write.action == ConsentAction.CONFIRM else None
+    if confirmed is not None and confirmed.actor:
+        return confirmed.actor
+    return ACTOR_BY_SOURCE.get(write.source_kind, Actor.PERSON)
 
 
 # Writes per chunk of the set-based path: one statement per table and chunk (SPEC §3 "Ledger
@@ -301,7 +403,6 @@ def _record_many(
     if not writes:
         return []
     now = timezone.now()
-    writes = [replace(write, given_at=write.given_at or now) for write in writes]
     with transaction.atomic(savepoint=savepoint):
         purposes = {write.purpose.pk: write.purpose for write in writes}
         versions = {pk: p.current_version for pk, p in purposes.items() if _prefetched(p)}
@@ -313,7 +414,8 @@ def _record_many(
         if keep is not None:
             writes = [w for w in writes if keep(w, states.get(_state_key(w)))]
         batch = _Batch(now=now, versions=versions, announce=announce)
-        errors = _request_errors(writes, now)
+        errors = _request_errors(writes, now)  # before `given_at` defaults: lists must give it
+        writes = [replace(write, given_at=write.given_at or now) for write in writes]
         for index, write in enumerate(writes):
             if index in errors:
                 continue  # refused already; the others are still checked, to report them all
@@ -343,8 +445,9 @@ def _request_errors(writes: Sequence[ConsentWrite], now: datetime) -> dict[int, 
                 action=write.action,
                 source_kind=write.source_kind,
                 evidence=write.evidence,
-                given_at=write.given_at or now,
+                given_at=write.given_at,
                 now=now,
+                actor=write.actor,
             )
         except ValidationError as error:
             errors[index] = error
@@ -757,9 +860,12 @@ class _Batch:
             unticked_by_default=write.evidence.unticked_by_default,
             policy_version=write.evidence.policy_version,
             evidence_digest=evidence_digest(personal) if personal else "",
+            actor=record_actor(write),
+            second_hand=write.evidence.second_hand or write.source_kind in LIST_SOURCES,
+            collection_reference=write.evidence.collection_reference[:500],
             resolves=write.resolves,
             contact_seq=chain.seq + 1,
-            hash_version=HashVersion.PER_CONTACT,
+            hash_version=HashVersion.ACTOR_AND_ORIGIN,
             previous_hash=chain.hash,
             # set by the database on insert (trigger); given here, an instance is cheaper to
             # build than with its database default
@@ -952,6 +1058,8 @@ def _personal_evidence(evidence: Evidence) -> ConsentEvidence | None:
         user_agent=evidence.user_agent[:2000],
         document=evidence.document or "",
         document_sha256=document_sha256,
+        guardian_name=evidence.guardian_name[:200],
+        guardian_contact=evidence.guardian_contact[:254],
     )
 
 

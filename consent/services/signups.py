@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from consent.models import (
+    Actor,
     Channel,
     ConsentAction,
     ConsentRecord,
@@ -64,6 +65,10 @@ class SignupGrant:
     policy_version: str
     action: str = ConsentAction.GRANT
     status: str = ConsentStatus.PENDING
+    # the person signs up again themselves (a suppressed address: no list, no guardian)
+    actor: str = Actor.PERSON
+    second_hand: bool = False
+    collection_reference: str = ""
     uuid: None = None
     contact: None = None
     recorded_at: None = None

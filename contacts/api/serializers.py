@@ -35,6 +35,8 @@ def contact_service_kwargs(validated: dict[str, Any]) -> dict[str, Any]:
         for name in (*PLAIN_FIELDS, "language", "lifecycle_stage", *BASIS_FIELDS)
         if name in validated
     }
+    if "birth_year" in validated:
+        fields["birth_year"] = validated["birth_year"]
     for key, model_field in ADDRESS_FIELDS.items():
         if key in validated.get("address", {}):
             fields[model_field] = validated["address"][key]
@@ -100,6 +102,16 @@ class ContactInputSerializer(serializers.Serializer):
         allow_null=True,
         help_text="End of the contract; null while it runs. Not before `customer_since`.",
     )
+    birth_year = serializers.IntegerField(
+        min_value=1900,
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Year of birth (null: unknown). Under the age of digital consent of the country "
+            "(`address.country`; 15 in France), consent-based marketing needs the guardian's "
+            "consent (GDPR Art. 8)."
+        ),
+    )
 
     def to_service_kwargs(self) -> dict[str, Any]:
         return contact_service_kwargs(self.validated_data)
@@ -133,6 +145,7 @@ class ContactSerializer(serializers.ModelSerializer):
             "relationship",
             "customer_since",
             "customer_until",
+            "birth_year",
             "status",
             "paused_until",
             "created_at",

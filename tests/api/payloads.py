@@ -5,6 +5,8 @@ from typing import Any
 from consent.models import Purpose
 
 FORM_URL = "https://example.fr/newsletter"
+# where a CRM's or an import's consent was collected (the original form)
+LIST_SOURCE_REFERENCE = "https://example.fr/salon-2026/inscription"
 
 
 def evidence_body(purpose: Purpose, **overrides: Any) -> dict[str, Any]:
@@ -37,6 +39,10 @@ def consent_body(
         "source": {"kind": kind, "reference": FORM_URL},
         "evidence": evidence_body(purpose),
     }
+    if kind in ("crm", "import"):
+        # a list relays a consent given elsewhere: when and where the person gave it
+        body["given_at"] = "2026-01-15T10:00:00+01:00"
+        body["source"]["reference"] = LIST_SOURCE_REFERENCE
     if email is not None:
         body["email"] = email
     if contact is not None:

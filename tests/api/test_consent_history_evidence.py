@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 READER = [Scope.CONTACTS_READ]
 AUDITOR = [Scope.CONTACTS_READ, Scope.EVIDENCE_READ]
-PERSONAL_KEYS = {"ip", "user_agent", "document", "digest_matches"}
+PERSONAL_KEYS = {"ip", "user_agent", "document", "guardian", "digest_matches"}
 
 
 def history(client: APIClient, contact) -> list[dict]:
@@ -57,7 +57,33 @@ def test_a_client_with_evidence_read_also_gets_the_ip_the_user_agent_and_the_dig
     assert evidence["ip"] == "203.0.113.7"
     assert evidence["user_agent"] == "Mozilla/5.0 (test)"
     assert evidence["document"] is None
+    assert evidence["guardian"] is None
     assert evidence["digest_matches"] is True
+
+
+def test_a_guardians_details_are_personal_evidence_for_auditors_only(api, camille, newsletter):
+    grant(
+        camille,
+        newsletter,
+        actor="guardian",
+        evidence=Evidence(
+            wording="J'accepte.",
+            unticked_by_default=True,
+            guardian_name="Alex Martin",
+            guardian_contact="alex.martin@example.fr",
+        ),
+    )
+
+    [audited] = history(api(scopes=AUDITOR), camille)
+    [read] = history(api(scopes=READER), camille)
+
+    assert audited["evidence"]["guardian"] == {
+        "name": "Alex Martin",
+        "contact": "alex.martin@example.fr",
+    }
+    assert audited["evidence"]["digest_matches"] is True
+    assert audited["actor"] == read["actor"] == "guardian"
+    assert "guardian" not in read["evidence"]
 
 
 def test_a_signed_paper_form_is_given_by_reference_never_as_a_file(

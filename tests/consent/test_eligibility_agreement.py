@@ -23,7 +23,7 @@ from consent.eligibility import (
 )
 from consent.models import ConsentState, LegalBasis, MessageSent, Purpose, PurposeVersion
 from consent.selectors import purposes_with_versions
-from consent.services import purpose_wording_update
+from consent.services import Evidence, purpose_wording_update
 from contacts.models import Contact
 from contacts.services import suppression_add
 from tests.factories import ContactFactory, PurposeFactory, grant
@@ -37,6 +37,12 @@ STATUSES = ["granted", "pending", "withdrawn", "expired"]
 VERSIONS = ["replaced", "material", "minor"]
 AGES = [timedelta(hours=2), timedelta(hours=30), timedelta(days=5), timedelta(days=20)]
 CAPS = [{"day": 1, "week": 3}, {"day": 2, "week": 0}, {"day": 0, "week": 2}]
+# who set a state: the person, or a child's guardian (alone, or with the child: France)
+ACTORS = ["person", "guardian", "person_and_guardian"]
+# birth years by age this year: a child anywhere, 14 (a child but in Belgium), 15 (France's
+# edge, possibly 14), 16 (possibly 15), an adult; and countries with other ages
+BIRTH_AGES = [None, 10, 14, 15, 16, 17, 30]
+COUNTRIES = ["", "FR", "DE", "BE", "ZZ"]
 # the purposes and channels of `catalogue`, in its order: offers on five channels, events
 # (double opt-in) on email and on sms (a channel it does not use), then legitimate interest,
 # profiling on both bases, a contract and a retired purpose, then "similar products" on
@@ -64,7 +70,7 @@ class Catalogue:
 
     targets: list[tuple[Purpose, str]]
     versions: dict[tuple[int, str], PurposeVersion]
-    record_for: dict[int, object] = field(default_factory=dict)
+    record_for: dict[tuple[int, str], object] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -93,7 +99,19 @@ def catalogue() -> Catalogue:
     catalogue = Catalogue(targets=[], versions={})
     for purpose in (offers, events, news, tailoring, personal, account, retired, similar):
         first = purpose.current_version
-        catalogue.record_for[purpose.id] = grant(anchor, purpose, channel=purpose.channels[0])
+        for actor in ACTORS:
+            catalogue.record_for[(purpose.id, actor)] = grant(
+                anchor,
+                purpose,
+                channel=purpose.channels[0],
+                actor=actor,
+                evidence=Evidence(
+                    wording="J'accepte.",
+                    unticked_by_default=True,
+                    guardian_name="Alex Martin",
+                    guardian_contact="parent@example.fr",
+                ),
+            )
         purpose_wording_update(purpose=purpose, wording_fr="v2", wording_en="v2")
         second = Purpose.objects.get(pk=purpose.pk).current_version
         purpose_wording_update(purpose=purpose, wording_fr="v3", wording_en="v3", is_material=False)
@@ -114,7 +132,10 @@ def state_options() -> st.SearchStrategy:
     """Per target: no state, or a status on some wording, recorded before or after an
     objection to marketing (when the person has one)."""
     some_state = st.tuples(
-        st.sampled_from(STATUSES), st.sampled_from(VERSIONS), st.sampled_from(["before", "after"])
+        st.sampled_from(STATUSES),
+        st.sampled_from(VERSIONS),
+        st.sampled_from(["before", "after"]),
+        st.sampled_from(ACTORS),
     )
     return st.one_of(st.none(), some_state)
 
@@ -133,7 +154,8 @@ def person() -> st.SearchStrategy:
             "address": st.sampled_from([("1 rue Haute", "Lyon"), ("", "Lyon"), ("1 rue", "")]),
             "phone": st.sampled_from(["", "+33612345678", "+33698765432"]),
             "minor": st.booleans(),
-            "guardian": st.sampled_from(["", " \n\t", "Signed by the mother, 2026-01-02"]),
+            "birth_age": st.sampled_from(BIRTH_AGES),
+            "country": st.sampled_from(COUNTRIES),
             "suppressed": st.sampled_from([None, "email", "phone"]),
             "messages": st.lists(
                 st.tuples(st.sampled_from(["email", "sms", "phone"]), st.sampled_from(AGES)),
@@ -169,7 +191,8 @@ def build(spec: dict, number: int, catalogue: Catalogue, at: datetime) -> Contac
         city=spec["address"][1],
         phone=spec["phone"],
         is_minor=spec["minor"],
-        guardian_consent_evidence=spec["guardian"],
+        birth_year=at.year - spec["birth_age"] if spec["birth_age"] is not None else None,
+        country=spec["country"],
     )
     if spec["suppressed"] == "email":
         suppression_add(reason="hard_bounce", email=contact.email)
@@ -177,14 +200,14 @@ def build(spec: dict, number: int, catalogue: Catalogue, at: datetime) -> Contac
         suppression_add(reason="complaint", phone=contact.phone)
     for option, (purpose, channel) in zip(spec["states"], catalogue.targets, strict=False):
         if option is not None:
-            status, version, when = option
+            status, version, when, actor = option
             ConsentState.objects.create(
                 contact=contact,
                 purpose=purpose,
                 channel=channel,
                 status=status,
                 purpose_version=catalogue.versions[(purpose.id, version)],
-                record=catalogue.record_for[purpose.id],
+                record=catalogue.record_for[(purpose.id, actor)],
                 since=at - timedelta(days=20 if when == "before" else 1),
             )
     offers = catalogue.targets[0][0]
@@ -264,8 +287,31 @@ EVERY_REASON = {
     "returned mail": {"postal_deliverability": "returned"},
     "no address": {"address": ("", "")},
     "minor": {"minor": True},
-    "minor, blank evidence": {"minor": True, "guardian": " \n"},
-    "minor with evidence": {"minor": True, "guardian": "Signed"},
+    "minor, granted by the person": {"minor": True, "all_states": ("granted", "before")},
+    "minor, granted by the guardian": {
+        "minor": True,
+        "all_states": ("granted", "before", "guardian"),
+    },
+    "French child, granted by the guardian alone": {
+        "birth_age": 14,
+        "country": "FR",
+        "all_states": ("granted", "before", "guardian"),
+    },
+    "French child, granted jointly": {
+        "birth_age": 14,
+        "country": "FR",
+        "all_states": ("granted", "before", "person_and_guardian"),
+    },
+    "maybe 14 in France": {"birth_age": 15, "country": "FR", "all_states": ("granted", "before")},
+    "16 in France": {"birth_age": 16, "country": "FR", "all_states": ("granted", "before")},
+    "14 in Belgium": {"birth_age": 14, "country": "BE", "all_states": ("granted", "before")},
+    "maybe 15 in Germany": {"birth_age": 16, "country": "DE", "all_states": ("granted", "before")},
+    "German child, granted by the guardian": {
+        "birth_age": 10,
+        "country": "DE",
+        "all_states": ("granted", "before", "guardian"),
+    },
+    "child, no country": {"birth_age": 15, "all_states": ("granted", "before", "guardian")},
     "day cap": {"messages": [("email", timedelta(hours=2))], "all_states": ("granted", "before")},
     "week cap": {"messages": [("email", timedelta(days=2))] * 3},
     "under the caps": {"messages": [("email", timedelta(days=2))] * 2},
@@ -313,7 +359,8 @@ def spec_for(overrides: dict) -> dict:
         "address": ("1 rue Haute", "Lyon"),
         "phone": "+33698765432",
         "minor": False,
-        "guardian": "",
+        "birth_age": None,
+        "country": "",
         "suppressed": None,
         "messages": [],
         "states": [None] * STATE_COUNT,
@@ -322,9 +369,9 @@ def spec_for(overrides: dict) -> dict:
     }
     overrides = dict(overrides)
     if "all_states" in overrides:
-        status, when = overrides.pop("all_states")
+        status, when, *actor = overrides.pop("all_states")
         version = overrides.pop("version", "minor")
-        spec["states"] = [(status, version, when)] * STATE_COUNT
+        spec["states"] = [(status, version, when, (actor or ["person"])[0])] * STATE_COUNT
     spec.update(overrides)
     return spec
 

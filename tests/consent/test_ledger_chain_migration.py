@@ -147,7 +147,10 @@ def test_new_records_chain_after_the_migrated_ones_per_contact(legacy):
     contact = Contact.objects.get(pk=contacts[0].pk)
     record = grant(contact, Purpose.objects.get(slug="newsletter"))
 
-    assert (record.hash_version, record.contact_seq) == (2, 3)
+    assert (record.hash_version, record.contact_seq) == (
+        3,
+        3,
+    )  # per contact, with the actor (issue 12)
     assert record.previous_hash == old_records[2].hash
     assert ledger_verify() == []
 

@@ -2,6 +2,7 @@
 set-based batches (all or nothing, in order), and writes for two contacts in parallel."""
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from unittest import mock
 
@@ -299,12 +300,16 @@ def test_a_list_cannot_re_add_a_suppressed_person_in_a_batch():
     kept, suppressed = ContactFactory(), ContactFactory()
     suppression_add(reason="global_unsubscribe", email=suppressed.email)
 
+    # a list's grants with their proof: where and when the person consented
+    from_list = {
+        "source_kind": "import",
+        "evidence": replace(WEB_FORM_EVIDENCE, collection_reference="salon-2026"),
+        "given_at": timezone.now(),
+    }
+
     with pytest.raises(ConsentWriteErrors) as refused:
         consents_record_many(
-            writes=[
-                write(kept, purpose, source_kind="import"),
-                write(suppressed, purpose, source_kind="import"),
-            ]
+            writes=[write(kept, purpose, **from_list), write(suppressed, purpose, **from_list)]
         )
 
     assert list(refused.value.errors) == [1]

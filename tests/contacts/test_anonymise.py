@@ -38,6 +38,7 @@ ERASED_VALUES: dict[str, Any] = {
     "email_undeliverable_reason": "",
     "postal_undeliverable_reason": "",
     "is_minor": False,
+    "birth_year": None,
     "guardian_consent_evidence": "",
     "last_activity_at": None,
     # whether the person is a professional or a customer, and since when: about them
@@ -112,6 +113,7 @@ def filled(field: models.Field) -> Any:
         "status": "paused",
         "ledger_seq": 3,
         "ledger_hash": "a" * 64,
+        "birth_year": 2011,
     }
     if field.name in special:
         return special[field.name]

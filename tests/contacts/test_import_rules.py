@@ -175,6 +175,8 @@ def test_consents_are_recorded_with_their_evidence_from_the_declaration() -> Non
     )
     assert record.given_at == datetime(2025, 3, 1, 9, 30, tzinfo=UTC)  # Paris time
     assert record.source_reference == f"{SOURCE} (import {done.public_id}, line 2)"
+    # second-hand proof: the person consented elsewhere, where the declaration says
+    assert (record.second_hand, record.collection_reference) == (True, SOURCE)
     assert ConsentState.objects.filter(purpose=purpose, status="granted").count() == 2
 
 
@@ -351,3 +353,16 @@ def test_the_file_is_deleted_once_the_import_is_over(django_capture_on_commit_ca
     assert done.status == "done" and not done.file
     assert not storage.exists(stored)
     assert done.file_sha256  # kept: a re-import of the same file is recognisable
+
+
+def test_a_list_may_give_the_birth_year_and_a_later_list_without_it_keeps_it() -> None:
+    # the birth year decides who is a child (GDPR Art. 8): a list may carry it, checked
+    lines = ["email,birth_year,country", "a@example.fr,2013,FR", "b@example.fr,1870,FR"]
+
+    done = run_import(csv_bytes(lines))
+    run_import(csv_bytes(["email,city", "a@example.fr,Rennes"]))
+
+    a = Contact.objects.get(email="a@example.fr")
+    assert (a.birth_year, a.country, a.city) == (2013, "FR", "Rennes")
+    assert [line for line, _reason in rejected(done)] == [3]
+    assert "birth_year" in rejected(done)[0][1]

@@ -68,7 +68,10 @@ def test_copy_writes_null_booleans_and_ips_as_bulk_create_does(copies):
     purpose = PurposeFactory(channels=["email"])
     ips = [None, "203.0.113.7", "2001:db8::1"]
     ticks = [None, True]
+    # staff in the admin may leave the box undeclared (null); a CRM's grant is second-hand
+    kinds = ["admin", "crm"]
     size = core.bulk.COPY_MIN_ROWS
+    now = timezone.now()
 
     def writes(contacts):
         return [
@@ -77,7 +80,7 @@ def test_copy_writes_null_booleans_and_ips_as_bulk_create_does(copies):
                 purpose=purpose,
                 channel="email",
                 action="grant",
-                source_kind="web_form",
+                source_kind=kinds[n % 2],
                 source_reference=AWKWARD[n % len(AWKWARD)] or "https://example.fr",
                 evidence=Evidence(
                     wording=purpose.current_version.wording_fr,
@@ -85,7 +88,9 @@ def test_copy_writes_null_booleans_and_ips_as_bulk_create_does(copies):
                     policy_version=AWKWARD[n % len(AWKWARD)][:50],
                     ip=ips[n % 3],
                     user_agent=f"Agent {AWKWARD[n % len(AWKWARD)]}",
+                    collection_reference=AWKWARD[n % len(AWKWARD)] or "salon",
                 ),
+                given_at=now,
             )
             for n, contact in enumerate(contacts)
         ]
@@ -98,7 +103,15 @@ def test_copy_writes_null_booleans_and_ips_as_bulk_create_does(copies):
     assert "consent_consentrecord" in copies and "consent_consentevidence" in copies
 
     def seen(contacts):
-        fields = ["source_reference", "policy_version", "unticked_by_default", "wording"]
+        fields = [
+            "source_reference",
+            "policy_version",
+            "unticked_by_default",
+            "wording",
+            "actor",
+            "second_hand",
+            "collection_reference",
+        ]
         records = ConsentRecord.objects.filter(contact__in=contacts).order_by("contact_id")
         evidence = [(r.personal_evidence.ip, r.personal_evidence.user_agent) for r in records]
         return [tuple(getattr(r, f) for f in fields) for r in records], evidence
@@ -126,7 +139,7 @@ def test_upsert_by_arrays_updates_the_rows_it_meets_and_inserts_the_others():
                     channel="email",
                     action="grant",
                     source_kind="api",
-                    evidence=Evidence(wording="Oui"),
+                    evidence=Evidence(wording="Oui", unticked_by_default=True),
                 )
             ]
         )

@@ -134,6 +134,7 @@ class Step:
     action: str
     days_ago: int = 0
     source_kind: str = SourceKind.WEB_FORM
+    actor: str = ""  # blank: the person (a child's: the guardian, with the child in France)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,8 @@ class DemoContact:
     ip: str
     user_agent: str
     steps: list[Step] = field(default_factory=list)
+    # a child's guardian, (name, email or phone): their consent is recorded with theirs
+    guardian: tuple[str, str] | None = None
 
 
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -305,6 +308,28 @@ CONTACTS = [
             Step("events", "postal", ConsentAction.GRANT, days_ago=3),
         ],
     ),
+    DemoContact(
+        # A child in France (13 in 2026): her consent counts only given with her parent's (art. 45
+        # loi Informatique et Libertés), recorded as such in the ledger.
+        email="ines.moreau@example.fr",
+        fields={
+            "first_name": "Inès",
+            "last_name": "Moreau",
+            "city": "Rennes",
+            "country": "FR",
+            "language": "fr",
+            "lifecycle_stage": "subscriber",
+            "source": FORM_URL,
+            "birth_year": "2013",
+        },
+        interests=["webinars"],
+        ip="203.0.113.121",
+        user_agent=SAFARI,
+        steps=[
+            Step("events", "email", ConsentAction.GRANT, days_ago=2, actor="person_and_guardian"),
+        ],
+        guardian=("Nadia Moreau", "nadia.moreau@example.fr"),
+    ),
 ]
 
 
@@ -426,8 +451,11 @@ class Command(BaseCommand):
                     policy_version=POLICY_VERSION,
                     ip=demo.ip,
                     user_agent=demo.user_agent,
+                    guardian_name=demo.guardian[0] if demo.guardian and step.actor else "",
+                    guardian_contact=demo.guardian[1] if demo.guardian and step.actor else "",
                 ),
                 given_at=timezone.now() - timedelta(days=step.days_ago),
+                actor=step.actor,
             )
         )
 
