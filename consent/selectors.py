@@ -72,6 +72,9 @@ def _own_or_merged(contact: Contact) -> Q:
 # 21); a child's consent given by the guardian (Art. 8). Other bases rest on no consent.
 CONSENT_TYPE_EXPLICIT = "explicit"
 CONSENT_TYPE_SOFT_OPT_IN = "soft_opt_in"
+# a legitimate interest the person was told of and did not object to (no soft opt-in: post,
+# phone, or a B2B contact about their job)
+CONSENT_TYPE_LEGITIMATE_INTEREST = "legitimate_interest"
 CONSENT_TYPE_OBJECTION = "objection_to_legitimate_interest"
 CONSENT_TYPE_GUARDIAN = "guardian"
 CONSENT_TYPE_NONE = "not_consent"
@@ -82,6 +85,7 @@ DATA_CATEGORIES: dict[str, tuple[str, ...]] = {
     "contact_details": ("email", "phone"),
     "postal_address": ("address_line1", "address_line2", "postal_code", "city", "country"),
     "professional": ("company", "job_title"),
+    "commercial_relationship": ("customer_since", "customer_until"),
     "age": ("birth_year", "is_minor"),
     "preferences": ("language",),
 }
@@ -96,7 +100,9 @@ def receipt_consent_type(record: ConsentRecord) -> str:
     if basis == LegalBasis.LEGITIMATE_INTERESTS:
         if record.action == ConsentAction.WITHDRAW:
             return CONSENT_TYPE_OBJECTION
-        return CONSENT_TYPE_SOFT_OPT_IN
+        if record.purpose.similar_products:
+            return CONSENT_TYPE_SOFT_OPT_IN
+        return CONSENT_TYPE_LEGITIMATE_INTEREST
     if basis != LegalBasis.CONSENT:
         return CONSENT_TYPE_NONE
     if record.actor in GUARDIAN_ACTORS:

@@ -104,10 +104,15 @@ def test_a_flagged_minor_without_a_birth_year_counts_as_under_age():
 
 
 def test_a_child_is_not_marketed_to_under_a_legitimate_interest_either():
-    purpose = PurposeFactory(legal_basis=LegalBasis.LEGITIMATE_INTERESTS)
-    child = ContactFactory(birth_year=born(10), country="ES")
+    # by post, where legitimate interest reaches anyone who has not objected
+    purpose = PurposeFactory(legal_basis=LegalBasis.LEGITIMATE_INTERESTS, channels=["postal"])
+    child = ContactFactory(
+        birth_year=born(10), country="ES", address_line1="1 calle Mayor", city="Madrid"
+    )
+    adult = ContactFactory(birth_year=born(30), address_line1="1 rue Haute", city="Lyon")
 
-    assert contact_eligibility(child, purpose, "email") == ["minor"]
+    assert contact_eligibility(child, purpose, "postal") == ["minor"]
+    assert contact_eligibility(adult, purpose, "postal") == []
 
 
 def test_a_later_grant_by_the_child_alone_replaces_the_guardians():

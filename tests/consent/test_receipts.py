@@ -31,13 +31,16 @@ def test_an_explicit_consent_by_the_person_first_hand():
 
 
 def test_the_types_of_a_legitimate_interest_grant_and_objection():
-    purpose = PurposeFactory(legal_basis=LegalBasis.LEGITIMATE_INTERESTS)
+    purpose = PurposeFactory(legal_basis=LegalBasis.LEGITIMATE_INTERESTS, similar_products=True)
+    plain = PurposeFactory(legal_basis=LegalBasis.LEGITIMATE_INTERESTS, channels=["postal"])
     contact = ContactFactory()
 
     soft = consent_receipt(grant(contact, purpose))
     objection = consent_receipt(grant(contact, purpose, action="withdraw", evidence=None))
+    told = consent_receipt(grant(contact, plain, channel="postal"))
 
     assert soft["processing"]["purposes"][0]["consent_type"] == "soft_opt_in"
+    assert told["processing"]["purposes"][0]["consent_type"] == "legitimate_interest"
     assert objection["processing"]["purposes"][0]["consent_type"] == (
         "objection_to_legitimate_interest"
     )
