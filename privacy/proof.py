@@ -15,6 +15,7 @@ one in the previous keys, run `manage.py rotate_proof_archive`, then drop the ol
 
 import base64
 import json
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,8 @@ from core.batches import in_batches
 from core.models import AuditAction
 from core.services import audit_record
 from privacy.models import ProofArchiveEntry
+
+logger = logging.getLogger(__name__)
 
 # What identifies who consented (and who consented for a minor): kept with the evidence.
 PROOF_IDENTITY_FIELDS = (
@@ -162,26 +165,41 @@ def proof_archive_rotate(*, batch_size: int = 200) -> int:
 def proof_archives_expire(*, now: datetime | None = None, batch_size: int = 100) -> int:
     """Delete the entries past `delete_after`, and strip their people's ledger records (with
     a signed seal, so the rest still verifies): nothing stays past the proof period (GDPR
-    Art. 5(1)(e)). Beat job, daily; safe to run twice, also at once. A person with a record
-    not sealed yet keeps their entry until a later run. Answers how many were deleted."""
+    Art. 5(1)(e)). Beat job, daily; safe to run twice, also at once. A batch per transaction;
+    if one fails, each of its entries alone (a failure is logged and left for the next run).
+    A person with a record not sealed yet keeps their entry until a later run. Answers how
+    many entries were deleted."""
     now = now or timezone.now()
     due = ProofArchiveEntry.objects.filter(delete_after__lte=now).values_list("pk", flat=True)
     deleted = 0
     for batch in in_batches(due, batch_size=batch_size, key=lambda pk: pk):
-        with transaction.atomic():
-            entries = list(
-                ProofArchiveEntry.objects.select_for_update()
-                .filter(pk__in=batch, delete_after__lte=now)  # another run may have done them
-                .order_by("pk")
-            )
-            contact_ids = [entry.contact_id for entry in entries]
-            ledger_strip(contact_ids=contact_ids, now=now)
-            waiting = set(
-                ConsentRecord.objects.filter(contact_id__in=contact_ids).values_list(
-                    "contact_id", flat=True
-                )
-            )
-            done = [entry.pk for entry in entries if entry.contact_id not in waiting]
-            ProofArchiveEntry.objects.filter(pk__in=done).delete()
-            deleted += len(done)
+        try:
+            deleted += _expire(batch, now)
+            continue
+        except Exception:
+            logger.exception("expiring %d proof archive entries failed: each alone", len(batch))
+        for pk in batch:
+            try:
+                deleted += _expire([pk], now)
+            except Exception:  # one that fails must not hold back the others
+                logger.exception("proof archive entry %s could not be expired", pk)
     return deleted
+
+
+def _expire(entry_ids: list[int], now: datetime) -> int:
+    with transaction.atomic():
+        entries = list(
+            ProofArchiveEntry.objects.select_for_update()
+            .filter(pk__in=entry_ids, delete_after__lte=now)  # another run may have done them
+            .order_by("pk")
+        )
+        contact_ids = [entry.contact_id for entry in entries]
+        ledger_strip(contact_ids=contact_ids, now=now)
+        waiting = set(
+            ConsentRecord.objects.filter(contact_id__in=contact_ids).values_list(
+                "contact_id", flat=True
+            )
+        )
+        done = [entry.pk for entry in entries if entry.contact_id not in waiting]
+        ProofArchiveEntry.objects.filter(pk__in=done).delete()
+    return len(done)
