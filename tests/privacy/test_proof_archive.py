@@ -172,6 +172,8 @@ def test_after_the_proof_period_the_job_deletes_the_entry_and_the_records(purpos
     assert ledger_verify() == []
     out = StringIO()
     call_command("verify_ledger", stdout=out, stderr=StringIO())
+    assert "Consent ledger intact: 1 record(s) verified" in out.getvalue()
+    assert "4 removed at the end of their proof period" in out.getvalue()
 
     # when the job runs again, it does nothing more
     seals = LedgerSeal.objects.count()
