@@ -25,7 +25,7 @@ from crmsync.models import OutboxEvent
 from preferences.models import PreferenceToken
 from preferences.services import preference_token_issue
 from privacy.merge import contact_merge
-from privacy.models import PrivacyRequest, PrivacyRequestStatus
+from privacy.models import PrivacyRequest, PrivacyRequestStatus, ProofArchiveEntry
 from privacy.services import (
     contact_erase,
     contacts_erase_many,
@@ -80,6 +80,7 @@ def assert_erased(contact: Contact) -> None:
     assert contact.first_name == contact.phone == ""
     assert not PreferenceToken.objects.filter(contact=contact).exists()
     assert not ConsentEvidence.objects.filter(record__contact=contact).exists()
+    assert ProofArchiveEntry.objects.filter(contact=contact).exists()  # the evidence went there
     assert not contact.consent_states.exclude(status=ConsentStatus.WITHDRAWN).exists()
     assert OutboxEvent.objects.filter(
         contact_public_id=contact.public_id, topic="contact.erased"
