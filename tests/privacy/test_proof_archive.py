@@ -8,7 +8,8 @@ Sealing reads what other transactions committed, so these tests commit their wri
 
 import base64
 import json
-from datetime import timedelta
+import threading
+from datetime import datetime, timedelta
 from io import StringIO
 from typing import Any
 
@@ -19,6 +20,8 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.management import call_command
+from django.db import connection, transaction
+from django.utils import timezone
 from freezegun import freeze_time
 
 from consent.ledger import ledger_seal, ledger_verify
@@ -34,9 +37,10 @@ from consent.services.consents import Evidence
 from contacts.models import Contact, SuppressionKind
 from contacts.selectors import suppression_reason
 from privacy.models import ProofArchiveEntry
-from privacy.proof import proof_archive_rotate, proof_cipher
+from privacy.proof import proof_archive_rotate, proof_archives_expire, proof_cipher
 from privacy.services import contact_erase, contacts_erase_many
 from privacy.tasks import expire_proof_archive
+from tests.consent.test_ledger_seals import ON_POSTGRES
 from tests.factories import ContactFactory, PurposeFactory, grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -225,3 +229,41 @@ def test_entries_written_under_a_previous_key_are_read_and_rotated(purpose, sett
     assert entry.ciphertext != before
     assert decrypted(entry)["contact"]["first_name"] == "Camille"
     assert entry.delete_after - entry.erased_at > timedelta(days=365 * 5)
+
+
+@ON_POSTGRES
+def test_two_runs_of_the_job_at_once_remove_the_person_once(purpose):
+    with freeze_time(ERASED_AT):
+        camille = _person(purpose)
+        contact_erase(contact=camille, reason="erasure")
+        ledger_seal()
+    later = timezone.make_aware(datetime(2031, 1, 11, 2, 30))
+    holding, release = threading.Event(), threading.Event()
+    results: list[int] = []
+
+    def first_run() -> None:
+        try:
+            with transaction.atomic():
+                results.append(proof_archives_expire(now=later))
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=first_run)
+    first.start()
+    assert holding.wait(timeout=30)
+    second = threading.Thread(
+        target=lambda: (results.append(proof_archives_expire(now=later)), connection.close())
+    )
+    second.start()
+    second.join(timeout=1)
+    assert second.is_alive()  # waiting for the first run's lock on the entry
+    release.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+
+    assert sorted(results) == [0, 1]
+    assert LedgerSeal.objects.filter(kind=SealKind.STRIP).count() == 1
+    assert LedgerTombstone.objects.filter(contact=camille).count() == 4
+    assert ledger_verify() == []
