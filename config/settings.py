@@ -86,6 +86,9 @@ if not _fernet_key_ok:
         "FIELD_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64 bytes): generate one with "
         f"`{_GENERATE_FERNET_KEY}`"
     )
+# Keys FIELD_ENCRYPTION_KEY replaced, still read (never written with) until re-encrypted:
+# rotation (privacy.proof.proof_cipher, `manage.py rotate_proof_archive`).
+FIELD_ENCRYPTION_PREVIOUS_KEYS = env.list("FIELD_ENCRYPTION_PREVIOUS_KEYS", default=[])
 
 INSTALLED_APPS = [
     "core.admin_config.ConsentDeskAdminConfig",  # django.contrib.admin, with two-factor login
@@ -347,6 +350,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "preferences.tasks.apply_retention",
         "schedule": crontab(hour=3, minute=0),
     },
+    "expire-proof-archive": {
+        "task": "privacy.tasks.expire_proof_archive",
+        "schedule": crontab(hour=2, minute=30),
+    },
     "purge-privacy-exports": {
         "task": "consent.tasks.purge_privacy_exports",
         "schedule": timedelta(hours=6),
@@ -391,6 +398,12 @@ if min(MARKETING_CAPS.values()) < 0:
 IMPORT_UPLOAD_TTL = timedelta(hours=env.int("IMPORT_UPLOAD_TTL_HOURS", default=24))
 # Access and portability exports stay downloadable by the DPO this long (then deleted).
 PRIVACY_EXPORT_TTL = timedelta(days=env.int("PRIVACY_EXPORT_TTL_DAYS", default=7))
+# How long the proof of an erased person's consents (identity key and evidence, encrypted) is
+# kept before the archive entry and their ledger records are deleted (EDPB 05/2020 para 107:
+# the limitation period of a claim; 0: deleted at once, nothing archived).
+PROOF_RETENTION_YEARS = env.int("PROOF_RETENTION_YEARS", default=5)
+if PROOF_RETENTION_YEARS < 0:
+    raise ImproperlyConfigured("PROOF_RETENTION_YEARS cannot be negative.")
 PRIVACY_POLICY_VERSION = env.str("PRIVACY_POLICY_VERSION", default="2026-01")
 # Confirmation links of the preference center (email change, data download, erasure).
 PREFERENCES_LINK_TTL = timedelta(hours=env.int("PREFERENCES_LINK_TTL_HOURS", default=24))

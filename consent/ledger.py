@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -23,7 +23,15 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from consent.models import ConsentEvidence, ConsentRecord, HashVersion, LedgerSeal, SealKind
+from consent.models import (
+    ConsentEvidence,
+    ConsentRecord,
+    ConsentState,
+    HashVersion,
+    LedgerSeal,
+    LedgerTombstone,
+    SealKind,
+)
 from contacts.models import LEDGER_GENESIS_HASH
 from core.emails import email_send
 from core.management.commands.setup_roles import DPO
@@ -93,6 +101,8 @@ def record_hash(record: ConsentRecord) -> str:
 
 
 SEAL_DIGEST_START = hashlib.sha256(b"ledger-seal").hexdigest()
+# Seals that remove records already sealed (the running total of sealed records stays)
+REMOVAL_KINDS = frozenset({SealKind.PRUNE, SealKind.STRIP})
 # pg_advisory_xact_lock key of the sealer: two runs at once queue here, then read the last seal
 SEAL_LOCK_KEY = 0x4C4544474552  # "LEDGER"
 
@@ -199,7 +209,7 @@ def seal_build(
         key_to=key_to,
         record_count=tally.count,
         total_count=(previous.total_count if previous else 0)
-        + (tally.count if kind != SealKind.PRUNE else 0),
+        + (tally.count if kind not in REMOVAL_KINDS else 0),
         first_record_id=tally.first_id,
         last_record_id=tally.last_id,
         records_digest=tally.digest,
@@ -323,6 +333,120 @@ def seal_head_send(*, now: datetime | None = None) -> bool:
     return True
 
 
+# Removal of erased people's records at the end of their proof period (GDPR Art. 5(1)(e)).
+
+# The PostgreSQL setting the ledger's delete trigger checks (consent migration
+# `ledger_strip_trigger`): on only in `ledger_strip`'s transaction, around its DELETE.
+STRIP_SETTING = "consent.ledger_strip"
+
+
+def tombstone_digest(
+    record_id: int,
+    contact_id: int,
+    contact_seq: int,
+    hash_version: int,
+    xact: int,
+    period: date,
+    hash_hex: str,
+) -> str:
+    """What a strip seal digests of one removed record: its hash and where it stood."""
+    text = f"{record_id}:{contact_id}:{contact_seq}:{hash_version}:{xact}:{period:%Y-%m}:{hash_hex}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def ledger_strip(*, contact_ids: Sequence[int], now: datetime | None = None) -> list[int]:
+    """Remove every ledger record (and consent state) of the given erased people, leaving for
+    each record a tombstone with nothing personal, under one signed `strip` seal that counts
+    and digests them: what remains still verifies, and a removal without the seal does not.
+
+    In the caller's transaction. A person with a record not sealed yet waits for a later run.
+    Answers the contacts whose records were removed (none again on a second run).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+        previous = LedgerSeal.objects.order_by("-number").first()
+        sealed_to = previous.key_to if previous else 0
+        rows = list(
+            ConsentRecord.objects.filter(contact_id__in=list(contact_ids))
+            .order_by("xact", "id")
+            .values_list(
+                "id", "contact_id", "contact_seq", "hash_version", "xact", "recorded_at", "hash"
+            )
+        )
+        waiting = {row[1] for row in rows if row[4] >= sealed_to}
+        rows = [row for row in rows if row[1] not in waiting]
+        if previous is None or not rows:
+            return []
+        tombstones = [
+            LedgerTombstone(
+                record_id=record_id,
+                contact_id=contact_id,
+                contact_seq=contact_seq,
+                hash_version=hash_version,
+                xact=xact,
+                period=month_of(recorded_at),
+                hash=hash_hex,
+                seal_number=previous.number + 1,
+            )
+            for (
+                record_id,
+                contact_id,
+                contact_seq,
+                hash_version,
+                xact,
+                recorded_at,
+                hash_hex,
+            ) in rows
+        ]
+        tally = _Tally()
+        for tombstone in tombstones:
+            tally.add(tombstone.record_id, _tombstone_digest_of(tombstone))
+        seal_build(
+            previous=previous,
+            kind=SealKind.STRIP,
+            period=month_of(now),
+            key_from=sealed_to,
+            key_to=sealed_to,
+            tally=tally,
+            sealed_at=now,
+        ).save()
+        LedgerTombstone.objects.bulk_create(tombstones)
+        stripped = sorted({row[1] for row in rows})
+        ConsentState.objects.filter(contact_id__in=stripped).delete()
+        ConsentEvidence.objects.filter(record__contact_id__in=stripped).delete()  # none left
+        _records_delete(stripped)
+    return stripped
+
+
+def _tombstone_digest_of(tombstone: LedgerTombstone) -> str:
+    return tombstone_digest(
+        tombstone.record_id,
+        tombstone.contact_id,
+        tombstone.contact_seq,
+        tombstone.hash_version,
+        tombstone.xact,
+        tombstone.period,
+        tombstone.hash,
+    )
+
+
+def _records_delete(contact_ids: list[int]) -> None:
+    """Delete the contacts' records past the append-only refusals: the ORM's (raw SQL) and, on
+    PostgreSQL, the trigger's, which lets a DELETE through only while `STRIP_SETTING` is on in
+    this transaction and for a record that has its tombstone."""
+    placeholders = ", ".join(["%s"] * len(contact_ids))
+    delete = f"DELETE FROM consent_consentrecord WHERE contact_id IN ({placeholders})"  # noqa: S608 - placeholders only
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT set_config(%s, 'on', true)", [STRIP_SETTING])
+        cursor.execute(delete, contact_ids)
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT set_config(%s, 'off', true)", [STRIP_SETTING])
+
+
 # Verification, streamed in bounded memory.
 
 
@@ -343,6 +467,7 @@ class LedgerReport(list[LedgerProblem]):
     """The problems `ledger_verify` found (empty: intact), with what it checked."""
 
     records: int = 0
+    stripped: int = 0  # records removed at the end of their proof period (tombstones)
     seals: int = 0
     last_seal: LedgerSeal | None = None
     unsealed: int = 0
@@ -374,7 +499,7 @@ class _Window:
 def _seal_windows(chunk_size: int) -> Iterator[_Window]:
     window: _Window | None = None
     seals = (
-        LedgerSeal.objects.exclude(kind=SealKind.PRUNE)
+        LedgerSeal.objects.exclude(kind__in=REMOVAL_KINDS)
         .order_by("number")
         .iterator(chunk_size=chunk_size)
     )
@@ -391,14 +516,16 @@ def _seal_windows(chunk_size: int) -> Iterator[_Window]:
 
 def _check_seals(
     problems: _Problems, report: LedgerReport, chunk_size: int
-) -> tuple[dict[date, LedgerSeal], int]:
+) -> tuple[dict[date, LedgerSeal], dict[int, LedgerSeal], int]:
     """Pass A: numbers without gaps, links, hashes, signatures, running totals, windows and
-    prune counts. Answers the prune seals by month and the sealed total."""
+    prune counts. Answers the prune seals by month, the strip seals by number and the sealed
+    total."""
     current_key = seal_key_id()
     previous: LedgerSeal | None = None
     window: tuple[int, int] | None = None
     sealed_by_month: dict[date, int] = {}
     prunes: dict[date, LedgerSeal] = {}
+    strips: dict[int, LedgerSeal] = {}  # one a day at most: a few thousand in years
     for seal in LedgerSeal.objects.order_by("number").iterator(chunk_size=chunk_size):
         label = _seal_label(seal)
         expected_number = (previous.number if previous else 0) + 1
@@ -417,7 +544,7 @@ def _check_seals(
         elif not hmac.compare_digest(seal_signature(seal.seal_hash), seal.signature):
             problems.add(label, "signature does not match (not signed with LEDGER_SEAL_KEY)")
         previous_total = previous.total_count if previous else 0
-        added = 0 if seal.kind == SealKind.PRUNE else seal.record_count
+        added = 0 if seal.kind in REMOVAL_KINDS else seal.record_count
         if seal.total_count != previous_total + added:
             problems.add(
                 label, f"running total {seal.total_count} should be {previous_total + added}"
@@ -430,6 +557,8 @@ def _check_seals(
                     f"prunes {seal.record_count} record(s) but its month's seals count {removable}",
                 )
             prunes[seal.period] = seal
+        elif seal.kind == SealKind.STRIP:
+            strips[seal.number] = seal  # its tombstones are counted in pass B
         else:
             keys = (seal.key_from, seal.key_to)
             start = window[1] if window else 0
@@ -444,7 +573,7 @@ def _check_seals(
         previous = seal
         report.seals += 1
     report.last_seal = previous
-    return prunes, (previous.total_count if previous else 0)
+    return prunes, strips, (previous.total_count if previous else 0)
 
 
 def _close_window(problems: _Problems, window: _Window, prunes: dict[date, LedgerSeal]) -> None:
@@ -681,16 +810,15 @@ def _check_records(
     problems: _Problems,
     report: LedgerReport,
     prunes: dict[date, LedgerSeal],
+    strips: dict[int, LedgerSeal],
     chunk_size: int,
 ) -> None:
     """Pass B: every record against its hash, its evidence and the seal of its window (a merge
-    join of two ordered streams); the legacy global chain's links on the way."""
-    horizon = _horizon()
-    windows = _seal_windows(chunk_size)
-    window = next(windows, None)
+    join of ordered streams: records, tombstones of removed records, seals); the legacy global
+    chain's links on the way."""
+    sealing = _Sealing(problems, report, prunes, strips, chunk_size)
     legacy_previous = GENESIS_HASH
     legacy_version = HashVersion.GLOBAL_CHAIN.value
-    months: dict[str, date] = {}  # "YYYY-MM" -> its period, a few entries
     for (
         record_id,
         record_uuid,
@@ -727,6 +855,7 @@ def _check_records(
         guardian_contact,
     ) in _stream(_records_sql(), [], chunk_size):
         report.records += 1
+        legacy_previous = sealing.tombstones_before(xact, record_id, legacy_previous)
         uuid_text = _uuid_text(record_uuid)
         recorded_text = _utc_text(recorded_at)
         if hash_version == legacy_version:
@@ -777,67 +906,176 @@ def _check_records(
             problems.add(
                 _row_label(uuid_text, record_id), "personal evidence does not match its digest"
             )
-        while window is not None and xact >= window.key_to:
-            _close_window(problems, window, prunes)
-            window = next(windows, None)
-        if window is None:  # written after the last seal: checked, waiting for the next one
+        sealing.add_record(record_id, xact, hash_hex, uuid_text, recorded_text)
+    sealing.finish()
+
+
+class _Sealing:
+    """Pass B's tallies of the sealed windows: records as they come, and the tombstones of
+    removed records merged in at their place in `(xact, id)` order (their hash stands for the
+    record's), each also counted for the strip seal that removed it."""
+
+    def __init__(
+        self,
+        problems: _Problems,
+        report: LedgerReport,
+        prunes: dict[date, LedgerSeal],
+        strips: dict[int, LedgerSeal],
+        chunk_size: int,
+    ) -> None:
+        self.problems, self.report, self.prunes, self.strips = problems, report, prunes, strips
+        self.horizon = _horizon()
+        self.windows = _seal_windows(chunk_size)
+        self.window = next(self.windows, None)
+        self.months: dict[str, date] = {}  # "YYYY-MM" -> its period, a few entries
+        self.tombstones = _stream(TOMBSTONES_SQL, [], chunk_size)
+        self.tombstone = next(self.tombstones, None)
+        self.stripped: dict[int, _Tally] = {}
+
+    def tombstones_before(self, xact: int, record_id: int, legacy_previous: str) -> str:
+        """Tally the tombstones that come before the record; answers the legacy chain's last
+        hash (a removed legacy record's hash, if one came)."""
+        while self.tombstone is not None and (self.tombstone[4], self.tombstone[0]) < (
+            xact,
+            record_id,
+        ):
+            legacy_previous = self._add_tombstone(self.tombstone, legacy_previous)
+            self.tombstone = next(self.tombstones, None)
+        return legacy_previous
+
+    def _add_tombstone(self, row: tuple, legacy_previous: str) -> str:
+        record_id, contact_id, contact_seq, hash_version, xact, period, hash_hex, number = row
+        period = period if isinstance(period, date) else date.fromisoformat(str(period)[:10])
+        self.report.stripped += 1
+        label = f"tombstone of record #{record_id}"
+        strip = self.strips.get(number)
+        if strip is None:
+            self.problems.add(label, f"removed without a signed strip seal (seal #{number})")
+        else:
+            digest = tombstone_digest(
+                record_id, contact_id, contact_seq, hash_version, xact, period, hash_hex
+            )
+            self.stripped.setdefault(number, _Tally()).add(record_id, digest)
+        if self._advance(xact):
+            self._tally(label, record_id, xact, period, hash_hex)
+        else:
+            self.problems.add(label, "removed before it was sealed")
+        return hash_hex if hash_version == HashVersion.GLOBAL_CHAIN.value else legacy_previous
+
+    def add_record(
+        self, record_id: int, xact: int, hash_hex: str, uuid_text: str, recorded_text: str
+    ) -> None:
+        report = self.report
+        if not self._advance(xact):  # written after the last seal: checked, waiting for one
             report.unsealed += 1
             moment = datetime.fromisoformat(recorded_text)
             if report.oldest_unsealed_at is None or moment < report.oldest_unsealed_at:
                 report.oldest_unsealed_at = moment
             oldest_sealable = report.oldest_sealable_at
-            if xact < horizon and (oldest_sealable is None or moment < oldest_sealable):
+            if xact < self.horizon and (oldest_sealable is None or moment < oldest_sealable):
                 report.oldest_sealable_at = moment
-            continue
+            return
         month = recorded_text[:7]
-        period = months.get(month)
+        period = self.months.get(month)
         if period is None:
-            period = months[month] = date(int(month[:4]), int(month[5:7]), 1)
+            period = self.months[month] = date(int(month[:4]), int(month[5:7]), 1)
+        self._tally(_row_label(uuid_text, record_id), record_id, xact, period, hash_hex)
+
+    def _advance(self, xact: int) -> bool:
+        """Close the windows before `xact`; whether a window is left to hold it (sealed)."""
+        while self.window is not None and xact >= self.window.key_to:
+            _close_window(self.problems, self.window, self.prunes)
+            self.window = next(self.windows, None)
+        return self.window is not None
+
+    def _tally(self, label: str, record_id: int, xact: int, period: date, hash_hex: str) -> None:
+        window = self.window
+        assert window is not None
         if xact < window.key_from or period not in window.seals:
-            problems.add(
-                _row_label(uuid_text, record_id),
+            self.problems.add(
+                label,
                 f"inserted into sealed keys [{window.key_from}, {window.key_to}): no seal of "
                 f"{period:%Y-%m} covers it",
             )
-            continue
+            return
         tally = window.found.get(period)
         if tally is None:
             tally = window.found[period] = _Tally()
         tally.add(record_id, hash_hex)
-    while window is not None:
-        _close_window(problems, window, prunes)
-        window = next(windows, None)
+
+    def finish(self) -> None:
+        """The tombstones after the last record, the last windows, then the strip seals."""
+        while self.tombstone is not None:
+            self._add_tombstone(self.tombstone, GENESIS_HASH)
+            self.tombstone = next(self.tombstones, None)
+        while self.window is not None:
+            _close_window(self.problems, self.window, self.prunes)
+            self.window = next(self.windows, None)
+        for number, seal in sorted(self.strips.items()):
+            found = self.stripped.get(number, _Tally())
+            if found.count != seal.record_count:
+                self.problems.add(
+                    _seal_label(seal),
+                    f"removed {seal.record_count} record(s), {found.count} tombstone(s) found",
+                )
+            elif found.digest != seal.records_digest:
+                self.problems.add(
+                    _seal_label(seal), "tombstones differ from the removed records' digest"
+                )
+
+
+TOMBSTONES_SQL = """
+SELECT record_id, contact_id, contact_seq, hash_version, xact, period, hash, seal_number
+FROM consent_ledgertombstone
+ORDER BY xact, record_id
+"""
 
 
 def _row_label(uuid_text: str, record_id: int) -> str:
     return f"record {uuid_text} (#{record_id})"
 
 
-CHAIN_BREAKS_SQL = """
+# The chains: the records, and the tombstones of removed ones in their place (a tombstone's
+# own link is not checked: its record's hash covered it, and the seals its hash).
+CHAIN_SQL = """
+SELECT r.id, r.uuid, r.contact_id, r.contact_seq, r.previous_hash, r.hash, r.hash_version,
+    0 AS stripped
+FROM consent_consentrecord r
+UNION ALL
+SELECT t.record_id, NULL, t.contact_id, t.contact_seq, '', t.hash, t.hash_version, 1
+FROM consent_ledgertombstone t
+"""
+
+CHAIN_BREAKS_SQL = f"""
 SELECT id, uuid, contact_seq, previous_hash, prev_hash, prev_seq, hash_version FROM (
-    SELECT r.id, r.uuid, r.contact_seq, r.previous_hash, r.hash_version,
+    SELECT r.id, r.uuid, r.contact_seq, r.previous_hash, r.hash_version, r.stripped,
         LAG(r.hash) OVER w AS prev_hash, LAG(r.contact_seq) OVER w AS prev_seq
-    FROM consent_consentrecord r
+    FROM ({CHAIN_SQL}) r
     WINDOW w AS (PARTITION BY r.contact_id ORDER BY r.contact_seq)
 ) links
 WHERE (prev_seq IS NULL AND contact_seq <> 1)
    OR (prev_seq IS NOT NULL AND contact_seq <> prev_seq + 1)
-   OR (hash_version <> 1 AND prev_seq IS NULL AND previous_hash <> %s)
-   OR (hash_version <> 1 AND prev_seq IS NOT NULL AND previous_hash <> prev_hash)
+   OR (stripped = 0 AND hash_version <> 1 AND prev_seq IS NULL AND previous_hash <> %s)
+   OR (stripped = 0 AND hash_version <> 1 AND prev_seq IS NOT NULL AND previous_hash <> prev_hash)
 ORDER BY id
-"""
+"""  # noqa: S608 - constant SQL
 
 HEAD_MISMATCHES_SQL = """
-SELECT c.id, c.ledger_seq, c.ledger_hash, heads.max_seq, last.hash
+SELECT c.id, c.ledger_seq, c.ledger_hash, heads.max_seq, COALESCE(last.hash, gone.hash)
 FROM contacts_contact c
 LEFT JOIN (
-    SELECT contact_id, MAX(contact_seq) AS max_seq
-    FROM consent_consentrecord GROUP BY contact_id
+    SELECT contact_id, MAX(contact_seq) AS max_seq FROM (
+        SELECT contact_id, contact_seq FROM consent_consentrecord
+        UNION ALL
+        SELECT contact_id, contact_seq FROM consent_ledgertombstone
+    ) chain GROUP BY contact_id
 ) heads ON heads.contact_id = c.id
 LEFT JOIN consent_consentrecord last
     ON last.contact_id = c.id AND last.contact_seq = heads.max_seq
+LEFT JOIN consent_ledgertombstone gone
+    ON gone.contact_id = c.id AND gone.contact_seq = heads.max_seq
 WHERE c.ledger_seq <> COALESCE(heads.max_seq, 0)
-   OR c.ledger_hash <> COALESCE(last.hash, %s)
+   OR c.ledger_hash <> COALESCE(last.hash, gone.hash, %s)
 ORDER BY c.id
 """
 
@@ -863,7 +1101,11 @@ def _check_contact_chains(
     for record_id, record_uuid, seq, _previous_hash, _prev_hash, prev_seq, _version in rows:
         if prev_seq is None and prunes:
             continue
-        label = f"record {uuid.UUID(str(record_uuid))} (#{record_id})"
+        label = (
+            f"tombstone of record #{record_id}"
+            if record_uuid is None
+            else f"record {uuid.UUID(str(record_uuid))} (#{record_id})"
+        )
         if (prev_seq is None and seq != 1) or (prev_seq is not None and seq != prev_seq + 1):
             problems.add(label, "a record of this contact is missing before it")
         else:
@@ -912,16 +1154,16 @@ def ledger_verify(
 def _verify(*, head: str | None, chunk_size: int, max_problems: int) -> LedgerReport:
     problems = _Problems(limit=max_problems)
     report = LedgerReport()
-    prunes, sealed_total = _check_seals(problems, report, chunk_size)
+    prunes, strips, sealed_total = _check_seals(problems, report, chunk_size)
     if head:
         _check_head(problems, head)
-    _check_records(problems, report, prunes, chunk_size)
+    _check_records(problems, report, prunes, strips, chunk_size)
     pruned = sum(seal.record_count for seal in prunes.values())
-    if report.last_seal is not None and report.records - report.unsealed < sealed_total - pruned:
+    found = report.records + report.stripped - report.unsealed
+    if report.last_seal is not None and found < sealed_total - pruned:
         problems.add(
             "ledger",
-            f"seals count {sealed_total - pruned} record(s) kept, "
-            f"{report.records - report.unsealed} found sealed",
+            f"seals count {sealed_total - pruned} record(s) kept, {found} found sealed",
         )
     _check_contact_chains(problems, prunes, chunk_size)
     _check_sealed_in_time(problems, report)

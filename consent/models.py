@@ -370,6 +370,8 @@ class SealKind(models.TextChoices):
     GENESIS = "genesis", _("Genesis (legacy ledger)")
     RECORDS = "records", _("Records")
     PRUNE = "prune", _("Prune (a month removed)")
+    # the records of people whose proof period ended (their tombstones: `LedgerTombstone`)
+    STRIP = "strip", _("Strip (erased people's records removed)")
 
 
 class LedgerSeal(AppendOnlyModel):
@@ -406,6 +408,43 @@ class LedgerSeal(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"#{self.number} {self.seal_hash[:12]}"
+
+
+class LedgerTombstone(AppendOnlyModel):
+    """What stays of a ledger record removed at the end of its proof period (GDPR Art.
+    5(1)(e)): only what verification needs, nothing about the person.
+
+    Written by `consent.ledger.ledger_strip` with the signed `strip` seal (`seal_number`)
+    that counts and digests the removed records: `ledger_verify` puts `hash` in place of the
+    record's in its window's seal and in its contact's chain, and a tombstone no strip seal
+    covers shows as tampering.
+    """
+
+    record_id = models.BigIntegerField(_("record"), unique=True)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, related_name="+", verbose_name=_("contact")
+    )
+    contact_seq = models.BigIntegerField(_("position in the contact's chain"))
+    hash_version = models.PositiveSmallIntegerField(_("hash version"), choices=HashVersion.choices)
+    xact = models.BigIntegerField(_("sealing key"))
+    period = models.DateField(_("sealed month"))
+    hash = models.CharField(_("hash"), max_length=64)
+    seal_number = models.BigIntegerField(_("strip seal"))
+
+    class Meta:
+        verbose_name = _("ledger tombstone")
+        verbose_name_plural = _("ledger tombstones")
+        ordering = ["xact", "record_id"]
+        indexes = [models.Index(fields=["xact", "record_id"], name="consent_tombstone_xact")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "contact_seq"], name="consent_tombstone_contact_seq"
+            )
+        ]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"#{self.record_id} (seal #{self.seal_number})"
 
 
 class ConsentState(models.Model):

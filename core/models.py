@@ -109,6 +109,7 @@ class AuditAction(models.TextChoices):
     RESTRICTION_LIFTED = "restriction_lifted", _("Lifted a processing restriction")
     IMPORT_CONTACTS = "import_contacts", _("Imported a contact list")
     MERGE = "merge", _("Merged two contacts")
+    PROOF_ARCHIVE_READ = "proof_archive_read", _("Read an erased person's proof archive")
 
 
 class AuditEvent(models.Model):

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -25,7 +26,9 @@ from privacy.models import (
     PrivacyRequestEvent,
     PrivacyRequestStatus,
     PrivacyRequestType,
+    ProofArchiveEntry,
 )
+from privacy.proof import proof_archive_read
 from privacy.services import OPEN_STATUSES as OPEN_REQUEST_STATUSES
 from privacy.services import TRANSITIONS as REQUEST_TRANSITIONS
 from privacy.services import (
@@ -384,3 +387,84 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
             privacy_request_transition(
                 request=obj, status=data["next_status"], by=by, note=data.get("note", "")
             )
+
+
+class ProofReadForm(forms.Form):
+    why = forms.CharField(
+        label=_("Why you read it"),
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("The complaint or claim it answers: kept in the audit log with your name."),
+    )
+
+
+@admin.register(ProofArchiveEntry)
+class ProofArchiveEntryAdmin(admin.ModelAdmin):
+    """The proof archive: whose proof is kept, since when and until when. The content is
+    never listed: the DPO decrypts one entry at a time through an audited read, and it is
+    shown once, in that answer only (GDPR Art. 5(2), 32)."""
+
+    list_display = ("__str__", "contact", "reason", "erased_at", "delete_after")
+    list_filter = ("reason",)
+    search_fields = ("=contact__public_id",)
+    list_select_related = ("contact",)
+    actions = None
+    fields = ("contact", "reason", "erased_at", "delete_after", "read_link")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: ProofArchiveEntry | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: ProofArchiveEntry | None = None
+    ) -> bool:
+        return False  # the beat job deletes it at the end of the proof period, nobody else
+
+    def has_read_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("privacy.read_proofarchiveentry")
+
+    @admin.display(description=_("content"))
+    def read_link(self, obj: ProofArchiveEntry) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:privacy_proofarchiveentry_read", args=[obj.pk]),
+            _("Read the proof (logged)"),
+        )
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<int:entry_id>/read/",
+                self.admin_site.admin_view(self.read_view),
+                name="privacy_proofarchiveentry_read",
+            ),
+            *super().get_urls(),
+        ]
+
+    def read_view(self, request: HttpRequest, entry_id: int) -> TemplateResponse:
+        """Ask why, then decrypt and show the entry once; the read is logged before it."""
+        if not self.has_read_permission(request):
+            raise PermissionDenied
+        entry = get_object_or_404(ProofArchiveEntry.objects.select_related("contact"), pk=entry_id)
+        form = ProofReadForm(request.POST if request.method == "POST" else None)
+        content = None
+        if form.is_valid():
+            content = proof_archive_read(entry=entry, request=request, why=form.cleaned_data["why"])
+        # never cached: admin_view's never_cache sends no-store
+        return TemplateResponse(
+            request,
+            "admin/privacy/proofarchiveentry/read.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": _("Proof archive entry %(entry)s") % {"entry": entry},
+                "entry": entry,
+                "form": form,
+                "content": content,
+            },
+        )

@@ -95,3 +95,37 @@ class PrivacyRequestEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_status_display()} {self.at:%Y-%m-%d %H:%M}"
+
+
+class ProofArchiveEntry(models.Model):
+    """The proof of an erased person's consents, kept for the proof period, then deleted.
+
+    On erasure, who consented (the identity key: email, phone, name, guardian) and the
+    personal evidence of each ledger record (IP, user agent, documents) move here, encrypted
+    with `FIELD_ENCRYPTION_KEY`: the ledger rows stay under the anonymised contact, so that a
+    complaint can still be answered (GDPR Art. 17(3)(e), EDPB Guidelines 05/2020 para 107).
+    After `delete_after` the beat job deletes the entry and the person's ledger records
+    (Art. 5(1)(e)). Only the DPO reads it, through an audited admin action.
+    """
+
+    contact = models.OneToOneField(
+        Contact,
+        on_delete=models.PROTECT,
+        related_name="proof_archive",
+        verbose_name=_("contact (anonymised)"),
+    )
+    reason = models.CharField(_("erased for"), max_length=100, blank=True)
+    erased_at = models.DateTimeField(_("erased at"))
+    delete_after = models.DateTimeField(_("deleted after"), db_index=True)
+    # a Fernet token (MultiFernet: see privacy.proof.proof_cipher) of the JSON content
+    ciphertext = models.TextField(_("encrypted content"), editable=False)
+
+    class Meta:
+        verbose_name = _("proof archive entry")
+        verbose_name_plural = _("proof archive")
+        ordering = ["delete_after"]
+        default_permissions = ("view",)
+        permissions = [("read_proofarchiveentry", _("Can read a proof archive entry (audited)"))]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} ({self.erased_at:%Y-%m-%d})"

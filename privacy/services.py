@@ -81,6 +81,7 @@ from privacy.models import (
     PrivacyRequestStatus,
     PrivacyRequestType,
 )
+from privacy.proof import proof_archive_write
 
 logger = logging.getLogger(__name__)
 
@@ -465,10 +466,12 @@ def contact_erase(
 
     The one erasure path: requests, the admin, the retention job and the preference center all
     call it (or `contacts_erase_many`, its set-based form, the same rules for many people).
-    Consents are withdrawn in the ledger (records stay, the chain still verifies), their
-    personal evidence is deleted, the contact is anonymised and suppressed, links, exports,
-    queued CRM payloads and stored API answers that name the person are removed, and one
-    outbox event tells the CRMs to erase it too (Art. 17(2), 19). Safe to run twice.
+    Consents are withdrawn in the ledger (records stay, the chain still verifies), who
+    consented and their personal evidence move to the encrypted proof archive for
+    `PROOF_RETENTION_YEARS` (`privacy.proof`: then the records go too), the contact is
+    anonymised and suppressed, links, exports, queued CRM payloads and stored API answers
+    that name the person are removed, and one outbox event tells the CRMs to erase it too
+    (Art. 17(2), 19). Safe to run twice.
     """
     with transaction.atomic():
         contacts = _lock_for_erasure([contact.pk])
@@ -593,6 +596,8 @@ def _erase_contacts(
     ids = [contact.pk for contact in contacts]
     files, requested = _stored_files(ids)
     _delete_files_on_commit(files)
+    # the proof (who consented, the evidence) is kept encrypted for its period, then deleted
+    proof_archive_write(contacts=contacts, reason=reason)
     ConsentEvidence.objects.filter(record__contact_id__in=ids).delete()  # personal evidence
     _delete_copies(contacts, requested=requested)
     removed = contacts_anonymise_many(contacts=contacts, reason=reason)

@@ -8,6 +8,7 @@ databases, and messages already queued name tasks by that name.
 from celery import shared_task
 
 from core.tasks import RETRY_ON_NETWORK_ERRORS
+from privacy.proof import proof_archives_expire
 from privacy.services import (
     deadline_reminders_send,
     privacy_exports_purge,
@@ -45,3 +46,10 @@ def purge_privacy_exports() -> int:
 def apply_retention() -> list[int]:
     """Retention: re-permission emails, then anonymisation of the silent (beat job)."""
     return list(retention_apply())
+
+
+@shared_task(name="privacy.tasks.expire_proof_archive")
+def expire_proof_archive() -> int:
+    """Delete the proof archive entries past their period, and their people's ledger records
+    (beat job, daily; GDPR Art. 5(1)(e))."""
+    return proof_archives_expire()

@@ -49,6 +49,10 @@ class Command(BaseCommand):
                 "count": report.unsealed,
                 "age": age,
             }
+        if report.stripped:
+            unsealed += _(", %(count)d removed at the end of their proof period") % {
+                "count": report.stripped
+            }
         self.stdout.write(
             self.style.SUCCESS(
                 _(

@@ -34,6 +34,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "consent.ledgerseal": ("view", "download_heads"),
         "privacy.privacyrequest": ("view", "add", "change"),
         "privacy.privacyrequestevent": ("view", "add"),
+        # the decrypted proof of an erased person: read through an audited action only
+        "privacy.proofarchiveentry": ("view", "read"),
         "contacts.contact": ("view", "change", "change_email", "merge"),
         "contacts.contactimport": ("view", "add"),
         "contacts.interest": ("view",),
