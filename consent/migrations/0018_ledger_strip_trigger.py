@@ -64,6 +64,6 @@ def drop_triggers(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("consent", "0014_ledger_tombstones_and_strip_seals")]
+    dependencies = [("consent", "0017_ledger_tombstones_and_strip_seals")]
 
     operations = [migrations.RunPython(create_triggers, drop_triggers)]

@@ -6,8 +6,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("consent", "0013_state_granted_audience_index"),
-        ("contacts", "0012_contact_merged_into"),
+        ("consent", "0016_sqlite_xact_trigger_after_rebuild"),
+        ("contacts", "0014_contact_birth_year"),
     ]
 
     operations = [
@@ -42,7 +42,11 @@ class Migration(migrations.Migration):
                 (
                     "hash_version",
                     models.PositiveSmallIntegerField(
-                        choices=[(1, "One global chain (legacy)"), (2, "One chain per contact")],
+                        choices=[
+                            (1, "One global chain (legacy)"),
+                            (2, "One chain per contact"),
+                            (3, "One chain per contact, with the actor and the origin"),
+                        ],
                         verbose_name="hash version",
                     ),
                 ),
