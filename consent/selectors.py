@@ -1,10 +1,13 @@
 """Reads on consent: current state, history, purposes and consent receipts (the eligibility
 rule is `consent.eligibility`, the consent-status rule `consent.status`)."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, Q, QuerySet
+from django.core.cache import cache
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from consent.models import (
     ConsentAction,
@@ -12,12 +15,18 @@ from consent.models import (
     ConsentState,
     ConsentStatus,
     LedgerSeal,
+    PrivacyNotice,
     Purpose,
     PurposeVersion,
 )
 from contacts.models import Contact
 
 RECEIPT_SCHEMA = "ISO/IEC TS 27560:2023 consent record (Kantara Consent Receipt v1.1 vocabulary)"
+# The current notice, as the recipient pages read it: a page reads no table for it (issue 11's
+# budgets); a new version shows on them within this time, at once where it was saved.
+CURRENT_NOTICE_CACHE_KEY = "consent:privacy-notice:current"
+CURRENT_NOTICE_CACHE_SECONDS = 60
+_NO_NOTICE = "none"
 EVENT_TYPES: dict[str, str] = {
     ConsentAction.GRANT: "given",
     ConsentAction.CONFIRM: "given",
@@ -72,7 +81,9 @@ def consent_receipt(record: ConsentRecord) -> dict[str, Any]:
         "pii_principal_id": str(record.contact.public_id),
         "pii_controller": {
             "name": settings.CONTROLLER_NAME,
-            "contact": settings.CONTROLLER_CONTACT,
+            "contact": settings.DPO_CONTACT,
+            "address": settings.CONTROLLER_ADDRESS,
+            "dpo_contact": settings.DPO_CONTACT,
             "url": settings.SITE_URL,
         },
         "jurisdiction": "EU (GDPR)",
@@ -84,12 +95,15 @@ def consent_receipt(record: ConsentRecord) -> dict[str, Any]:
             "material_change": version.is_material,
             "privacy_policy_version": record.policy_version,
         },
+        # the privacy notice version shown (GDPR Art. 13): stored, or unknown to the product
+        "privacy_notice": privacy_notice_of_record(record),
         "processing": {
             "purposes": [
                 {
                     "purpose": purpose.slug,
                     "name": purpose.name,
                     "legal_basis": purpose.legal_basis,
+                    "legitimate_interest": purpose.legitimate_interest,
                     "channel": record.channel,
                     "consent_type": "explicit",
                     "retention_days": purpose.retention_days,
@@ -111,6 +125,84 @@ def consent_receipt(record: ConsentRecord) -> dict[str, Any]:
             "previous_hash": record.previous_hash,
             "evidence_digest": record.evidence_digest,
         },
+    }
+
+
+def privacy_notice_current(*, cached: bool = False) -> PrivacyNotice | None:
+    """The privacy notice in force: the latest version published by now (None before any).
+    `cached`: from the cache when there (the recipient pages), else read and cached."""
+    if cached:
+        found = cache.get(CURRENT_NOTICE_CACHE_KEY)
+        if found is not None:
+            return None if found == _NO_NOTICE else found
+    notice = PrivacyNotice.objects.filter(published_at__lte=timezone.now()).first()
+    cache.set(
+        CURRENT_NOTICE_CACHE_KEY,
+        _NO_NOTICE if notice is None else notice,
+        CURRENT_NOTICE_CACHE_SECONDS,
+    )
+    return notice
+
+
+def privacy_notices_by_version(versions: Iterable[str]) -> dict[str, PrivacyNotice]:
+    """The stored notice versions among `versions`, by version string."""
+    wanted = {version for version in versions if version}
+    if not wanted:
+        return {}
+    return {n.version: n for n in PrivacyNotice.objects.filter(version__in=wanted)}
+
+
+def privacy_notice_in_use(version: str) -> bool:
+    """Whether a consent record names this notice version (then it is evidence: frozen)."""
+    return ConsentRecord.objects.filter(policy_version=version).exists()
+
+
+def privacy_notice_versions_unknown() -> QuerySet[ConsentRecord, dict[str, Any]]:
+    """The notice versions consent records name that no stored version has, with how many
+    records name each: for the DPO to add (GDPR Art. 7(1), 13)."""
+    stored = PrivacyNotice.objects.filter(version=OuterRef("policy_version"))
+    return (
+        ConsentRecord.objects.exclude(policy_version="")
+        .filter(~Exists(stored))
+        .values("policy_version")
+        .annotate(records=Count("id"))
+        .order_by("policy_version")
+    )
+
+
+def privacy_notice_of_record(
+    record: ConsentRecord, notice: PrivacyNotice | None = None
+) -> dict[str, Any]:
+    """The privacy notice a record says the person was shown: the stored version it names,
+    or the version as given and flagged unknown (none when the record names none)."""
+    version = record.policy_version
+    if not version:
+        return {"version": "", "status": "none"}
+    if notice is None:
+        notice = privacy_notices_by_version([version]).get(version)
+    if notice is None:
+        return {"version": version, "status": "unknown"}
+    return {
+        "version": notice.version,
+        "status": "known",
+        "url": notice.url,
+        "published_at": notice.published_at.isoformat(),
+    }
+
+
+def controller_identity(*, cached: bool = False) -> dict[str, str]:
+    """Who the person deals with and how to complain (GDPR Art. 13(1)(a)-(c), 13(2)(d)): the
+    controller, its DPO, the privacy notice in force (its URL, else PRIVACY_NOTICE_URL) and the
+    supervisory authority. Every recipient page and message shows it."""
+    notice = privacy_notice_current(cached=cached)
+    return {
+        "name": settings.CONTROLLER_NAME,
+        "address": settings.CONTROLLER_ADDRESS,
+        "dpo_contact": settings.DPO_CONTACT,
+        "notice_url": notice.url if notice else settings.PRIVACY_NOTICE_URL,
+        "notice_version": notice.version if notice else "",
+        "authority": settings.COMPLAINT_AUTHORITY_NAME,
+        "complaint_url": settings.COMPLAINT_AUTHORITY_URL,
     }
 
 

@@ -894,7 +894,12 @@ def _send_deadlines(requests: list[PrivacyRequest], recipients: list[str], now: 
         "due": sum(not row["late"] for row in rows),
     }
     # in the site's language: the DPO's team has no language of its own here
-    email_send(template="privacy/email/deadlines", context=context, to=sorted(set(recipients)))
+    email_send(
+        template="privacy/email/deadlines",
+        context=context,
+        to=sorted(set(recipients)),
+        for_staff=True,
+    )
 
 
 # Requests confirmed from the preference center.
