@@ -80,7 +80,9 @@ else:
 PRIVACY_NOTICE_URL = env.str("PRIVACY_NOTICE_URL", default="")
 # Where a person complains to the supervisory authority (GDPR Art. 13(2)(d), 77).
 COMPLAINT_AUTHORITY_NAME = "CNIL"
-COMPLAINT_AUTHORITY_URL = env.str("COMPLAINT_AUTHORITY_URL", default="https://www.cnil.fr/fr/plaintes")
+COMPLAINT_AUTHORITY_URL = env.str(
+    "COMPLAINT_AUTHORITY_URL", default="https://www.cnil.fr/fr/plaintes"
+)
 if DEBUG:
     SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
     # Secret of the HMAC keys of the suppression list; kept apart from SECRET_KEY in
@@ -440,7 +442,7 @@ for _recipient in DATA_RECIPIENTS if isinstance(DATA_RECIPIENTS, list) else [Non
     if _recipient.get("outside_eu") and not str(_recipient.get("safeguard") or "").strip():
         raise ImproperlyConfigured(
             f"DATA_RECIPIENTS: {_recipient['name']} is outside the EU: name its safeguard "
-            "(GDPR Art. 46), e.g. \"safeguard\": \"SCCs 2021/914\""
+            '(GDPR Art. 46), e.g. "safeguard": "SCCs 2021/914"'
         )
 # Confirmation links of the preference center (email change, data download, erasure).
 PREFERENCES_LINK_TTL = timedelta(hours=env.int("PREFERENCES_LINK_TTL_HOURS", default=24))

@@ -49,10 +49,14 @@ class PurposeFactory(factory.django.DjangoModelFactory):
     description_en = "Description"
     legal_basis = LegalBasis.CONSENT
     legitimate_interest_fr = factory.LazyAttribute(
-        lambda o: "Fidéliser nos clients" if o.legal_basis == LegalBasis.LEGITIMATE_INTERESTS else ""
+        lambda o: (
+            "Fidéliser nos clients" if o.legal_basis == LegalBasis.LEGITIMATE_INTERESTS else ""
+        )
     )
     legitimate_interest_en = factory.LazyAttribute(
-        lambda o: "Keeping our customers" if o.legal_basis == LegalBasis.LEGITIMATE_INTERESTS else ""
+        lambda o: (
+            "Keeping our customers" if o.legal_basis == LegalBasis.LEGITIMATE_INTERESTS else ""
+        )
     )
     channels = factory.LazyFunction(lambda: ["email", "sms"])
     double_opt_in = False

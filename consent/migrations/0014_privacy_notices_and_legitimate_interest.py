@@ -5,38 +5,78 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('consent', '0013_state_granted_audience_index'),
+        ("consent", "0013_state_granted_audience_index"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PrivacyNotice',
+            name="PrivacyNotice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(help_text='What consent records name as their privacy policy version, e.g. 2026-01.', max_length=50, unique=True, verbose_name='version')),
-                ('text_fr', models.TextField(verbose_name='text (French)')),
-                ('text_en', models.TextField(verbose_name='text (English)')),
-                ('url', models.URLField(help_text='Where the notice is published.', max_length=500, verbose_name='URL')),
-                ('published_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='published at')),
-                ('created_by', models.CharField(blank=True, editable=False, max_length=150, verbose_name='created by')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='created at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "version",
+                    models.CharField(
+                        help_text="What consent records name as their privacy policy version, e.g. 2026-01.",
+                        max_length=50,
+                        unique=True,
+                        verbose_name="version",
+                    ),
+                ),
+                ("text_fr", models.TextField(verbose_name="text (French)")),
+                ("text_en", models.TextField(verbose_name="text (English)")),
+                (
+                    "url",
+                    models.URLField(
+                        help_text="Where the notice is published.",
+                        max_length=500,
+                        verbose_name="URL",
+                    ),
+                ),
+                (
+                    "published_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="published at"
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.CharField(
+                        blank=True, editable=False, max_length=150, verbose_name="created by"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, editable=False, verbose_name="created at"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'privacy notice version',
-                'verbose_name_plural': 'privacy notice versions',
-                'ordering': ['-published_at', '-id'],
+                "verbose_name": "privacy notice version",
+                "verbose_name_plural": "privacy notice versions",
+                "ordering": ["-published_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='purpose',
-            name='legitimate_interest_en',
-            field=models.TextField(blank=True, verbose_name='legitimate interest pursued (English)'),
+            model_name="purpose",
+            name="legitimate_interest_en",
+            field=models.TextField(
+                blank=True, verbose_name="legitimate interest pursued (English)"
+            ),
         ),
         migrations.AddField(
-            model_name='purpose',
-            name='legitimate_interest_fr',
-            field=models.TextField(blank=True, help_text='Required for a purpose on legitimate interests: the interest it pursues.', verbose_name='legitimate interest pursued (French)'),
+            model_name="purpose",
+            name="legitimate_interest_fr",
+            field=models.TextField(
+                blank=True,
+                help_text="Required for a purpose on legitimate interests: the interest it pursues.",
+                verbose_name="legitimate interest pursued (French)",
+            ),
         ),
     ]
