@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -342,6 +343,7 @@ class PrivacyNoticeAdmin(admin.ModelAdmin):
     evidence of what people were shown, and stays as it is (GDPR Art. 7(1), 13)."""
 
     list_display = ("version", "published_at", "url", "created_by", "in_use")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     search_fields = ("version",)
     fields = ("version", "text_fr", "text_en", "url", "published_at", "created_by", "created_at")
     readonly_fields = ("created_by", "created_at")
