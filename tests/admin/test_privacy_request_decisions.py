@@ -81,6 +81,8 @@ def test_an_extension_is_emailed_to_the_person_with_its_reason_and_the_new_deadl
     assert "https://www.cnil.fr/fr/plaintes" in text  # the footer, as on every message
     # (the worker marks it sent when it commits, just after the mail left)
     assert wait_for(lambda: request.history.last().person_notified_at)
+    page = as_dpo.get(reverse("admin:privacy_privacyrequest_change", args=[request.pk]))
+    assert "Person told at" in page.content.decode()  # the DPO sees it in the history
 
 
 def test_a_rejection_is_emailed_with_its_reason_and_the_remedies(
