@@ -57,6 +57,9 @@ def configure(*, database: str, settings: str = "bench.settings", **extra: str) 
                 b"bench-field-encryption-key-32byt"
             ).decode(),
             "ALLOWED_HOSTS": "127.0.0.1",
+            "CONTROLLER_NAME": "Bench SAS",
+            "CONTROLLER_ADDRESS": "1 rue du Banc, 75001 Paris",
+            "DPO_CONTACT": "dpo@bench.example",
             "SECURE_SSL_REDIRECT": "false",
             "CELERY_TASK_ALWAYS_EAGER": "true",
             # a real backend for the settings' check; `django_setup` swaps in CountingBackend

@@ -52,8 +52,37 @@ else:
     SECRET_KEY = _required("SECRET_KEY", f"50+ random characters, e.g. from `{_HOW_TO_MAKE_KEY}`")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-CONTROLLER_NAME = env.str("CONTROLLER_NAME", default="Consent Desk demo")
-CONTROLLER_CONTACT = env.str("CONTROLLER_CONTACT", default="dpo@example.fr")
+# Who the person deals with (GDPR Art. 13(1)(a)-(b)): named on every recipient page and at
+# the foot of every message, in receipts and in access answers. DPO_CONTACT falls back to
+# CONTROLLER_CONTACT, its name before issue 12, when only that one is set.
+_DPO_CONTACT = env.str("DPO_CONTACT", default="") or env.str("CONTROLLER_CONTACT", default="")
+if DEBUG:
+    CONTROLLER_NAME = env.str("CONTROLLER_NAME", default="Consent Desk demo")
+    CONTROLLER_ADDRESS = env.str("CONTROLLER_ADDRESS", default="1 rue de la Paix, 75002 Paris")
+    DPO_CONTACT = _DPO_CONTACT or "dpo@example.fr"
+else:
+    CONTROLLER_NAME = _required(
+        "CONTROLLER_NAME", "the legal name of the controller, e.g. 'Exemple SAS' (GDPR Art. 13)"
+    )
+    CONTROLLER_ADDRESS = _required(
+        "CONTROLLER_ADDRESS",
+        "the controller's postal address, e.g. '1 rue de la Paix, 75002 Paris' (GDPR Art. 13)",
+    )
+    if not _DPO_CONTACT:
+        raise ImproperlyConfigured(
+            "DPO_CONTACT is required when DEBUG=false: how to reach the data protection "
+            "officer, e.g. dpo@example.fr (GDPR Art. 13(1)(b); CONTROLLER_CONTACT is read "
+            "when DPO_CONTACT is not set)"
+        )
+    DPO_CONTACT = _DPO_CONTACT
+# The privacy notice's address when no version is stored yet (consent.PrivacyNotice); the
+# current stored version's URL wins.
+PRIVACY_NOTICE_URL = env.str("PRIVACY_NOTICE_URL", default="")
+# Where a person complains to the supervisory authority (GDPR Art. 13(2)(d), 77).
+COMPLAINT_AUTHORITY_NAME = "CNIL"
+COMPLAINT_AUTHORITY_URL = env.str(
+    "COMPLAINT_AUTHORITY_URL", default="https://www.cnil.fr/fr/plaintes"
+)
 if DEBUG:
     SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
     # Secret of the HMAC keys of the suppression list; kept apart from SECRET_KEY in
@@ -404,7 +433,34 @@ PRIVACY_EXPORT_TTL = timedelta(days=env.int("PRIVACY_EXPORT_TTL_DAYS", default=7
 PROOF_RETENTION_YEARS = env.int("PROOF_RETENTION_YEARS", default=5)
 if PROOF_RETENTION_YEARS < 0:
     raise ImproperlyConfigured("PROOF_RETENTION_YEARS cannot be negative.")
+# The privacy notice version recorded with a preference-center consent while no version is
+# stored (consent.PrivacyNotice): the current stored version wins.
 PRIVACY_POLICY_VERSION = env.str("PRIVACY_POLICY_VERSION", default="2026-01")
+# The processors a person's data goes to (GDPR Art. 13(1)(e), 15(1)(c)), told in access
+# answers and receipts (core/recipients.py): a JSON list of {"name", "role", "country",
+# "outside_eu" (bool), "safeguard" (required when outside_eu: e.g. "SCCs 2021/914")}.
+DATA_RECIPIENTS = env.json(
+    "DATA_RECIPIENTS",
+    default=[
+        {"name": "Demo hosting", "role": "hosting", "country": "FR", "outside_eu": False},
+        {"name": "Demo ESP", "role": "email delivery", "country": "FR", "outside_eu": False},
+    ]
+    if DEBUG
+    else [],
+)
+for _recipient in DATA_RECIPIENTS if isinstance(DATA_RECIPIENTS, list) else [None]:
+    if not isinstance(_recipient, dict) or not all(
+        str(_recipient.get(key) or "").strip() for key in ("name", "role", "country")
+    ):
+        raise ImproperlyConfigured(
+            "DATA_RECIPIENTS: give a JSON list of objects with name, role and country, e.g. "
+            '[{"name": "Brevo", "role": "email delivery", "country": "FR", "outside_eu": false}]'
+        )
+    if _recipient.get("outside_eu") and not str(_recipient.get("safeguard") or "").strip():
+        raise ImproperlyConfigured(
+            f"DATA_RECIPIENTS: {_recipient['name']} is outside the EU: name its safeguard "
+            '(GDPR Art. 46), e.g. "safeguard": "SCCs 2021/914"'
+        )
 # Confirmation links of the preference center (email change, data download, erasure).
 PREFERENCES_LINK_TTL = timedelta(hours=env.int("PREFERENCES_LINK_TTL_HOURS", default=24))
 # django-ratelimit rates ("count/period": s, m, h) for the recipient pages, in the cache.

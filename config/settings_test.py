@@ -18,6 +18,9 @@ os.environ.setdefault("SUPPRESSION_HMAC_KEY", "test-only-suppression-hmac-key-12
 os.environ.setdefault("LEDGER_SEAL_KEY", "test-only-ledger-seal-key-1234567890")
 os.environ.setdefault("FIELD_ENCRYPTION_KEY", "dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5ISE=")
 os.environ.setdefault("EMAIL_URL", f"filemail://{_mail_dir}")
+os.environ.setdefault("CONTROLLER_NAME", "Vélos Martin SAS")
+os.environ.setdefault("CONTROLLER_ADDRESS", "12 rue des Cyclistes, 69002 Lyon")
+os.environ.setdefault("DPO_CONTACT", "dpo@velos-martin.example")
 os.environ.setdefault("TEST_MAIL_DIR", str(_mail_dir))
 # exports written by tests never mix with (nor are swept from) a development server's
 os.environ.setdefault("PRIVATE_ROOT", str(_mail_dir.parent.parent / "test-private"))

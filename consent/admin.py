@@ -5,9 +5,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from django import forms
-from django.contrib import admin
-from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -23,12 +24,17 @@ from consent.models import (
     ConsentRecord,
     ConsentState,
     LedgerSeal,
+    PrivacyNotice,
     Purpose,
     PurposeVersion,
     SourceKind,
 )
-from consent.selectors import ledger_seal_heads
-from consent.services import ConsentWrite, Evidence, purpose_wording_update
+from consent.selectors import (
+    ledger_seal_heads,
+    privacy_notice_in_use,
+    privacy_notice_versions_unknown,
+)
+from consent.services import ConsentWrite, Evidence, privacy_notice_save, purpose_wording_update
 from contacts.models import Contact
 from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin
 from core.csvfiles import csv_cell
@@ -39,6 +45,51 @@ from core.services import audit_record
 def _record_link(record: ConsentRecord) -> str:
     url = reverse("admin:consent_consentrecord_change", args=[record.pk])
     return format_html('<a href="{}">{}</a>', url, record.uuid)
+
+
+def with_notice(records: QuerySet[ConsentRecord]) -> QuerySet[ConsentRecord]:
+    """Records with the id of the stored privacy notice their `policy_version` names."""
+    stored = PrivacyNotice.objects.filter(version=OuterRef("policy_version")).values("pk")[:1]
+    return records.annotate(notice_pk=Subquery(stored))
+
+
+def notice_link(record: ConsentRecord) -> str:
+    """The privacy notice version a record names (GDPR Art. 13): a link to the stored version,
+    or flagged as unknown for the DPO to add it (`with_notice` loads what this needs)."""
+    if not record.policy_version:
+        return "-"
+    notice_pk = getattr(record, "notice_pk", None)
+    if notice_pk is None:
+        return format_html(
+            '<strong class="errornote">{}</strong>',
+            _("unknown notice: %(version)s") % {"version": record.policy_version},
+        )
+    url = reverse("admin:consent_privacynotice_change", args=[notice_pk])
+    return format_html('<a href="{}">{}</a>', url, record.policy_version)
+
+
+class NoticeKnownFilter(admin.SimpleListFilter):
+    """Records by the privacy notice they name: a stored version, an unknown one, none."""
+
+    title = _("privacy notice")
+    parameter_name = "notice"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            ("known", _("stored version")),
+            ("unknown", _("unknown version")),
+            ("none", _("no version")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        stored = PrivacyNotice.objects.values("version")
+        if self.value() == "known":
+            return queryset.filter(policy_version__in=stored)
+        if self.value() == "unknown":
+            return queryset.exclude(policy_version="").exclude(policy_version__in=stored)
+        if self.value() == "none":
+            return queryset.filter(policy_version="")
+        return queryset
 
 
 # Inlines of the contact change page (registered by contacts/admin.py).
@@ -86,12 +137,13 @@ class ConsentRecordInline(ReadOnlyInlineMixin, admin.TabularInline):
         "actor",
         "second_hand",
         "wording",
+        "privacy_notice",
         "hash_prefix",
     )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ConsentRecord]:
-        return (
+        return with_notice(
             super()
             .get_queryset(request)
             .select_related("purpose", "purpose_version")
@@ -101,6 +153,10 @@ class ConsentRecordInline(ReadOnlyInlineMixin, admin.TabularInline):
     @admin.display(description=_("id"))
     def record_link(self, obj: ConsentRecord) -> str:
         return _record_link(obj)
+
+    @admin.display(description=_("privacy notice"))
+    def privacy_notice(self, obj: ConsentRecord) -> str:
+        return notice_link(obj)
 
     @admin.display(description=_("version"))
     def version(self, obj: ConsentRecord) -> int:
@@ -209,6 +265,8 @@ class PurposeAdminForm(forms.ModelForm):
             "description_fr",
             "description_en",
             "legal_basis",
+            "legitimate_interest_fr",
+            "legitimate_interest_en",
             "channels",
             "similar_products",
             "double_opt_in",
@@ -270,6 +328,8 @@ class PurposeAdmin(admin.ModelAdmin):
                 {
                     "fields": [
                         "legal_basis",
+                        "legitimate_interest_fr",
+                        "legitimate_interest_en",
                         "channels",
                         "similar_products",
                         "double_opt_in",
@@ -342,6 +402,68 @@ class PurposeVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("purpose",)
 
 
+@admin.register(PrivacyNotice)
+class PrivacyNoticeAdmin(admin.ModelAdmin):
+    """The DPO adds each version of the privacy notice; one that consent records name is the
+    evidence of what people were shown, and stays as it is (GDPR Art. 7(1), 13)."""
+
+    list_display = ("version", "published_at", "url", "created_by", "in_use")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    search_fields = ("version",)
+    fields = ("version", "text_fr", "text_en", "url", "published_at", "created_by", "created_at")
+    readonly_fields = ("created_by", "created_at")
+    actions = None
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: PrivacyNotice | None = None
+    ) -> tuple[str, ...]:
+        if obj is None:
+            return self.readonly_fields
+        # the version names it in consent records: never renamed
+        return ("version", *self.readonly_fields)
+
+    def has_change_permission(self, request: HttpRequest, obj: PrivacyNotice | None = None) -> bool:
+        if obj is not None and privacy_notice_in_use(obj.version):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: PrivacyNotice | None = None) -> bool:
+        return False  # a version may have been shown; a new version replaces it
+
+    @admin.display(description=_("named by consent records"), boolean=True)
+    def in_use(self, obj: PrivacyNotice) -> bool:
+        return privacy_notice_in_use(obj.version)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        unknown = list(privacy_notice_versions_unknown())
+        if unknown and request.method == "GET":
+            self.message_user(
+                request,
+                _(
+                    "Consent records name privacy notice versions that are not stored: %(list)s. "
+                    "Add them here."
+                )
+                % {
+                    "list": ", ".join(
+                        f"{row['policy_version']} ({row['records']})" for row in unknown
+                    )
+                },
+                level=messages.WARNING,
+            )
+        return super().changelist_view(request, extra_context)
+
+    def save_model(
+        self, request: HttpRequest, obj: PrivacyNotice, form: forms.ModelForm, change: bool
+    ) -> None:
+        try:
+            privacy_notice_save(notice=obj, by=request.user.get_username())
+        except ValidationError as error:
+            # a record named it between the form and the save: nothing is written
+            raise PermissionDenied(" ".join(error.messages)) from error
+
+
 # The ledger and the current state: read-only for everyone.
 
 
@@ -360,7 +482,7 @@ class ConsentRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "source_kind",
         "hash_prefix",
     )
-    list_filter = ("purpose", "channel", "action", "status", "source_kind")
+    list_filter = ("purpose", "channel", "action", "status", "source_kind", NoticeKnownFilter)
     search_fields = ("uuid", "contact__email")
     date_hierarchy = "recorded_at"
     list_select_related = ("contact", "purpose", "purpose_version")
@@ -383,7 +505,7 @@ class ConsentRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "wording",
         "language",
         "unticked_by_default",
-        "policy_version",
+        "privacy_notice",
         "evidence_digest",
         "previous_hash",
         "hash",
@@ -397,9 +519,16 @@ class ConsentRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return (*self.fields, "evidence_details")
         return self.fields
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ConsentRecord]:
+        return with_notice(super().get_queryset(request))
+
     @admin.display(description=_("version"))
     def version(self, obj: ConsentRecord) -> int:
         return obj.purpose_version.number
+
+    @admin.display(description=_("privacy policy version"))
+    def privacy_notice(self, obj: ConsentRecord) -> str:
+        return notice_link(obj)
 
     @admin.display(description=_("hash"))
     def hash_prefix(self, obj: ConsentRecord) -> str:

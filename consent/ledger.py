@@ -329,6 +329,7 @@ def seal_head_send(*, now: datetime | None = None) -> bool:
             template="consent/email/seal_head",
             context={"seal": seal, "day": day, "head": f"{seal.number}:{seal.seal_hash}"},
             to=recipients,
+            for_staff=True,
         )
     return True
 

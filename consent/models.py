@@ -103,6 +103,15 @@ class Purpose(models.Model):
             "SMS and push when the refusal was offered at collection."
         ),
     )
+    # GDPR Art. 13(1)(d): a purpose on legitimate interests states the interest pursued
+    legitimate_interest_fr = models.TextField(
+        _("legitimate interest pursued (French)"),
+        blank=True,
+        help_text=_("Required for a purpose on legitimate interests: the interest it pursues."),
+    )
+    legitimate_interest_en = models.TextField(
+        _("legitimate interest pursued (English)"), blank=True
+    )
     retention_days = models.PositiveIntegerField(
         _("retention (days)"),
         null=True,
@@ -124,29 +133,33 @@ class Purpose(models.Model):
         """Refuse what the law does not allow a purpose to be (SPEC §3, issue 12): messages
         sent on a basis other than consent, legitimate interests (marketing) or a contract
         (the messages the contract itself requires), and the soft opt-in of "similar products"
-        on any basis but legitimate interests."""
+        on any basis but legitimate interests; a legitimate interest must state the interest
+        it pursues."""
         unknown = sorted(set(self.channels or []) - set(Channel.values))
         if unknown:
             raise ValidationError({"channels": _("Unknown channel: %s") % ", ".join(unknown)})
+        errors: dict[str, Any] = {}
         if self.channels and self.legal_basis not in MESSAGING_BASES:
-            raise ValidationError(
-                {
-                    "channels": _(
-                        "Messages are sent only on consent or legitimate interests (marketing, "
-                        "CPCE L34-5) or on a contract (the messages it requires). Choose one "
-                        "of these legal bases, or no channel."
-                    )
-                }
+            errors["channels"] = _(
+                "Messages are sent only on consent or legitimate interests (marketing, "
+                "CPCE L34-5) or on a contract (the messages it requires). Choose one "
+                "of these legal bases, or no channel."
             )
         if self.similar_products and self.legal_basis != LegalBasis.LEGITIMATE_INTERESTS:
-            raise ValidationError(
-                {
-                    "similar_products": _(
-                        "Soft opt-in for similar products or services rests on legitimate "
-                        "interests (CPCE L34-5): set that legal basis, or untick this."
-                    )
-                }
+            errors["similar_products"] = _(
+                "Soft opt-in for similar products or services rests on legitimate "
+                "interests (CPCE L34-5): set that legal basis, or untick this."
             )
+        if self.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
+            # GDPR Art. 13(1)(d): the interest pursued is told, in both languages
+            for name in ("legitimate_interest_fr", "legitimate_interest_en"):
+                if not getattr(self, name).strip():
+                    errors[name] = _(
+                        "A purpose on legitimate interests states the interest it pursues, in "
+                        "French and in English (GDPR Art. 13(1)(d))."
+                    )
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def name(self) -> str:
@@ -155,6 +168,13 @@ class Purpose(models.Model):
     @property
     def description(self) -> str:
         return localized(self, "description")
+
+    @property
+    def legitimate_interest(self) -> str:
+        """The interest pursued, in the reader's language; "" unless on legitimate interests."""
+        if self.legal_basis != LegalBasis.LEGITIMATE_INTERESTS:
+            return ""
+        return localized(self, "legitimate_interest")
 
     @property
     def current_version(self) -> "PurposeVersion | None":
@@ -177,6 +197,40 @@ class Purpose(models.Model):
     def wording_outdated(self, version_id: int) -> bool:
         """Whether a consent given on `version_id` needs re-consent (`replaced_version_ids`)."""
         return version_id in self.replaced_version_ids()
+
+
+class PrivacyNotice(models.Model):
+    """One version of the controller's privacy notice (GDPR Art. 12-13), named by the
+    `policy_version` a consent record carries. The current one is the latest published.
+
+    A version a consent record names is the evidence of what the person was shown: the admin
+    no longer edits or deletes it (consent.admin.PrivacyNoticeAdmin).
+    """
+
+    version = models.CharField(
+        _("version"),
+        max_length=50,  # ConsentRecord.policy_version
+        unique=True,
+        help_text=_("What consent records name as their privacy policy version, e.g. 2026-01."),
+    )
+    text_fr = models.TextField(_("text (French)"))
+    text_en = models.TextField(_("text (English)"))
+    url = models.URLField(_("URL"), max_length=500, help_text=_("Where the notice is published."))
+    published_at = models.DateTimeField(_("published at"), default=timezone.now)
+    created_by = models.CharField(_("created by"), max_length=150, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("privacy notice version")
+        verbose_name_plural = _("privacy notice versions")
+        ordering = ["-published_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.version
+
+    @property
+    def text(self) -> str:
+        return localized(self, "text")
 
 
 class ImmutableQuerySet(models.QuerySet):

@@ -1,10 +1,13 @@
 """Reads on consent: current state, history, purposes and consent receipts (the eligibility
 rule is `consent.eligibility`, the consent-status rule `consent.status`)."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, Q, QuerySet
+from django.core.cache import cache
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from consent.minors import GUARDIAN_ACTORS
@@ -15,12 +18,19 @@ from consent.models import (
     ConsentStatus,
     LedgerSeal,
     LegalBasis,
+    PrivacyNotice,
     Purpose,
     PurposeVersion,
 )
 from contacts.models import Contact
+from core.recipients import data_recipients
 
 RECEIPT_SCHEMA = "ISO/IEC TS 27560:2023 consent record (Kantara Consent Receipt v1.1 vocabulary)"
+# The current notice, as the recipient pages read it: a page reads no table for it (issue 11's
+# budgets); a new version shows on them within this time, at once where it was saved.
+CURRENT_NOTICE_CACHE_KEY = "consent:privacy-notice:current"
+CURRENT_NOTICE_CACHE_SECONDS = 60
+_NO_NOTICE = "none"
 EVENT_TYPES: dict[str, str] = {
     ConsentAction.GRANT: "given",
     ConsentAction.CONFIRM: "given",
@@ -128,20 +138,21 @@ def consent_receipt(
     """The record as a receipt shaped after ISO/IEC TS 27560 and the Kantara consent receipt.
 
     `categories`: the contact's data categories when the caller read them already (a receipt
-    per record of one person). `recipients` and the notice's `privacy_notice` are left null
-    here, for the notices and recipients the receipt will name.
+    per record of one person).
     """
     purpose, version = record.purpose, record.purpose_version
     if categories is None:
         categories = contact_data_categories(record.contact)
-    dpo = getattr(settings, "DPO_CONTACT", "") or settings.CONTROLLER_CONTACT
+    dpo = settings.DPO_CONTACT
     return {
         "schema_version": RECEIPT_SCHEMA,
         "record_id": str(record.uuid),
         "pii_principal_id": str(record.contact.public_id),
         "pii_controller": {
             "name": settings.CONTROLLER_NAME,
-            "contact": settings.CONTROLLER_CONTACT,
+            "contact": settings.DPO_CONTACT,
+            "address": settings.CONTROLLER_ADDRESS,
+            "dpo_contact": settings.DPO_CONTACT,
             "url": settings.SITE_URL,
         },
         "jurisdiction": "EU (GDPR)",
@@ -152,21 +163,33 @@ def consent_receipt(
             "wording": record.wording,
             "material_change": version.is_material,
             "privacy_policy_version": record.policy_version,
-            "privacy_notice": None,  # the stored notice version the record points to
         },
+        # the privacy notice version shown (GDPR Art. 13): stored, or unknown to the product
+        "privacy_notice": privacy_notice_of_record(record),
         "processing": {
             "purposes": [
                 {
                     "purpose": purpose.slug,
                     "name": purpose.name,
                     "legal_basis": purpose.legal_basis,
+                    "legitimate_interest": purpose.legitimate_interest,
                     "channel": record.channel,
                     "consent_type": receipt_consent_type(record),
                     "retention_days": purpose.retention_days,
                 }
             ],
             "data_categories": categories,
-            "recipients": None,  # recipients and their jurisdictions
+            # the processors the data goes to, with their jurisdictions (Art. 13(1)(e)-(f))
+            "recipients": [
+                {
+                    "name": recipient["name"],
+                    "role": recipient["role"],
+                    "jurisdiction": recipient["country"],
+                    "outside_eu": recipient["outside_eu"],
+                    "safeguard": recipient["safeguard"],
+                }
+                for recipient in data_recipients()
+            ],
         },
         "event": {
             "event_time": record.given_at.isoformat(),
@@ -207,6 +230,84 @@ def contact_consent_receipts(contact: Contact) -> list[dict[str, Any]]:
         consent_receipt(record, categories=categories)
         for record in contact_consent_history(contact)
     ]
+
+
+def privacy_notice_current(*, cached: bool = False) -> PrivacyNotice | None:
+    """The privacy notice in force: the latest version published by now (None before any).
+    `cached`: from the cache when there (the recipient pages), else read and cached."""
+    if cached:
+        found = cache.get(CURRENT_NOTICE_CACHE_KEY)
+        if found is not None:
+            return None if found == _NO_NOTICE else found
+    notice = PrivacyNotice.objects.filter(published_at__lte=timezone.now()).first()
+    cache.set(
+        CURRENT_NOTICE_CACHE_KEY,
+        _NO_NOTICE if notice is None else notice,
+        CURRENT_NOTICE_CACHE_SECONDS,
+    )
+    return notice
+
+
+def privacy_notices_by_version(versions: Iterable[str]) -> dict[str, PrivacyNotice]:
+    """The stored notice versions among `versions`, by version string."""
+    wanted = {version for version in versions if version}
+    if not wanted:
+        return {}
+    return {n.version: n for n in PrivacyNotice.objects.filter(version__in=wanted)}
+
+
+def privacy_notice_in_use(version: str) -> bool:
+    """Whether a consent record names this notice version (then it is evidence: frozen)."""
+    return ConsentRecord.objects.filter(policy_version=version).exists()
+
+
+def privacy_notice_versions_unknown() -> QuerySet[ConsentRecord, dict[str, Any]]:
+    """The notice versions consent records name that no stored version has, with how many
+    records name each: for the DPO to add (GDPR Art. 7(1), 13)."""
+    stored = PrivacyNotice.objects.filter(version=OuterRef("policy_version"))
+    return (
+        ConsentRecord.objects.exclude(policy_version="")
+        .filter(~Exists(stored))
+        .values("policy_version")
+        .annotate(records=Count("id"))
+        .order_by("policy_version")
+    )
+
+
+def privacy_notice_of_record(
+    record: ConsentRecord, notice: PrivacyNotice | None = None
+) -> dict[str, Any]:
+    """The privacy notice a record says the person was shown: the stored version it names,
+    or the version as given and flagged unknown (none when the record names none)."""
+    version = record.policy_version
+    if not version:
+        return {"version": "", "status": "none"}
+    if notice is None:
+        notice = privacy_notices_by_version([version]).get(version)
+    if notice is None:
+        return {"version": version, "status": "unknown"}
+    return {
+        "version": notice.version,
+        "status": "known",
+        "url": notice.url,
+        "published_at": notice.published_at.isoformat(),
+    }
+
+
+def controller_identity(*, cached: bool = False) -> dict[str, str]:
+    """Who the person deals with and how to complain (GDPR Art. 13(1)(a)-(c), 13(2)(d)): the
+    controller, its DPO, the privacy notice in force (its URL, else PRIVACY_NOTICE_URL) and the
+    supervisory authority. Every recipient page and message shows it."""
+    notice = privacy_notice_current(cached=cached)
+    return {
+        "name": settings.CONTROLLER_NAME,
+        "address": settings.CONTROLLER_ADDRESS,
+        "dpo_contact": settings.DPO_CONTACT,
+        "notice_url": notice.url if notice else settings.PRIVACY_NOTICE_URL,
+        "notice_version": notice.version if notice else "",
+        "authority": settings.COMPLAINT_AUTHORITY_NAME,
+        "complaint_url": settings.COMPLAINT_AUTHORITY_URL,
+    }
 
 
 def pending_states_for_confirmation(

@@ -1,5 +1,7 @@
 """The emails a person reads: subject and plain text without HTML escaping, HTML when the
-message has a template for it, in the reader's language; `List-*` headers on marketing.
+message has a template for it, in the reader's language; `List-*` headers on marketing; at
+the foot of each, who the controller is, its DPO, the privacy notice and the right to complain
+(GDPR Art. 12-13, `templates/email/identity_footer.*`), staff messages aside.
 
 `email_send` is the one way a message leaves: every service that emails someone calls it.
 """
@@ -20,21 +22,30 @@ def render_text(template_name: str, context: dict[str, Any]) -> str:
     return template.render(Context(context, autoescape=False))
 
 
+IDENTITY_FOOTER = "email/identity_footer"
+
+
 def email_build(
     *,
     template: str,
     context: dict[str, Any],
     to: list[str],
     headers: dict[str, str] | None = None,
+    for_staff: bool = False,
 ) -> EmailMultiAlternatives:
     """The message of `<template>_subject.txt` and `<template>_body.txt`, with
     `<template>_body.html` as its HTML part when that template exists, in the active language.
+    A message to a person ends with the controller's identity (`IDENTITY_FOOTER`, GDPR
+    Art. 13); one `for_staff` (the DPO's reminders, seal heads) does not.
 
     To send one, call `email_send`, which renders it in the reader's language.
     """
+    body = render_text(f"{template}_body.txt", context)
+    if not for_staff:
+        body = body.rstrip("\n") + "\n" + render_text(f"{IDENTITY_FOOTER}.txt", {})
     message = EmailMultiAlternatives(
         subject=render_text(f"{template}_subject.txt", context).strip(),
-        body=render_text(f"{template}_body.txt", context),
+        body=body,
         to=to,
         headers=headers,
     )
@@ -42,8 +53,19 @@ def email_build(
         html = get_template(f"{template}_body.html")
     except TemplateDoesNotExist:
         return message
-    message.attach_alternative(html.render(context), "text/html")
+    rendered = html.render(context)
+    if not for_staff:
+        rendered = _with_footer(rendered, get_template(f"{IDENTITY_FOOTER}.html").render({}))
+    message.attach_alternative(rendered, "text/html")
     return message
+
+
+def _with_footer(html: str, footer: str) -> str:
+    """The HTML part with `footer` at the end of its body."""
+    end = html.lower().rfind("</body>")
+    if end < 0:
+        return html + footer
+    return html[:end] + footer + html[end:]
 
 
 class Reader(Protocol):
@@ -60,13 +82,15 @@ def email_send(
     reader: Reader | None = None,
     language: str = "",
     unsubscribe_url: str = "",
+    for_staff: bool = False,
 ) -> EmailMultiAlternatives:
     """Render `template` (`email_build`) in the reader's language and send it to `to`.
 
     The language is the reader's (`reading_language()`), else `language`, else the site's
     (`LANGUAGE_CODE`). `unsubscribe_url` marks a marketing message: it gets the one-click
     unsubscribe headers (RFC 2369 `List-Unsubscribe`, with `LIST_UNSUBSCRIBE_MAILTO` when
-    configured, and RFC 8058 `List-Unsubscribe-Post`). Answers the message sent.
+    configured, and RFC 8058 `List-Unsubscribe-Post`). `for_staff` leaves out the footer a
+    person's message carries (`email_build`). Answers the message sent.
     """
     if reader is not None:
         language = reader.reading_language()
@@ -76,6 +100,7 @@ def email_send(
             context=context,
             to=to,
             headers=list_unsubscribe_headers(unsubscribe_url) if unsubscribe_url else None,
+            for_staff=for_staff,
         )
         message.send()
     return message

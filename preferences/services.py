@@ -22,7 +22,12 @@ from consent.models import (
     Purpose,
     SourceKind,
 )
-from consent.selectors import contact_consent_states, purposes_active, purposes_with_versions
+from consent.selectors import (
+    contact_consent_states,
+    privacy_notice_current,
+    purposes_active,
+    purposes_with_versions,
+)
 from consent.services import (
     MARKETING_BASES,
     ConsentWrite,
@@ -88,10 +93,17 @@ class Visit:
             wording=wording,
             # the center never pre-ticks: a box the person ticks was shown unticked
             unticked_by_default=True if wording else None,
-            policy_version=settings.PRIVACY_POLICY_VERSION,
+            policy_version=current_policy_version(),
             ip=self.ip or None,
             user_agent=self.user_agent,
         )
+
+
+def current_policy_version() -> str:
+    """The privacy notice version the recipient pages show (their footer links to it): the
+    current stored version, else PRIVACY_POLICY_VERSION while none is stored."""
+    notice = privacy_notice_current(cached=True)
+    return notice.version if notice else settings.PRIVACY_POLICY_VERSION
 
 
 def preference_token_issue(*, contact: Contact) -> str:
@@ -473,7 +485,7 @@ def email_changed_notice_send(*, contact_id: int, old_email: str) -> bool:
         "new_email": _masked(contact.email),
         "changed_at": timezone.localtime(contact.email_changed_at or timezone.now()),
         "controller": settings.CONTROLLER_NAME,
-        "controller_contact": settings.CONTROLLER_CONTACT,
+        "controller_contact": settings.DPO_CONTACT,
     }
     email_send(
         template="preferences/email/email_changed",

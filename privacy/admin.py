@@ -43,7 +43,7 @@ from privacy.services import (
 
 class PrivacyRequestEventInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = PrivacyRequestEvent
-    fields = ("status", "at", "by", "note")
+    fields = ("status", "at", "by", "note", "person_notified_at")
     readonly_fields = fields
 
 

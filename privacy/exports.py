@@ -1,18 +1,34 @@
-"""Everything held on a person, as JSON and as a ZIP of CSV files (GDPR Art. 15, 20)."""
+"""Everything held on a person, as JSON and as a ZIP of CSV files (GDPR Art. 15, 20), with
+what Art. 15(1)(a)-(h) says the person must be told besides (EDPB Guidelines 01/2022):
+purposes and legal bases, recipients, retention, sources, rights and the right to complain."""
 
 import io
 import json
 import zipfile
+from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.utils import timezone
+from django.db.models import Count, Max, Min, Q
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
-from consent.models import ConsentEvidence, ConsentState
-from consent.selectors import contact_consent_history
+from consent.models import (
+    ConsentEvidence,
+    ConsentRecord,
+    ConsentState,
+    LegalBasis,
+    MessageSent,
+    Purpose,
+)
+from consent.selectors import contact_consent_history, controller_identity
 from contacts.models import SUPPRESSION_DIGEST_FIELDS, Contact
 from core.csvfiles import csv_text
-from privacy.models import PrivacyRequest
+from core.models import ApiClient, Scope
+from core.recipients import data_recipients
+from crmsync.models import OutboxEvent
+from privacy.models import PrivacyRequest, PrivacyRequestType
 
 # Every column of the contact row: what we hold is what the person gets (the database key
 # stays out; the public id is given as "id").
@@ -71,7 +87,217 @@ def personal_data(contact: Contact) -> dict[str, Any]:
             }
             for request in PrivacyRequest.objects.filter(contact=contact).order_by("received_at")
         ],
+        **processing_information(contact, history),
     }
+
+
+def processing_information(contact: Contact, history: Iterable[ConsentRecord]) -> dict[str, Any]:
+    """What the person is told besides their data (GDPR Art. 15(1)(a)-(h), 13-14), in their
+    language: the controller, purposes and legal bases, recipients, retention, sources,
+    rights, and the right to complain to the CNIL."""
+    history = list(history)
+    with translation.override(contact.reading_language()):
+        identity = controller_identity()
+        purposes = _purposes_concerned(contact, history)
+        return {
+            "controller": {
+                "name": identity["name"],
+                "address": identity["address"],
+                "dpo_contact": identity["dpo_contact"],
+                "privacy_notice": identity["notice_url"],
+            },
+            "purposes": [_purpose_row(purpose) for purpose in purposes],
+            "recipients": _recipients(contact),
+            "retention": _retention(purposes),
+            "sources": _sources(contact, history),
+            "rights": _rights(identity["dpo_contact"]),
+            "complaint": {
+                "authority": identity["authority"],
+                "url": identity["complaint_url"],
+                "how": _("You may lodge a complaint with the CNIL (GDPR Art. 77)."),
+            },
+        }
+
+
+def _purposes_concerned(contact: Contact, history: list[ConsentRecord]) -> list[Purpose]:
+    """The purposes this person's data serves: those their consents name, and the active ones
+    that rest on another basis than consent (they apply to the person without a choice)."""
+    named = {record.purpose_id for record in history}
+    return list(
+        Purpose.objects.filter(
+            Q(pk__in=named) | Q(is_active=True) & ~Q(legal_basis=LegalBasis.CONSENT)
+        ).order_by("slug")
+    )
+
+
+def _purpose_row(purpose: Purpose) -> dict[str, Any]:
+    return {
+        "purpose": purpose.slug,
+        "name": purpose.name,
+        "description": purpose.description,
+        "legal_basis": purpose.legal_basis,
+        "legal_basis_label": purpose.get_legal_basis_display(),
+        "legitimate_interest": purpose.legitimate_interest,
+        "channels": ", ".join(purpose.channels),
+    }
+
+
+def _recipients(contact: Contact) -> list[dict[str, Any]]:
+    """The processors declared (`DATA_RECIPIENTS`), then those the person's data actually went
+    to: the CRMs and integrations (outbox events delivered), the API clients that may read
+    contacts, and the messages sent to the person (through the email or SMS provider)."""
+    rows: list[dict[str, Any]] = [
+        {"kind": "processor", **recipient, "sent": "", "first": None, "last": None}
+        for recipient in data_recipients()
+    ]
+    delivered = OutboxEvent.objects.filter(
+        contact_public_id=contact.public_id, processed_at__isnull=False
+    ).aggregate(count=Count("id"), first=Min("processed_at"), last=Max("processed_at"))
+    if delivered["count"]:
+        rows.append(
+            _sent_row(
+                _("CRMs and integrations connected to our contact base"),
+                _("%(count)d changes delivered") % {"count": delivered["count"]},
+                delivered,
+            )
+        )
+    readers = [
+        client.name
+        for client in ApiClient.objects.filter(is_active=True).order_by("name")
+        if client.has_scope(Scope.CONTACTS_READ)
+    ]
+    if readers:
+        rows.append(_sent_row(_("Our applications reading contacts (API)"), ", ".join(readers)))
+    messages = (
+        MessageSent.objects.filter(contact=contact)
+        .values("channel")
+        .annotate(count=Count("id"), first=Min("sent_at"), last=Max("sent_at"))
+        .order_by("channel")
+    )
+    for sent in messages:
+        rows.append(
+            _sent_row(
+                _("Our %(channel)s delivery provider") % {"channel": sent["channel"]},
+                _("%(count)d marketing messages") % {"count": sent["count"]},
+                sent,
+            )
+        )
+    return rows
+
+
+def _sent_row(name: str, sent: str, when: dict[str, Any] | None = None) -> dict[str, Any]:
+    when = when or {}
+    return {
+        "kind": "sent_to",
+        "name": name,
+        "role": "",
+        "country": "",
+        "outside_eu": False,
+        "safeguard": "",
+        "sent": sent,
+        "first": when.get("first"),
+        "last": when.get("last"),
+    }
+
+
+def _retention(purposes: list[Purpose]) -> list[dict[str, Any]]:
+    """How long data is kept (Art. 15(1)(d)): per purpose, then the rules for the profile."""
+    default_days = settings.RETENTION_DEFAULT.days
+    rows = [
+        {
+            "applies_to": purpose.slug,
+            "period_days": purpose.retention_days or default_days,
+            "rule": _("%(days)d days after your last contact with us, then erased.")
+            % {"days": purpose.retention_days or default_days},
+        }
+        for purpose in purposes
+    ]
+    years = round(default_days / 365)
+    rows += [
+        {
+            "applies_to": "prospect",
+            "period_days": default_days,
+            "rule": _(
+                "Prospects: %(years)d years after the last contact from you (CNIL, délibération "
+                "2021-131), then erased."
+            )
+            % {"years": years},
+        },
+        {
+            "applies_to": "customer",
+            "period_days": default_days,
+            "rule": _("Customers: %(years)d years after the end of the contract, then erased.")
+            % {"years": years},
+        },
+        {
+            "applies_to": "suppression",
+            "period_days": None,
+            "rule": _(
+                "After an unsubscribe or an erasure, a keyed hash of your address is kept so "
+                "that you are not contacted again, and the proof of your consents for as long "
+                "as the law requires it."
+            ),
+        },
+    ]
+    return rows
+
+
+def _sources(contact: Contact, history: list[ConsentRecord]) -> list[dict[str, Any]]:
+    """Where the data came from (Art. 15(1)(g)): the contact's source, then each way a consent
+    of theirs reached us (web form, import, CRM ...), with the first and last time."""
+    rows: list[dict[str, Any]] = []
+    if contact.source:
+        rows.append(
+            {
+                "what": "contact",
+                "source": contact.source,
+                "reference": "",
+                "first": contact.created_at,
+                "last": None,
+            }
+        )
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in history:
+        key = (record.source_kind, _source_reference(record))
+        row = seen.setdefault(
+            key,
+            {
+                "what": "consent",
+                "source": key[0],
+                "reference": key[1],
+                "first": record.recorded_at,
+                "last": None,
+            },
+        )
+        row["last"] = record.recorded_at
+    return rows + list(seen.values())
+
+
+def _source_reference(record: ConsentRecord) -> str:
+    """A consent's origin as the person can recognise it: a form's address or a list's name,
+    not our internal references to another record."""
+    reference = record.source_reference
+    return (
+        reference
+        if "://" in reference or record.source_kind in ("import", "crm", "paper_form")
+        else ""
+    )
+
+
+def _rights(dpo_contact: str) -> list[dict[str, str]]:
+    """The person's rights and how to exercise them (Art. 15(1)(e), 13(2)(b)-(c))."""
+    center = _("from the link at the foot of each of our messages (your preference center)")
+    write = _("by writing to our data protection officer: %(contact)s") % {"contact": dpo_contact}
+    either = _("%(center)s, or %(write)s") % {"center": center, "write": write}
+    return [
+        {"right": PrivacyRequestType.ACCESS, "article": "15", "how": either},
+        {"right": PrivacyRequestType.RECTIFICATION, "article": "16", "how": either},
+        {"right": PrivacyRequestType.ERASURE, "article": "17", "how": either},
+        {"right": PrivacyRequestType.RESTRICTION, "article": "18", "how": write},
+        {"right": PrivacyRequestType.OBJECTION, "article": "21", "how": either},
+        {"right": PrivacyRequestType.PORTABILITY, "article": "20", "how": either},
+        {"right": "withdraw_consent", "article": "7(3)", "how": either},
+    ]
 
 
 def _exported(value: Any) -> Any:

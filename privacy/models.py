@@ -87,6 +87,9 @@ class PrivacyRequestEvent(models.Model):
     at = models.DateTimeField(_("at"), default=timezone.now)
     by = models.CharField(_("by"), max_length=150, blank=True)
     note = models.TextField(_("note"), blank=True)
+    # an extension or a rejection is emailed to the person with its reasons (GDPR Art.
+    # 12(3)-(4)): when that email left, so that a retried task never sends it twice
+    person_notified_at = models.DateTimeField(_("person told at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("status change")

@@ -273,9 +273,11 @@ def privacy_request_transition(
         if status == PrivacyRequestStatus.COMPLETED and request.type in AUTOMATIC_TYPES:
             _complete(request, by=by, note=note)  # the work itself, never only its status
             return request
-        _set_status(request, status, by=by, note=note)
+        event = _set_status(request, status, by=by, note=note)
         if status == PrivacyRequestStatus.VERIFIED:
             _queue_carry_out(request)
+        if status == PrivacyRequestStatus.REJECTED:
+            _tell_person(event, kind=DECISION_REJECTED, reason=note)
     return request
 
 
@@ -289,7 +291,9 @@ def privacy_request_transition_check(*, request: PrivacyRequest, status: str, no
         raise ValidationError({"note": [_("Say why the request is rejected.")]})
 
 
-def _set_status(request: PrivacyRequest, status: str, *, by: str, note: str = "") -> None:
+def _set_status(
+    request: PrivacyRequest, status: str, *, by: str, note: str = ""
+) -> PrivacyRequestEvent:
     now = timezone.now()
     request.status = status
     request.handled_by = by or request.handled_by
@@ -298,7 +302,9 @@ def _set_status(request: PrivacyRequest, status: str, *, by: str, note: str = ""
         request.completed_at = now
         fields.append("completed_at")
     request.save(update_fields=fields)
-    PrivacyRequestEvent.objects.create(request=request, status=status, at=now, by=by, note=note)
+    return PrivacyRequestEvent.objects.create(
+        request=request, status=status, at=now, by=by, note=note
+    )
 
 
 def privacy_request_extension_check(*, request: PrivacyRequest, months: int, reason: str) -> Any:
@@ -337,8 +343,71 @@ def privacy_request_extend(
             "date": due_at.date().isoformat(),
             "reason": reason,
         }
-        PrivacyRequestEvent.objects.create(request=request, status=request.status, by=by, note=note)
+        event = PrivacyRequestEvent.objects.create(
+            request=request, status=request.status, by=by, note=note
+        )
+        _tell_person(event, kind=DECISION_EXTENDED, reason=reason)
     return request
+
+
+DECISION_EXTENDED = "extended"
+DECISION_REJECTED = "rejected"
+DECISION_TEMPLATES = {
+    DECISION_EXTENDED: "privacy/email/request_extended",
+    DECISION_REJECTED: "privacy/email/request_rejected",
+}
+
+
+def _tell_person(event: PrivacyRequestEvent, *, kind: str, reason: str) -> None:
+    """Once the decision is committed, email it to the person with its reasons; a request
+    with nobody to write to (no contact, erased, no address) says so in its history."""
+    if _address_of(event.request.contact) is None:
+        event.note = "\n".join(
+            [event.note, _("The person was not told by email: no address on file.")]
+        )
+        event.save(update_fields=["note"])
+        return
+    event_id = event.pk
+
+    def queue() -> None:
+        from privacy.tasks import send_privacy_request_decision
+
+        send_privacy_request_decision.delay(event_id, kind, reason)
+
+    transaction.on_commit(queue)
+
+
+def _address_of(contact: Contact | None) -> str | None:
+    if contact is None or contact.status == ContactStatus.ERASED or not contact.email:
+        return None
+    return contact.email
+
+
+def privacy_request_decision_send(*, event_id: int, kind: str, reason: str) -> bool:
+    """Email the person that their request's deadline is extended, or that it is rejected,
+    with the reasons, in their language (GDPR Art. 12(3)-(4)); a second run sends nothing."""
+    with transaction.atomic():
+        event = (
+            PrivacyRequestEvent.objects.select_for_update(of=("self",))
+            .select_related("request__contact")
+            .filter(pk=event_id, person_notified_at__isnull=True)
+            .first()
+        )
+        if event is None:
+            return False
+        contact = event.request.contact
+        address = _address_of(contact)
+        if address is None:
+            return False  # erased in the meantime: nobody to tell
+        email_send(
+            template=DECISION_TEMPLATES[kind],
+            context={"contact": contact, "request": event.request, "reason": reason},
+            to=[address],
+            reader=contact,
+        )
+        event.person_notified_at = timezone.now()
+        event.save(update_fields=["person_notified_at"])
+    return True
 
 
 def privacy_request_carry_out(*, request_id: str, by: str = "worker") -> PrivacyRequest | None:
@@ -901,7 +970,12 @@ def _send_deadlines(requests: list[PrivacyRequest], recipients: list[str], now: 
         "due": sum(not row["late"] for row in rows),
     }
     # in the site's language: the DPO's team has no language of its own here
-    email_send(template="privacy/email/deadlines", context=context, to=sorted(set(recipients)))
+    email_send(
+        template="privacy/email/deadlines",
+        context=context,
+        to=sorted(set(recipients)),
+        for_staff=True,
+    )
 
 
 # Requests confirmed from the preference center.

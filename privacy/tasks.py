@@ -13,6 +13,7 @@ from privacy.services import (
     deadline_reminders_send,
     privacy_exports_purge,
     privacy_request_carry_out,
+    privacy_request_decision_send,
     privacy_requests_carry_out_pending,
     retention_apply,
 )
@@ -22,6 +23,12 @@ from privacy.services import (
 def carry_out_privacy_request(request_id: str) -> bool:
     """Carry out one verified data-subject request (queued when it is filed or verified)."""
     return privacy_request_carry_out(request_id=request_id) is not None
+
+
+@shared_task(**RETRY_ON_NETWORK_ERRORS)
+def send_privacy_request_decision(event_id: int, kind: str, reason: str) -> bool:
+    """Email the person an extension or a rejection of their request (GDPR Art. 12(3)-(4))."""
+    return privacy_request_decision_send(event_id=event_id, kind=kind, reason=reason)
 
 
 @shared_task(name="consent.tasks.carry_out_pending_privacy_requests")

@@ -1,6 +1,6 @@
 """Factories for the domain models; consents are made through the real service."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import factory
 from django.contrib.auth import get_user_model
@@ -9,8 +9,8 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from freezegun import freeze_time
 
-from consent.models import LegalBasis, Purpose, PurposeVersion, SourceKind
-from consent.services import ConsentWrite, Evidence, consent_record
+from consent.models import LegalBasis, PrivacyNotice, Purpose, PurposeVersion, SourceKind
+from consent.services import ConsentWrite, Evidence, consent_record, privacy_notice_save
 from contacts.models import Contact, Interest
 from core.models import ApiClient, AuditAction, AuditEvent, Scope
 from crmsync.models import OutboxEvent
@@ -49,6 +49,16 @@ class PurposeFactory(factory.django.DjangoModelFactory):
     description_fr = "Description"
     description_en = "Description"
     legal_basis = LegalBasis.CONSENT
+    legitimate_interest_fr = factory.LazyAttribute(
+        lambda o: (
+            "Fidéliser nos clients" if o.legal_basis == LegalBasis.LEGITIMATE_INTERESTS else ""
+        )
+    )
+    legitimate_interest_en = factory.LazyAttribute(
+        lambda o: (
+            "Keeping our customers" if o.legal_basis == LegalBasis.LEGITIMATE_INTERESTS else ""
+        )
+    )
     channels = factory.LazyFunction(lambda: ["email", "sms"])
     double_opt_in = False
 
@@ -216,3 +226,21 @@ class AuditEventFactory(factory.django.DjangoModelFactory):
     contact = factory.SubFactory(ContactFactory)
     contact_public_id = factory.LazyAttribute(lambda o: o.contact.public_id if o.contact else None)
     details = factory.LazyFunction(dict)
+
+
+class PrivacyNoticeFactory(factory.Factory):
+    """A privacy notice version stored through `privacy_notice_save` (by the DPO), published a
+    day ago unless `published_at=` says otherwise."""
+
+    class Meta:
+        model = PrivacyNotice
+
+    version = factory.Sequence(lambda n: f"2026-{n + 1:02}")
+    text_fr = "Nous traitons vos données pour vous écrire."
+    text_en = "We process your data to write to you."
+    url = factory.LazyAttribute(lambda o: f"https://www.example.fr/confidentialite/{o.version}")
+    published_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1))
+
+    @classmethod
+    def _create(cls, model_class: type, *args: object, **kwargs: object) -> PrivacyNotice:
+        return privacy_notice_save(notice=PrivacyNotice(**kwargs), by="dpo-persona")

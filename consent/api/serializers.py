@@ -34,6 +34,9 @@ class PurposeSerializer(serializers.ModelSerializer):
 
     name = serializers.CharField(read_only=True)
     description = serializers.CharField(read_only=True)
+    # GDPR Art. 13(1)(d), for the web forms that collect on this purpose; "" unless the purpose
+    # rests on legitimate interests (a field added to SPEC §4's list: clients ignore unknowns)
+    legitimate_interest = serializers.CharField(read_only=True)
     channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices))
     version = serializers.SerializerMethodField()
     wording = serializers.SerializerMethodField()
@@ -45,6 +48,7 @@ class PurposeSerializer(serializers.ModelSerializer):
             "name",
             "description",
             "legal_basis",
+            "legitimate_interest",
             "channels",
             "double_opt_in",
             "version",

@@ -22,6 +22,7 @@ from consent.services.consents import (
     pending_grants_expire,
     purpose_wording_update,
 )
+from consent.services.notices import privacy_notice_save
 
 __all__ = [
     "CLOCK_SKEW",
@@ -44,5 +45,6 @@ __all__ = [
     "consents_withdraw_all_many",
     "double_opt_in_send",
     "pending_grants_expire",
+    "privacy_notice_save",
     "purpose_wording_update",
 ]

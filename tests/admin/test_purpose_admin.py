@@ -130,3 +130,32 @@ def test_marketer_can_view_but_not_change_purposes(as_marketer):
     assert "J&#x27;accepte de recevoir" in page.content.decode()  # the wording, read-only
     assert response.status_code == 403
     assert purpose.versions.count() == 1
+
+
+def test_a_purpose_on_legitimate_interests_must_state_the_interest_pursued(as_dpo):
+    # GDPR Art. 13(1)(d): the person is told which interest is pursued
+    purpose = PurposeFactory(slug="customer-news")
+    page = as_dpo.get(change_url(purpose))
+
+    refused = as_dpo.post(
+        change_url(purpose), submitted_form(page, legal_basis="legitimate_interests")
+    )
+    accepted = as_dpo.post(
+        change_url(purpose),
+        submitted_form(
+            page,
+            legal_basis="legitimate_interests",
+            legitimate_interest_fr="Fidéliser nos clients",
+            legitimate_interest_en="Keeping our customers",
+        ),
+    )
+
+    errors = refused.context["adminform"].form.errors
+    assert set(errors) == {"legitimate_interest_fr", "legitimate_interest_en"}
+    assert "the interest it pursues" in errors["legitimate_interest_en"][0]
+    assert accepted.status_code == 302
+    purpose.refresh_from_db()
+    assert (purpose.legal_basis, purpose.legitimate_interest_en) == (
+        "legitimate_interests",
+        "Keeping our customers",
+    )

@@ -10,6 +10,7 @@ FIELDS = {
     "name",
     "description",
     "legal_basis",
+    "legitimate_interest",
     "channels",
     "double_opt_in",
     "version",

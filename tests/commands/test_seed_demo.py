@@ -8,7 +8,15 @@ from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from consent.ledger import ledger_verify
-from consent.models import ConsentEvidence, ConsentRecord, ConsentState, Purpose, PurposeVersion
+from consent.models import (
+    ConsentEvidence,
+    ConsentRecord,
+    ConsentState,
+    PrivacyNotice,
+    Purpose,
+    PurposeVersion,
+)
+from consent.selectors import privacy_notice_current, privacy_notice_versions_unknown
 from consent.services import purpose_wording_update
 from contacts.models import Contact, Interest, TimelineEvent
 from core.models import ApiClient
@@ -29,6 +37,7 @@ COUNTED = (
     TimelineEvent,
     OutboxEvent,
     ApiClient,
+    PrivacyNotice,
 )
 
 
@@ -126,3 +135,14 @@ def test_a_wording_edited_after_seeding_is_kept():
 
     assert newsletter.current_version.wording_en == "New."
     assert newsletter.versions.count() == 2
+
+
+def test_it_stores_the_privacy_notice_its_consents_name():
+    seed()
+
+    notice = privacy_notice_current()
+    assert notice is not None and notice.url.startswith("https://")
+    assert ConsentRecord.objects.filter(policy_version=notice.version).exists()
+    assert not privacy_notice_versions_unknown().exists()
+    for purpose in Purpose.objects.filter(legal_basis="legitimate_interests"):
+        purpose.full_clean()  # each states the interest it pursues

@@ -76,7 +76,7 @@ def test_staff_acting_for_the_person_is_named():
 
 
 def test_the_receipt_gives_the_rights_without_the_persons_private_link(settings):
-    settings.CONTROLLER_CONTACT = "dpo@marque.fr"
+    settings.DPO_CONTACT = "dpo@marque.fr"
     receipt = consent_receipt(grant(ContactFactory(), PurposeFactory()))
 
     rights = receipt["rights"]
@@ -84,9 +84,6 @@ def test_the_receipt_gives_the_rights_without_the_persons_private_link(settings)
     assert rights["complaint"]["authority"] == "CNIL"
     assert "erasure" in rights["rights"]
     assert "/p/" not in json.dumps(receipt)
-    # places kept for the notice version and the recipients
-    assert receipt["notice"]["privacy_notice"] is None
-    assert receipt["processing"]["recipients"] is None
 
 
 def test_the_person_downloads_every_receipt_from_the_preference_center():
@@ -114,3 +111,35 @@ def test_an_unknown_token_gets_no_receipts():
     response = Client().get(reverse("preferences:receipts", args=["not-a-token"]))
 
     assert response.status_code == 404
+
+
+def test_the_receipt_names_the_recipients_and_their_jurisdictions(settings):
+    settings.DATA_RECIPIENTS = [
+        {"name": "Hébergeur", "role": "hosting", "country": "FR", "outside_eu": False},
+        {
+            "name": "Mailer Inc.",
+            "role": "email delivery",
+            "country": "US",
+            "outside_eu": True,
+            "safeguard": "EU-US Data Privacy Framework",
+        },
+    ]
+
+    receipt = consent_receipt(grant(ContactFactory(), PurposeFactory()))
+
+    assert receipt["processing"]["recipients"] == [
+        {
+            "name": "Hébergeur",
+            "role": "hosting",
+            "jurisdiction": "FR",
+            "outside_eu": False,
+            "safeguard": "",
+        },
+        {
+            "name": "Mailer Inc.",
+            "role": "email delivery",
+            "jurisdiction": "US",
+            "outside_eu": True,
+            "safeguard": "EU-US Data Privacy Framework",
+        },
+    ]

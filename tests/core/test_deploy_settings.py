@@ -21,6 +21,9 @@ PRODUCTION = {
     "SUPPRESSION_HMAC_KEY": "Rw8-Pq3Lz7Xn1Vb5Tc9Hy2Md6Kf0Gs4Ja8Ue3Oi7Wl1Ep5Nr9Qt2Bx6Cz0Ym4Dh8",
     "LEDGER_SEAL_KEY": "Lg5-Tz8Qa2Wn6Ek0Ry4Hp9Uc3Vm7Sd1Fb5Jx9Oi3Nl7Ct2Bq6Gw0Ze4Ks8Ma2Pv6",
     "FIELD_ENCRYPTION_KEY": "q1VvU8y3Zt2rXo5nW9kL0hP4gJ7mB6cD-eF_aS1dQ2w=",
+    "CONTROLLER_NAME": "Vélos Martin SAS",
+    "CONTROLLER_ADDRESS": "12 rue des Cyclistes, 69002 Lyon",
+    "DPO_CONTACT": "dpo@velos-martin.example",
 }
 
 
@@ -62,6 +65,9 @@ def test_deploy_check_is_clean_with_the_full_production_environment():
         ("FIELD_ENCRYPTION_KEY", "base64.urlsafe_b64encode(os.urandom(32))"),
         ("SITE_URL", "https://"),
         ("EMAIL_URL", "smtp+tls://"),
+        ("CONTROLLER_NAME", "GDPR Art. 13"),
+        ("CONTROLLER_ADDRESS", "GDPR Art. 13"),
+        ("DPO_CONTACT", "GDPR Art. 13(1)(b)"),
     ],
 )
 def test_production_refuses_to_start_without_each_required_setting(missing, advice):
@@ -213,3 +219,32 @@ def test_each_process_keeps_its_database_connection_between_requests():
     assert chosen.stdout.splitlines()[-1] == "0 True", chosen.stderr
     assert refused.returncode != 0
     assert "DATABASE_CONN_MAX_AGE cannot be negative" in refused.stderr
+
+
+def test_the_former_controller_contact_still_names_the_dpo():
+    # CONTROLLER_CONTACT was the DPO's address before DPO_CONTACT: a deployment that set only
+    # it keeps working
+    environment = {name: value for name, value in PRODUCTION.items() if name != "DPO_CONTACT"}
+    script = "from django.conf import settings; print(settings.DPO_CONTACT)"
+
+    result = manage(
+        "shell", "-c", script, CONTROLLER_CONTACT="privacy@velos.example", **environment
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "privacy@velos.example"
+
+
+@pytest.mark.parametrize(
+    "recipients",
+    [
+        '[{"name": "Mailgun"}]',
+        '{"name": "x"}',
+        '[{"name": "Mailgun", "role": "email", "country": "US", "outside_eu": true}]',
+    ],
+)
+def test_a_data_recipient_without_its_country_or_safeguard_is_refused(recipients):
+    result = manage("check", **{**PRODUCTION, "DATA_RECIPIENTS": recipients})
+
+    assert result.returncode != 0
+    assert "DATA_RECIPIENTS" in result.stderr

@@ -2,7 +2,11 @@
 
 import re
 
+import pytest
 from django.test import Client
+
+# its footer names the controller and links to the current privacy notice, a stored row
+pytestmark = pytest.mark.django_db
 
 
 def test_the_landing_page_links_to_the_admin_the_api_docs_and_the_health_check():

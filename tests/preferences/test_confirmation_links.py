@@ -165,8 +165,9 @@ def test_email_changes_when_the_new_address_confirms_and_the_old_one_is_told(
     assert notice["To"] == "camille.durand@example.fr"
     text = message_text(notice)
     assert "c•••@nouveau.fr" in text
-    assert settings.CONTROLLER_CONTACT in text
-    assert "http" not in text and "/p/" not in text and "/u/" not in text
+    assert settings.DPO_CONTACT in text
+    # (the footer's links are the privacy notice's and the CNIL's, never ours)
+    assert settings.SITE_URL not in text and "/p/" not in text and "/u/" not in text
 
 
 def test_preference_links_issued_before_the_change_stop_working(

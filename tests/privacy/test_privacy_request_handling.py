@@ -152,6 +152,14 @@ def test_access_and_portability_produce_the_json_and_the_csv_archive(
         "consent_history.csv",
         "timeline.csv",
         "privacy_requests.csv",
+        # what Art. 15(1)(a)-(h) adds (tests/privacy/test_access_answer.py)
+        "controller.csv",
+        "purposes.csv",
+        "recipients.csv",
+        "retention.csv",
+        "sources.csv",
+        "rights.csv",
+        "complaint.csv",
     }
     [row] = csv.DictReader(io.StringIO(archive.read("contact.csv").decode()))
     assert (row["id"], row["email"], row["last_name"]) == (
@@ -353,7 +361,8 @@ def test_rejecting_with_a_note_keeps_the_note_in_the_history(
     assert (request.status, request.handled_by) == ("rejected", "dpo")
     event = request.history.last()
     assert (event.status, event.by, event.note) == ("rejected", "dpo", "Identity not proven.")
-    assert callbacks == []
+    # nothing carried out; only the email telling the person why (GDPR Art. 12(4))
+    assert len(callbacks) == 1
     assert Contact.objects.get(pk=camille.pk).status == "active"
 
 

@@ -24,6 +24,7 @@ from consent.models import (
     ConsentState,
     ConsentStatus,
     LegalBasis,
+    PrivacyNotice,
     Purpose,
     SourceKind,
 )
@@ -32,6 +33,7 @@ from consent.services import (
     Evidence,
     consent_confirm,
     consent_record,
+    privacy_notice_save,
     purpose_wording_update,
 )
 from contacts.models import Contact, Interest
@@ -107,6 +109,10 @@ PURPOSES: list[dict[str, Any]] = [
         "description_fr": "Adapter nos messages à vos centres d'intérêt et à vos lectures.",
         "description_en": "Tailoring our messages to your interests and what you read.",
         "legal_basis": LegalBasis.LEGITIMATE_INTERESTS,
+        "legitimate_interest_fr": "Vous adresser des messages qui vous concernent plutôt que "
+        "les mêmes messages à tous, pour garder votre intérêt pour nos produits.",
+        "legitimate_interest_en": "Sending you messages that matter to you rather than the same "
+        "messages to everyone, to keep your interest in our products.",
         "channels": ["email"],
         "double_opt_in": False,
         "is_profiling": True,
@@ -116,6 +122,19 @@ PURPOSES: list[dict[str, Any]] = [
         "interest). You can object at any time.",
     },
 ]
+
+PRIVACY_NOTICE = {
+    "text_fr": "Vélos Démo SAS traite vos données pour vous envoyer les communications que vous "
+    "avez choisies. Vous pouvez accéder à vos données, les rectifier, les effacer, limiter leur "
+    "traitement, vous y opposer, les recevoir dans un format portable et retirer votre "
+    "consentement à tout moment depuis le lien en bas de chaque message, ou en écrivant à "
+    "notre DPO. Vous pouvez introduire une réclamation auprès de la CNIL.",
+    "text_en": "Vélos Démo SAS processes your data to send you the communications you chose. "
+    "You can access, rectify or erase your data, restrict or object to its processing, receive "
+    "it in a portable format and withdraw your consent at any time from the link at the foot "
+    "of every message, or by writing to our DPO. You can complain to the CNIL.",
+    "url": "https://www.example.fr/confidentialite",
+}
 
 INTERESTS = [
     ("product-news", "Nouveautés produit", "Product news"),
@@ -346,6 +365,7 @@ class Command(BaseCommand):
             )
         call_command("setup_roles", stdout=self.stdout)
         self._seed_users()
+        self._seed_privacy_notice()
         purposes = self._seed_purposes()
         self._seed_interests()
         self._seed_contacts(purposes)
@@ -369,6 +389,18 @@ class Command(BaseCommand):
                 last_name="Keter",
             )
         marketer.groups.add(Group.objects.get(name=MARKETERS))
+
+    def _seed_privacy_notice(self) -> None:
+        """The privacy notice version the demo consents name (POLICY_VERSION)."""
+        if not PrivacyNotice.objects.filter(version=POLICY_VERSION).exists():
+            privacy_notice_save(
+                notice=PrivacyNotice(
+                    version=POLICY_VERSION,
+                    published_at=timezone.now() - timedelta(days=30),
+                    **PRIVACY_NOTICE,
+                ),
+                by="seed_demo",
+            )
 
     def _seed_purposes(self) -> dict[str, Purpose]:
         purposes = {}

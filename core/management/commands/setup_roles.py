@@ -21,6 +21,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "contacts.suppression": ("view",),
         "consent.purpose": ("view",),
         "consent.purposeversion": ("view",),
+        "consent.privacynotice": ("view",),
         "consent.consentrecord": ("view",),
         "consent.consentstate": ("view",),
         "crmsync.outboxevent": ("view",),
@@ -28,6 +29,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     DPO: {
         "consent.purpose": ("view", "add", "change"),
         "consent.purposeversion": ("view", "add"),
+        # a version consent records name is frozen (consent.services.privacy_notice_save)
+        "consent.privacynotice": ("view", "add", "change"),
         "consent.consentrecord": ("view",),
         "consent.consentstate": ("view",),
         "consent.consentevidence": ("view",),
