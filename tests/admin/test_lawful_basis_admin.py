@@ -71,7 +71,13 @@ def test_a_purpose_marked_similar_products_must_rest_on_legitimate_interests(as_
 
     accepted = as_dpo.post(
         purpose_url(purpose),
-        submitted_form(page, similar_products="on", legal_basis=LegalBasis.LEGITIMATE_INTERESTS),
+        submitted_form(
+            page,
+            similar_products="on",
+            legal_basis=LegalBasis.LEGITIMATE_INTERESTS,
+            legitimate_interest_fr="Proposer à nos clients des produits proches de leurs achats.",
+            legitimate_interest_en="Offering our customers products close to what they bought.",
+        ),
     )
     assert accepted.status_code == 302
     purpose.refresh_from_db()
