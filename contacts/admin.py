@@ -3,6 +3,7 @@
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -174,9 +175,10 @@ class ContactAdmin(AuditedModelAdmin):
             {
                 "fields": ["b2b", "relationship", "customer_since", "customer_until"],
                 "description": _(
-                    "Legitimate interest reaches a consumer by email or SMS only as a customer "
-                    "for similar products (soft opt-in), and by phone only within a current "
-                    "contract; a professional contact (B2B) is reached about their job."
+                    "On legitimate interest, a consumer is reached by email or SMS only as a "
+                    "customer, with offers of similar products (soft opt-in), and by phone only "
+                    "during a current contract; a professional contact (B2B) is reached about "
+                    "their job."
                 ),
             },
         ),
@@ -276,6 +278,7 @@ class ContactAdmin(AuditedModelAdmin):
                     **self.admin_site.each_context(request),
                     "title": _("Erase these contacts?"),
                     "contacts": contacts,
+                    "proof_years": settings.PROOF_RETENTION_YEARS,
                     "opts": self.model._meta,
                     "action_checkbox_name": ACTION_CHECKBOX_NAME,
                 },

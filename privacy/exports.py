@@ -13,8 +13,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from consent.models import (
+    Channel,
     ConsentEvidence,
     ConsentRecord,
     ConsentState,
@@ -157,7 +159,12 @@ def _recipients(contact: Contact) -> list[dict[str, Any]]:
         rows.append(
             _sent_row(
                 _("CRMs and integrations connected to our contact base"),
-                _("%(count)d changes delivered") % {"count": delivered["count"]},
+                ngettext(
+                    "%(count)d change delivered",
+                    "%(count)d changes delivered",
+                    delivered["count"],
+                )
+                % {"count": delivered["count"]},
                 delivered,
             )
         )
@@ -177,8 +184,12 @@ def _recipients(contact: Contact) -> list[dict[str, Any]]:
     for sent in messages:
         rows.append(
             _sent_row(
-                _("Our %(channel)s delivery provider") % {"channel": sent["channel"]},
-                _("%(count)d marketing messages") % {"count": sent["count"]},
+                _("Our delivery provider for %(channel)s")
+                % {"channel": Channel(sent["channel"]).label},
+                ngettext(
+                    "%(count)d marketing message", "%(count)d marketing messages", sent["count"]
+                )
+                % {"count": sent["count"]},
                 sent,
             )
         )
@@ -230,13 +241,31 @@ def _retention(purposes: list[Purpose]) -> list[dict[str, Any]]:
             % {"years": years},
         },
         {
+            "applies_to": "opted_out_prospect",
+            "period_days": settings.RETENTION_OPT_OUT_GRACE.days,
+            "rule": _(
+                "Prospects who refuse every message: %(days)d days after the last refusal, "
+                "then erased."
+            )
+            % {"days": settings.RETENTION_OPT_OUT_GRACE.days},
+        },
+        {
             "applies_to": "suppression",
             "period_days": None,
             "rule": _(
                 "After an unsubscribe or an erasure, a keyed hash of your address is kept so "
-                "that you are not contacted again, and the proof of your consents for as long "
-                "as the law requires it."
+                "that you are not contacted again (at least 3 years)."
             ),
+        },
+        {
+            "applies_to": "proof",
+            "period_days": settings.PROOF_RETENTION_YEARS * 365,
+            "rule": _(
+                "After an erasure, the proof of your consents is kept encrypted for %(years)d "
+                "years (the time a claim can be brought), readable only by our data protection "
+                "officer, then deleted."
+            )
+            % {"years": settings.PROOF_RETENTION_YEARS},
         },
     ]
     return rows

@@ -305,8 +305,8 @@ def _guardian_errors(actor: str, source_kind: str, evidence: Evidence) -> dict[s
     return {
         "evidence": [
             _(
-                "A grant by the holder of parental responsibility needs their name and email "
-                "or phone (guardian)."
+                "A grant by the holder of parental responsibility needs their name and their "
+                "email or phone (evidence.guardian: name, contact)."
             )
         ]
     }

@@ -118,6 +118,9 @@ def test_retention_per_purpose_and_for_prospects_and_customers(camille, newslett
     assert "3 years after the last contact" in retention["prospect"]["rule"]
     assert "3 years after the end of the contract" in retention["customer"]["rule"]
     assert "suppression" in retention
+    assert retention["opted_out_prospect"]["period_days"] == settings.RETENTION_OPT_OUT_GRACE.days
+    assert retention["proof"]["period_days"] == settings.PROOF_RETENTION_YEARS * 365
+    assert f"{settings.PROOF_RETENTION_YEARS} years" in retention["proof"]["rule"]
 
 
 def test_sources_are_the_contact_s_and_each_consent_s(camille, newsletter):

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from consent.ledger import ledger_verify
 
@@ -50,9 +51,11 @@ class Command(BaseCommand):
                 "age": age,
             }
         if report.stripped:
-            unsealed += _(", %(count)d removed at the end of their proof period") % {
-                "count": report.stripped
-            }
+            unsealed += ngettext(
+                ", %(count)d removed at the end of its proof period",
+                ", %(count)d removed at the end of their proof period",
+                report.stripped,
+            ) % {"count": report.stripped}
         self.stdout.write(
             self.style.SUCCESS(
                 _(

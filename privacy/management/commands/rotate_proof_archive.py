@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from privacy.proof import proof_archive_rotate
 
@@ -16,4 +16,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         rotated = proof_archive_rotate()
-        self.stdout.write(_("%(count)d proof archive entries re-encrypted.") % {"count": rotated})
+        self.stdout.write(
+            ngettext(
+                "%(count)d proof archive entry re-encrypted.",
+                "%(count)d proof archive entries re-encrypted.",
+                rotated,
+            )
+            % {"count": rotated}
+        )
