@@ -25,7 +25,7 @@ RUN DEBUG=false ENV_FILE=/dev/null ALLOWED_HOSTS=localhost SITE_URL=http://local
         SECRET_KEY=collectstatic-only SUPPRESSION_HMAC_KEY=collectstatic-only \
         LEDGER_SEAL_KEY=collectstatic-only EMAIL_URL=smtp://localhost:25 \
         CONTROLLER_NAME=collectstatic-only CONTROLLER_ADDRESS=collectstatic-only \
-        DPO_CONTACT=collectstatic-only \
+        DPO_CONTACT=collectstatic-only PRIVACY_NOTICE_URL=collectstatic-only \
         FIELD_ENCRYPTION_KEY=Y29sbGVjdHN0YXRpYy1vbmx5LW5vdC1hLXNlY3JldCE= \
         python manage.py collectstatic --noinput \
     && mkdir -p var/media var/private var/celery \

@@ -60,6 +60,7 @@ def configure(*, database: str, settings: str = "bench.settings", **extra: str) 
             "CONTROLLER_NAME": "Bench SAS",
             "CONTROLLER_ADDRESS": "1 rue du Banc, 75001 Paris",
             "DPO_CONTACT": "dpo@bench.example",
+            "PRIVACY_NOTICE_URL": "https://bench.example/privacy",
             "SECURE_SSL_REDIRECT": "false",
             "CELERY_TASK_ALWAYS_EAGER": "true",
             # a real backend for the settings' check; `django_setup` swaps in CountingBackend

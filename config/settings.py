@@ -76,8 +76,16 @@ else:
         )
     DPO_CONTACT = _DPO_CONTACT
 # The privacy notice's address when no version is stored yet (consent.PrivacyNotice); the
-# current stored version's URL wins.
-PRIVACY_NOTICE_URL = env.str("PRIVACY_NOTICE_URL", default="")
+# current stored version's URL wins. Required in production, so that no page or message ever
+# goes out without a notice link (GDPR Art. 13).
+if DEBUG:
+    PRIVACY_NOTICE_URL = env.str("PRIVACY_NOTICE_URL", default="")
+else:
+    PRIVACY_NOTICE_URL = _required(
+        "PRIVACY_NOTICE_URL",
+        "the address of your privacy notice, e.g. https://www.example.fr/confidentialite "
+        "(GDPR Art. 13; a version stored in the admin then takes over)",
+    )
 # Where a person complains to the supervisory authority (GDPR Art. 13(2)(d), 77).
 COMPLAINT_AUTHORITY_NAME = "CNIL"
 COMPLAINT_AUTHORITY_URL = env.str(

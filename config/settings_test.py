@@ -21,6 +21,7 @@ os.environ.setdefault("EMAIL_URL", f"filemail://{_mail_dir}")
 os.environ.setdefault("CONTROLLER_NAME", "Vélos Martin SAS")
 os.environ.setdefault("CONTROLLER_ADDRESS", "12 rue des Cyclistes, 69002 Lyon")
 os.environ.setdefault("DPO_CONTACT", "dpo@velos-martin.example")
+os.environ.setdefault("PRIVACY_NOTICE_URL", "https://www.velos-martin.example/confidentialite")
 os.environ.setdefault("TEST_MAIL_DIR", str(_mail_dir))
 # exports written by tests never mix with (nor are swept from) a development server's
 os.environ.setdefault("PRIVATE_ROOT", str(_mail_dir.parent.parent / "test-private"))

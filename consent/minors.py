@@ -58,8 +58,14 @@ DIGITAL_CONSENT_AGE: dict[str, int] = {
     "LI": 16,  # Datenschutzgesetz: no derogation
     "NO": 13,  # Personopplysningsloven § 5
 }
+# France's overseas departments and collectivities have ISO codes of their own, and the loi
+# Informatique et Libertés applies there as in mainland France (its art. 45 included).
+FRENCH_TERRITORIES = frozenset(
+    {"FR", "GF", "GP", "MQ", "RE", "YT", "BL", "MF", "PM", "NC", "PF", "WF", "TF"}
+)
+DIGITAL_CONSENT_AGE.update({territory: 15 for territory in FRENCH_TERRITORIES})
 # Where the child consents together with the guardian (France); unknown: the strictest.
-JOINT_CONSENT_COUNTRIES = frozenset({"FR", ""})
+JOINT_CONSENT_COUNTRIES = FRENCH_TERRITORIES | {""}
 # The actors that include the holder of parental responsibility (GDPR Art. 8(1)).
 GUARDIAN_ACTORS = frozenset({Actor.GUARDIAN, Actor.PERSON_AND_GUARDIAN})
 JOINT_ACTORS = frozenset({Actor.PERSON_AND_GUARDIAN})

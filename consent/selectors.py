@@ -99,7 +99,6 @@ DATA_CATEGORIES: dict[str, tuple[str, ...]] = {
     "age": ("birth_year", "is_minor"),
     "preferences": ("language",),
 }
-CNIL_COMPLAINT_URL = "https://www.cnil.fr/fr/plaintes"
 # GDPR Art. 15-18, 20, 21: what the person may ask the DPO for
 RIGHTS = ["access", "rectification", "erasure", "restriction", "portability", "objection"]
 
@@ -211,7 +210,10 @@ def consent_receipt(
             "withdrawal": _("The link at the foot of every message, or a request to the DPO."),
             "dpo_contact": dpo,
             "rights": RIGHTS,
-            "complaint": {"authority": "CNIL", "url": CNIL_COMPLAINT_URL},
+            "complaint": {
+                "authority": settings.COMPLAINT_AUTHORITY_NAME,
+                "url": settings.COMPLAINT_AUTHORITY_URL,
+            },
         },
         "integrity": {
             "algorithm": "SHA-256 per-contact hash chain, HMAC-sealed",

@@ -192,14 +192,18 @@ def reach_problem(
     ledger (a grant of that pair: soft opt-in); by phone, a B2B contact or a customer within
     a current contract (Consumer Code L223-1: consumers otherwise need prior consent).
     Contract: only a current customer (a contract message needs a contract). Consent: the
-    grant is the basis, nothing more here.
+    grant is the basis, nothing more here. Any other basis (legal obligation, vital or public
+    interest) sends no messages (`Purpose.clean`): it reaches nobody, even a purpose stored
+    with channels before that rule.
     """
+    if purpose.legal_basis == LegalBasis.CONSENT:
+        return None
     if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
         reached = _legitimate_interest_reaches(contact, purpose, channel, state, at)
     elif purpose.legal_basis == LegalBasis.CONTRACT:
         reached = is_current_customer(contact, at)
     else:
-        return None
+        reached = False
     return None if reached else ConsentProblem.NO_CONSENT
 
 
@@ -244,7 +248,9 @@ def reach_condition(purpose: Purpose, channel: str, at: datetime, granted: Q) ->
         return b2b
     if purpose.legal_basis == LegalBasis.CONTRACT:
         return current_customer_condition(at)
-    return None
+    if purpose.legal_basis == LegalBasis.CONSENT:
+        return None
+    return NOBODY  # no messages on the other bases
 
 
 def current_customer_condition(at: datetime) -> Q:

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from consent.models import SourceKind
 from core.admin import ReadOnlyInlineMixin, adopt_saved_instance
+from core.management.commands.setup_roles import DPO
 from core.models import AuditAction
 from core.services import audit_record
 from privacy.models import (
@@ -426,7 +427,12 @@ class ProofArchiveEntryAdmin(admin.ModelAdmin):
         return False  # the beat job deletes it at the end of the proof period, nobody else
 
     def has_read_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("privacy.read_proofarchiveentry")
+        """The DPO's alone: the permission, held as a member of the DPO group (a superuser's
+        blanket rights do not stand in for it)."""
+        user = request.user
+        return user.has_perm("privacy.read_proofarchiveentry") and (
+            user.groups.filter(name=DPO).exists()
+        )
 
     @admin.display(description=_("content"))
     def read_link(self, obj: ProofArchiveEntry) -> str:

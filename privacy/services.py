@@ -1140,6 +1140,17 @@ def _anonymise_silent(now: datetime, batch_size: int) -> int:
         .filter(
             Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=F("repermission_sent_at"))
         )
+        # a grant given after they were asked (relayed by a CRM or a list, which does not
+        # count as the person's own activity) is an answer too: it keeps them
+        .exclude(
+            Exists(
+                ConsentState.objects.filter(
+                    contact=OuterRef("pk"),
+                    status__in=LIVE_STATUSES,
+                    since__gt=OuterRef("repermission_sent_at"),
+                )
+            )
+        )
     )
 
     def erase(contact_ids: list[int]) -> list[int]:

@@ -83,6 +83,15 @@ def test_a_marketer_can_neither_list_nor_read_the_archive(as_marketer: Client, e
     assert reads() == []
 
 
+def test_a_superuser_who_is_not_the_dpo_cannot_read_the_proof(as_superuser: Client, entry) -> None:
+    assert as_superuser.get(read_url(entry)).status_code == 403
+    response = as_superuser.post(read_url(entry), {"why": "curious"})
+
+    assert response.status_code == 403
+    assert EMAIL not in response.content.decode()
+    assert reads() == []
+
+
 def test_nobody_changes_or_deletes_an_entry_in_the_admin(as_superuser: Client, entry) -> None:
     delete = reverse("admin:privacy_proofarchiveentry_delete", args=[entry.pk])
 

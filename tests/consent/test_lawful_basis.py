@@ -263,3 +263,17 @@ def test_a_consumer_gets_at_most_four_calls_in_thirty_days(settings):
 def test_the_public_holidays_follow_easter():
     assert {date(2025, 4, 21), date(2025, 5, 29), date(2025, 6, 9)} <= french_public_holidays(2025)
     assert len(french_public_holidays(2027)) == 11
+
+
+@pytest.mark.parametrize(
+    "basis", [LegalBasis.LEGAL_OBLIGATION, LegalBasis.VITAL_INTERESTS, LegalBasis.PUBLIC_TASK]
+)
+def test_a_purpose_on_another_basis_reaches_nobody_even_stored_with_channels(basis):
+    # given a purpose saved with channels before `Purpose.clean` refused them on this basis
+    purpose = PurposeFactory(legal_basis=basis, channels=EVERY_CHANNEL)
+    adult, b2b = person(), person(b2b=True)
+
+    for channel in EVERY_CHANNEL:
+        assert reasons(adult, purpose, channel) == [Ineligible.NO_CONSENT]
+        assert reasons(b2b, purpose, channel) == [Ineligible.NO_CONSENT]
+        assert ineligible_counts(purpose, channel) == {"no_consent": 2}

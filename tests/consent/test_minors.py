@@ -197,3 +197,21 @@ def test_erasure_removes_the_guardians_details_and_the_ledger_still_verifies():
     child.refresh_from_db()
     assert child.birth_year is None
     assert ledger_verify() == []
+
+
+@pytest.mark.parametrize("territory", ["RE", "GP", "YT", "NC"])
+def test_a_child_overseas_in_france_needs_the_joint_consent_as_in_mainland_france(territory):
+    purpose = PurposeFactory()
+    alone = ContactFactory(birth_year=born(13), country=territory)
+    jointly = ContactFactory(birth_year=born(13), country=territory)
+    guardian_grant(alone, purpose, "guardian")
+    guardian_grant(jointly, purpose, "person_and_guardian")
+    # 15 there as in France: someone born 16 years ago is of age
+    older = ContactFactory(birth_year=born(16), country=territory)
+    grant(older, purpose)
+
+    assert contact_eligibility(alone, purpose, "email") == ["minor"]
+    assert contact_eligibility(jointly, purpose, "email") == []
+    assert contact_eligibility(older, purpose, "email") == []
+    audience = set(eligible_contacts(purpose, "email").values_list("pk", flat=True))
+    assert audience == {jointly.pk, older.pk}

@@ -24,6 +24,7 @@ PRODUCTION = {
     "CONTROLLER_NAME": "Vélos Martin SAS",
     "CONTROLLER_ADDRESS": "12 rue des Cyclistes, 69002 Lyon",
     "DPO_CONTACT": "dpo@velos-martin.example",
+    "PRIVACY_NOTICE_URL": "https://www.velos-martin.example/confidentialite",
 }
 
 
@@ -68,6 +69,7 @@ def test_deploy_check_is_clean_with_the_full_production_environment():
         ("CONTROLLER_NAME", "GDPR Art. 13"),
         ("CONTROLLER_ADDRESS", "GDPR Art. 13"),
         ("DPO_CONTACT", "GDPR Art. 13(1)(b)"),
+        ("PRIVACY_NOTICE_URL", "GDPR Art. 13"),
     ],
 )
 def test_production_refuses_to_start_without_each_required_setting(missing, advice):

@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from consent.ledger import ledger_verify
-from consent.models import ConsentEvidence, ConsentRecord, ConsentStatus, Purpose
+from consent.models import ConsentEvidence, ConsentRecord, ConsentState, ConsentStatus, Purpose
 from contacts.models import Contact, ContactStatus, Suppression, TimelineEvent
 from crmsync.models import OutboxEvent
 from preferences.models import PreferenceToken
@@ -307,6 +307,8 @@ def test_retention_erases_the_silent_as_a_batch_and_skips_the_one_who_fails(
     people = [_person(number, purposes) for number in range(6)]
     asked = timezone.now() - settings.RETENTION_GRACE - timedelta(days=1)
     Contact.objects.update(repermission_sent_at=asked, last_activity_at=asked - timedelta(days=1))
+    # their grants date from before the question (a grant since would be an answer)
+    ConsentState.objects.update(since=asked - timedelta(days=2))
     _unreadable_email(people[4])
 
     with caplog.at_level(logging.ERROR, logger="privacy.services"):

@@ -127,6 +127,22 @@ def test_a_contract_renewed_after_the_question_keeps_the_customer(mailbox: Mailb
     assert reload(customer).status == "active"
 
 
+def test_a_grant_relayed_by_a_crm_after_the_question_keeps_the_prospect(
+    newsletter, mailbox: Mailbox
+):
+    prospect = contact_active_at(SILENT_SINCE)
+    assert run_at(NOW) == (1, 0)
+
+    # the person opts in on a partner's form; the CRM relays it, which is not their own
+    # activity here, but it answers the question
+    with freeze_time(NOW + timedelta(days=5)):
+        grant(prospect, newsletter, source_kind="crm", source_reference="hubspot")
+    assert reload(prospect).last_activity_at < reload(prospect).repermission_sent_at
+
+    assert run_at(NOW + settings.RETENTION_GRACE + timedelta(days=1)) == (0, 0)
+    assert reload(prospect).status == "active"
+
+
 # --- an opt-out no longer restarts the clock --------------------------------------------------
 
 
