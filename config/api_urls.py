@@ -5,5 +5,6 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("contacts.api.urls")),
     path("", include("consent.api.urls")),
+    path("", include("campaigns.api.urls")),
     path("", include("privacy.api.urls")),
 ]

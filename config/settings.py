@@ -143,6 +143,7 @@ INSTALLED_APPS = [
     "contacts",
     "consent",
     "crmsync",
+    "campaigns",
     "preferences",
     "privacy",
     "django_otp",
@@ -519,6 +520,9 @@ SPECTACULAR_SETTINGS = {
         "ConsentRecordActionEnum": "consent.models.ConsentAction",
         "ActorEnum": "consent.models.Actor",
         "ConsentInputActorEnum": "consent.api.serializers.API_ACTORS",
+        "StepChannelEnum": "campaigns.models.StepChannel",
+        "LifecycleStageEnum": "contacts.models.LifecycleStage",
+        "LanguageEnum": "contacts.models.Language",
     },
 }
 

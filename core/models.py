@@ -17,6 +17,8 @@ class Scope(models.TextChoices):
     CONSENTS_WRITE = "consents:write", _("Record consents")
     PRIVACY_WRITE = "privacy:write", _("File and read privacy requests")
     IMPORTS_WRITE = "imports:write", _("Import contact lists and follow their progress")
+    CAMPAIGNS_READ = "campaigns:read", _("Read campaigns, their audience, statistics and recipients")
+    CAMPAIGNS_WRITE = "campaigns:write", _("Create campaigns")
     EVIDENCE_READ = (
         "evidence:read",
         _("Read the personal evidence of consents (IP address, user agent, signed document)"),

@@ -1,6 +1,7 @@
 """Factories for the domain models; consents are made through the real service."""
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
@@ -9,6 +10,8 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from freezegun import freeze_time
 
+from campaigns.models import Campaign
+from campaigns.services import campaign_create
 from consent.models import LegalBasis, PrivacyNotice, Purpose, PurposeVersion, SourceKind
 from consent.services import ConsentWrite, Evidence, consent_record, privacy_notice_save
 from contacts.models import Contact, Interest
@@ -244,3 +247,23 @@ class PrivacyNoticeFactory(factory.Factory):
     @classmethod
     def _create(cls, model_class: type, *args: object, **kwargs: object) -> PrivacyNotice:
         return privacy_notice_save(notice=PrivacyNotice(**kwargs), by="dpo-persona")
+
+
+def email_step(**content: object) -> dict[str, object]:
+    """A campaign step's fields for an email (French content, English falls back to it)."""
+    return {
+        "channel": "email",
+        "subject_fr": "Nos nouveautés",
+        "body_text_fr": "Bonjour {first_name}",
+        **content,
+    }
+
+
+def campaign_make(purpose: Purpose | None = None, **kwargs: Any) -> Campaign:
+    """A draft campaign made through `campaign_create` (one email step unless `steps=`)."""
+    return campaign_create(
+        name=kwargs.pop("name", "Lettre de novembre"),
+        purpose=purpose or PurposeFactory(),
+        steps=kwargs.pop("steps", [email_step()]),
+        **kwargs,
+    )

@@ -25,6 +25,11 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "consent.consentrecord": ("view",),
         "consent.consentstate": ("view",),
         "crmsync.outboxevent": ("view",),
+        # marketers build and preview campaigns; recipients are written by the senders only
+        "campaigns.segment": ("view", "add", "change"),
+        "campaigns.campaign": ("view", "add", "change"),
+        "campaigns.campaignstep": ("view", "add", "change", "delete"),
+        "campaigns.recipient": ("view",),
     },
     DPO: {
         "consent.purpose": ("view", "add", "change"),
@@ -48,6 +53,11 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "crmsync.outboxevent": ("view",),
         "core.apiclient": ("view",),
         "core.auditevent": ("view",),
+        # who received what, and on which proof (GDPR Art. 5(2), 7(1))
+        "campaigns.segment": ("view",),
+        "campaigns.campaign": ("view",),
+        "campaigns.campaignstep": ("view",),
+        "campaigns.recipient": ("view",),
     },
 }
 

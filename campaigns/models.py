@@ -1,0 +1,224 @@
+"""Campaigns (SPEC §3 campaigns): saved segments, campaigns, their steps and recipients.
+
+A recipient row keeps no copy of the person's data: the contact (anonymised in place by
+erasure), the step, the outcome and the legal proof (the consent record, or the legal basis
+when none was needed). Erasure therefore anonymises recipients without touching them, and the
+campaign's counts survive it (SPEC §3 privacy).
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from consent.models import ConsentRecord, LegalBasis, Purpose
+from contacts.models import Contact, Interest, Language
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    SCHEDULED = "scheduled", _("Scheduled")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class CampaignKind(models.TextChoices):
+    """Regular campaigns; the built-in kinds (re-permission, notices) are added later."""
+
+    REGULAR = "regular", _("Regular")
+
+
+class StepChannel(models.TextChoices):
+    """The channels a campaign step sends on (a subset of `consent.models.Channel`)."""
+
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+    POSTAL = "postal", _("Postal mail")
+
+
+class StepCondition(models.TextChoices):
+    NONE = "", _("Everyone in the audience")
+    PREVIOUS_NOT_DELIVERED = (
+        "previous_not_delivered",
+        _("Those the previous step did not reach (bounced or undeliverable)"),
+    )
+
+
+class RecipientStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    BOUNCED = "bounced", _("Bounced")
+    COMPLAINED = "complained", _("Complained")
+    SKIPPED = "skipped", _("Skipped")
+
+
+class Segment(models.Model):
+    """Who a campaign targets: every criterion given must match (an empty one matches all).
+
+    Saved segments are listed for reuse; a campaign created with inline criteria (API) gets a
+    segment of its own that is not saved for reuse."""
+
+    name = models.CharField(_("name"), max_length=150)
+    saved = models.BooleanField(
+        _("saved for reuse"),
+        default=True,
+        help_text=_("Unticked for the criteria of one campaign only."),
+    )
+    interests = models.ManyToManyField(
+        Interest,
+        blank=True,
+        verbose_name=_("interests"),
+        help_text=_("The contact has at least one of these interests."),
+    )
+    lifecycle_stages = models.JSONField(_("lifecycle stages"), default=list, blank=True)
+    countries = models.JSONField(_("countries"), default=list, blank=True)
+    languages = models.JSONField(_("languages"), default=list, blank=True)
+    sources = models.JSONField(_("sources"), default=list, blank=True)
+    created_from = models.DateField(_("created from"), null=True, blank=True)
+    created_until = models.DateField(_("created until"), null=True, blank=True)
+    active_from = models.DateField(_("last activity from"), null=True, blank=True)
+    active_until = models.DateField(_("last activity until"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Campaign(models.Model):
+    """Messages for one purpose to a segment, in one or more steps (SPEC §3 campaigns)."""
+
+    public_id = models.UUIDField(_("public id"), default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(
+        _("kind"), max_length=30, choices=CampaignKind.choices, default=CampaignKind.REGULAR
+    )
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, verbose_name=_("purpose"))
+    segment = models.ForeignKey(
+        Segment,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        verbose_name=_("segment"),
+        help_text=_("Empty: every contact."),
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=CampaignStatus.choices,
+        default=CampaignStatus.DRAFT,
+        editable=False,
+    )
+    scheduled_at = models.DateTimeField(_("scheduled at"), null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignStep(models.Model):
+    """One message of a campaign on one channel, `delay_hours` after the previous step, with
+    its content in French and English (English falls back to French when left empty)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField(_("position"), default=1)
+    channel = models.CharField(_("channel"), max_length=10, choices=StepChannel.choices)
+    delay_hours = models.PositiveIntegerField(_("delay (hours)"), default=0)
+    condition = models.CharField(
+        _("condition"), max_length=30, choices=StepCondition.choices, default="", blank=True
+    )
+    subject_fr = models.CharField(_("subject (French)"), max_length=200, blank=True)
+    subject_en = models.CharField(_("subject (English)"), max_length=200, blank=True)
+    body_text_fr = models.TextField(_("text (French)"), blank=True)
+    body_text_en = models.TextField(_("text (English)"), blank=True)
+    body_html_fr = models.TextField(_("HTML (French)"), blank=True)
+    body_html_en = models.TextField(_("HTML (English)"), blank=True)
+    sms_text_fr = models.CharField(_("SMS text (French)"), max_length=612, blank=True)
+    sms_text_en = models.CharField(_("SMS text (English)"), max_length=612, blank=True)
+
+    class Meta:
+        verbose_name = _("step")
+        verbose_name_plural = _("steps")
+        ordering = ["campaign", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "position"], name="campaign_step_position_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.get_channel_display()}"
+
+    def content(self, field: str, language: str) -> str:
+        """The step's `field` (subject, body_text, body_html, sms_text) in `language`, or in
+        French when that language's is empty (French is the default, SPEC §1)."""
+        own: str = getattr(self, f"{field}_{language}", "") if language == Language.ENGLISH else ""
+        return own or getattr(self, f"{field}_fr")
+
+
+class Recipient(models.Model):
+    """One (campaign, step, contact), claimed once; the outcome and the proof that the message
+    was lawful (GDPR Art. 7(1)): the consent record that justified it, or the legal basis
+    that needed none (legitimate interests)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
+    step = models.ForeignKey(CampaignStep, on_delete=models.CASCADE, related_name="recipients")
+    # PROTECT: an erased contact stays, anonymised, so the counts and the proof stay too
+    contact = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, related_name="campaign_recipients"
+    )
+    status = models.CharField(
+        _("status"), max_length=20, choices=RecipientStatus.choices, default=RecipientStatus.QUEUED
+    )
+    exclusion_reason = models.CharField(_("exclusion reason"), max_length=30, blank=True)
+    consent_record = models.ForeignKey(
+        ConsentRecord,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="campaign_recipients",
+        verbose_name=_("consent record"),
+    )
+    legal_basis = models.CharField(
+        _("legal basis"), max_length=30, choices=LegalBasis.choices, blank=True
+    )
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(_("unsubscribed at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("recipient")
+        verbose_name_plural = _("recipients")
+        ordering = ["campaign", "step__position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "step", "contact"], name="campaign_recipient_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["campaign", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} / {self.step} / {self.contact.public_id}"
