@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -19,6 +19,7 @@ from campaigns.selectors import campaign_audience, campaign_stats
 from campaigns.services import CANCELLABLE, EDITABLE, campaign_cancel, step_problems
 from consent.eligibility import Ineligible
 from consent.selectors import consent_receipt
+from contacts.models import Language, LifecycleStage
 from core.admin import ReadOnlyAdminMixin
 
 # The exclusion reasons of the audience preview and the statistics, in words.
@@ -44,8 +45,69 @@ def reason_label(reason: str) -> str:
     return str(REASON_LABELS.get(reason, reason))  # type: ignore[call-overload]
 
 
+class SegmentForm(forms.ModelForm):
+    """The segment's lists as choices where the values are known; countries and sources as
+    comma-separated text."""
+
+    lifecycle_stages = forms.MultipleChoiceField(
+        label=_("lifecycle stages"),
+        choices=LifecycleStage.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    languages = forms.MultipleChoiceField(
+        label=_("languages"),
+        choices=Language.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    countries = forms.CharField(
+        label=_("countries"),
+        required=False,
+        help_text=_("ISO 3166-1 alpha-2 codes separated by commas, e.g. FR, BE."),
+    )
+    sources = forms.CharField(
+        label=_("sources"), required=False, help_text=_("Separated by commas.")
+    )
+
+    class Meta:
+        model = Segment
+        fields = [
+            "name",
+            "saved",
+            "interests",
+            "lifecycle_stages",
+            "countries",
+            "languages",
+            "sources",
+            "created_from",
+            "created_until",
+            "active_from",
+            "active_until",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("countries", "sources"):
+            self.initial[name] = ", ".join(getattr(self.instance, name) or [])
+
+    def clean_countries(self) -> list[str]:
+        codes = _split(self.cleaned_data["countries"])
+        if any(len(code) != 2 or not code.isalpha() for code in codes):
+            raise ValidationError(gettext("Give ISO 3166-1 alpha-2 country codes, e.g. FR."))
+        return [code.upper() for code in codes]
+
+    def clean_sources(self) -> list[str]:
+        return _split(self.cleaned_data["sources"])
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin):
+    form = SegmentForm
     list_display = ["name", "saved", "created_at"]
     list_filter = ["saved"]
     search_fields = ["name"]
@@ -124,6 +186,19 @@ class CampaignAdmin(admin.ModelAdmin):
         if obj is not None:
             fields = ["public_id", *fields, "audience_preview", "statistics", "recipients_link"]
         return fields
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField | None:
+        if db_field.name == "segment":
+            # saved segments, and the campaign's own when it was given inline (API)
+            match = request.resolver_match
+            object_id = match.kwargs.get("object_id") if match else None
+            own = Campaign.objects.filter(pk=int(object_id) if str(object_id).isdigit() else 0)
+            kwargs["queryset"] = Segment.objects.filter(
+                Q(saved=True) | Q(pk__in=own.values("segment"))
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Campaign, form: Any, change: bool) -> None:
         if not change:

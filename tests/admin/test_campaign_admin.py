@@ -6,7 +6,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.models import Campaign, Recipient, RecipientStatus
+from campaigns.models import Campaign, Recipient, RecipientStatus, Segment
 from consent.models import LegalBasis
 from tests.admin.forms import submitted_form
 from tests.factories import ContactFactory, PurposeFactory, campaign_make, grant
@@ -147,3 +147,37 @@ def test_cancelling_from_the_list(as_marketer: Client) -> None:
 
     campaign.refresh_from_db()
     assert campaign.status == "cancelled"
+
+
+def test_a_marketer_saves_a_segment_and_only_saved_ones_are_offered(as_marketer: Client) -> None:
+    add = reverse("admin:campaigns_segment_add")
+    data = submitted_form(
+        as_marketer.get(add),
+        name="Clients français",
+        saved="on",
+        lifecycle_stages=["customer"],
+        languages=["fr"],
+        countries="fr, be",
+        sources="salon",
+    )
+
+    assert as_marketer.post(add, data).status_code == 302
+
+    segment = Segment.objects.get()
+    assert segment.countries == ["FR", "BE"]
+    assert segment.lifecycle_stages == ["customer"]
+    assert segment.sources == ["salon"]
+    Segment.objects.create(name="Critères d'une campagne", saved=False)
+    page = as_marketer.get(ADD)
+    offered = list(page.context["adminform"].form.fields["segment"].queryset)
+    assert offered == [segment]
+
+
+def test_a_bad_country_code_is_a_field_error(as_marketer: Client) -> None:
+    add = reverse("admin:campaigns_segment_add")
+    data = submitted_form(as_marketer.get(add), name="X", countries="France")
+
+    response = as_marketer.post(add, data)
+
+    assert response.status_code == 200
+    assert not Segment.objects.exists()
