@@ -193,8 +193,8 @@ class CampaignAdmin(admin.ModelAdmin):
         if db_field.name == "segment":
             # saved segments, and the campaign's own when it was given inline (API)
             match = request.resolver_match
-            object_id = match.kwargs.get("object_id") if match else None
-            own = Campaign.objects.filter(pk=int(object_id) if str(object_id).isdigit() else 0)
+            object_id = str(match.kwargs.get("object_id", "")) if match else ""
+            own = Campaign.objects.filter(pk=int(object_id) if object_id.isdigit() else 0)
             kwargs["queryset"] = Segment.objects.filter(
                 Q(saved=True) | Q(pk__in=own.values("segment"))
             )

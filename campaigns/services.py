@@ -13,6 +13,7 @@ from campaigns.models import (
     CampaignKind,
     CampaignStatus,
     CampaignStep,
+    Recipient,
     Segment,
     StepChannel,
     StepCondition,
@@ -199,3 +200,13 @@ def campaign_cancel(*, campaign: Campaign) -> Campaign:
     campaign.scheduled_at = None
     campaign.save(update_fields=["status", "scheduled_at", "updated_at"])
     return campaign
+
+
+def recipients_proof_expired(*, contact_ids: Sequence[int]) -> int:
+    """Unlink the recipients of people whose ledger records were deleted at the end of their
+    proof period (`privacy.proof`, GDPR Art. 5(1)(e)): the rows and their legal basis stay,
+    so the campaigns' counts do. Called in the transaction that deleted the records. Answers
+    how many recipients were unlinked."""
+    return Recipient.objects.filter(
+        contact_id__in=list(contact_ids), consent_record__isnull=False
+    ).update(consent_record=None)

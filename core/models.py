@@ -17,7 +17,10 @@ class Scope(models.TextChoices):
     CONSENTS_WRITE = "consents:write", _("Record consents")
     PRIVACY_WRITE = "privacy:write", _("File and read privacy requests")
     IMPORTS_WRITE = "imports:write", _("Import contact lists and follow their progress")
-    CAMPAIGNS_READ = "campaigns:read", _("Read campaigns, their audience, statistics and recipients")
+    CAMPAIGNS_READ = (
+        "campaigns:read",
+        _("Read campaigns, their audience, statistics and recipients"),
+    )
     CAMPAIGNS_WRITE = "campaigns:write", _("Create campaigns")
     EVIDENCE_READ = (
         "evidence:read",

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from campaigns.services import recipients_proof_expired
 from consent.ledger import ledger_strip
 from consent.models import ConsentEvidence, ConsentRecord
 from contacts.models import Contact
@@ -194,7 +195,9 @@ def _expire(entry_ids: list[int], now: datetime) -> int:
             .order_by("pk")
         )
         contact_ids = [entry.contact_id for entry in entries]
-        ledger_strip(contact_ids=contact_ids, now=now)
+        stripped = ledger_strip(contact_ids=contact_ids, now=now)
+        # the campaign recipients pointing at the deleted records keep their legal basis only
+        recipients_proof_expired(contact_ids=stripped)
         waiting = set(
             ConsentRecord.objects.filter(contact_id__in=contact_ids).values_list(
                 "contact_id", flat=True

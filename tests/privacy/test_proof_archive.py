@@ -24,6 +24,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from freezegun import freeze_time
 
+from campaigns.models import Recipient, RecipientStatus
+from campaigns.selectors import campaign_stats
 from consent.ledger import ledger_seal, ledger_verify
 from consent.models import (
     ConsentEvidence,
@@ -41,7 +43,7 @@ from privacy.proof import proof_archive_rotate, proof_archives_expire, proof_cip
 from privacy.services import contact_erase, contacts_erase_many
 from privacy.tasks import expire_proof_archive
 from tests.consent.test_ledger_seals import ON_POSTGRES
-from tests.factories import ContactFactory, PurposeFactory, grant
+from tests.factories import ContactFactory, PurposeFactory, campaign_make, grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -267,3 +269,32 @@ def test_two_runs_of_the_job_at_once_remove_the_person_once(purpose):
     assert LedgerSeal.objects.filter(kind=SealKind.STRIP).count() == 1
     assert LedgerTombstone.objects.filter(contact=camille).count() == 4
     assert ledger_verify() == []
+
+
+def test_the_end_of_the_proof_period_unlinks_campaign_recipients_and_keeps_the_counts(purpose):
+    # given Camille received a campaign on her consent, then was erased
+    with freeze_time(ERASED_AT):
+        camille = _person(purpose)
+        campaign = campaign_make(purpose)
+        Recipient.objects.create(
+            campaign=campaign,
+            step=campaign.steps.get(),
+            contact=camille,
+            status=RecipientStatus.SENT,
+            sent_at=timezone.now(),
+            consent_record=ConsentRecord.objects.filter(contact=camille).first(),
+            legal_basis="consent",
+        )
+        contact_erase(contact=camille, reason="erasure")
+        ledger_seal()
+
+    # when her proof period ends
+    with freeze_time("2031-01-11T02:30:00Z"):
+        assert expire_proof_archive() == 1
+
+    # then her records are gone, the recipient stays, counted, without its record
+    assert not ConsentRecord.objects.filter(contact=camille).exists()
+    recipient = Recipient.objects.get()
+    assert recipient.consent_record is None
+    assert recipient.legal_basis == "consent"
+    assert campaign_stats(campaign)["sent"] == 1
