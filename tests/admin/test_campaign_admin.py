@@ -181,3 +181,26 @@ def test_a_bad_country_code_is_a_field_error(as_marketer: Client) -> None:
 
     assert response.status_code == 200
     assert not Segment.objects.exists()
+
+
+def test_the_dpo_reads_campaigns_but_does_not_change_them(as_dpo: Client) -> None:
+    campaign = campaign_make()
+    change = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+
+    assert as_dpo.get(change).status_code == 200
+    assert as_dpo.get(ADD).status_code == 403
+    as_dpo.post(change, {"name": "Renamed"})
+    campaign.refresh_from_db()
+    assert campaign.name == "Lettre de novembre"
+
+
+def test_a_campaign_no_longer_a_draft_keeps_its_steps(as_marketer: Client) -> None:
+    campaign = campaign_make()
+    Campaign.objects.filter(pk=campaign.pk).update(status="scheduled")
+
+    page = as_marketer.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+
+    assert page.status_code == 200
+    (steps,) = page.context["inline_admin_formsets"]
+    assert not steps.has_change_permission
+    assert "purpose" in page.context["adminform"].readonly_fields
