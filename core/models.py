@@ -17,6 +17,10 @@ class Scope(models.TextChoices):
     CONSENTS_WRITE = "consents:write", _("Record consents")
     PRIVACY_WRITE = "privacy:write", _("File and read privacy requests")
     IMPORTS_WRITE = "imports:write", _("Import contact lists and follow their progress")
+    DELIVERABILITY_WRITE = (
+        "deliverability:write",
+        _("Report bounces, complaints, deliveries, returned mail and SMS STOP"),
+    )
     EVIDENCE_READ = (
         "evidence:read",
         _("Read the personal evidence of consents (IP address, user agent, signed document)"),
