@@ -112,6 +112,7 @@ class AuditAction(models.TextChoices):
     RESTRICTION = "restriction", _("Restricted processing")
     RESTRICTION_LIFTED = "restriction_lifted", _("Lifted a processing restriction")
     IMPORT_CONTACTS = "import_contacts", _("Imported a contact list")
+    RETURNED_MAIL = "returned_mail", _("Uploaded a returned-mail file")
     MERGE = "merge", _("Merged two contacts")
     PROOF_ARCHIVE_READ = "proof_archive_read", _("Read an erased person's proof archive")
 
