@@ -426,7 +426,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "contacts.tasks.purge_import_uploads",
         "schedule": timedelta(hours=1),
     },
+    "purge-deliverability-events": {
+        "task": "contacts.tasks.purge_deliverability_events",
+        "schedule": timedelta(days=1),
+    },
 }
+# How long a provider's event id is remembered so that a retried webhook is applied once
+# (ESPs retry for hours or a few days).
+DELIVERABILITY_EVENT_TTL = timedelta(days=env.int("DELIVERABILITY_EVENT_TTL_DAYS", default=30))
 
 # Domain settings.
 DOUBLE_OPT_IN_TTL = timedelta(hours=env.int("DOUBLE_OPT_IN_TTL_HOURS", default=72))

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -291,6 +292,14 @@ def _sms_stop(event: _Event, contact: Contact) -> bool:
         records=[str(record.uuid) for record in records],
     )
     return True
+
+
+def deliverability_events_purge(*, now: datetime | None = None) -> int:
+    """Forget the provider event ids older than `DELIVERABILITY_EVENT_TTL` (no retry comes
+    that late); the number deleted."""
+    cutoff = (now or timezone.now()) - settings.DELIVERABILITY_EVENT_TTL
+    deleted, _detail = DeliverabilityEvent.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
 
 
 # --- the mail house's returned-mail file ------------------------------------------------------

@@ -5,13 +5,17 @@ marketing, returned mail stops postal mail until the address is corrected, STOP 
 each lands on the timeline, and a provider's event id is applied once.
 """
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from consent.eligibility import Ineligible, contact_eligibility
 from consent.models import ConsentState
 from contacts.models import (
     Contact,
     ContactStatus,
+    DeliverabilityEvent,
     EmailDeliverability,
     PostalDeliverability,
     Suppression,
@@ -20,6 +24,7 @@ from contacts.models import (
 )
 from contacts.selectors import suppression_reason
 from contacts.services import contact_update, suppression_add
+from contacts.tasks import purge_deliverability_events
 from core.models import Scope
 from tests.factories import ContactFactory, PurposeFactory, grant
 
@@ -229,3 +234,16 @@ def test_an_unknown_type_is_a_field_error(api):
     response = post(api(), email="a@example.fr", type="opened")
     assert response.status_code == 400
     assert "type" in response.json()
+
+
+def test_event_ids_are_forgotten_after_their_ttl(api, settings):
+    settings.DELIVERABILITY_EVENT_TTL = timedelta(days=30)
+    contact = ContactFactory()
+    client = api()
+    post(client, email=contact.email, type="soft_bounce", event_id="old")
+    DeliverabilityEvent.objects.update(created_at=timezone.now() - timedelta(days=31))
+    post(client, email=contact.email, type="soft_bounce", event_id="recent")
+
+    assert purge_deliverability_events.apply().get() == 1
+
+    assert list(DeliverabilityEvent.objects.values_list("event_id", flat=True)) == ["recent"]
