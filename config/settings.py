@@ -284,6 +284,25 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Consent Desk <no-rep
 # that unsubscribe by email (an address whose mail the ESP or a person turns into unsubscribes).
 LIST_UNSUBSCRIBE_MAILTO = env.str("LIST_UNSUBSCRIBE_MAILTO", default="")
 
+# SMS (core/sms.py): console://, file:///folder, or twilio://SID:TOKEN@api.twilio.com/?from=+33...
+SMS_URL = env.str("SMS_URL", default="console://")
+# The short number a STOP goes to ("STOP au 36xxx"), and the whole instruction to use instead
+# of the translated one; both optional.
+SMS_STOP_NUMBER = env.str("SMS_STOP_NUMBER", default="")
+SMS_STOP_INSTRUCTION = env.str("SMS_STOP_INSTRUCTION", default="")
+
+# django-anymail's tracking webhooks (/anymail/<esp>/tracking/, contacts/webhooks.py): the
+# basic-auth secret ("user:password") the ESP's webhook URL carries, and the ESP's own signing
+# key where it signs its webhooks.
+ANYMAIL = {
+    name: value
+    for name, value in {
+        "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default=""),
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""),
+    }.items()
+    if value
+}
+
 # Security: safe unless the environment says otherwise.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # Load balancers probe over plain HTTP inside the network: answer them instead of a 301.
@@ -408,7 +427,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "contacts.tasks.purge_import_uploads",
         "schedule": timedelta(hours=1),
     },
+    "purge-deliverability-events": {
+        "task": "contacts.tasks.purge_deliverability_events",
+        "schedule": timedelta(days=1),
+    },
 }
+# How long a provider's event id is remembered so that a retried webhook is applied once
+# (ESPs retry for hours or a few days).
+DELIVERABILITY_EVENT_TTL = timedelta(days=env.int("DELIVERABILITY_EVENT_TTL_DAYS", default=30))
 
 # Domain settings.
 DOUBLE_OPT_IN_TTL = timedelta(hours=env.int("DOUBLE_OPT_IN_TTL_HOURS", default=72))
@@ -523,6 +549,8 @@ SPECTACULAR_SETTINGS = {
         "StepChannelEnum": "campaigns.models.StepChannel",
         "LifecycleStageEnum": "contacts.models.LifecycleStage",
         "LanguageEnum": "contacts.models.Language",
+        "DeliverabilityEventTypeEnum": "contacts.models.DeliverabilityEventType",
+        "PrivacyRequestTypeEnum": "privacy.models.PrivacyRequestType",
     },
 }
 

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from contacts.webhooks import twilio_inbound
 from core.landing import landing
 from core.views import health
 
@@ -11,6 +12,9 @@ urlpatterns = [
     path("", landing, name="landing"),
     path("health/", health, name="health"),
     path("api/v1/", include("config.api_urls")),
+    # ESP tracking webhooks (signatures checked by django-anymail; contacts/webhooks.py)
+    path("anymail/", include("anymail.urls")),
+    path("sms/twilio/inbound/", twilio_inbound, name="twilio-inbound"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI's start-up script as a file of its own (the split view), so that the page's
     # CSP needs no inline script; its inline <style> needs inline styles (without the admin's

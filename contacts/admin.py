@@ -26,6 +26,7 @@ from consent.admin import (
 from consent.models import Channel, Purpose, SourceKind
 from consent.selectors import contact_consent_history
 from consent.services import consent_record
+from contacts.deliverability import returned_mail_file_apply
 from contacts.imports import IMPORT_FIELDS, contacts_import_upload, import_upload_preview
 from contacts.models import (
     Contact,
@@ -33,6 +34,7 @@ from contacts.models import (
     ContactStatus,
     ImportStatus,
     Interest,
+    ReturnedMailReason,
     Suppression,
     SuppressionKind,
     TimelineEvent,
@@ -218,6 +220,53 @@ class ContactAdmin(AuditedModelAdmin):
                 % {"contact": contact},
                 messages.SUCCESS,
             )
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "returned-mail/",
+                self.admin_site.admin_view(self.returned_mail_view),
+                name="contacts_contact_returned_mail",
+            ),
+            *super().get_urls(),
+        ]
+
+    def returned_mail_view(self, request: HttpRequest) -> HttpResponse:
+        """Upload the mail house's returned-mail file: every valid line makes that postal
+        address undeliverable (all together, or none); malformed lines are listed."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        form = ReturnedMailUploadForm(request.POST or None, request.FILES or None)
+        result = None
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            result = returned_mail_file_apply(
+                content=upload.read(),
+                source_kind=SourceKind.ADMIN,
+                campaign=form.cleaned_data["campaign"],
+            )
+            audit_record(
+                request=request,
+                action=AuditAction.RETURNED_MAIL,
+                details={
+                    "file": upload.name or "",
+                    "applied": result.applied,
+                    "unknown": result.unknown,
+                    "rejected": len(result.rejected),
+                },
+            )
+        return TemplateResponse(
+            request,
+            "admin/contacts/contact/returned_mail.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": _("Upload returned mail"),
+                "form": form,
+                "result": result,
+                "reasons": ReturnedMailReason.choices,
+            },
+        )
 
     def audit_view(self, request: HttpRequest, obj: Contact) -> None:
         """Every opening of a contact's page is in the audit log the DPO reads."""
@@ -562,6 +611,24 @@ class SuppressionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 IMPORT_SESSION_KEY = "contact_import_upload"
 PREVIEW_ROWS = 5
+
+
+class ReturnedMailUploadForm(forms.Form):
+    """The mail house's file of returned letters (La Poste REFLEX reasons)."""
+
+    file = forms.FileField(
+        label=_("file"),
+        help_text=_(
+            "CSV (UTF-8 or Windows-1252, “,” or “;”) with a header line: a `public_id` (or "
+            "`email`) column and a `reason` column."
+        ),
+    )
+    campaign = forms.CharField(
+        label=_("campaign"),
+        max_length=100,
+        required=False,
+        help_text=_("The mailing the letters belonged to (optional)."),
+    )
 
 
 class ImportUploadForm(forms.Form):

@@ -68,11 +68,22 @@ class EmailDeliverability(models.TextChoices):
     DELIVERABLE = "deliverable", _("Deliverable")
     HARD_BOUNCE = "hard_bounce", _("Hard bounce")
     COMPLAINT = "complaint", _("Complaint")
+    # the third soft bounce in a row (a delivery in between starts the count again)
+    SOFT_BOUNCES = "soft_bounces", _("Repeated soft bounces")
 
 
 class PostalDeliverability(models.TextChoices):
     DELIVERABLE = "deliverable", _("Deliverable")
     RETURNED = "returned", _("Returned mail")
+
+
+class ReturnedMailReason(models.TextChoices):
+    """Why the mail house returned a letter (La Poste REFLEX reasons)."""
+
+    UNKNOWN_AT_ADDRESS = "unknown_at_address", _("Unknown at this address")
+    REFUSED = "refused", _("Refused")
+    NOT_CLAIMED = "not_claimed", _("Not claimed")
+    FAULTY_ADDRESS = "faulty_address", _("Faulty address")
 
 
 class Interest(models.Model):
@@ -224,6 +235,11 @@ class Contact(models.Model):
     postal_undeliverable_reason = models.CharField(
         _("returned mail reason"), max_length=255, blank=True
     )
+    email_soft_bounces = models.PositiveSmallIntegerField(
+        _("soft bounces in a row"),
+        default=0,
+        help_text=_("The third makes the email undeliverable; a delivery resets the count."),
+    )
     # the year alone (not the date: data minimisation); the age it gives is uncertain by one
     # year, and the eligibility rule takes the younger (consent.minors)
     birth_year = models.PositiveSmallIntegerField(
@@ -366,6 +382,13 @@ class TimelineKind(models.TextChoices):
     REPERMISSION_SENT = "repermission_sent", _("Re-permission request sent")
     KEPT = "kept", _("Asked to keep receiving our messages")
     MERGED = "merged", _("Contacts merged")
+    # deliverability feedback (ESP webhooks, the API, the mail house's returned-mail file)
+    EMAIL_DELIVERED = "email_delivered", _("Email delivered")
+    EMAIL_BOUNCED = "email_bounced", _("Email bounced")
+    COMPLAINT = "complaint", _("Complaint (marked as spam)")
+    MAIL_RETURNED = "mail_returned", _("Postal mail returned")
+    SMS_STOPPED = "sms_stopped", _("SMS opt-out (STOP)")
+    DELIVERABILITY_RESET = "deliverability_reset", _("Address corrected: deliverable again")
 
 
 class TimelineEvent(models.Model):
@@ -505,3 +528,33 @@ class ImportRejection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.line}: {self.reason}"
+
+
+class DeliverabilityEventType(models.TextChoices):
+    """The feedback types of `POST /api/v1/deliverability-events/` (SPEC §4)."""
+
+    HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+    SOFT_BOUNCE = "soft_bounce", _("Soft bounce")
+    COMPLAINT = "complaint", _("Complaint")
+    DELIVERED = "delivered", _("Delivered")
+    RETURNED_MAIL = "returned_mail", _("Returned mail")
+    SMS_STOP = "sms_stop", _("SMS STOP")
+
+
+class DeliverabilityEvent(models.Model):
+    """A provider's feedback event already applied, kept by its id so that a retried webhook
+    or API call is applied once (`contacts.deliverability.deliverability_event_apply`)."""
+
+    event_id = models.CharField(_("provider event id"), max_length=200, unique=True)
+    type = models.CharField(_("type"), max_length=20, choices=DeliverabilityEventType.choices)
+    campaign = models.CharField(_("campaign"), max_length=100, blank=True)
+    applied = models.PositiveIntegerField(_("contacts changed"), default=0)
+    created_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("deliverability event")
+        verbose_name_plural = _("deliverability events")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

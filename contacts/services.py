@@ -16,10 +16,12 @@ from contacts.models import (
     EMAIL_TRUST_PERIOD,
     Contact,
     ContactStatus,
+    EmailDeliverability,
     Frequency,
     Interest,
     Language,
     LifecycleStage,
+    PostalDeliverability,
     Relationship,
     Suppression,
     SuppressionKind,
@@ -78,15 +80,28 @@ TRUE_WORDS = frozenset({"true", "1", "yes", "y", "oui", "o", "vrai", "x"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "non", "faux", ""})
 DATE_INPUT_FORMATS = ("%Y-%m-%d", "%d/%m/%Y")
 RELATIONSHIP_FIELDS = ("relationship", "customer_since", "customer_until")
+# A change to any of these is the person correcting a returned postal address.
+POSTAL_ADDRESS_FIELDS = frozenset(
+    {"address_line1", "address_line2", "postal_code", "city", "country"}
+)
 PAUSE_MONTHS = (1, 3, 6)
 
 
 def timeline_add(
-    *, contact: Contact, kind: TimelineKind, summary: str, data: Mapping[str, Any] | None = None
+    *,
+    contact: Contact,
+    kind: TimelineKind,
+    summary: str,
+    data: Mapping[str, Any] | None = None,
+    occurred_at: datetime | None = None,
 ) -> TimelineEvent:
-    """Add an interesting moment to a contact's timeline."""
+    """Add an interesting moment to a contact's timeline (now, unless `occurred_at`)."""
     return TimelineEvent.objects.create(
-        contact=contact, kind=kind, summary=summary[:500], data=dict(data or {})
+        contact=contact,
+        kind=kind,
+        summary=summary[:500],
+        data=dict(data or {}),
+        occurred_at=occurred_at or timezone.now(),
     )
 
 
@@ -366,7 +381,8 @@ def _apply_changes(contact: Contact, fields: Mapping[str, Any]) -> list[str]:
         return []
     for name in changed:
         setattr(contact, name, fields[name])
-    contact.save(update_fields=[*changed, "updated_at"])
+    reset = _postal_deliverability_reset(contact, changed)
+    contact.save(update_fields=[*changed, *reset, "updated_at"])
     timeline_add(
         contact=contact,
         kind=TimelineKind.UPDATED,
@@ -379,6 +395,41 @@ def _apply_changes(contact: Contact, fields: Mapping[str, Any]) -> list[str]:
         payload={**contact_payload(contact), "changed": changed},
     )
     return changed
+
+
+def _postal_deliverability_reset(contact: Contact, changed: Sequence[str]) -> list[str]:
+    """A corrected postal address is deliverable again (until the mail house returns it)."""
+    if contact.postal_deliverability == PostalDeliverability.DELIVERABLE or not (
+        POSTAL_ADDRESS_FIELDS & set(changed)
+    ):
+        return []
+    contact.postal_deliverability = PostalDeliverability.DELIVERABLE
+    contact.postal_undeliverable_reason = ""
+    timeline_add(
+        contact=contact,
+        kind=TimelineKind.DELIVERABILITY_RESET,
+        summary="postal",
+        data={"channel": "postal"},
+    )
+    return ["postal_deliverability", "postal_undeliverable_reason"]
+
+
+def _email_deliverability_reset(contact: Contact) -> list[str]:
+    """A new email address starts deliverable, with no bounce counted."""
+    if contact.email_deliverability == EmailDeliverability.DELIVERABLE and not (
+        contact.email_soft_bounces
+    ):
+        return []
+    contact.email_deliverability = EmailDeliverability.DELIVERABLE
+    contact.email_undeliverable_reason = ""
+    contact.email_soft_bounces = 0
+    timeline_add(
+        contact=contact,
+        kind=TimelineKind.DELIVERABILITY_RESET,
+        summary="email",
+        data={"channel": "email"},
+    )
+    return ["email_deliverability", "email_undeliverable_reason", "email_soft_bounces"]
 
 
 def contact_update(
@@ -578,6 +629,7 @@ ERASURE_KEPT_FIELDS = {
     "marketing_objected_at": "when an objection began: proof that the right was honoured",
     "email_deliverability": "a delivery status without the address or its reason",
     "postal_deliverability": "a delivery status without the address or its reason",
+    "email_soft_bounces": "a count of failed deliveries, without the address",
     "repermission_sent_at": "when the retention job asked: proof of the retention rule",
     "created_at": "when the record began: the ledger's proofs are dated against it",
     "updated_at": "when the row last changed (the erasure itself)",
@@ -742,8 +794,15 @@ def _change_email(contact: Contact, raw_email: str) -> None:
     contact.email, contact.email_changed_at = email, now
     try:
         with transaction.atomic():  # a concurrent change to the same email commits first
+            reset = _email_deliverability_reset(contact)
             contact.save(
-                update_fields=["email", "email_changed_at", "previous_email", "updated_at"]
+                update_fields=[
+                    "email",
+                    "email_changed_at",
+                    "previous_email",
+                    "updated_at",
+                    *reset,
+                ]
             )
     except IntegrityError:
         contact.email = old

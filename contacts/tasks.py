@@ -3,6 +3,7 @@
 from celery import Task, shared_task
 from django.db import OperationalError
 
+from contacts.deliverability import deliverability_events_purge
 from contacts.imports import (
     BATCH_SIZE,
     contact_import_fail,
@@ -31,3 +32,9 @@ def run_contact_import(self: Task, contact_import_id: int, batch_size: int = BAT
 def purge_import_uploads() -> int:
     """Delete the admin uploads whose mapping was never chosen (`IMPORT_UPLOAD_TTL`)."""
     return import_uploads_purge()
+
+
+@shared_task
+def purge_deliverability_events() -> int:
+    """Forget old provider event ids (`DELIVERABILITY_EVENT_TTL`)."""
+    return deliverability_events_purge()

@@ -22,6 +22,10 @@ class Scope(models.TextChoices):
         _("Read campaigns, their audience, statistics and recipients"),
     )
     CAMPAIGNS_WRITE = "campaigns:write", _("Create campaigns")
+    DELIVERABILITY_WRITE = (
+        "deliverability:write",
+        _("Report bounces, complaints, deliveries, returned mail and SMS STOP"),
+    )
     EVIDENCE_READ = (
         "evidence:read",
         _("Read the personal evidence of consents (IP address, user agent, signed document)"),
@@ -113,6 +117,7 @@ class AuditAction(models.TextChoices):
     RESTRICTION = "restriction", _("Restricted processing")
     RESTRICTION_LIFTED = "restriction_lifted", _("Lifted a processing restriction")
     IMPORT_CONTACTS = "import_contacts", _("Imported a contact list")
+    RETURNED_MAIL = "returned_mail", _("Uploaded a returned-mail file")
     MERGE = "merge", _("Merged two contacts")
     PROOF_ARCHIVE_READ = "proof_archive_read", _("Read an erased person's proof archive")
 

@@ -1107,9 +1107,11 @@ def consents_withdraw_all(
     source_reference: str = UNSUBSCRIBE_ALL_REFERENCE,
     purposes: Iterable[Purpose] | None = None,
     object_to_legitimate_interest: bool = True,
+    channels: Iterable[str] | None = None,
 ) -> list[ConsentRecord]:
     """Withdraw every consent and object to every legitimate-interest purpose (Art. 7(3), 21).
 
+    `channels` limits it to those channels (a complaint ends email marketing, a STOP SMS).
     Idempotent: what is already withdrawn is left alone, so a second call writes nothing. What
     to withdraw is decided under the contact's lock, from the states that lock reads.
     """
@@ -1118,6 +1120,7 @@ def consents_withdraw_all(
         evidence=evidence,
         purposes=purposes,
         object_to_legitimate_interest=object_to_legitimate_interest,
+        channels=channels,
     )
 
 
@@ -1128,6 +1131,7 @@ def consents_withdraw_all_many(
     purposes: Iterable[Purpose] | None = None,
     object_to_legitimate_interest: bool = True,
     announce: bool = True,
+    channels: Iterable[str] | None = None,
 ) -> list[ConsentRecord]:
     """`consents_withdraw_all` for many people at once (erasure batches), in one set-based
     write: `withdrawals` names each contact with the source kind and reference of its records.
@@ -1139,6 +1143,7 @@ def consents_withdraw_all_many(
     if purposes is None:
         purposes = purposes_with_versions().filter(legal_basis__in=MARKETING_BASES)
     in_order = sorted(purposes, key=lambda purpose: purpose.slug)
+    ended_channels = sorted(Channel.values if channels is None else set(channels))
     candidates = [
         ConsentWrite(
             contact=contact,
@@ -1153,7 +1158,7 @@ def consents_withdraw_all_many(
             withdrawals, key=lambda withdrawal: withdrawal[0].pk
         )
         for purpose in in_order
-        for channel in sorted(Channel.values)
+        for channel in ended_channels
     ]
 
     def still_to_end(write: ConsentWrite, state: ConsentState | None) -> bool:

@@ -149,7 +149,9 @@ def person() -> st.SearchStrategy:
             "profiling_objected": st.booleans(),
             "marketing_objected": st.booleans(),
             "frequency": st.sampled_from(["as_published", "weekly", "monthly"]),
-            "email_deliverability": st.sampled_from(["deliverable", "deliverable", "hard_bounce"]),
+            "email_deliverability": st.sampled_from(
+                ["deliverable", "deliverable", "hard_bounce", "soft_bounces"]
+            ),
             "postal_deliverability": st.sampled_from(["deliverable", "returned"]),
             "address": st.sampled_from([("1 rue Haute", "Lyon"), ("", "Lyon"), ("1 rue", "")]),
             "phone": st.sampled_from(["", "+33612345678", "+33698765432"]),
@@ -284,6 +286,7 @@ EVERY_REASON = {
     "suppressed email": {"suppressed": "email", "all_states": ("granted", "before")},
     "suppressed phone": {"suppressed": "phone", "phone": "+33612345678"},
     "bounced": {"email_deliverability": "hard_bounce"},
+    "soft-bounced three times": {"email_deliverability": "soft_bounces"},
     "returned mail": {"postal_deliverability": "returned"},
     "no address": {"address": ("", "")},
     "minor": {"minor": True},

@@ -114,6 +114,7 @@ def filled(field: models.Field) -> Any:
         "ledger_seq": 3,
         "ledger_hash": "a" * 64,
         "birth_year": 2011,
+        "email_soft_bounces": 2,
     }
     if field.name in special:
         return special[field.name]
