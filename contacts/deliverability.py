@@ -30,7 +30,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from consent.models import Channel, SourceKind
@@ -67,12 +67,29 @@ RETURNED_MAIL_SPELLINGS: dict[str, str] = {
     "faulty address": ReturnedMailReason.FAULTY_ADDRESS,
     "adresse défectueuse": ReturnedMailReason.FAULTY_ADDRESS,
     "adresse incorrecte": ReturnedMailReason.FAULTY_ADDRESS,
+    "adresse erronée": ReturnedMailReason.FAULTY_ADDRESS,
+    "adresse incomplète": ReturnedMailReason.FAULTY_ADDRESS,
 }
 
 
+def _spelling(value: str) -> str:
+    """A reason as compared: lower case, single spaces, typographic apostrophes plain."""
+    return " ".join((value or "").lower().replace("\u2019", "'").split())
+
+
 def returned_mail_reason(value: str) -> str | None:
-    """Our code for a returned-mail reason given as a code or a French or English label."""
-    return RETURNED_MAIL_SPELLINGS.get(" ".join((value or "").lower().split()))
+    """Our code for a returned-mail reason given as a code, a usual spelling, or the label the
+    upload page shows, in French or English."""
+    key = _spelling(value)
+    found = RETURNED_MAIL_SPELLINGS.get(key)
+    if found is not None:
+        return found
+    for language in ("fr", "en"):
+        with translation.override(language):
+            for code, label in ReturnedMailReason.choices:
+                if _spelling(str(label)) == key:
+                    return str(code)
+    return None
 
 
 def deliverability_event_apply(
@@ -211,7 +228,7 @@ def _note(event: _Event, contact: Contact, kind: TimelineKind, **extra: Any) -> 
 
 def _hard_bounce(event: _Event, contact: Contact) -> bool:
     contact.email_deliverability = EmailDeliverability.HARD_BOUNCE
-    contact.email_undeliverable_reason = event.reason or _("Hard bounce")
+    contact.email_undeliverable_reason = event.reason  # the status says the rest, translated
     contact.save(update_fields=["email_deliverability", "email_undeliverable_reason"])
     _note(event, contact, TimelineKind.EMAIL_BOUNCED)
     return True
@@ -226,7 +243,7 @@ def _soft_bounce(event: _Event, contact: Contact) -> bool:
     )
     if undeliverable:
         contact.email_deliverability = EmailDeliverability.SOFT_BOUNCES
-        contact.email_undeliverable_reason = event.reason or _("Repeated soft bounces")
+        contact.email_undeliverable_reason = event.reason
         contact.save(update_fields=["email_deliverability", "email_undeliverable_reason"])
     _note(
         event,

@@ -8,16 +8,18 @@ each lands on the timeline, and a provider's event id is applied once.
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from consent.eligibility import Ineligible, contact_eligibility
 from consent.models import ConsentState
+from contacts.deliverability import returned_mail_reason
 from contacts.models import (
     Contact,
     ContactStatus,
     DeliverabilityEvent,
     EmailDeliverability,
     PostalDeliverability,
+    ReturnedMailReason,
     Suppression,
     SuppressionReason,
     TimelineKind,
@@ -247,3 +249,14 @@ def test_event_ids_are_forgotten_after_their_ttl(api, settings):
     assert purge_deliverability_events.apply().get() == 1
 
     assert list(DeliverabilityEvent.objects.values_list("event_id", flat=True)) == ["recent"]
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_every_returned_mail_label_the_upload_page_shows_is_accepted_in_a_file(language):
+    with translation.override(language):
+        labels = {code: str(label) for code, label in ReturnedMailReason.choices}
+
+    for code, label in labels.items():
+        assert returned_mail_reason(label) == code
+        assert returned_mail_reason(label.upper().replace("'", "\u2019")) == code
+    assert returned_mail_reason("n'importe quoi") is None
