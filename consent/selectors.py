@@ -1,7 +1,7 @@
 """Reads on consent: current state, history, purposes and consent receipts (the eligibility
 rule is `consent.eligibility`, the consent-status rule `consent.status`)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -132,12 +132,15 @@ def contact_data_categories(contact: Contact) -> list[str]:
 
 
 def consent_receipt(
-    record: ConsentRecord, *, categories: list[str] | None = None
+    record: ConsentRecord,
+    *,
+    categories: list[str] | None = None,
+    notices: Mapping[str, PrivacyNotice] | None = None,
 ) -> dict[str, Any]:
     """The record as a receipt shaped after ISO/IEC TS 27560 and the Kantara consent receipt.
 
-    `categories`: the contact's data categories when the caller read them already (a receipt
-    per record of one person).
+    `categories` and `notices` (the stored notice versions by version): what the caller read
+    once for many receipts of one person.
     """
     purpose, version = record.purpose, record.purpose_version
     if categories is None:
@@ -164,7 +167,7 @@ def consent_receipt(
             "privacy_policy_version": record.policy_version,
         },
         # the privacy notice version shown (GDPR Art. 13): stored, or unknown to the product
-        "privacy_notice": privacy_notice_of_record(record),
+        "privacy_notice": privacy_notice_of_record(record, notices),
         "processing": {
             "purposes": [
                 {
@@ -228,10 +231,9 @@ def contact_consent_receipts(contact: Contact) -> list[dict[str, Any]]:
     """Every ledger record of the person as a receipt, oldest first (their download from the
     preference center: Art. 7(1), 15)."""
     categories = contact_data_categories(contact)
-    return [
-        consent_receipt(record, categories=categories)
-        for record in contact_consent_history(contact)
-    ]
+    records = list(contact_consent_history(contact))
+    notices = privacy_notices_by_version(record.policy_version for record in records)
+    return [consent_receipt(record, categories=categories, notices=notices) for record in records]
 
 
 def privacy_notice_current(*, cached: bool = False) -> PrivacyNotice | None:
@@ -277,15 +279,17 @@ def privacy_notice_versions_unknown() -> QuerySet[ConsentRecord, dict[str, Any]]
 
 
 def privacy_notice_of_record(
-    record: ConsentRecord, notice: PrivacyNotice | None = None
+    record: ConsentRecord, notices: Mapping[str, PrivacyNotice] | None = None
 ) -> dict[str, Any]:
     """The privacy notice a record says the person was shown: the stored version it names,
-    or the version as given and flagged unknown (none when the record names none)."""
+    or the version as given and flagged unknown (none when the record names none).
+    `notices`: the stored versions read once for many records (else read here)."""
     version = record.policy_version
     if not version:
         return {"version": "", "status": "none"}
-    if notice is None:
-        notice = privacy_notices_by_version([version]).get(version)
+    if notices is None:
+        notices = privacy_notices_by_version([version])
+    notice = notices.get(version)
     if notice is None:
         return {"version": version, "status": "unknown"}
     return {

@@ -10,10 +10,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from consent.models import LegalBasis
-from consent.selectors import consent_receipt
+from consent.selectors import consent_receipt, contact_consent_receipts
 from consent.services import Evidence
 from preferences.services import preference_token_issue
 from tests.factories import ContactFactory, PurposeFactory, grant
+from tests.statements import at_most_statements
 
 pytestmark = pytest.mark.django_db
 
@@ -143,3 +144,19 @@ def test_the_receipt_names_the_recipients_and_their_jurisdictions(settings):
             "safeguard": "EU-US Data Privacy Framework",
         },
     ]
+
+
+def test_all_of_a_persons_receipts_cost_the_same_reads_however_many_records():
+    contact = ContactFactory()
+    for number in range(12):
+        evidence = Evidence(
+            wording="J'accepte.", unticked_by_default=True, policy_version=f"2026-{number:02}"
+        )
+        grant(contact, PurposeFactory(), evidence=evidence)
+
+    # the categories, the records, and the stored notice versions they name: one read each
+    with at_most_statements(3):
+        receipts = contact_consent_receipts(contact)
+
+    assert len(receipts) == 12
+    assert {r["privacy_notice"]["status"] for r in receipts} == {"unknown"}
