@@ -26,9 +26,13 @@ class CampaignStatus(models.TextChoices):
 
 
 class CampaignKind(models.TextChoices):
-    """Regular campaigns; the built-in kinds (re-permission, notices) are added later."""
+    """Regular marketing campaigns and the built-in kinds of SPEC §3 (double opt-in
+    confirmations keep their own path, `consent.services`)."""
 
     REGULAR = "regular", _("Regular")
+    REPERMISSION = "repermission", _("Re-permission request")
+    POLICY_UPDATE = "policy_update", _("Privacy policy update notice")
+    BREACH_NOTICE = "breach_notice", _("Breach notification")
 
 
 class StepChannel(models.TextChoices):
@@ -49,6 +53,7 @@ class StepCondition(models.TextChoices):
 
 class RecipientStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed")
     BOUNCED = "bounced", _("Bounced")
@@ -118,6 +123,8 @@ class Campaign(models.Model):
         editable=False,
     )
     scheduled_at = models.DateTimeField(_("scheduled at"), null=True, blank=True, editable=False)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -157,6 +164,10 @@ class CampaignStep(models.Model):
     body_html_en = models.TextField(_("HTML (English)"), blank=True)
     sms_text_fr = models.CharField(_("SMS text (French)"), max_length=612, blank=True)
     sms_text_en = models.CharField(_("SMS text (English)"), max_length=612, blank=True)
+    # When the step's audience was claimed (its recipient rows written) and when its last
+    # message left: a step starts `delay_hours` after the previous one started.
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("step")
@@ -205,6 +216,27 @@ class Recipient(models.Model):
         _("legal basis"), max_length=30, choices=LegalBasis.choices, blank=True
     )
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    # Sending (campaigns.sending): the batch that claimed the row, when, and not before when
+    # it may leave (an SMS outside the recipient's hours waits); the message's id and the
+    # preference link it carried (an unsubscribe through it is attributed to the campaign).
+    batch = models.CharField(_("batch"), max_length=64, blank=True, editable=False)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True, editable=False)
+    send_after = models.DateTimeField(_("not before"), null=True, blank=True, editable=False)
+    message_id = models.CharField(_("message id"), max_length=255, blank=True, editable=False)
+    # no constraint: erasure deletes the person's links in one statement, and the attribution
+    # the link served is copied here (`unsubscribed_at`) when it happens
+    preference_token = models.ForeignKey(
+        "preferences.PreferenceToken",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="campaign_recipients",
+        verbose_name=_("preference link"),
+    )
+    # the provider's refusal, without the address or number (`campaigns.sending`)
+    error = models.CharField(_("error"), max_length=255, blank=True, editable=False)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     unsubscribed_at = models.DateTimeField(_("unsubscribed at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
@@ -218,7 +250,10 @@ class Recipient(models.Model):
                 fields=["campaign", "step", "contact"], name="campaign_recipient_unique"
             )
         ]
-        indexes = [models.Index(fields=["campaign", "status"])]
+        indexes = [
+            models.Index(fields=["campaign", "status"]),
+            models.Index(fields=["step", "status", "id"], name="campaign_recipient_claim"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.campaign} / {self.step} / {self.contact.public_id}"

@@ -427,6 +427,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "contacts.tasks.purge_import_uploads",
         "schedule": timedelta(hours=1),
     },
+    "advance-campaigns": {
+        "task": "campaigns.tasks.advance_campaigns",
+        "schedule": timedelta(minutes=1),
+    },
     "purge-deliverability-events": {
         "task": "contacts.tasks.purge_deliverability_events",
         "schedule": timedelta(days=1),
@@ -458,6 +462,12 @@ MARKETING_CAPS = {
 }
 if min(MARKETING_CAPS.values()) < 0:
     raise ImproperlyConfigured("MARKETING_CAP_DAY and MARKETING_CAP_WEEK cannot be negative.")
+# Campaign sending: recipients per batch task, and batch tasks queued at once per step (each
+# queues the next while rows are left).
+CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=200)
+CAMPAIGN_PARALLEL_BATCHES = env.int("CAMPAIGN_PARALLEL_BATCHES", default=4)
+if CAMPAIGN_BATCH_SIZE < 1 or CAMPAIGN_PARALLEL_BATCHES < 1:
+    raise ImproperlyConfigured("CAMPAIGN_BATCH_SIZE and CAMPAIGN_PARALLEL_BATCHES must be >= 1.")
 # A list uploaded in the admin is kept this long for staff to choose its mapping (then deleted).
 IMPORT_UPLOAD_TTL = timedelta(hours=env.int("IMPORT_UPLOAD_TTL_HOURS", default=24))
 # Access and portability exports stay downloadable by the DPO this long (then deleted).

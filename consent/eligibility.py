@@ -533,6 +533,18 @@ def channel_quiet_at(contact: Contact, channel: str, at: datetime) -> bool:
     return False
 
 
+def sms_quiet_until(contact: Contact, at: datetime) -> datetime:
+    """When an SMS that `channel_quiet_at` holds back at `at` may leave: the next opening of
+    the SMS hours in the contact's local time (`at` itself when they are open)."""
+    zone = contact_time_zone(contact)
+    local = at.astimezone(zone)
+    if _within(local.time(), SMS_HOURS):
+        return at
+    opening = SMS_HOURS[0][0]
+    day = local.date() if local.time() < opening else local.date() + timedelta(days=1)
+    return datetime.combine(day, opening, tzinfo=zone)
+
+
 def _within(moment: time, ranges: tuple[tuple[time, time], ...]) -> bool:
     return any(start <= moment < end for start, end in ranges)
 

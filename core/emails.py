@@ -40,23 +40,41 @@ def email_build(
 
     To send one, call `email_send`, which renders it in the reader's language.
     """
-    body = render_text(f"{template}_body.txt", context)
+    try:
+        html: str | None = get_template(f"{template}_body.html").render(context)
+    except TemplateDoesNotExist:
+        html = None
+    return message_compose(
+        subject=render_text(f"{template}_subject.txt", context),
+        body=render_text(f"{template}_body.txt", context),
+        html=html,
+        to=to,
+        headers=headers,
+        for_staff=for_staff,
+    )
+
+
+def message_compose(
+    *,
+    subject: str,
+    body: str,
+    html: str | None,
+    to: list[str],
+    headers: dict[str, str] | None = None,
+    for_staff: bool = False,
+) -> EmailMultiAlternatives:
+    """A message from its rendered parts (`email_build` renders templates; campaigns render
+    the marketer's content): the text, and the HTML when given, each ending with the
+    controller's identity unless `for_staff`, in the active language."""
     if not for_staff:
         body = body.rstrip("\n") + "\n" + render_text(f"{IDENTITY_FOOTER}.txt", {})
     message = EmailMultiAlternatives(
-        subject=render_text(f"{template}_subject.txt", context).strip(),
-        body=body,
-        to=to,
-        headers=headers,
+        subject=" ".join(subject.split()), body=body, to=to, headers=headers
     )
-    try:
-        html = get_template(f"{template}_body.html")
-    except TemplateDoesNotExist:
-        return message
-    rendered = html.render(context)
-    if not for_staff:
-        rendered = _with_footer(rendered, get_template(f"{IDENTITY_FOOTER}.html").render({}))
-    message.attach_alternative(rendered, "text/html")
+    if html is not None:
+        if not for_staff:
+            html = _with_footer(html, get_template(f"{IDENTITY_FOOTER}.html").render({}))
+        message.attach_alternative(html, "text/html")
     return message
 
 

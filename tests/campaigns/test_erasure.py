@@ -28,6 +28,15 @@ NOT_PERSONAL = {
     "delivered_at",
     "unsubscribed_at",
     "created_at",
+    # sending's bookkeeping: the batch, its times, the message's id (campaign and row ids),
+    # the preference link (deleted by erasure)
+    "batch",
+    "claimed_at",
+    "send_after",
+    "message_id",
+    "preference_token",
+    # the provider's refusal, with the address and number taken out when it is written
+    "error",
 }
 
 
