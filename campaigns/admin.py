@@ -5,22 +5,33 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from campaigns.models import Campaign, CampaignStep, Recipient, Segment
+from campaigns.models import Campaign, CampaignStatus, CampaignStep, Recipient, Segment, StepChannel
+from campaigns.postal import postal_file_lines, postal_file_name
 from campaigns.selectors import campaign_audience, campaign_stats
+from campaigns.sending import STARTABLE, campaign_send, campaign_test_send
 from campaigns.services import CANCELLABLE, EDITABLE, campaign_cancel, step_problems
 from consent.eligibility import Ineligible
 from consent.selectors import consent_receipt
 from contacts.models import Language, LifecycleStage
 from core.admin import ReadOnlyAdminMixin
+from core.errors import StructuredValidationError
 
 # The exclusion reasons of the audience preview and the statistics, in words.
 REASON_LABELS = {
@@ -101,6 +112,26 @@ class SegmentForm(forms.ModelForm):
         return _split(self.cleaned_data["sources"])
 
 
+def _flat_messages(detail: Any, where: str = "") -> list[str]:
+    """A service's field-keyed errors (`{"steps": [{}, {"channel": [...]}]}`) as lines
+    ("steps 2, channel: ...") for the admin's messages."""
+    if isinstance(detail, dict):
+        return [
+            line
+            for key, value in detail.items()
+            for line in _flat_messages(value, f"{where}, {key}" if where else str(key))
+        ]
+    if isinstance(detail, list) and any(isinstance(item, dict | list) for item in detail):
+        return [
+            line
+            for index, item in enumerate(detail, start=1)
+            for line in _flat_messages(item, f"{where} {index}")
+        ]
+    if isinstance(detail, list):
+        return [f"{where}: {item}" for item in detail]
+    return [f"{where}: {detail}"]
+
+
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -158,8 +189,32 @@ class StepInline(admin.StackedInline):
         return editable and super().has_delete_permission(request, obj)
 
 
+class SendForm(forms.Form):
+    """Send now, or at a time in the future (scheduled)."""
+
+    at = forms.SplitDateTimeField(
+        label=_("send at"),
+        required=False,
+        widget=AdminSplitDateTime,
+        help_text=_("Leave empty to send now."),
+    )
+
+
+class TestSendForm(forms.Form):
+    """A step's email, sent to oneself in one language."""
+
+    step = forms.ModelChoiceField(label=_("step"), queryset=CampaignStep.objects.none())
+    language = forms.ChoiceField(label=_("language"), choices=Language.choices)
+
+    def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field: Any = self.fields["step"]
+        field.queryset = campaign.steps.filter(channel=StepChannel.EMAIL).order_by("position")
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    change_form_template = "admin/campaigns/campaign/change_form.html"
     list_display = ["name", "purpose", "status", "kind", "created_at"]
     list_filter = ["status", "kind", "purpose"]
     search_fields = ["name"]
@@ -174,6 +229,149 @@ class CampaignAdmin(admin.ModelAdmin):
         "statistics",
         "recipients_link",
     ]
+
+    def get_urls(self) -> list:
+        def view(function: Any, name: str) -> Any:
+            return path(
+                f"<int:campaign_id>/{name}/",
+                self.admin_site.admin_view(function),
+                name=f"campaigns_campaign_{name.replace('-', '_')}",
+            )
+
+        return [
+            view(self.send_view, "send"),
+            view(self.test_send_view, "test-send"),
+            view(self.cancel_view, "cancel"),
+            view(self.postal_file_view, "postal-file"),
+            *super().get_urls(),
+        ]
+
+    def has_send_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("campaigns.send_campaign")
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        campaign = self.get_object(request, object_id)
+        extra = {
+            "can_send": self.has_send_permission(request),
+            "startable": campaign is not None and campaign.status in STARTABLE,
+            "cancellable": campaign is not None and campaign.status in CANCELLABLE,
+            "has_email_step": campaign is not None
+            and campaign.steps.filter(channel=StepChannel.EMAIL).exists(),
+            "has_postal_step": campaign is not None
+            and campaign.steps.filter(channel=StepChannel.POSTAL).exists(),
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra)
+
+    def _campaign(self, request: HttpRequest, campaign_id: int, *, send: bool) -> Campaign:
+        allowed = self.has_send_permission(request) if send else self.has_view_permission(request)
+        if not allowed:
+            raise PermissionDenied
+        return get_object_or_404(Campaign.objects.select_related("purpose"), pk=campaign_id)
+
+    def _page(
+        self, request: HttpRequest, campaign: Campaign, template: str, **context: Any
+    ) -> TemplateResponse:
+        return TemplateResponse(
+            request,
+            f"admin/campaigns/campaign/{template}",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "campaign": campaign,
+                "title": campaign.name,
+                **context,
+            },
+        )
+
+    def _back(self, campaign: Campaign) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+
+    def send_view(self, request: HttpRequest, campaign_id: int) -> HttpResponse:
+        """Send now or schedule, after one more look at the audience per step."""
+        campaign = self._campaign(request, campaign_id, send=True)
+        form = SendForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                campaign = campaign_send(campaign=campaign, at=form.cleaned_data.get("at"))
+            except StructuredValidationError as error:
+                self._error_messages(request, error)
+                return self._back(campaign)
+            if campaign.status == CampaignStatus.SCHEDULED:
+                text = gettext("The campaign is scheduled for %(at)s.") % {
+                    "at": campaign.scheduled_at
+                }
+            else:
+                text = gettext("The campaign is being sent.")
+            self.log_change(request, campaign, text)
+            self.message_user(request, text, messages.SUCCESS)
+            return self._back(campaign)
+        return self._page(
+            request,
+            campaign,
+            "send.html",
+            form=form,
+            media=self.media + form.media,
+            audience=self.audience_preview(campaign),
+        )
+
+    def test_send_view(self, request: HttpRequest, campaign_id: int) -> HttpResponse:
+        """Send an email step to oneself, personalised with one's own first name."""
+        campaign = self._campaign(request, campaign_id, send=False)
+        if not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        form = TestSendForm(request.POST or None, campaign=campaign)
+        if request.method == "POST" and form.is_valid():
+            try:
+                campaign_test_send(
+                    campaign=campaign,
+                    step=form.cleaned_data["step"],
+                    user=request.user,  # type: ignore[arg-type]
+                    language=form.cleaned_data["language"],
+                )
+            except StructuredValidationError as error:
+                self._error_messages(request, error)
+            else:
+                self.message_user(
+                    request,
+                    gettext("A test was sent to %(email)s.") % {"email": request.user.email},  # type: ignore[union-attr]
+                    messages.SUCCESS,
+                )
+                return self._back(campaign)
+        return self._page(request, campaign, "test_send.html", form=form)
+
+    def cancel_view(self, request: HttpRequest, campaign_id: int) -> HttpResponse:
+        """Cancel: nothing more of it is sent; what was sent stays recorded."""
+        campaign = self._campaign(request, campaign_id, send=True)
+        if request.method == "POST":
+            try:
+                campaign_cancel(campaign=campaign)
+            except StructuredValidationError as error:
+                self._error_messages(request, error)
+            else:
+                self.log_change(request, campaign, gettext("Cancelled."))
+                self.message_user(request, gettext("The campaign is cancelled."), messages.SUCCESS)
+            return self._back(campaign)
+        return self._page(request, campaign, "cancel.html")
+
+    def postal_file_view(self, request: HttpRequest, campaign_id: int) -> StreamingHttpResponse:
+        """The mail house's CSV of the postal steps."""
+        campaign = self._campaign(request, campaign_id, send=False)
+        response = StreamingHttpResponse(
+            postal_file_lines(campaign), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{postal_file_name(campaign)}"'
+        return response
+
+    def _error_messages(self, request: HttpRequest, error: StructuredValidationError) -> None:
+        for message in _flat_messages(error.detail):
+            self.message_user(request, message, messages.ERROR)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
@@ -265,7 +463,7 @@ class CampaignAdmin(admin.ModelAdmin):
             gettext("See the recipients and the proof of each message"),
         )
 
-    @admin.action(description=_("Cancel the selected campaigns"))
+    @admin.action(description=_("Cancel the selected campaigns"), permissions=["send"])
     def cancel_campaigns(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         cancelled = 0
         for campaign in queryset.filter(status__in=CANCELLABLE):

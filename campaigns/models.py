@@ -140,6 +140,7 @@ class Campaign(models.Model):
         verbose_name = _("campaign")
         verbose_name_plural = _("campaigns")
         ordering = ["-created_at", "-id"]
+        permissions = [("send_campaign", _("Can send, schedule and cancel campaigns"))]
 
     def __str__(self) -> str:
         return self.name

@@ -54,6 +54,14 @@ class StepInputSerializer(serializers.Serializer):
         }
 
 
+class SendInputSerializer(serializers.Serializer):
+    at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="When to send (ISO 8601); absent or past: now.",
+    )
+
+
 class CampaignInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     purpose = serializers.SlugRelatedField(slug_field="slug", queryset=Purpose.objects.all())

@@ -1,7 +1,8 @@
-"""`/api/v1/campaigns/`: create a draft, read it with its statistics, preview its audience,
-list its recipients (sending comes later)."""
+"""`/api/v1/campaigns/`: create a draft, send or schedule it, read it with its statistics,
+preview its audience, list its recipients, download the mail house's file."""
 
 from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -14,10 +15,13 @@ from campaigns.api.serializers import (
     CampaignSerializer,
     RecipientSerializer,
     SegmentInputSerializer,
+    SendInputSerializer,
     StepInputSerializer,
 )
 from campaigns.models import Campaign
+from campaigns.postal import postal_file_lines, postal_file_name
 from campaigns.selectors import campaign_audience, campaign_recipients, campaign_stats
+from campaigns.sending import campaign_send
 from campaigns.services import campaign_create
 from contacts.api.views import IDEMPOTENCY_PARAMETER
 from core.api import idempotent
@@ -82,3 +86,29 @@ class CampaignViewSet(viewsets.GenericViewSet):
         recipients = campaign_recipients(self.get_object(), email=request.query_params.get("email"))
         page = self.paginate_queryset(recipients)
         return self.get_paginated_response(RecipientSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=SendInputSerializer,
+        responses={202: CampaignSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+    )
+    @action(detail=True, methods=["post"], serializer_class=SendInputSerializer)
+    @idempotent
+    def send(self, request: Request, id: str) -> Response:  # noqa: A002 - URL kwarg
+        """Send the draft now, or at `at` (scheduled): 202, the work goes on in the workers."""
+        serializer = SendInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        campaign = campaign_send(campaign=self.get_object(), at=serializer.validated_data.get("at"))
+        return self._answer(campaign, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={(200, "text/csv"): str})
+    @action(detail=True, methods=["get"], url_path="postal-file")
+    def postal_file(self, request: Request, id: str) -> StreamingHttpResponse:  # noqa: A002
+        """The mail house's CSV: one line per letter of the postal steps, addresses normalised,
+        without undeliverable or incomplete addresses."""
+        campaign = self.get_object()
+        response = StreamingHttpResponse(
+            postal_file_lines(campaign), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{postal_file_name(campaign)}"'
+        return response

@@ -27,7 +27,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "crmsync.outboxevent": ("view",),
         # marketers build and preview campaigns; recipients are written by the senders only
         "campaigns.segment": ("view", "add", "change"),
-        "campaigns.campaign": ("view", "add", "change"),
+        "campaigns.campaign": ("view", "add", "change", "send"),
         "campaigns.campaignstep": ("view", "add", "change", "delete"),
         "campaigns.recipient": ("view",),
     },

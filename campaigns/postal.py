@@ -1,0 +1,89 @@
+"""The mail house's file of a campaign's postal steps (SPEC §3 campaigns, "Postal"): one line
+per letter, with the address normalised for the post.
+
+The lines follow the French postal address standard (AFNOR NF Z10-011, which La Poste's
+sorting machines read): capitals without accents or punctuation, at most 38 characters a
+line. Only letters sent (rows `sent`: eligible when their batch ran) to people whose address
+is still deliverable and complete make the file: one that came back since, or an erased
+person, is left out.
+"""
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterator
+
+from campaigns.models import Campaign, Recipient, RecipientStatus, StepChannel
+from contacts.models import ContactStatus, PostalDeliverability
+
+# SPEC §3: `public_id`, name, address lines normalised, postal code, city, country.
+COLUMNS = ("public_id", "name", "address_line1", "address_line2", "postal_code", "city", "country")
+LINE_LENGTH = 38
+_NOT_ALLOWED = re.compile(r"[^A-Z0-9 ]+")
+
+
+def postal_line(value: str) -> str:
+    """One address line as the post reads it: no accents, capitals, no punctuation (which
+    also keeps a spreadsheet from reading a line as a formula), single spaces, 38 characters."""
+    plain = unicodedata.normalize("NFKD", value or "")
+    plain = "".join(char for char in plain if not unicodedata.combining(char))
+    plain = plain.replace("ß", "SS").replace("Œ", "OE").replace("œ", "oe").replace("Æ", "AE")
+    plain = _NOT_ALLOWED.sub(" ", plain.upper())
+    return " ".join(plain.split())[:LINE_LENGTH].strip()
+
+
+def postal_letters(campaign: Campaign) -> Iterator[dict[str, str]]:
+    """The campaign's letters, in step then row order, streamed from the database."""
+    rows = (
+        Recipient.objects.filter(
+            campaign=campaign,
+            step__channel=StepChannel.POSTAL,
+            status=RecipientStatus.SENT,
+            contact__status=ContactStatus.ACTIVE,
+            contact__postal_deliverability=PostalDeliverability.DELIVERABLE,
+        )
+        .exclude(contact__address_line1="")
+        .exclude(contact__city="")
+        .order_by("step__position", "pk")
+        .values_list(
+            "contact__public_id",
+            "contact__first_name",
+            "contact__last_name",
+            "contact__address_line1",
+            "contact__address_line2",
+            "contact__postal_code",
+            "contact__city",
+            "contact__country",
+        )
+    )
+    for public_id, first, last, line1, line2, postal_code, city, country in rows.iterator(
+        chunk_size=2000
+    ):
+        yield {
+            "public_id": str(public_id),
+            "name": postal_line(f"{first} {last}"),
+            "address_line1": postal_line(line1),
+            "address_line2": postal_line(line2),
+            "postal_code": postal_line(postal_code),
+            "city": postal_line(city),
+            "country": (country or "FR").upper(),
+        }
+
+
+def postal_file_lines(campaign: Campaign) -> Iterator[str]:
+    """The CSV (comma-separated, UTF-8, a header line), one line at a time."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for letter in postal_letters(campaign):
+        writer.writerow(letter)
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def postal_file_name(campaign: Campaign) -> str:
+    return f"letters-{campaign.public_id}.csv"
