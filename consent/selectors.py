@@ -365,8 +365,9 @@ class CapsInForce:
 
 
 def frequency_caps_stored(*, cached: bool = True) -> dict[str, tuple[int, int]]:
-    """The channels' own caps, `{channel: (per_day, per_week)}`, from the cache when there
-    (`cached`), else read (a handful of rows) and cached."""
+    """The channels' own caps, `{channel: (per_day, per_week)}`: `cached`, from the cache,
+    or read (a handful of rows) and cached; else read only (the admin, inside the transaction
+    that changes them: what it reads may not be committed yet)."""
     if cached:
         found = cache.get(FREQUENCY_CAPS_CACHE_KEY)
         if found is not None:
@@ -377,7 +378,8 @@ def frequency_caps_stored(*, cached: bool = True) -> dict[str, tuple[int, int]]:
             "channel", "per_day", "per_week"
         )
     }
-    cache.set(FREQUENCY_CAPS_CACHE_KEY, stored, FREQUENCY_CAPS_CACHE_SECONDS)
+    if cached:
+        cache.set(FREQUENCY_CAPS_CACHE_KEY, stored, FREQUENCY_CAPS_CACHE_SECONDS)
     return stored
 
 
