@@ -455,7 +455,9 @@ RETENTION_GRACE = timedelta(days=env.int("RETENTION_GRACE_DAYS", default=30))
 # mind from the links already held; CNIL référentiel gestion commerciale).
 RETENTION_OPT_OUT_GRACE = timedelta(days=env.int("RETENTION_OPT_OUT_GRACE_DAYS", default=30))
 # Marketing messages one person may receive per channel in a day and in 7 days (SPEC §4;
-# 0: no cap). Read by the eligibility rule's `frequency` reason, with the person's own choice.
+# 0: no cap): the defaults of the channels staff have not set caps for in the admin
+# (consent.models.FrequencyCap). Read by the eligibility rule's `frequency` reason, with the
+# person's own choice.
 MARKETING_CAPS = {
     "day": env.int("MARKETING_CAP_DAY", default=1),
     "week": env.int("MARKETING_CAP_WEEK", default=3),

@@ -23,6 +23,7 @@ from consent.models import (
     ConsentAction,
     ConsentRecord,
     ConsentState,
+    FrequencyCap,
     LedgerSeal,
     PrivacyNotice,
     Purpose,
@@ -30,13 +31,23 @@ from consent.models import (
     SourceKind,
 )
 from consent.selectors import (
+    CapsInForce,
+    frequency_caps_by_channel,
+    frequency_caps_in_force,
     ledger_seal_heads,
     privacy_notice_in_use,
     privacy_notice_versions_unknown,
 )
-from consent.services import ConsentWrite, Evidence, privacy_notice_save, purpose_wording_update
+from consent.services import (
+    ConsentWrite,
+    Evidence,
+    frequency_cap_delete,
+    frequency_cap_save,
+    privacy_notice_save,
+    purpose_wording_update,
+)
 from contacts.models import Contact
-from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin
+from core.admin import ReadOnlyAdminMixin, ReadOnlyInlineMixin, adopt_saved_instance
 from core.csvfiles import csv_cell
 from core.models import AuditAction
 from core.services import audit_record
@@ -462,6 +473,112 @@ class PrivacyNoticeAdmin(admin.ModelAdmin):
         except ValidationError as error:
             # a record named it between the form and the save: nothing is written
             raise PermissionDenied(" ".join(error.messages)) from error
+
+
+# The channels' marketing caps (SPEC §4 caps).
+
+
+class FrequencyCapForm(forms.ModelForm):
+    """A channel's caps; a new row is offered only for the channels that have none."""
+
+    class Meta:
+        model = FrequencyCap
+        fields = ["channel", "per_day", "per_week"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        channel = self.fields.get("channel")
+        if isinstance(channel, forms.ChoiceField):
+            taken = set(FrequencyCap.objects.values_list("channel", flat=True))
+            channel.choices = [
+                (value, label) for value, label in Channel.choices if value not in taken
+            ]
+
+
+@admin.register(FrequencyCap)
+class FrequencyCapAdmin(admin.ModelAdmin):
+    """Every channel with the caps in force (its own, or the settings' defaults), editable
+    by staff with the change permission, which also sets a channel's own caps (adding its
+    row) and removes them (deleting it: the defaults apply again). Each change goes through
+    `frequency_cap_save` / `frequency_cap_delete` and into the audit log."""
+
+    form = FrequencyCapForm
+    list_display = ("channel", "per_day", "per_week", "updated_at", "updated_by")
+    list_select_related = ("updated_by",)
+    readonly_fields = ("updated_at", "updated_by")
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: FrequencyCap | None = None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: FrequencyCap | None = None
+    ) -> tuple[str, ...]:
+        if obj is None:
+            return tuple(self.readonly_fields)
+        return ("channel", *self.readonly_fields)  # another channel: another row
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """A new row starts from the defaults (and the channel `?channel=` names)."""
+        defaults = frequency_caps_in_force(None)
+        return {
+            "per_day": defaults.per_day,
+            "per_week": defaults.per_week,
+            **super().get_changeform_initial_data(request),
+        }
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "caps_in_force": self._caps_in_force(request)}
+        return super().changelist_view(request, extra_context)
+
+    def _caps_in_force(self, request: HttpRequest) -> list[dict[str, Any]]:
+        """Every channel with its caps in force and where to edit them."""
+        editable = self.has_change_permission(request)
+        rows = dict(FrequencyCap.objects.values_list("channel", "pk"))
+        in_force = frequency_caps_by_channel(cached=False)
+        lines = []
+        for channel, label in Channel.choices:
+            caps = in_force[channel]
+            url = ""
+            if editable and channel in rows:
+                url = reverse("admin:consent_frequencycap_change", args=[rows[channel]])
+            elif editable:
+                url = f"{reverse('admin:consent_frequencycap_add')}?channel={channel}"
+            lines.append({"channel": label, "caps": caps, "url": url})
+        return lines
+
+    def save_model(
+        self, request: HttpRequest, obj: FrequencyCap, form: forms.ModelForm, change: bool
+    ) -> None:
+        before = frequency_caps_in_force(obj.channel, cached=False)
+        saved = frequency_cap_save(
+            channel=obj.channel, per_day=obj.per_day, per_week=obj.per_week, by=request.user
+        )
+        adopt_saved_instance(obj, saved)
+        self._audit(request, obj.channel, before)
+
+    def delete_model(self, request: HttpRequest, obj: FrequencyCap) -> None:
+        before = frequency_caps_in_force(obj.channel, cached=False)
+        frequency_cap_delete(channel=obj.channel)
+        self._audit(request, obj.channel, before)
+
+    def _audit(self, request: HttpRequest, channel: str, before: CapsInForce) -> None:
+        after = frequency_caps_in_force(channel, cached=False)
+        audit_record(
+            request=request,
+            action=AuditAction.FREQUENCY_CAP,
+            details={
+                "channel": channel,
+                "before": {"per_day": before.per_day, "per_week": before.per_week},
+                "after": {"per_day": after.per_day, "per_week": after.per_week},
+                "default": after.is_default,
+            },
+        )
 
 
 # The ledger and the current state: read-only for everyone.

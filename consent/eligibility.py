@@ -20,7 +20,8 @@ reason only.
 - `minor`: marketing only; possibly under the age of digital consent of the country
   (`consent.minors`: a birth year, or the minor flag) while the pair's state was not set by
   the guardian (with the child, in France) in the ledger (GDPR Art. 8);
-- `frequency`: marketing only; the caps per channel (`MARKETING_CAPS`: per day, per 7 days),
+- `frequency`: marketing only; the caps per channel (per day, per 7 days: `FrequencyCap`,
+  edited in the admin, the settings' `MARKETING_CAPS` where a channel has none),
   the person's own choice (weekly, monthly: one message per channel in that time) or, by
   phone, a consumer's four calls in 30 days (D. 223-9) reached, counting the `MessageSent`
   rows before t;
@@ -46,7 +47,6 @@ from zoneinfo import ZoneInfo
 
 from dateutil.easter import easter
 from dateutil.relativedelta import relativedelta
-from django.conf import settings
 from django.db.models import (
     BooleanField,
     Case,
@@ -67,6 +67,7 @@ from consent.minors import (
     under_age_condition,
 )
 from consent.models import Channel, ConsentState, ConsentStatus, MessageSent, Purpose
+from consent.selectors import frequency_caps_in_force
 from consent.status import (
     MARKETING_BASES,
     NOBODY,
@@ -138,13 +139,17 @@ class FrequencyLimit:
 
 
 def frequency_limits(at: datetime, channel: str | None = None) -> list[FrequencyLimit]:
-    """The frequency limits in force at `at` on `channel`: the global caps, the person's own
-    choice, and on the phone the consumers' legal cap."""
-    caps = settings.MARKETING_CAPS
+    """The frequency limits in force at `at` on `channel`: the global caps of the channel
+    (edited in the admin, else the settings' defaults; `channel` None: the defaults), the
+    person's own choice, and on the phone the consumers' legal cap.
+
+    The caps are read from the cache (`frequency_caps_in_force`): explaining a thousand
+    contacts reads them once, not once each."""
+    caps = frequency_caps_in_force(channel)
     limits = [
-        FrequencyLimit(since=at - window, count=caps[name])
-        for name, window in (("day", timedelta(days=1)), ("week", timedelta(days=7)))
-        if caps.get(name)
+        FrequencyLimit(since=at - window, count=count)
+        for count, window in ((caps.per_day, timedelta(days=1)), (caps.per_week, timedelta(days=7)))
+        if count
     ]
     limits += [
         FrequencyLimit(since=at - timedelta(days=7), count=1, frequency=Frequency.WEEKLY),

@@ -3,6 +3,7 @@
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -563,3 +564,57 @@ class MessageSent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose.slug}/{self.channel} {self.sent_at:%Y-%m-%d %H:%M}"
+
+
+class FrequencyCap(models.Model):
+    """The global marketing caps of one channel (SPEC §3 campaigns, §4 caps): how many
+    marketing messages (`MessageSent`) one person may receive on it in a day and in 7 days,
+    0 meaning no cap. The eligibility rule's `frequency` reason reads them
+    (`consent.selectors.frequency_caps_in_force`); a channel without a row has the defaults of
+    `settings.MARKETING_CAPS` (env `MARKETING_CAP_DAY`, `MARKETING_CAP_WEEK`).
+
+    Staff edit them in the admin (`consent.admin.FrequencyCapAdmin`, through
+    `consent.services.frequency_cap_save`); the model's change permission governs setting,
+    changing and removing a channel's caps, and `manage.py setup_roles` gives it to the
+    Marketers (the DPO views them). Each change is written to the audit log.
+    """
+
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, unique=True)
+    per_day = models.PositiveSmallIntegerField(
+        _("per day"), help_text=_("Marketing messages per person in a day (0: no cap).")
+    )
+    per_week = models.PositiveSmallIntegerField(
+        _("per 7 days"), help_text=_("Marketing messages per person in 7 days (0: no cap).")
+    )
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now, editable=False)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("updated by"),
+    )
+
+    class Meta:
+        verbose_name = _("frequency cap")
+        verbose_name_plural = _("frequency caps")
+        ordering = ["channel"]
+
+    def __str__(self) -> str:
+        return str(self.get_channel_display())
+
+    def clean(self) -> None:
+        """Refuse a weekly cap below the daily one (it would make the daily cap meaningless
+        and is most likely a typo), unless either is 0 (no cap)."""
+        if self.per_day and self.per_week and self.per_week < self.per_day:
+            raise ValidationError(
+                {
+                    "per_week": _(
+                        "The cap per 7 days cannot be lower than the cap per day "
+                        "(%(per_day)d). Use 0 for no cap."
+                    )
+                    % {"per_day": self.per_day}
+                }
+            )

@@ -2,6 +2,7 @@
 rule is `consent.eligibility`, the consent-status rule `consent.status`)."""
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -12,10 +13,12 @@ from django.utils.translation import gettext as _
 
 from consent.minors import GUARDIAN_ACTORS
 from consent.models import (
+    Channel,
     ConsentAction,
     ConsentRecord,
     ConsentState,
     ConsentStatus,
+    FrequencyCap,
     LedgerSeal,
     LegalBasis,
     PrivacyNotice,
@@ -31,6 +34,11 @@ RECEIPT_SCHEMA = "ISO/IEC TS 27560:2023 consent record (Kantara Consent Receipt 
 CURRENT_NOTICE_CACHE_KEY = "consent:privacy-notice:current"
 CURRENT_NOTICE_CACHE_SECONDS = 60
 _NO_NOTICE = "none"
+# The channels' own marketing caps, as the eligibility rule reads them: once, not once per
+# contact it explains; saving or removing a channel's caps clears the key
+# (`consent.services.frequency_caps`), and the time bounds a process with its own cache.
+FREQUENCY_CAPS_CACHE_KEY = "consent:frequency-caps"
+FREQUENCY_CAPS_CACHE_SECONDS = 60
 EVENT_TYPES: dict[str, str] = {
     ConsentAction.GRANT: "given",
     ConsentAction.CONFIRM: "given",
@@ -343,4 +351,56 @@ def ledger_seal_heads() -> QuerySet[LedgerSeal, dict[str, Any]]:
     (and the records they count) were not cut off (`verify_ledger --head NUMBER:HASH`)."""
     return LedgerSeal.objects.order_by("number").values(
         "number", "sealed_at", "total_count", "seal_hash", "signature", "key_id"
+    )
+
+
+@dataclass(frozen=True)
+class CapsInForce:
+    """A channel's marketing caps (0: no cap) and whether they are the settings' defaults
+    (the channel has no `FrequencyCap` row)."""
+
+    per_day: int
+    per_week: int
+    is_default: bool
+
+
+def frequency_caps_stored(*, cached: bool = True) -> dict[str, tuple[int, int]]:
+    """The channels' own caps, `{channel: (per_day, per_week)}`: `cached`, from the cache,
+    or read (a handful of rows) and cached; else read only (the admin, inside the transaction
+    that changes them: what it reads may not be committed yet)."""
+    if cached:
+        found = cache.get(FREQUENCY_CAPS_CACHE_KEY)
+        if found is not None:
+            return found
+    stored = {
+        channel: (per_day, per_week)
+        for channel, per_day, per_week in FrequencyCap.objects.values_list(
+            "channel", "per_day", "per_week"
+        )
+    }
+    if cached:
+        cache.set(FREQUENCY_CAPS_CACHE_KEY, stored, FREQUENCY_CAPS_CACHE_SECONDS)
+    return stored
+
+
+def frequency_caps_in_force(channel: str | None, *, cached: bool = True) -> CapsInForce:
+    """The marketing caps of `channel`: its own (edited in the admin), else the defaults of
+    `settings.MARKETING_CAPS`; `channel` None: the defaults."""
+    stored = frequency_caps_stored(cached=cached) if channel is not None else {}
+    return _caps_of(stored, channel)
+
+
+def frequency_caps_by_channel(*, cached: bool = True) -> dict[str, CapsInForce]:
+    """The caps in force on every channel (`frequency_caps_in_force`), read once."""
+    stored = frequency_caps_stored(cached=cached)
+    return {channel: _caps_of(stored, channel) for channel in Channel.values}
+
+
+def _caps_of(stored: Mapping[str, tuple[int, int]], channel: str | None) -> CapsInForce:
+    own = stored.get(channel) if channel is not None else None
+    if own is not None:
+        return CapsInForce(per_day=own[0], per_week=own[1], is_default=False)
+    defaults = settings.MARKETING_CAPS
+    return CapsInForce(
+        per_day=defaults.get("day", 0), per_week=defaults.get("week", 0), is_default=True
     )

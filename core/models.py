@@ -120,6 +120,8 @@ class AuditAction(models.TextChoices):
     RETURNED_MAIL = "returned_mail", _("Uploaded a returned-mail file")
     MERGE = "merge", _("Merged two contacts")
     PROOF_ARCHIVE_READ = "proof_archive_read", _("Read an erased person's proof archive")
+    # not personal data, but it decides who receives marketing (SPEC §4 caps)
+    FREQUENCY_CAP = "frequency_cap", _("Changed a channel's frequency cap")
 
 
 class AuditEvent(models.Model):

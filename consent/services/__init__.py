@@ -1,4 +1,5 @@
-"""Writes on consent: the one path that records a consent, double opt-in, purpose wording."""
+"""Writes on consent: the one path that records a consent, double opt-in, purpose wording,
+privacy notices and the channels' frequency caps."""
 
 from consent.services.consents import (
     CLOCK_SKEW,
@@ -22,6 +23,7 @@ from consent.services.consents import (
     pending_grants_expire,
     purpose_wording_update,
 )
+from consent.services.frequency_caps import frequency_cap_delete, frequency_cap_save
 from consent.services.notices import privacy_notice_save
 
 __all__ = [
@@ -44,6 +46,8 @@ __all__ = [
     "consents_withdraw_all",
     "consents_withdraw_all_many",
     "double_opt_in_send",
+    "frequency_cap_delete",
+    "frequency_cap_save",
     "pending_grants_expire",
     "privacy_notice_save",
     "purpose_wording_update",

@@ -12,7 +12,7 @@ from consent.eligibility import (
     ineligible_counts,
 )
 from consent.models import LegalBasis, MessageSent, SourceKind
-from consent.selectors import purposes_with_versions
+from consent.selectors import frequency_caps_in_force, purposes_with_versions
 from consent.services import purpose_wording_update
 from contacts.models import SuppressionReason
 from contacts.services import contact_pause, contact_restriction_set, suppression_add
@@ -215,9 +215,11 @@ def test_the_audience_and_its_exclusions_per_reason_are_counted_in_sql(
     contact_pause(contact=paused, months=1)
     suppression_add(reason=SuppressionReason.COMPLAINT, phone="+33698765432")
 
-    # then, the purpose loaded with its wording versions as senders load it, one query each
-    # answers who is eligible and how many each reason excludes
+    # then, the purpose loaded with its wording versions as senders load it and the channel's
+    # caps read (then cached), one query each answers who is eligible and how many each
+    # reason excludes
     offers = purposes_with_versions().get(pk=offers.pk)
+    frequency_caps_in_force("email")
     with django_assert_max_num_queries(1):
         audience = list(eligible_contacts(offers, "email"))
     with django_assert_max_num_queries(1):

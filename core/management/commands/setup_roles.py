@@ -24,6 +24,9 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "consent.privacynotice": ("view",),
         "consent.consentrecord": ("view",),
         "consent.consentstate": ("view",),
+        # the channels' marketing caps: the change permission also sets and removes a
+        # channel's caps (consent.admin.FrequencyCapAdmin)
+        "consent.frequencycap": ("view", "change"),
         "crmsync.outboxevent": ("view",),
         # marketers build and preview campaigns; recipients are written by the senders only
         "campaigns.segment": ("view", "add", "change"),
@@ -39,6 +42,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "consent.consentrecord": ("view",),
         "consent.consentstate": ("view",),
         "consent.consentevidence": ("view",),
+        "consent.frequencycap": ("view",),
         "consent.ledgerseal": ("view", "download_heads"),
         "privacy.privacyrequest": ("view", "add", "change"),
         "privacy.privacyrequestevent": ("view", "add"),
