@@ -62,7 +62,7 @@ from consent.eligibility import (
     channel_quiet_at,
     sms_quiet_until,
 )
-from consent.models import ConsentState, MessageSent
+from consent.models import ConsentState, ConsentStatus, MessageSent
 from contacts.models import Contact, Language
 from core.emails import list_unsubscribe_headers, message_compose, render_text
 from core.errors import StructuredValidationError
@@ -193,6 +193,7 @@ def campaign_advance(*, campaign_id: int, now: datetime | None = None) -> Campai
         if campaign.status != CampaignStatus.SENDING:
             return campaign
         previous: CampaignStep | None = None
+        busy = False  # a step not over yet (steps overlap when a delay is shorter than a send)
         for step in campaign.steps.order_by("position"):
             if step.started_at is None:
                 if not _step_due(campaign, step, previous, now):
@@ -206,9 +207,10 @@ def campaign_advance(*, campaign_id: int, now: datetime | None = None) -> Campai
                 elif not step.recipients.filter(status__in=OPEN_STATUSES).exists():
                     step.finished_at = now
                     step.save(update_fields=["finished_at"])
+            busy = busy or step.finished_at is None
             previous = step
         else:
-            if previous is None or previous.finished_at is not None:
+            if not busy:
                 campaign.status, campaign.finished_at = CampaignStatus.SENT, now
                 campaign.save(update_fields=["status", "finished_at", "updated_at"])
     return campaign
@@ -419,7 +421,7 @@ def _justifying_records(
             contact_id__in=contact_ids,
             purpose=campaign.purpose,
             channel=step.channel,
-            status="granted",
+            status=ConsentStatus.GRANTED,
         ).values_list("contact_id", "record_id")
     )
 
