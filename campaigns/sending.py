@@ -325,6 +325,7 @@ class BatchResult:
     failed: int = 0
     waiting: int = 0
     more: bool = False
+    campaign_id: int | None = None  # when the step may be over: the campaign to advance
 
 
 def step_batch_send(*, step_id: int, batch: str, now: datetime | None = None) -> BatchResult:
@@ -338,6 +339,7 @@ def step_batch_send(*, step_id: int, batch: str, now: datetime | None = None) ->
     campaign, now = step.campaign, now or timezone.now()
     ids = _claim(step, batch, now)
     if not ids:
+        result.campaign_id = campaign.pk
         return result
     rules = kind_rules(campaign)
     rows = list(Recipient.objects.filter(pk__in=ids).select_related("contact").order_by("pk"))
@@ -363,6 +365,8 @@ def step_batch_send(*, step_id: int, batch: str, now: datetime | None = None) ->
     finally:
         sender.close()
     result.more = len(ids) >= batch_size() and _sendable(step, timezone.now()).exists()
+    if not result.more:
+        result.campaign_id = campaign.pk
     return result
 
 

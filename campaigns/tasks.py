@@ -23,8 +23,11 @@ def advance_campaigns() -> int:
 @shared_task(bind=True, **RETRY_ON_NETWORK_ERRORS)
 def send_step_batch(self: Task, step_id: int) -> int:
     """Claim and send one batch of a step under this task's id (kept when the message is
-    delivered again after a worker died), then queue the next batch while rows are left."""
+    delivered again after a worker died), then queue the next batch while rows are left, or
+    else advance the campaign (the step may be over, and the next one due at once)."""
     result = step_batch_send(step_id=step_id, batch=str(self.request.id or ""))
     if result.more:
         send_step_batch.delay(step_id)
+    elif result.campaign_id is not None:
+        advance_campaign.delay(result.campaign_id)
     return result.sent
