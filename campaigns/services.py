@@ -2,10 +2,14 @@
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.template import Engine, TemplateSyntaxError
+from django.template.base import Variable, VariableNode
+from django.template.defaulttags import DebugNode, ForNode, LoadNode, URLNode, WithNode
+from django.template.loader_tags import ExtendsNode, IncludeNode
 from django.utils.translation import gettext as _
 
 from campaigns.models import (
@@ -23,6 +27,7 @@ from consent.models import Purpose
 from contacts.models import Interest, Language, LifecycleStage
 from core.errors import StructuredValidationError
 
+CONTENT_NAMES = ("subject", "body_text", "body_html", "sms_text")
 # The fields of a step a caller may give (content in French and English).
 STEP_FIELDS = (
     "channel",
@@ -43,6 +48,12 @@ REQUIRED_CONTENT: dict[str, tuple[str, ...]] = {
     StepChannel.SMS: ("sms_text_fr",),
     StepChannel.POSTAL: ("body_text_fr",),
 }
+# The content a marketer writes: Django template text, personalised when sent.
+CONTENT_FIELDS = tuple(name for name in STEP_FIELDS if name[:-3] in CONTENT_NAMES)
+# What the content may name (`campaigns.sending.personalisation` and the links).
+PLACEHOLDERS = ("first_name", "last_name", "interests", "preference_url", "unsubscribe_url")
+# Tags that reach beyond the message (other templates, URLs, the server's modules).
+FORBIDDEN_TAGS = (ExtendsNode, IncludeNode, LoadNode, URLNode, DebugNode)
 # A campaign's steps and segment change only before it is scheduled.
 EDITABLE = (CampaignStatus.DRAFT,)
 CANCELLABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.SENDING)
@@ -56,6 +67,34 @@ class SegmentCriteria:
     lifecycle_stages: list[str] = field(default_factory=list)
     countries: list[str] = field(default_factory=list)
     languages: list[str] = field(default_factory=list)
+
+
+def template_problem(text: str) -> str:
+    """What keeps the text from being personalised: a template syntax error, or a name the
+    message does not know (`PLACEHOLDERS`); "" when it is fine."""
+    try:
+        template = Engine().from_string(text)
+    except TemplateSyntaxError as error:
+        return _("This text cannot be personalised: %(error)s") % {"error": error}
+    if any(template.nodelist.get_nodes_by_type(kind) for kind in FORBIDDEN_TAGS):
+        return _("Only variables, conditions, loops and filters may be used here.")
+    names = set()
+    for node in template.nodelist.get_nodes_by_type(VariableNode):
+        variable = cast(VariableNode, node).filter_expression.var
+        if isinstance(variable, Variable) and variable.lookups:
+            names.add(variable.lookups[0])
+    defined = {"forloop"}  # names a loop or a `with` defines inside the text
+    for loop in template.nodelist.get_nodes_by_type(ForNode):
+        defined.update(cast(ForNode, loop).loopvars)
+    for block in template.nodelist.get_nodes_by_type(WithNode):
+        defined.update(cast(WithNode, block).extra_context)
+    unknown = sorted(names - set(PLACEHOLDERS) - defined)
+    if unknown:
+        return _("Unknown names: %(names)s. Use %(known)s.") % {
+            "names": ", ".join(unknown),
+            "known": ", ".join("{{ " + name + " }}" for name in PLACEHOLDERS),
+        }
+    return ""
 
 
 def step_problems(step: Mapping[str, Any], *, purpose: Purpose | None, first: bool) -> dict:
@@ -72,6 +111,10 @@ def step_problems(step: Mapping[str, Any], *, purpose: Purpose | None, first: bo
     for name in REQUIRED_CONTENT.get(channel, ()):
         if not (step.get(name) or "").strip():
             problems[name] = [_("This channel needs it.")]
+    for name in CONTENT_FIELDS:
+        problem = template_problem(step.get(name) or "")
+        if problem:
+            problems.setdefault(name, []).append(problem)
     if first and step.get("delay_hours"):
         problems["delay_hours"] = [_("The first step starts at once: 0 hours.")]
     if first and step.get("condition") == StepCondition.PREVIOUS_NOT_DELIVERED:

@@ -11,6 +11,7 @@ from campaigns.services import (
     campaign_create,
     campaign_update,
 )
+from core.errors import StructuredValidationError
 from tests.factories import (
     ContactFactory,
     InterestFactory,
@@ -159,3 +160,24 @@ def test_the_campaign_remembers_who_created_it() -> None:
         name="x", purpose=PurposeFactory(), steps=[email_step()], created_by=user
     )
     assert campaign.created_by == user
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("Bonjour {{ first_name }}, {{ interests|lower }}", ""),
+        ("{% if first_name %}Bonjour {{ first_name }}{% else %}Bonjour{% endif %}", ""),
+        ("{% if %}", "cannot be personalised"),
+        ("{{ contact.email }}", "Unknown names: contact"),
+        ("{% include 'base.html' %}", "Only variables"),
+        ("{% debug %}", "Only variables"),
+    ],
+)
+def test_content_that_cannot_be_personalised_is_refused_with_the_field(text, problem) -> None:
+    purpose = PurposeFactory(channels=["email"])
+    if not problem:
+        campaign_make(purpose, steps=[email_step(body_text_fr=text)])
+        return
+    with pytest.raises(StructuredValidationError) as error:
+        campaign_make(purpose, steps=[email_step(body_text_fr=text)])
+    assert problem in str(error.value.detail["steps"][0]["body_text_fr"])
