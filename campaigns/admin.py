@@ -168,12 +168,26 @@ class StepInline(admin.StackedInline):
     formset = StepFormSet
     extra = 0
     min_num = 1
-    fields = [
-        ("position", "channel", "delay_hours", "condition"),
-        ("subject_fr", "subject_en"),
-        ("body_text_fr", "body_text_en"),
-        ("body_html_fr", "body_html_en"),
-        ("sms_text_fr", "sms_text_en"),
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    ("position", "channel", "delay_hours", "condition"),
+                    ("subject_fr", "subject_en"),
+                    ("body_text_fr", "body_text_en"),
+                    ("body_html_fr", "body_html_en"),
+                    ("sms_text_fr", "sms_text_en"),
+                ],
+                "description": _(
+                    "Personalise with {{ first_name }}, {{ last_name }} and {{ interests }} "
+                    "(the person's interests in their language), and {% if first_name %}…"
+                    "{% endif %}. English recipients get the French text where the English "
+                    "one is empty. The unsubscribe links, the reason for the message and who "
+                    "sends it are added under every email; the STOP instruction after every SMS."
+                ),
+            },
+        )
     ]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
