@@ -181,8 +181,8 @@ class StepInline(admin.StackedInline):
                 ],
                 "description": _(
                     "Personalise with {{ first_name }}, {{ last_name }} and {{ interests }} "
-                    "(the person's interests in their language), and {% if first_name %}…"
-                    "{% endif %}. English recipients get the French text where the English "
+                    "(the person's interests in their language), with Django's filters and "
+                    "conditions. English recipients get the French text where the English "
                     "one is empty. The unsubscribe links, the reason for the message and who "
                     "sends it are added under every email; the STOP instruction after every SMS."
                 ),
