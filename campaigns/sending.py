@@ -28,6 +28,7 @@ import logging
 import re
 import secrets
 import smtplib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -91,6 +92,8 @@ REFUSED: tuple[type[Exception], ...] = (
 FOOTER = "campaigns/email/footer"
 # A claim older than this is taken to be a dead worker's: its rows go back to the queue.
 CLAIM_LEASE = timedelta(minutes=15)
+# A batch still at work renews its claim this often (seconds), well within the lease.
+CLAIM_RENEWAL = 60.0
 # No row of a step claimed for this long: no batch is at work on it.
 BATCHES_IDLE = timedelta(minutes=2)
 STARTABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
@@ -356,8 +359,15 @@ def step_batch_send(*, step_id: int, batch: str, now: datetime | None = None) ->
             to_send.append(row)
     records = _justifying_records(campaign, step, [row.contact_id for row in to_send])
     sender = _Sender(campaign, step)
+    renewed = time.monotonic()
     try:
         for row in to_send:
+            if time.monotonic() - renewed > CLAIM_RENEWAL:
+                # a slow batch keeps its claim: its rows are not handed to another batch
+                step.recipients.filter(status=RecipientStatus.SENDING, batch=batch).update(
+                    claimed_at=timezone.now()
+                )
+                renewed = time.monotonic()
             if sender.send(row, records.get(row.contact_id), now):
                 result.sent += 1
             else:
