@@ -287,7 +287,7 @@ def step_begin(*, campaign: Campaign, step: CampaignStep, at: datetime) -> int:
         "row_blank",
         "row_created",
     )
-    select, params = rows.query.sql_with_params()
+    select, params = rows.order_by().query.sql_with_params()
     columns = (
         "campaign_id, step_id, contact_id, status, exclusion_reason, legal_basis, batch,"
         " message_id, error, created_at"
