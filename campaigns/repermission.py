@@ -10,11 +10,15 @@ ourselves (GDPR Art. 7(1): the controller must be able to demonstrate consent):
    elsewhere (their records before hash version 3 carry no `second_hand` flag, hence the
    source kinds): we hold a declaration, the proof is someone else's;
 2. it was written by an automatic job (`system`), which is no one's consent;
-3. it carries no wording shown, unless it is a confirmation (the person clicked the link
+3. it is a staff entry (`admin`) with nothing from the person attached (no signed document,
+   no IP or user agent: `evidence_digest` empty): a claim of ours, not a proof;
+4. it comes from a form or the API without stating that the box was unticked by default
+   (`unticked_by_default` not true: records from before the write path required it; a
+   pre-ticked box is no consent, CJEU Planet49, C-673/17);
+5. it carries no wording shown (legacy records: the write path now stores the version's
+   wording when none is given), unless it is a confirmation (the person clicked the link
    emailed to their address: the double opt-in or this request itself) or a paper form with
-   its signed document (`evidence_digest`: the wording is on the paper). Legacy records and
-   bare admin entries fall here. The grants from our own pages (forms, the API, the
-   preference center) carry their wording since the write path requires it.
+   its signed document (the wording is on the paper).
 
 A merge carries the origin's wording and second-hand flag, so it counts as its origin.
 The rule is written once per form: `undocumented_record_condition` (SQL, over a record or a
@@ -91,8 +95,10 @@ class RepermissionReason(StrEnum):
     ALREADY_ASKED = "already_asked"
 
 
-# Sources whose records are never our own proof (1 and 2 of the module docstring).
+# Sources whose records are never our own proof (1 and 2 of the module docstring), and those
+# that must state the unticked box (4).
 UNDOCUMENTED_SOURCES = (SourceKind.IMPORT, SourceKind.CRM, SourceKind.SYSTEM)
+BOX_SOURCES = (SourceKind.WEB_FORM, SourceKind.API)
 # What a confirm link is signed for, and how long it may live at most (the deadline, checked
 # on each click, closes it earlier).
 LINK_SALT = "campaigns.repermission"
@@ -109,31 +115,29 @@ def undocumented_record_condition(prefix: str = "") -> Q:
     """Records (or, with `prefix` such as "record__", a relation to one) that do not document
     a consent (the module docstring's definition)."""
 
-    def field(name: str) -> str:
-        return prefix + name
+    def q(**lookups: Any) -> Q:
+        return Q(**{prefix + name: value for name, value in lookups.items()})
 
-    no_wording = (
-        ~Q(**{field("action"): ConsentAction.CONFIRM})
-        & Q(**{field("wording"): ""})
-        & ~(
-            Q(**{field("source_kind"): SourceKind.PAPER_FORM})
-            & ~Q(**{field("evidence_digest"): ""})
-        )
-    )
+    paper_with_document = q(source_kind=SourceKind.PAPER_FORM) & ~q(evidence_digest="")
     return (
-        Q(**{field("second_hand"): True})
-        | Q(**{field("source_kind") + "__in": UNDOCUMENTED_SOURCES})
-        | no_wording
+        q(second_hand=True)
+        | q(source_kind__in=UNDOCUMENTED_SOURCES)
+        | q(source_kind=SourceKind.ADMIN, evidence_digest="")
+        | (q(source_kind__in=BOX_SOURCES) & ~q(unticked_by_default=True))
+        | (~q(action=ConsentAction.CONFIRM) & q(wording="") & ~paper_with_document)
     )
 
 
 def record_undocumented(record: ConsentRecord) -> bool:
     """`undocumented_record_condition` for one record."""
-    if record.second_hand or record.source_kind in UNDOCUMENTED_SOURCES:
+    source = record.source_kind
+    if record.second_hand or source in UNDOCUMENTED_SOURCES:
         return True
-    paper_with_document = record.source_kind == SourceKind.PAPER_FORM and bool(
-        record.evidence_digest
-    )
+    if source == SourceKind.ADMIN and not record.evidence_digest:
+        return True
+    if source in BOX_SOURCES and record.unticked_by_default is not True:
+        return True
+    paper_with_document = source == SourceKind.PAPER_FORM and bool(record.evidence_digest)
     return record.action != ConsentAction.CONFIRM and not record.wording and not paper_with_document
 
 
