@@ -493,7 +493,8 @@ class BuiltInCampaignAdmin(admin.ModelAdmin):
             try:
                 campaign = form.create(request.user)
             except StructuredValidationError as error:
-                form.add_error(None, str(error.detail))
+                for name, problems in dict(error.detail).items():
+                    form.add_error(name if name in form.fields else None, problems)
             else:
                 self.message_user(
                     request,
