@@ -353,6 +353,7 @@ class RecipientAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 # the re-permission request's own reasons, beside the eligibility rule's
 KIND_REASON_LABELS = {
+    RepermissionReason.DEADLINE_PASSED: _("the request's deadline has passed"),
     RepermissionReason.CONSENT_DOCUMENTED: _("consent already documented"),
     RepermissionReason.ALREADY_ASKED: _("already asked by an earlier re-permission request"),
 }

@@ -9,10 +9,11 @@ sending, the per-contact explanation for the few who changed in between.
 The built-in kinds (double opt-in confirmations keep their own path, `consent.services`):
 
 - a **re-permission request** (`campaigns.repermission`) is marketing too: the regular rule,
-  and two reasons of its own after `erased` and `merged`: `consent_documented` (the live
-  grant is documented: nothing to ask) and `already_asked` (another request for the purpose
-  asked them); those without a live grant keep the rule's reason (`no_consent`, ...). Each
-  message carries the person's confirm link (`{{ confirm_url }}`).
+  and reasons of its own after `erased` and `merged`: `deadline_passed` (for everyone, once
+  its deadline has passed: its links are closed), `consent_documented` (the live grant is
+  documented: nothing to ask) and `already_asked` (another request for the purpose asked
+  them); those without a live grant keep the rule's reason (`no_consent`, ...). Each message
+  carries the person's confirm link (`{{ confirm_url }}`).
 - a **privacy policy update notice** and a **breach notification** (`campaigns.notices`) are
   not marketing but information the law requires (GDPR Art. 13/14, 34): they reach every
   contact of their audience whatever their marketing choices (consent, objection, pause,
@@ -33,6 +34,7 @@ from campaigns.models import Campaign, CampaignKind, CampaignStep, Recipient
 from campaigns.repermission import (
     asked_condition,
     confirm_url,
+    repermission_open,
     repermission_reason_conditions,
     repermission_reasons,
     undocumented_grant_condition,
@@ -136,7 +138,7 @@ class RepermissionRules(KindRules):
         contacts = with_pair_state(contacts, purpose_of(campaign), step.channel)
         regular = reason_conditions(purpose_of(campaign), step.channel, at)
         gone = [(str(reason), regular.pop(reason)) for reason in GONE.values()]
-        own = list(repermission_reason_conditions(campaign, step.channel).items())
+        own = list(repermission_reason_conditions(campaign, step.channel, at).items())
         ordered = gone + own + [(str(reason), q) for reason, q in regular.items()]
         return contacts.annotate(**{SKIP_REASON: _first_reason(ordered)})
 
@@ -147,6 +149,8 @@ class RepermissionRules(KindRules):
             undocumented_grant_condition(purpose_of(campaign), step.channel)
         )
         contacts = contacts.exclude(asked_condition(campaign))
+        if not repermission_open(campaign, at):
+            return set()
         eligible = eligible_contacts(purpose_of(campaign), step.channel, at, queryset=contacts)
         return set(eligible.values_list("pk", flat=True))
 
@@ -156,7 +160,7 @@ class RepermissionRules(KindRules):
         regular = contact_eligibility(contact, purpose_of(campaign), step.channel, at)
         if contact.status in GONE:
             return regular
-        return repermission_reasons(campaign, contact, step.channel) + regular
+        return repermission_reasons(campaign, contact, step.channel, at) + regular
 
     def context(self, campaign: Campaign, row: Recipient, contact: Contact) -> dict[str, Any]:
         return {"confirm_url": confirm_url(row, contact)}

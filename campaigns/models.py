@@ -182,7 +182,10 @@ class Campaign(models.Model):
         if self.kind not in NOTICE_KINDS and self.purpose_id is None:
             errors["purpose"] = _("This field is required.")
         if self.kind == CampaignKind.REPERMISSION and self.deadline is None:
-            errors["deadline"] = _("A re-permission request needs a deadline.")
+            # under "kind": the campaign form has no deadline field (the built-in form has)
+            errors["kind"] = _(
+                "A re-permission request needs a deadline: create it as a built-in campaign."
+            )
         if errors:
             raise ValidationError(errors)
 

@@ -83,6 +83,7 @@ from consent.models import (
 )
 from consent.selectors import privacy_notice_current
 from consent.services import ConsentWrite, Evidence, consent_record, consents_record_many
+from consent.status import NOBODY
 from contacts.models import Contact, ContactStatus, Language
 from core.errors import StructuredValidationError
 from core.links import signed_token, signed_token_read, site_url
@@ -91,6 +92,7 @@ from core.links import signed_token, signed_token_read, site_url
 class RepermissionReason(StrEnum):
     """Why a re-permission request skips a contact, besides the eligibility rule's reasons."""
 
+    DEADLINE_PASSED = "deadline_passed"
     CONSENT_DOCUMENTED = "consent_documented"
     ALREADY_ASKED = "already_asked"
 
@@ -201,10 +203,14 @@ def _asked_rows(campaign: Campaign) -> Any:
     ).exclude(campaign_id=campaign.pk)
 
 
-def repermission_reason_conditions(campaign: Campaign, channel: str) -> dict[str, Q]:
-    """The request's own reasons in SQL, in the order an explanation lists them."""
+def repermission_reason_conditions(campaign: Campaign, channel: str, at: datetime) -> dict[str, Q]:
+    """The request's own reasons in SQL, in the order an explanation lists them: a request
+    whose deadline has passed sends nothing more (its links would be closed)."""
     assert campaign.purpose is not None
     return {
+        RepermissionReason.DEADLINE_PASSED: (
+            NOBODY if repermission_open(campaign, at) else Q(pk__isnull=False)
+        ),
         RepermissionReason.CONSENT_DOCUMENTED: documented_grant_condition(
             campaign.purpose, channel
         ),
@@ -212,10 +218,14 @@ def repermission_reason_conditions(campaign: Campaign, channel: str) -> dict[str
     }
 
 
-def repermission_reasons(campaign: Campaign, contact: Contact, channel: str) -> list[str]:
+def repermission_reasons(
+    campaign: Campaign, contact: Contact, channel: str, at: datetime
+) -> list[str]:
     """`repermission_reason_conditions` for one contact."""
     assert campaign.purpose is not None
     reasons: list[str] = []
+    if not repermission_open(campaign, at):
+        reasons.append(RepermissionReason.DEADLINE_PASSED)
     if grant_undocumented(contact, campaign.purpose, channel) is False:
         reasons.append(RepermissionReason.CONSENT_DOCUMENTED)
     if asked_before(contact, campaign):

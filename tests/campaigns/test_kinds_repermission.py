@@ -317,3 +317,15 @@ def test_a_request_needs_a_deadline_ahead(purpose):
     with pytest.raises(StructuredValidationError) as error:
         request_make(purpose, deadline=timezone.now() - timedelta(days=1))
     assert "deadline" in error.value.detail
+
+
+def test_a_request_whose_deadline_passed_before_it_left_sends_nothing(purpose):
+    contact = ContactFactory()
+    grant(contact, purpose, "email", source_kind="import")
+    campaign = request_make(purpose)
+    Campaign.objects.filter(pk=campaign.pk).update(deadline=timezone.now() - timedelta(hours=1))
+    campaign.refresh_from_db()
+    mail.outbox.clear()
+    sent_now(campaign)
+    assert mail.outbox == []
+    assert Recipient.objects.get(campaign=campaign).exclusion_reason == "deadline_passed"
