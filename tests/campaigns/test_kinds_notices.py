@@ -187,3 +187,48 @@ def test_staff_create_each_built_in_kind_from_the_admin(client, settings):
     assert not Campaign.objects.filter(kind="breach_notice").exists()
     listing = client.get("/admin/campaigns/builtincampaign/")
     assert listing.status_code == 200 and campaign.name in listing.content.decode()
+
+
+def test_a_notice_reads_through_the_api_and_the_admin_without_a_purpose(api, client):
+    PrivacyNoticeFactory()
+    ContactFactory()
+    ContactFactory(email_deliverability="hard_bounce")
+    campaign = policy_update_campaign_create()
+    reader = api(["campaigns:read"])
+
+    body = reader.get(f"/api/v1/campaigns/{campaign.public_id}/").json()
+    assert body["purpose"] is None and body["kind"] == "policy_update"
+    audience = reader.get(f"/api/v1/campaigns/{campaign.public_id}/audience/").json()
+    assert audience["steps"][0]["eligible"] == 1
+    assert audience["steps"][0]["excluded"] == {"undeliverable": 1}
+
+    otp_verified_login(client, UserFactory(is_superuser=True))
+    page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/", HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200
+    assert "1 eligible" in page.content.decode()
+    assert client.get(f"/admin/campaigns/builtincampaign/{campaign.pk}/change/")["Location"] == (
+        f"/admin/campaigns/campaign/{campaign.pk}/change/"
+    )
+
+
+def test_the_campaign_form_refuses_a_re_permission_request_without_its_deadline(client):
+    otp_verified_login(client, UserFactory(is_superuser=True))
+    purpose = PurposeFactory()
+    answer = client.post(
+        "/admin/campaigns/campaign/add/",
+        {
+            "name": "Redemande",
+            "kind": "repermission",
+            "purpose": purpose.pk,
+            "steps-TOTAL_FORMS": "1",
+            "steps-INITIAL_FORMS": "0",
+            "steps-0-position": "1",
+            "steps-0-channel": "email",
+            "steps-0-delay_hours": "0",
+            "steps-0-subject_fr": "Sujet",
+            "steps-0-body_text_fr": "Texte",
+        },
+    )
+    assert answer.status_code == 200
+    assert "needs a deadline" in answer.content.decode()
+    assert not Campaign.objects.exists()
