@@ -419,23 +419,25 @@ def repermission_deadlines_apply(
 
 def repermission_deadline_apply(*, campaign: Campaign, batch_size: int = BATCH_SIZE) -> int:
     """Withdraw the purpose from those the request was sent to who did not confirm: whose
-    grant on the request's channel is still undocumented."""
+    grant on the request's channel is still undocumented. Pages through the recipients by
+    contact id, a batch at a time."""
     purpose = campaign.purpose
     assert purpose is not None
-    asked = (
-        Recipient.objects.filter(campaign=campaign, sent_at__isnull=False)
-        .order_by("contact_id")
-        .values_list("step__channel", "contact_id")
-    )
-    by_channel: dict[str, list[int]] = {}
-    for channel, contact_id in asked.iterator(chunk_size=5000):
-        by_channel.setdefault(channel, []).append(contact_id)
     withdrawn = 0
-    for channel, contact_ids in sorted(by_channel.items()):
-        for start in range(0, len(contact_ids), batch_size):
-            withdrawn += _withdraw_batch(
-                campaign, purpose, channel, contact_ids[start : start + batch_size]
+    channels = sorted(set(campaign.steps.values_list("channel", flat=True)))
+    for channel in channels:
+        asked = Recipient.objects.filter(
+            campaign=campaign, step__channel=channel, sent_at__isnull=False
+        ).order_by("contact_id")
+        last = 0
+        while True:
+            page = list(
+                asked.filter(contact_id__gt=last).values_list("contact_id", flat=True)[:batch_size]
             )
+            if not page:
+                break
+            withdrawn += _withdraw_batch(campaign, purpose, channel, page)
+            last = page[-1]
     return withdrawn
 
 
@@ -451,8 +453,10 @@ def _withdraw_batch(
             .order_by("pk")
             .values_list("pk", flat=True)
         )
-        lapsed = Contact.objects.filter(pk__in=ids).filter(
-            undocumented_grant_condition(purpose, channel)
+        lapsed = (
+            Contact.objects.filter(pk__in=ids)
+            .exclude(status=ContactStatus.ERASED)  # nothing is live any more, nor writable
+            .filter(undocumented_grant_condition(purpose, channel))
         )
         writes = [
             ConsentWrite(

@@ -17,6 +17,7 @@ from campaigns.models import Campaign, CampaignStatus, Recipient, RecipientStatu
 from campaigns.repermission import (
     record_undocumented,
     repermission_campaign_create,
+    repermission_deadlines_apply,
     undocumented_record_condition,
 )
 from campaigns.selectors import campaign_audience
@@ -329,3 +330,15 @@ def test_a_request_whose_deadline_passed_before_it_left_sends_nothing(purpose):
     sent_now(campaign)
     assert mail.outbox == []
     assert Recipient.objects.get(campaign=campaign).exclusion_reason == "deadline_passed"
+
+
+def test_the_deadline_goes_through_the_recipients_in_batches(purpose):
+    silent = [ContactFactory() for _ in range(3)]
+    for contact in silent:
+        grant(contact, purpose, "email", source_kind="crm")
+    campaign = request_make(purpose)
+    sent_now(campaign)
+    Campaign.objects.filter(pk=campaign.pk).update(deadline=timezone.now())
+
+    assert repermission_deadlines_apply(batch_size=2) == 3
+    assert {state(contact, purpose).status for contact in silent} == {"withdrawn"}
