@@ -22,12 +22,24 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from campaigns.models import Campaign, CampaignStatus, CampaignStep, Recipient, Segment, StepChannel
+from campaigns.models import (
+    BuiltInCampaign,
+    Campaign,
+    CampaignKind,
+    CampaignStatus,
+    CampaignStep,
+    Recipient,
+    Segment,
+    StepChannel,
+)
+from campaigns.notices import breach_notice_campaign_create, policy_update_campaign_create
 from campaigns.postal import postal_file_lines, postal_file_name
+from campaigns.repermission import RepermissionReason, repermission_campaign_create
 from campaigns.selectors import campaign_audience, campaign_stats
 from campaigns.sending import STARTABLE, campaign_send, campaign_test_send
 from campaigns.services import CANCELLABLE, EDITABLE, campaign_cancel, step_problems
 from consent.eligibility import Ineligible
+from consent.models import Purpose
 from consent.selectors import consent_receipt
 from contacts.models import Language, LifecycleStage
 from core.admin import ReadOnlyAdminMixin
@@ -546,4 +558,172 @@ class RecipientAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             recipient.consent_record.uuid,
             receipt_url,
             gettext("receipt"),
+        )
+
+
+# --- the built-in kinds (issue 13 point 7): created from a form of their own ----------------
+
+# the re-permission request's own reasons, beside the eligibility rule's
+KIND_REASON_LABELS = {
+    RepermissionReason.DEADLINE_PASSED: _("the request's deadline has passed"),
+    RepermissionReason.CONSENT_DOCUMENTED: _("consent already documented"),
+    RepermissionReason.ALREADY_ASKED: _("already asked by an earlier re-permission request"),
+}
+REASON_LABELS.update(KIND_REASON_LABELS)  # type: ignore[arg-type]
+
+
+class BuiltInCampaignForm(forms.Form):
+    """What each built-in kind needs; the services check the rest and write the content."""
+
+    kind = forms.ChoiceField(
+        label=_("kind"),
+        choices=[
+            (CampaignKind.REPERMISSION, CampaignKind.REPERMISSION.label),
+            (CampaignKind.POLICY_UPDATE, CampaignKind.POLICY_UPDATE.label),
+            (CampaignKind.BREACH_NOTICE, CampaignKind.BREACH_NOTICE.label),
+        ],
+    )
+    name = forms.CharField(label=_("name"), max_length=200, required=False)
+    segment = forms.ModelChoiceField(
+        label=_("segment"),
+        queryset=Segment.objects.filter(saved=True),
+        required=False,
+        help_text=_("Empty: every contact."),
+    )
+    purpose = forms.ModelChoiceField(
+        label=_("purpose"),
+        queryset=Purpose.objects.filter(is_active=True),
+        required=False,
+        help_text=_("Re-permission: the purpose whose undocumented consents are asked again."),
+    )
+    deadline = forms.DateTimeField(
+        label=_("confirmation deadline"),
+        required=False,
+        help_text=_("Re-permission: those who have not confirmed by then lose the purpose."),
+    )
+    summary_fr = forms.CharField(
+        label=_("what changes (French)"), widget=forms.Textarea, required=False
+    )
+    summary_en = forms.CharField(
+        label=_("what changes (English)"), widget=forms.Textarea, required=False
+    )
+    nature_fr = forms.CharField(
+        label=_("nature of the breach (French)"), widget=forms.Textarea, required=False
+    )
+    nature_en = forms.CharField(
+        label=_("nature of the breach (English)"), widget=forms.Textarea, required=False
+    )
+    consequences_fr = forms.CharField(
+        label=_("likely consequences (French)"), widget=forms.Textarea, required=False
+    )
+    consequences_en = forms.CharField(
+        label=_("likely consequences (English)"), widget=forms.Textarea, required=False
+    )
+    measures_fr = forms.CharField(
+        label=_("measures taken or proposed (French)"), widget=forms.Textarea, required=False
+    )
+    measures_en = forms.CharField(
+        label=_("measures taken or proposed (English)"), widget=forms.Textarea, required=False
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("kind") == CampaignKind.REPERMISSION:
+            for name in ("purpose", "deadline"):
+                if not data.get(name):
+                    self.add_error(name, gettext("A re-permission request needs it."))
+        if data.get("kind") == CampaignKind.BREACH_NOTICE and not data.get("segment"):
+            self.add_error(
+                "segment",
+                gettext(
+                    "Choose the segment of the persons concerned (the breach register "
+                    "gives them one by one)."
+                ),
+            )
+        return data
+
+    def create(self, user: Any) -> Campaign:
+        data = self.cleaned_data
+        common = {"name": data["name"], "segment": data["segment"], "created_by": user}
+        if data["kind"] == CampaignKind.REPERMISSION:
+            return repermission_campaign_create(
+                purpose=data["purpose"], deadline=data["deadline"], **common
+            )
+        if data["kind"] == CampaignKind.POLICY_UPDATE:
+            summary = {"fr": data["summary_fr"], "en": data["summary_en"]}
+            return policy_update_campaign_create(summary=summary, **common)
+
+        def both(name: str) -> dict[str, str]:
+            return {"fr": data[f"{name}_fr"], "en": data[f"{name}_en"]}
+
+        return breach_notice_campaign_create(
+            nature=both("nature"),
+            consequences=both("consequences"),
+            measures=both("measures"),
+            name=data["name"],
+            segment=data["segment"],
+            created_by=user,
+        )
+
+
+@admin.register(BuiltInCampaign)
+class BuiltInCampaignAdmin(admin.ModelAdmin):
+    """The campaigns of the built-in kinds: listed here, created from `BuiltInCampaignForm`
+    (which writes their French and English content), then edited, previewed and sent as any
+    campaign (their change page is the campaign's)."""
+
+    list_display = ["name", "kind", "status", "deadline", "created_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BuiltInCampaign]:
+        return super().get_queryset(request).exclude(kind=CampaignKind.REGULAR)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("campaigns.view_campaign")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("campaigns.add_campaign")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[object_id]))
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = BuiltInCampaignForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                campaign = form.create(request.user)
+            except StructuredValidationError as error:
+                for name, problems in dict(error.detail).items():
+                    form.add_error(name if name in form.fields else None, problems)
+            else:
+                self.message_user(
+                    request,
+                    gettext("Draft created: check its content, preview its audience, send it."),
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+                )
+        return TemplateResponse(
+            request,
+            "admin/campaigns/builtin_add.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": gettext("New built-in campaign"),
+                "form": form,
+            },
         )

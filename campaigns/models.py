@@ -7,8 +7,10 @@ campaign's counts survive it (SPEC §3 privacy).
 """
 
 import uuid
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -98,15 +100,29 @@ class Segment(models.Model):
         return self.name
 
 
+# The kinds that inform rather than market: no purpose, sent under a legal obligation
+# (GDPR Art. 13/14, 34), whatever the person's marketing choices (`campaigns.kinds`).
+NOTICE_KINDS = frozenset({CampaignKind.POLICY_UPDATE, CampaignKind.BREACH_NOTICE})
+
+
 class Campaign(models.Model):
-    """Messages for one purpose to a segment, in one or more steps (SPEC §3 campaigns)."""
+    """Messages for one purpose to a segment, in one or more steps (SPEC §3 campaigns); a
+    notice (`NOTICE_KINDS`) has no purpose, and a breach notice may target the persons
+    concerned (`concerned`) instead of a segment."""
 
     public_id = models.UUIDField(_("public id"), default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(
         _("kind"), max_length=30, choices=CampaignKind.choices, default=CampaignKind.REGULAR
     )
-    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, verbose_name=_("purpose"))
+    purpose = models.ForeignKey(
+        Purpose,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        verbose_name=_("purpose"),
+        help_text=_("Required, except for a privacy policy update or a breach notification."),
+    )
     segment = models.ForeignKey(
         Segment,
         on_delete=models.PROTECT,
@@ -114,6 +130,19 @@ class Campaign(models.Model):
         blank=True,
         verbose_name=_("segment"),
         help_text=_("Empty: every contact."),
+    )
+    # a breach notification to the persons concerned (`campaigns.kinds`): its audience
+    concerned = models.ManyToManyField(
+        Contact,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("persons concerned"),
+    )
+    # a re-permission request: confirm by then, or lose the purpose (`campaigns.repermission`)
+    deadline = models.DateTimeField(_("confirmation deadline"), null=True, blank=True)
+    deadline_applied_at = models.DateTimeField(
+        _("deadline applied at"), null=True, blank=True, editable=False
     )
     status = models.CharField(
         _("status"),
@@ -144,6 +173,22 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """A notice has no purpose; every other kind has one; a re-permission request has a
+        deadline."""
+        errors: dict[str, Any] = {}
+        if self.kind in NOTICE_KINDS and self.purpose_id is not None:
+            errors["purpose"] = _("A notice informs: it has no purpose.")
+        if self.kind not in NOTICE_KINDS and self.purpose_id is None:
+            errors["purpose"] = _("This field is required.")
+        if self.kind == CampaignKind.REPERMISSION and self.deadline is None:
+            # under "kind": the campaign form has no deadline field (the built-in form has)
+            errors["kind"] = _(
+                "A re-permission request needs a deadline: create it as a built-in campaign."
+            )
+        if errors:
+            raise ValidationError(errors)
 
 
 class CampaignStep(models.Model):
@@ -258,3 +303,13 @@ class Recipient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign} / {self.step} / {self.contact.public_id}"
+
+
+class BuiltInCampaign(Campaign):
+    """The campaigns of the built-in kinds, as the admin lists them and creates them from a
+    form of their own (`campaigns.admin.BuiltInCampaignAdmin`): the same rows as `Campaign`."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("built-in campaign")
+        verbose_name_plural = _("built-in campaigns")

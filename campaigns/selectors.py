@@ -6,7 +6,14 @@ from datetime import datetime
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignStep, Recipient, RecipientStatus, Segment
+from campaigns.models import (
+    Campaign,
+    CampaignKind,
+    CampaignStep,
+    Recipient,
+    RecipientStatus,
+    Segment,
+)
 from consent.eligibility import reason_conditions, with_pair_state
 from consent.status import NOBODY
 from contacts.models import Contact
@@ -68,7 +75,10 @@ def campaign_audience(campaign: Campaign, at: datetime | None = None) -> list[St
 
 
 def step_audience(*, campaign: Campaign, step: CampaignStep, at: datetime) -> StepAudience:
-    """One step's audience preview (`campaign_audience`)."""
+    """One step's audience preview (`campaign_audience`); a built-in kind's from its own
+    rules (`_kind_step_audience`)."""
+    if campaign.kind != CampaignKind.REGULAR or campaign.purpose is None:
+        return _kind_step_audience(campaign=campaign, step=step, at=at)
     contacts = with_pair_state(segment_contacts(campaign.segment), campaign.purpose, step.channel)
     conditions = reason_conditions(campaign.purpose, step.channel, at)
     any_reason = NOBODY
@@ -85,6 +95,22 @@ def step_audience(*, campaign: Campaign, step: CampaignStep, at: datetime) -> St
         eligible=total - excluded_any,
         excluded={reason: count for reason, count in counts.items() if count},
     )
+
+
+def _kind_step_audience(*, campaign: Campaign, step: CampaignStep, at: datetime) -> StepAudience:
+    """A built-in kind's preview: its contacts grouped by the first reason its rules find
+    against them (`campaigns.kinds`, as the step's rows will be written), in one query; a
+    contact counts under that one reason only."""
+    from campaigns.kinds import SKIP_REASON, kind_rules
+
+    rules = kind_rules(campaign)
+    contacts = rules.with_reason(campaign, step, rules.audience(campaign), at)
+    counts = {
+        row[SKIP_REASON]: row["count"]
+        for row in contacts.values(SKIP_REASON).annotate(count=Count("pk")).order_by()
+    }
+    eligible = counts.pop("", 0)
+    return StepAudience(step=step, eligible=eligible, excluded=counts)
 
 
 STAT_NAMES = ("targeted", "sent", "delivered", "bounced", "complained", "unsubscribed")

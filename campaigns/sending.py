@@ -272,7 +272,7 @@ def step_begin(*, campaign: Campaign, step: CampaignStep, at: datetime) -> int:
             default=Value(RecipientStatus.SKIPPED),
             output_field=CharField(),
         ),
-        row_basis=Value(campaign.purpose.legal_basis if rules.marketing else ""),
+        row_basis=Value(rules.legal_basis(campaign)),
         row_blank=Value(""),
         row_created=Value(at),
     ).values_list(
@@ -487,10 +487,10 @@ class _Sender:
                 message_id=message_id,
                 preference_token=link,
                 consent_record_id=record_id,
-                legal_basis=self.campaign.purpose.legal_basis if self.rules.marketing else "",
+                legal_basis=self.rules.legal_basis(self.campaign),
                 batch="",
             )
-            if self.rules.marketing:
+            if self.rules.marketing and self.campaign.purpose is not None:
                 MessageSent.objects.create(
                     contact=contact,
                     purpose=self.campaign.purpose,
@@ -512,14 +512,15 @@ class _Sender:
     def _email(self, row: Recipient, contact: Contact, token: str) -> str:
         language = contact.language or Language.FRENCH
         message_id = campaign_message_id(self.campaign, row)
-        context = personalisation(contact) | {
+        context = personalisation(contact) | self.rules.context(self.campaign, row, contact)
+        context |= {
             "preference_url": preference_url(token),
             "unsubscribe_url": unsubscribe_url(token),
         }
         with translation.override(language):
             footer = {
                 "marketing": self.rules.marketing,
-                "purpose": self.campaign.purpose.name,
+                "purpose": self.campaign.purpose.name if self.campaign.purpose else "",
                 "preference_url": context["preference_url"],
                 "unsubscribe_url": context["unsubscribe_url"],
             }

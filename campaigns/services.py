@@ -13,6 +13,7 @@ from django.template.loader_tags import ExtendsNode, IncludeNode
 from django.utils.translation import gettext as _
 
 from campaigns.models import (
+    NOTICE_KINDS,
     Campaign,
     CampaignKind,
     CampaignStatus,
@@ -122,11 +123,22 @@ def step_problems(step: Mapping[str, Any], *, purpose: Purpose | None, first: bo
     return problems
 
 
-def _check(*, name: str, purpose: Purpose, steps: Sequence[Mapping[str, Any]]) -> None:
+def _check(
+    *,
+    name: str,
+    purpose: Purpose | None,
+    steps: Sequence[Mapping[str, Any]],
+    kind: str = CampaignKind.REGULAR,
+) -> None:
     errors: dict[str, Any] = {}
     if not name.strip():
         errors["name"] = [_("This field may not be blank.")]
-    if not purpose.is_active:
+    if kind in NOTICE_KINDS:
+        if purpose is not None:
+            errors["purpose"] = [_("A notice informs: it has no purpose.")]
+    elif purpose is None:
+        errors["purpose"] = [_("This field is required.")]
+    elif not purpose.is_active:
         errors["purpose"] = [_("This purpose is retired.")]
     if not steps:
         errors["steps"] = [_("A campaign needs at least one step.")]
@@ -187,7 +199,7 @@ def _steps_write(campaign: Campaign, steps: Sequence[Mapping[str, Any]]) -> None
 def campaign_create(
     *,
     name: str,
-    purpose: Purpose,
+    purpose: Purpose | None,
     steps: Sequence[Mapping[str, Any]],
     segment: Segment | None = None,
     criteria: SegmentCriteria | None = None,
@@ -195,8 +207,9 @@ def campaign_create(
     created_by: User | None = None,
 ) -> Campaign:
     """Create a draft campaign with its steps (numbered from 1) and its segment: a saved one,
-    or inline `criteria` that become a segment of its own. Nothing is written on an error."""
-    _check(name=name, purpose=purpose, steps=steps)
+    or inline `criteria` that become a segment of its own. Nothing is written on an error.
+    A notice (`NOTICE_KINDS`) has no purpose; every other kind needs one."""
+    _check(name=name, purpose=purpose, steps=steps, kind=kind)
     if criteria is not None:
         segment = segment_for_criteria(name=name, criteria=criteria)
     campaign = Campaign.objects.create(
@@ -220,7 +233,12 @@ def campaign_update(
         raise StructuredValidationError({"status": [_("Only a draft campaign can be changed.")]})
     if steps is None:
         steps = list(campaign.steps.order_by("position").values(*STEP_FIELDS))
-    _check(name=name if name is not None else campaign.name, purpose=campaign.purpose, steps=steps)
+    _check(
+        name=name if name is not None else campaign.name,
+        purpose=campaign.purpose,
+        steps=steps,
+        kind=campaign.kind,
+    )
     if name is not None:
         campaign.name = name
     if segment is not None:

@@ -31,3 +31,12 @@ def send_step_batch(self: Task, step_id: int) -> int:
     elif result.campaign_id is not None:
         advance_campaign.delay(result.campaign_id)
     return result.sent
+
+
+@shared_task
+def apply_repermission_deadlines() -> int:
+    """Withdraw the purpose from those a re-permission request asked who did not confirm by
+    its deadline (beat, hourly; `campaigns.repermission`); answers how many were withdrawn."""
+    from campaigns.repermission import repermission_deadlines_apply
+
+    return repermission_deadlines_apply()

@@ -435,6 +435,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "contacts.tasks.purge_deliverability_events",
         "schedule": timedelta(days=1),
     },
+    # re-permission requests whose deadline passed: the purpose withdrawn from those who
+    # did not confirm (campaigns.repermission)
+    "apply-repermission-deadlines": {
+        "task": "campaigns.tasks.apply_repermission_deadlines",
+        "schedule": timedelta(hours=1),
+    },
 }
 # How long a provider's event id is remembered so that a retried webhook is applied once
 # (ESPs retry for hours or a few days).

@@ -565,3 +565,16 @@ def send_time_problem(contact: Contact, channel: str, at: datetime) -> Ineligibl
     contact, else None. The senders call it for each message at the moment of sending, after
     `contact_eligibility` or `eligible_contacts`."""
     return Ineligible.QUIET_HOURS if channel_quiet_at(contact, channel, at) else None
+
+
+# --- for the notices that are not marketing (campaigns.kinds) ------------------------------
+
+
+def channel_deliverable(contact: Contact, channel: str) -> bool:
+    """Whether the channel can reach the contact (`undeliverable` of the rule, for one)."""
+    return _deliverable(contact, channel)
+
+
+def undeliverable_condition(channel: str) -> Q:
+    """The contacts the channel cannot reach, in SQL (`channel_deliverable`'s twin)."""
+    return _undeliverable(channel)

@@ -21,8 +21,26 @@ class SignupTokenConverter:
 
 register_converter(SignupTokenConverter, "signup_token")
 
+
+class RepermissionTokenConverter(SignupTokenConverter):
+    """`r-<token>`: a re-permission request's confirm link (`campaigns.repermission`), under
+    the same `/confirm/<secret>/` shape, told apart by its prefix."""
+
+    regex = r"r-[^/]+"
+
+    def to_url(self, value: str) -> str:
+        return f"r-{value}"
+
+
+register_converter(RepermissionTokenConverter, "repermission_token")
+
 urlpatterns = [
     path("confirm/<signup_token:token>/", views.confirm_signup, name="confirm_signup"),
+    path(
+        "confirm/<repermission_token:token>/",
+        views.confirm_repermission,
+        name="confirm_repermission",
+    ),
     path("confirm/<str:token>/", views.confirm, name="confirm"),
     path("p/confirm/<str:token>/", views.action, name="action"),
     path("p/<str:token>/receipts/", views.receipts, name="receipts"),

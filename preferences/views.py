@@ -22,6 +22,12 @@ from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from campaigns.repermission import (
+    repermission_confirm,
+    repermission_open,
+    repermission_token_read,
+    repermission_wording,
+)
 from consent.models import SourceKind
 from consent.selectors import contact_consent_receipts, pending_states_for_confirmation
 from consent.services import confirmation_token_read, consent_confirm
@@ -491,3 +497,34 @@ def confirm_signup(request: HttpRequest, token: str) -> HttpResponse:
         if not context["items"]:
             context["confirmed"] = []
     return _page(request, "preferences/confirm_signup.html", context, language=language)
+
+
+@private_page
+@rate_limited
+@require_http_methods(["GET", "POST"])
+def confirm_repermission(request: HttpRequest, token: str) -> HttpResponse:
+    """The confirm link of a re-permission request: GET shows the purpose's wording and the
+    deadline; POST records the person's fresh consent (link scanners only GET)."""
+    try:
+        row = repermission_token_read(token)
+    except signing.BadSignature:
+        return render(
+            request, "preferences/confirm_repermission.html", {"invalid": True}, status=404
+        )
+    language = _language(request, row.contact)
+    context: dict[str, Any] = {
+        "purpose": row.campaign.purpose,
+        "deadline": row.campaign.deadline,
+        "closed": not repermission_open(row.campaign),
+        "confirmed": None,
+    }
+    with translation.override(language):
+        context["wording"] = repermission_wording(row, language)
+        if request.method == "POST" and not context["closed"]:
+            visit = _visit(request)
+            record = repermission_confirm(
+                row=row, language=language, ip=visit.ip, user_agent=visit.user_agent
+            )
+            context["confirmed"] = record is not None
+            context["already"] = record is None
+    return _page(request, "preferences/confirm_repermission.html", context, language=language)
