@@ -27,7 +27,7 @@ SERIES: tuple[tuple[str, Any, str], ...] = (
     ("unsubscribed", _("unsubscribed"), "#CC79A7"),
 )
 BAR_WIDTH = 16
-GROUP_GAP = 24
+GROUP_GAP = 40
 PLOT_HEIGHT = 180
 LEFT = 48  # room for the scale's numbers
 TOP = 36  # room for the legend
