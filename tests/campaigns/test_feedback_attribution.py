@@ -8,9 +8,11 @@ with the tasks held back), and the links are read from the messages sent.
 """
 
 import re
+from io import StringIO
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
 from django.test import Client
 from freezegun import freeze_time
 
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.django_db
 
 EVENTS = "/api/v1/deliverability-events/"
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
+ADDRESS = {"address_line1": "1 rue de la Paix", "postal_code": "75002", "city": "Paris"}
 MAIL_PROVIDER = {"REMOTE_ADDR": "192.0.2.9", "HTTP_USER_AGENT": "Mail provider one-click"}
 
 
@@ -154,7 +157,7 @@ def test_a_delivery_after_a_deferral_means_the_message_reached_the_person(api, t
 
 
 def test_a_returned_letter_marks_the_postal_row_not_delivered(api, offers):
-    contact = ContactFactory(address_line1="1 rue de la Paix", postal_code="75002", city="Paris")
+    contact = ContactFactory(**ADDRESS)
     grant(contact, offers, "postal")
     campaign = campaign_make(offers, steps=[{"channel": "postal", "body_text_fr": "Lettre"}])
     sent(campaign)
@@ -175,6 +178,24 @@ def test_a_returned_letter_marks_the_postal_row_not_delivered(api, offers):
     assert row(campaign, contact).status == RecipientStatus.BOUNCED
     contact.refresh_from_db()
     assert contact.postal_deliverability == "returned"
+
+
+def test_the_mail_house_s_returned_mail_file_marks_the_campaign_s_letters(tmp_path, offers):
+    letters = [ContactFactory(**ADDRESS), ContactFactory(**ADDRESS)]
+    for contact in letters:
+        grant(contact, offers, "postal")
+    campaign = campaign_make(offers, steps=[{"channel": "postal", "body_text_fr": "Lettre"}])
+    sent(campaign)
+    returned = tmp_path / "retours.csv"
+    returned.write_text(f"public_id;reason\n{letters[0].public_id};Refusé\n", encoding="utf-8")
+    output = StringIO()
+
+    call_command("returned_mail", str(returned), campaign=str(campaign.public_id), stdout=output)
+
+    assert output.getvalue().splitlines()[-1] == "applied 1, unknown 0, rejected 0"
+    assert row(campaign, letters[0]).status == RecipientStatus.BOUNCED
+    assert row(campaign, letters[1]).status == RecipientStatus.SENT
+    assert campaign_stats(campaign)["bounced"] == 1
 
 
 def test_a_complaint_is_an_unsubscribe_attributed_to_the_campaign(api, offers, two_sent):
