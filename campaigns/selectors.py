@@ -113,12 +113,11 @@ def step_stats(campaign: Campaign) -> list[dict[str, Any]]:
     every step and one for the exclusions, whatever the number of steps: `delivered` when
     the provider confirmed it, `bounced` and `complained` by the row's status, `unsubscribed`
     when attributed to the message (`campaigns.feedback`)."""
-    sent = Q(recipients__sent_at__isnull=False)
     counts = (
         CampaignStep.objects.filter(campaign=campaign)
         .annotate(
             targeted=Count("recipients"),
-            sent=Count("recipients", filter=sent),
+            sent=Count("recipients", filter=Q(recipients__sent_at__isnull=False)),
             delivered=Count("recipients", filter=Q(recipients__delivered_at__isnull=False)),
             bounced=Count("recipients", filter=Q(recipients__status=RecipientStatus.BOUNCED)),
             complained=Count("recipients", filter=Q(recipients__status=RecipientStatus.COMPLAINED)),
