@@ -16,12 +16,14 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.charts import stats_context
 from campaigns.models import (
     BuiltInCampaign,
     Campaign,
@@ -170,7 +172,9 @@ class StepFormSet(forms.BaseInlineFormSet):
             raise ValidationError(gettext("A campaign needs at least one step."))
         kept.sort(key=lambda form: form.cleaned_data.get("position") or 0)
         for index, form in enumerate(kept):
-            problems = step_problems(form.cleaned_data, purpose=purpose, first=index == 0)
+            problems = step_problems(
+                form.cleaned_data, purpose=purpose, first=index == 0, kind=self.instance.kind
+            )
             for name, errors in problems.items():
                 form.add_error(name if name in form.fields else None, errors)
 
@@ -253,6 +257,7 @@ class CampaignAdmin(admin.ModelAdmin):
         "created_by",
         "audience_preview",
         "statistics",
+        "stats_chart",
         "recipients_link",
     ]
 
@@ -408,7 +413,14 @@ class CampaignAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         fields = ["name", "kind", "purpose", "segment", "status", "scheduled_at", "created_by"]
         if obj is not None:
-            fields = ["public_id", *fields, "audience_preview", "statistics", "recipients_link"]
+            fields = [
+                "public_id",
+                *fields,
+                "audience_preview",
+                "statistics",
+                "stats_chart",
+                "recipients_link",
+            ]
         return fields
 
     def formfield_for_foreignkey(
@@ -478,6 +490,12 @@ class CampaignAdmin(admin.ModelAdmin):
         return format_html(
             "<table>{}</table>", format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", rows)
         )
+
+    @admin.display(description=_("statistics per step"))
+    def stats_chart(self, campaign: Campaign) -> str:
+        """The counts of each step as a bar chart (SVG drawn here) with its table."""
+        context = stats_context(campaign_stats(campaign), reason_label)
+        return render_to_string("admin/campaigns/campaign/stats.html", context)
 
     @admin.display(description=_("recipients"))
     def recipients_link(self, campaign: Campaign) -> str:

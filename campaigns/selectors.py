@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -118,26 +119,57 @@ STAT_NAMES = ("targeted", "sent", "delivered", "bounced", "complained", "unsubsc
 
 def campaign_stats(campaign: Campaign) -> dict[str, object]:
     """The campaign's statistics from its recipients (zeros for a draft): `targeted` every
-    recipient considered, `excluded` the skipped ones per reason, and the outcomes."""
-    recipients = Recipient.objects.filter(campaign=campaign)
-    counts = recipients.aggregate(
-        targeted=Count("pk"),
-        sent=Count("pk", filter=Q(sent_at__isnull=False)),
-        delivered=Count("pk", filter=Q(delivered_at__isnull=False)),
-        bounced=Count("pk", filter=Q(status=RecipientStatus.BOUNCED)),
-        complained=Count("pk", filter=Q(status=RecipientStatus.COMPLAINED)),
-        unsubscribed=Count("pk", filter=Q(unsubscribed_at__isnull=False)),
+    recipient considered, `excluded` the skipped ones per reason, and the outcomes; `steps`
+    the same per step (`step_stats`), of which the campaign's are the sums. Two queries."""
+    steps = step_stats(campaign)
+    excluded: dict[str, int] = {}
+    for step in steps:
+        for reason, count in step["excluded"].items():
+            excluded[reason] = excluded.get(reason, 0) + count
+    return {
+        **{name: sum(step[name] for step in steps) for name in STAT_NAMES},
+        "excluded": dict(sorted(excluded.items())),
+        "steps": steps,
+    }
+
+
+def step_stats(campaign: Campaign) -> list[dict[str, Any]]:
+    """Per step, in order: its `position` and `channel`, the counts of `STAT_NAMES` (a step
+    not begun has zeros) and `excluded` per reason. One grouped query for the counts of
+    every step and one for the exclusions, whatever the number of steps: `delivered` when
+    the provider confirmed it, `bounced` and `complained` by the row's status, `unsubscribed`
+    when attributed to the message (`campaigns.feedback`)."""
+    counts = (
+        CampaignStep.objects.filter(campaign=campaign)
+        .annotate(
+            targeted=Count("recipients"),
+            sent=Count("recipients", filter=Q(recipients__sent_at__isnull=False)),
+            delivered=Count("recipients", filter=Q(recipients__delivered_at__isnull=False)),
+            bounced=Count("recipients", filter=Q(recipients__status=RecipientStatus.BOUNCED)),
+            complained=Count("recipients", filter=Q(recipients__status=RecipientStatus.COMPLAINED)),
+            unsubscribed=Count("recipients", filter=Q(recipients__unsubscribed_at__isnull=False)),
+        )
+        .order_by("position")
+        .values("pk", "position", "channel", *STAT_NAMES)
     )
     excluded = (
-        recipients.filter(status=RecipientStatus.SKIPPED)
-        .values("exclusion_reason")
+        Recipient.objects.filter(campaign=campaign, status=RecipientStatus.SKIPPED)
+        .values("step_id", "exclusion_reason")
         .annotate(count=Count("pk"))
-        .order_by("exclusion_reason")
+        .order_by("step_id", "exclusion_reason")
     )
-    return {
-        **{name: counts[name] or 0 for name in STAT_NAMES},
-        "excluded": {row["exclusion_reason"]: row["count"] for row in excluded},
-    }
+    reasons: dict[int, dict[str, int]] = {}
+    for row in excluded:
+        reasons.setdefault(row["step_id"], {})[row["exclusion_reason"]] = row["count"]
+    return [
+        {
+            "position": step["position"],
+            "channel": step["channel"],
+            **{name: step[name] or 0 for name in STAT_NAMES},
+            "excluded": reasons.get(step["pk"], {}),
+        }
+        for step in counts
+    ]
 
 
 def campaign_recipients(campaign: Campaign, *, email: str | None = None) -> QuerySet[Recipient]:

@@ -123,7 +123,9 @@ def campaign_send(*, campaign: Campaign, at: datetime | None = None) -> Campaign
         )
     steps = list(campaign.steps.order_by("position"))
     problems = [
-        step_problems(_step_fields(step), purpose=campaign.purpose, first=index == 0)
+        step_problems(
+            _step_fields(step), purpose=campaign.purpose, first=index == 0, kind=campaign.kind
+        )
         for index, step in enumerate(steps)
     ]
     if not steps or any(problems):

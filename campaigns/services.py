@@ -53,6 +53,8 @@ REQUIRED_CONTENT: dict[str, tuple[str, ...]] = {
 CONTENT_FIELDS = tuple(name for name in STEP_FIELDS if name[:-3] in CONTENT_NAMES)
 # What the content may name (`campaigns.sending.personalisation` and the links).
 PLACEHOLDERS = ("first_name", "last_name", "interests", "preference_url", "unsubscribe_url")
+# What a built-in kind's messages may also name (`campaigns.kinds`, `KindRules.context`).
+KIND_PLACEHOLDERS: dict[str, tuple[str, ...]] = {CampaignKind.REPERMISSION: ("confirm_url",)}
 # Tags that reach beyond the message (other templates, URLs, the server's modules).
 FORBIDDEN_TAGS = (ExtendsNode, IncludeNode, LoadNode, URLNode, DebugNode)
 # A campaign's steps and segment change only before it is scheduled.
@@ -70,9 +72,11 @@ class SegmentCriteria:
     languages: list[str] = field(default_factory=list)
 
 
-def template_problem(text: str) -> str:
+def template_problem(text: str, kind: str = CampaignKind.REGULAR) -> str:
     """What keeps the text from being personalised: a template syntax error, or a name the
-    message does not know (`PLACEHOLDERS`); "" when it is fine."""
+    message of that kind does not know (`PLACEHOLDERS`, `KIND_PLACEHOLDERS`); "" when it is
+    fine."""
+    known = PLACEHOLDERS + KIND_PLACEHOLDERS.get(kind, ())
     try:
         template = Engine().from_string(text)
     except TemplateSyntaxError as error:
@@ -89,16 +93,22 @@ def template_problem(text: str) -> str:
         defined.update(cast(ForNode, loop).loopvars)
     for block in template.nodelist.get_nodes_by_type(WithNode):
         defined.update(cast(WithNode, block).extra_context)
-    unknown = sorted(names - set(PLACEHOLDERS) - defined)
+    unknown = sorted(names - set(known) - defined)
     if unknown:
         return _("Unknown names: %(names)s. Use %(known)s.") % {
             "names": ", ".join(unknown),
-            "known": ", ".join("{{ " + name + " }}" for name in PLACEHOLDERS),
+            "known": ", ".join("{{ " + name + " }}" for name in known),
         }
     return ""
 
 
-def step_problems(step: Mapping[str, Any], *, purpose: Purpose | None, first: bool) -> dict:
+def step_problems(
+    step: Mapping[str, Any],
+    *,
+    purpose: Purpose | None,
+    first: bool,
+    kind: str = CampaignKind.REGULAR,
+) -> dict:
     """What is wrong with one step (field: messages): a channel the purpose is not used on,
     content missing for the channel, a delay or condition the first step cannot have."""
     problems: dict[str, list[str]] = {}
@@ -113,7 +123,7 @@ def step_problems(step: Mapping[str, Any], *, purpose: Purpose | None, first: bo
         if not (step.get(name) or "").strip():
             problems[name] = [_("This channel needs it.")]
     for name in CONTENT_FIELDS:
-        problem = template_problem(step.get(name) or "")
+        problem = template_problem(step.get(name) or "", kind)
         if problem:
             problems.setdefault(name, []).append(problem)
     if first and step.get("delay_hours"):
@@ -144,7 +154,7 @@ def _check(
         errors["steps"] = [_("A campaign needs at least one step.")]
     else:
         step_errors = [
-            step_problems(step, purpose=purpose, first=index == 0)
+            step_problems(step, purpose=purpose, first=index == 0, kind=kind)
             for index, step in enumerate(steps)
         ]
         if any(step_errors):

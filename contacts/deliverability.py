@@ -15,6 +15,10 @@ One function, `deliverability_event_apply`, serves every entry point: the API
   the person corrects the address (`contacts.services._postal_deliverability_reset`).
 - `sms_stop` withdraws SMS marketing for every contact with that number.
 
+An event naming a campaign (or, from a webhook, the campaign row its message carried) also
+updates that row (`campaigns.feedback.recipient_feedback`): the campaign's statistics, and who
+a later step "for those the previous step did not reach" targets.
+
 An unknown, erased or malformed address is accepted and changes nothing: providers keep
 sending events for addresses we erased, and nothing may be re-created from them. With an
 `event_id`, the same provider event is applied once.
@@ -100,13 +104,17 @@ def deliverability_event_apply(
     contact: Contact | None = None,
     reason: str = "",
     campaign: str = "",
+    recipient: str = "",
     occurred_at: datetime | None = None,
     event_id: str = "",
     source_kind: str = SourceKind.API,
 ) -> list[Contact]:
     """Apply one feedback event; returns the contacts it changed (none when unknown).
 
-    The contact is named by `contact`, `email` or (for `sms_stop`, or any type) `phone`.
+    The contact is named by `contact`, `email` or (for `sms_stop`, or any type) `phone`. With
+    `campaign` (its public id) or `recipient` (the campaign row id a message's metadata
+    carried), the campaign row the event is about is updated too, in the same transaction
+    (`campaigns.feedback.recipient_feedback`).
     Raises ValidationError (per field) for an unknown type or returned-mail reason, or a
     phone number that is not one.
     """
@@ -134,6 +142,7 @@ def deliverability_event_apply(
         type=type,
         reason=reason.strip()[:255],
         campaign=campaign.strip()[:100],
+        recipient=recipient.strip()[:20],
         occurred_at=occurred_at or timezone.now(),
         event_id=event_id.strip()[:200],
         source_kind=source_kind,
@@ -152,6 +161,7 @@ class _Event:
     type: str
     reason: str
     campaign: str
+    recipient: str
     occurred_at: datetime
     event_id: str
     source_kind: str
@@ -213,7 +223,27 @@ def _apply(event: _Event, contact: Contact) -> bool:
         DeliverabilityEventType.RETURNED_MAIL: _returned_mail,
         DeliverabilityEventType.SMS_STOP: _sms_stop,
     }[DeliverabilityEventType(event.type)]
-    return handler(event, contact)
+    if not handler(event, contact):
+        return False
+    _attribute(event, contact)
+    return True
+
+
+def _attribute(event: _Event, contact: Contact) -> None:
+    """The campaign row the event is about takes it too (delivered, bounced, complained,
+    unsubscribed: the campaign's statistics); an unknown campaign or row changes nothing."""
+    if not (event.campaign or event.recipient):
+        return
+    # campaigns sits above contacts (ARCHITECTURE.md): imported when used, no import cycle
+    from campaigns.feedback import recipient_feedback
+
+    recipient_feedback(
+        type=event.type,
+        contact=contact,
+        campaign=event.campaign,
+        recipient=event.recipient,
+        at=event.occurred_at,
+    )
 
 
 def _note(event: _Event, contact: Contact, kind: TimelineKind, **extra: Any) -> None:

@@ -44,8 +44,10 @@ ANYMAIL_REJECT_REASONS = {
     RejectReason.SPAM: DeliverabilityEventType.COMPLAINT,
     RejectReason.UNSUBSCRIBED: DeliverabilityEventType.COMPLAINT,
 }
-# The metadata key the campaign senders set on each message (anymail `metadata`).
+# The metadata keys the campaign senders set on each message (anymail `metadata`, as
+# `campaigns.sending` names them): the campaign's public id and the recipient row's id.
 CAMPAIGN_METADATA_KEY = "campaign"
+RECIPIENT_METADATA_KEY = "recipient"
 
 
 def anymail_event_type(event: AnymailTrackingEvent) -> str | None:
@@ -71,6 +73,7 @@ def anymail_tracking_received(
         email=event.recipient,
         reason=str(reason),
         campaign=str(metadata.get(CAMPAIGN_METADATA_KEY, "")),
+        recipient=str(metadata.get(RECIPIENT_METADATA_KEY, "")),
         occurred_at=event.timestamp,
         event_id=f"{esp_name.lower()}:{event.event_id}" if event.event_id else "",
         source_kind=SourceKind.SYSTEM,

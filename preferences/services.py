@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
+from campaigns.feedback import recipient_unsubscribed
 from consent.models import (
     ConsentAction,
     ConsentRecord,
@@ -83,10 +84,13 @@ class LinkAction:
 
 @dataclass(frozen=True)
 class Visit:
-    """Who is at the page: the personal evidence every record from the center carries."""
+    """Who is at the page: the personal evidence every record from the center carries, and
+    the digest of the preference link they came through (`link`, `core.tokens.token_hash`):
+    an unsubscribe through the link a campaign message carried is attributed to it."""
 
     ip: str | None = None
     user_agent: str = ""
+    link: str = ""
 
     def evidence(self, wording: str = "") -> Evidence:
         return Evidence(
@@ -214,10 +218,17 @@ def preferences_consents_save(
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
-        return [
+        records = [
             _record(contact, purpose, channel, action, visit)
             for purpose, channel, action in changes
         ]
+        withdrawn = {
+            purpose.pk for purpose, _ch, action in changes if action == ConsentAction.WITHDRAW
+        }
+        if withdrawn:
+            # through a campaign message's link: the campaign of a purpose withdrawn counts it
+            recipient_unsubscribed(contact=contact, link=visit.link, purposes=withdrawn)
+        return records
 
 
 def _grant_problem(contact: Contact, purpose: Purpose, shown_version: int | None) -> str:
@@ -278,6 +289,8 @@ def preferences_unsubscribe_all(
             suppression_add(reason=SuppressionReason.GLOBAL_UNSUBSCRIBE, email=contact.email)
         else:
             return records  # unsubscribed already: nothing changed
+        # through a campaign message's link: attributed to that campaign (one statement)
+        recipient_unsubscribed(contact=contact, link=visit.link)
         timeline_add(
             contact=contact,
             kind=TimelineKind.UNSUBSCRIBED,

@@ -40,6 +40,7 @@ from consent.services.signups import (
 from contacts.models import Contact, Interest, Language
 from contacts.services import contact_pause, contact_resume, contact_touch, contact_update
 from core.http import client_ip
+from core.tokens import token_hash
 from preferences import forms
 from preferences.ratelimit import is_one_click, rate_limited
 from preferences.selectors import contact_for_token, preference_page
@@ -86,8 +87,22 @@ def private_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     return wrapper
 
 
+# The pages opened by a preference link, whose token names the link (`Visit.link`).
+PREFERENCE_LINK_VIEWS = frozenset({"preferences:center", "preferences:unsubscribe"})
+
+
 def _visit(request: HttpRequest) -> Visit:
-    return Visit(ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""))
+    """Who is at the page and, on a preference link's page, the link's digest (what the
+    person does there is attributed to the campaign message that carried it)."""
+    match = request.resolver_match
+    token = ""
+    if match is not None and match.view_name in PREFERENCE_LINK_VIEWS:
+        token = str(match.kwargs.get("token", ""))
+    return Visit(
+        ip=client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        link=token_hash(token) if token else "",
+    )
 
 
 def _language(request: HttpRequest, contact: Contact) -> str:

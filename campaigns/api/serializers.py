@@ -109,6 +109,20 @@ class SegmentSerializer(serializers.Serializer):
         return sorted(interest.slug for interest in segment.interests.all())
 
 
+class StepStatsSerializer(serializers.Serializer):
+    """One step's statistics (`campaigns.selectors.step_stats`)."""
+
+    position = serializers.IntegerField()
+    channel = serializers.ChoiceField(choices=StepChannel.choices)
+    targeted = serializers.IntegerField()
+    sent = serializers.IntegerField()
+    delivered = serializers.IntegerField()
+    bounced = serializers.IntegerField()
+    complained = serializers.IntegerField()
+    unsubscribed = serializers.IntegerField()
+    excluded = serializers.DictField(child=serializers.IntegerField())
+
+
 class StatsSerializer(serializers.Serializer):
     targeted = serializers.IntegerField()
     sent = serializers.IntegerField()
@@ -117,6 +131,7 @@ class StatsSerializer(serializers.Serializer):
     complained = serializers.IntegerField()
     unsubscribed = serializers.IntegerField()
     excluded = serializers.DictField(child=serializers.IntegerField())
+    steps = StepStatsSerializer(many=True, help_text="The same counts per step, in order.")
 
 
 class CampaignSerializer(serializers.ModelSerializer):
