@@ -507,12 +507,12 @@ class _Sender:
                 "preference_url": context["preference_url"],
                 "unsubscribe_url": context["unsubscribe_url"],
             }
-            text = self._render("body_text", language, context, html=False)
-            text = text.rstrip("\n") + "\n\n" + render_text(FOOTER + ".txt", footer)
+            written = self._render("body_text", language, context, html=False)
+            text = written.rstrip("\n") + "\n\n" + render_text(FOOTER + ".txt", footer)
             if self.step.content("body_html", language).strip():
                 html = self._render("body_html", language, context, html=True)
             else:
-                html = linebreaks(self._render("body_text", language, context, html=True))
+                html = html_from_text(written)
             html = _before_body_end(html, get_template(FOOTER + ".html").render(footer))
             headers = {"Message-ID": message_id}
             if self.rules.marketing:
@@ -556,6 +556,13 @@ def refusal_text(error: Exception, contact: Contact) -> str:
         if value:
             text = re.sub(re.escape(value), "…", text, flags=re.IGNORECASE)
     return text[:255]
+
+
+def html_from_text(text: str) -> str:
+    """The HTML part of a message written as text only: the whole text escaped (what the
+    marketer wrote as well as the personalisation: "Prix < 10 €" is text, not a tag), in
+    paragraphs."""
+    return linebreaks(text, autoescape=True)
 
 
 def _before_body_end(html: str, addition: str) -> str:
@@ -629,7 +636,9 @@ def campaign_test_send(
         message = message_compose(
             subject=_("[TEST] %(subject)s") % {"subject": render("subject", False)},
             body=render("body_text", False),
-            html=render("body_html", True) if has_html else linebreaks(render("body_text", True)),
+            html=render("body_html", True)
+            if has_html
+            else html_from_text(render("body_text", False)),
             to=[user.email],
         )
     message.send()

@@ -1,7 +1,6 @@
 """Sending a campaign: each step's audience claimed once, batches re-checking eligibility at
 the moment of sending, one message per person with its proof, cancelling and resuming."""
 
-
 import pytest
 from django.core import mail
 
