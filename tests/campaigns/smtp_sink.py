@@ -10,6 +10,9 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+# The address the `smtp_sink` fixture's server answers 550 for.
+REFUSED_ADDRESS = "refused@example.fr"
+
 
 class SmtpSink:
     """The handler: `messages` accepted, in order; `refuse` answered 550 at RCPT TO."""

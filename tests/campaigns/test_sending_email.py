@@ -4,7 +4,6 @@ stable Message-ID, the ESP's metadata, and the proof on the recipient row; a ref
 fails its row alone, an unreachable server leaves the batch to its retry."""
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from django.core import mail
@@ -15,7 +14,7 @@ from campaigns.sending import campaign_message_id, step_batch_send
 from consent.models import LegalBasis, MessageSent
 from core.tokens import token_hash
 from tests.campaigns.running import campaign_sent_now, campaign_started
-from tests.campaigns.smtp_sink import SmtpSink, free_port, sink_started, smtp_settings
+from tests.campaigns.smtp_sink import REFUSED_ADDRESS, free_port
 from tests.factories import (
     ContactFactory,
     InterestFactory,
@@ -274,21 +273,10 @@ def test_under_legitimate_interests_the_row_names_the_basis_without_a_record():
 # --- through a real SMTP server ------------------------------------------------------------
 
 
-@pytest.fixture
-def smtp_sink(settings) -> Iterator[SmtpSink]:
-    sink = SmtpSink(refuse=("refused@example.fr",))
-    controller = sink_started(sink)
-    smtp_settings(settings, controller.port)
-    try:
-        yield sink
-    finally:
-        controller.stop()
-
-
 def test_an_address_the_server_refuses_fails_its_row_alone_and_the_batch_goes_on(smtp_sink):
     purpose = PurposeFactory()
     before = granted(purpose, email="before@example.fr")
-    refused = granted(purpose, email="Refused@example.fr")
+    refused = granted(purpose, email=REFUSED_ADDRESS.capitalize())
     after = granted(purpose, email="after@example.fr")
     campaign = campaign_make(purpose)
 
@@ -304,7 +292,7 @@ def test_an_address_the_server_refuses_fails_its_row_alone_and_the_batch_goes_on
     failed = rows[refused.pk]
     assert failed.status == RecipientStatus.FAILED
     assert "550" in failed.error
-    assert "refused@example.fr" not in failed.error.lower()
+    assert REFUSED_ADDRESS not in failed.error.lower()
     assert failed.batch == "" and failed.sent_at is None
     assert not MessageSent.objects.filter(contact=refused).exists()
 
