@@ -87,6 +87,9 @@ REFUSED: tuple[type[Exception], ...] = (
     AnymailRecipientsRefused,
     AnymailInvalidAddress,
 )
+# With the SMTP server's answer to a message's content, permanent (5xx: a filter rejected it,
+# the row fails) or not (the task is retried): `message_refused` tells.
+REFUSED_OR_REJECTED: tuple[type[Exception], ...] = (*REFUSED, smtplib.SMTPDataError)
 # Why the person receives the message and the links to their choices, under each email.
 FOOTER = "campaigns/email/footer"
 # A claim older than this is taken to be a dead worker's: its rows go back to the queue.
@@ -453,7 +456,9 @@ class _Sender:
                 message_id = self._sms(row, contact)
             else:
                 message_id = ""  # postal: the row goes into the mail house's file
-        except REFUSED as error:
+        except REFUSED_OR_REJECTED as error:
+            if not message_refused(error):
+                raise  # a transient answer: the task is retried with its rows
             logger.warning("campaign message failed", extra={"recipient": row.pk})
             Recipient.objects.filter(pk=row.pk).update(
                 status=RecipientStatus.FAILED, error=refusal_text(error, contact), batch=""
@@ -546,6 +551,15 @@ class _Sender:
             country=contact.country or "FR",
         )
         return self.sms.send(message)
+
+
+def message_refused(error: Exception) -> bool:
+    """Whether the provider refused this one message for good: `REFUSED`, or a permanent
+    (5xx) SMTP answer to its content (a filter rejecting it). Retrying the batch would meet
+    the same answer each time and never finish the step."""
+    if isinstance(error, smtplib.SMTPDataError):
+        return error.smtp_code >= 500
+    return isinstance(error, REFUSED)
 
 
 def refusal_text(error: Exception, contact: Contact) -> str:

@@ -10,15 +10,30 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-# The address the `smtp_sink` fixture's server answers 550 for.
+# The address the `smtp_sink` fixture's server answers 550 for at RCPT TO.
 REFUSED_ADDRESS = "refused@example.fr"
+# The address whose message the `smtp_sink` fixture's server rejects after reading it (554).
+REJECTED_CONTENT_ADDRESS = "filtered@example.fr"
+# The address whose message the `smtp_sink` fixture's server defers after reading it (451).
+DEFERRED_ADDRESS = "greylisted@example.fr"
 
 
 class SmtpSink:
-    """The handler: `messages` accepted, in order; `refuse` answered 550 at RCPT TO."""
+    """The handler: `messages` accepted, in order; `refuse` answered 550 at RCPT TO, the
+    messages to `reject` answered 554 once their content is read (as a spam filter does),
+    those to `defer` answered 451 (try again later)."""
 
-    def __init__(self, *, refuse: tuple[str, ...] = (), delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        refuse: tuple[str, ...] = (),
+        reject: tuple[str, ...] = (),
+        defer: tuple[str, ...] = (),
+        delay: float = 0.0,
+    ) -> None:
         self.refuse = {address.lower() for address in refuse}
+        self.reject = {address.lower() for address in reject}
+        self.defer = {address.lower() for address in defer}
         self.delay = delay
         self.messages: list[Message] = []
         self.lock = threading.Lock()
@@ -34,6 +49,11 @@ class SmtpSink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         if self.delay:
             await asyncio.sleep(self.delay)
+        recipients = {address.lower() for address in envelope.rcpt_tos}
+        if self.reject & recipients:
+            return "554 5.7.1 Message rejected: content refused by policy"
+        if self.defer & recipients:
+            return "451 4.7.1 Greylisted, try again later"
         with self.lock:
             self.messages.append(email.message_from_bytes(envelope.content))
         return "250 Message accepted for delivery"

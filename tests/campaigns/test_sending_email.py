@@ -4,6 +4,7 @@ stable Message-ID, the ESP's metadata, and the proof on the recipient row; a ref
 fails its row alone, an unreachable server leaves the batch to its retry."""
 
 import re
+import smtplib
 
 import pytest
 from django.core import mail
@@ -14,7 +15,12 @@ from campaigns.sending import campaign_message_id, step_batch_send
 from consent.models import LegalBasis, MessageSent
 from core.tokens import token_hash
 from tests.campaigns.running import campaign_sent_now, campaign_started
-from tests.campaigns.smtp_sink import REFUSED_ADDRESS, free_port
+from tests.campaigns.smtp_sink import (
+    DEFERRED_ADDRESS,
+    REFUSED_ADDRESS,
+    REJECTED_CONTENT_ADDRESS,
+    free_port,
+)
 from tests.factories import (
     ContactFactory,
     InterestFactory,
@@ -295,6 +301,34 @@ def test_an_address_the_server_refuses_fails_its_row_alone_and_the_batch_goes_on
     assert REFUSED_ADDRESS not in failed.error.lower()
     assert failed.batch == "" and failed.sent_at is None
     assert not MessageSent.objects.filter(contact=refused).exists()
+
+
+def test_a_message_the_server_rejects_for_good_after_reading_it_fails_its_row_alone(smtp_sink):
+    purpose = PurposeFactory()
+    filtered = granted(purpose, email=REJECTED_CONTENT_ADDRESS)
+    after = granted(purpose, email="after@example.fr")
+    campaign = campaign_make(purpose)
+
+    [result] = campaign_sent_now(campaign)
+
+    assert (result.sent, result.failed) == (1, 1)
+    assert [message["To"] for message in smtp_sink.received()] == [after.email]
+    row = Recipient.objects.get(campaign=campaign, contact=filtered)
+    assert (row.status, row.batch) == (RecipientStatus.FAILED, "")
+    assert "554" in row.error and REJECTED_CONTENT_ADDRESS not in row.error
+
+
+def test_a_message_the_server_defers_leaves_the_batch_to_its_retry(smtp_sink):
+    purpose = PurposeFactory()
+    granted(purpose, email=DEFERRED_ADDRESS)
+    campaign = campaign_make(purpose)
+    campaign_started(campaign)
+
+    with pytest.raises(smtplib.SMTPDataError):
+        step_batch_send(step_id=campaign.steps.get().pk, batch="task-1")
+
+    row = Recipient.objects.get(campaign=campaign)
+    assert (row.status, row.batch, row.error) == (RecipientStatus.SENDING, "task-1", "")
 
 
 def test_an_unreachable_server_leaves_the_rows_claimed_for_the_retry(settings, smtp_sink):
