@@ -4,6 +4,7 @@ once it is over), cancelling stops the batches, each batch re-checks eligibility
 frequency caps (which transactional emails do not count), each row is written and sent
 once, and a batch's statements grow by a small constant per message."""
 
+import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -368,10 +369,9 @@ def test_batches_running_at_once_on_several_workers_send_each_row_once(settings)
     mail.outbox.clear()
 
     def worker_batches() -> int:
-        sent, number = 0, 0
-        while True:
-            number += 1
-            result = step_batch_send(step_id=step.pk, batch=f"{id(object())}-{number}")
+        sent = 0
+        while True:  # each batch under an id of its own, as each task has
+            result = step_batch_send(step_id=step.pk, batch=uuid.uuid4().hex)
             sent += result.sent
             if not result.more and not result.sent:
                 return sent
