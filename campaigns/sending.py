@@ -24,9 +24,9 @@ sent again. The one message in flight when the worker died (sent, not yet marked
 with the same `Message-ID`, which mailbox providers use to show it once.
 """
 
+import base64
 import logging
 import re
-import secrets
 import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +43,7 @@ from django.db.models import Case, CharField, Q, QuerySet, Value, When
 from django.template import Context, Engine
 from django.template.loader import get_template
 from django.utils import timezone, translation
+from django.utils.crypto import salted_hmac
 from django.utils.html import linebreaks
 from django.utils.translation import gettext as _
 
@@ -92,6 +93,8 @@ REFUSED: tuple[type[Exception], ...] = (
 REFUSED_OR_REJECTED: tuple[type[Exception], ...] = (*REFUSED, smtplib.SMTPDataError)
 # Why the person receives the message and the links to their choices, under each email.
 FOOTER = "campaigns/email/footer"
+# What the preference-link tokens of campaign messages are derived with (`campaign_link_token`).
+LINK_TOKEN_SALT = "campaigns.sending.link-token"  # noqa: S105 - a salt, not a secret
 # A claim older than this is taken to be a dead worker's: its rows go back to the queue.
 CLAIM_LEASE = timedelta(minutes=15)
 # No row of a step claimed for this long: no batch is at work on it.
@@ -450,7 +453,7 @@ class _Sender:
         token = ""
         try:
             if self.step.channel == StepChannel.EMAIL:
-                token = secrets.token_urlsafe(32)
+                token = campaign_link_token(self.campaign, row)
                 message_id = self._email(row, contact, token)
             elif self.step.channel == StepChannel.SMS:
                 message_id = self._sms(row, contact)
@@ -598,6 +601,16 @@ def campaign_message_id(campaign: Campaign, row: Recipient) -> str:
     worker died, it is the same message to the mailbox."""
     domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(" >") or "localhost"
     return f"<{campaign.public_id}.{row.pk}@{domain}>"
+
+
+def campaign_link_token(campaign: Campaign, row: Recipient) -> str:
+    """The token of the preference links in this row's message, the same each time the message
+    is built, like its `Message-ID`: the copy a dead worker sent before it could store the
+    link, and the copy sent again, carry the same links, and they work (only the digest is
+    stored, in the transaction that marks the row sent). Unguessable without `SECRET_KEY`."""
+    digest = salted_hmac(LINK_TOKEN_SALT, f"{campaign.public_id}.{row.pk}", algorithm="sha256")
+    # 32 bytes in URL-safe base64, as `secrets.token_urlsafe(32)` gives every other link
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 
 def personalisation(contact: Contact) -> dict[str, Any]:

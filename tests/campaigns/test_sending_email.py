@@ -14,6 +14,7 @@ from campaigns.models import Recipient, RecipientStatus
 from campaigns.sending import campaign_message_id, step_batch_send
 from consent.models import LegalBasis, MessageSent
 from core.tokens import token_hash
+from preferences.models import PreferenceToken
 from tests.campaigns.running import campaign_sent_now, campaign_started
 from tests.campaigns.smtp_sink import (
     DEFERRED_ADDRESS,
@@ -197,7 +198,7 @@ def test_each_person_has_a_link_of_their_own():
     assert len({token_in(message) for message in mail.outbox}) == 3
 
 
-def test_the_message_id_names_the_row_and_stays_the_same_when_the_row_goes_again(settings):
+def test_the_message_id_names_the_row():
     purpose = PurposeFactory()
     first, second = granted(purpose), granted(purpose)
     campaign = campaign_make(purpose)
@@ -213,23 +214,44 @@ def test_the_message_id_names_the_row_and_stays_the_same_when_the_row_goes_again
         assert str(campaign.public_id) in ids[contact.email]
     assert ids[first.email] != ids[second.email]
 
-    # given: the first row as a dead worker leaves it: claimed, the message sent, and the
-    # transaction marking it sent (with its MessageSent) never committed
-    Recipient.objects.filter(pk=rows[first.pk].pk).update(
+
+def test_a_message_sent_again_after_a_worker_died_is_the_same_message_with_links_that_work(
+    client,
+):
+    purpose = PurposeFactory()
+    contact = granted(purpose)
+    campaign = campaign_make(purpose)
+    mail.outbox.clear()
+    campaign_sent_now(campaign)
+    [first_copy] = mail.outbox
+    row = Recipient.objects.get(campaign=campaign)
+
+    # given: the row as a worker that died after sending leaves it: claimed, and the
+    # transaction marking it sent (its link, its MessageSent) never committed
+    Recipient.objects.filter(pk=row.pk).update(
         status=RecipientStatus.SENDING,
         batch="redelivered",
         sent_at=None,
         message_id="",
         preference_token=None,
     )
-    MessageSent.objects.filter(contact=first).delete()
+    PreferenceToken.objects.filter(pk=row.preference_token_id).delete()
+    MessageSent.objects.filter(contact=contact).delete()
     mail.outbox.clear()
+
     # when: its batch task is delivered again
-    step_batch_send(step_id=rows[first.pk].step_id, batch="redelivered")
-    # then: the same message goes again, under the same Message-ID
-    [again] = mail.outbox
-    assert again.to == [first.email]
-    assert again.extra_headers["Message-ID"] == ids[first.email]
+    step_batch_send(step_id=row.step_id, batch="redelivered")
+
+    # then: the same message goes again: same Message-ID, same links
+    [second_copy] = mail.outbox
+    assert second_copy.to == [contact.email]
+    for header in ("Message-ID", "List-Unsubscribe"):
+        assert second_copy.extra_headers[header] == first_copy.extra_headers[header]
+    # the copy the mailbox keeps, whichever it is, has links that work
+    token = token_in(first_copy)
+    assert f"/p/{token}/" in first_copy.body
+    assert client.get(f"/p/{token}/").status_code == 200
+    assert Recipient.objects.get(pk=row.pk).preference_token.digest == token_hash(token)
 
 
 def test_the_esp_gets_the_campaign_and_the_row_as_metadata(anymail_backend):
