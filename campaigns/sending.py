@@ -21,7 +21,9 @@ A killed worker leaves its batch's rows `sending`: the task is delivered again (
 acknowledgement), with the same id, and carries on with the rows still `sending` under that
 id; rows whose claim is older than `CLAIM_LEASE` go back to the queue. Sent rows are never
 sent again. The one message in flight when the worker died (sent, not yet marked) goes again
-with the same `Message-ID`, which mailbox providers use to show it once.
+with the same `Message-ID`, which mailbox providers use to show it once, and the same links
+(`campaign_link_token`), so that the copy they keep has links that work. (An SMS has no such
+identity: the one in flight may reach the person twice.)
 """
 
 import base64
