@@ -21,12 +21,14 @@ A killed worker leaves its batch's rows `sending`: the task is delivered again (
 acknowledgement), with the same id, and carries on with the rows still `sending` under that
 id; rows whose claim is older than `CLAIM_LEASE` go back to the queue. Sent rows are never
 sent again. The one message in flight when the worker died (sent, not yet marked) goes again
-with the same `Message-ID`, which mailbox providers use to show it once.
+with the same `Message-ID`, which mailbox providers use to show it once, and the same links
+(`campaign_link_token`), so that the copy they keep has links that work. (An SMS has no such
+identity: the one in flight may reach the person twice.)
 """
 
+import base64
 import logging
 import re
-import secrets
 import smtplib
 import time
 from collections.abc import Sequence
@@ -44,6 +46,7 @@ from django.db.models import Case, CharField, Q, QuerySet, Value, When
 from django.template import Context, Engine
 from django.template.loader import get_template
 from django.utils import timezone, translation
+from django.utils.crypto import salted_hmac
 from django.utils.html import linebreaks
 from django.utils.translation import gettext as _
 
@@ -88,8 +91,13 @@ REFUSED: tuple[type[Exception], ...] = (
     AnymailRecipientsRefused,
     AnymailInvalidAddress,
 )
+# With the SMTP server's answer to a message's content, permanent (5xx: a filter rejected it,
+# the row fails) or not (the task is retried): `message_refused` tells.
+REFUSED_OR_REJECTED: tuple[type[Exception], ...] = (*REFUSED, smtplib.SMTPDataError)
 # Why the person receives the message and the links to their choices, under each email.
 FOOTER = "campaigns/email/footer"
+# What the preference-link tokens of campaign messages are derived with (`campaign_link_token`).
+LINK_TOKEN_SALT = "campaigns.sending.link-token"  # noqa: S105 - a salt, not a secret
 # A claim older than this is taken to be a dead worker's: its rows go back to the queue.
 CLAIM_LEASE = timedelta(minutes=15)
 # A batch still at work renews its claim this often (seconds), well within the lease.
@@ -465,13 +473,15 @@ class _Sender:
         token = ""
         try:
             if self.step.channel == StepChannel.EMAIL:
-                token = secrets.token_urlsafe(32)
+                token = campaign_link_token(self.campaign, row)
                 message_id = self._email(row, contact, token)
             elif self.step.channel == StepChannel.SMS:
                 message_id = self._sms(row, contact)
             else:
                 message_id = ""  # postal: the row goes into the mail house's file
-        except REFUSED as error:
+        except REFUSED_OR_REJECTED as error:
+            if not message_refused(error):
+                raise  # a transient answer: the task is retried with its rows
             logger.warning("campaign message failed", extra={"recipient": row.pk})
             Recipient.objects.filter(pk=row.pk).update(
                 status=RecipientStatus.FAILED, error=refusal_text(error, contact), batch=""
@@ -526,12 +536,12 @@ class _Sender:
                 "preference_url": context["preference_url"],
                 "unsubscribe_url": context["unsubscribe_url"],
             }
-            text = self._render("body_text", language, context, html=False)
-            text = text.rstrip("\n") + "\n\n" + render_text(FOOTER + ".txt", footer)
+            written = self._render("body_text", language, context, html=False)
+            text = written.rstrip("\n") + "\n\n" + render_text(FOOTER + ".txt", footer)
             if self.step.content("body_html", language).strip():
                 html = self._render("body_html", language, context, html=True)
             else:
-                html = linebreaks(self._render("body_text", language, context, html=True))
+                html = html_from_text(written)
             html = _before_body_end(html, get_template(FOOTER + ".html").render(footer))
             headers = {"Message-ID": message_id}
             if self.rules.marketing:
@@ -567,6 +577,15 @@ class _Sender:
         return self.sms.send(message)
 
 
+def message_refused(error: Exception) -> bool:
+    """Whether the provider refused this one message for good: `REFUSED`, or a permanent
+    (5xx) SMTP answer to its content (a filter rejecting it). Retrying the batch would meet
+    the same answer each time and never finish the step."""
+    if isinstance(error, smtplib.SMTPDataError):
+        return error.smtp_code >= 500
+    return isinstance(error, REFUSED)
+
+
 def refusal_text(error: Exception, contact: Contact) -> str:
     """The provider's refusal as kept on the row: without the person's address or number,
     which a refusal often quotes (the row outlives an erasure)."""
@@ -575,6 +594,13 @@ def refusal_text(error: Exception, contact: Contact) -> str:
         if value:
             text = re.sub(re.escape(value), "…", text, flags=re.IGNORECASE)
     return text[:255]
+
+
+def html_from_text(text: str) -> str:
+    """The HTML part of a message written as text only: the whole text escaped (what the
+    marketer wrote as well as the personalisation: "Prix < 10 €" is text, not a tag), in
+    paragraphs."""
+    return linebreaks(text, autoescape=True)
 
 
 def _before_body_end(html: str, addition: str) -> str:
@@ -596,6 +622,16 @@ def campaign_message_id(campaign: Campaign, row: Recipient) -> str:
     worker died, it is the same message to the mailbox."""
     domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(" >") or "localhost"
     return f"<{campaign.public_id}.{row.pk}@{domain}>"
+
+
+def campaign_link_token(campaign: Campaign, row: Recipient) -> str:
+    """The token of the preference links in this row's message, the same each time the message
+    is built, like its `Message-ID`: the copy a dead worker sent before it could store the
+    link, and the copy sent again, carry the same links, and they work (only the digest is
+    stored, in the transaction that marks the row sent). Unguessable without `SECRET_KEY`."""
+    digest = salted_hmac(LINK_TOKEN_SALT, f"{campaign.public_id}.{row.pk}", algorithm="sha256")
+    # 32 bytes in URL-safe base64, as `secrets.token_urlsafe(32)` gives every other link
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 
 def personalisation(contact: Contact) -> dict[str, Any]:
@@ -648,7 +684,9 @@ def campaign_test_send(
         message = message_compose(
             subject=_("[TEST] %(subject)s") % {"subject": render("subject", False)},
             body=render("body_text", False),
-            html=render("body_html", True) if has_html else linebreaks(render("body_text", True)),
+            html=render("body_html", True)
+            if has_html
+            else html_from_text(render("body_text", False)),
             to=[user.email],
         )
     message.send()

@@ -34,9 +34,18 @@ MAILBOX_BINDINGS = "_kombu.binding.celery.pidbox"
 class Workers:
     """Worker processes on one queue; `close()` ends those still running and purges the queue."""
 
-    def __init__(self, *, queue: str, redis_database: int, visibility_timeout: int) -> None:
+    def __init__(
+        self,
+        *,
+        queue: str,
+        redis_database: int,
+        visibility_timeout: int,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.queue = queue
         self.visibility_timeout = visibility_timeout
+        # more variables for the workers' environment (they win over the defaults below)
+        self.environment = environment or {}
         self.broker_url = _redis_url_with_database(settings.REDIS_URL, redis_database)
         self.redis = redis.Redis.from_url(self.broker_url)
         self.processes: list[subprocess.Popen] = []
@@ -50,6 +59,7 @@ class Workers:
             "REDIS_URL": self.broker_url,
             "CELERY_QUEUE": self.queue,
             "CELERY_VISIBILITY_TIMEOUT": str(self.visibility_timeout),
+            **self.environment,
         }
         number = len(self.processes) + 1
         process = subprocess.Popen(
