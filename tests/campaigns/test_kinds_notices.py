@@ -228,6 +228,7 @@ def test_the_campaign_form_refuses_a_re_permission_request_without_its_deadline(
             "steps-0-subject_fr": "Sujet",
             "steps-0-body_text_fr": "Texte",
         },
+        HTTP_ACCEPT_LANGUAGE="en",
     )
     assert answer.status_code == 200
     assert "needs a deadline" in answer.content.decode()
