@@ -33,6 +33,7 @@ from campaigns.models import (
     Recipient,
     Segment,
     StepChannel,
+    sending_permission,
 )
 from campaigns.notices import breach_notice_campaign_create, policy_update_campaign_create
 from campaigns.postal import postal_file_lines, postal_file_name
@@ -46,6 +47,8 @@ from consent.selectors import consent_receipt
 from contacts.models import Language, LifecycleStage
 from core.admin import ReadOnlyAdminMixin
 from core.errors import StructuredValidationError
+from core.models import AuditAction
+from core.services import audit_record
 
 # The exclusion reasons of the audience preview and the statistics, in words.
 REASON_LABELS = {
@@ -208,6 +211,8 @@ class StepInline(admin.StackedInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         editable = obj is None or obj.status in EDITABLE
+        if obj is not None and not request.user.has_perm(sending_permission(obj.kind)):
+            editable = False  # changed only by those who may send its kind
         return editable and super().has_change_permission(request, obj)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -277,8 +282,26 @@ class CampaignAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def has_send_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("campaigns.send_campaign")
+    def has_send_permission(self, request: HttpRequest, campaign: Campaign | None = None) -> bool:
+        kind = campaign.kind if campaign is not None else CampaignKind.REGULAR
+        return request.user.has_perm(sending_permission(kind))
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """A campaign is changed only by those who may send its kind: marketing by the
+        Marketers, the notices the law requires by the DPO."""
+        if obj is not None and not self.has_send_permission(request, obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """A regular campaign is written by those who may send it (the Marketers)."""
+        return super().has_add_permission(request) and self.has_send_permission(request)
+
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "kind":
+            # the built-in kinds are created with their own form (BuiltInCampaignAdmin)
+            kwargs["choices"] = [(CampaignKind.REGULAR, CampaignKind.REGULAR.label)]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     def change_view(
         self,
@@ -289,7 +312,7 @@ class CampaignAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         campaign = self.get_object(request, object_id)
         extra = {
-            "can_send": self.has_send_permission(request),
+            "can_send": campaign is not None and self.has_send_permission(request, campaign),
             "startable": campaign is not None and campaign.status in STARTABLE,
             "cancellable": campaign is not None and campaign.status in CANCELLABLE,
             "has_email_step": campaign is not None
@@ -301,10 +324,12 @@ class CampaignAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra)
 
     def _campaign(self, request: HttpRequest, campaign_id: int, *, send: bool) -> Campaign:
-        allowed = self.has_send_permission(request) if send else self.has_view_permission(request)
-        if not allowed:
+        if not self.has_view_permission(request):
             raise PermissionDenied
-        return get_object_or_404(Campaign.objects.select_related("purpose"), pk=campaign_id)
+        campaign = get_object_or_404(Campaign.objects.select_related("purpose"), pk=campaign_id)
+        if send and not self.has_send_permission(request, campaign):
+            raise PermissionDenied
+        return campaign
 
     def _page(
         self, request: HttpRequest, campaign: Campaign, template: str, **context: Any
@@ -393,7 +418,12 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def postal_file_view(self, request: HttpRequest, campaign_id: int) -> StreamingHttpResponse:
         """The mail house's CSV of the postal steps."""
-        campaign = self._campaign(request, campaign_id, send=False)
+        campaign = self._campaign(request, campaign_id, send=True)
+        audit_record(
+            request=request,
+            action=AuditAction.EXPORT,
+            details={"export": "postal_file", "campaign": str(campaign.public_id)},
+        )
         response = StreamingHttpResponse(
             postal_file_lines(campaign), content_type="text/csv; charset=utf-8"
         )
@@ -406,8 +436,10 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields.append("kind")  # a campaign keeps its kind
         if obj is not None and obj.status not in EDITABLE:
-            fields += ["name", "kind", "purpose", "segment"]
+            fields += ["name", "purpose", "segment"]
         return fields
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
@@ -511,8 +543,9 @@ class CampaignAdmin(admin.ModelAdmin):
     def cancel_campaigns(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         cancelled = 0
         for campaign in queryset.filter(status__in=CANCELLABLE):
-            campaign_cancel(campaign=campaign)
-            cancelled += 1
+            if self.has_send_permission(request, campaign):  # a notice: its own permission
+                campaign_cancel(campaign=campaign)
+                cancelled += 1
         message = ngettext(
             "%(count)d campaign cancelled.", "%(count)d campaigns cancelled.", cancelled
         )
@@ -701,7 +734,10 @@ class BuiltInCampaignAdmin(admin.ModelAdmin):
         return request.user.has_perm("campaigns.view_campaign")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("campaigns.add_campaign")
+        user = request.user
+        return user.has_perm("campaigns.add_campaign") and any(
+            user.has_perm(sending_permission(kind)) for kind in CampaignKind.values
+        )
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -720,6 +756,14 @@ class BuiltInCampaignAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = BuiltInCampaignForm(request.POST or None)
+        # each kind for those who may send it: a notice reaches people whatever their
+        # marketing choices, the DPO's; a re-permission request is marketing, the Marketers'
+        kind: Any = form.fields["kind"]
+        kind.choices = [
+            choice
+            for choice in kind.choices
+            if request.user.has_perm(sending_permission(choice[0]))
+        ]
         if request.method == "POST" and form.is_valid():
             try:
                 campaign = form.create(request.user)

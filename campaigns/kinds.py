@@ -97,11 +97,20 @@ class KindRules:
         )
 
     def eligible_ids(
-        self, campaign: Campaign, step: CampaignStep, contact_ids: Sequence[int], at: datetime
+        self,
+        campaign: Campaign,
+        step: CampaignStep,
+        contact_ids: Sequence[int],
+        at: datetime,
+        *,
+        frequency: bool = True,
     ) -> set[int]:
-        """Which of the contacts may receive the step's message at `at` (one query)."""
+        """Which of the contacts may receive the step's message at `at` (one query);
+        `frequency=False` for a message already counted (`eligible_contacts`)."""
         contacts = Contact.objects.filter(pk__in=list(contact_ids))
-        eligible = eligible_contacts(purpose_of(campaign), step.channel, at, queryset=contacts)
+        eligible = eligible_contacts(
+            purpose_of(campaign), step.channel, at, queryset=contacts, frequency=frequency
+        )
         return set(eligible.values_list("pk", flat=True))
 
     def explain(
@@ -143,7 +152,13 @@ class RepermissionRules(KindRules):
         return contacts.annotate(**{SKIP_REASON: _first_reason(ordered)})
 
     def eligible_ids(
-        self, campaign: Campaign, step: CampaignStep, contact_ids: Sequence[int], at: datetime
+        self,
+        campaign: Campaign,
+        step: CampaignStep,
+        contact_ids: Sequence[int],
+        at: datetime,
+        *,
+        frequency: bool = True,
     ) -> set[int]:
         contacts = Contact.objects.filter(pk__in=list(contact_ids)).filter(
             undocumented_grant_condition(purpose_of(campaign), step.channel)
@@ -151,7 +166,9 @@ class RepermissionRules(KindRules):
         contacts = contacts.exclude(asked_condition(campaign))
         if not repermission_open(campaign, at):
             return set()
-        eligible = eligible_contacts(purpose_of(campaign), step.channel, at, queryset=contacts)
+        eligible = eligible_contacts(
+            purpose_of(campaign), step.channel, at, queryset=contacts, frequency=frequency
+        )
         return set(eligible.values_list("pk", flat=True))
 
     def explain(
@@ -193,7 +210,13 @@ class NoticeRules(KindRules):
         return contacts.annotate(**{SKIP_REASON: _first_reason(self.reasons(step.channel))})
 
     def eligible_ids(
-        self, campaign: Campaign, step: CampaignStep, contact_ids: Sequence[int], at: datetime
+        self,
+        campaign: Campaign,
+        step: CampaignStep,
+        contact_ids: Sequence[int],
+        at: datetime,
+        *,
+        frequency: bool = True,
     ) -> set[int]:
         contacts = Contact.objects.filter(pk__in=list(contact_ids))
         for _reason, condition in self.reasons(step.channel):

@@ -105,6 +105,12 @@ class Segment(models.Model):
 NOTICE_KINDS = frozenset({CampaignKind.POLICY_UPDATE, CampaignKind.BREACH_NOTICE})
 
 
+def sending_permission(kind: str) -> str:
+    """The permission that lets staff send (or cancel) a campaign of this kind: notices
+    reach people whatever their marketing choices, so they need their own."""
+    return "campaigns.send_notice_campaign" if kind in NOTICE_KINDS else "campaigns.send_campaign"
+
+
 class Campaign(models.Model):
     """Messages for one purpose to a segment, in one or more steps (SPEC §3 campaigns); a
     notice (`NOTICE_KINDS`) has no purpose, and a breach notice may target the persons
@@ -169,7 +175,12 @@ class Campaign(models.Model):
         verbose_name = _("campaign")
         verbose_name_plural = _("campaigns")
         ordering = ["-created_at", "-id"]
-        permissions = [("send_campaign", _("Can send, schedule and cancel campaigns"))]
+        permissions = [
+            ("send_campaign", _("Can send, schedule and cancel campaigns")),
+            # a notice reaches people whatever their marketing choices: the DPO's to write and
+            # send, never a marketer's (`may_handle`)
+            ("send_notice_campaign", _("Can write, send and cancel privacy and breach notices")),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -193,7 +193,7 @@ def asked_before(contact: Contact, campaign: Campaign) -> bool:
 
 def _asked_rows(campaign: Campaign) -> Any:
     return Recipient.objects.filter(
-        Q(sent_at__isnull=False)
+        (Q(sent_at__isnull=False) & ~Q(status=RecipientStatus.SENDING))
         | Q(
             status__in=[RecipientStatus.QUEUED, RecipientStatus.SENDING],
             campaign__status__in=[CampaignStatus.SCHEDULED, CampaignStatus.SENDING],
@@ -426,9 +426,13 @@ def repermission_deadline_apply(*, campaign: Campaign, batch_size: int = BATCH_S
     withdrawn = 0
     channels = sorted(set(campaign.steps.values_list("channel", flat=True)))
     for channel in channels:
-        asked = Recipient.objects.filter(
-            campaign=campaign, step__channel=channel, sent_at__isnull=False
-        ).order_by("contact_id")
+        asked = (
+            Recipient.objects.filter(
+                campaign=campaign, step__channel=channel, sent_at__isnull=False
+            )
+            .exclude(status=RecipientStatus.SENDING)
+            .order_by("contact_id")
+        )
         last = 0
         while True:
             page = list(

@@ -143,7 +143,12 @@ def step_stats(campaign: Campaign) -> list[dict[str, Any]]:
         CampaignStep.objects.filter(campaign=campaign)
         .annotate(
             targeted=Count("recipients"),
-            sent=Count("recipients", filter=Q(recipients__sent_at__isnull=False)),
+            # a row `sending` holds its reservation's time: not sent until it left
+            sent=Count(
+                "recipients",
+                filter=Q(recipients__sent_at__isnull=False)
+                & ~Q(recipients__status=RecipientStatus.SENDING),
+            ),
             delivered=Count("recipients", filter=Q(recipients__delivered_at__isnull=False)),
             bounced=Count("recipients", filter=Q(recipients__status=RecipientStatus.BOUNCED)),
             complained=Count("recipients", filter=Q(recipients__status=RecipientStatus.COMPLAINED)),

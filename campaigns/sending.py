@@ -34,9 +34,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
+from anymail.exceptions import (
+    AnymailAPIError,
+    AnymailInvalidAddress,
+    AnymailRecipientsRefused,
+)
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -66,7 +71,7 @@ from consent.eligibility import (
     channel_quiet_at,
     sms_quiet_until,
 )
-from consent.models import ConsentState, ConsentStatus, MessageSent
+from consent.models import ConsentState, ConsentStatus, LegalBasis, MessageSent
 from contacts.models import Contact, Language
 from core.emails import list_unsubscribe_headers, message_compose, render_text
 from core.errors import StructuredValidationError
@@ -91,9 +96,8 @@ REFUSED: tuple[type[Exception], ...] = (
     AnymailRecipientsRefused,
     AnymailInvalidAddress,
 )
-# With the SMTP server's answer to a message's content, permanent (5xx: a filter rejected it,
-# the row fails) or not (the task is retried): `message_refused` tells.
-REFUSED_OR_REJECTED: tuple[type[Exception], ...] = (*REFUSED, smtplib.SMTPDataError)
+# An enhanced status code at the start of an SMTP answer (RFC 3463), e.g. "5.1.1".
+ENHANCED_CODE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}\b")
 # Why the person receives the message and the links to their choices, under each email.
 FOOTER = "campaigns/email/footer"
 # What the preference-link tokens of campaign messages are derived with (`campaign_link_token`).
@@ -355,33 +359,49 @@ def step_batch_send(*, step_id: int, batch: str, now: datetime | None = None) ->
         result.campaign_id = campaign.pk
         return result
     rules = kind_rules(campaign)
-    rows = list(Recipient.objects.filter(pk__in=ids).select_related("contact").order_by("pk"))
+    if campaign.purpose is not None:
+        # its wording versions, read once for every check of the batch (`replaced_version_ids`)
+        campaign.purpose.versions_newest_first = list(  # type: ignore[attr-defined]
+            campaign.purpose.versions.order_by("-number")
+        )
+    rows = list(
+        Recipient.objects.filter(pk__in=ids)
+        .select_related("contact")
+        .prefetch_related("contact__interests")
+        .order_by("pk")
+    )
+    sender = _Sender(campaign, step, batch)
+    # the rule for the whole batch in one query (the ineligible are skipped at once; each
+    # message is checked again just before it leaves: `_Sender._reserve`)
     eligible = rules.eligible_ids(campaign, step, [row.contact_id for row in rows], now)
-    to_send: list[Recipient] = []
-    for row in rows:
-        if row.contact_id not in eligible:
-            _skip(row, rules.explain(campaign, step, row.contact, now))
-            result.skipped += 1
-        elif step.channel == StepChannel.SMS and channel_quiet_at(row.contact, step.channel, now):
-            _wait(row, sms_quiet_until(row.contact, now))
-            result.waiting += 1
-        else:
-            to_send.append(row)
-    records = _justifying_records(campaign, step, [row.contact_id for row in to_send])
-    sender = _Sender(campaign, step)
+    records = _justifying_records(campaign, step, list(eligible))
     renewed = time.monotonic()
     try:
-        for row in to_send:
+        for row in rows:
             if time.monotonic() - renewed > CLAIM_RENEWAL:
                 # a slow batch keeps its claim: its rows are not handed to another batch
                 step.recipients.filter(status=RecipientStatus.SENDING, batch=batch).update(
                     claimed_at=timezone.now()
                 )
                 renewed = time.monotonic()
-            if sender.send(row, records.get(row.contact_id), now):
-                result.sent += 1
+            if row.contact_id not in eligible:
+                _skip(row, rules.explain(campaign, step, row.contact, now))
+                result.skipped += 1
+            elif step.channel == StepChannel.SMS and channel_quiet_at(
+                row.contact, step.channel, now
+            ):
+                _wait(row, sms_quiet_until(row.contact, now))
+                result.waiting += 1
             else:
-                result.failed += 1
+                outcome = sender.send(row, records.get(row.contact_id), now)
+                if outcome == Outcome.SENT:
+                    result.sent += 1
+                elif outcome == Outcome.FAILED:
+                    result.failed += 1
+                elif outcome == Outcome.SKIPPED:
+                    result.skipped += 1
+                else:  # the campaign was cancelled, or the row is no longer this batch's
+                    break
     finally:
         sender.close()
     result.more = len(ids) >= batch_size() and _sendable(step, timezone.now()).exists()
@@ -438,6 +458,8 @@ def _justifying_records(
     """The ledger record behind each contact's current state for the pair, when it is a
     grant: the proof that the message was lawful (none under legitimate interests without a
     grant, nor for a notice sent under a legal obligation)."""
+    if campaign.purpose is None or campaign.purpose.legal_basis != LegalBasis.CONSENT:
+        return {}  # SPEC §4: no record under legitimate interests (nor for a notice)
     if not kind_rules(campaign).marketing:
         return {}
     return dict(
@@ -453,12 +475,19 @@ def _justifying_records(
 # --- one message ---------------------------------------------------------------------------
 
 
+class Outcome(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    STOPPED = "stopped"  # cancelled, or the row no longer this batch's: the batch ends
+
+
 class _Sender:
     """Sends the messages of one batch on one connection, each marked sent in its own
     transaction as soon as it left."""
 
-    def __init__(self, campaign: Campaign, step: CampaignStep) -> None:
-        self.campaign, self.step = campaign, step
+    def __init__(self, campaign: Campaign, step: CampaignStep, batch: str) -> None:
+        self.campaign, self.step, self.batch = campaign, step, batch
         self.rules: KindRules = kind_rules(campaign)
         self.templates: dict[tuple[str, str], Any] = {}
         self.email_connection: Any = None
@@ -468,8 +497,12 @@ class _Sender:
         if self.email_connection is not None:
             self.email_connection.close()
 
-    def send(self, row: Recipient, record_id: int | None, now: datetime) -> bool:
+    def send(self, row: Recipient, record_id: int | None, now: datetime) -> "Outcome":
+        """Reserve the message, send it, mark it sent (or failed): see `_reserve`."""
         contact = row.contact
+        reserved = self._reserve(row)
+        if reserved != Outcome.SENT:
+            return reserved
         token = ""
         try:
             if self.step.channel == StepChannel.EMAIL:
@@ -479,37 +512,94 @@ class _Sender:
                 message_id = self._sms(row, contact)
             else:
                 message_id = ""  # postal: the row goes into the mail house's file
-        except REFUSED_OR_REJECTED as error:
+        except Exception as error:
             if not message_refused(error):
-                raise  # a transient answer: the task is retried with its rows
+                # a transient error (the server unreachable, a deferral): the reservation is
+                # given back and the task retried with its rows, this one reserved again then
+                with transaction.atomic():
+                    self._release(row)
+                    Recipient.objects.filter(pk=row.pk).update(sent_at=None)
+                raise
             logger.warning("campaign message failed", extra={"recipient": row.pk})
-            Recipient.objects.filter(pk=row.pk).update(
-                status=RecipientStatus.FAILED, error=refusal_text(error, contact), batch=""
-            )
-            return False
+            with transaction.atomic():
+                self._release(row)
+                Recipient.objects.filter(pk=row.pk).update(
+                    status=RecipientStatus.FAILED, error=refusal_text(error), batch="", sent_at=None
+                )
+            return Outcome.FAILED
         with transaction.atomic():
             link = (
                 PreferenceToken.objects.create(contact=contact, digest=token_hash(token))
                 if token
                 else None
             )
-            Recipient.objects.filter(pk=row.pk).update(
+            self._mine(row).update(
                 status=RecipientStatus.SENT,
-                sent_at=now,
                 message_id=message_id,
                 preference_token=link,
                 consent_record_id=record_id,
                 legal_basis=self.rules.legal_basis(self.campaign),
                 batch="",
             )
-            if self.rules.marketing and self.campaign.purpose is not None:
+        return Outcome.SENT
+
+    def _mine(self, row: Recipient) -> QuerySet[Recipient]:
+        """The row, if this batch still holds it."""
+        return Recipient.objects.filter(pk=row.pk, batch=self.batch, status=RecipientStatus.SENDING)
+
+    @property
+    def counted(self) -> bool:
+        """Whether the messages count towards the frequency limits (`MessageSent`)."""
+        return self.rules.marketing and self.campaign.purpose is not None
+
+    def _reserve(self, row: Recipient) -> "Outcome":
+        """Just before sending, in one short transaction: the row must still be this batch's
+        and the campaign still sending (a cancel, or a claim given to another batch after this
+        one stalled past its lease, stop the batch here: `STOPPED`); the contact is locked
+        and the rule checked for them once more (someone who unsubscribed while the batch
+        sent gets nothing: `SKIPPED` with the reason); a message that counts writes its
+        `MessageSent` at once (the row's `sent_at` says when), so two batches sending to one
+        person at the same moment cannot both pass a cap of one. A row reserved before its
+        worker died gives its reservation back first, and is checked and reserved again."""
+        now = timezone.now()
+        with transaction.atomic():
+            if (
+                not self._mine(row)
+                .filter(campaign__status=CampaignStatus.SENDING)
+                .update(claimed_at=now, sent_at=now)
+            ):
+                return Outcome.STOPPED
+            self._release(row)  # a reservation left by a dead worker
+            list(Contact.objects.select_for_update().filter(pk=row.contact_id).values("pk"))
+            if not self.rules.eligible_ids(self.campaign, self.step, [row.contact_id], now):
+                reasons = self.rules.explain(self.campaign, self.step, row.contact, now)
+                Recipient.objects.filter(pk=row.pk).update(
+                    status=RecipientStatus.SKIPPED,
+                    exclusion_reason=reasons[0] if reasons else "",
+                    batch="",
+                    sent_at=None,
+                )
+                return Outcome.SKIPPED
+            if self.counted:
+                assert self.campaign.purpose is not None  # noqa: S101 - `counted`
                 MessageSent.objects.create(
-                    contact=contact,
+                    contact_id=row.contact_id,
                     purpose=self.campaign.purpose,
                     channel=self.step.channel,
                     sent_at=now,
                 )
-        return True
+            row.sent_at = now
+        return Outcome.SENT
+
+    def _release(self, row: Recipient) -> None:
+        """Give back the reservation of a message that did not leave."""
+        if self.counted and row.sent_at is not None:
+            MessageSent.objects.filter(
+                contact_id=row.contact_id,
+                purpose=self.campaign.purpose,
+                channel=self.step.channel,
+                sent_at=row.sent_at,
+            ).delete()
 
     def _template(self, field: str, language: str, *, html: bool) -> Any:
         key = (field, language)
@@ -583,17 +673,27 @@ def message_refused(error: Exception) -> bool:
     the same answer each time and never finish the step."""
     if isinstance(error, smtplib.SMTPDataError):
         return error.smtp_code >= 500
+    if isinstance(error, AnymailAPIError) and 400 <= (error.status_code or 0) < 500:
+        return error.status_code != 429  # the ESP refused this message (429: slow down)
     return isinstance(error, REFUSED)
 
 
-def refusal_text(error: Exception, contact: Contact) -> str:
-    """The provider's refusal as kept on the row: without the person's address or number,
-    which a refusal often quotes (the row outlives an erasure)."""
-    text = str(error)
-    for value in (contact.email, contact.phone):
-        if value:
-            text = re.sub(re.escape(value), "…", text, flags=re.IGNORECASE)
-    return text[:255]
+def refusal_text(error: Exception) -> str:
+    """The provider's refusal as kept on the row: its kind and codes only, never its text,
+    which often quotes the person's address or number (the row outlives an erasure)."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = sorted({str(code) for code, _answer in error.recipients.values()})
+        return f"SMTPRecipientsRefused {' '.join(codes)}"
+    if isinstance(error, smtplib.SMTPResponseException):
+        answer = (
+            error.smtp_error.decode(errors="replace")
+            if isinstance(error.smtp_error, bytes)
+            else str(error.smtp_error)
+        )
+        enhanced = answer.split(" ", 1)[0] if ENHANCED_CODE.match(answer) else ""
+        return f"{type(error).__name__} {error.smtp_code} {enhanced}".strip()
+    status = getattr(error, "status_code", None)
+    return f"{type(error).__name__} {status}" if status else type(error).__name__
 
 
 def html_from_text(text: str) -> str:

@@ -196,7 +196,7 @@ def contact_eligibility(
         reasons.append(Ineligible.UNDELIVERABLE)
     if purpose.legal_basis in MARKETING_BASES and minor_without_guardian(contact, state, at):
         reasons.append(Ineligible.MINOR)
-    if purpose.legal_basis in MARKETING_BASES and _frequency_reached(contact, channel, at):
+    if purpose.legal_basis in MARKETING_BASES and frequency_reached(contact, channel, at):
         reasons.append(Ineligible.FREQUENCY)
     return reasons
 
@@ -213,7 +213,7 @@ def _deliverable(contact: Contact, channel: str) -> bool:
     return True
 
 
-def _frequency_reached(contact: Contact, channel: str, at: datetime) -> bool:
+def frequency_reached(contact: Contact, channel: str, at: datetime) -> bool:
     limits = [
         limit
         for limit in frequency_limits(at, channel)
@@ -239,12 +239,15 @@ def eligible_contacts(
     channel: str,
     at: datetime | None = None,
     queryset: QuerySet[Contact] | None = None,
+    *,
+    frequency: bool = True,
 ) -> QuerySet[Contact]:
     """The contacts (of `queryset`, default all) eligible for (purpose, channel) at `at`:
     those `contact_eligibility` finds no reason against, selected in SQL.
 
     Every condition is a column test or a (NOT) EXISTS the database runs as a join, so the
-    query stays set-based over millions of contacts.
+    query stays set-based over millions of contacts. `frequency=False` leaves out the
+    frequency limits, for a message already counted (a letter in the mail house's file).
     """
     at, contacts = at or timezone.now(), _contacts(queryset)
     if not purpose_in_use(purpose, channel):
@@ -261,7 +264,8 @@ def eligible_contacts(
     if purpose.legal_basis in MARKETING_BASES:
         under_age = under_age_condition(at)
         conditions.append(~(under_age & ~guardian_consent_exists(purpose, channel)))
-        conditions += [~limit for limit in _frequency_conditions(channel, at, correlated=True)]
+        if frequency:
+            conditions += [~limit for limit in _frequency_conditions(channel, at, correlated=True)]
     return contacts.filter(*conditions)
 
 

@@ -3,9 +3,11 @@ preview its audience, list its recipients, download the mail house's file."""
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -18,7 +20,7 @@ from campaigns.api.serializers import (
     SendInputSerializer,
     StepInputSerializer,
 )
-from campaigns.models import Campaign
+from campaigns.models import NOTICE_KINDS, Campaign
 from campaigns.postal import postal_file_lines, postal_file_name
 from campaigns.selectors import campaign_audience, campaign_recipients, campaign_stats
 from campaigns.sending import campaign_send
@@ -98,7 +100,10 @@ class CampaignViewSet(viewsets.GenericViewSet):
         """Send the draft now, or at `at` (scheduled): 202, the work goes on in the workers."""
         serializer = SendInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        campaign = campaign_send(campaign=self.get_object(), at=serializer.validated_data.get("at"))
+        campaign = self.get_object()
+        if campaign.kind in NOTICE_KINDS:
+            raise PermissionDenied(_("A notice is sent from the admin by someone allowed to."))
+        campaign = campaign_send(campaign=campaign, at=serializer.validated_data.get("at"))
         return self._answer(campaign, status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={(200, "text/csv"): str})

@@ -386,14 +386,15 @@ def test_batches_running_at_once_on_several_workers_send_each_row_once(settings)
 
 # --- cost -----------------------------------------------------------------------------------
 
-# What one message costs a batch: its preference link, its row marked sent, its MessageSent,
-# and the person's interests read for the personalisation (3 once a batch reads them all at
-# once).
-STATEMENTS_PER_MESSAGE = 4
+# What one message costs a batch: its reservation (the row still this batch's, the contact
+# locked, the eligibility rule checked for them again, its MessageSent written), then its
+# preference link and its row marked sent.
+STATEMENTS_PER_MESSAGE = 6
 # What a batch costs whatever its size: the step and campaign, the claim (read, update, read
-# back), the rows, the purpose's wording, the eligibility re-check, the justifying records,
-# the controller's identity, and whether rows are left.
-STATEMENTS_PER_BATCH = 12
+# back), the rows and their people's interests, the purpose's wording, the eligibility
+# re-check for the batch, the justifying records, the controller's identity, and
+# whether rows are left.
+STATEMENTS_PER_BATCH = 14
 
 
 @pytest.mark.parametrize("size", [3, 30])

@@ -57,10 +57,11 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "crmsync.outboxevent": ("view",),
         "core.apiclient": ("view",),
         "core.auditevent": ("view",),
-        # who received what, and on which proof (GDPR Art. 5(2), 7(1))
+        # who received what, and on which proof (GDPR Art. 5(2), 7(1)); the DPO writes and
+        # sends the notices the law requires (policy updates, breach notifications)
         "campaigns.segment": ("view",),
-        "campaigns.campaign": ("view",),
-        "campaigns.campaignstep": ("view",),
+        "campaigns.campaign": ("view", "add", "change", "send_notice"),
+        "campaigns.campaignstep": ("view", "add", "change", "delete"),
         "campaigns.recipient": ("view",),
     },
 }
