@@ -279,6 +279,9 @@ if not DEBUG and EMAIL_CONFIG["EMAIL_BACKEND"].rsplit(".", 2)[-2] in {"console",
         "smtp+tls://user:password@smtp.example.com:587 (console, memory and dummy lose mail)"
     )
 globals().update(EMAIL_CONFIG)
+# Seconds an SMTP connection may stall: well under a campaign batch's claim lease (15 min),
+# so a hung server ends the batch (retried) instead of outliving its claim.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=60)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Consent Desk <no-reply@localhost>")
 # Marketing emails name it in `List-Unsubscribe` next to the one-click link, for mail clients
 # that unsubscribe by email (an address whose mail the ESP or a person turns into unsubscribes).

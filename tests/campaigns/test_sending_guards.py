@@ -1,6 +1,5 @@
-"""Review of issue 13 (campaigns): what a batch at work must still honour, and what the mail
-house's file and the counts must be. Each test fails on main (cd301b6 and def562f) and names
-the defect.
+"""What a batch at work must still honour (a cancel, an unsubscribe, another batch, the caps),
+what the mail house's file must leave out, and who may send a notice.
 
 The email backend below is Django's locmem backend with a hook run once after the first
 message left: it plays what happens elsewhere while a batch is still sending (a marketer
@@ -38,7 +37,7 @@ from tests.queued import held_back
 
 pytestmark = pytest.mark.django_db
 
-HOOKED = "tests.campaigns.test_review_findings.HookedBackend"
+HOOKED = "tests.campaigns.test_sending_guards.HookedBackend"
 
 
 class HookedBackend(LocmemBackend):
