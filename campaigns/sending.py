@@ -47,7 +47,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
-from django.db.models import Case, CharField, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Q, QuerySet, Subquery, Value, When
 from django.template import Context, Engine
 from django.template.loader import get_template
 from django.utils import timezone, translation
@@ -371,9 +371,13 @@ def step_batch_send(*, step_id: int, batch: str, now: datetime | None = None) ->
         .order_by("pk")
     )
     sender = _Sender(campaign, step, batch)
-    # the rule for the whole batch in one query (the ineligible are skipped at once; each
-    # message is checked again just before it leaves: `_Sender._reserve`)
-    eligible = rules.eligible_ids(campaign, step, [row.contact_id for row in rows], now)
+    # the rule for the whole batch in one query (the ineligible are skipped at once); each
+    # message is checked again, frequency limits included, just before it leaves
+    # (`_Sender._reserve`): here they are not, since a row reserved before its worker died
+    # counts its own message until its reservation is given back
+    eligible = rules.eligible_ids(
+        campaign, step, [row.contact_id for row in rows], now, frequency=False
+    )
     records = _justifying_records(campaign, step, list(eligible))
     renewed = time.monotonic()
     try:
@@ -528,12 +532,16 @@ class _Sender:
                 )
             return Outcome.FAILED
         with transaction.atomic():
-            link = (
-                PreferenceToken.objects.create(contact=contact, digest=token_hash(token))
-                if token
-                else None
-            )
-            self._mine(row).update(
+            link: Any = None
+            if token:
+                # the same token each time the row's message is built: a batch that lost the
+                # row to another one (after stalling past its lease) finds it stored already
+                digest = token_hash(token)
+                PreferenceToken.objects.bulk_create(
+                    [PreferenceToken(contact=contact, digest=digest)], ignore_conflicts=True
+                )
+                link = Subquery(PreferenceToken.objects.filter(digest=digest).values("pk")[:1])
+            marked = self._mine(row).update(
                 status=RecipientStatus.SENT,
                 message_id=message_id,
                 preference_token=link,
@@ -541,6 +549,8 @@ class _Sender:
                 legal_basis=self.rules.legal_basis(self.campaign),
                 batch="",
             )
+        if not marked:
+            return Outcome.STOPPED  # another batch holds the row now: this one ends
         return Outcome.SENT
 
     def _mine(self, row: Recipient) -> QuerySet[Recipient]:
