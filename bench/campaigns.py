@@ -113,7 +113,7 @@ def _hand_parts(
         "frequency": " OR ".join(frequency) or "false",
         "segment": " AND ".join(where),
     }
-    params = {
+    params: dict[str, list[Any]] = {
         "at": [at],
         "replaced": [sorted(purpose.replaced_version_ids()) or [0]],
         "frequency": frequency_params,
@@ -177,6 +177,60 @@ def hand_audience_sql(
     return sql, [*p["pair"], *p["replaced"], *p["at"], *p["segment"], *p["frequency"]]
 
 
+def hand_preview_sql(
+    purpose: Any, channel: str, at: datetime, segment: dict[str, list[str]] | None = None
+) -> tuple[str, list[Any], list[str]]:
+    """`campaign_audience`'s one step by hand: in one pass over the segment's contacts (their
+    state LEFT JOINed), how many there are, how many have any reason against them and how
+    many each reason excludes (a contact with several counts under each). Answers the SQL,
+    its parameters and the reasons in the order of the counts after the first two."""
+    parts, p = _hand_parts(purpose, channel, at, segment)
+    live = "c.status NOT IN ('erased', 'merged')"
+    held = "s.status IN ('granted', 'pending')"
+    reasons: list[tuple[str, str, list[Any]]] = [
+        ("erased", "c.status = 'erased'", []),
+        ("merged", "c.status = 'merged'", []),
+        ("paused", f"{live} AND {parts['paused']}", p["at"]),
+        ("restricted", f"{live} AND c.processing_restricted_at IS NOT NULL", []),
+        ("no_consent", f"{live} AND (s.status IS NULL OR NOT {held})", []),
+        ("outdated_wording", f"{live} AND {held} AND {parts['replaced']}", p["replaced"]),
+        (
+            "pending_confirmation",
+            f"{live} AND s.status = 'pending' AND NOT {parts['replaced']}",
+            p["replaced"],
+        ),
+        ("suppressed", f"{live} AND ({parts['suppressed']})", []),
+        ("undeliverable", f"{live} AND {parts['undeliverable']}", []),
+        ("minor", f"{live} AND {parts['minor']}", []),
+        ("frequency", f"{live} AND ({parts['frequency']})", p["frequency"]),
+    ]
+    any_reason = " OR ".join(f"({condition})" for _name, condition, _params in reasons)
+    counts = ", ".join(f"count(*) FILTER (WHERE {condition})" for _n, condition, _p in reasons)
+    sql = f"""
+        SELECT count(*), count(*) FILTER (WHERE {any_reason}), {counts}
+        FROM contacts_contact c
+        LEFT JOIN consent_consentstate s
+            ON s.contact_id = c.id AND s.purpose_id = %s AND s.channel = %s
+        WHERE {parts["segment"]}
+    """
+    params = [value for _n, _c, values in reasons for value in values]
+    return sql, params * 2 + p["pair"] + p["segment"], [name for name, _c, _p in reasons]
+
+
+def hand_preview(
+    purpose: Any, channel: str, at: datetime, segment: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """The preview by hand: eligible, and excluded per reason (those with a count)."""
+    from django.db import connection
+
+    sql, params, reasons = hand_preview_sql(purpose, channel, at, segment)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        total, excluded_any, *counts = cursor.fetchone()
+    excluded = {reason: count for reason, count in zip(reasons, counts, strict=True) if count}
+    return {"eligible": total - excluded_any, "excluded": excluded}
+
+
 def hand_recipients_insert(
     campaign: Any, step: Any, at: datetime, segment: dict[str, list[str]] | None
 ) -> tuple[str, list[Any]]:
@@ -202,13 +256,12 @@ def hand_ids(sql: str, params: list[Any], chunk_size: int) -> tuple[int, int]:
     count = total = 0
     # in a transaction, as Django's iterator is in the benchmark (a cursor outside one would
     # have to be WITH HOLD: its whole result copied at the DECLARE's commit)
-    with transaction.atomic():
-        with connection.connection.cursor(name="bench_hand_ids") as cursor:
-            cursor.itersize = chunk_size
-            cursor.execute(sql, params)
-            for (contact_id,) in cursor:
-                count += 1
-                total += contact_id
+    with transaction.atomic(), connection.connection.cursor(name="bench_hand_ids") as cursor:
+        cursor.itersize = chunk_size
+        cursor.execute(sql, params)
+        for (contact_id,) in cursor:
+            count += 1
+            total += contact_id
     return count, total
 
 
@@ -255,125 +308,141 @@ def campaign_for(purpose: Any, segment: dict[str, list[str]] | None) -> Any:
 
 
 def row_audience() -> None:
-    from django.db import connection, transaction
+    from django.db import transaction
     from django.utils import timezone
 
-    from campaigns.selectors import campaign_audience, segment_contacts
-    from campaigns.sending import step_begin
-    from consent.eligibility import eligible_contacts
     from consent.selectors import purposes_with_versions
     from contacts.models import Contact
 
     built = _dataset()
     purpose = purposes_with_versions().get(slug=ARGS.purpose)
     at = timezone.now()
-    chunk = ARGS.chunk_size
-    results: dict[str, Any] = {"dataset": built, "chunk_size": chunk, "checks": {}}
+    results: dict[str, Any] = {"dataset": built, "chunk_size": ARGS.chunk_size, "checks": {}}
     summaries: dict[str, Summary] = {}
     with transaction.atomic():  # nothing of this row stays in the database
         total = Contact.objects.count()
         for label, segment in (("no segment", None), ("FR+fr", SEGMENT)):
-            campaign = campaign_for(purpose, segment)
-            step = campaign.steps.get()
-            seen: dict[str, Any] = {}
-
-            def side(
-                name: str, work: Callable[[], Any], check: Callable[[], Any] | None = None
-            ) -> Callable[[int], Measure]:
-                def run(number: int) -> Measure:
-                    with rolled_back():
-                        measured = measure(work, units=1, label=f"{name} run {number + 1}")
-                        seen[name] = check() if check else measured.extra
-                    step.started_at = None
-                    return measured
-
-                return run
-
-            def audience() -> dict[str, Any]:
-                (preview,) = campaign_audience(campaign, at)
-                return {"eligible": preview.eligible, "excluded": preview.excluded}
-
-            def count_by_hand() -> dict[str, Any]:
-                sql, params = hand_audience_sql(purpose, step.channel, at, segment)
-                with connection.cursor() as cursor:
-                    cursor.execute(sql, params)
-                    return {"eligible": cursor.fetchone()[0]}
-
-            def ids() -> dict[str, Any]:
-                contacts = segment_contacts(campaign.segment)
-                stream = (
-                    eligible_contacts(purpose, step.channel, at, queryset=contacts)
-                    .values_list("pk", flat=True)
-                    .iterator(chunk_size=chunk)
-                )
-                count = total_ids = 0
-                for contact_id in stream:
-                    count += 1
-                    total_ids += contact_id
-                return {"ids": count, "sum": total_ids}
-
-            def ids_by_hand() -> dict[str, Any]:
-                sql, params = hand_audience_sql(purpose, step.channel, at, segment, select="c.id")
-                count, total_ids = hand_ids(sql, params, chunk)
-                return {"ids": count, "sum": total_ids}
-
-            def begin() -> dict[str, Any]:
-                return {"rows": step_begin(campaign=campaign, step=step, at=at)}
-
-            def insert_by_hand() -> dict[str, Any]:
-                sql, params = hand_recipients_insert(campaign, step, at, segment)
-                with connection.cursor() as cursor:
-                    cursor.execute(sql, params)
-                    return {"rows": cursor.rowcount}
-
-            def rows_written() -> dict[str, int]:
-                return {
-                    f"{status} {reason}".strip(): count
-                    for status, reason, count in _fetch_grouped(step.pk)
-                }
-
-            names = {
-                "audience": f"campaign_audience, {label}",
-                "count": f"baseline count, {label}",
-                "ids": f"eligible ids streamed, {label}",
-                "hand ids": f"baseline ids, {label}",
-                "begin": f"step_begin, {label}",
-                "insert": f"baseline insert, {label}",
-            }
-            pairs = {
-                names["audience"]: side(names["audience"], audience),
-                names["count"]: side(names["count"], count_by_hand),
-                names["ids"]: side(names["ids"], ids),
-                names["hand ids"]: side(names["hand ids"], ids_by_hand),
-                names["begin"]: side(names["begin"], begin, rows_written),
-                names["insert"]: side(names["insert"], insert_by_hand, rows_written),
-            }
-            measured = runs_median(pairs, runs=ARGS.runs)
+            measured, checks, ratios = audience_sides(purpose, at, label, segment)
             summaries.update(measured)
-            plan = _explain(step_begin_sql(campaign, step, at))
-            results["checks"][label] = {
-                "contacts": total,
-                "audience": seen[names["audience"]],
-                "count by hand": seen[names["count"]],
-                "ids": seen[names["ids"]],
-                "ids by hand": seen[names["hand ids"]],
-                "rows": seen[names["begin"]],
-                "rows by hand": seen[names["insert"]],
-                "agree": seen[names["audience"]]["eligible"] == seen[names["count"]]["eligible"]
-                and seen[names["ids"]] == seen[names["hand ids"]]
-                and seen[names["ids"]]["ids"] == seen[names["count"]]["eligible"]
-                and seen[names["begin"]] == seen[names["insert"]],
-                "step_begin_plan": plan,
-            }
-            results["ratios_" + label] = {
-                "campaign_audience / count": _ratio(measured, names["audience"], names["count"]),
-                "ids / ids": _ratio(measured, names["ids"], names["hand ids"]),
-                "step_begin / insert": _ratio(measured, names["begin"], names["insert"]),
-            }
-            print(json.dumps(results["checks"][label] | {"step_begin_plan": "..."}, indent=1))
-            print(json.dumps(results["ratios_" + label]), flush=True)
+            results["checks"][label] = {"contacts": total, **checks}
+            results["ratios_" + label] = ratios
+            print(json.dumps(checks | {"step_begin_plan": "..."}, indent=1))
+            print(json.dumps(ratios), flush=True)
         transaction.set_rollback(True)
     report("audience", summaries, results)
+
+
+def audience_sides(
+    purpose: Any, at: datetime, label: str, segment: dict[str, list[str]] | None
+) -> tuple[dict[str, Summary], dict[str, Any], dict[str, float]]:
+    """The three pairs of one campaign (`segment`), each run rolled back: the medians, what
+    each side found (they must agree) and the ratios of the product's time to the baseline's."""
+    from django.db import connection
+
+    from campaigns.selectors import campaign_audience, segment_contacts
+    from campaigns.sending import step_begin
+    from consent.eligibility import eligible_contacts
+
+    campaign = campaign_for(purpose, segment)
+    step = campaign.steps.get()
+    chunk = ARGS.chunk_size
+    seen: dict[str, Any] = {}
+
+    def side(
+        name: str, work: Callable[[], Any], check: Callable[[], Any] | None = None
+    ) -> Callable[[int], Measure]:
+        def run(number: int) -> Measure:
+            with rolled_back():
+                measured = measure(work, units=1, label=f"{name} run {number + 1}")
+                seen[name] = check() if check else measured.extra
+            step.started_at = None
+            return measured
+
+        return run
+
+    def audience() -> dict[str, Any]:
+        (preview,) = campaign_audience(campaign, at)
+        return {"eligible": preview.eligible, "excluded": preview.excluded}
+
+    def preview_by_hand() -> dict[str, Any]:
+        return hand_preview(purpose, step.channel, at, segment)
+
+    def count_by_hand() -> dict[str, Any]:
+        sql, params = hand_audience_sql(purpose, step.channel, at, segment)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {"eligible": cursor.fetchone()[0]}
+
+    def ids() -> dict[str, Any]:
+        contacts = segment_contacts(campaign.segment)
+        stream = (
+            eligible_contacts(purpose, step.channel, at, queryset=contacts)
+            .values_list("pk", flat=True)
+            .iterator(chunk_size=chunk)
+        )
+        count = total_ids = 0
+        for contact_id in stream:
+            count += 1
+            total_ids += contact_id
+        return {"ids": count, "sum": total_ids}
+
+    def ids_by_hand() -> dict[str, Any]:
+        sql, params = hand_audience_sql(purpose, step.channel, at, segment, select="c.id")
+        count, total_ids = hand_ids(sql, params, chunk)
+        return {"ids": count, "sum": total_ids}
+
+    def begin() -> dict[str, Any]:
+        return {"rows": step_begin(campaign=campaign, step=step, at=at)}
+
+    def insert_by_hand() -> dict[str, Any]:
+        sql, params = hand_recipients_insert(campaign, step, at, segment)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {"rows": cursor.rowcount}
+
+    def rows_written() -> dict[str, int]:
+        return {
+            f"{status} {reason}".strip(): count for status, reason, count in _fetch_grouped(step.pk)
+        }
+
+    names = {
+        "audience": f"campaign_audience, {label}",
+        "preview": f"baseline preview, {label}",
+        "count": f"baseline eligible count only, {label}",
+        "ids": f"eligible ids streamed, {label}",
+        "hand ids": f"baseline ids, {label}",
+        "begin": f"step_begin, {label}",
+        "insert": f"baseline insert, {label}",
+    }
+    measured = runs_median(
+        {
+            names["audience"]: side(names["audience"], audience),
+            names["preview"]: side(names["preview"], preview_by_hand),
+            names["count"]: side(names["count"], count_by_hand),
+            names["ids"]: side(names["ids"], ids),
+            names["hand ids"]: side(names["hand ids"], ids_by_hand),
+            names["begin"]: side(names["begin"], begin, rows_written),
+            names["insert"]: side(names["insert"], insert_by_hand, rows_written),
+        },
+        runs=ARGS.runs,
+    )
+    found = {key: seen[name] for key, name in names.items()}
+    checks = {
+        "found": found,
+        "agree": found["audience"] == found["preview"]
+        and found["audience"]["eligible"] == found["count"]["eligible"]
+        and found["ids"] == found["hand ids"]
+        and found["ids"]["ids"] == found["count"]["eligible"]
+        and found["begin"] == found["insert"],
+        "step_begin_plan": _explain(step_begin_sql(campaign, step, at)),
+    }
+    ratios = {
+        "campaign_audience / preview": _ratio(measured, names["audience"], names["preview"]),
+        "campaign_audience / count only": _ratio(measured, names["audience"], names["count"]),
+        "ids / ids": _ratio(measured, names["ids"], names["hand ids"]),
+        "step_begin / insert": _ratio(measured, names["begin"], names["insert"]),
+    }
+    return measured, checks, ratios
 
 
 def _fetch_grouped(step_id: int) -> list[tuple[str, str, int]]:
@@ -390,12 +459,13 @@ def _fetch_grouped(step_id: int) -> list[tuple[str, str, int]]:
 
 def step_begin_sql(campaign: Any, step: Any, at: datetime) -> tuple[str, list[Any]]:
     """The SELECT behind `step_begin`'s INSERT (for its plan)."""
-    from campaigns.kinds import kind_rules
+    from campaigns.kinds import SKIP_REASON, kind_rules
     from campaigns.sending import step_audience_contacts
 
     rules = kind_rules(campaign)
     contacts = rules.with_reason(campaign, step, step_audience_contacts(campaign, step), at)
-    return contacts.values_list("pk", "skip_reason").query.sql_with_params()
+    sql, params = contacts.values_list("pk", SKIP_REASON).query.sql_with_params()
+    return sql, list(params)
 
 
 def _explain(statement: tuple[str, Any]) -> str:

@@ -1,5 +1,5 @@
-"""The campaign benchmarks (bench/campaigns.py) compare like with like: the hand-written count,
-id stream and recipient rows are exactly the product's (`campaign_audience`,
+"""The campaign benchmarks (bench/campaigns.py) compare like with like: the hand-written preview,
+count, id stream and recipient rows are exactly the product's (`campaign_audience`,
 `eligible_contacts`, `step_begin`), with and without a segment, and the SMTP sink counts every
 message and each distinct Message-ID once (PostgreSQL: arrays, server-side cursors)."""
 
@@ -17,6 +17,7 @@ from bench.campaigns import (
     campaign_for,
     hand_audience_sql,
     hand_ids,
+    hand_preview,
     hand_recipients_insert,
 )
 from bench.dataset import dataset_build
@@ -60,6 +61,10 @@ def test_the_campaign_baselines_by_hand_do_the_products_work(segment: dict | Non
         cursor.execute(sql, params)
         assert cursor.fetchone()[0] == preview.eligible
     assert {"minor", "frequency", "suppressed", "no_consent"} <= set(preview.excluded)
+    assert hand_preview(purpose, "email", at, segment) == {
+        "eligible": preview.eligible,
+        "excluded": preview.excluded,
+    }
 
     expected_ids = set(
         eligible_contacts(purpose, "email", at, queryset=segment_contacts(campaign.segment))
