@@ -639,7 +639,17 @@ class Workers:
     def __init__(self, environment: dict[str, str], count: int) -> None:
         self.processes = [
             subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo"]
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "--quiet",
+                    "-A",
+                    "config",
+                    "worker",
+                    "--pool",
+                    "solo",
+                ]
                 + ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
                 + ["--without-heartbeat", "-Q", QUEUE, "-n", f"bench-campaigns-{n}@%h"],
                 cwd=harness.ROOT,
@@ -801,6 +811,10 @@ def row_send() -> None:
     keep = ARGS.keep or bool(ARGS.database)
     if not ARGS.database:
         harness.database_recreate()
+    elif not _database_exists(database):
+        subprocess.run(
+            ["psql", f"{harness.PG}/postgres", "-qc", f"CREATE DATABASE {database}"], check=True
+        )
     django.setup()
     from django.core.management import call_command
 
@@ -882,6 +896,21 @@ def row_send() -> None:
     )
     if not keep:
         harness.database_drop()
+
+
+def _database_exists(name: str) -> bool:
+    found = subprocess.run(
+        [
+            "psql",
+            f"{harness.PG}/postgres",
+            "-tAc",
+            f"SELECT 1 FROM pg_database WHERE datname = '{name}'",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() == "1"
 
 
 def _redis_flush() -> None:

@@ -338,7 +338,13 @@ def step_batch_send(*, step_id: int, batch: str, now: datetime | None = None) ->
     if not ids:
         return result
     rules = kind_rules(campaign)
-    rows = list(Recipient.objects.filter(pk__in=ids).select_related("contact").order_by("pk"))
+    # the contacts' interests in one query for the batch, not one per message (personalisation)
+    rows = list(
+        Recipient.objects.filter(pk__in=ids)
+        .select_related("contact")
+        .prefetch_related("contact__interests")
+        .order_by("pk")
+    )
     eligible = rules.eligible_ids(campaign, step, [row.contact_id for row in rows], now)
     to_send: list[Recipient] = []
     for row in rows:
