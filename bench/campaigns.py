@@ -756,7 +756,7 @@ def product_send(purpose: Any, workers: Workers, number: int, expected: int) -> 
     }
 
 
-def baseline_messages(count: int, number: int) -> list[tuple[str, str, str]]:
+def baseline_messages(count: int) -> list[tuple[str, str, str]]:
     """(address, first name, language) of the first `count` contacts: what the loop sends."""
     from contacts.models import Contact
 
@@ -769,8 +769,9 @@ def baseline_send(
     people: list[tuple[str, str, str]], number: int, *, host: str = SINK_HOST, port: int = SINK_PORT
 ) -> int:
     """The same messages by hand: for each person a message built with the standard library's
-    `email` package (subject, text and HTML parts with the name, a Message-ID, the
-    List-Unsubscribe headers, the footer's links), sent by `smtplib` on one connection."""
+    `email` package (subject, text and HTML parts with the name and a word where the product
+    writes the interests, a Message-ID, the List-Unsubscribe headers, the footer's links),
+    sent by `smtplib` on one connection."""
     footer = (
         "\n\nVous recevez ce message car vous avez accepté la newsletter.\n"
         "Vos choix : https://bench.example/p/{token}/\n"
@@ -835,7 +836,7 @@ def row_send() -> None:
     workers = Workers({**os.environ, **environment}, ARGS.workers)
     try:
         workers.wait_ready()
-        people = baseline_messages(expected, 0)
+        people = baseline_messages(expected)
         runs: dict[str, list[dict[str, Any]]] = {"product": [], "baseline": []}
 
         def product(number: int) -> Measure:
