@@ -73,7 +73,12 @@ from consent.eligibility import (
 )
 from consent.models import ConsentState, ConsentStatus, LegalBasis, MessageSent
 from contacts.models import Contact, Language
-from core.emails import list_unsubscribe_headers, message_compose, render_text
+from core.emails import (
+    identity_footer,
+    list_unsubscribe_headers,
+    message_compose,
+    render_text,
+)
 from core.errors import StructuredValidationError
 from core.sms import SmsSendError, sms_backend, sms_body_with_stop, sms_message_build
 from core.tokens import token_hash
@@ -494,6 +499,7 @@ class _Sender:
         self.campaign, self.step, self.batch = campaign, step, batch
         self.rules: KindRules = kind_rules(campaign)
         self.templates: dict[tuple[str, str], Any] = {}
+        self.identities: dict[str, tuple[str, str]] = {}
         self.email_connection: Any = None
         self.sms = sms_backend() if step.channel == StepChannel.SMS else None
 
@@ -611,6 +617,12 @@ class _Sender:
                 sent_at=row.sent_at,
             ).delete()
 
+    def _identity(self, language: str) -> tuple[str, str]:
+        """The controller's identity footer, rendered once per language for the batch."""
+        if language not in self.identities:
+            self.identities[language] = identity_footer()  # in the message's language
+        return self.identities[language]
+
     def _template(self, field: str, language: str, *, html: bool) -> Any:
         key = (field, language)
         if key not in self.templates:
@@ -652,6 +664,7 @@ class _Sender:
                 html=html,
                 to=[contact.email],
                 headers=headers,
+                identity=self._identity(language),
             )
         _tag(message, self.campaign, row)
         if self.email_connection is None:

@@ -62,20 +62,32 @@ def message_compose(
     to: list[str],
     headers: dict[str, str] | None = None,
     for_staff: bool = False,
+    identity: tuple[str, str] | None = None,
 ) -> EmailMultiAlternatives:
     """A message from its rendered parts (`email_build` renders templates; campaigns render
     the marketer's content): the text, and the HTML when given, each ending with the
-    controller's identity unless `for_staff`, in the active language."""
+    controller's identity unless `for_staff`, in the active language. `identity`: that
+    footer already rendered (`identity_footer`), for a sender of many messages."""
     if not for_staff:
-        body = body.rstrip("\n") + "\n" + render_text(f"{IDENTITY_FOOTER}.txt", {})
+        text_footer, html_footer = identity or identity_footer()
+        body = body.rstrip("\n") + "\n" + text_footer
     message = EmailMultiAlternatives(
         subject=" ".join(subject.split()), body=body, to=to, headers=headers
     )
     if html is not None:
         if not for_staff:
-            html = _with_footer(html, get_template(f"{IDENTITY_FOOTER}.html").render({}))
+            html = _with_footer(html, html_footer)
         message.attach_alternative(html, "text/html")
     return message
+
+
+def identity_footer() -> tuple[str, str]:
+    """The controller's identity at the foot of a person's message, as text and as HTML, in
+    the active language."""
+    return (
+        render_text(f"{IDENTITY_FOOTER}.txt", {}),
+        get_template(f"{IDENTITY_FOOTER}.html").render({}),
+    )
 
 
 def _with_footer(html: str, footer: str) -> str:
