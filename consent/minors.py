@@ -113,9 +113,18 @@ def under_age_condition(at: datetime) -> Q:
     return condition | (unlisted & Q(birth_year__gte=at.year - DEFAULT_DIGITAL_CONSENT_AGE))
 
 
+def guardian_consent_condition(actor_lookup: str) -> Q:
+    """In SQL over contacts: the pair's state was set by the actors the contact's country
+    needs (`guardian_actors`); `actor_lookup` reaches that state's record's actor."""
+    joint = Q(country__in=sorted(JOINT_CONSENT_COUNTRIES))
+    return (joint & Q(**{f"{actor_lookup}__in": sorted(JOINT_ACTORS)})) | (
+        ~joint & Q(**{f"{actor_lookup}__in": sorted(GUARDIAN_ACTORS)})
+    )
+
+
 def guardian_consent_exists(purpose: Purpose, channel: str) -> Q:
-    """In SQL over contacts, as a correlated EXISTS on the pair's state: it was set by the
-    actors the contact's country needs (`guardian_actors`)."""
+    """`guardian_consent_condition` as a correlated EXISTS on the pair's state (for the
+    audience, where no state is joined)."""
 
     def set_by(actors: frozenset[str]) -> Exists:
         return Exists(
