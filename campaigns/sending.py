@@ -394,12 +394,16 @@ def step_batch_send(*, step_id: int, batch: str, now: datetime | None = None) ->
                 )
                 renewed = time.monotonic()
             if row.contact_id not in eligible:
-                _skip(row, rules.explain(campaign, step, row.contact, now))
+                with transaction.atomic():
+                    sender.release(row)  # a dead worker's reservation, if any
+                    _skip(row, rules.explain(campaign, step, row.contact, now))
                 result.skipped += 1
             elif step.channel == StepChannel.SMS and channel_quiet_at(
                 row.contact, step.channel, now
             ):
-                _wait(row, sms_quiet_until(row.contact, now))
+                with transaction.atomic():
+                    sender.release(row)
+                    _wait(row, sms_quiet_until(row.contact, now))
                 result.waiting += 1
             else:
                 outcome = sender.send(row, records.get(row.contact_id), now)
@@ -452,12 +456,13 @@ def _skip(row: Recipient, reasons: Sequence[str]) -> None:
         status=RecipientStatus.SKIPPED,
         exclusion_reason=reasons[0] if reasons else "",
         batch="",
+        sent_at=None,
     )
 
 
 def _wait(row: Recipient, until: datetime) -> None:
     Recipient.objects.filter(pk=row.pk).update(
-        status=RecipientStatus.QUEUED, batch="", claimed_at=None, send_after=until
+        status=RecipientStatus.QUEUED, batch="", claimed_at=None, send_after=until, sent_at=None
     )
 
 
@@ -527,12 +532,12 @@ class _Sender:
                 # a transient error (the server unreachable, a deferral): the reservation is
                 # given back and the task retried with its rows, this one reserved again then
                 with transaction.atomic():
-                    self._release(row)
+                    self.release(row)
                     Recipient.objects.filter(pk=row.pk).update(sent_at=None)
                 raise
             logger.warning("campaign message failed", extra={"recipient": row.pk})
             with transaction.atomic():
-                self._release(row)
+                self.release(row)
                 Recipient.objects.filter(pk=row.pk).update(
                     status=RecipientStatus.FAILED, error=refusal_text(error), batch="", sent_at=None
                 )
@@ -585,7 +590,7 @@ class _Sender:
                 .update(claimed_at=now, sent_at=now)
             ):
                 return Outcome.STOPPED
-            self._release(row)  # a reservation left by a dead worker
+            self.release(row)  # a reservation left by a dead worker
             list(Contact.objects.select_for_update().filter(pk=row.contact_id).values("pk"))
             if not self.rules.eligible_ids(self.campaign, self.step, [row.contact_id], now):
                 reasons = self.rules.explain(self.campaign, self.step, row.contact, now)
@@ -607,7 +612,7 @@ class _Sender:
             row.sent_at = now
         return Outcome.SENT
 
-    def _release(self, row: Recipient) -> None:
+    def release(self, row: Recipient) -> None:
         """Give back the reservation of a message that did not leave."""
         if self.counted and row.sent_at is not None:
             MessageSent.objects.filter(

@@ -268,3 +268,31 @@ def test_a_marketer_cannot_send_a_notice_that_reaches_those_who_refused_marketin
         for step in notice.steps.all():
             step_batch_send(step_id=step.pk, batch="b")
         assert unsubscribed.email not in [message.to[0] for message in mail.outbox]
+
+
+def test_a_reserved_row_skipped_on_resume_gives_its_reservation_back(hooked):
+    """A worker died after reserving a message (its row `sending` with `sent_at`, its
+    MessageSent written) and before sending it; the person unsubscribed meanwhile: the batch
+    delivered again skips the row, which then counts neither as sent nor towards the caps."""
+    from campaigns.selectors import campaign_stats
+    from consent.models import MessageSent
+
+    purpose = PurposeFactory()
+    (person,) = granted_contacts(purpose, 1)
+    campaign = campaign_make(purpose)
+    step_id = started(campaign)
+    now = timezone.now()
+    Recipient.objects.filter(campaign=campaign).update(
+        status=RecipientStatus.SENDING, batch="dead", claimed_at=now, sent_at=now
+    )
+    MessageSent.objects.create(contact=person, purpose=purpose, channel="email", sent_at=now)
+    suppression_add(reason="unsubscribed", email=person.email)
+    mail.outbox.clear()
+
+    step_batch_send(step_id=step_id, batch="dead")
+
+    row = Recipient.objects.get(campaign=campaign)
+    assert (row.status, row.exclusion_reason, row.sent_at) == ("skipped", "suppressed", None)
+    assert not MessageSent.objects.exists()
+    assert campaign_stats(campaign)["sent"] == 0
+    assert mail.outbox == []
