@@ -36,7 +36,7 @@ from campaigns.models import (
     sending_permission,
 )
 from campaigns.notices import breach_notice_campaign_create, policy_update_campaign_create
-from campaigns.postal import postal_file_lines, postal_file_name
+from campaigns.postal import postal_file_response
 from campaigns.repermission import RepermissionReason, repermission_campaign_create
 from campaigns.selectors import campaign_audience, campaign_stats
 from campaigns.sending import STARTABLE, campaign_send, campaign_test_send
@@ -424,11 +424,7 @@ class CampaignAdmin(admin.ModelAdmin):
             action=AuditAction.EXPORT,
             details={"export": "postal_file", "campaign": str(campaign.public_id)},
         )
-        response = StreamingHttpResponse(
-            postal_file_lines(campaign), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="{postal_file_name(campaign)}"'
-        return response
+        return postal_file_response(campaign)
 
     def _error_messages(self, request: HttpRequest, error: StructuredValidationError) -> None:
         for message in _flat_messages(error.detail):

@@ -108,10 +108,7 @@ class KindRules:
         """Which of the contacts may receive the step's message at `at` (one query);
         `frequency=False` for a message already counted (`eligible_contacts`)."""
         contacts = Contact.objects.filter(pk__in=list(contact_ids))
-        eligible = eligible_contacts(
-            purpose_of(campaign), step.channel, at, queryset=contacts, frequency=frequency
-        )
-        return set(eligible.values_list("pk", flat=True))
+        return _eligible_ids(campaign, step, contacts, at, frequency=frequency)
 
     def explain(
         self, campaign: Campaign, step: CampaignStep, contact: Contact, at: datetime
@@ -126,6 +123,21 @@ class KindRules:
     def context(self, campaign: Campaign, row: Recipient, contact: Contact) -> dict[str, Any]:
         """What the step's content may use besides the personalisation, for this row."""
         return {}
+
+
+def _eligible_ids(
+    campaign: Campaign,
+    step: CampaignStep,
+    contacts: QuerySet[Contact],
+    at: datetime,
+    *,
+    frequency: bool,
+) -> set[int]:
+    """The ids of `contacts` the eligibility rule lets the step reach at `at`."""
+    eligible = eligible_contacts(
+        purpose_of(campaign), step.channel, at, queryset=contacts, frequency=frequency
+    )
+    return set(eligible.values_list("pk", flat=True))
 
 
 def _first_reason(conditions: Sequence[tuple[str, Q]]) -> Case:
@@ -160,16 +172,13 @@ class RepermissionRules(KindRules):
         *,
         frequency: bool = True,
     ) -> set[int]:
+        if not repermission_open(campaign, at):
+            return set()
         contacts = Contact.objects.filter(pk__in=list(contact_ids)).filter(
             undocumented_grant_condition(purpose_of(campaign), step.channel)
         )
         contacts = contacts.exclude(asked_condition(campaign))
-        if not repermission_open(campaign, at):
-            return set()
-        eligible = eligible_contacts(
-            purpose_of(campaign), step.channel, at, queryset=contacts, frequency=frequency
-        )
-        return set(eligible.values_list("pk", flat=True))
+        return _eligible_ids(campaign, step, contacts, at, frequency=frequency)
 
     def explain(
         self, campaign: Campaign, step: CampaignStep, contact: Contact, at: datetime

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from campaigns.kinds import KindRules, kind_rules
@@ -130,5 +131,10 @@ def postal_file_lines(campaign: Campaign) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def postal_file_name(campaign: Campaign) -> str:
-    return f"letters-{campaign.public_id}.csv"
+def postal_file_response(campaign: Campaign) -> StreamingHttpResponse:
+    """The file as a download, streamed (the API's and the admin's)."""
+    response = StreamingHttpResponse(
+        postal_file_lines(campaign), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="letters-{campaign.public_id}.csv"'
+    return response

@@ -21,7 +21,7 @@ from campaigns.api.serializers import (
     StepInputSerializer,
 )
 from campaigns.models import NOTICE_KINDS, Campaign
-from campaigns.postal import postal_file_lines, postal_file_name
+from campaigns.postal import postal_file_response
 from campaigns.selectors import campaign_audience, campaign_recipients, campaign_stats
 from campaigns.sending import campaign_send
 from campaigns.services import campaign_create
@@ -111,9 +111,4 @@ class CampaignViewSet(viewsets.GenericViewSet):
     def postal_file(self, request: Request, id: str) -> StreamingHttpResponse:  # noqa: A002
         """The mail house's CSV: one line per letter of the postal steps, addresses normalised,
         without undeliverable or incomplete addresses."""
-        campaign = self.get_object()
-        response = StreamingHttpResponse(
-            postal_file_lines(campaign), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="{postal_file_name(campaign)}"'
-        return response
+        return postal_file_response(self.get_object())
