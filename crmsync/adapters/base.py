@@ -1,0 +1,77 @@
+"""What the push machinery hands an adapter, and what it expects back.
+
+The machinery (claiming events, cursors, retries, dead letters) knows nothing of a CRM's
+API; an adapter knows nothing of the outbox. An adapter's `push` receives changes in outbox
+order, at most `batch_size` of them, and either returns a `PushResult` (everything not
+rejected was delivered) or raises `TransientError` for the whole batch, which is then sent
+again later, unchanged: every call an adapter makes must be idempotent (upserts by a stable
+key), since delivery is at least once."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """A connection as an adapter sees it: plain values, credentials already decrypted."""
+
+    name: str
+    kind: str  # "hubspot", "salesforce" or "webhook"
+    base_url: str
+    credentials: dict[str, str] = field(default_factory=dict)
+    # our purpose slug -> the CRM's subscription type id (HubSpot) or data-use purpose (Salesforce)
+    purpose_map: dict[str, str] = field(default_factory=dict)
+    # [{"field": ours, "remote": theirs, "direction": "push"|"pull"|"both",
+    #   "conflict": "ours"|"theirs"|"latest"}]
+    field_mappings: list[dict[str, str]] = field(default_factory=list)
+    # kind-specific switches, e.g. {"consent_objects": true} for Salesforce
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One outbox event, as pushed."""
+
+    id: uuid.UUID  # the event's id: stable across retries (webhook-id, idempotency keys)
+    sequence: int  # its place in the outbox, in commit order
+    topic: str  # an OutboxTopic value
+    contact: uuid.UUID  # the contact's public id
+    occurred_at: datetime
+    data: dict[str, Any]  # the event's payload
+    # the contact as it is now (`contacts.services.contact_payload`), so that a consent change
+    # can name the person (their email) in the CRM; None once the contact is erased
+    contact_data: dict[str, Any] | None = None
+    # what the CRM calls this contact, when a push or a pull has told us
+    remote_id: str = ""
+
+
+@dataclass
+class PushResult:
+    """What became of a batch that was sent."""
+
+    # change id -> why the CRM refused it for good (a dead letter staff can replay)
+    rejected: dict[uuid.UUID, str] = field(default_factory=dict)
+    # contact public id -> the CRM's id for it, learned from the answers
+    remote_ids: dict[uuid.UUID, str] = field(default_factory=dict)
+
+
+class TransientError(Exception):
+    """The whole batch failed for now (429, 5xx, timeout, connection refused): send it again
+    after `retry_after` seconds (the CRM's `Retry-After`) or after the machinery's backoff."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Adapter(Protocol):
+    """A kind of CRM connection."""
+
+    batch_size: int
+
+    def push(self, changes: Sequence[Change]) -> PushResult:
+        """Deliver the changes (idempotently), or raise TransientError."""
+        ...
