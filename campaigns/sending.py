@@ -47,7 +47,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
-from django.db.models import Case, CharField, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, CharField, Q, QuerySet, Value, When
 from django.template import Context, Engine
 from django.template.loader import get_template
 from django.utils import timezone, translation
@@ -111,6 +111,17 @@ LINK_TOKEN_SALT = "campaigns.sending.link-token"  # noqa: S105 - a salt, not a s
 CLAIM_LEASE = timedelta(minutes=15)
 # A batch still at work renews its claim this often (seconds), well within the lease.
 CLAIM_RENEWAL = 60.0
+# Messages checked and reserved together, just before they leave (`_Sender._reserve`).
+RESERVATION_SLICE = 20
+# The columns a sent message's row gets (`_Sender._mark_sent`).
+MARKED_COLUMNS = (
+    "status",
+    "message_id",
+    "preference_token",
+    "consent_record",
+    "legal_basis",
+    "batch",
+)
 # No row of a step claimed for this long: no batch is at work on it.
 BATCHES_IDLE = timedelta(minutes=2)
 STARTABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
@@ -124,6 +135,13 @@ NOT_DELIVERED = Q(status__in=[RecipientStatus.BOUNCED, RecipientStatus.FAILED]) 
 
 def batch_size() -> int:
     return int(settings.CAMPAIGN_BATCH_SIZE)
+
+
+def reservation_seconds() -> float:
+    """How long after its check a reserved message may still leave: a slice whose sending
+    takes longer has the rest of its people checked and reserved again, so that nobody gets a
+    message more than this after they unsubscribed (`CAMPAIGN_RESERVATION_SECONDS`)."""
+    return float(settings.CAMPAIGN_RESERVATION_SECONDS)
 
 
 # --- starting ------------------------------------------------------------------------------
@@ -375,46 +393,39 @@ def step_batch_send(*, step_id: int, batch: str, now: datetime | None = None) ->
         .prefetch_related("contact__interests")
         .order_by("pk")
     )
-    sender = _Sender(campaign, step, batch)
-    # the rule for the whole batch in one query (the ineligible are skipped at once); each
-    # message is checked again, frequency limits included, just before it leaves
+    # the rule for the whole batch in one query (the ineligible are skipped at once); the
+    # messages are checked again, frequency limits included, just before they leave
     # (`_Sender._reserve`): here they are not, since a row reserved before its worker died
     # counts its own message until its reservation is given back
     eligible = rules.eligible_ids(
         campaign, step, [row.contact_id for row in rows], now, frequency=False
     )
-    records = _justifying_records(campaign, step, list(eligible))
+    sender = _Sender(campaign, step, batch, _justifying_records(campaign, step, list(eligible)))
+    sendable = []
+    for row in rows:
+        if row.contact_id not in eligible:
+            with transaction.atomic():
+                sender.give_back([row])  # a dead worker's reservation, if any
+                _skip(row, rules.explain(campaign, step, row.contact, now))
+            result.skipped += 1
+        elif step.channel == StepChannel.SMS and channel_quiet_at(row.contact, step.channel, now):
+            with transaction.atomic():
+                sender.give_back([row])
+                _wait(row, sms_quiet_until(row.contact, now))
+            result.waiting += 1
+        else:
+            sendable.append(row)
     renewed = time.monotonic()
     try:
-        for row in rows:
+        for start in range(0, len(sendable), RESERVATION_SLICE):
             if time.monotonic() - renewed > CLAIM_RENEWAL:
                 # a slow batch keeps its claim: its rows are not handed to another batch
                 step.recipients.filter(status=RecipientStatus.SENDING, batch=batch).update(
                     claimed_at=timezone.now()
                 )
                 renewed = time.monotonic()
-            if row.contact_id not in eligible:
-                with transaction.atomic():
-                    sender.release(row)  # a dead worker's reservation, if any
-                    _skip(row, rules.explain(campaign, step, row.contact, now))
-                result.skipped += 1
-            elif step.channel == StepChannel.SMS and channel_quiet_at(
-                row.contact, step.channel, now
-            ):
-                with transaction.atomic():
-                    sender.release(row)
-                    _wait(row, sms_quiet_until(row.contact, now))
-                result.waiting += 1
-            else:
-                outcome = sender.send(row, records.get(row.contact_id), now)
-                if outcome == Outcome.SENT:
-                    result.sent += 1
-                elif outcome == Outcome.FAILED:
-                    result.failed += 1
-                elif outcome == Outcome.SKIPPED:
-                    result.skipped += 1
-                else:  # the campaign was cancelled, or the row is no longer this batch's
-                    break
+            if not sender.send(sendable[start : start + RESERVATION_SLICE], result):
+                break  # the campaign was cancelled, or the rows are no longer this batch's
     finally:
         sender.close()
     result.more = len(ids) >= batch_size() and _sendable(step, timezone.now()).exists()
@@ -493,35 +504,71 @@ class Outcome(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
-    STOPPED = "stopped"  # cancelled, or the row no longer this batch's: the batch ends
+    STOPPED = "stopped"  # the row no longer this batch's: the batch ends
+    CANCELLED = "cancelled"  # the message left, then the campaign was found cancelled
 
 
 class _Sender:
-    """Sends the messages of one batch on one connection, each marked sent in its own
-    transaction as soon as it left."""
+    """Sends the messages of one batch on one connection. They are checked and reserved a
+    slice at a time (`_reserve`), and each is marked sent by one statement as soon as it left
+    (`_mark_sent`)."""
 
-    def __init__(self, campaign: Campaign, step: CampaignStep, batch: str) -> None:
-        self.campaign, self.step, self.batch = campaign, step, batch
+    def __init__(
+        self, campaign: Campaign, step: CampaignStep, batch: str, records: dict[int, int]
+    ) -> None:
+        self.campaign, self.step, self.batch, self.records = campaign, step, batch, records
         self.rules: KindRules = kind_rules(campaign)
+        self.legal_basis = self.rules.legal_basis(campaign)
         self.templates: dict[tuple[str, str], Any] = {}
         self.identities: dict[str, tuple[str, str]] = {}
         self.email_connection: Any = None
         self.sms = sms_backend() if step.channel == StepChannel.SMS else None
+        self.tokens: dict[int, tuple[str, int]] = {}  # row -> its link token and the token row
 
     def close(self) -> None:
         if self.email_connection is not None:
             self.email_connection.close()
 
-    def send(self, row: Recipient, record_id: int | None, now: datetime) -> "Outcome":
-        """Reserve the message, send it, mark it sent (or failed): see `_reserve`."""
+    def send(self, rows: Sequence[Recipient], result: BatchResult) -> bool:
+        """Send a slice of the batch's rows, counting into `result`. Answers False when the
+        batch must stop: the campaign was cancelled, or another batch holds its rows."""
+        pending = list(rows)
+        while pending:
+            reserved, stop = self._reserve(pending, result)
+            if not reserved:
+                return not stop
+            reserved_at, pending = time.monotonic(), []
+            for index, row in enumerate(reserved):
+                if index and time.monotonic() - reserved_at > reservation_seconds():
+                    # checked too long ago: the rest is checked and reserved once more
+                    pending = reserved[index:]
+                    break
+                try:
+                    outcome = self._send_one(row)
+                except Exception:
+                    # a transient error (the server unreachable, a deferral): the reservations
+                    # are given back and the task retried with its rows, reserved again then
+                    self.release(reserved[index:])
+                    raise
+                if outcome == Outcome.FAILED:
+                    result.failed += 1
+                    continue
+                if outcome in (Outcome.SENT, Outcome.CANCELLED):
+                    result.sent += 1
+                if outcome != Outcome.SENT:
+                    self.release(reserved[index + 1 :])
+                    return False
+            if stop and not pending:
+                return False
+        return True
+
+    def _send_one(self, row: Recipient) -> "Outcome":
+        """Send the row's message, then mark it sent (or failed). `STOPPED` when the row is no
+        longer this batch's or the campaign was cancelled meanwhile."""
         contact = row.contact
-        reserved = self._reserve(row)
-        if reserved != Outcome.SENT:
-            return reserved
-        token = ""
+        token, token_id = self.tokens.get(row.pk, ("", None))
         try:
             if self.step.channel == StepChannel.EMAIL:
-                token = campaign_link_token(self.campaign, row)
                 message_id = self._email(row, contact, token)
             elif self.step.channel == StepChannel.SMS:
                 message_id = self._sms(row, contact)
@@ -529,98 +576,144 @@ class _Sender:
                 message_id = ""  # postal: the row goes into the mail house's file
         except Exception as error:
             if not message_refused(error):
-                # a transient error (the server unreachable, a deferral): the reservation is
-                # given back and the task retried with its rows, this one reserved again then
-                with transaction.atomic():
-                    self.release(row)
-                    Recipient.objects.filter(pk=row.pk).update(sent_at=None)
                 raise
             logger.warning("campaign message failed", extra={"recipient": row.pk})
             with transaction.atomic():
-                self.release(row)
+                self.give_back([row])
                 Recipient.objects.filter(pk=row.pk).update(
                     status=RecipientStatus.FAILED, error=refusal_text(error), batch="", sent_at=None
                 )
             return Outcome.FAILED
-        with transaction.atomic():
-            link: Any = None
-            if token:
-                # the same token each time the row's message is built: a batch that lost the
-                # row to another one (after stalling past its lease) finds it stored already
-                digest = token_hash(token)
-                PreferenceToken.objects.bulk_create(
-                    [PreferenceToken(contact=contact, digest=digest)], ignore_conflicts=True
-                )
-                link = Subquery(PreferenceToken.objects.filter(digest=digest).values("pk")[:1])
-            marked = self._mine(row).update(
-                status=RecipientStatus.SENT,
-                message_id=message_id,
-                preference_token=link,
-                consent_record_id=record_id,
-                legal_basis=self.rules.legal_basis(self.campaign),
-                batch="",
-            )
-        if not marked:
+        status = self._mark_sent(row, message_id, token_id)
+        if status is None:
             return Outcome.STOPPED  # another batch holds the row now: this one ends
+        if status != CampaignStatus.SENDING:
+            return Outcome.CANCELLED  # this one left; nothing more may
         return Outcome.SENT
 
-    def _mine(self, row: Recipient) -> QuerySet[Recipient]:
-        """The row, if this batch still holds it."""
-        return Recipient.objects.filter(pk=row.pk, batch=self.batch, status=RecipientStatus.SENDING)
+    def _mark_sent(self, row: Recipient, message_id: str, token_id: int | None) -> str | None:
+        """Mark the row sent with the proof of its message, if this batch still holds it, in
+        one statement (the one write per message of a batch: hand-written for that reason).
+        Answers the campaign's status, read by the same statement, or None when another batch
+        holds the row."""
+        params = [
+            RecipientStatus.SENT,
+            message_id,
+            token_id,
+            self.records.get(row.contact_id),
+            self.legal_basis,
+            row.pk,
+            self.batch,
+            RecipientStatus.SENDING,
+            self.campaign.pk,
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(_mark_sent_sql(), params)
+            found = cursor.fetchone()
+        return found[0] if found else None
 
     @property
     def counted(self) -> bool:
         """Whether the messages count towards the frequency limits (`MessageSent`)."""
         return self.rules.marketing and self.campaign.purpose is not None
 
-    def _reserve(self, row: Recipient) -> "Outcome":
-        """Just before sending, in one short transaction: the row must still be this batch's
-        and the campaign still sending (a cancel, or a claim given to another batch after this
-        one stalled past its lease, stop the batch here: `STOPPED`); the contact is locked
-        and the rule checked for them once more (someone who unsubscribed while the batch
-        sent gets nothing: `SKIPPED` with the reason); a message that counts writes its
+    def _reserve(
+        self, rows: Sequence[Recipient], result: BatchResult
+    ) -> tuple[list[Recipient], bool]:
+        """Just before a slice of messages leaves, in one short transaction: the rows must
+        still be this batch's and the campaign still sending (a cancel, or a claim given to
+        another batch after this one stalled past its lease, stop the batch); the contacts are
+        locked and the rule checked for them once more (someone who unsubscribed since the
+        batch began gets nothing: skipped with the reason); messages that count write their
         `MessageSent` at once (the row's `sent_at` says when), so two batches sending to one
-        person at the same moment cannot both pass a cap of one. A row reserved before its
-        worker died gives its reservation back first, and is checked and reserved again."""
-        now = timezone.now()
+        person at the same moment cannot both pass a cap of one; email rows get their link's
+        token row (the token is derived from the row: unknown until the message leaves). Rows
+        reserved before their worker died give their reservation back first. Answers the rows
+        reserved, and whether the batch must stop after them."""
+        now, asked = timezone.now(), len(rows)
         with transaction.atomic():
-            if (
-                not self._mine(row)
-                .filter(campaign__status=CampaignStatus.SENDING)
-                .update(claimed_at=now, sent_at=now)
-            ):
-                return Outcome.STOPPED
-            self.release(row)  # a reservation left by a dead worker
-            list(Contact.objects.select_for_update().filter(pk=row.contact_id).values("pk"))
-            if not self.rules.eligible_ids(self.campaign, self.step, [row.contact_id], now):
-                reasons = self.rules.explain(self.campaign, self.step, row.contact, now)
-                Recipient.objects.filter(pk=row.pk).update(
-                    status=RecipientStatus.SKIPPED,
-                    exclusion_reason=reasons[0] if reasons else "",
-                    batch="",
-                    sent_at=None,
-                )
-                return Outcome.SKIPPED
-            if self.counted:
+            mine = Recipient.objects.filter(
+                pk__in=[row.pk for row in rows], batch=self.batch, status=RecipientStatus.SENDING
+            )
+            count = mine.filter(campaign__status=CampaignStatus.SENDING).update(
+                claimed_at=now, sent_at=now
+            )
+            if count < asked:
+                held = set(mine.filter(sent_at=now).values_list("pk", flat=True))
+                rows = [row for row in rows if row.pk in held]
+            self.give_back(rows)  # reservations left by a dead worker
+            contact_ids = sorted(row.contact_id for row in rows)
+            list(Contact.objects.select_for_update().filter(pk__in=contact_ids).values("pk"))
+            eligible = self.rules.eligible_ids(self.campaign, self.step, contact_ids, now)
+            reserved = []
+            for row in rows:
+                row.sent_at = None
+                if row.contact_id in eligible:
+                    row.sent_at = now
+                    reserved.append(row)
+                else:
+                    _skip(row, self.rules.explain(self.campaign, self.step, row.contact, now))
+                    result.skipped += 1
+            if self.counted and reserved:
                 assert self.campaign.purpose is not None  # noqa: S101 - `counted`
-                MessageSent.objects.create(
-                    contact_id=row.contact_id,
-                    purpose=self.campaign.purpose,
-                    channel=self.step.channel,
-                    sent_at=now,
+                MessageSent.objects.bulk_create(
+                    MessageSent(
+                        contact_id=row.contact_id,
+                        purpose=self.campaign.purpose,
+                        channel=self.step.channel,
+                        sent_at=now,
+                    )
+                    for row in reserved
                 )
-            row.sent_at = now
-        return Outcome.SENT
+            if self.step.channel == StepChannel.EMAIL and reserved:
+                self._tokens_store(reserved)
+        return reserved, count < asked
 
-    def release(self, row: Recipient) -> None:
-        """Give back the reservation of a message that did not leave."""
-        if self.counted and row.sent_at is not None:
-            MessageSent.objects.filter(
-                contact_id=row.contact_id,
-                purpose=self.campaign.purpose,
-                channel=self.step.channel,
-                sent_at=row.sent_at,
-            ).delete()
+    def _tokens_store(self, rows: Sequence[Recipient]) -> None:
+        """The rows of each row's preference link, the same each time the row's message is
+        built (`campaign_link_token`): a batch that lost the row to another one (after
+        stalling past its lease) finds it stored already."""
+        tokens = {row.pk: campaign_link_token(self.campaign, row) for row in rows}
+        digests = {row.pk: token_hash(tokens[row.pk]) for row in rows}
+        PreferenceToken.objects.bulk_create(
+            [PreferenceToken(contact_id=row.contact_id, digest=digests[row.pk]) for row in rows],
+            ignore_conflicts=True,
+        )
+        stored = dict(
+            PreferenceToken.objects.filter(digest__in=list(digests.values())).values_list(
+                "digest", "pk"
+            )
+        )
+        for row in rows:
+            self.tokens[row.pk] = (tokens[row.pk], stored[digests[row.pk]])
+
+    def give_back(self, rows: Sequence[Recipient]) -> None:
+        """Give back the reservations of messages that did not leave (their `MessageSent`)."""
+        held = [row for row in rows if row.sent_at is not None]
+        if not self.counted or not held:
+            return
+        reservations = Q()
+        for row in held:
+            reservations |= Q(contact_id=row.contact_id, sent_at=row.sent_at)
+        MessageSent.objects.filter(
+            reservations, purpose=self.campaign.purpose, channel=self.step.channel
+        ).delete()
+
+    def release(self, rows: Sequence[Recipient]) -> None:
+        """Give back the reservations of reserved rows that will not be sent by this batch
+        now, those it still holds (a row another batch took is that batch's to release)."""
+        if not rows:
+            return
+        with transaction.atomic():
+            mine = Recipient.objects.filter(
+                pk__in=[row.pk for row in rows], batch=self.batch, status=RecipientStatus.SENDING
+            )
+            held = set(mine.select_for_update().values_list("pk", flat=True))
+            kept = [row for row in rows if row.pk in held]
+            self.give_back(kept)
+            Recipient.objects.filter(pk__in=[row.pk for row in kept]).update(sent_at=None)
+        for row in kept:
+            row.sent_at = None
 
     def _identity(self, language: str) -> tuple[str, str]:
         """The controller's identity footer, rendered once per language for the batch."""
@@ -693,6 +786,25 @@ class _Sender:
             country=contact.country or "FR",
         )
         return self.sms.send(message)
+
+
+def _mark_sent_sql() -> str:
+    """The statement of `_Sender._mark_sent`, its names taken from the models."""
+    column = {
+        field.name: field.column
+        for field in Recipient._meta.concrete_fields
+        if field.name in MARKED_COLUMNS
+    }
+    campaign_status = Campaign._meta.get_field("status").column
+    return (
+        f"UPDATE {Recipient._meta.db_table} SET {column['status']} = %s, "  # noqa: S608
+        f"{column['message_id']} = %s, {column['preference_token']} = %s, "
+        f"{column['consent_record']} = %s, {column['legal_basis']} = %s, "
+        f"{column['batch']} = '' WHERE {Recipient._meta.pk.column} = %s "
+        f"AND {column['batch']} = %s AND {column['status']} = %s RETURNING "
+        f"(SELECT {campaign_status} FROM {Campaign._meta.db_table} "
+        f"WHERE {Campaign._meta.pk.column} = %s)"
+    )
 
 
 def message_refused(error: Exception) -> bool:

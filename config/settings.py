@@ -477,6 +477,8 @@ if min(MARKETING_CAPS.values()) < 0:
 # queues the next while rows are left).
 CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=200)
 CAMPAIGN_PARALLEL_BATCHES = env.int("CAMPAIGN_PARALLEL_BATCHES", default=4)
+# A message leaves at most this many seconds after its recipient was last checked.
+CAMPAIGN_RESERVATION_SECONDS = env.float("CAMPAIGN_RESERVATION_SECONDS", default=1.0)
 if CAMPAIGN_BATCH_SIZE < 1 or CAMPAIGN_PARALLEL_BATCHES < 1:
     raise ImproperlyConfigured("CAMPAIGN_BATCH_SIZE and CAMPAIGN_PARALLEL_BATCHES must be >= 1.")
 # A list uploaded in the admin is kept this long for staff to choose its mapping (then deleted).

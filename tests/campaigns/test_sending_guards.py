@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from freezegun import freeze_time
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.db import connection
@@ -19,6 +20,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, Recipient, RecipientStatus
 from campaigns.sending import campaign_advance, campaign_send, step_batch_send
 from campaigns.services import campaign_cancel
+from consent.models import MessageSent
 from campaigns.tasks import advance_campaign, send_step_batch
 from contacts.models import Interest
 from contacts.services import suppression_add
@@ -99,18 +101,30 @@ def test_cancelling_stops_the_messages_of_a_batch_already_at_work(hooked):
     assert Recipient.objects.filter(campaign=campaign, status=RecipientStatus.SENT).count() == 1
 
 
-def test_someone_who_unsubscribes_while_their_batch_sends_gets_nothing(hooked):
+def test_someone_who_unsubscribed_a_second_before_their_message_left_gets_nothing(hooked):
+    """Messages are checked and reserved a slice at a time; one that would leave more than
+    `CAMPAIGN_RESERVATION_SECONDS` (1 s) after its check is checked again first."""
     purpose = PurposeFactory()
     contacts = granted_contacts(purpose, 3)
     campaign = campaign_make(purpose)
     step_id = started(campaign)
     mail.outbox.clear()
     last = max(contacts, key=lambda contact: contact.pk)  # the batch sends in row order
-    hooked.hooks.append(lambda: suppression_add(reason="unsubscribed", email=last.email))
 
-    step_batch_send(step_id=step_id, batch="b")
+    with freeze_time(timezone.now()) as clock:
+
+        def unsubscribe_then_a_second_passes() -> None:
+            suppression_add(reason="unsubscribed", email=last.email)
+            clock.tick(1.1)
+
+        hooked.hooks.append(unsubscribe_then_a_second_passes)
+        result = step_batch_send(step_id=step_id, batch="b")
 
     assert last.email not in [message.to[0] for message in mail.outbox]
+    assert len(mail.outbox) == result.sent == 2
+    row = Recipient.objects.get(campaign=campaign, contact=last)
+    assert (row.status, row.exclusion_reason) == (RecipientStatus.SKIPPED, "suppressed")
+    assert MessageSent.objects.filter(contact=last).count() == 0  # its reservation given back
 
 
 # --- 2. a batch that lost its lease still sends and marks its rows ------------------------------
