@@ -13,9 +13,11 @@ running it again:
   first reason against them otherwise; then it queues enough batch tasks for the step;
 - `step_batch_send` (a task) claims up to `CAMPAIGN_BATCH_SIZE` queued rows with one
   conditional UPDATE (a row claimed by one batch is claimed by no other), re-checks
-  eligibility for them in one query (someone who unsubscribed a second ago gets nothing),
-  then sends each message and marks its row sent, with the consent record that justified it,
-  in the message's own transaction. Before ending it queues the next batch.
+  eligibility for them in one query, then checks and reserves them again 20 at a time just
+  before they leave, under the contacts' locks (at most `CAMPAIGN_RESERVATION_SECONDS`
+  before: someone who unsubscribed a second ago gets nothing), sends each message and marks
+  its row sent, with the consent record that justified it, by one statement as soon as it
+  left. Before ending it queues the next batch.
 
 A killed worker leaves its batch's rows `sending`: the task is delivered again (late
 acknowledgement), with the same id, and carries on with the rows still `sending` under that
@@ -868,7 +870,7 @@ def campaign_link_token(campaign: Campaign, row: Recipient) -> str:
     """The token of the preference links in this row's message, the same each time the message
     is built, like its `Message-ID`: the copy a dead worker sent before it could store the
     link, and the copy sent again, carry the same links, and they work (only the digest is
-    stored, in the transaction that marks the row sent). Unguessable without `SECRET_KEY`."""
+    stored, when the message is reserved). Unguessable without `SECRET_KEY`."""
     digest = salted_hmac(LINK_TOKEN_SALT, f"{campaign.public_id}.{row.pk}", algorithm="sha256")
     # 32 bytes in URL-safe base64, as `secrets.token_urlsafe(32)` gives every other link
     return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
