@@ -80,15 +80,13 @@ from consent.status import (
     usable_grant_condition,
 )
 from contacts.models import (
-    SUPPRESSION_DIGEST_FIELDS,
     Contact,
     ContactStatus,
     EmailDeliverability,
     Frequency,
     PostalDeliverability,
-    Suppression,
 )
-from contacts.selectors import contact_is_suppressed, suppression_matches
+from contacts.selectors import contact_is_suppressed, suppressed_condition
 
 # The name under which the reasons' queries join each contact's state for the pair.
 STATE = "eligibility_state"
@@ -245,9 +243,10 @@ def eligible_contacts(
     """The contacts (of `queryset`, default all) eligible for (purpose, channel) at `at`:
     those `contact_eligibility` finds no reason against, selected in SQL.
 
-    Every condition is a column test or a (NOT) EXISTS the database runs as a join, so the
-    query stays set-based over millions of contacts. `frequency=False` leaves out the
-    frequency limits, for a message already counted (a letter in the mail house's file).
+    Every condition is a column test, a (NOT) EXISTS the database runs as a join, or a test of
+    membership in a set it builds once, so the query stays set-based over millions of
+    contacts. `frequency=False` leaves out the frequency limits, for a message already counted
+    (a letter in the mail house's file). An audience has no order: add one to read it in one.
     """
     at, contacts = at or timezone.now(), _contacts(queryset)
     if not purpose_in_use(purpose, channel):
@@ -258,7 +257,7 @@ def eligible_contacts(
         Q(processing_restricted_at__isnull=True),
         usable_grant_condition(purpose, channel),
         *_reached(purpose, channel, at),
-        *[~match for match in suppression_matches()],
+        ~suppressed_condition(),
         ~_undeliverable(channel),
     ]
     if purpose.legal_basis in MARKETING_BASES:
@@ -266,7 +265,7 @@ def eligible_contacts(
         conditions.append(~(under_age & ~guardian_consent_exists(purpose, channel)))
         if frequency:
             conditions += [~limit for limit in _frequency_conditions(channel, at, correlated=True)]
-    return contacts.filter(*conditions)
+    return contacts.filter(*conditions).order_by()
 
 
 def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Ineligible, Q]:
@@ -278,9 +277,6 @@ def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Inel
     contact."""
     live = ~Q(status__in=GONE)
     problems = _problem_conditions(purpose, channel, at)
-    suppressed = NOBODY
-    for digest_field in SUPPRESSION_DIGEST_FIELDS:
-        suppressed |= Q(**{f"{digest_field}__in": Suppression.objects.values("digest")})
     frequency = NOBODY
     if purpose.legal_basis in MARKETING_BASES:
         for limit in _frequency_conditions(channel, at):
@@ -290,7 +286,7 @@ def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Inel
         Ineligible.RESTRICTED: Q(processing_restricted_at__isnull=False),
         Ineligible.PURPOSE_INACTIVE: NOBODY if purpose_in_use(purpose, channel) else Q(),
         **{Ineligible(problem): condition for problem, condition in problems.items()},
-        Ineligible.SUPPRESSED: suppressed,
+        Ineligible.SUPPRESSED: suppressed_condition(),
         Ineligible.UNDELIVERABLE: _undeliverable(channel),
         Ineligible.MINOR: _minor_without_guardian(purpose, at),
         Ineligible.FREQUENCY: frequency,
