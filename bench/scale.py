@@ -210,6 +210,7 @@ def hand_consents(cursor: Any, contacts: Sequence[Any], purpose: Any, now: datet
                 purpose_version_id=r.purpose_version_id,
                 record_id=r.id,
                 since=now,
+                actor=r.actor,
             )
             for r in records
         ],

@@ -9,14 +9,11 @@ from django.utils import timezone
 
 from campaigns.models import (
     Campaign,
-    CampaignKind,
     CampaignStep,
     Recipient,
     RecipientStatus,
     Segment,
 )
-from consent.eligibility import reason_conditions, with_pair_state
-from consent.status import NOBODY
 from contacts.models import Contact
 from contacts.selectors import contacts_by_email
 
@@ -65,9 +62,11 @@ def campaign_audience(campaign: Campaign, at: datetime | None = None) -> list[St
     """Per step, the eligible count and the count excluded per reason among the segment's
     contacts (those outside it are not counted: `not_in_segment`), at `at` (default now).
 
-    One query per step: the eligibility rule's reason conditions (`consent.eligibility`, the
-    same as `ineligible_counts`) counted in one pass, with the contacts that have none of
-    them, who are exactly the audience `eligible_contacts` selects (a test proves it)."""
+    Each contact counts under the first reason against it, in the order of
+    `consent.eligibility.Ineligible`: what the step's row will record when it begins
+    (`campaigns.sending.step_begin` writes them with the same rules), so that the preview and
+    the campaign's statistics say the same, and the counts add up to the segment. The
+    eligible are exactly the audience `eligible_contacts` selects (a test proves it)."""
     at = at or timezone.now()
     return [
         step_audience(campaign=campaign, step=step, at=at)
@@ -76,32 +75,8 @@ def campaign_audience(campaign: Campaign, at: datetime | None = None) -> list[St
 
 
 def step_audience(*, campaign: Campaign, step: CampaignStep, at: datetime) -> StepAudience:
-    """One step's audience preview (`campaign_audience`); a built-in kind's from its own
-    rules (`_kind_step_audience`)."""
-    if campaign.kind != CampaignKind.REGULAR or campaign.purpose is None:
-        return _kind_step_audience(campaign=campaign, step=step, at=at)
-    contacts = with_pair_state(segment_contacts(campaign.segment), campaign.purpose, step.channel)
-    conditions = reason_conditions(campaign.purpose, step.channel, at)
-    any_reason = NOBODY
-    for condition in conditions.values():
-        any_reason |= condition
-    counts = contacts.aggregate(
-        total=Count("pk"),
-        excluded_any=Count("pk", filter=any_reason),
-        **{str(reason): Count("pk", filter=condition) for reason, condition in conditions.items()},
-    )
-    total, excluded_any = counts.pop("total"), counts.pop("excluded_any")
-    return StepAudience(
-        step=step,
-        eligible=total - excluded_any,
-        excluded={reason: count for reason, count in counts.items() if count},
-    )
-
-
-def _kind_step_audience(*, campaign: Campaign, step: CampaignStep, at: datetime) -> StepAudience:
-    """A built-in kind's preview: its contacts grouped by the first reason its rules find
-    against them (`campaigns.kinds`, as the step's rows will be written), in one query; a
-    contact counts under that one reason only."""
+    """One step's audience preview (`campaign_audience`): its contacts grouped by the first
+    reason the campaign kind's rules find against them (`campaigns.kinds`), in one query."""
     from campaigns.kinds import SKIP_REASON, kind_rules
 
     rules = kind_rules(campaign)

@@ -406,7 +406,7 @@ def _minor_without_guardian(purpose: Purpose, at: datetime) -> Q:
     if purpose.legal_basis not in MARKETING_BASES:
         return NOBODY
     by_guardian = Q(**{f"{STATE}__isnull": False}) & guardian_consent_condition(
-        f"{STATE}__record__actor"
+        f"{STATE}__actor"
     )
     return under_age_condition(at) & ~by_guardian
 

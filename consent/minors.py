@@ -115,7 +115,7 @@ def under_age_condition(at: datetime) -> Q:
 
 def guardian_consent_condition(actor_lookup: str) -> Q:
     """In SQL over contacts: the pair's state was set by the actors the contact's country
-    needs (`guardian_actors`); `actor_lookup` reaches that state's record's actor."""
+    needs (`guardian_actors`); `actor_lookup` reaches that state's actor (its record's)."""
     joint = Q(country__in=sorted(JOINT_CONSENT_COUNTRIES))
     return (joint & Q(**{f"{actor_lookup}__in": sorted(JOINT_ACTORS)})) | (
         ~joint & Q(**{f"{actor_lookup}__in": sorted(GUARDIAN_ACTORS)})
@@ -132,7 +132,7 @@ def guardian_consent_exists(purpose: Purpose, channel: str) -> Q:
                 contact=OuterRef("pk"),
                 purpose=purpose,
                 channel=channel,
-                record__actor__in=sorted(actors),
+                actor__in=sorted(actors),
             )
         )
 

@@ -516,6 +516,9 @@ class ConsentState(models.Model):
         ConsentRecord, on_delete=models.PROTECT, related_name="+", verbose_name=_("record")
     )
     since = models.DateTimeField(_("since"))
+    # the record's actor, kept beside it: the eligibility rule's test of a child's consent
+    # (set by the guardian?) reads it from the state, without joining every contact's record
+    actor = models.CharField(_("actor"), max_length=20, choices=Actor.choices, blank=True)
 
     class Meta:
         verbose_name = _("consent state")

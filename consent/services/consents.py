@@ -494,6 +494,7 @@ _STATE_FIELDS = {
     "st__purpose_version_id": "purpose_version_id",
     "st__record_id": "record_id",
     "st__since": "since",
+    "st__actor": "actor",
 }
 _STATE_RECORD_FIELDS = {
     "st__record__uuid": "uuid",
@@ -818,6 +819,7 @@ class _Batch:
             purpose_version=version,
             record=record,
             since=self.now,
+            actor=record.actor,
         )
         self.changed_states.add(key)
         if suppressed and source_kind in LIFTING_SOURCES:
@@ -888,7 +890,7 @@ class _Batch:
                 ConsentState,
                 [_state_row(states[key]) for key in sorted(self.changed_states)],
                 unique_fields=["contact", "purpose", "channel"],
-                update_fields=["status", "purpose_version", "record", "since"],
+                update_fields=["status", "purpose_version", "record", "since", "actor"],
             )
         if self.announce:
             timeline_add_many(events=self.timeline)
@@ -924,6 +926,7 @@ def _state_row(state: ConsentState) -> dict[str, Any]:
         "purpose_version_id": state.purpose_version_id,
         "record_id": state.record.pk,
         "since": state.since,
+        "actor": state.actor,
     }
 
 

@@ -62,12 +62,13 @@ def varied_contacts(purpose):
 
 
 def expected(campaign, channel):
-    """The per-contact explanation summed over the segment: what the preview must say."""
+    """The per-contact explanation summed over the segment, each contact under its first
+    reason (as the step's row will record it): what the preview must say."""
     counts: Counter[str] = Counter()
     eligible = 0
     for contact in segment_contacts(campaign.segment):
         reasons = contact_eligibility(contact, campaign.purpose, channel)
-        counts.update(reasons)
+        counts.update(reasons[:1])
         eligible += not reasons
     return eligible, dict(counts)
 

@@ -211,6 +211,7 @@ def build(spec: dict, number: int, catalogue: Catalogue, at: datetime) -> Contac
                 purpose_version=catalogue.versions[(purpose.id, version)],
                 record=catalogue.record_for[(purpose.id, actor)],
                 since=at - timedelta(days=20 if when == "before" else 1),
+                actor=actor,  # as the write path copies its record's
             )
     offers = catalogue.targets[0][0]
     MessageSent.objects.bulk_create(

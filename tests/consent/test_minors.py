@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from consent.eligibility import contact_eligibility, eligible_contacts
 from consent.minors import digital_consent_age, possibly_under_age
-from consent.models import ConsentEvidence, ConsentRecord, LegalBasis
+from consent.models import ConsentEvidence, ConsentRecord, ConsentState, LegalBasis
 from consent.services import Evidence
 from contacts.models import Contact
 from privacy.services import contact_erase
@@ -123,6 +123,23 @@ def test_a_later_grant_by_the_child_alone_replaces_the_guardians():
     grant(child, purpose)
 
     assert contact_eligibility(child, purpose, "email") == ["minor"]
+    assert not eligible_contacts(purpose, "email").filter(pk=child.pk).exists()
+
+
+def test_each_state_names_the_actor_of_the_record_behind_it():
+    """The audience reads who set a pair's state from the state itself (no join to the
+    ledger): it must be its record's actor after every write."""
+    purpose = PurposeFactory()
+    child = ContactFactory(birth_year=born(12), country="DE")
+
+    guardian_grant(child, purpose, "guardian")
+    state = ConsentState.objects.get(contact=child, purpose=purpose, channel="email")
+    assert state.actor == state.record.actor == "guardian"
+    assert eligible_contacts(purpose, "email").filter(pk=child.pk).exists()
+
+    grant(child, purpose, action="withdraw")
+    state.refresh_from_db()
+    assert state.actor == state.record.actor == "person"
 
 
 def test_the_api_sets_the_birth_year_and_answers_it(api):
