@@ -179,56 +179,25 @@ def hand_audience_sql(
 
 def hand_preview_sql(
     purpose: Any, channel: str, at: datetime, segment: dict[str, list[str]] | None = None
-) -> tuple[str, list[Any], list[str]]:
+) -> tuple[str, list[Any]]:
     """`campaign_audience`'s one step by hand: in one pass over the segment's contacts (their
-    state LEFT JOINed), how many there are, how many have any reason against them and how
-    many each reason excludes (a contact with several counts under each). Answers the SQL,
-    its parameters and the reasons in the order of the counts after the first two."""
-    parts, p = _hand_parts(purpose, channel, at, segment)
-    live = "c.status NOT IN ('erased', 'merged')"
-    held = "s.status IN ('granted', 'pending')"
-    reasons: list[tuple[str, str, list[Any]]] = [
-        ("erased", "c.status = 'erased'", []),
-        ("merged", "c.status = 'merged'", []),
-        ("paused", f"{live} AND {parts['paused']}", p["at"]),
-        ("restricted", f"{live} AND c.processing_restricted_at IS NOT NULL", []),
-        ("no_consent", f"{live} AND (s.status IS NULL OR NOT {held})", []),
-        ("outdated_wording", f"{live} AND {held} AND {parts['replaced']}", p["replaced"]),
-        (
-            "pending_confirmation",
-            f"{live} AND s.status = 'pending' AND NOT {parts['replaced']}",
-            p["replaced"],
-        ),
-        ("suppressed", f"{live} AND ({parts['suppressed']})", []),
-        ("undeliverable", f"{live} AND {parts['undeliverable']}", []),
-        ("minor", f"{live} AND {parts['minor']}", []),
-        ("frequency", f"{live} AND ({parts['frequency']})", p["frequency"]),
-    ]
-    any_reason = " OR ".join(f"({condition})" for _name, condition, _params in reasons)
-    counts = ", ".join(f"count(*) FILTER (WHERE {condition})" for _n, condition, _p in reasons)
-    sql = f"""
-        SELECT count(*), count(*) FILTER (WHERE {any_reason}), {counts}
-        FROM contacts_contact c
-        LEFT JOIN consent_consentstate s
-            ON s.contact_id = c.id AND s.purpose_id = %s AND s.channel = %s
-        WHERE {parts["segment"]}
-    """
-    params = [value for _n, _c, values in reasons for value in values]
-    return sql, params * 2 + p["pair"] + p["segment"], [name for name, _c, _p in reasons]
+    state LEFT JOINed), how many have each first reason against them ('' for the eligible),
+    as the step's rows will record it (`_hand_reasons`). Answers the SQL and its parameters."""
+    reasons, params = _hand_reasons(purpose, channel, at, segment)
+    return f"SELECT r.reason, count(*) FROM ({reasons}) r GROUP BY r.reason", params
 
 
 def hand_preview(
     purpose: Any, channel: str, at: datetime, segment: dict[str, list[str]] | None = None
 ) -> dict[str, Any]:
-    """The preview by hand: eligible, and excluded per reason (those with a count)."""
+    """The preview by hand: eligible, and excluded per first reason (those with a count)."""
     from django.db import connection
 
-    sql, params, reasons = hand_preview_sql(purpose, channel, at, segment)
+    sql, params = hand_preview_sql(purpose, channel, at, segment)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        total, excluded_any, *counts = cursor.fetchone()
-    excluded = {reason: count for reason, count in zip(reasons, counts, strict=True) if count}
-    return {"eligible": total - excluded_any, "excluded": excluded}
+        counts = dict(cursor.fetchall())
+    return {"eligible": counts.pop("", 0), "excluded": counts}
 
 
 def hand_recipients_insert(
