@@ -11,8 +11,9 @@ Run from the repository root (PostgreSQL must be running):
   read only: every row written is in a transaction rolled back), or on a dataset of
   `--contacts` built in `cd_bench_camp_audience` (dropped afterwards unless `--keep`). For a
   newsletter campaign with one email step, without a segment and then with the segment
-  country FR + language fr: `campaign_audience` (eligible and excluded per reason) against the
-  same count by hand, the eligible ids streamed from `eligible_contacts(...).values_list("pk")
+  country FR + language fr: `campaign_audience` (eligible and excluded per first reason)
+  against the same count by hand, the eligible count `eligible_contacts(...).count()` against
+  the same count by hand, the eligible ids streamed from `eligible_contacts(...).values_list("pk")
   .iterator(chunk_size=...)` against the same ids by hand through a server-side cursor, and
   `step_begin`'s `INSERT ... SELECT` of the recipient rows (each run rolled back) against
   the same rows written by one hand-written `INSERT ... SELECT`.
@@ -336,6 +337,10 @@ def audience_sides(
     def preview_by_hand() -> dict[str, Any]:
         return hand_preview(purpose, step.channel, at, segment)
 
+    def count() -> dict[str, Any]:
+        contacts = segment_contacts(campaign.segment)
+        return {"eligible": eligible_contacts(purpose, step.channel, at, queryset=contacts).count()}
+
     def count_by_hand() -> dict[str, Any]:
         sql, params = hand_audience_sql(purpose, step.channel, at, segment)
         with connection.cursor() as cursor:
@@ -377,6 +382,7 @@ def audience_sides(
     names = {
         "audience": f"campaign_audience, {label}",
         "preview": f"baseline preview, {label}",
+        "product count": f"eligible_contacts().count(), {label}",
         "count": f"baseline eligible count only, {label}",
         "ids": f"eligible ids streamed, {label}",
         "hand ids": f"baseline ids, {label}",
@@ -387,6 +393,7 @@ def audience_sides(
         {
             names["audience"]: side(names["audience"], audience),
             names["preview"]: side(names["preview"], preview_by_hand),
+            names["product count"]: side(names["product count"], count),
             names["count"]: side(names["count"], count_by_hand),
             names["ids"]: side(names["ids"], ids),
             names["hand ids"]: side(names["hand ids"], ids_by_hand),
@@ -400,6 +407,7 @@ def audience_sides(
         "found": found,
         "agree": found["audience"] == found["preview"]
         and found["audience"]["eligible"] == found["count"]["eligible"]
+        and found["product count"] == found["count"]
         and found["ids"] == found["hand ids"]
         and found["ids"]["ids"] == found["count"]["eligible"]
         and found["begin"] == found["insert"],
@@ -408,6 +416,7 @@ def audience_sides(
     ratios = {
         "campaign_audience / preview": _ratio(measured, names["audience"], names["preview"]),
         "campaign_audience / count only": _ratio(measured, names["audience"], names["count"]),
+        "count / count": _ratio(measured, names["product count"], names["count"]),
         "ids / ids": _ratio(measured, names["ids"], names["hand ids"]),
         "step_begin / insert": _ratio(measured, names["begin"], names["insert"]),
     }
