@@ -13,7 +13,7 @@ running it again:
   first reason against them otherwise; then it queues enough batch tasks for the step;
 - `step_batch_send` (a task) claims up to `CAMPAIGN_BATCH_SIZE` queued rows with one
   conditional UPDATE (a row claimed by one batch is claimed by no other), re-checks
-  eligibility for them in one query, then checks and reserves them again 20 at a time just
+  eligibility for them in one query, then checks and reserves them again 50 at a time just
   before they leave, under the contacts' locks (at most `CAMPAIGN_RESERVATION_SECONDS`
   before: someone who unsubscribed a second ago gets nothing), sends each message and marks
   its row sent, with the consent record that justified it, by one statement as soon as it
@@ -114,7 +114,7 @@ CLAIM_LEASE = timedelta(minutes=15)
 # A batch still at work renews its claim this often (seconds), well within the lease.
 CLAIM_RENEWAL = 60.0
 # Messages checked and reserved together, just before they leave (`_Sender._reserve`).
-RESERVATION_SLICE = 20
+RESERVATION_SLICE = 50
 # The columns a sent message's row gets (`_Sender._mark_sent`).
 MARKED_COLUMNS = (
     "status",
