@@ -29,6 +29,7 @@ import re
 import ssl
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,8 @@ class SalesforceEmulator(EmulatorServer):
         self.retry_after = "1"
         self.api_calls = 0
         self.records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SCHEMA}
+        # external id -> record id, per type: upserts and references find records at once
+        self.external: dict[str, dict[Any, str]] = {name: {} for name in SCHEMA}
         self.modified: dict[str, list[tuple[int, int, str]]] = {name: [] for name in SCHEMA}
         self.modified_key: dict[str, tuple[int, int, str]] = {}
         self.cursors: dict[str, tuple[str, list[str], list[str]]] = {}
@@ -377,8 +380,8 @@ class SalesforceEmulator(EmulatorServer):
             if name in references and isinstance(value, dict):
                 target = references[name]
                 [(key, wanted)] = value.items()
-                matches = [i for i, r in self.records[target].items() if r.get(key) == wanted]
-                if not matches:
+                match = self._by_external_id(target, key, wanted)
+                if match is None:
                     found.append(
                         record_error(
                             "INVALID_FIELD",
@@ -388,7 +391,7 @@ class SalesforceEmulator(EmulatorServer):
                         )
                     )
                     continue
-                resolved[f"{name}Id"] = matches[0]
+                resolved[f"{name}Id"] = match
             else:
                 resolved[name] = value
         return resolved, found
@@ -408,6 +411,9 @@ class SalesforceEmulator(EmulatorServer):
         record = self.records[sobject][record_id]
         changed = {name: value for name, value in fields.items() if record.get(name) != value}
         if changed or created:
+            if EXTERNAL_ID in changed:
+                self.external[sobject].pop(record.get(EXTERNAL_ID), None)
+                self.external[sobject][changed[EXTERNAL_ID]] = record_id
             record.update(changed)
             self._touch(sobject, record_id)
         return record_id, created
@@ -425,6 +431,10 @@ class SalesforceEmulator(EmulatorServer):
         record["SystemModstamp"] = record["LastModifiedDate"] = stamp(now)
 
     def _by_external_id(self, sobject: str, field: str, value: Any) -> str | None:
+        if field == EXTERNAL_ID:
+            return self.external[sobject].get(value)
+        if field == "Id":
+            return value if value in self.records[sobject] else None
         for record_id, record in self.records[sobject].items():
             if record.get(field) == value:
                 return record_id
@@ -449,8 +459,8 @@ class SalesforceEmulator(EmulatorServer):
                 f"{COLLECTION_LIMIT} records into this call",
                 "EXCEEDED_ID_LIMIT",
             )
-        index = self._external_index(sobject, field)
         keys = [record.get(field) for record in records]
+        counts = Counter(keys)
         plans: list[tuple[str | None, dict[str, Any], list[dict[str, Any]]]] = []
         for record, key in zip(records, keys, strict=True):
             kind = (record.get("attributes") or {}).get("type")
@@ -461,13 +471,13 @@ class SalesforceEmulator(EmulatorServer):
                 )
             if key in (None, ""):
                 found.append(record_error("MISSING_ARGUMENT", f"{field} not specified", [field]))
-            elif keys.count(key) > 1:
+            elif counts[key] > 1:
                 found.append(
                     record_error(
                         "DUPLICATE_VALUE", f"Duplicate external id specified: {key}", [field]
                     )
                 )
-            record_id = index.get(key)
+            record_id = self._by_external_id(sobject, field, key)
             found += self._problems(sobject, fields, creating=record_id is None)
             plans.append((record_id, fields, found))
         if body.get("allOrNone") and any(found for _id, _fields, found in plans):
@@ -488,13 +498,6 @@ class SalesforceEmulator(EmulatorServer):
             written_id, created = self._write(sobject, record_id, fields)
             results.append({"id": written_id, "success": True, "errors": [], "created": created})
         return Response(200, results)
-
-    def _external_index(self, sobject: str, field: str) -> dict[Any, str]:
-        return {
-            record[field]: record_id
-            for record_id, record in self.records[sobject].items()
-            if record.get(field)
-        }
 
     def sobject(self, method: str, sobject: str, rest: list[str], body: Any) -> Response:
         if not rest and method == "POST":
@@ -546,7 +549,8 @@ class SalesforceEmulator(EmulatorServer):
             if record_id is None:
                 return errors(404, "The requested resource does not exist", "NOT_FOUND")
             if method == "DELETE":
-                del self.records[sobject][record_id]
+                removed = self.records[sobject].pop(record_id)
+                self.external[sobject].pop(removed.get(EXTERNAL_ID), None)
                 key = self.modified_key.pop(record_id)
                 del self.modified[sobject][bisect.bisect_left(self.modified[sobject], key)]
                 return Response(204)
