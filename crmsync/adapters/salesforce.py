@@ -146,28 +146,37 @@ class SalesforceAdapter:
             contacts[contact] = _Contact(contact, state.data, state.changed, changes=state.changes)
         email_consents: dict[uuid.UUID, dict[str, bool]] = {}
         for change in sorted(changes, key=lambda change: change.sequence):
-            ends_all = change.topic == "contact.unsubscribed"
-            status = change.data.get("status")
-            is_email_consent = (
-                change.topic == "consent.recorded"
-                and change.data.get("channel") == "email"
-                and status in (*LIVE_STATUSES, *ENDED_STATUSES)
-            )
-            if not (ends_all or is_email_consent) or not change.contact_data:
+            live = self._email_consent(change)
+            # a consent object needs its Individual, which comes with the contact's record
+            asks_object = self.consent_objects and bool(self._asked(change))
+            if (live is None and not asks_object) or not change.contact_data:
                 continue  # erased since, or nothing Salesforce keeps
             entry = contacts.setdefault(
                 change.contact, _Contact(change.contact, change.contact_data)
             )
             entry.consents.append(change.id)
+            if live is None:
+                continue
             purposes = email_consents.setdefault(change.contact, {})
-            if ends_all:
-                purposes.clear()
-                purposes[""] = False  # every email consent ended
-            else:
-                purposes[change.data.get("purpose", "")] = status in LIVE_STATUSES
+            if change.topic == "contact.unsubscribed":
+                purposes.clear()  # every email consent ended
+            purposes[change.data.get("purpose", "")] = live
         for contact, purposes in email_consents.items():
             contacts[contact].opted_out = not any(purposes.values())
         return list(contacts.values())
+
+    @staticmethod
+    def _email_consent(change: Change) -> bool | None:
+        """Whether the change leaves an email consent live (True) or ended (False); None
+        when it is not about email consent."""
+        if change.topic == "contact.unsubscribed":
+            return False
+        status = change.data.get("status")
+        if change.topic != "consent.recorded" or change.data.get("channel") != "email":
+            return None
+        if status not in (*LIVE_STATUSES, *ENDED_STATUSES):
+            return None  # pending a double opt-in: not a consent yet
+        return status in LIVE_STATUSES
 
     def _consent_objects(self, changes: Sequence[Change]) -> list[_ConsentObject]:
         """The ContactPointTypeConsent of each mapped purpose and channel: the last asked."""

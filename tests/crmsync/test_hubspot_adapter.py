@@ -266,6 +266,15 @@ def test_a_refused_token_is_transient_and_says_so(hubspot: HubSpotEmulator) -> N
         adapter_for(hubspot, token="revoked").push([contact_change(person(1))])
 
 
+def test_a_hubspot_too_slow_to_answer_is_transient(hubspot: HubSpotEmulator) -> None:
+    hubspot.delay = 1.0
+    adapter = adapter_for(hubspot)
+    adapter.timeout = 0.2
+
+    with pytest.raises(TransientError, match="could not be reached"):
+        adapter.push([contact_change(person(1))])
+
+
 def test_an_unreachable_hubspot_is_transient(hubspot: HubSpotEmulator) -> None:
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))

@@ -181,6 +181,32 @@ def test_consent_objects_are_upserted_per_data_use_purpose_when_enabled(
     assert consent["PrivacyConsentStatus"] == "OptOut"
 
 
+def test_an_sms_consent_becomes_a_phone_consent_object_without_touching_the_email_opt_out(
+    salesforce: SalesforceEmulator,
+) -> None:
+    newsletter = salesforce.insert("DataUsePurpose", {"Name": "Newsletter"})
+    adapter = adapter_for(
+        salesforce, purpose_map={"newsletter": newsletter}, options={"consent_objects": True}
+    )
+
+    result = adapter.push([consent_change(person(1), "newsletter", channel="sms")])
+
+    [consent] = salesforce.find("ContactPointTypeConsent", DataUsePurposeId=newsletter)
+    assert consent["ContactPointType"] == "Phone"
+    assert consent["PrivacyConsentStatus"] == "OptIn"
+    assert contact_in(salesforce, 1).get("HasOptedOutOfEmail") is None
+    assert result.rejected == {}
+
+
+def test_a_salesforce_too_slow_to_answer_is_transient(salesforce: SalesforceEmulator) -> None:
+    salesforce.delay = 1.0
+    adapter = adapter_for(salesforce)
+    adapter.timeout = 0.2
+
+    with pytest.raises(TransientError, match="could not be reached"):
+        adapter.push([contact_change(person(1))])
+
+
 def test_consent_objects_are_left_alone_when_not_enabled(salesforce: SalesforceEmulator) -> None:
     newsletter = salesforce.insert("DataUsePurpose", {"Name": "Newsletter"})
 

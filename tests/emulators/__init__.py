@@ -76,6 +76,7 @@ class EmulatorServer:
         self.lock = threading.RLock()
         self.faults: deque[Fault] = deque()
         self.throttle: Throttle | None = None
+        self.delay = 0.0  # seconds each answer waits (a slow CRM, for timeouts)
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -152,6 +153,8 @@ class EmulatorServer:
         raise NotImplementedError
 
     def answer(self, method: str, target: str, headers: Any, raw: bytes) -> Response:
+        if self.delay:
+            time.sleep(self.delay)
         parts = urlsplit(target)
         query = parse_qs(parts.query)
         try:
