@@ -20,11 +20,17 @@ from hubspot import HubSpot  # type: ignore[import-untyped] # the client ships n
 from hubspot.communication_preferences import (  # type: ignore[import-untyped]
     PublicUpdateSubscriptionStatusRequest,
 )
+from hubspot.communication_preferences.exceptions import (  # type: ignore[import-untyped]
+    ApiException as PreferencesApiException,
+)
 from hubspot.crm.contacts import (  # type: ignore[import-untyped]
     BatchInputSimplePublicObjectBatchInput,
     BatchInputSimplePublicObjectBatchInputUpsert,
     SimplePublicObjectBatchInput,
     SimplePublicObjectBatchInputUpsert,
+)
+from hubspot.crm.contacts.exceptions import (  # type: ignore[import-untyped]
+    ApiException as ContactsApiException,
 )
 
 from consent.models import LegalBasis, Purpose
@@ -116,7 +122,9 @@ class HubSpotAdapter:
         """Upsert the contacts changed, then set the subscription statuses consents ask for.
 
         `contact.erased` changes nothing here: erasure reaches HubSpot through its own
-        propagation (GDPR delete, acknowledged on the privacy request), so it is delivered."""
+        propagation (GDPR delete, acknowledged on the privacy request), so it is delivered.
+        So is the change of a contact without an email, which HubSpot (keyed by email here)
+        does not hold."""
         result = PushResult()
         self._push_contacts(list(contact_states(changes).values()), result)
         for subscription in self._subscriptions(changes):
@@ -255,11 +263,8 @@ class HubSpotAdapter:
             return call()
         except urllib3.exceptions.HTTPError as problem:  # refused, reset, timed out
             raise TransientError(_("HubSpot could not be reached: %s") % problem) from problem
-        except Exception as problem:
-            status = getattr(problem, "status", None)
-            if status is None:
-                raise
-            raise _classified(problem, status) from problem
+        except (ContactsApiException, PreferencesApiException) as problem:
+            raise _classified(problem, problem.status or 0) from problem
 
 
 def _classified(problem: Any, status: int) -> Exception:
@@ -323,13 +328,24 @@ def _text(value: Any) -> str:
 
 
 def _explanation(change: Change, purpose: str, legal_basis: str) -> str:
+    """Why the status is what it is, naming the proof HubSpot's users can ask us for."""
+    if change.topic == "contact.unsubscribed":
+        return _(
+            "Consent Desk: unsubscribed from all marketing on %(when)s (event %(event)s); "
+            "purpose %(purpose)s, legal basis: %(basis)s"
+        ) % {
+            "when": change.occurred_at.isoformat(),
+            "event": change.id,
+            "purpose": purpose,
+            "basis": legal_basis,
+        }
     return _(
         "Consent Desk ledger record %(record)s: %(purpose)s by email, %(status)s on "
         "%(given_at)s (legal basis: %(basis)s)"
     ) % {
-        "record": change.data.get("record", change.id),
+        "record": change.data.get("record"),
         "purpose": purpose,
-        "status": change.data.get("status", "withdrawn"),
-        "given_at": change.data.get("given_at", change.occurred_at.isoformat()),
+        "status": change.data.get("status"),
+        "given_at": change.data.get("given_at"),
         "basis": legal_basis,
     }
