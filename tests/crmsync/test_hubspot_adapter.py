@@ -6,11 +6,12 @@ from collections.abc import Iterator
 import pytest
 
 from consent.models import LegalBasis
+from contacts.services import contact_payload
 from crmsync.adapters.base import ConnectionConfig, TransientError
 from crmsync.adapters.hubspot import HubSpotAdapter
 from tests.crmsync.crm_changes import consent_change, contact_change, other_change, person
 from tests.emulators.hubspot import HubSpotEmulator
-from tests.factories import PurposeFactory
+from tests.factories import ContactFactory, PurposeFactory
 
 TOKEN = "hubspot-test-token"
 UPSERT = "/crm/v3/objects/contacts/batch/upsert"
@@ -70,6 +71,23 @@ def test_a_contact_reaches_hubspot_by_email_with_the_default_properties(
     }
     assert result.rejected == {}
     assert result.remote_ids == {contact_change(camille).contact: stored["id"]}
+
+
+@pytest.mark.django_db
+def test_a_contact_of_ours_as_the_outbox_describes_it_reaches_hubspot(
+    hubspot: HubSpotEmulator,
+) -> None:
+    contact = ContactFactory(email="dominique@example.fr", phone="", lifecycle_stage="sql")
+    data = contact_payload(contact)
+
+    result = adapter_for(hubspot).push([contact_change(data, topic="contact.created")])
+
+    stored = hubspot.contact("dominique@example.fr")
+    assert stored is not None
+    assert stored["properties"]["lastname"] == contact.last_name
+    assert stored["properties"]["lifecyclestage"] == "salesqualifiedlead"
+    assert "phone" not in stored["properties"]  # nothing to say: HubSpot's stays as it is
+    assert result.remote_ids == {contact.public_id: stored["id"]}
 
 
 def test_a_hundred_contacts_go_in_one_full_call_and_more_are_split_at_a_hundred(

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from contacts.services import contact_payload
 from crmsync.adapters.base import ConnectionConfig, TransientError
 from crmsync.adapters.salesforce import SalesforceAdapter
 from tests.crmsync.crm_changes import GIVEN_AT, consent_change, contact_change, other_change, person
 from tests.emulators.salesforce import SalesforceEmulator
+from tests.factories import ContactFactory
 
 COLLECTION = "/composite/sobjects/Contact/ConsentDesk_Id__c"
 
@@ -63,6 +65,25 @@ def test_a_contact_reaches_salesforce_by_its_external_id_with_the_default_fields
     }
     assert result.rejected == {}
     assert result.remote_ids == {change.contact: record["Id"]}
+
+
+@pytest.mark.django_db
+def test_a_contact_of_ours_as_the_outbox_describes_it_reaches_salesforce(
+    salesforce: SalesforceEmulator,
+) -> None:
+    contact = ContactFactory(email="dominique@example.fr", job_title="CFO", country="BE")
+    change = contact_change(contact_payload(contact), topic="contact.created")
+
+    result = adapter_for(salesforce).push([change])
+
+    [record] = salesforce.find("Contact", ConsentDesk_Id__c=str(contact.public_id))
+    assert (record["Email"], record["LastName"], record["Title"], record["MailingCountry"]) == (
+        "dominique@example.fr",
+        contact.last_name,
+        "CFO",
+        "BE",
+    )
+    assert result.remote_ids == {contact.public_id: record["Id"]}
 
 
 def test_two_hundred_contacts_go_in_one_full_call_and_more_are_split_at_two_hundred(
