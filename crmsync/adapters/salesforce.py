@@ -17,6 +17,7 @@ points to.
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -194,7 +195,7 @@ class SalesforceAdapter:
                     data_use_purpose=self.config.purpose_map[purpose],
                     channel=channel,
                     opt_in=opt_in,
-                    given_at=change.data.get("given_at") or change.occurred_at.isoformat(),
+                    given_at=_salesforce_time(change.data.get("given_at"), change.occurred_at),
                     record=str(change.data.get("record") or change.id),
                 )
         return list(wanted.values())
@@ -222,8 +223,6 @@ class SalesforceAdapter:
             if value in (None, "") and ours not in contact.changed:
                 continue  # an empty value of ours never blanks what sales typed there
             record[theirs] = None if value == "" else value
-        # required: any upsert may create the record
-        record["LastName"] = record.get("LastName") or contact.data.get("last_name") or NO_LAST_NAME
         if contact.opted_out is not None:
             record["HasOptedOutOfEmail"] = contact.opted_out
         if self.consent_objects:
@@ -231,10 +230,11 @@ class SalesforceAdapter:
         return record
 
     def _individual(self, contact: _Contact) -> dict[str, Any]:
-        return {
-            "FirstName": contact.data.get("first_name") or None,
-            "LastName": contact.data.get("last_name") or NO_LAST_NAME,
+        names = {
+            "FirstName": contact.data.get("first_name"),
+            "LastName": contact.data.get("last_name"),
         }
+        return {name: value for name, value in names.items() if value}
 
     def _upsert_records(
         self,
@@ -251,6 +251,7 @@ class SalesforceAdapter:
                 for c in chunk
             ]
             outcome = send_isolating(records, partial(self._collection, sobject))
+            self._create_without_last_name(sobject, records, outcome)
             for index, remote_id in outcome.accepted.items():
                 if sobject == "Contact":
                     result.remote_ids[chunk[index].contact] = remote_id
@@ -259,6 +260,30 @@ class SalesforceAdapter:
                 for change in (*chunk[index].changes, *chunk[index].consents):
                     result.rejected[change] = message
         return refused
+
+    def _create_without_last_name(
+        self, sobject: str, records: list[dict[str, Any]], outcome: Outcome[Any]
+    ) -> None:
+        """Create again, with a placeholder last name, the records refused for want of one.
+
+        Salesforce requires a last name to create a Contact or an Individual, and some of our
+        contacts have none; sending the placeholder only when creating keeps a name sales
+        typed into an existing record."""
+        missing = [
+            index
+            for index, message in outcome.refused.items()
+            if "REQUIRED_FIELD_MISSING" in message and "LastName" in message
+        ]
+        if not missing:
+            return
+        named = [{**records[index], "LastName": NO_LAST_NAME} for index in missing]
+        again = send_isolating(named, partial(self._collection, sobject))
+        for position, index in enumerate(missing):
+            if position in again.accepted:
+                del outcome.refused[index]
+                outcome.accepted[index] = again.accepted[position]
+            else:
+                outcome.refused[index] = again.refused.get(position, outcome.refused[index])
 
     def _upsert_consent_objects(self, objects: list[_ConsentObject], result: PushResult) -> None:
         for chunk in _chunks(objects):
@@ -278,7 +303,7 @@ class SalesforceAdapter:
             "PrivacyConsentStatus": "OptIn" if consent.opt_in else "OptOut",
             "EffectiveFrom": consent.given_at,
             "CaptureDate": consent.given_at,
-            "CaptureSource": f"Consent Desk ledger record {consent.record}",
+            "CaptureSource": _("Consent Desk ledger record %s") % consent.record,
             "CaptureContactPointType": CONTACT_POINT_TYPES[consent.channel],
             "ContactPointType": CONTACT_POINT_TYPES[consent.channel],
         }
@@ -344,6 +369,12 @@ class SalesforceAdapter:
                 % {"status": status, "message": message}
             )
         return Refused(message)
+
+
+def _salesforce_time(value: str | None, default: datetime) -> str:
+    """A time as Salesforce writes it (2026-11-20T09:30:00.000+0000, in UTC)."""
+    moment = datetime.fromisoformat(value) if value else default
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
 def _codes(content: Any) -> list[str]:

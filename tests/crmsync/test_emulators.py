@@ -375,3 +375,30 @@ def test_salesforce_limits_raise_what_simple_salesforce_raises(
     salesforce.throttle = None
     client.query("SELECT Id FROM Contact")
     assert client.api_usage["api-usage"].used == 3
+
+
+def test_salesforce_refuses_values_of_the_wrong_type(salesforce: SalesforceEmulator) -> None:
+    [flag] = collection(
+        salesforce, [{"ConsentDesk_Id__c": "a", "LastName": "A", "HasOptedOutOfEmail": "yes"}]
+    )
+    client = sf_client(salesforce)
+    client.Individual.create({"LastName": "A", "ConsentDesk_Id__c": "a"})
+    [when] = client.restful(
+        "composite/sobjects/ContactPointTypeConsent/ConsentDesk_Id__c",
+        method="PATCH",
+        json={
+            "allOrNone": False,
+            "records": [
+                {
+                    "attributes": {"type": "ContactPointTypeConsent"},
+                    "ConsentDesk_Id__c": "a:x",
+                    "Name": "x",
+                    "Party": {"ConsentDesk_Id__c": "a"},
+                    "EffectiveFrom": "last tuesday",
+                }
+            ],
+        },
+    )
+
+    assert flag["errors"][0]["statusCode"] == "INVALID_TYPE_ON_FIELD_IN_RECORD"
+    assert when["errors"][0]["fields"] == ["EffectiveFrom"]

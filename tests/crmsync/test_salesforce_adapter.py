@@ -9,7 +9,7 @@ import pytest
 from contacts.services import contact_payload
 from crmsync.adapters.base import ConnectionConfig, TransientError
 from crmsync.adapters.salesforce import SalesforceAdapter
-from tests.crmsync.crm_changes import GIVEN_AT, consent_change, contact_change, other_change, person
+from tests.crmsync.crm_changes import consent_change, contact_change, other_change, person
 from tests.emulators.salesforce import SalesforceEmulator
 from tests.factories import ContactFactory
 
@@ -150,6 +150,17 @@ def test_a_consent_alone_creates_the_contact_with_its_fields_and_email_opt_in(
     assert record["HasOptedOutOfEmail"] is False
 
 
+def test_a_last_name_sales_typed_in_salesforce_is_kept_when_we_have_none(
+    salesforce: SalesforceEmulator,
+) -> None:
+    salesforce.insert("Contact", {"LastName": "Dupont", "ConsentDesk_Id__c": person(1)["id"]})
+
+    result = adapter_for(salesforce).push([contact_change(person(1, last_name=""))])
+
+    assert contact_in(salesforce, 1)["LastName"] == "Dupont"
+    assert result.rejected == {}
+
+
 def test_the_email_opt_out_follows_the_email_consents_the_batch_leaves_live(
     salesforce: SalesforceEmulator,
 ) -> None:
@@ -192,7 +203,7 @@ def test_consent_objects_are_upserted_per_data_use_purpose_when_enabled(
     [consent] = salesforce.find("ContactPointTypeConsent", PartyId=individual["Id"])
     assert consent["DataUsePurposeId"] == newsletter
     assert consent["PrivacyConsentStatus"] == "OptIn"
-    assert consent["EffectiveFrom"] == consent["CaptureDate"] == GIVEN_AT
+    assert consent["EffectiveFrom"] == consent["CaptureDate"] == "2026-11-20T09:30:00.000+0000"
     assert grant.data["record"] in consent["CaptureSource"]
     assert consent["ContactPointType"] == "Email"
 

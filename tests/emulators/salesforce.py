@@ -140,6 +140,15 @@ PICKLISTS = {
 }
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DATETIME_FIELDS = {"SystemModstamp", "LastModifiedDate", "CreatedDate"}
+DATETIME_INPUTS = {"EffectiveFrom", "EffectiveTo", "CaptureDate", "DoubleConsentCaptureDate"}
+DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?(Z|[+-]\d\d:?\d\d)$")
+BOOLEANS = {
+    "HasOptedOutOfEmail",
+    "DoNotCall",
+    "IsConverted",
+    "HasOptedOutTracking",
+    "HasOptedOutSolicit",
+}
 SOQL = re.compile(
     r"^\s*SELECT\s+(?P<fields>[\w\s,]+?)\s+FROM\s+(?P<type>\w+)"
     r"(?:\s+WHERE\s+(?P<field>\w+)\s*(?P<op>>=|<=|!=|=|>|<)\s*(?P<value>'(?:[^'\\]|\\.)*'|\S+))?"
@@ -162,6 +171,12 @@ def milliseconds_of(value: str) -> int:
 
 def errors(status: int, message: str, code: str) -> Response:
     return Response(status, [{"message": message, "errorCode": code}])
+
+
+def wrong_type(name: str, value: Any) -> bool:
+    if name in DATETIME_INPUTS:
+        return value is not None and not DATETIME.match(str(value))
+    return name in BOOLEANS and not isinstance(value, bool)
 
 
 def record_error(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
@@ -332,6 +347,14 @@ class SalesforceEmulator(EmulatorServer):
                     record_error(
                         "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
                         f"bad value for restricted picklist field: {value}",
+                        [name],
+                    )
+                )
+            elif wrong_type(name, value):
+                found.append(
+                    record_error(
+                        "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                        f"{name}: value not of required type: {value}",
                         [name],
                     )
                 )
