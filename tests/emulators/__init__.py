@@ -4,7 +4,12 @@ Each emulator is an in-memory server started on 127.0.0.1 with an ephemeral port
 thread of the test process; the real clients (hubspot-api-client, simple-salesforce) talk to
 it over real HTTP. What is shared lives here: the server thread, the call log, and the
 faults a test can ask for (a given status for the next calls, a share of throttled calls
-drawn from a seeded generator, a cap of requests per second).
+drawn from a seeded generator, a cap of requests per second, a delay before each answer).
+
+State lives in dicts and sorted indexes, so that an emulator holds 100,000 contacts and
+answers the pull's "changed since" queries without scanning them; a benchmark passes
+`keep_bodies=False` so that the call log keeps no request bodies. Being in the test's own
+process, an emulator shares its interpreter (and GIL) with the client it serves.
 """
 
 import json
