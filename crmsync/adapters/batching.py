@@ -7,8 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from crmsync.adapters.base import Change
+from crmsync.models import OutboxTopic
 
-CONTACT_TOPICS = ("contact.created", "contact.updated", "contact.merged")
+CONTACT_TOPICS = (
+    OutboxTopic.CONTACT_CREATED,
+    OutboxTopic.CONTACT_UPDATED,
+    OutboxTopic.CONTACT_MERGED,
+)
 
 Item = TypeVar("Item")
 

@@ -33,7 +33,7 @@ from hubspot.crm.contacts.exceptions import (  # type: ignore[import-untyped]
     ApiException as ContactsApiException,
 )
 
-from consent.models import LegalBasis, Purpose
+from consent.models import Channel, ConsentStatus, LegalBasis, Purpose
 from crmsync.adapters.base import Change, ConnectionConfig, PushResult, TransientError
 from crmsync.adapters.batching import (
     ContactState,
@@ -42,6 +42,7 @@ from crmsync.adapters.batching import (
     contact_states,
     send_isolating,
 )
+from crmsync.models import OutboxTopic
 
 BATCH_LIMIT = 100
 DEFAULT_FIELD_MAPPINGS = (
@@ -76,8 +77,8 @@ LEGAL_BASES = {
 }
 SIMILAR_PRODUCTS = "LEGITIMATE_INTEREST_CLIENT"
 ALREADY_DONE = re.compile(r"is already (un)?subscribed")
-LIVE_STATUSES = ("granted",)
-ENDED_STATUSES = ("withdrawn", "expired")
+LIVE_STATUSES = (ConsentStatus.GRANTED,)
+ENDED_STATUSES = (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED)
 
 Result = TypeVar("Result")
 
@@ -223,9 +224,12 @@ class HubSpotAdapter:
     def _asked(self, change: Change) -> list[tuple[str, bool, str]]:
         """(subscription id, subscribe?, our purpose) a change asks for; only email consents
         of mapped purposes map to HubSpot's email subscription types."""
-        if change.topic == "contact.unsubscribed":
+        if change.topic == OutboxTopic.CONTACT_UNSUBSCRIBED:
             return [(remote, False, purpose) for purpose, remote in self.config.purpose_map.items()]
-        if change.topic != "consent.recorded" or change.data.get("channel") != "email":
+        if (
+            change.topic != OutboxTopic.CONSENT_RECORDED
+            or change.data.get("channel") != Channel.EMAIL
+        ):
             return []
         purpose = change.data.get("purpose", "")
         remote = self.config.purpose_map.get(purpose)
@@ -236,7 +240,10 @@ class HubSpotAdapter:
 
     def _legal_bases(self, changes: Sequence[Change]) -> dict[str, tuple[str, str]]:
         """Our mapped purposes' legal bases: slug -> (ours, HubSpot's)."""
-        if not any(c.topic in ("consent.recorded", "contact.unsubscribed") for c in changes):
+        if not any(
+            c.topic in (OutboxTopic.CONSENT_RECORDED, OutboxTopic.CONTACT_UNSUBSCRIBED)
+            for c in changes
+        ):
             return {}
         purposes = Purpose.objects.filter(slug__in=self.config.purpose_map.keys())
         bases = {}
@@ -329,7 +336,7 @@ def _text(value: Any) -> str:
 
 def _explanation(change: Change, purpose: str, legal_basis: str) -> str:
     """Why the status is what it is, naming the proof HubSpot's users can ask us for."""
-    if change.topic == "contact.unsubscribed":
+    if change.topic == OutboxTopic.CONTACT_UNSUBSCRIBED:
         return _(
             "Consent Desk: unsubscribed from all marketing on %(when)s (event %(event)s); "
             "purpose %(purpose)s, legal basis: %(basis)s"

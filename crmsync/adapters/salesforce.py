@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
+from consent.models import Channel, ConsentStatus
 from crmsync.adapters.base import Change, ConnectionConfig, PushResult, TransientError
 from crmsync.adapters.batching import (
     ContactState,
@@ -34,6 +35,7 @@ from crmsync.adapters.batching import (
     contact_states,
     send_isolating,
 )
+from crmsync.models import OutboxTopic
 
 BATCH_LIMIT = 200
 API_VERSION = "59.0"
@@ -48,13 +50,13 @@ DEFAULT_FIELD_MAPPINGS = (
 )
 # Salesforce requires a last name; Web-to-Lead's own placeholder when a person gave none
 NO_LAST_NAME = "[not provided]"
-LIVE_STATUSES = ("granted",)
-ENDED_STATUSES = ("withdrawn", "expired")
-CONTACT_POINT_TYPES = {
-    "email": "Email",
-    "sms": "Phone",
-    "phone": "Phone",
-    "postal": "MailingAddress",
+LIVE_STATUSES = (ConsentStatus.GRANTED,)
+ENDED_STATUSES = (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED)
+CONTACT_POINT_TYPES: dict[str, str] = {
+    Channel.EMAIL: "Email",
+    Channel.SMS: "Phone",
+    Channel.PHONE: "Phone",
+    Channel.POSTAL: "MailingAddress",
 }
 # the API limits (403 REQUEST_LIMIT_EXCEEDED) and the server too busy for now (429, 503)
 LIMIT_CODES = ("REQUEST_LIMIT_EXCEEDED",)
@@ -159,7 +161,7 @@ class SalesforceAdapter:
             if live is None:
                 continue
             purposes = email_consents.setdefault(change.contact, {})
-            if change.topic == "contact.unsubscribed":
+            if change.topic == OutboxTopic.CONTACT_UNSUBSCRIBED:
                 purposes.clear()  # every email consent ended
             purposes[change.data.get("purpose", "")] = live
         for contact, purposes in email_consents.items():
@@ -170,10 +172,13 @@ class SalesforceAdapter:
     def _email_consent(change: Change) -> bool | None:
         """Whether the change leaves an email consent live (True) or ended (False); None
         when it is not about email consent."""
-        if change.topic == "contact.unsubscribed":
+        if change.topic == OutboxTopic.CONTACT_UNSUBSCRIBED:
             return False
         status = change.data.get("status")
-        if change.topic != "consent.recorded" or change.data.get("channel") != "email":
+        if (
+            change.topic != OutboxTopic.CONSENT_RECORDED
+            or change.data.get("channel") != Channel.EMAIL
+        ):
             return None
         if status not in (*LIVE_STATUSES, *ENDED_STATUSES):
             return None  # pending a double opt-in: not a consent yet
@@ -201,13 +206,13 @@ class SalesforceAdapter:
         return list(wanted.values())
 
     def _asked(self, change: Change) -> list[tuple[str, str, bool]]:
-        if change.topic == "contact.unsubscribed":
+        if change.topic == OutboxTopic.CONTACT_UNSUBSCRIBED:
             # every consent withdrawn: the email ones are those Salesforce's opt-out is about
-            return [(purpose, "email", False) for purpose in self.config.purpose_map]
+            return [(purpose, Channel.EMAIL, False) for purpose in self.config.purpose_map]
         purpose, channel = change.data.get("purpose", ""), change.data.get("channel", "")
         status = change.data.get("status")
         if (
-            change.topic != "consent.recorded"
+            change.topic != OutboxTopic.CONSENT_RECORDED
             or purpose not in self.config.purpose_map
             or channel not in CONTACT_POINT_TYPES
             or status not in (*LIVE_STATUSES, *ENDED_STATUSES)
