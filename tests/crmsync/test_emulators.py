@@ -124,8 +124,27 @@ def test_hubspot_search_limits_pages_to_200_and_paging_to_10000(hubspot: HubSpot
     search = "/crm/v3/objects/contacts/search"
 
     assert hub_post(hubspot, search, {"limit": 201}).status_code == 400
-    assert hub_post(hubspot, search, {"limit": 100, "after": "9950"}).status_code == 400
-    assert hub_post(hubspot, search, {"limit": 200, "after": "9800"}).status_code == 200
+    assert hub_post(hubspot, search, {"limit": 200, "after": "9950"}).status_code == 200
+    assert hub_post(hubspot, search, {"limit": 200, "after": "10000"}).status_code == 400
+
+
+def test_hubspot_search_offers_no_result_past_the_ten_thousandth(hubspot: HubSpotEmulator) -> None:
+    for n in range(10_050):
+        hubspot.put_contact({"email": f"p{n}@example.fr"})
+    search = "/crm/v3/objects/contacts/search"
+    since = {
+        "filterGroups": [
+            {"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": "0"}]}
+        ]
+    }
+    body = {**since, "sorts": ["lastmodifieddate"], "limit": 200}
+
+    last = hub_post(hubspot, search, {**body, "after": "9900"}).json()
+    beyond = hub_post(hubspot, search, {**body, "after": last["paging"]["next"]["after"]})
+
+    assert last["total"] == 10_050
+    assert len(last["results"]) == 100
+    assert beyond.status_code == 400
 
 
 def test_a_repeated_upsert_leaves_hubspot_unchanged(hubspot: HubSpotEmulator) -> None:

@@ -450,11 +450,13 @@ class HubSpotEmulator(EmulatorServer):
         after = int(body.get("after") or 0)
         if limit > SEARCH_PAGE_LIMIT:
             return error(400, f"limit must be at most {SEARCH_PAGE_LIMIT}")
-        if after + limit > SEARCH_TOTAL_LIMIT:
+        if after >= SEARCH_TOTAL_LIMIT:
+            # HubSpot still offers the next page, and refuses it: a pull moves its cursor
             return error(
                 400,
                 f"Paging beyond {SEARCH_TOTAL_LIMIT} results is not supported: narrow the filters",
             )
+        limit = min(limit, SEARCH_TOTAL_LIMIT - after)
         groups = body.get("filterGroups") or []
         sorts = [{"propertyName": s} if isinstance(s, str) else s for s in body.get("sorts") or []]
         try:
