@@ -15,15 +15,18 @@ CONTACT_TOPICS = (
     OutboxTopic.CONTACT_MERGED,
 )
 
+NOT_FOUND = 404
+
 Item = TypeVar("Item")
 
 
 class Refused(Exception):
     """The CRM refused what was sent for good (a 4xx that is not about rate or credentials)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.status = status
 
 
 @dataclass
@@ -61,6 +64,7 @@ class Outcome(Generic[Item]):
 
     accepted: dict[int, str] = field(default_factory=dict)  # item index -> CRM id
     refused: dict[int, str] = field(default_factory=dict)  # item index -> the CRM's message
+    missing: set[int] = field(default_factory=set)  # refused as not found (404)
 
 
 def send_isolating(
@@ -74,11 +78,13 @@ def send_isolating(
         return send(items)
     except Refused as refusal:
         if len(items) == 1:
-            return Outcome(refused={0: refusal.message})
+            missing = {0} if refusal.status == NOT_FOUND else set()
+            return Outcome(refused={0: refusal.message}, missing=missing)
     middle = len(items) // 2
     outcome: Outcome[Item] = Outcome()
     for offset, half in ((0, items[:middle]), (middle, items[middle:])):
         part = send_isolating(half, send)
         outcome.accepted.update({offset + index: id_ for index, id_ in part.accepted.items()})
         outcome.refused.update({offset + index: why for index, why in part.refused.items()})
+        outcome.missing.update(offset + index for index in part.missing)
     return outcome

@@ -144,7 +144,12 @@ class HubSpotAdapter:
         moved = [s for s in states if s.remote_id and "email" in s.changed]
         upserted = [s for s in states if s not in moved and s.data.get("email")]
         for chunk in _chunks(moved):
-            self._record(chunk, send_isolating(chunk, self._update), result)
+            outcome = send_isolating(chunk, self._update)
+            # a record gone from HubSpot (deleted, merged away): the new address makes a new one
+            upserted += [chunk[index] for index in sorted(outcome.missing)]
+            for index in outcome.missing:
+                del outcome.refused[index]
+            self._record(chunk, outcome, result)
         for chunk in _chunks(upserted):
             self._record(chunk, send_isolating(chunk, self._upsert), result)
 
@@ -289,7 +294,7 @@ def _classified(problem: Any, status: int) -> Exception:
         return TransientError(
             _("HubSpot failed (%(status)s): %(message)s") % {"status": status, "message": message}
         )
-    return Refused(message)
+    return Refused(message, status=status)
 
 
 def _message(problem: Any) -> str:

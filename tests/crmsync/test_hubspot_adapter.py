@@ -353,3 +353,18 @@ def test_an_email_changed_here_updates_the_same_hubspot_record(hubspot: HubSpotE
     assert list(hubspot.contacts) == [remote_id]
     assert hubspot.contact("camille.new@example.fr") is not None
     assert hubspot.contact("person1@example.fr") is None
+
+
+def test_an_email_changed_on_a_record_hubspot_no_longer_has_makes_a_new_one(
+    hubspot: HubSpotEmulator,
+) -> None:
+    moved = contact_change(
+        person(1, email="camille.new@example.fr"), remote_id="4040", changed=["email"]
+    )
+
+    result = adapter_for(hubspot).push([moved])
+
+    stored = hubspot.contact("camille.new@example.fr")
+    assert stored is not None
+    assert result.remote_ids == {moved.contact: stored["id"]}
+    assert result.rejected == {}
