@@ -8,6 +8,7 @@ HubSpot's refusal is then a rejected change (a dead letter) with HubSpot's messa
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,7 +75,15 @@ ALREADY_DONE = re.compile(r"is already (un)?subscribed")
 LIVE_STATUSES = (ConsentStatus.GRANTED,)
 ENDED_STATUSES = (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED)
 
+# a rate limit this short is waited out within a batch of subscription calls, up to a budget
+SHORT_WAIT = 2.0
+WAIT_BUDGET = 10.0
+
 Result = TypeVar("Result")
+
+
+class RateLimited(TransientError):
+    """HubSpot's 429: the portal's rate limit, for now."""
 
 
 @dataclass(frozen=True)
@@ -122,9 +131,10 @@ class HubSpotAdapter:
         does not hold."""
         result = PushResult()
         self._push_contacts(list(contact_states(changes).values()), result)
+        waited = 0.0
         for subscription in self._subscriptions(changes):
             try:
-                self._call(partial(self._set_status, subscription))
+                waited = self._call_waiting(partial(self._set_status, subscription), waited)
             except Refused as refusal:
                 # "is already (un)subscribed": a replay finding its own work done
                 if not ALREADY_DONE.search(refusal.message):
@@ -275,6 +285,24 @@ class HubSpotAdapter:
         return method(request, _request_timeout=self.timeout)
 
     # -- errors ------------------------------------------------------------------------------
+    def _call_waiting(self, call: Callable[[], Any], waited: float) -> float:
+        """Make a call of the batch's many, waiting out short rate limits here; the seconds
+        waited in the batch so far.
+
+        A batch sent again replays the calls made before a rate limit (a call each), so on
+        a busy portal a batch that gave up at each one might never get through; within a
+        budget of waiting, it moves on."""
+        while True:
+            try:
+                self._call(call)
+                return waited
+            except RateLimited as limited:
+                pause = limited.retry_after if limited.retry_after is not None else 1.0
+                if pause > SHORT_WAIT or waited + pause > WAIT_BUDGET:
+                    raise
+                time.sleep(pause)
+                waited += pause
+
     def _call(self, call: Callable[[], Result]) -> Result:
         """Make one call to HubSpot, its failures told apart: for now (TransientError) or
         for good (Refused)."""
@@ -290,7 +318,7 @@ def _classified(problem: Any, status: int) -> Exception:
     message = _message(problem)
     if status == 429:
         retry_after = _seconds((problem.headers or {}).get("Retry-After"))
-        return TransientError(_("HubSpot rate limit: %s") % message, retry_after=retry_after)
+        return RateLimited(_("HubSpot rate limit: %s") % message, retry_after=retry_after)
     if status in (401, 403):
         # a configuration problem: retried, then parked, until staff fix the token or scopes
         return TransientError(

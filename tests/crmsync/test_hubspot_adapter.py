@@ -272,6 +272,37 @@ def test_rate_limit_is_transient_with_hubspots_retry_after(hubspot: HubSpotEmula
     assert hubspot.contacts == {}
 
 
+@pytest.mark.django_db
+def test_short_rate_limits_are_waited_out_within_a_batch_of_subscriptions(
+    hubspot: HubSpotEmulator,
+) -> None:
+    PurposeFactory(slug="newsletter")
+    hubspot.retry_after = "0.01"
+    hubspot.rate_limit(ratio=0.3, seed=7)
+    consents = [consent_change(person(n), "newsletter") for n in range(40)]
+
+    result = adapter_for(hubspot).push(consents)
+
+    assert result.rejected == {}
+    assert all(
+        hubspot.subscription_status(f"person{n}@example.fr", "1001")["status"] == "SUBSCRIBED"  # type: ignore[index]
+        for n in range(40)
+    )
+    assert len([call for call in hubspot.calls if call.status == 429]) >= 5
+
+
+@pytest.mark.django_db
+def test_a_long_rate_limit_gives_the_batch_back(hubspot: HubSpotEmulator) -> None:
+    PurposeFactory(slug="newsletter")
+    hubspot.retry_after = "30"
+    hubspot.rate_limit(ratio=1.0)
+
+    with pytest.raises(TransientError) as raised:
+        adapter_for(hubspot).push([consent_change(person(1), "newsletter")])
+
+    assert raised.value.retry_after == 30.0
+
+
 def test_a_server_error_is_transient(hubspot: HubSpotEmulator) -> None:
     hubspot.fail_next(status=500, body={"status": "error", "message": "internal error"})
 
