@@ -77,13 +77,30 @@ def send_isolating(
     try:
         return send(items)
     except Refused as refusal:
-        if len(items) == 1:
-            missing = {0} if refusal.status == NOT_FOUND else set()
-            return Outcome(refused={0: refusal.message}, missing=missing)
+        return _isolated(items, send, refusal)
+
+
+def _isolated(
+    items: Sequence[Item], send: Callable[[Sequence[Item]], Outcome[Item]], refusal: Refused
+) -> Outcome[Item]:
+    if len(items) == 1:
+        missing = {0} if refusal.status == NOT_FOUND else set()
+        return Outcome(refused={0: refusal.message}, missing=missing)
     middle = len(items) // 2
-    outcome: Outcome[Item] = Outcome()
+    halves: list[tuple[int, Sequence[Item], Outcome[Item] | Refused]] = []
     for offset, half in ((0, items[:middle]), (middle, items[middle:])):
-        part = send_isolating(half, send)
+        try:
+            halves.append((offset, half, send(half)))
+        except Refused as half_refused:
+            halves.append((offset, half, half_refused))
+    if all(isinstance(part, Refused) and part.message == refusal.message for *_, part in halves):
+        # the same refusal whatever the records (a property that does not exist, say): it is
+        # about the call, and splitting further would only spend the CRM's rate limit
+        return Outcome(refused=dict.fromkeys(range(len(items)), refusal.message))
+    outcome: Outcome[Item] = Outcome()
+    for offset, half, part in halves:
+        if isinstance(part, Refused):
+            part = _isolated(half, send, part)
         outcome.accepted.update({offset + index: id_ for index, id_ in part.accepted.items()})
         outcome.refused.update({offset + index: why for index, why in part.refused.items()})
         outcome.missing.update(offset + index for index in part.missing)
