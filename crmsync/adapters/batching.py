@@ -23,10 +23,14 @@ Item = TypeVar("Item")
 class Refused(Exception):
     """The CRM refused what was sent for good (a 4xx that is not about rate or credentials)."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, about_the_call: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        # refused whatever the records (a mapped field the CRM lacks): every record is refused
+        self.about_the_call = about_the_call
 
 
 @dataclass
@@ -83,6 +87,9 @@ def send_isolating(
 def _isolated(
     items: Sequence[Item], send: Callable[[Sequence[Item]], Outcome[Item]], refusal: Refused
 ) -> Outcome[Item]:
+    if refusal.about_the_call:
+        # splitting would only spend the CRM's rate limit on the same refusal
+        return Outcome(refused=dict.fromkeys(range(len(items)), refusal.message))
     if len(items) == 1:
         missing = {0} if refusal.status == NOT_FOUND else set()
         return Outcome(refused={0: refusal.message}, missing=missing)
@@ -93,10 +100,6 @@ def _isolated(
             halves.append((offset, half, send(half)))
         except Refused as half_refused:
             halves.append((offset, half, half_refused))
-    if all(isinstance(part, Refused) and part.message == refusal.message for *_, part in halves):
-        # the same refusal whatever the records (a property that does not exist, say): it is
-        # about the call, and splitting further would only spend the CRM's rate limit
-        return Outcome(refused=dict.fromkeys(range(len(items)), refusal.message))
     outcome: Outcome[Item] = Outcome()
     for offset, half, part in halves:
         if isinstance(part, Refused):

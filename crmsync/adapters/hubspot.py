@@ -72,6 +72,7 @@ LEGAL_BASES = {
 }
 SIMILAR_PRODUCTS = "LEGITIMATE_INTEREST_CLIENT"
 ALREADY_DONE = re.compile(r"is already (un)?subscribed")
+CALL_ERRORS = re.compile(r"PROPERTY_DOESNT_EXIST|READ_ONLY_VALUE")
 LIVE_STATUSES = (ConsentStatus.GRANTED,)
 ENDED_STATUSES = (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED)
 
@@ -329,7 +330,9 @@ def _classified(problem: Any, status: int) -> Exception:
         return TransientError(
             _("HubSpot failed (%(status)s): %(message)s") % {"status": status, "message": message}
         )
-    return Refused(message, status=status)
+    # a mapped property HubSpot lacks or will not let us write: no record of the batch passes
+    about_the_call = status == 400 and bool(CALL_ERRORS.search(message))
+    return Refused(message, status=status, about_the_call=about_the_call)
 
 
 def _message(problem: Any) -> str:

@@ -60,6 +60,7 @@ CONTACT_POINT_TYPES: dict[str, str] = {
 }
 # the API limits (403 REQUEST_LIMIT_EXCEEDED) and the server too busy for now (429, 503)
 LIMIT_CODES = ("REQUEST_LIMIT_EXCEEDED",)
+CALL_ERRORS = ("NOT_FOUND", "INVALID_FIELD", "INVALID_TYPE")
 
 Result = TypeVar("Result")
 
@@ -373,7 +374,9 @@ class SalesforceAdapter:
                 _("Salesforce failed (%(status)s): %(message)s")
                 % {"status": status, "message": message}
             )
-        return Refused(message)
+        # the object, the external id field or a mapped field does not exist in this org
+        about_the_call = status == 404 or any(code in CALL_ERRORS for code in codes)
+        return Refused(message, status=status, about_the_call=about_the_call)
 
 
 def _salesforce_time(value: str | None, default: datetime) -> str:

@@ -351,7 +351,7 @@ def test_an_invalid_input_is_rejected_and_the_rest_of_the_batch_delivered(
     assert set(result.remote_ids) == {change.contact for change in good}
 
 
-def test_a_mapping_to_a_property_hubspot_lacks_rejects_the_batch_in_three_calls(
+def test_a_mapping_to_a_property_hubspot_lacks_rejects_the_batch_in_one_call(
     hubspot: HubSpotEmulator,
 ) -> None:
     mappings = [{"field": "language", "remote": "consentdesk_language", "direction": "push"}]
@@ -362,7 +362,7 @@ def test_a_mapping_to_a_property_hubspot_lacks_rejects_the_batch_in_three_calls(
     assert set(result.rejected) == {change.id for change in changes}
     assert "consentdesk_language" in result.rejected[changes[0].id]
     assert "does not exist" in result.rejected[changes[0].id]
-    assert len(hubspot.calls_to(UPSERT)) == 3  # the batch, then its two halves
+    assert len(hubspot.calls_to(UPSERT)) == 1  # not halved down to each contact
 
 
 @pytest.mark.django_db

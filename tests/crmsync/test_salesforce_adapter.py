@@ -276,6 +276,18 @@ def test_a_whole_call_refused_is_narrowed_down_to_the_records_at_fault(
     assert len(salesforce.records["Contact"]) == 4
 
 
+def test_an_external_id_field_salesforce_lacks_rejects_the_batch_in_one_call(
+    salesforce: SalesforceEmulator,
+) -> None:
+    changes = [contact_change(person(n)) for n in range(50)]
+
+    result = adapter_for(salesforce, options={"external_id_field": "Missing__c"}).push(changes)
+
+    assert set(result.rejected) == {change.id for change in changes}
+    assert "Missing__c" in result.rejected[changes[0].id]
+    assert len(salesforce.calls) == 1
+
+
 def test_the_api_request_limit_is_transient(salesforce: SalesforceEmulator) -> None:
     salesforce.rate_limit(ratio=1.0)
 
