@@ -88,7 +88,7 @@ class _ConsentObject:
     channel: str
     opt_in: bool
     given_at: str
-    record: str
+    source: str  # where it was captured: the ledger record, or the unsubscribe event
 
 
 class SalesforceAdapter:
@@ -202,7 +202,7 @@ class SalesforceAdapter:
                     channel=channel,
                     opt_in=opt_in,
                     given_at=_salesforce_time(change.data.get("given_at"), change.occurred_at),
-                    record=str(change.data.get("record") or change.id),
+                    source=_capture_source(change),
                 )
         return list(wanted.values())
 
@@ -309,7 +309,7 @@ class SalesforceAdapter:
             "PrivacyConsentStatus": "OptIn" if consent.opt_in else "OptOut",
             "EffectiveFrom": consent.given_at,
             "CaptureDate": consent.given_at,
-            "CaptureSource": _("Consent Desk ledger record %s") % consent.record,
+            "CaptureSource": consent.source,
             "CaptureContactPointType": CONTACT_POINT_TYPES[consent.channel],
             "ContactPointType": CONTACT_POINT_TYPES[consent.channel],
         }
@@ -377,6 +377,12 @@ class SalesforceAdapter:
         # the object, the external id field or a mapped field does not exist in this org
         about_the_call = status == 404 or any(code in CALL_ERRORS for code in codes)
         return Refused(message, status=status, about_the_call=about_the_call)
+
+
+def _capture_source(change: Change) -> str:
+    if change.topic == OutboxTopic.CONTACT_UNSUBSCRIBED:
+        return _("Consent Desk: unsubscribed from all marketing (event %s)") % change.id
+    return _("Consent Desk ledger record %s") % change.data.get("record")
 
 
 def _salesforce_time(value: str | None, default: datetime) -> str:
