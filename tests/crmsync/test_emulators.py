@@ -233,6 +233,19 @@ def test_hubspot_v3_never_resubscribes_an_opt_out(hubspot: HubSpotEmulator) -> N
     assert hubspot.subscription_status("a@example.fr", "1001")["status"] == "NOT_SUBSCRIBED"  # type: ignore[index]
 
 
+def test_a_hubspot_opt_out_shows_on_the_contact_for_a_pull_to_see(hubspot: HubSpotEmulator) -> None:
+    upsert(hubspot, ["a@example.fr"])
+    before = hubspot.contact("a@example.fr")["properties"]["lastmodifieddate"]  # type: ignore[index]
+    body = {"emailAddress": "a@example.fr", "subscriptionId": "1001"}
+
+    hub_post(hubspot, "/communication-preferences/v3/unsubscribe", body)
+
+    properties = hubspot.contact("a@example.fr")["properties"]  # type: ignore[index]
+    assert properties["hs_email_optout_1001"] == "true"
+    assert properties["lastmodifieddate"] > before
+    assert upsert(hubspot, ["a@example.fr"], hs_email_optout_1001="false").status_code == 400
+
+
 # -- Salesforce ------------------------------------------------------------------------------
 def test_salesforce_serves_tls_that_only_a_client_trusting_its_certificate_accepts(
     salesforce: SalesforceEmulator,

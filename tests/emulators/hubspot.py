@@ -5,7 +5,8 @@ that hubspot-api-client 12 calls (paths, bodies and answers as documented by Hub
   `batch/read`, `search` (filters, sorts, `after` paging, at most 200 a page and 10,000 in
   all, as HubSpot limits), `GET`/`PATCH /crm/v3/objects/contacts/{id}`, `gdpr-delete`;
 - `/communication-preferences/v3/status/email/{email}`, `subscribe`, `unsubscribe`,
-  `definitions`: v3 never subscribes again an address that opted out of a subscription.
+  `definitions`: v3 never subscribes again an address that opted out of a subscription;
+  each status is mirrored on the contact (`hs_email_optout_<id>`, read-only), as HubSpot does.
 
 A property is only "modified" (its `lastmodifieddate` moves) when a value changes, so a
 replayed upsert leaves the state identical. An invalid input fails the whole batch with 400,
@@ -75,6 +76,7 @@ LEGAL_BASES = {
     "LEGITIMATE_INTEREST_OTHER",
 }
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+OPT_OUT = "hs_email_optout_"  # + subscription id
 CONTACTS = "/crm/v3/objects/contacts"
 PREFERENCES = "/communication-preferences/v3"
 
@@ -89,6 +91,10 @@ def milliseconds_of(value: str) -> int:
     if value.isdigit():
         return int(value)
     return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _text(flag: bool) -> str:
+    return "true" if flag else "false"
 
 
 def error(status: int, message: str, category: str = "VALIDATION_ERROR", **extra: Any) -> Response:
@@ -278,7 +284,7 @@ class HubSpotEmulator(EmulatorServer):
         return None
 
     def _value_problem(self, name: str, value: Any) -> dict[str, str] | None:
-        if name in READ_ONLY_PROPERTIES:
+        if name in READ_ONLY_PROPERTIES or name.startswith(OPT_OUT):
             return {
                 "name": name,
                 "error": "READ_ONLY_VALUE",
@@ -613,4 +619,9 @@ class HubSpotEmulator(EmulatorServer):
             "legalBasis": legal_basis,
             "legalBasisExplanation": body.get("legalBasisExplanation"),
         }
+        contact_id = self.ids_by_email.get(email)
+        if contact_id is not None:
+            # HubSpot mirrors each opt-out in a read-only contact property, which moves the
+            # contact's lastmodifieddate: how a pull sees subscription changes
+            self._write(contact_id, email, {f"{OPT_OUT}{subscription_id}": _text(not subscribe)})
         return Response(200, self._status(email, subscription_id))
