@@ -1,0 +1,427 @@
+"""Salesforce: contacts by sObject Collections upsert on an external id holding our contact's
+public id, consents as `HasOptedOutOfEmail` and, when enabled, `ContactPointTypeConsent`.
+
+`HasOptedOutOfEmail` is decided from the batch alone (a change carries one consent record,
+not the person's whole state): it turns false when an email consent of the contact is
+granted in the batch, and true when the batch ends (withdraws, expires, unsubscribes from
+all) their email consents without granting one. A withdrawal of one purpose while another
+email consent stays live thus opts the contact out in Salesforce until their next grant:
+the flag errs on the side of not emailing.
+
+With `options["consent_objects"]`, each consent of a purpose mapped to a data-use purpose
+(`purpose_map`: our slug -> the DataUsePurpose id) is upserted as a `ContactPointTypeConsent`
+of the contact's `Individual` (both keyed by the same external id field), which the Contact
+points to.
+"""
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import requests
+from django.utils.translation import gettext as _
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceError
+
+from consent.models import Channel, ConsentStatus
+from crmsync.adapters.base import Change, ConnectionConfig, PushResult, TransientError
+from crmsync.adapters.batching import (
+    ContactState,
+    Outcome,
+    Refused,
+    contact_states,
+    send_isolating,
+)
+from crmsync.models import OutboxTopic
+
+BATCH_LIMIT = 200
+API_VERSION = "59.0"
+EXTERNAL_ID_FIELD = "ConsentDesk_Id__c"
+DEFAULT_FIELD_MAPPINGS = (
+    ("email", "Email"),
+    ("first_name", "FirstName"),
+    ("last_name", "LastName"),
+    ("phone", "Phone"),
+    ("job_title", "Title"),
+    ("country", "MailingCountry"),
+)
+# Salesforce requires a last name; Web-to-Lead's own placeholder when a person gave none
+NO_LAST_NAME = "[not provided]"
+LIVE_STATUSES = (ConsentStatus.GRANTED,)
+ENDED_STATUSES = (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED)
+CONTACT_POINT_TYPES: dict[str, str] = {
+    Channel.EMAIL: "Email",
+    Channel.SMS: "Phone",
+    Channel.PHONE: "Phone",
+    Channel.POSTAL: "MailingAddress",
+}
+# the API limits (403 REQUEST_LIMIT_EXCEEDED) and the server too busy for now (429, 503)
+LIMIT_CODES = ("REQUEST_LIMIT_EXCEEDED",)
+CALL_ERRORS = ("NOT_FOUND", "INVALID_FIELD", "INVALID_TYPE")
+
+Result = TypeVar("Result")
+
+
+@dataclass
+class _Contact:
+    """What one contact's record in Salesforce receives from the batch."""
+
+    contact: uuid.UUID
+    data: dict[str, Any]
+    changed: set[str] = field(default_factory=set)
+    opted_out: bool | None = None  # HasOptedOutOfEmail, when the batch decides it
+    changes: list[uuid.UUID] = field(default_factory=list)  # contact changes
+    consents: list[uuid.UUID] = field(default_factory=list)  # consent changes
+
+
+@dataclass(frozen=True)
+class _ConsentObject:
+    """A ContactPointTypeConsent: one contact, one data-use purpose, one channel."""
+
+    change: uuid.UUID
+    contact: uuid.UUID
+    purpose: str
+    data_use_purpose: str
+    channel: str
+    opt_in: bool
+    given_at: str
+    source: str  # where it was captured: the ledger record, or the unsubscribe event
+
+
+class SalesforceAdapter:
+    """Pushes our changes to a Salesforce org through simple-salesforce."""
+
+    batch_size = BATCH_LIMIT
+
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.timeout = timeout
+        self.external_id = str(config.options.get("external_id_field") or EXTERNAL_ID_FIELD)
+        self.consent_objects = bool(config.options.get("consent_objects"))
+        self.session = session or requests.Session()
+        # simple-salesforce's errors keep the body, not the headers: Retry-After is read here
+        self.retry_after: float | None = None
+        self.session.hooks["response"].append(self._remember_retry_after)
+        self.client = Salesforce(
+            instance_url=config.base_url.rstrip("/"),
+            session_id=config.credentials.get("session_id") or config.credentials.get("token", ""),
+            version=str(config.options.get("api_version") or API_VERSION),
+            session=self.session,
+        )
+        mappings = [
+            (mapping["field"], mapping["remote"])
+            for mapping in config.field_mappings
+            if mapping.get("direction") in ("push", "both")
+        ]
+        self.mappings = mappings or list(DEFAULT_FIELD_MAPPINGS)
+
+    def push(self, changes: Sequence[Change]) -> PushResult:
+        """Upsert the contacts changed (with their email opt-out), then their consent objects.
+
+        `contact.erased` changes nothing here: erasure reaches Salesforce through its own
+        propagation (delete or anonymise, acknowledged on the privacy request)."""
+        result = PushResult()
+        contacts = self._contacts(changes)
+        refused: set[uuid.UUID] = set()
+        if self.consent_objects and contacts:
+            refused |= self._upsert_records("Individual", contacts, self._individual, result)
+        live = [c for c in contacts if c.contact not in refused]
+        refused |= self._upsert_records("Contact", live, self._contact_record, result)
+        objects = [o for o in self._consent_objects(changes) if o.contact not in refused]
+        if objects:
+            self._upsert_consent_objects(objects, result)
+        return result
+
+    # -- what the batch asks -------------------------------------------------------------------
+    def _contacts(self, changes: Sequence[Change]) -> list[_Contact]:
+        """One record per contact: its last state in the batch and its email opt-out."""
+        states: dict[uuid.UUID, ContactState] = contact_states(changes)
+        contacts: dict[uuid.UUID, _Contact] = {}
+        for contact, state in states.items():
+            contacts[contact] = _Contact(contact, state.data, state.changed, changes=state.changes)
+        email_consents: dict[uuid.UUID, dict[str, bool]] = {}
+        for change in sorted(changes, key=lambda change: change.sequence):
+            live = self._email_consent(change)
+            # a consent object needs its Individual, which comes with the contact's record
+            asks_object = self.consent_objects and bool(self._asked(change))
+            if (live is None and not asks_object) or not change.contact_data:
+                continue  # erased since, or nothing Salesforce keeps
+            entry = contacts.setdefault(
+                change.contact, _Contact(change.contact, change.contact_data)
+            )
+            entry.consents.append(change.id)
+            if live is None:
+                continue
+            purposes = email_consents.setdefault(change.contact, {})
+            if change.topic == OutboxTopic.CONTACT_UNSUBSCRIBED:
+                purposes.clear()  # every email consent ended
+            purposes[change.data.get("purpose", "")] = live
+        for contact, purposes in email_consents.items():
+            contacts[contact].opted_out = not any(purposes.values())
+        return list(contacts.values())
+
+    @staticmethod
+    def _email_consent(change: Change) -> bool | None:
+        """Whether the change leaves an email consent live (True) or ended (False); None
+        when it is not about email consent."""
+        if change.topic == OutboxTopic.CONTACT_UNSUBSCRIBED:
+            return False
+        status = change.data.get("status")
+        if (
+            change.topic != OutboxTopic.CONSENT_RECORDED
+            or change.data.get("channel") != Channel.EMAIL
+        ):
+            return None
+        if status not in (*LIVE_STATUSES, *ENDED_STATUSES):
+            return None  # pending a double opt-in: not a consent yet
+        return status in LIVE_STATUSES
+
+    def _consent_objects(self, changes: Sequence[Change]) -> list[_ConsentObject]:
+        """The ContactPointTypeConsent of each mapped purpose and channel: the last asked."""
+        if not self.consent_objects:
+            return []
+        wanted: dict[tuple[uuid.UUID, str, str], _ConsentObject] = {}
+        for change in sorted(changes, key=lambda change: change.sequence):
+            if not change.contact_data:
+                continue
+            for purpose, channel, opt_in in self._asked(change):
+                wanted[(change.contact, purpose, channel)] = _ConsentObject(
+                    change=change.id,
+                    contact=change.contact,
+                    purpose=purpose,
+                    data_use_purpose=self.config.purpose_map[purpose],
+                    channel=channel,
+                    opt_in=opt_in,
+                    given_at=_salesforce_time(change.data.get("given_at"), change.occurred_at),
+                    source=_capture_source(change),
+                )
+        return list(wanted.values())
+
+    def _asked(self, change: Change) -> list[tuple[str, str, bool]]:
+        if change.topic == OutboxTopic.CONTACT_UNSUBSCRIBED:
+            # every consent withdrawn: the email ones are those Salesforce's opt-out is about
+            return [(purpose, Channel.EMAIL, False) for purpose in self.config.purpose_map]
+        purpose, channel = change.data.get("purpose", ""), change.data.get("channel", "")
+        status = change.data.get("status")
+        if (
+            change.topic != OutboxTopic.CONSENT_RECORDED
+            or purpose not in self.config.purpose_map
+            or channel not in CONTACT_POINT_TYPES
+            or status not in (*LIVE_STATUSES, *ENDED_STATUSES)
+        ):
+            return []  # unmapped, a channel Salesforce has no contact point for, or pending
+        return [(purpose, channel, status in LIVE_STATUSES)]
+
+    # -- records -------------------------------------------------------------------------------
+    def _contact_record(self, contact: _Contact) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        for ours, theirs in self.mappings:
+            value = contact.data.get(ours)
+            if value in (None, "") and ours not in contact.changed:
+                continue  # an empty value of ours never blanks what sales typed there
+            record[theirs] = None if value == "" else value
+        if contact.opted_out is not None:
+            record["HasOptedOutOfEmail"] = contact.opted_out
+        if self.consent_objects:
+            record["Individual"] = {self.external_id: str(contact.contact)}
+        return record
+
+    def _individual(self, contact: _Contact) -> dict[str, Any]:
+        names = {
+            "FirstName": contact.data.get("first_name"),
+            "LastName": contact.data.get("last_name"),
+        }
+        return {name: value for name, value in names.items() if value}
+
+    def _upsert_records(
+        self,
+        sobject: str,
+        contacts: list[_Contact],
+        fields: Callable[[_Contact], dict[str, Any]],
+        result: PushResult,
+    ) -> set[uuid.UUID]:
+        """Upsert one record per contact; the contacts Salesforce refused."""
+        refused = set()
+        for chunk in _chunks(contacts):
+            records = [
+                {"attributes": {"type": sobject}, self.external_id: str(c.contact), **fields(c)}
+                for c in chunk
+            ]
+            outcome = send_isolating(records, partial(self._collection, sobject))
+            self._create_without_last_name(sobject, records, outcome)
+            for index, remote_id in outcome.accepted.items():
+                if sobject == "Contact":
+                    result.remote_ids[chunk[index].contact] = remote_id
+            for index, message in outcome.refused.items():
+                refused.add(chunk[index].contact)
+                for change in (*chunk[index].changes, *chunk[index].consents):
+                    result.rejected[change] = message
+        return refused
+
+    def _create_without_last_name(
+        self, sobject: str, records: list[dict[str, Any]], outcome: Outcome[Any]
+    ) -> None:
+        """Create again, with a placeholder last name, the records refused for want of one.
+
+        Salesforce requires a last name to create a Contact or an Individual, and some of our
+        contacts have none; sending the placeholder only when creating keeps a name sales
+        typed into an existing record."""
+        missing = [
+            index
+            for index, message in outcome.refused.items()
+            if "REQUIRED_FIELD_MISSING" in message and "LastName" in message
+        ]
+        if not missing:
+            return
+        named = [{**records[index], "LastName": NO_LAST_NAME} for index in missing]
+        again = send_isolating(named, partial(self._collection, sobject))
+        for position, index in enumerate(missing):
+            if position in again.accepted:
+                del outcome.refused[index]
+                outcome.accepted[index] = again.accepted[position]
+            else:
+                outcome.refused[index] = again.refused.get(position, outcome.refused[index])
+
+    def _upsert_consent_objects(self, objects: list[_ConsentObject], result: PushResult) -> None:
+        for chunk in _chunks(objects):
+            records = [self._consent_object(o) for o in chunk]
+            outcome = send_isolating(records, partial(self._collection, "ContactPointTypeConsent"))
+            for index, message in outcome.refused.items():
+                result.rejected[chunk[index].change] = message
+
+    def _consent_object(self, consent: _ConsentObject) -> dict[str, Any]:
+        return {
+            "attributes": {"type": "ContactPointTypeConsent"},
+            # one per contact, data-use purpose and channel: a replay finds it again
+            self.external_id: f"{consent.contact}:{consent.data_use_purpose}:{consent.channel}",
+            "Name": f"{consent.purpose} ({consent.channel})"[:80],
+            "Party": {self.external_id: str(consent.contact)},
+            "DataUsePurposeId": consent.data_use_purpose,
+            "PrivacyConsentStatus": "OptIn" if consent.opt_in else "OptOut",
+            "EffectiveFrom": consent.given_at,
+            "CaptureDate": consent.given_at,
+            "CaptureSource": consent.source,
+            "CaptureContactPointType": CONTACT_POINT_TYPES[consent.channel],
+            "ContactPointType": CONTACT_POINT_TYPES[consent.channel],
+        }
+
+    def _collection(self, sobject: str, records: Sequence[dict[str, Any]]) -> Outcome[Any]:
+        """One sObject Collections upsert; each record's id or errors."""
+        answer = self._call(
+            lambda: self.client.restful(
+                f"composite/sobjects/{sobject}/{self.external_id}",
+                method="PATCH",
+                json={"allOrNone": False, "records": list(records)},
+                timeout=self.timeout,
+            )
+        )
+        outcome: Outcome[Any] = Outcome()
+        for index, item in enumerate(answer or []):
+            if item.get("success"):
+                outcome.accepted[index] = str(item.get("id"))
+            else:
+                outcome.refused[index] = _errors_text(item.get("errors") or [])
+        return outcome
+
+    # -- errors --------------------------------------------------------------------------------
+    def _remember_retry_after(self, response: requests.Response, **kwargs: Any) -> None:
+        self.retry_after = _seconds(response.headers.get("Retry-After"))
+
+    def _call(self, call: Callable[[], Result]) -> Result:
+        """Make one call to Salesforce, its failures told apart: for now (TransientError) or
+        for good (Refused)."""
+        self.retry_after = None
+        try:
+            return call()
+        except requests.exceptions.SSLError as problem:
+            raise TransientError(
+                _("Salesforce's TLS certificate could not be verified: %s") % problem
+            ) from problem
+        except requests.exceptions.RequestException as problem:  # refused, reset, timed out
+            raise TransientError(_("Salesforce could not be reached: %s") % problem) from problem
+        except SalesforceError as problem:
+            raise self._classified(problem) from problem
+
+    def _classified(self, problem: SalesforceError) -> Exception:
+        status, message, codes = (
+            problem.status,
+            _content_text(problem.content),
+            _codes(problem.content),
+        )
+        if any(code in LIMIT_CODES for code in codes) or status in (429, 503):
+            return TransientError(
+                _("Salesforce limit reached (%(status)s): %(message)s")
+                % {"status": status, "message": message},
+                retry_after=self.retry_after,
+            )
+        if status in (401, 403):
+            # a configuration problem: retried, then parked, until staff fix the session
+            return TransientError(
+                _("Salesforce refused the session (%(status)s): %(message)s")
+                % {"status": status, "message": message}
+            )
+        if status >= 500:
+            return TransientError(
+                _("Salesforce failed (%(status)s): %(message)s")
+                % {"status": status, "message": message}
+            )
+        # the object, the external id field or a mapped field does not exist in this org
+        about_the_call = status == 404 or any(code in CALL_ERRORS for code in codes)
+        return Refused(message, status=status, about_the_call=about_the_call)
+
+
+def _capture_source(change: Change) -> str:
+    if change.topic == OutboxTopic.CONTACT_UNSUBSCRIBED:
+        return _("Consent Desk: unsubscribed from all marketing (event %s)") % change.id
+    return _("Consent Desk ledger record %s") % change.data.get("record")
+
+
+def _salesforce_time(value: str | None, default: datetime) -> str:
+    """A time as Salesforce writes it (2026-11-20T09:30:00.000+0000, in UTC)."""
+    moment = datetime.fromisoformat(value) if value else default
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def _codes(content: Any) -> list[str]:
+    if isinstance(content, list):
+        return [str(item.get("errorCode", "")) for item in content if isinstance(item, dict)]
+    return []
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, list):
+        return "; ".join(
+            f"{item.get('errorCode', '')}: {item.get('message', '')}"
+            for item in content
+            if isinstance(item, dict)
+        )
+    return str(content)
+
+
+def _errors_text(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{error.get('statusCode', '')}: {error.get('message', '')}" for error in errors
+    ) or _("Salesforce refused the record without saying why")
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: the machinery's backoff decides
+
+
+Item = TypeVar("Item")
+
+
+def _chunks(items: list[Item]) -> list[list[Item]]:
+    return [items[start : start + BATCH_LIMIT] for start in range(0, len(items), BATCH_LIMIT)]
