@@ -405,9 +405,7 @@ def _minor_without_guardian(purpose: Purpose, at: datetime) -> Q:
     for the pair has no guardian's consent either)."""
     if purpose.legal_basis not in MARKETING_BASES:
         return NOBODY
-    by_guardian = Q(**{f"{STATE}__isnull": False}) & guardian_consent_condition(
-        f"{STATE}__actor"
-    )
+    by_guardian = Q(**{f"{STATE}__isnull": False}) & guardian_consent_condition(f"{STATE}__actor")
     return under_age_condition(at) & ~by_guardian
 
 

@@ -10,18 +10,18 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from freezegun import freeze_time
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from freezegun import freeze_time
 
 from campaigns.models import Campaign, Recipient, RecipientStatus
 from campaigns.sending import campaign_advance, campaign_send, step_batch_send
 from campaigns.services import campaign_cancel
-from consent.models import MessageSent
 from campaigns.tasks import advance_campaign, send_step_batch
+from consent.models import MessageSent
 from contacts.models import Interest
 from contacts.services import suppression_add
 from core.models import AuditAction, AuditEvent
