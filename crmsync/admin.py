@@ -25,6 +25,7 @@ from crmsync.connections import (
 from crmsync.models import Connection, ConnectionKind, DeadLetter, OutboxEvent
 from crmsync.push import dead_letters_replay
 from crmsync.selectors import connection_lag
+from crmsync.services import connections_changed
 
 # the connection's own fields the form edits (its credentials apart)
 CONNECTION_FIELDS = (
@@ -187,6 +188,14 @@ class ConnectionAdmin(admin.ModelAdmin):
                 "changed": sorted(form.changed_data),
             },
         )
+
+    def delete_model(self, request: HttpRequest, obj: Connection) -> None:
+        super().delete_model(request, obj)
+        connections_changed()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        super().delete_queryset(request, queryset)
+        connections_changed()
 
     def _lag(self, obj: Connection) -> Any:
         cached = getattr(obj, "_lag_cached", None)

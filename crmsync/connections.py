@@ -25,7 +25,7 @@ from crmsync.models import (
     ConnectionState,
     MappingDirection,
 )
-from crmsync.services import outbox_head
+from crmsync.services import connections_changed, outbox_head
 
 
 def mappable_fields() -> list[str]:
@@ -172,6 +172,7 @@ def connection_create(
     with transaction.atomic():
         connection.save()
         ConnectionState.objects.create(connection=connection, push_cursor=outbox_head())
+        transaction.on_commit(connections_changed)
     return connection
 
 
@@ -200,6 +201,7 @@ def connection_update(
         ConnectionState.objects.get_or_create(
             connection=connection, defaults={"push_cursor": outbox_head()}
         )
+        transaction.on_commit(connections_changed)
     return connection
 
 

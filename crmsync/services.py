@@ -29,6 +29,8 @@ SEQUENCER_LOCK = 1_400_014
 SEQUENCER_BATCH = 5000
 # The cache key that stands for "a push of this connection is queued and has not started".
 PUSH_QUEUED_KEY = "crmsync:push-queued:{}"
+ENABLED_CONNECTIONS_KEY = "crmsync:enabled-connections"
+ENABLED_CONNECTIONS_SECONDS = 10
 
 
 def outbox_emit(*, topic: OutboxTopic, contact: Contact, payload: dict[str, Any]) -> OutboxEvent:
@@ -82,12 +84,27 @@ def _push_queued() -> None:
     # here, not at the top: the tasks call these services
     from crmsync.tasks import push_connection
 
-    connection_ids = Connection.objects.filter(enabled=True).values_list("pk", flat=True)
-    for connection_id in connection_ids:
+    for connection_id in enabled_connection_ids():
         # one queued push at a time per connection: the task deletes the key as it starts,
         # so a change committed after that queues the next one
         if cache.add(PUSH_QUEUED_KEY.format(connection_id), 1, settings.CRM_PUSH_DEBOUNCE):
             push_connection.delay(connection_id)
+
+
+def enabled_connection_ids() -> list[int]:
+    """The enabled connections, kept in the cache for a few seconds: a commit queues their
+    pushes without a query of its own (`connections_changed` forgets them)."""
+    ids = cache.get_or_set(
+        ENABLED_CONNECTIONS_KEY,
+        lambda: list(Connection.objects.filter(enabled=True).values_list("pk", flat=True)),
+        ENABLED_CONNECTIONS_SECONDS,
+    )
+    return list(ids or [])
+
+
+def connections_changed() -> None:
+    """A connection was created, changed or deleted: the next commit reads them again."""
+    cache.delete(ENABLED_CONNECTIONS_KEY)
 
 
 def push_started(*, connection_id: int) -> None:

@@ -66,6 +66,7 @@ from core.management.commands.setup_roles import DPO
 from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
 from core.services import job_run_claim
 from crmsync.models import DeadLetter, OutboxEvent, OutboxTopic
+from crmsync.services import push_soon
 from preferences.models import PreferenceToken
 from preferences.selectors import purposes_loaded
 from preferences.services import (
@@ -685,6 +686,7 @@ def _erase_contacts(
             for contact in contacts
         ]
     )
+    push_soon()  # the CRMs erase the person too, soon after the commit
     return {contact.pk: contact for contact in contacts}
 
 
