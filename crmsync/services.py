@@ -74,13 +74,13 @@ def push_soon() -> None:
     per transaction, however many events it wrote), so that a change reaches the CRMs in
     seconds rather than at the next safety-net run."""
     hooks = transaction.get_connection().run_on_commit
-    if any(hook is _push_queued for _savepoints, hook, _robust in hooks):
+    if any(hook is push_after_commit for _savepoints, hook, _robust in hooks):
         return
     # robust: the change is committed whatever happens here; the safety net catches up
-    transaction.on_commit(_push_queued, robust=True)
+    transaction.on_commit(push_after_commit, robust=True)
 
 
-def _push_queued() -> None:
+def push_after_commit() -> None:
     # here, not at the top: the tasks call these services
     from crmsync.tasks import push_connection
 

@@ -15,6 +15,7 @@ MAX_CURSOR = 2**63 - 1
 class EventQuerySerializer(serializers.Serializer):
     after = serializers.RegexField(
         r"^[0-9]{1,19}$",
+        trim_whitespace=False,
         required=False,
         default="0",
         help_text=_("The cursor of the last event read (`next_cursor`); none: from the start."),
