@@ -84,6 +84,7 @@ class ConnectionForm(forms.ModelForm):
     """The connection's settings; its credentials are typed, never shown: a field left empty
     keeps what is stored."""
 
+    base_url = forms.URLField(label=_("base URL"), max_length=500, assume_scheme="https")
     token = forms.CharField(
         label=_("access token"),
         required=False,
