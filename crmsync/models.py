@@ -47,7 +47,13 @@ class OutboxEvent(models.Model):
                 fields=["created_at", "id"],
                 condition=models.Q(sequence__isnull=True),
                 name="outbox_unnumbered",
-            )
+            ),
+            # the push's "processed" marking: numbered events not yet delivered everywhere
+            models.Index(
+                fields=["sequence"],
+                condition=models.Q(processed_at__isnull=True),
+                name="outbox_undelivered",
+            ),
         ]
 
     def __str__(self) -> str:
