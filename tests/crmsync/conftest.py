@@ -16,7 +16,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def hook(receiver: Receiver, settings: object) -> Connection:
+def hook(receiver: Receiver) -> Connection:
     """An enabled webhook connection to `receiver`, created before any event."""
     return connection_create(
         name="integrator",
