@@ -44,7 +44,7 @@ from crmsync.models import (
     DeadLetter,
     OutboxEvent,
 )
-from crmsync.services import outbox_sequence
+from crmsync.services import outbox_head, outbox_sequence
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,10 @@ def connection_push(*, connection_id: int) -> PushOutcome:
     connection = Connection.objects.filter(pk=connection_id, enabled=True).first()
     if connection is None:
         return outcome
+    # made with the connection (crmsync.connections); here too for one made otherwise
+    ConnectionState.objects.get_or_create(
+        connection=connection, defaults={"push_cursor": outbox_head()}
+    )
     try:
         adapter = adapter_for(connection_config(connection))
     except AdapterUnavailable as error:
@@ -314,25 +318,46 @@ def _park(
 
 
 def links_store(*, connection_id: int, remote_ids: dict[uuid.UUID, str], now: datetime) -> None:
-    """Remember the CRM's id of each contact (by public id): the later answer wins, also over
-    another contact that held the same remote id (the CRM merged them or reused the id)."""
+    """Remember the CRM's id of each contact (by public id), a few statements for the batch:
+    the later answer wins, also over another contact that held the same remote id (the CRM
+    merged them, or reused the id)."""
     if not remote_ids:
         return
     contacts = dict(
         Contact.objects.filter(public_id__in=list(remote_ids)).values_list("public_id", "pk")
     )
-    for public_id, remote_id in remote_ids.items():
-        contact_id = contacts.get(public_id)
-        if contact_id is None or not remote_id:
-            continue
-        ContactLink.objects.filter(connection_id=connection_id, remote_id=remote_id).exclude(
-            contact_id=contact_id
-        ).delete()
-        ContactLink.objects.update_or_create(
-            connection_id=connection_id,
-            contact_id=contact_id,
-            defaults={"remote_id": str(remote_id), "updated_at": now},
-        )
+    # one contact per remote id: the last one named wins
+    by_remote = {
+        str(remote_id): contacts[public_id]
+        for public_id, remote_id in remote_ids.items()
+        if remote_id and public_id in contacts
+    }
+    wanted = {contact_id: remote_id for remote_id, contact_id in by_remote.items()}
+    existing = ContactLink.objects.filter(connection_id=connection_id).filter(
+        Q(contact_id__in=list(wanted)) | Q(remote_id__in=list(by_remote))
+    )
+    kept = set()
+    stale = []
+    for pk, contact_id, remote_id in existing.values_list("pk", "contact_id", "remote_id"):
+        if wanted.get(contact_id) == remote_id:
+            kept.add(contact_id)
+        else:
+            stale.append(pk)
+    ContactLink.objects.filter(pk__in=stale).delete()
+    ContactLink.objects.bulk_create(
+        [
+            ContactLink(
+                connection_id=connection_id,
+                contact_id=contact_id,
+                remote_id=remote_id,
+                updated_at=now,
+            )
+            for contact_id, remote_id in wanted.items()
+            if contact_id not in kept
+        ],
+        # a pull may have stored the same link meanwhile
+        ignore_conflicts=True,
+    )
 
 
 def outbox_mark_processed() -> int:

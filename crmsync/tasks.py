@@ -1,6 +1,7 @@
 """Celery tasks of CRM sync: thin adapters over `crmsync.push`."""
 
 from celery import shared_task
+from django.conf import settings
 
 from core.tasks import RETRY_ON_NETWORK_ERRORS
 from crmsync.models import Connection
@@ -18,7 +19,9 @@ def push_connection(connection_id: int) -> int:
     if outcome.more:
         push_connection.delay(connection_id)
     elif outcome.retry_in is not None:
-        push_connection.apply_async((connection_id,), countdown=outcome.retry_in)
+        # a longer Retry-After is kept by the claim's backoff: the safety net comes back then
+        countdown = min(outcome.retry_in, settings.CRM_PUSH_BACKOFF_CAP)
+        push_connection.apply_async((connection_id,), countdown=countdown)
     return outcome.delivered
 
 

@@ -32,5 +32,11 @@ def adapter_for(config: ConnectionConfig) -> Adapter:
             _("The %(kind)s adapter (%(path)s) is not available: %(error)s")
             % {"kind": config.kind, "path": path, "error": error}
         ) from error
-    adapter: Adapter = adapter_class(config)
+    try:
+        adapter: Adapter = adapter_class(config)
+    except Exception as error:  # a bad configuration fails this connection alone, named
+        raise AdapterUnavailable(
+            _("The %(kind)s adapter cannot be set up: %(error)s")
+            % {"kind": config.kind, "error": f"{type(error).__name__}: {error}"}
+        ) from error
     return adapter

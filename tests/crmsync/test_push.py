@@ -16,7 +16,7 @@ from crmsync.adapters.base import Change, ConnectionConfig, PushResult
 from crmsync.adapters.webhook import WebhookAdapter
 from crmsync.connections import connection_create
 from crmsync.models import Connection, ConnectionState, ContactLink, DeadLetter, OutboxEvent
-from crmsync.push import _claim, connection_push, dead_letters_replay, retry_delay
+from crmsync.push import _claim, connection_push, dead_letters_replay, links_store, retry_delay
 from crmsync.services import outbox_emit, outbox_head, outbox_sequence
 from privacy.services import contact_erase
 from tests.crmsync.receiver import Receiver, bodies
@@ -423,3 +423,38 @@ def test_a_disabled_connection_is_not_pushed_and_does_not_hold_back_the_others(
 
     assert receiver.received_ids() == [str(event.pk)]
     assert OutboxEvent.objects.get(pk=event.pk).processed_at is not None
+
+
+def test_the_crm_s_latest_answer_wins_for_each_contact_and_each_remote_id(
+    rejecting: Connection,
+) -> None:
+    lea, paul = ContactFactory(), ContactFactory()
+    links_store(connection_id=rejecting.pk, remote_ids={lea.public_id: "42"}, now=timezone.now())
+
+    # the CRM now calls Paul 42 (it merged them) and Léa 43
+    links_store(
+        connection_id=rejecting.pk,
+        remote_ids={paul.public_id: "42", lea.public_id: "43"},
+        now=timezone.now(),
+    )
+
+    links = dict(ContactLink.objects.values_list("contact_id", "remote_id"))
+    assert links == {paul.pk: "42", lea.pk: "43"}
+
+
+def test_a_connection_made_without_its_push_state_gets_one_at_the_end_of_the_outbox(
+    receiver: Receiver,
+) -> None:
+    changes(1)
+    outbox_sequence()
+    bare = Connection.objects.create(
+        name="bare", kind="webhook", base_url=receiver.url, credentials_token=""
+    )
+    ConnectionState.objects.filter(pk=bare.pk).delete()
+
+    connection_push(connection_id=bare.pk)
+
+    state_made = ConnectionState.objects.get(pk=bare.pk)
+    assert state_made.push_cursor == outbox_head()
+    # and without its secret, it says so instead of failing the worker
+    assert "cannot be set up" in state_made.last_error and "secret" in state_made.last_error
