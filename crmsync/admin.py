@@ -23,9 +23,10 @@ from crmsync.connections import (
     connection_validate,
 )
 from crmsync.models import Connection, ConnectionKind, DeadLetter, OutboxEvent
-from crmsync.push import dead_letters_replay
+from crmsync.push import connections_retry_now, dead_letters_replay
 from crmsync.selectors import connection_lag
 from crmsync.services import connections_changed
+from crmsync.tasks import push_connection
 
 # the connection's own fields the form edits (its credentials apart)
 CONNECTION_FIELDS = (
@@ -138,6 +139,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     """Staff admins manage the connections; marketers may look (core roles)."""
 
     form = ConnectionForm
+    actions = ["push_now"]
     list_display = (
         "name",
         "kind",
@@ -188,6 +190,24 @@ class ConnectionAdmin(admin.ModelAdmin):
                 "created": not change,
                 "changed": sorted(form.changed_data),
             },
+        )
+
+    @admin.action(
+        description=_("Push now (ending any wait after failures)"), permissions=["change"]
+    )
+    def push_now(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        ids = list(queryset.filter(enabled=True).values_list("pk", flat=True))
+        connections_retry_now(connection_ids=ids)
+        for connection_id in ids:
+            push_connection.delay(connection_id)
+        self.message_user(
+            request,
+            ngettext(
+                "A push of %(count)d connection is queued.",
+                "A push of %(count)d connections is queued.",
+                len(ids),
+            )
+            % {"count": len(ids)},
         )
 
     def delete_model(self, request: HttpRequest, obj: Connection) -> None:

@@ -112,6 +112,14 @@ def connection_push(*, connection_id: int) -> PushOutcome:
             return outcome
 
 
+def connections_retry_now(*, connection_ids: Sequence[int]) -> int:
+    """End the backoff of these connections (their CRM is back, say): the next push, queued
+    by the caller, goes at once. Answers how many were waiting."""
+    return ConnectionState.objects.filter(
+        pk__in=list(connection_ids), next_attempt_at__isnull=False
+    ).update(next_attempt_at=None)
+
+
 def connection_waiting(*, connection_id: int) -> bool:
     """Whether committed events wait for this connection (numbering them first)."""
     outbox_sequence()

@@ -11,9 +11,11 @@ from crmsync.connections import connection_create, connection_credentials
 from crmsync.models import Connection, ConnectionState, DeadLetter
 from crmsync.push import connection_push
 from crmsync.services import outbox_emit
+from crmsync.tasks import push_connection
 from tests.admin.forms import submitted_form
 from tests.crmsync.receiver import SECRET, Receiver, receiver_running
 from tests.factories import ContactFactory
+from tests.queued import held_back
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +179,22 @@ def test_opening_a_dead_letter_is_audited_with_its_contact(as_superuser: Client)
     assert response.status_code == 200
     (audit,) = AuditEvent.objects.filter(action=AuditAction.VIEW_OUTBOX_EVENT)
     assert audit.contact == contact and audit.details["outbox_event"] == str(event.pk)
+
+
+def test_push_now_ends_the_wait_after_a_failure_and_delivers(as_superuser: Client) -> None:
+    with receiver_running(Receiver()) as receiver:
+        connection = webhook(receiver.url)
+        event = outbox_emit(topic="contact.updated", contact=ContactFactory(), payload={})
+        receiver.fail_next(1, status=503)
+        connection_push(connection_id=connection.pk)
+        assert ConnectionState.objects.get(pk=connection.pk).next_attempt_at is not None
+
+        # the push the action queues, run here
+        with held_back(push_connection) as queued:
+            as_superuser.post(
+                CONNECTIONS, {"action": "push_now", "_selected_action": [connection.pk]}
+            )
+        assert queued == [(connection.pk,)]
+        push_connection(*queued[0])
+
+        assert receiver.received_ids() == [str(event.pk)]
