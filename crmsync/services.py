@@ -81,6 +81,7 @@ def push_soon() -> None:
 
 
 def push_after_commit() -> None:
+    """Queue a push of every enabled connection, unless one is queued and not yet started."""
     # here, not at the top: the tasks call these services
     from crmsync.tasks import push_connection
 
