@@ -2,7 +2,9 @@
 were written, so that no cursor (a connection's, or the feed's) can pass an event it has not
 seen, even when the transaction that wrote it first commits last."""
 
+import random
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -107,3 +109,71 @@ def test_an_event_committed_late_is_pushed_after_the_cursor_passed_its_successor
     # then: both delivered, the late one after the cursor had passed the other
     assert receiver.received_ids() == [str(early.pk), str(late["event"].pk)]
     assert late["event"].created_at < early.created_at
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_following_the_cursor_under_concurrent_writers_sees_each_event_once(
+    no_push_queued: None,
+) -> None:
+    # given: writers committing events in transactions of varied length, while a reader
+    # numbers and reads on from its cursor, as the feed and the push do
+    contacts = ContactFactory.create_batch(4)
+    stop = threading.Event()
+    written: list[str] = []
+    lock = threading.Lock()
+
+    def writer(number: int) -> None:
+        try:
+            for round_number in range(25):
+                with transaction.atomic():
+                    events = [
+                        outbox_emit(
+                            topic="contact.updated",
+                            contact=contacts[number],
+                            payload={"round": round_number, "n": n},
+                        )
+                        for n in range(2)
+                    ]
+                    time.sleep(random.uniform(0, 0.01))  # noqa: S311 - timing, not a secret
+                with lock:
+                    written.extend(str(event.pk) for event in events)
+        finally:
+            database.close()
+
+    seen: list[str] = []
+
+    def reader() -> None:
+        cursor = 0
+        try:
+            while True:
+                finished = stop.is_set()
+                outbox_sequence()
+                batch = list(
+                    OutboxEvent.objects.filter(sequence__gt=cursor)
+                    .order_by("sequence")
+                    .values_list("pk", "sequence")[:7]
+                )
+                seen.extend(str(pk) for pk, _sequence in batch)
+                if batch:
+                    cursor = batch[-1][1]
+                elif finished:
+                    return
+        finally:
+            database.close()
+
+    writers = [threading.Thread(target=writer, args=(number,)) for number in range(4)]
+    following = threading.Thread(target=reader)
+    following.start()
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(60)
+    stop.set()
+    following.join(60)
+
+    # then: every event once, none lost, none repeated
+    assert len(written) == 200
+    assert sorted(seen) == sorted(written)
+    assert len(set(seen)) == len(seen)
