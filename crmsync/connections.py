@@ -1,8 +1,8 @@
 """CRM connections: their settings, checked, and their credentials, encrypted at rest (GDPR
 Art. 32): the database holds a Fernet token, never the plaintext (`core.encryption`).
 
-Apart from `crmsync.services`, which the apps below this one import to write the outbox: this
-module needs theirs (the contact's fields, the purposes)."""
+A module apart from `crmsync.services`, which the apps below this one import to write the
+outbox: this one needs their services (the contact's fields, the purposes)."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -42,39 +42,35 @@ def field_mappings_problems(mappings: Any) -> list[str]:
     seen: set[str] = set()
     for number, mapping in enumerate(mappings, start=1):
         where = _("Mapping %(number)d") % {"number": number}
-        if not isinstance(mapping, dict):
-            problems.append(_("%(where)s: not an object.") % {"where": where})
-            continue
-        unexpected = sorted(set(mapping) - {"field", "remote", "direction", "conflict"})
-        if unexpected:
-            problems.append(
-                _("%(where)s: unknown keys %(keys)s.")
-                % {"where": where, "keys": ", ".join(unexpected)}
-            )
-        field = mapping.get("field")
-        if field not in known:
-            problems.append(
-                _("%(where)s: unknown field %(field)r (one of: %(known)s).")
-                % {"where": where, "field": field, "known": ", ".join(sorted(known))}
-            )
-        elif field in seen:
-            problems.append(
-                _("%(where)s: %(field)s is mapped twice.") % {"where": where, "field": field}
-            )
+        found = _mapping_problems(mapping, known)
+        field = mapping.get("field") if isinstance(mapping, dict) else None
+        if field in known and field in seen:
+            found.append(_("%(field)s is mapped twice.") % {"field": field})
         seen.add(str(field))
-        if not isinstance(mapping.get("remote"), str) or not mapping["remote"].strip():
-            problems.append(_("%(where)s: name the CRM's field in “remote”.") % {"where": where})
-        for key, choices in (("direction", MappingDirection), ("conflict", ConflictRule)):
-            if mapping.get(key) not in choices.values:
-                problems.append(
-                    _("%(where)s: unknown %(key)s %(value)r (one of: %(known)s).")
-                    % {
-                        "where": where,
-                        "key": key,
-                        "value": mapping.get(key),
-                        "known": ", ".join(choices.values),
-                    }
-                )
+        problems += [f"{where}: {problem}" for problem in found]
+    return problems
+
+
+def _mapping_problems(mapping: Any, known: set[str]) -> list[str]:
+    if not isinstance(mapping, dict):
+        return [_("not an object.")]
+    problems = []
+    unexpected = sorted(set(mapping) - {"field", "remote", "direction", "conflict"})
+    if unexpected:
+        problems.append(_("unknown keys %(keys)s.") % {"keys": ", ".join(unexpected)})
+    if mapping.get("field") not in known:
+        problems.append(
+            _("unknown field %(field)r (one of: %(known)s).")
+            % {"field": mapping.get("field"), "known": ", ".join(sorted(known))}
+        )
+    if not isinstance(mapping.get("remote"), str) or not mapping["remote"].strip():
+        problems.append(_("name the CRM's field in “remote”."))
+    for key, choices in (("direction", MappingDirection), ("conflict", ConflictRule)):
+        if mapping.get(key) not in choices.values:
+            problems.append(
+                _("unknown %(key)s %(value)r (one of: %(known)s).")
+                % {"key": key, "value": mapping.get(key), "known": ", ".join(choices.values)}
+            )
     return problems
 
 
