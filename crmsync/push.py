@@ -289,7 +289,7 @@ def retry_delay(failures: int, retry_after: float | None) -> float:
     cap = settings.CRM_PUSH_BACKOFF_CAP
     if retry_after is not None:
         return max(float(retry_after), 0.0)
-    delay = min(cap, settings.CRM_PUSH_BACKOFF_BASE * 2 ** (failures - 1))
+    delay = min(cap, settings.CRM_PUSH_BACKOFF_BASE * 2 ** min(failures - 1, 60))
     return random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not a secret
 
 
