@@ -495,7 +495,9 @@ CRM_PUSH_BACKOFF_BASE = env.float("CRM_PUSH_BACKOFF_BASE", default=2.0)
 CRM_PUSH_BACKOFF_CAP = env.float("CRM_PUSH_BACKOFF_CAP", default=600.0)
 CRM_PUSH_LEASE = env.int("CRM_PUSH_LEASE_SECONDS", default=600)
 CRM_PUSH_TIME_BUDGET = env.int("CRM_PUSH_TIME_BUDGET_SECONDS", default=60)
-CRM_PUSH_DEBOUNCE = env.int("CRM_PUSH_DEBOUNCE_SECONDS", default=2)
+# The debounce needs a cache the web and the workers share (Redis): without REDIS_URL each
+# process has its own, and a commit could wait for a push another process already started.
+CRM_PUSH_DEBOUNCE = env.int("CRM_PUSH_DEBOUNCE_SECONDS", default=2 if REDIS_URL else 0)
 if CRM_PUSH_MAX_FAILURES < 1 or CRM_PUSH_LEASE < 1 or CRM_PUSH_BACKOFF_CAP <= 0:
     raise ImproperlyConfigured(
         "CRM_PUSH_MAX_FAILURES and CRM_PUSH_LEASE_SECONDS must be >= 1, "

@@ -85,10 +85,11 @@ def push_after_commit() -> None:
     # here, not at the top: the tasks call these services
     from crmsync.tasks import push_connection
 
+    debounce = settings.CRM_PUSH_DEBOUNCE
     for connection_id in enabled_connection_ids():
         # one queued push at a time per connection: the task deletes the key as it starts,
         # so a change committed after that queues the next one
-        if cache.add(PUSH_QUEUED_KEY.format(connection_id), 1, settings.CRM_PUSH_DEBOUNCE):
+        if debounce <= 0 or cache.add(PUSH_QUEUED_KEY.format(connection_id), 1, debounce):
             push_connection.delay(connection_id)
 
 

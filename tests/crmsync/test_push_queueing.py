@@ -2,6 +2,7 @@
 nor for a rolled-back one), not again while one is queued and not started, by the safety net
 for every enabled connection, and after a failure at the time the CRM asked for."""
 
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -45,7 +46,10 @@ def test_a_rolled_back_transaction_queues_nothing(hook: Connection) -> None:
     assert queued == []
 
 
-def test_a_push_queued_and_not_started_stands_for_the_next_commits(hook: Connection) -> None:
+def test_a_push_queued_and_not_started_stands_for_the_next_commits(
+    hook: Connection, settings: Any
+) -> None:
+    settings.CRM_PUSH_DEBOUNCE = 2  # as with Redis, the cache the web and workers share
     contact = ContactFactory()
 
     with held_back(push_connection) as queued:
@@ -54,6 +58,19 @@ def test_a_push_queued_and_not_started_stands_for_the_next_commits(hook: Connect
         assert queued == [(hook.pk,)]
         push_started(connection_id=hook.pk)  # the worker took it: the next commit queues again
         outbox_emit(topic="contact.updated", contact=contact, payload={"n": 3})
+
+    assert queued == [(hook.pk,), (hook.pk,)]
+
+
+def test_without_a_shared_cache_every_commit_queues_its_push(
+    hook: Connection, settings: Any
+) -> None:
+    settings.CRM_PUSH_DEBOUNCE = 0  # the embedded default: each process has its own cache
+    contact = ContactFactory()
+
+    with held_back(push_connection) as queued:
+        outbox_emit(topic="contact.updated", contact=contact, payload={"n": 1})
+        outbox_emit(topic="contact.updated", contact=contact, payload={"n": 2})
 
     assert queued == [(hook.pk,), (hook.pk,)]
 
