@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("consent.api.urls")),
     path("", include("campaigns.api.urls")),
     path("", include("privacy.api.urls")),
+    path("", include("crmsync.api.urls")),
 ]

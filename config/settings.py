@@ -124,7 +124,8 @@ if not _fernet_key_ok:
         f"`{_GENERATE_FERNET_KEY}`"
     )
 # Keys FIELD_ENCRYPTION_KEY replaced, still read (never written with) until re-encrypted:
-# rotation (privacy.proof.proof_cipher, `manage.py rotate_proof_archive`).
+# rotation (core.encryption.field_cipher, `manage.py rotate_proof_archive` and
+# `manage.py rotate_crm_credentials`).
 FIELD_ENCRYPTION_PREVIOUS_KEYS = env.list("FIELD_ENCRYPTION_PREVIOUS_KEYS", default=[])
 
 INSTALLED_APPS = [
@@ -444,6 +445,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.tasks.apply_repermission_deadlines",
         "schedule": timedelta(hours=1),
     },
+    # the safety net of the CRM push, which each commit queues at once (crmsync.push)
+    "push-crm-connections": {
+        "task": "crmsync.tasks.push_connections",
+        "schedule": timedelta(minutes=1),
+    },
 }
 # How long a provider's event id is remembered so that a retried webhook is applied once
 # (ESPs retry for hours or a few days).
@@ -481,6 +487,24 @@ CAMPAIGN_PARALLEL_BATCHES = env.int("CAMPAIGN_PARALLEL_BATCHES", default=4)
 CAMPAIGN_RESERVATION_SECONDS = env.float("CAMPAIGN_RESERVATION_SECONDS", default=1.0)
 if CAMPAIGN_BATCH_SIZE < 1 or CAMPAIGN_PARALLEL_BATCHES < 1:
     raise ImproperlyConfigured("CAMPAIGN_BATCH_SIZE and CAMPAIGN_PARALLEL_BATCHES must be >= 1.")
+# CRM push (crmsync.push): failures in a row before a batch is parked as dead letters; the
+# backoff after a failure (doubling from the base, with jitter, up to the cap) unless the CRM
+# says Retry-After; how long a worker's claim on a connection lasts (longer than one batch
+# call: a dead worker's claim expires after it); how long one push task runs before it hands
+# over to a new one; and how long a queued push stands for the changes committed meanwhile.
+CRM_PUSH_MAX_FAILURES = env.int("CRM_PUSH_MAX_FAILURES", default=8)
+CRM_PUSH_BACKOFF_BASE = env.float("CRM_PUSH_BACKOFF_BASE", default=2.0)
+CRM_PUSH_BACKOFF_CAP = env.float("CRM_PUSH_BACKOFF_CAP", default=600.0)
+CRM_PUSH_LEASE = env.int("CRM_PUSH_LEASE_SECONDS", default=600)
+CRM_PUSH_TIME_BUDGET = env.int("CRM_PUSH_TIME_BUDGET_SECONDS", default=60)
+# The debounce needs a cache the web and the workers share (Redis): without REDIS_URL each
+# process has its own, and a commit could wait for a push another process already started.
+CRM_PUSH_DEBOUNCE = env.int("CRM_PUSH_DEBOUNCE_SECONDS", default=2 if REDIS_URL else 0)
+if CRM_PUSH_MAX_FAILURES < 1 or CRM_PUSH_LEASE < 1 or CRM_PUSH_BACKOFF_CAP <= 0:
+    raise ImproperlyConfigured(
+        "CRM_PUSH_MAX_FAILURES and CRM_PUSH_LEASE_SECONDS must be >= 1, "
+        "CRM_PUSH_BACKOFF_CAP above 0."
+    )
 # A list uploaded in the admin is kept this long for staff to choose its mapping (then deleted).
 IMPORT_UPLOAD_TTL = timedelta(hours=env.int("IMPORT_UPLOAD_TTL_HOURS", default=24))
 # Access and portability exports stay downloadable by the DPO this long (then deleted).

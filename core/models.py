@@ -30,6 +30,7 @@ class Scope(models.TextChoices):
         "evidence:read",
         _("Read the personal evidence of consents (IP address, user agent, signed document)"),
     )
+    EVENTS_READ = "events:read", _("Read the feed of changes to contacts and consents")
 
 
 def hash_api_key(key: str) -> str:
@@ -122,6 +123,9 @@ class AuditAction(models.TextChoices):
     PROOF_ARCHIVE_READ = "proof_archive_read", _("Read an erased person's proof archive")
     # not personal data, but it decides who receives marketing (SPEC §4 caps)
     FREQUENCY_CAP = "frequency_cap", _("Changed a channel's frequency cap")
+    # not personal data either, but it decides where personal data goes (GDPR Art. 28, 32)
+    CRM_CONNECTION = "crm_connection", _("Changed a CRM connection")
+    DEAD_LETTER_REPLAY = "dead_letter_replay", _("Replayed CRM dead letters")
 
 
 class AuditEvent(models.Model):

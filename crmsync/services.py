@@ -1,14 +1,36 @@
-"""Writes for CRM sync: the outbox event every contact or consent change leaves behind."""
+"""Writes for CRM sync: the outbox event every contact or consent change leaves behind, and its
+place in the outbox (`outbox_sequence`).
 
+The apps below this one (contacts, consent) write the outbox through this module, so it
+imports none of their services: the connections are `crmsync.connections`, the push (claims,
+cursors, retries, dead letters) `crmsync.push`."""
+
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection as database
+from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from contacts.models import Contact
 from core.bulk import bulk_insert_rows
-from crmsync.models import OutboxEvent, OutboxTopic
+from crmsync.models import Connection, OutboxEvent, OutboxTopic
+
+logger = logging.getLogger(__name__)
+
+# The key of the PostgreSQL advisory lock that serialises `outbox_sequence`.
+SEQUENCER_LOCK = 1_400_014
+# How many events one call of the sequencer numbers at most (one statement).
+SEQUENCER_BATCH = 5000
+# The cache key that stands for "a push of this connection is queued and has not started".
+PUSH_QUEUED_KEY = "crmsync:push-queued:{}"
+ENABLED_CONNECTIONS_KEY = "crmsync:enabled-connections"
+ENABLED_CONNECTIONS_SECONDS = 10
 
 
 def outbox_emit(*, topic: OutboxTopic, contact: Contact, payload: dict[str, Any]) -> OutboxEvent:
@@ -16,9 +38,11 @@ def outbox_emit(*, topic: OutboxTopic, contact: Contact, payload: dict[str, Any]
     if topic not in OutboxTopic.values:
         # the CRMs and the event feed know the topics of OutboxTopic only
         raise ValueError(f"Unknown outbox topic {topic!r}: add it to OutboxTopic first.")
-    return OutboxEvent.objects.create(
+    event = OutboxEvent.objects.create(
         topic=topic, contact_public_id=contact.public_id, payload=payload
     )
+    push_soon()
+    return event
 
 
 def outbox_emit_many(*, events: Sequence[tuple[str, Contact, dict[str, Any]]]) -> None:
@@ -41,3 +65,88 @@ def outbox_emit_many(*, events: Sequence[tuple[str, Contact, dict[str, Any]]]) -
             for index, (topic, contact, payload) in enumerate(events)
         ],
     )
+    if events:
+        push_soon()
+
+
+def push_soon() -> None:
+    """Once the current transaction commits, queue a push of every enabled connection (once
+    per transaction, however many events it wrote), so that a change reaches the CRMs in
+    seconds rather than at the next safety-net run."""
+    hooks = transaction.get_connection().run_on_commit
+    if any(hook is push_after_commit for _savepoints, hook, _robust in hooks):
+        return
+    # robust: the change is committed whatever happens here; the safety net catches up
+    transaction.on_commit(push_after_commit, robust=True)
+
+
+def push_after_commit() -> None:
+    """Queue a push of every enabled connection, unless one is queued and not yet started."""
+    # here, not at the top: the tasks call these services
+    from crmsync.tasks import push_connection
+
+    debounce = settings.CRM_PUSH_DEBOUNCE
+    for connection_id in enabled_connection_ids():
+        # one queued push at a time per connection: the task deletes the key as it starts,
+        # so a change committed after that queues the next one
+        if debounce <= 0 or cache.add(PUSH_QUEUED_KEY.format(connection_id), 1, debounce):
+            push_connection.delay(connection_id)
+
+
+def enabled_connection_ids() -> list[int]:
+    """The enabled connections, kept in the cache for a few seconds: a commit queues their
+    pushes without a query of its own (`connections_changed` forgets them)."""
+    ids = cache.get_or_set(
+        ENABLED_CONNECTIONS_KEY,
+        lambda: list(Connection.objects.filter(enabled=True).values_list("pk", flat=True)),
+        ENABLED_CONNECTIONS_SECONDS,
+    )
+    return list(ids or [])
+
+
+def connections_changed() -> None:
+    """A connection was created, changed or deleted: the next commit reads them again."""
+    cache.delete(ENABLED_CONNECTIONS_KEY)
+
+
+def push_started(*, connection_id: int) -> None:
+    """A push task of the connection started: the next commit queues another one."""
+    cache.delete(PUSH_QUEUED_KEY.format(connection_id))
+
+
+def outbox_sequence(*, limit: int = SEQUENCER_BATCH) -> int:
+    """Number the committed events still without a sequence, in (created_at, id) order, after
+    the highest number given: one statement, serialised (a PostgreSQL advisory lock held to
+    the end of its own transaction; SQLite serialises writers anyway).
+
+    Numbers are given after commit, never at insert: a transaction that commits late gets
+    numbers after those already read, so no cursor can pass an event it has not seen. Must
+    not run inside a transaction (it would number that transaction's uncommitted events).
+    Answers how many events were numbered."""
+    table = database.ops.quote_name(OutboxEvent._meta.db_table)
+    with transaction.atomic(durable=True), database.cursor() as cursor:
+        if database.vendor == "postgresql":
+            # its own statement: the UPDATE below then reads what the previous holder committed
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEQUENCER_LOCK])
+        cursor.execute(
+            # the table name is ours, quoted; the one value is a parameter
+            f"""
+            UPDATE {table} SET sequence = numbered.number
+            FROM (
+                SELECT id, (SELECT COALESCE(MAX(sequence), 0) FROM {table})
+                    + ROW_NUMBER() OVER (ORDER BY created_at, id) AS number
+                FROM {table}
+                WHERE sequence IS NULL
+                ORDER BY created_at, id
+                LIMIT %s
+            ) AS numbered
+            WHERE {table}.id = numbered.id
+            """,  # noqa: S608
+            [limit],
+        )
+        return cursor.rowcount
+
+
+def outbox_head() -> int:
+    """The highest sequence given so far (0 when none)."""
+    return OutboxEvent.objects.aggregate(head=Max("sequence"))["head"] or 0

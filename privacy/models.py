@@ -120,7 +120,7 @@ class ProofArchiveEntry(models.Model):
     reason = models.CharField(_("erased for"), max_length=100, blank=True)
     erased_at = models.DateTimeField(_("erased at"))
     delete_after = models.DateTimeField(_("deleted after"), db_index=True)
-    # a Fernet token (MultiFernet: see privacy.proof.proof_cipher) of the JSON content
+    # a Fernet token (MultiFernet: see core.encryption.field_cipher) of the JSON content
     ciphertext = models.TextField(_("encrypted content"), editable=False)
 
     class Meta:

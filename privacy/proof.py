@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -33,6 +33,7 @@ from consent.ledger import ledger_strip
 from consent.models import ConsentEvidence, ConsentRecord
 from contacts.models import Contact
 from core.batches import in_batches
+from core.encryption import field_cipher as proof_cipher
 from core.models import AuditAction
 from core.services import audit_record
 from privacy.models import ProofArchiveEntry
@@ -51,12 +52,6 @@ PROOF_IDENTITY_FIELDS = (
 )
 # The evidence row's columns that are not evidence (the document's bytes go in separately)
 EVIDENCE_SKIPPED_FIELDS = frozenset({"id", "record"})
-
-
-def proof_cipher() -> MultiFernet:
-    """Encrypts with `FIELD_ENCRYPTION_KEY`, decrypts with it or a previous key (rotation)."""
-    keys = [settings.FIELD_ENCRYPTION_KEY, *settings.FIELD_ENCRYPTION_PREVIOUS_KEYS]
-    return MultiFernet([Fernet(key) for key in keys])
 
 
 def proof_archive_write(

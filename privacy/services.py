@@ -65,7 +65,8 @@ from core.links import site_url
 from core.management.commands.setup_roles import DPO
 from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
 from core.services import job_run_claim
-from crmsync.models import OutboxEvent, OutboxTopic
+from crmsync.models import DeadLetter, OutboxEvent, OutboxTopic
+from crmsync.services import push_soon
 from preferences.models import PreferenceToken
 from preferences.selectors import purposes_loaded
 from preferences.services import (
@@ -685,6 +686,7 @@ def _erase_contacts(
             for contact in contacts
         ]
     )
+    push_soon()  # the CRMs erase the person too, soon after the commit
     return {contact.pk: contact for contact in contacts}
 
 
@@ -772,6 +774,7 @@ def _delete_copies(contacts: list[Contact], *, requested: bool) -> None:
         payload={"erased": True},
         last_error=Case(When(last_error="", then=Value("")), default=Value(ERASED_NOTE)),
     )
+    DeadLetter.objects.filter(event__contact_public_id__in=public_ids).update(error=ERASED_NOTE)
     needles = [str(public_id) for public_id in public_ids] + [contact.email for contact in contacts]
     naming = Q()
     for needle in filter(None, needles):

@@ -28,6 +28,9 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         # channel's caps (consent.admin.FrequencyCapAdmin)
         "consent.frequencycap": ("view", "change"),
         "crmsync.outboxevent": ("view",),
+        # marketers watch the CRM sync; staff admins (superusers) manage it
+        "crmsync.connection": ("view",),
+        "crmsync.deadletter": ("view",),
         # marketers build and preview campaigns; recipients are written by the senders only
         "campaigns.segment": ("view", "add", "change"),
         "campaigns.campaign": ("view", "add", "change", "send"),
@@ -55,6 +58,9 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         # No delete: only the person's own new consent lifts a suppression.
         "contacts.suppression": ("view", "add"),
         "crmsync.outboxevent": ("view",),
+        # where personal data goes (the processor register); managed by staff admins
+        "crmsync.connection": ("view",),
+        "crmsync.deadletter": ("view",),
         "core.apiclient": ("view",),
         "core.auditevent": ("view",),
         # who received what, and on which proof (GDPR Art. 5(2), 7(1)); the DPO writes and

@@ -1,0 +1,459 @@
+"""The push: each connection's outbox events handed to its adapter in order, in batches,
+delivered at least once.
+
+A push claims its connection with a conditional UPDATE (a lease token and its expiry: two
+workers never send the same event), numbers the committed events (`outbox_sequence`), reads
+the next `batch_size` after the connection's cursor, calls the adapter, then in one
+transaction, and only while the lease is still its own, moves the cursor past the batch,
+parks the events the CRM refused as dead letters and stores the CRM's ids of our contacts.
+A worker killed mid-batch moves nothing: its lease expires and the batch is sent again
+(adapters upsert, so the second delivery changes nothing). A failure (`TransientError`, or
+any error of the adapter) leaves the cursor where it is and waits (the CRM's `Retry-After`,
+else a doubling backoff with jitter); after `CRM_PUSH_MAX_FAILURES` in a row the batch is
+parked as dead letters and the cursor moves on. Staff replay dead letters from the admin.
+
+An event is "processed" (delivered everywhere; the access export and the erasure read it)
+once every enabled connection's cursor is past it and no connection holds it as a dead
+letter. An erased person's delivered events are scrubbed to `{"erased": true}`: such an
+event is not sent again (the `contact.erased` event that follows it tells the CRM).
+"""
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection as database
+from django.db import transaction
+from django.db.models import Exists, Min, OuterRef, Q
+from django.utils import timezone
+
+from contacts.models import Contact, ContactStatus
+from contacts.services import contact_payload
+from crmsync.adapters import AdapterUnavailable, adapter_for
+from crmsync.adapters.base import Adapter, Change, PushResult, TransientError
+from crmsync.connections import connection_config
+from crmsync.models import (
+    Connection,
+    ConnectionState,
+    ContactLink,
+    DeadLetter,
+    OutboxEvent,
+)
+from crmsync.services import outbox_head, outbox_sequence
+
+logger = logging.getLogger(__name__)
+
+# What an erasure leaves of a delivered event's payload (privacy.services).
+SCRUBBED_PAYLOAD = {"erased": True}
+# The key of the PostgreSQL advisory lock under which one push at a time marks events processed.
+PROCESSED_LOCK = 1_400_015
+ERROR_LENGTH = 2000
+
+
+@dataclass
+class PushOutcome:
+    """What one push call did."""
+
+    delivered: int = 0
+    rejected: int = 0
+    parked: int = 0
+    # a failure: the next attempt is due in this many seconds
+    retry_in: float | None = None
+    # stopped at its time budget with events still waiting: push again at once
+    more: bool = False
+
+
+@dataclass
+class ReplayOutcome:
+    """What a replay of dead letters did."""
+
+    resolved: int = 0
+    failed: int = 0
+    busy: int = 0  # their connection was being pushed: try again in a moment
+    errors: list[str] = field(default_factory=list)
+
+
+def connection_push(*, connection_id: int) -> PushOutcome:
+    """Push the connection's waiting outbox events to its CRM, in order, until none is left,
+    a failure, or the time budget (`CRM_PUSH_TIME_BUDGET`). Safe to run twice at once."""
+    outcome = PushOutcome()
+    connection = Connection.objects.filter(pk=connection_id, enabled=True).first()
+    if connection is None:
+        return outcome
+    # made with the connection (crmsync.connections); here too for one made otherwise
+    ConnectionState.objects.get_or_create(
+        connection=connection, defaults={"push_cursor": outbox_head()}
+    )
+    try:
+        adapter = adapter_for(connection_config(connection))
+    except AdapterUnavailable as error:
+        _error_record(connection_id, str(error))
+        return outcome
+    deadline = time.monotonic() + settings.CRM_PUSH_TIME_BUDGET
+    while True:
+        token = _claim(connection_id)
+        if token is None:
+            return outcome  # another worker is pushing (and re-checks when done), or waiting
+        try:
+            _drain(connection, adapter, token, deadline, outcome)
+        finally:
+            _release(connection_id, token)
+        # an event committed while this push released its claim found the claim taken: it
+        # is this push's to send, not the safety net's
+        if outcome.retry_in is not None or not connection_waiting(connection_id=connection_id):
+            return outcome
+        if time.monotonic() >= deadline:
+            outcome.more = True
+            return outcome
+
+
+def connections_retry_now(*, connection_ids: Sequence[int]) -> int:
+    """End the backoff of these connections (their CRM is back, say): the next push, queued
+    by the caller, goes at once. Answers how many were waiting."""
+    return ConnectionState.objects.filter(
+        pk__in=list(connection_ids), next_attempt_at__isnull=False
+    ).update(next_attempt_at=None)
+
+
+def connection_waiting(*, connection_id: int) -> bool:
+    """Whether committed events wait for this connection (numbering them first)."""
+    outbox_sequence()
+    cursor = ConnectionState.objects.filter(pk=connection_id).values_list("push_cursor", flat=True)
+    return OutboxEvent.objects.filter(sequence__gt=cursor[:1]).exists()
+
+
+def _claim(connection_id: int, *, ignore_backoff: bool = False) -> uuid.UUID | None:
+    """Take the connection's lease when it is free (and, unless told, no backoff runs): one
+    conditional UPDATE on the state row alone, so that PostgreSQL re-checks its condition on
+    the row a concurrent claim just wrote."""
+    now = timezone.now()
+    token = uuid.uuid4()
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    due = Q() if ignore_backoff else Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    claimed = (
+        ConnectionState.objects.filter(pk=connection_id)
+        .filter(free)
+        .filter(due)
+        .update(lease_token=token, lease_until=now + timedelta(seconds=settings.CRM_PUSH_LEASE))
+    )
+    return token if claimed else None
+
+
+def _release(connection_id: int, token: uuid.UUID) -> None:
+    ConnectionState.objects.filter(pk=connection_id, lease_token=token).update(
+        lease_token=None, lease_until=None
+    )
+
+
+def _held(connection_id: int, token: uuid.UUID) -> ConnectionState | None:
+    """The state row, locked, if the lease is still this push's; in a transaction."""
+    return (
+        ConnectionState.objects.select_for_update()
+        .filter(pk=connection_id, lease_token=token)
+        .first()
+    )
+
+
+def _drain(
+    connection: Connection,
+    adapter: Adapter,
+    token: uuid.UUID,
+    deadline: float,
+    outcome: PushOutcome,
+) -> None:
+    while time.monotonic() < deadline:
+        outbox_sequence()
+        cursor = ConnectionState.objects.values_list("push_cursor", flat=True).get(pk=connection.pk)
+        events = list(
+            OutboxEvent.objects.filter(sequence__gt=cursor).order_by("sequence")[
+                : adapter.batch_size
+            ]
+        )
+        if not events:
+            return
+        changes = changes_for(connection, events)
+        try:
+            result = adapter.push(changes) if changes else PushResult()
+        except Exception as error:  # TransientError, or a bug of the adapter: the same wait
+            if not isinstance(error, TransientError):
+                logger.exception("CRM connection %s: the adapter failed", connection.pk)
+            if not _failed(connection.pk, token, events, error, outcome):
+                return
+            continue  # the batch was parked: on to the next
+        if not _delivered(connection.pk, token, events, result, outcome):
+            return  # the lease was lost (it expired and another push took it)
+
+
+def changes_for(connection: Connection, events: Sequence[OutboxEvent]) -> list[Change]:
+    """The events as the adapter receives them, with each contact as it is now and the CRM's
+    id for it (two queries for the batch). Scrubbed events (their person erased) are left out."""
+    events = [event for event in events if event.payload != SCRUBBED_PAYLOAD]
+    public_ids = {event.contact_public_id for event in events}
+    contacts = {
+        contact.public_id: contact for contact in Contact.objects.filter(public_id__in=public_ids)
+    }
+    remote_ids = dict(
+        ContactLink.objects.filter(
+            connection=connection, contact__public_id__in=public_ids
+        ).values_list("contact__public_id", "remote_id")
+    )
+    changes = []
+    for event in events:
+        contact = contacts.get(event.contact_public_id)
+        erased = contact is None or contact.status == ContactStatus.ERASED
+        changes.append(
+            Change(
+                id=event.pk,
+                sequence=event.sequence or 0,
+                topic=event.topic,
+                contact=event.contact_public_id,
+                occurred_at=event.created_at,
+                data=event.payload,
+                contact_data=None if erased or contact is None else contact_payload(contact),
+                remote_id=remote_ids.get(event.contact_public_id, ""),
+            )
+        )
+    return changes
+
+
+def _delivered(
+    connection_id: int,
+    token: uuid.UUID,
+    events: Sequence[OutboxEvent],
+    result: PushResult,
+    outcome: PushOutcome,
+) -> bool:
+    """Move the cursor past the batch, park what was refused, store the CRM's ids: one
+    transaction, only while the lease is ours. Answers whether it was."""
+    now = timezone.now()
+    with transaction.atomic():
+        state = _held(connection_id, token)
+        if state is None:
+            return False
+        _park(connection_id, [e for e in events if e.pk in result.rejected], result.rejected, 1)
+        links_store(connection_id=connection_id, remote_ids=result.remote_ids, now=now)
+        state.push_cursor = max(event.sequence or 0 for event in events)
+        state.failures = 0
+        state.next_attempt_at = None
+        state.last_push_at = now
+        state.lease_until = now + timedelta(seconds=settings.CRM_PUSH_LEASE)
+        state.save()
+    outcome.delivered += len(events) - len(result.rejected)
+    outcome.rejected += len(result.rejected)
+    outbox_mark_processed()
+    return True
+
+
+def _failed(
+    connection_id: int,
+    token: uuid.UUID,
+    events: Sequence[OutboxEvent],
+    error: Exception,
+    outcome: PushOutcome,
+) -> bool:
+    """Count a failure of the batch: wait before the next attempt or, at the last one, park
+    the batch and move on. Answers whether the push may go on (the batch was parked)."""
+    now = timezone.now()
+    message = f"{type(error).__name__}: {error}"[:ERROR_LENGTH]
+    with transaction.atomic():
+        state = _held(connection_id, token)
+        if state is None:
+            return False
+        state.failures += 1
+        state.last_error, state.last_error_at = message, now
+        parked = state.failures >= settings.CRM_PUSH_MAX_FAILURES
+        if parked:
+            _park(connection_id, events, {}, state.failures, default_error=message)
+            state.push_cursor = max(event.sequence or 0 for event in events)
+            state.failures = 0
+            state.next_attempt_at = None
+        else:
+            delay = retry_delay(state.failures, getattr(error, "retry_after", None))
+            state.next_attempt_at = now + timedelta(seconds=delay)
+            outcome.retry_in = delay
+        state.save()
+    if parked:
+        outcome.parked += len(events)
+        outbox_mark_processed()
+    return parked
+
+
+def retry_delay(failures: int, retry_after: float | None) -> float:
+    """Seconds before the next attempt: the CRM's Retry-After when it gave one, else a
+    doubling backoff from `CRM_PUSH_BACKOFF_BASE` with jitter (half to all of it), capped."""
+    cap = settings.CRM_PUSH_BACKOFF_CAP
+    if retry_after is not None:
+        return max(float(retry_after), 0.0)
+    delay = min(cap, settings.CRM_PUSH_BACKOFF_BASE * 2 ** min(failures - 1, 60))
+    return random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not a secret
+
+
+def _park(
+    connection_id: int,
+    events: Sequence[OutboxEvent],
+    errors: dict[uuid.UUID, str],
+    attempts: int,
+    *,
+    default_error: str = "",
+) -> None:
+    """Dead letters for the events still there (an erasure may have deleted some since they
+    were read: those are locked now, so it waits for this transaction)."""
+    if not events:
+        return
+    live = set(
+        OutboxEvent.objects.select_for_update()
+        .filter(pk__in=[event.pk for event in events])
+        .values_list("pk", flat=True)
+    )
+    DeadLetter.objects.bulk_create(
+        [
+            DeadLetter(
+                connection_id=connection_id,
+                event_id=event.pk,
+                error=(errors.get(event.pk) or default_error)[:ERROR_LENGTH],
+                attempts=attempts,
+            )
+            for event in events
+            if event.pk in live
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def links_store(*, connection_id: int, remote_ids: dict[uuid.UUID, str], now: datetime) -> None:
+    """Remember the CRM's id of each contact (by public id), a few statements for the batch:
+    the later answer wins, also over another contact that held the same remote id (the CRM
+    merged them, or reused the id)."""
+    if not remote_ids:
+        return
+    contacts = dict(
+        Contact.objects.filter(public_id__in=list(remote_ids)).values_list("public_id", "pk")
+    )
+    # one contact per remote id: the last one named wins
+    by_remote = {
+        str(remote_id): contacts[public_id]
+        for public_id, remote_id in remote_ids.items()
+        if remote_id and public_id in contacts
+    }
+    wanted = {contact_id: remote_id for remote_id, contact_id in by_remote.items()}
+    existing = ContactLink.objects.filter(connection_id=connection_id).filter(
+        Q(contact_id__in=list(wanted)) | Q(remote_id__in=list(by_remote))
+    )
+    kept = set()
+    stale = []
+    for pk, contact_id, remote_id in existing.values_list("pk", "contact_id", "remote_id"):
+        if wanted.get(contact_id) == remote_id:
+            kept.add(contact_id)
+        else:
+            stale.append(pk)
+    ContactLink.objects.filter(pk__in=stale).delete()
+    ContactLink.objects.bulk_create(
+        [
+            ContactLink(
+                connection_id=connection_id,
+                contact_id=contact_id,
+                remote_id=remote_id,
+                updated_at=now,
+            )
+            for contact_id, remote_id in wanted.items()
+            if contact_id not in kept
+        ],
+        # a pull may have stored the same link meanwhile
+        ignore_conflicts=True,
+    )
+
+
+def outbox_mark_processed() -> int:
+    """Mark processed the events every enabled connection's cursor has passed and none holds
+    as an unresolved dead letter. One push at a time does it (the others leave it to that
+    one, or to their next batch). Answers how many were marked."""
+    with transaction.atomic():
+        if database.vendor == "postgresql":
+            with database.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [PROCESSED_LOCK])
+                if not cursor.fetchone()[0]:
+                    return 0
+        low = ConnectionState.objects.filter(connection__enabled=True).aggregate(
+            low=Min("push_cursor")
+        )["low"]
+        if low is None:
+            return 0  # no connection: delivered nowhere
+        parked = DeadLetter.objects.filter(event=OuterRef("pk"), resolved_at__isnull=True)
+        return (
+            OutboxEvent.objects.filter(processed_at__isnull=True, sequence__lte=low)
+            .filter(~Exists(parked))
+            .update(processed_at=timezone.now())
+        )
+
+
+def _error_record(connection_id: int, message: str) -> None:
+    ConnectionState.objects.filter(pk=connection_id).update(
+        last_error=message[:ERROR_LENGTH], last_error_at=timezone.now()
+    )
+
+
+def dead_letters_replay(*, dead_letter_ids: Sequence[int]) -> ReplayOutcome:
+    """Push the events of these dead letters again through their connection's adapter (under
+    its lease, so never beside a push), in outbox order, and resolve those delivered."""
+    outcome = ReplayOutcome()
+    letters = list(
+        DeadLetter.objects.filter(pk__in=dead_letter_ids, resolved_at__isnull=True)
+        .select_related("connection", "event")
+        .order_by("connection_id", "event__sequence")
+    )
+    by_connection: dict[int, list[DeadLetter]] = {}
+    for letter in letters:
+        by_connection.setdefault(letter.connection_id, []).append(letter)
+    for connection_id, group in by_connection.items():
+        token = _claim(connection_id, ignore_backoff=True)
+        if token is None:
+            outcome.busy += len(group)
+            continue
+        try:
+            _replay(group[0].connection, group, outcome)
+        finally:
+            _release(connection_id, token)
+    outbox_mark_processed()
+    return outcome
+
+
+def _replay(connection: Connection, letters: list[DeadLetter], outcome: ReplayOutcome) -> None:
+    try:
+        adapter = adapter_for(connection_config(connection))
+    except AdapterUnavailable as error:
+        outcome.failed += len(letters)
+        outcome.errors.append(str(error))
+        return
+    for start in range(0, len(letters), adapter.batch_size):
+        batch = letters[start : start + adapter.batch_size]
+        changes = changes_for(connection, [letter.event for letter in batch])
+        try:
+            result = adapter.push(changes) if changes else PushResult()
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}"[:ERROR_LENGTH]
+            _letters_failed(batch, {letter.event_id: message for letter in batch})
+            outcome.failed += len(batch)
+            outcome.errors.append(message)
+            continue
+        now = timezone.now()
+        with transaction.atomic():
+            links_store(connection_id=connection.pk, remote_ids=result.remote_ids, now=now)
+            refused = [letter for letter in batch if letter.event_id in result.rejected]
+            _letters_failed(refused, result.rejected)
+            DeadLetter.objects.filter(
+                pk__in=[letter.pk for letter in batch if letter.event_id not in result.rejected]
+            ).update(resolved_at=now)
+        outcome.resolved += len(batch) - len(refused)
+        outcome.failed += len(refused)
+
+
+def _letters_failed(letters: Sequence[DeadLetter], errors: dict[uuid.UUID, str]) -> None:
+    for letter in letters:
+        DeadLetter.objects.filter(pk=letter.pk).update(
+            attempts=letter.attempts + 1, error=errors.get(letter.event_id, "")[:ERROR_LENGTH]
+        )

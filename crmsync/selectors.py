@@ -1,0 +1,50 @@
+"""Reads for CRM sync: the outbox as a feed, and how far each connection lags."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, Min, Q
+
+from crmsync.adapters.base import Change
+from crmsync.models import Connection, DeadLetter, OutboxEvent
+
+
+def events_after(*, after: int, limit: int) -> list[Change]:
+    """The numbered outbox events after the cursor `after`, oldest first, as changes (the
+    caller numbers the committed events first: `crmsync.services.outbox_sequence`)."""
+    events = OutboxEvent.objects.filter(sequence__gt=after).order_by("sequence")[:limit]
+    return [
+        Change(
+            id=event.pk,
+            sequence=event.sequence or 0,
+            topic=event.topic,
+            contact=event.contact_public_id,
+            occurred_at=event.created_at,
+            data=event.payload,
+        )
+        for event in events
+    ]
+
+
+@dataclass(frozen=True)
+class ConnectionLag:
+    """What waits for a connection: events after its cursor, the oldest one's time, and the
+    dead letters not resolved."""
+
+    waiting: int
+    oldest_waiting_at: datetime | None
+    dead_letters: int
+
+
+def connection_lag(connection: Connection) -> ConnectionLag:
+    """How far behind the connection is (events numbered so far)."""
+    cursor = connection.state.push_cursor if hasattr(connection, "state") else 0
+    waiting = OutboxEvent.objects.filter(sequence__gt=cursor).aggregate(
+        count=Count("pk"), oldest=Min("created_at")
+    )
+    dead = DeadLetter.objects.filter(connection=connection).aggregate(
+        count=Count("pk", filter=Q(resolved_at__isnull=True))
+    )
+    return ConnectionLag(
+        waiting=waiting["count"], oldest_waiting_at=waiting["oldest"], dead_letters=dead["count"]
+    )

@@ -1,0 +1,35 @@
+"""Celery tasks of CRM sync: thin adapters over `crmsync.push`."""
+
+from celery import shared_task
+from django.conf import settings
+
+from core.tasks import RETRY_ON_NETWORK_ERRORS
+from crmsync.models import Connection
+from crmsync.push import connection_push
+from crmsync.services import push_started
+
+
+@shared_task(**RETRY_ON_NETWORK_ERRORS)
+def push_connection(connection_id: int) -> int:
+    """Push one connection's waiting outbox events (queued after each commit that wrote some,
+    and by the safety net); queues itself again for the next attempt after a failure, or at
+    once when it stopped at its time budget. Answers how many events were delivered."""
+    push_started(connection_id=connection_id)
+    outcome = connection_push(connection_id=connection_id)
+    if outcome.more:
+        push_connection.delay(connection_id)
+    elif outcome.retry_in is not None:
+        # a longer Retry-After is kept by the claim's backoff: the safety net comes back then
+        countdown = min(outcome.retry_in, settings.CRM_PUSH_BACKOFF_CAP)
+        push_connection.apply_async((connection_id,), countdown=countdown)
+    return outcome.delivered
+
+
+@shared_task
+def push_connections() -> int:
+    """Queue a push of every enabled connection (beat, every minute): the safety net behind
+    the push each commit queues. Answers how many were queued."""
+    connection_ids = list(Connection.objects.filter(enabled=True).values_list("pk", flat=True))
+    for connection_id in connection_ids:
+        push_connection.delay(connection_id)
+    return len(connection_ids)
