@@ -46,7 +46,7 @@ from consent.eligibility import (
     channel_deliverable,
     contact_eligibility,
     eligible_contacts,
-    reason_conditions,
+    first_reason_conditions,
     undeliverable_condition,
     with_pair_state,
 )
@@ -82,7 +82,7 @@ class KindRules:
         """The contacts annotated with `SKIP_REASON`: the first reason, in the order of
         `consent.eligibility.Ineligible`, that keeps them from the step at `at`."""
         contacts = with_pair_state(contacts, purpose_of(campaign), step.channel)
-        conditions = reason_conditions(purpose_of(campaign), step.channel, at)
+        conditions = first_reason_conditions(purpose_of(campaign), step.channel, at)
         return contacts.annotate(
             **{
                 SKIP_REASON: Case(
@@ -157,7 +157,7 @@ class RepermissionRules(KindRules):
         self, campaign: Campaign, step: CampaignStep, contacts: QuerySet[Contact], at: datetime
     ) -> QuerySet[Contact]:
         contacts = with_pair_state(contacts, purpose_of(campaign), step.channel)
-        regular = reason_conditions(purpose_of(campaign), step.channel, at)
+        regular = first_reason_conditions(purpose_of(campaign), step.channel, at)
         gone = [(str(reason), regular.pop(reason)) for reason in GONE.values()]
         own = list(repermission_reason_conditions(campaign, step.channel, at).items())
         ordered = gone + own + [(str(reason), q) for reason, q in regular.items()]

@@ -276,6 +276,23 @@ def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Inel
     counting every reason over millions of contacts is one pass, without a subquery per
     contact."""
     live = ~Q(status__in=GONE)
+    by_reason = {reason: Q(status=status) for status, reason in GONE.items()}
+    for reason, condition in _live_conditions(purpose, channel, at).items():
+        by_reason[reason] = live & condition
+    return by_reason
+
+
+def first_reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Ineligible, Q]:
+    """`reason_conditions` for tests made in their order, each only where the ones before it
+    failed (the `WHEN`s of a `CASE` giving the first reason): once the gone contacts are
+    caught, the others need not test again that the contact is live."""
+    by_reason = {reason: Q(status=status) for status, reason in GONE.items()}
+    return by_reason | _live_conditions(purpose, channel, at)
+
+
+def _live_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Ineligible, Q]:
+    """The reasons of a live contact (neither erased nor merged), in the order of
+    `Ineligible`."""
     problems = _problem_conditions(purpose, channel, at)
     frequency = NOBODY
     if purpose.legal_basis in MARKETING_BASES:
@@ -291,11 +308,7 @@ def reason_conditions(purpose: Purpose, channel: str, at: datetime) -> dict[Inel
         Ineligible.MINOR: _minor_without_guardian(purpose, at),
         Ineligible.FREQUENCY: frequency,
     }
-    by_reason = {reason: Q(status=status) for status, reason in GONE.items()}
-    for reason in Ineligible:
-        if reason in conditions:
-            by_reason[reason] = live & conditions[reason]
-    return by_reason
+    return {reason: conditions[reason] for reason in Ineligible if reason in conditions}
 
 
 def _reached(purpose: Purpose, channel: str, at: datetime) -> list[Q]:

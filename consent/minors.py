@@ -103,14 +103,17 @@ def minor_without_guardian(contact: Contact, state: ConsentState | None, at: dat
 
 def under_age_condition(at: datetime) -> Q:
     """`possibly_under_age` in SQL over contacts."""
-    condition = Q(is_minor=True)
     by_age: dict[int, list[str]] = {}
     for country, age in DIGITAL_CONSENT_AGE.items():
         by_age.setdefault(age, []).append(country)
+    born = Q(pk__in=[])
     for age, countries in sorted(by_age.items()):
-        condition |= Q(country__in=sorted(countries), birth_year__gte=at.year - age)
+        born |= Q(country__in=sorted(countries), birth_year__gte=at.year - age)
     unlisted = ~Q(country__in=sorted(DIGITAL_CONSENT_AGE))
-    return condition | (unlisted & Q(birth_year__gte=at.year - DEFAULT_DIGITAL_CONSENT_AGE))
+    born |= unlisted & Q(birth_year__gte=at.year - DEFAULT_DIGITAL_CONSENT_AGE)
+    # the birth year's presence first: most people have none, and the country lists are then
+    # never compared (a test of a missing year is unknown, not false, and would not stop them)
+    return Q(is_minor=True) | (Q(birth_year__isnull=False) & born)
 
 
 def guardian_consent_condition(actor_lookup: str) -> Q:
