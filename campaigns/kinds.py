@@ -135,7 +135,7 @@ def _eligible_ids(
 ) -> set[int]:
     """The ids of `contacts` the eligibility rule lets the step reach at `at`."""
     eligible = eligible_contacts(
-        purpose_of(campaign), step.channel, at, queryset=contacts, frequency=frequency
+        purpose_of(campaign), step.channel, at, queryset=contacts, frequency=frequency, few=True
     )
     return set(eligible.values_list("pk", flat=True))
 

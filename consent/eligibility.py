@@ -239,6 +239,7 @@ def eligible_contacts(
     queryset: QuerySet[Contact] | None = None,
     *,
     frequency: bool = True,
+    few: bool = False,
 ) -> QuerySet[Contact]:
     """The contacts (of `queryset`, default all) eligible for (purpose, channel) at `at`:
     those `contact_eligibility` finds no reason against, selected in SQL.
@@ -246,7 +247,11 @@ def eligible_contacts(
     Every condition is a column test, a (NOT) EXISTS the database runs as a join, or a test of
     membership in a set it builds once, so the query stays set-based over millions of
     contacts. `frequency=False` leaves out the frequency limits, for a message already counted
-    (a letter in the mail house's file). An audience has no order: add one to read it in one.
+    (a letter in the mail house's file). `few`: the queryset holds a few contacts (a batch
+    being sent): every frequency limit is then counted for each of them alone, through the
+    index on their messages, rather than as the set of every contact at the limit, whose
+    cost follows all the messages sent in its window. An audience has no order: add one to
+    read it in one.
     """
     at, contacts = at or timezone.now(), _contacts(queryset)
     if not purpose_in_use(purpose, channel):
@@ -264,7 +269,8 @@ def eligible_contacts(
         under_age = under_age_condition(at)
         conditions.append(~(under_age & ~guardian_consent_exists(purpose, channel)))
         if frequency:
-            conditions += [~limit for limit in _frequency_conditions(channel, at, correlated=True)]
+            limits = _frequency_conditions(channel, at, correlated=True, few=few)
+            conditions += [~limit for limit in limits]
     return contacts.filter(*conditions).order_by()
 
 
@@ -422,7 +428,9 @@ def _minor_without_guardian(purpose: Purpose, at: datetime) -> Q:
     return under_age_condition(at) & ~by_guardian
 
 
-def _frequency_conditions(channel: str, at: datetime, *, correlated: bool = False) -> list[Q]:
+def _frequency_conditions(
+    channel: str, at: datetime, *, correlated: bool = False, few: bool = False
+) -> list[Q]:
     """One condition per frequency limit, true where it is reached: the contact has at least
     `count` messages on the channel in the limit's window (and, for a limit of the person's
     own choice, chose that frequency).
@@ -433,7 +441,8 @@ def _frequency_conditions(channel: str, at: datetime, *, correlated: bool = Fals
     where each condition is evaluated for every contact. `correlated`: for the audience,
     where each limit is negated in the WHERE clause: a limit of one message as `NOT EXISTS`,
     which the database runs as an anti-join (however many messages were sent); a limit of
-    several stays the hashed set of the contacts at it."""
+    several stays the hashed set of the contacts at it, unless the contacts are `few`: then
+    it is counted for each contact alone (a correlated count on the index of its messages)."""
     conditions = []
     for limit in frequency_limits(at, channel):
         in_window = MessageSent.objects.filter(
@@ -443,8 +452,16 @@ def _frequency_conditions(channel: str, at: datetime, *, correlated: bool = Fals
             in_window = in_window.filter(contact__frequency=limit.frequency)
         if limit.consumers_only:
             in_window = in_window.filter(contact__b2b=False)
-        if correlated and limit.count == 1:
-            conditions.append(Q(Exists(in_window.filter(contact=OuterRef("pk")))))
+        if correlated and (limit.count == 1 or few):
+            own: QuerySet[Any, Any] = in_window.filter(contact=OuterRef("pk"))
+            if limit.count > 1:
+                own = (
+                    own.order_by()
+                    .values("contact")
+                    .annotate(sent_count=Count("pk"))
+                    .filter(sent_count__gte=limit.count)
+                )
+            conditions.append(Q(Exists(own)))
             continue
         contact_ids: QuerySet[Any, Any] = in_window.values("contact_id")
         if limit.count > 1:

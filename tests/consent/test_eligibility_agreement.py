@@ -239,6 +239,9 @@ def assert_forms_agree(
             purpose.slug,
             channel,
         )
+        # the form a batch being sent uses: each frequency limit counted per contact
+        few = eligible_contacts(purpose, channel, at, queryset=scope, few=True)
+        assert set(few.values_list("id")) == audience, (purpose.slug, channel, "few")
         counted = Counter(reason for reasons in explained.values() for reason in reasons)
         assert ineligible_counts(purpose, channel, at, queryset=scope) == dict(counted)
         seen.update(counted)
