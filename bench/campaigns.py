@@ -573,6 +573,8 @@ def send_fixture(count: int) -> Any:
     suppression digests the product stores, 0 to 2 interests, French or English), each with a
     grant recorded through the set-based write path (`consents_record_many`: ledger records,
     evidence, states), as the eligibility rule wants them. Answers the purpose."""
+    from django.db import connection
+
     from bench.harness import grant_write, purpose_create, writes_record
     from contacts.models import Contact, Interest
     from contacts.normalization import suppression_digests
@@ -607,6 +609,10 @@ def send_fixture(count: int) -> Any:
         )
         writes_record([grant_write(contact, purpose, "email", contact.pk) for contact in contacts])
         print(f"  fixture: {start + len(block):,} of {count:,} contacts", flush=True)
+    # what autovacuum's ANALYZE does soon after a bulk load in production (this server runs
+    # with autovacuum off): without it the planner takes the tables for empty (see README)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     return purpose
 
 
