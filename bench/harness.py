@@ -431,12 +431,19 @@ class Summary:
         }
 
 
-def runs_median(sides: dict[str, Callable[[int], Measure]], *, runs: int = 3) -> dict[str, Summary]:
+def runs_median(
+    sides: dict[str, Callable[[int], Measure]], *, runs: int = 3, alternate: bool = False
+) -> dict[str, Summary]:
     """Run every side `runs` times, interleaved (product, baseline, product, ...) so that
-    both meet the same background load; each call gets its run number."""
+    both meet the same background load; each call gets its run number. `alternate`: every
+    other run goes in the reverse order, so that no side always runs first, on caches the
+    previous side left cold, or second, on caches it warmed (use an even number of runs)."""
     measured: dict[str, list[Measure]] = {name: [] for name in sides}
     for number in range(runs):
-        for name, run in sides.items():
+        order = list(sides.items())
+        if alternate and number % 2:
+            order.reverse()
+        for name, run in order:
             measured[name].append(run(number))
     return {name: Summary(name, values) for name, values in measured.items()}
 

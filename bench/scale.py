@@ -92,7 +92,7 @@ def insert_rows(
 STATE_UPSERT = (
     "ON CONFLICT (contact_id, purpose_id, channel) DO UPDATE SET status = EXCLUDED.status, "
     "purpose_version_id = EXCLUDED.purpose_version_id, record_id = EXCLUDED.record_id, "
-    "since = EXCLUDED.since"
+    "since = EXCLUDED.since, actor = EXCLUDED.actor"
 )
 
 
@@ -821,7 +821,9 @@ def hand_erase(cursor: Any, ids: list[int], now: datetime) -> None:
         values = ", ".join(["(%s, %s)"] * len(states))
         cursor.execute(
             f"UPDATE consent_consentstate s SET status = 'withdrawn', record_id = v.record_id, "
-            f"since = %s FROM (VALUES {values}) AS v(state_id, record_id) WHERE s.id = v.state_id",
+            f"since = %s, actor = (SELECT r.actor FROM consent_consentrecord r "
+            f"WHERE r.id = v.record_id) "
+            f"FROM (VALUES {values}) AS v(state_id, record_id) WHERE s.id = v.state_id",
             [
                 now,
                 *[
@@ -1218,8 +1220,8 @@ def _hand_import_ledger(
     phases["chain heads"] = time.perf_counter() - started
     cursor.execute(
         "INSERT INTO consent_consentstate (contact_id, purpose_id, channel, status, "
-        "purpose_version_id, record_id, since) SELECT contact_id, purpose_id, channel, status, "
-        "purpose_version_id, r.id, recorded_at FROM consent_consentrecord AS r "
+        "purpose_version_id, record_id, since, actor) SELECT contact_id, purpose_id, channel, "
+        "status, purpose_version_id, r.id, recorded_at, r.actor FROM consent_consentrecord AS r "
         # joined to the new ids (an index look-up each) rather than `= ANY(array)`, which the
         # planner read as a scan of every record of the purpose: minutes at 300,000 records
         "JOIN unnest(%s::bigint[]) AS new(id) ON r.contact_id = new.id "

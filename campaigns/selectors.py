@@ -51,7 +51,7 @@ def segment_contacts(segment: Segment | None) -> QuerySet[Contact]:
 @dataclass(frozen=True)
 class StepAudience:
     """A step's audience preview: who is eligible, and how many each reason excludes (a
-    contact with several reasons counts under each)."""
+    contact under the first reason against them, as the step's row records it)."""
 
     step: CampaignStep
     eligible: int

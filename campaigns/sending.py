@@ -376,8 +376,14 @@ def step_batch_send(*, step_id: int, batch: str, now: datetime | None = None) ->
     `more` when rows are left to send, for the caller to queue the next batch."""
     result = BatchResult()
     step = CampaignStep.objects.select_related("campaign__purpose").filter(pk=step_id).first()
-    if step is None or step.campaign.status != CampaignStatus.SENDING:
-        return result  # cancelled (or gone): nothing more leaves
+    if step is None:
+        return result
+    if step.campaign.status != CampaignStatus.SENDING:
+        # cancelled: nothing more leaves, and what this batch reserved (before its worker
+        # died) no longer counts towards anyone's caps
+        held = list(step.recipients.filter(status=RecipientStatus.SENDING, batch=batch))
+        _Sender(step.campaign, step, batch, {}).release(held)
+        return result
     campaign, now = step.campaign, now or timezone.now()
     ids = _claim(step, batch, now)
     if not ids:
@@ -536,21 +542,23 @@ class _Sender:
         batch must stop: the campaign was cancelled, or another batch holds its rows."""
         pending = list(rows)
         while pending:
-            reserved, stop = self._reserve(pending, result)
+            reserved, stop, checked_at = self._reserve(pending, result)
             if not reserved:
                 return not stop
-            reserved_at, pending = time.monotonic(), []
+            pending = []
             for index, row in enumerate(reserved):
-                if index and time.monotonic() - reserved_at > reservation_seconds():
+                if index and time.monotonic() - checked_at > reservation_seconds():
                     # checked too long ago: the rest is checked and reserved once more
                     pending = reserved[index:]
                     break
                 try:
                     outcome = self._send_one(row)
                 except Exception:
-                    # a transient error (the server unreachable, a deferral): the reservations
-                    # are given back and the task retried with its rows, reserved again then
-                    self.release(reserved[index:])
+                    # a transient error (the server unreachable, a deferral, the database
+                    # gone): the reservations of the messages yet to leave are given back
+                    # (`_send_one` gave back its own if it did not leave) and the task is
+                    # retried with its rows, reserved again then
+                    self.release(reserved[index + 1 :])
                     raise
                 if outcome == Outcome.FAILED:
                     result.failed += 1
@@ -578,6 +586,7 @@ class _Sender:
                 message_id = ""  # postal: the row goes into the mail house's file
         except Exception as error:
             if not message_refused(error):
+                self.release([row])  # it did not leave
                 raise
             logger.warning("campaign message failed", extra={"recipient": row.pk})
             with transaction.atomic():
@@ -621,7 +630,7 @@ class _Sender:
 
     def _reserve(
         self, rows: Sequence[Recipient], result: BatchResult
-    ) -> tuple[list[Recipient], bool]:
+    ) -> tuple[list[Recipient], bool, float]:
         """Just before a slice of messages leaves, in one short transaction: the rows must
         still be this batch's and the campaign still sending (a cancel, or a claim given to
         another batch after this one stalled past its lease, stop the batch); the contacts are
@@ -630,8 +639,10 @@ class _Sender:
         `MessageSent` at once (the row's `sent_at` says when), so two batches sending to one
         person at the same moment cannot both pass a cap of one; email rows get their link's
         token row (the token is derived from the row: unknown until the message leaves). Rows
-        reserved before their worker died give their reservation back first. Answers the rows
-        reserved, and whether the batch must stop after them."""
+        reserved before (by this batch, or its dead worker) give their reservation back first;
+        those the batch no longer may send (the campaign cancelled) give it back too. Answers
+        the rows reserved, whether the batch must stop after them, and when they were checked
+        (`time.monotonic()`)."""
         now, asked = timezone.now(), len(rows)
         with transaction.atomic():
             mine = Recipient.objects.filter(
@@ -642,10 +653,12 @@ class _Sender:
             )
             if count < asked:
                 held = set(mine.filter(sent_at=now).values_list("pk", flat=True))
+                self.release([row for row in rows if row.pk not in held])
                 rows = [row for row in rows if row.pk in held]
             self.give_back(rows)  # reservations left by a dead worker
             contact_ids = sorted(row.contact_id for row in rows)
             list(Contact.objects.select_for_update().filter(pk__in=contact_ids).values("pk"))
+            checked_at = time.monotonic()
             eligible = self.rules.eligible_ids(self.campaign, self.step, contact_ids, now)
             reserved = []
             for row in rows:
@@ -669,7 +682,7 @@ class _Sender:
                 )
             if self.step.channel == StepChannel.EMAIL and reserved:
                 self._tokens_store(reserved)
-        return reserved, count < asked
+        return reserved, count < asked, checked_at
 
     def _tokens_store(self, rows: Sequence[Recipient]) -> None:
         """The rows of each row's preference link, the same each time the row's message is

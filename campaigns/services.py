@@ -260,8 +260,9 @@ def campaign_update(
 
 @transaction.atomic
 def campaign_cancel(*, campaign: Campaign) -> Campaign:
-    """Cancel a campaign not sent yet: nothing more of it is sent (the senders check the
-    status before each batch); what was sent stays recorded."""
+    """Cancel a campaign not sent yet: nothing more of it is sent (a batch checks the status
+    as it begins, as it reserves messages and as it marks each one sent, and stops at the
+    next message); what was sent stays recorded."""
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status not in CANCELLABLE:
         raise StructuredValidationError(
