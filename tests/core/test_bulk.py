@@ -157,6 +157,7 @@ def test_upsert_by_arrays_updates_the_rows_it_meets_and_inserts_the_others():
                 "purpose_version_id": purpose.current_version.pk,
                 "record_id": record.pk,
                 "since": later,
+                "actor": record.actor,
             }
             for contact in contacts
         ],
