@@ -204,6 +204,30 @@ def celery_worker(
             process.kill()
 
 
+def worker_settled(timeout: float = 30.0) -> None:
+    """Wait until the real worker has run every task queued so far: its queue is empty and it
+    holds none (a solo worker answers `inspect` only between two tasks). A test that queued
+    tasks whose effect it cannot see calls this before it ends, so that no task still writes
+    while the test's tables are emptied."""
+    from config.celery import app
+
+    name = f"{WORKER_QUEUE}@{os.uname().nodename}"
+
+    def settled() -> bool:
+        with app.connection_for_read() as broker:
+            try:
+                waiting = broker.default_channel.queue_declare(WORKER_QUEUE, passive=True)
+            except broker.channel_errors:
+                waiting = None  # Redis keeps no empty queue
+        if waiting is not None and waiting.message_count:
+            return False
+        inspect = app.control.inspect(destination=[name], timeout=1.0)
+        active, reserved = inspect.active() or {}, inspect.reserved() or {}
+        return name in active and not active[name] and not reserved.get(name)
+
+    wait_for(settled, timeout=timeout)
+
+
 def _database_url(name: str) -> str:
     current = settings.DATABASES["default"]
     user = current.get("USER") or "postgres"
