@@ -434,10 +434,12 @@ class SalesforceAdapter:
                     fresh.append((record, stamp))
             if len(fresh) > limit or answer.get("done", True) or not answer.get("nextRecordsUrl"):
                 break
-            url = str(answer["nextRecordsUrl"])
-            answer = self._call(lambda url=url: self.client.query_more(url, identifier_is_url=True))
+            answer = self._call(partial(self._more, str(answer["nextRecordsUrl"])))
         more = len(fresh) > limit or not answer.get("done", True) or returned >= ceiling
         return fresh[:limit], more
+
+    def _more(self, url: str) -> Any:
+        return self.client.query_more(url, identifier_is_url=True)
 
     def _read(
         self, sobject: str, records: list[tuple[dict[str, Any], int]]
