@@ -238,11 +238,9 @@ class _Applier:
             self.outcome.unchanged += int(not created)
             return contact
         changes = self._changes(contact, record)
-        new_email = (
-            email
-            if email and email != contact.email and self._theirs(contact, record, "email")
-            else None
-        )
+        # a converted lead's address is the lead's: the Contact's record says the person's now
+        moved = email and email != contact.email and not record.converted_to
+        new_email = email if moved and self._theirs(contact, record, "email") else None
         if not changes and new_email is None:
             self.outcome.unchanged += 1
             return contact

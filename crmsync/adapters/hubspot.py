@@ -315,7 +315,8 @@ class HubSpotAdapter:
         to the last modification time seen. `after` pages on only past records the cursor
         already holds (many sharing one timestamp)."""
         position = positions_read(cursor).get("contacts", Position())
-        size = max(1, min(limit, SEARCH_PAGE_LIMIT))
+        # room for the records of the cursor's millisecond applied already, which come first
+        size = max(1, min(limit + len(position.seen), SEARCH_PAGE_LIMIT))
         after = 0
         while True:
             answer = self._search(position.since, size, after)
@@ -332,11 +333,12 @@ class HubSpotAdapter:
                     _("More than %(limit)s HubSpot contacts share the modification time %(time)s.")
                     % {"limit": SEARCH_TOTAL_LIMIT, "time": position.since}
                 )
-        moved = position.advanced((c.remote_id, milliseconds(c.modified_at)) for c in fresh)
+        kept = fresh[: max(1, limit)]
+        moved = position.advanced((c.remote_id, milliseconds(c.modified_at)) for c in kept)
         return PullPage(
-            contacts=fresh,
+            contacts=kept,
             next_cursor=positions_text({"contacts": moved}),
-            done=following is None,
+            done=following is None and len(kept) == len(fresh),
             problems=problems,
         )
 
