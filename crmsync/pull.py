@@ -36,6 +36,7 @@ from django.utils.translation import gettext as _
 
 from consent.models import ConsentAction, ConsentState, ConsentStatus, Purpose, SourceKind
 from consent.services import ConsentWrite, ConsentWriteErrors, Evidence, consents_record_many
+from consent.services.consents import effective_time
 from contacts.models import Contact, ContactStatus, SuppressionKind
 from contacts.normalization import normalize_email
 from contacts.selectors import suppression_reason
@@ -320,7 +321,7 @@ class _Applier:
             for state in ConsentState.objects.filter(
                 contact_id__in={key[0] for key in self.withdrawals},
                 purpose__slug__in={key[1] for key in self.withdrawals},
-            ).select_related("purpose")
+            ).select_related("purpose", "record")
         }
         writes = []
         for key, (contact, consent, remote_id) in self.withdrawals.items():
@@ -330,7 +331,8 @@ class _Applier:
                 self._skip(_("a purpose no longer known here"))
             elif state is None or state.status not in LIVE:
                 continue  # nothing to withdraw: already so here
-            elif state.since >= consent.at:
+            elif min(consent.at, timezone.now()) < effective_time(state.record):
+                # the write path would keep it as superseded; left out, a re-run adds nothing
                 self._skip(_("a consent change older than ours: ours stands"))
             else:
                 reference = f"{self.connection.name}:{remote_id}"

@@ -200,24 +200,42 @@ def test_an_email_changed_in_hubspot_changes_the_same_contact(
 
 @pytest.mark.django_db
 def test_a_crm_contact_is_matched_by_its_link_first_then_by_its_email(
-    hubspot: HubSpotEmulator, connection: Connection, clock: Clock
+    hubspot: HubSpotEmulator, connection: Connection
 ) -> None:
-    ours = ContactFactory(email="person1@example.fr", first_name="Camille")
-    other = ContactFactory(email="person2@example.fr")
+    linked = ContactFactory(email="camille@old.fr", first_name="Camille")
+    by_email = ContactFactory(email="person3@example.fr")
+    # HubSpot's record is linked to `linked` (a push told us so), under another address now
     stored = hubspot.put_contact(person(2))
-    # HubSpot's record 2 is linked to `ours` (a push told us so): the link wins over the email
-    ContactLink.objects.create(connection=connection, contact=ours, remote_id=stored["id"])
-    hubspot.put_contact(person(1))
+    ContactLink.objects.create(connection=connection, contact=linked, remote_id=stored["id"])
+    hubspot.put_contact(person(3))
 
     outcome = pull(connection)
 
     assert outcome.created == 0
     assert Contact.objects.count() == 2
-    links = dict(ContactLink.objects.values_list("remote_id", "contact_id"))
-    assert links[stored["id"]] == ours.pk
-    # the email of HubSpot's record 2 belongs to another contact of ours: refused, named
-    assert other.pk not in links.values()
-    assert any("Another contact already has this email" in r for r in outcome.skipped)
+    linked.refresh_from_db()
+    assert linked.email == "person2@example.fr"
+    assert dict(ContactLink.objects.values_list("contact_id", "remote_id")) == {
+        linked.pk: stored["id"],
+        by_email.pk: hubspot.contact("person3@example.fr")["id"],  # type: ignore[index]
+    }
+
+
+@pytest.mark.django_db
+def test_an_email_another_contact_of_ours_has_is_refused_and_named(
+    hubspot: HubSpotEmulator, connection: Connection
+) -> None:
+    linked = ContactFactory(email="camille@old.fr")
+    ContactFactory(email="person2@example.fr")
+    stored = hubspot.put_contact(person(2))
+    ContactLink.objects.create(connection=connection, contact=linked, remote_id=stored["id"])
+
+    outcome = pull(connection)
+
+    linked.refresh_from_db()
+    assert linked.email == "camille@old.fr"
+    assert Contact.objects.count() == 2
+    assert any("Another contact already has this email" in reason for reason in outcome.skipped)
 
 
 @pytest.mark.django_db
