@@ -276,7 +276,24 @@ class _Applier:
         return contact
 
     def _new_fields(self, record: RemoteContact) -> dict[str, Any]:
-        return {name: value for name, value in record.fields.items() if value not in (None, "")}
+        return self._valid(
+            record,
+            {name: value for name, value in record.fields.items() if value not in (None, "")},
+        )
+
+    def _valid(self, record: RemoteContact, fields: dict[str, Any]) -> dict[str, Any]:
+        """The fields our rules accept, each checked alone: a bad value from the CRM (a
+        country not in ISO 3166, say) is left out and named, the rest applied."""
+        valid = {}
+        for name, value in fields.items():
+            try:
+                valid[name] = contact_fields_clean(fields={name: value})[name]
+            except ValidationError as error:
+                self._skip(
+                    _("a field refused (%(id)s): %(reason)s")
+                    % {"id": record.remote_id, "reason": _reasons(error)}
+                )
+        return valid
 
     def _theirs(self, contact: Contact, record: RemoteContact, name: str) -> bool:
         """Whether the CRM's value of the field wins over ours, by its mapping's rule."""
@@ -293,13 +310,9 @@ class _Applier:
             for name, value in record.fields.items()
             if self._theirs(contact, record, name)
         }
-        if not wanted:
-            return {}
-        cleaned = contact_fields_clean(fields=wanted)
+        cleaned = self._valid(record, wanted)
         return {
-            name: wanted[name]
-            for name, value in cleaned.items()
-            if getattr(contact, name, None) != value
+            name: value for name, value in cleaned.items() if getattr(contact, name, None) != value
         }
 
     # -- consents ------------------------------------------------------------------------------

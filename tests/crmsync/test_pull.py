@@ -399,6 +399,7 @@ def test_what_a_pull_wrote_is_not_pushed_back_to_its_crm_but_reaches_the_others(
     )
     contact = ContactFactory(email="person2@example.fr")
     grant(contact, newsletter, given_at=timezone.now() - timedelta(hours=2))
+    connection_push(connection_id=connection.pk)  # our grant, sent before the pull
     clock.at(timezone.now() - timedelta(hours=1))
     hubspot.put_contact(person(1))
     hubspot.put_contact(person(2))
@@ -450,6 +451,7 @@ def test_bad_data_from_the_crm_is_reported_and_the_rest_applied(
     hubspot: HubSpotEmulator, connection: Connection, clock: Clock
 ) -> None:
     hubspot.put_contact(person(1, country="France"))  # not an ISO code: refused here
+    hubspot.put_contact({"email": "not an email"})
     clock.now += 1
     hubspot.put_contact(person(2))
     clock.now += 1
@@ -459,10 +461,13 @@ def test_bad_data_from_the_crm_is_reported_and_the_rest_applied(
 
     outcome = pull(connection)
 
-    assert outcome.created == 1
-    assert list(Contact.objects.values_list("email", flat=True)) == ["person2@example.fr"]
+    assert outcome.created == 2  # the bad country left out, the rest of the person kept
+    assert dict(Contact.objects.values_list("email", "country")) == {
+        "person1@example.fr": "",
+        "person2@example.fr": "",
+    }
     reasons = " ".join(outcome.skipped)
-    assert "country" in reasons and "yesterday" in reasons
+    assert "country" in reasons and "yesterday" in reasons and "email" in reasons
     assert ConnectionState.objects.get(pk=connection.pk).pull_cursor
 
 
