@@ -29,16 +29,19 @@ UPSERT = "/crm/v3/objects/contacts/batch/upsert"
 
 
 class Clock:
-    """The emulator's time (epoch milliseconds), moved by the test."""
+    """The emulator's time (epoch milliseconds): the real time until a test sets it."""
 
     def __init__(self) -> None:
-        self.now = int(time.time() * 1000)
+        self.now: int | None = None
 
     def __call__(self) -> int:
-        return self.now
+        return self.now if self.now is not None else int(time.time() * 1000)
 
     def at(self, moment: datetime) -> None:
         self.now = int(moment.timestamp() * 1000)
+
+    def tick(self, milliseconds: int = 1) -> None:
+        self.now = self() + milliseconds
 
 
 @pytest.fixture
@@ -107,7 +110,7 @@ def test_a_pull_creates_the_crm_contacts_page_after_page_and_stores_its_cursor(
 ) -> None:
     settings.CRM_PULL_PAGE_SIZE = 2
     for n in range(5):
-        clock.now += 1
+        clock.tick()
         hubspot.put_contact(person(n))
 
     outcome = pull(connection)
@@ -126,9 +129,10 @@ def test_a_pull_creates_the_crm_contacts_page_after_page_and_stores_its_cursor(
 
 @pytest.mark.django_db
 def test_contacts_sharing_one_modification_time_are_neither_lost_nor_pulled_twice(
-    hubspot: HubSpotEmulator, connection: Connection, settings: SettingsWrapper
+    hubspot: HubSpotEmulator, connection: Connection, settings: SettingsWrapper, clock: Clock
 ) -> None:
     settings.CRM_PULL_PAGE_SIZE = 2
+    clock.at(timezone.now())
     for n in range(5):  # the clock stands still: one millisecond for all five
         hubspot.put_contact(person(n))
 
@@ -147,7 +151,7 @@ def test_a_rerun_or_a_replayed_page_changes_nothing(
 ) -> None:
     clock.at(timezone.now() - timedelta(minutes=5))
     for n in range(3):
-        clock.now += 1
+        clock.tick()
         hubspot.put_contact(person(n, company="Acme"))
         opt_out(hubspot, f"person{n}@example.fr")
     pull(connection)
@@ -188,7 +192,6 @@ def test_an_email_changed_in_hubspot_changes_the_same_contact(
     contact = Contact.objects.get()
     remote_id = hubspot.contact("person1@example.fr")["id"]  # type: ignore[index]
 
-    clock.now += 1000
     with hubspot.lock:
         hubspot.update_one(remote_id, "hs_object_id", {"properties": {"email": "Camille@New.FR"}})
     outcome = pull(connection)
@@ -294,7 +297,7 @@ def test_an_opt_out_in_hubspot_withdraws_through_the_ledger_with_hubspots_time(
     assert state.status == "withdrawn"
     record = ConsentRecord.objects.filter(contact=contact).latest("pk")
     assert (record.action, record.source_kind) == ("withdraw", SourceKind.CRM)
-    assert record.given_at == datetime.fromtimestamp(clock.now / 1000, tz=UTC)
+    assert record.given_at == datetime.fromtimestamp(clock() / 1000, tz=UTC)
     assert record.source_reference.startswith("hubspot:")
 
 
@@ -452,9 +455,9 @@ def test_bad_data_from_the_crm_is_reported_and_the_rest_applied(
 ) -> None:
     hubspot.put_contact(person(1, country="France"))  # not an ISO code: refused here
     hubspot.put_contact({"email": "not an email"})
-    clock.now += 1
+    clock.tick()
     hubspot.put_contact(person(2))
-    clock.now += 1
+    clock.tick()
     with hubspot.lock:  # a record HubSpot would never give: an unreadable date
         stored = hubspot._write(None, "odd@example.fr", {})[0]
         stored["properties"]["lastmodifieddate"] = "yesterday"
