@@ -359,8 +359,9 @@ class HubSpotAdapter:
             "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
             "properties": sorted({"email", "lastmodifieddate", *mapped, *opt_outs}),
             "limit": size,
-            "after": str(after),
         }
+        if after:
+            body["after"] = str(after)
         if self._search_api is None:
             self._search_api = HubSpot(
                 access_token=self.config.credentials.get("token", ""),
