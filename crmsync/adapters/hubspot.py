@@ -405,11 +405,13 @@ class HubSpotAdapter:
                 if value is None or ours == "email":
                     continue  # not set in HubSpot: nothing to say about ours
                 fields[ours] = stages.get(value, value) if theirs == "lifecyclestage" else value
+            # "Opted out of email: <type>": true is an opt-out; false is "not opted out",
+            # which says nothing of a consent (HubSpot's "Not specified" reads false too).
+            # HubSpot keeps no time per property here: the record's modification time.
             consents = tuple(
-                # HubSpot keeps no time per property here: the record's modification time
-                RemoteConsent(purpose=purpose, granted=flag == "false", at=modified)
+                RemoteConsent(purpose=purpose, granted=False, at=modified)
                 for purpose, remote in self.config.purpose_map.items()
-                if (flag := properties.get(f"{OPT_OUT_PROPERTY}{remote}")) in ("true", "false")
+                if properties.get(f"{OPT_OUT_PROPERTY}{remote}") == "true"
             )
             contacts.append(
                 RemoteContact(

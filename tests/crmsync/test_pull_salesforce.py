@@ -184,3 +184,30 @@ def test_a_contact_point_type_consent_opt_out_is_recorded_for_its_party(
     assert (record.action, record.source_kind) == ("withdraw", SourceKind.CRM)
     assert record.given_at.date() == (timezone.now() - timedelta(days=1)).date()
     assert pull(connection).consents == 0  # read again: nothing more
+
+
+@pytest.mark.django_db
+def test_an_opt_in_in_salesforce_is_reported_not_recorded(
+    salesforce: SalesforceEmulator, newsletter: Purpose
+) -> None:
+    connection = connect(salesforce, consent_objects=True)
+    individual = salesforce.insert("Individual", {"LastName": "Martin"})
+    salesforce.insert(
+        "Contact", {"LastName": "Martin", "Email": "camille@ex.fr", "IndividualId": individual}
+    )
+    salesforce.insert(
+        "ContactPointTypeConsent",
+        {
+            "Name": "newsletter (email)",
+            "PartyId": individual,
+            "DataUsePurposeId": connection.purpose_map["newsletter"],
+            "PrivacyConsentStatus": "OptIn",
+            "ContactPointType": "Email",
+        },
+    )
+
+    outcome = pull(connection)
+
+    assert outcome.created == 1
+    assert not ConsentRecord.objects.exists()
+    assert sum(n for reason, n in outcome.skipped.items() if "grant" in reason) == 1
