@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from pytest_django.fixtures import SettingsWrapper
 
 from consent.models import ConsentRecord, ConsentState, Purpose, SourceKind
 from contacts.models import Contact
@@ -88,6 +87,12 @@ def opt_out(hubspot: HubSpotEmulator, email: str, subscription: str = "1001") ->
     assert answer.status == 200, answer.body
 
 
+def aged() -> None:
+    """Our contacts last changed a minute ago: older than what HubSpot does next (its times
+    are in milliseconds, ours in microseconds)."""
+    Contact.objects.update(updated_at=timezone.now() - timedelta(minutes=1))
+
+
 def pull(connection: Connection) -> Any:
     outcome = connection_pull(connection_id=connection.pk)
     assert outcome.error == ""
@@ -106,7 +111,7 @@ def everything() -> tuple[list[Any], ...]:
 
 @pytest.mark.django_db
 def test_a_pull_creates_the_crm_contacts_page_after_page_and_stores_its_cursor(
-    hubspot: HubSpotEmulator, connection: Connection, settings: SettingsWrapper, clock: Clock
+    hubspot: HubSpotEmulator, connection: Connection, settings: Any, clock: Clock
 ) -> None:
     settings.CRM_PULL_PAGE_SIZE = 2
     for n in range(5):
@@ -129,7 +134,7 @@ def test_a_pull_creates_the_crm_contacts_page_after_page_and_stores_its_cursor(
 
 @pytest.mark.django_db
 def test_contacts_sharing_one_modification_time_are_neither_lost_nor_pulled_twice(
-    hubspot: HubSpotEmulator, connection: Connection, settings: SettingsWrapper, clock: Clock
+    hubspot: HubSpotEmulator, connection: Connection, settings: Any, clock: Clock
 ) -> None:
     settings.CRM_PULL_PAGE_SIZE = 2
     clock.at(timezone.now())
@@ -191,6 +196,7 @@ def test_an_email_changed_in_hubspot_changes_the_same_contact(
     pull(connection)
     contact = Contact.objects.get()
     remote_id = hubspot.contact("person1@example.fr")["id"]  # type: ignore[index]
+    aged()
 
     with hubspot.lock:
         hubspot.update_one(remote_id, "hs_object_id", {"properties": {"email": "Camille@New.FR"}})
@@ -207,6 +213,7 @@ def test_a_crm_contact_is_matched_by_its_link_first_then_by_its_email(
 ) -> None:
     linked = ContactFactory(email="camille@old.fr", first_name="Camille")
     by_email = ContactFactory(email="person3@example.fr")
+    aged()
     # HubSpot's record is linked to `linked` (a push told us so), under another address now
     stored = hubspot.put_contact(person(2))
     ContactLink.objects.create(connection=connection, contact=linked, remote_id=stored["id"])
@@ -230,6 +237,7 @@ def test_an_email_another_contact_of_ours_has_is_refused_and_named(
 ) -> None:
     linked = ContactFactory(email="camille@old.fr")
     ContactFactory(email="person2@example.fr")
+    aged()
     stored = hubspot.put_contact(person(2))
     ContactLink.objects.create(connection=connection, contact=linked, remote_id=stored["id"])
 

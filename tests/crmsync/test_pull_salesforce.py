@@ -4,10 +4,10 @@ HasOptedOutOfEmail and ContactPointTypeConsent."""
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
-from pytest_django.fixtures import SettingsWrapper
 
 from consent.models import ConsentRecord, ConsentState, Purpose, SourceKind
 from contacts.models import Contact
@@ -49,6 +49,12 @@ def pull(connection: Connection) -> PullOutcome:
     return outcome
 
 
+def aged(contact: Contact) -> None:
+    """Our contact last changed a minute ago: older than what Salesforce does next (its times
+    are in milliseconds, ours in microseconds)."""
+    Contact.objects.filter(pk=contact.pk).update(updated_at=timezone.now() - timedelta(minutes=1))
+
+
 def update(salesforce: SalesforceEmulator, sobject: str, record_id: str, **fields: object) -> None:
     """A Salesforce user changes a record."""
     with salesforce.lock:
@@ -57,7 +63,7 @@ def update(salesforce: SalesforceEmulator, sobject: str, record_id: str, **field
 
 @pytest.mark.django_db
 def test_contacts_and_leads_are_pulled_following_next_records_url(
-    salesforce: SalesforceEmulator, newsletter: Purpose, settings: SettingsWrapper
+    salesforce: SalesforceEmulator, newsletter: Purpose, settings: Any
 ) -> None:
     connection = connect(salesforce)
     salesforce.query_batch = 2  # the emulator pages its answers by two
@@ -91,6 +97,7 @@ def test_a_converted_lead_keeps_its_contact_and_consents(
     pull(connection)
     contact = Contact.objects.get()
     grant(contact, newsletter)
+    aged(contact)
     # converted in Salesforce: a new Contact (sales typed another address), the lead read-only
     converted = salesforce.insert(
         "Contact", {"LastName": "Martin", "FirstName": "Camille", "Email": "camille@work.fr"}
@@ -120,6 +127,7 @@ def test_a_contact_we_pushed_is_found_by_our_external_id(
 ) -> None:
     connection = connect(salesforce)
     ours = ContactFactory(email="camille@ours.fr")
+    aged(ours)
     salesforce.insert(
         "Contact",
         {
