@@ -450,6 +450,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crmsync.tasks.push_connections",
         "schedule": timedelta(minutes=1),
     },
+    # each CRM connection's changes read back once its pull interval passed (crmsync.pull)
+    "pull-crm-connections": {
+        "task": "crmsync.tasks.pull_connections",
+        "schedule": timedelta(minutes=1),
+    },
 }
 # How long a provider's event id is remembered so that a retried webhook is applied once
 # (ESPs retry for hours or a few days).
@@ -505,6 +510,10 @@ if CRM_PUSH_MAX_FAILURES < 1 or CRM_PUSH_LEASE < 1 or CRM_PUSH_BACKOFF_CAP <= 0:
         "CRM_PUSH_MAX_FAILURES and CRM_PUSH_LEASE_SECONDS must be >= 1, "
         "CRM_PUSH_BACKOFF_CAP above 0."
     )
+# A pull's claim on its connection, how long one pull goes on, and how many records a page.
+CRM_PULL_LEASE = env.int("CRM_PULL_LEASE_SECONDS", default=600)
+CRM_PULL_TIME_BUDGET = env.int("CRM_PULL_TIME_BUDGET_SECONDS", default=120)
+CRM_PULL_PAGE_SIZE = env.int("CRM_PULL_PAGE_SIZE", default=200)
 # A list uploaded in the admin is kept this long for staff to choose its mapping (then deleted).
 IMPORT_UPLOAD_TTL = timedelta(hours=env.int("IMPORT_UPLOAD_TTL_HOURS", default=24))
 # Access and portability exports stay downloadable by the DPO this long (then deleted).

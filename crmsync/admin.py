@@ -145,6 +145,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         "kind",
         "enabled",
         "last_push",
+        "last_pull",
         "lag",
         "events_waiting",
         "dead_letters",
@@ -161,6 +162,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         "dead_letters",
         "last_error",
         "next_attempt",
+        "last_pull_error",
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: Connection | None = None) -> Any:
@@ -260,6 +262,13 @@ class ConnectionAdmin(admin.ModelAdmin):
         if state is None or not state.last_error:
             return "-"
         return f"{state.last_error_at:%Y-%m-%d %H:%M}: {state.last_error[:120]}"
+
+    @admin.display(description=_("last pull error"))
+    def last_pull_error(self, obj: Connection) -> str:
+        state = getattr(obj, "state", None)
+        if state is None or not state.pull_error:
+            return "-"
+        return f"{state.pull_error_at:%Y-%m-%d %H:%M}: {state.pull_error[:120]}"
 
 
 @admin.register(DeadLetter)

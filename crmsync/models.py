@@ -124,6 +124,13 @@ class ConnectionState(models.Model):
     failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
     last_push_at = models.DateTimeField(_("last push"), null=True, blank=True)
     last_pull_at = models.DateTimeField(_("last pull"), null=True, blank=True)
+    # the pull's own: where the CRM's changes were read up to (the adapter's opaque text), and
+    # the claim of the worker pulling now (apart from the push's: both run at once)
+    pull_cursor = models.TextField(_("pull cursor"), blank=True)
+    pull_lease_token = models.UUIDField(null=True, blank=True)
+    pull_lease_until = models.DateTimeField(null=True, blank=True)
+    pull_error = models.TextField(_("last pull error"), blank=True)
+    pull_error_at = models.DateTimeField(_("last pull error at"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
     last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True)
 

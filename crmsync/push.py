@@ -44,7 +44,7 @@ from crmsync.models import (
     DeadLetter,
     OutboxEvent,
 )
-from crmsync.services import outbox_head, outbox_sequence
+from crmsync.services import ORIGIN_KEY, outbox_head, outbox_sequence
 
 logger = logging.getLogger(__name__)
 
@@ -191,8 +191,13 @@ def _drain(
 
 def changes_for(connection: Connection, events: Sequence[OutboxEvent]) -> list[Change]:
     """The events as the adapter receives them, with each contact as it is now and the CRM's
-    id for it (two queries for the batch). Scrubbed events (their person erased) are left out."""
-    events = [event for event in events if event.payload != SCRUBBED_PAYLOAD]
+    id for it (two queries for the batch). Scrubbed events (their person erased) are left out,
+    and so are those a pull of this very connection wrote (it has them: no ping-pong)."""
+    events = [
+        event
+        for event in events
+        if event.payload != SCRUBBED_PAYLOAD and event.payload.get(ORIGIN_KEY) != connection.pk
+    ]
     public_ids = {event.contact_public_id for event in events}
     contacts = {
         contact.public_id: contact for contact in Contact.objects.filter(public_id__in=public_ids)

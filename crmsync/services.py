@@ -6,7 +6,9 @@ imports none of their services: the connections are `crmsync.connections`, the p
 cursors, retries, dead letters) `crmsync.push`."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +33,25 @@ SEQUENCER_BATCH = 5000
 PUSH_QUEUED_KEY = "crmsync:push-queued:{}"
 ENABLED_CONNECTIONS_KEY = "crmsync:enabled-connections"
 ENABLED_CONNECTIONS_SECONDS = 10
+# The payload key naming the connection a change came from (a pull): the push does not send
+# it back there (no ping-pong).
+ORIGIN_KEY = "origin_connection"
+_origin: ContextVar[int | None] = ContextVar("crmsync_outbox_origin", default=None)
+
+
+@contextmanager
+def outbox_origin(connection_id: int) -> Iterator[None]:
+    """Mark the outbox events written inside as coming from this connection (a pull)."""
+    token = _origin.set(connection_id)
+    try:
+        yield
+    finally:
+        _origin.reset(token)
+
+
+def _with_origin(payload: dict[str, Any]) -> dict[str, Any]:
+    origin = _origin.get()
+    return payload if origin is None else {**payload, ORIGIN_KEY: origin}
 
 
 def outbox_emit(*, topic: OutboxTopic, contact: Contact, payload: dict[str, Any]) -> OutboxEvent:
@@ -39,7 +60,7 @@ def outbox_emit(*, topic: OutboxTopic, contact: Contact, payload: dict[str, Any]
         # the CRMs and the event feed know the topics of OutboxTopic only
         raise ValueError(f"Unknown outbox topic {topic!r}: add it to OutboxTopic first.")
     event = OutboxEvent.objects.create(
-        topic=topic, contact_public_id=contact.public_id, payload=payload
+        topic=topic, contact_public_id=contact.public_id, payload=_with_origin(payload)
     )
     push_soon()
     return event
@@ -59,7 +80,7 @@ def outbox_emit_many(*, events: Sequence[tuple[str, Contact, dict[str, Any]]]) -
             {
                 "topic": topic,
                 "contact_public_id": contact.public_id,
-                "payload": payload,
+                "payload": _with_origin(payload),
                 "created_at": start + timedelta(microseconds=index),
             }
             for index, (topic, contact, payload) in enumerate(events)

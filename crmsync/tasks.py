@@ -1,10 +1,11 @@
-"""Celery tasks of CRM sync: thin adapters over `crmsync.push`."""
+"""Celery tasks of CRM sync: thin adapters over `crmsync.push` and `crmsync.pull`."""
 
 from celery import shared_task
 from django.conf import settings
 
 from core.tasks import RETRY_ON_NETWORK_ERRORS
 from crmsync.models import Connection
+from crmsync.pull import connection_pull, connections_due_for_pull
 from crmsync.push import connection_push
 from crmsync.services import push_started
 
@@ -32,4 +33,21 @@ def push_connections() -> int:
     connection_ids = list(Connection.objects.filter(enabled=True).values_list("pk", flat=True))
     for connection_id in connection_ids:
         push_connection.delay(connection_id)
+    return len(connection_ids)
+
+
+@shared_task
+def pull_connection(connection_id: int) -> int:
+    """Pull one connection's CRM changes since its cursor (a second pull at once does
+    nothing). Answers how many records were fetched."""
+    return connection_pull(connection_id=connection_id).fetched
+
+
+@shared_task
+def pull_connections() -> int:
+    """Queue a pull of every enabled CRM connection whose pull interval has passed (beat,
+    every minute). Answers how many were queued."""
+    connection_ids = connections_due_for_pull()
+    for connection_id in connection_ids:
+        pull_connection.delay(connection_id)
     return len(connection_ids)

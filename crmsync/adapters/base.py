@@ -75,3 +75,53 @@ class Adapter(Protocol):
     def push(self, changes: Sequence[Change]) -> PushResult:
         """Deliver the changes (idempotently), or raise TransientError."""
         ...
+
+
+# -- pull ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RemoteConsent:
+    """A subscription status the CRM holds for one of our purposes, and when it was set."""
+
+    purpose: str  # our purpose slug (through the connection's purpose map)
+    granted: bool
+    at: datetime  # the CRM's time of the change
+    channel: str = "email"
+
+
+@dataclass(frozen=True)
+class RemoteContact:
+    """A person as a pull reads them from the CRM: only what the connection maps."""
+
+    remote_id: str
+    email: str  # as the CRM spells it (normalised by the pull)
+    modified_at: datetime  # the CRM's modification time of the record
+    # our field -> the CRM's value, for the mappings pulled ("pull" or "both")
+    fields: dict[str, Any] = field(default_factory=dict)
+    consents: tuple[RemoteConsent, ...] = ()
+    # our contact's public id, when the CRM holds it (Salesforce's external id field)
+    our_id: str = ""
+    # a Salesforce lead converted: the Contact's id (ConvertedContactId), which takes the
+    # lead's place as what the CRM calls the person
+    converted_to: str = ""
+
+
+@dataclass(frozen=True)
+class PullPage:
+    """One page of a pull: the records changed since `cursor`, and where the next page starts.
+
+    `next_cursor` is opaque text the pull stores once the page is applied; `done` says the
+    CRM had nothing more for now. `problems` names records the adapter could not read
+    (bad data from the CRM), reported rather than stopping the pull."""
+
+    contacts: list[RemoteContact]
+    next_cursor: str
+    done: bool
+    problems: list[str] = field(default_factory=list)
+
+
+class Puller(Protocol):
+    """A kind of connection that can be pulled."""
+
+    def pull(self, cursor: str | None, limit: int) -> PullPage:
+        """The next page of records changed since `cursor`, or raise TransientError."""
+        ...

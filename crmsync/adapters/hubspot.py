@@ -29,7 +29,15 @@ from hubspot.crm.contacts.exceptions import (  # type: ignore[import-untyped]
 )
 
 from consent.models import Channel, ConsentStatus, LegalBasis, Purpose
-from crmsync.adapters.base import Change, ConnectionConfig, PushResult, TransientError
+from crmsync.adapters.base import (
+    Change,
+    ConnectionConfig,
+    PullPage,
+    PushResult,
+    RemoteConsent,
+    RemoteContact,
+    TransientError,
+)
 from crmsync.adapters.batching import (
     ContactState,
     Outcome,
@@ -37,9 +45,22 @@ from crmsync.adapters.batching import (
     contact_states,
     send_isolating,
 )
+from crmsync.adapters.pulling import (
+    Position,
+    milliseconds,
+    parsed_time,
+    positions_read,
+    positions_text,
+    pulled_mappings,
+)
 from crmsync.models import OutboxTopic
 
 BATCH_LIMIT = 100
+# HubSpot's search: at most 200 results a page, and 10,000 in all for one query
+SEARCH_PAGE_LIMIT = 200
+SEARCH_TOTAL_LIMIT = 10_000
+# the contact property HubSpot mirrors each email subscription's opt-out in (+ its id)
+OPT_OUT_PROPERTY = "hs_email_optout_"
 DEFAULT_FIELD_MAPPINGS = (
     ("email", "email"),
     ("first_name", "firstname"),
@@ -284,6 +305,124 @@ class HubSpotAdapter:
         )
         method = self.statuses.subscribe if subscription.subscribe else self.statuses.unsubscribe
         return method(request, _request_timeout=self.timeout)
+
+    # -- pull --------------------------------------------------------------------------------
+    def pull(self, cursor: str | None, limit: int) -> PullPage:
+        """The contacts modified since the cursor, oldest first (search on `lastmodifieddate`).
+
+        Each page asks again from the cursor's time (`GTE`, the ids applied at that very time
+        left out), so the search's 10,000-result window never ends a pull: the cursor moves
+        to the last modification time seen. `after` pages on only past records the cursor
+        already holds (many sharing one timestamp)."""
+        position = positions_read(cursor).get("contacts", Position())
+        # room for the records of the cursor's millisecond applied already, which come first
+        size = max(1, min(limit + len(position.seen), SEARCH_PAGE_LIMIT))
+        after = 0
+        while True:
+            answer = self._search(position.since, size, after)
+            contacts, problems = self._remote_contacts(answer.get("results") or [])
+            fresh = [
+                c for c in contacts if position.is_new(c.remote_id, milliseconds(c.modified_at))
+            ]
+            following = ((answer.get("paging") or {}).get("next") or {}).get("after")
+            if fresh or following is None:
+                break
+            after = int(following)
+            if after >= SEARCH_TOTAL_LIMIT:
+                raise TransientError(
+                    _("More than %(limit)s HubSpot contacts share the modification time %(time)s.")
+                    % {"limit": SEARCH_TOTAL_LIMIT, "time": position.since}
+                )
+        kept = fresh[: max(1, limit)]
+        moved = position.advanced((c.remote_id, milliseconds(c.modified_at)) for c in kept)
+        return PullPage(
+            contacts=kept,
+            next_cursor=positions_text({"contacts": moved}),
+            done=following is None and len(kept) == len(fresh),
+            problems=problems,
+        )
+
+    def _search(self, since: int, size: int, after: int) -> dict[str, Any]:
+        mapped = [
+            theirs
+            for _ours, theirs in pulled_mappings(self.config.field_mappings, DEFAULT_FIELD_MAPPINGS)
+        ]
+        opt_outs = [f"{OPT_OUT_PROPERTY}{remote}" for remote in self.config.purpose_map.values()]
+        body = {
+            "filterGroups": [
+                {
+                    "filters": [
+                        {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(since)}
+                    ]
+                }
+            ],
+            "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": sorted({"email", "lastmodifieddate", *mapped, *opt_outs}),
+            "limit": size,
+        }
+        if after:
+            body["after"] = str(after)
+        if self._search_api is None:
+            self._search_api = HubSpot(
+                access_token=self.config.credentials.get("token", ""),
+                host=self.config.base_url.rstrip("/"),
+                retry=urllib3.Retry(0),
+            ).crm.contacts.search_api
+
+        def call() -> dict[str, Any]:
+            response = self._search_api.do_search(
+                body, _request_timeout=self.timeout, _preload_content=False
+            )
+            try:
+                return dict(json.loads(response.data))
+            finally:
+                response.release_conn()
+
+        return self._call(call)
+
+    _search_api: Any = None
+
+    def _remote_contacts(
+        self, results: list[dict[str, Any]]
+    ) -> tuple[list[RemoteContact], list[str]]:
+        """The search's results as remote contacts; those that cannot be read, named."""
+        stages = {theirs: ours for ours, theirs in LIFECYCLE_STAGES.items()}
+        mappings = pulled_mappings(self.config.field_mappings, DEFAULT_FIELD_MAPPINGS)
+        contacts, problems = [], []
+        for result in results:
+            properties = result.get("properties") or {}
+            remote_id = str(result.get("id") or "")
+            modified = parsed_time(properties.get("lastmodifieddate"))
+            if not remote_id or modified is None:
+                problems.append(
+                    _("HubSpot contact %(id)s: unreadable lastmodifieddate %(value)r")
+                    % {"id": remote_id or "?", "value": properties.get("lastmodifieddate")}
+                )
+                continue
+            fields: dict[str, Any] = {}
+            for ours, theirs in mappings:
+                value = properties.get(theirs)
+                if value is None or ours == "email":
+                    continue  # not set in HubSpot: nothing to say about ours
+                fields[ours] = stages.get(value, value) if theirs == "lifecyclestage" else value
+            # "Opted out of email: <type>": true is an opt-out; false is "not opted out",
+            # which says nothing of a consent (HubSpot's "Not specified" reads false too).
+            # HubSpot keeps no time per property here: the record's modification time.
+            consents = tuple(
+                RemoteConsent(purpose=purpose, granted=False, at=modified)
+                for purpose, remote in self.config.purpose_map.items()
+                if properties.get(f"{OPT_OUT_PROPERTY}{remote}") == "true"
+            )
+            contacts.append(
+                RemoteContact(
+                    remote_id=remote_id,
+                    email=str(properties.get("email") or ""),
+                    modified_at=modified,
+                    fields=fields,
+                    consents=consents,
+                )
+            )
+        return contacts, problems
 
     # -- errors ------------------------------------------------------------------------------
     def _call_waiting(self, call: Callable[[], Any], waited: float) -> float:

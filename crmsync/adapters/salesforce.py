@@ -27,13 +27,29 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
 from consent.models import Channel, ConsentStatus
-from crmsync.adapters.base import Change, ConnectionConfig, PushResult, TransientError
+from crmsync.adapters.base import (
+    Change,
+    ConnectionConfig,
+    PullPage,
+    PushResult,
+    RemoteConsent,
+    RemoteContact,
+    TransientError,
+)
 from crmsync.adapters.batching import (
     ContactState,
     Outcome,
     Refused,
     contact_states,
     send_isolating,
+)
+from crmsync.adapters.pulling import (
+    Position,
+    milliseconds,
+    parsed_time,
+    positions_read,
+    positions_text,
+    pulled_mappings,
 )
 from crmsync.models import OutboxTopic
 
@@ -58,6 +74,14 @@ CONTACT_POINT_TYPES: dict[str, str] = {
     Channel.PHONE: "Phone",
     Channel.POSTAL: "MailingAddress",
 }
+# a Contact's fields as a Lead names them (the others a pull reads from Leads keep their name)
+LEAD_FIELDS = {"MailingCountry": "Country"}
+LEAD_STANDARD_FIELDS = {"FirstName", "LastName", "Company", "Email", "Phone", "Title", "Country"}
+# what a ContactPointTypeConsent's contact point is in our channels (Phone is SMS or a call:
+# not told apart, so not pulled)
+# records of the cursor's second already applied, read again with a page (SOQL has no finer time)
+STALE_ROOM = 200
+PULLED_CHANNELS = {"Email": Channel.EMAIL, "MailingAddress": Channel.POSTAL}
 # the API limits (403 REQUEST_LIMIT_EXCEEDED) and the server too busy for now (429, 503)
 LIMIT_CODES = ("REQUEST_LIMIT_EXCEEDED",)
 CALL_ERRORS = ("NOT_FOUND", "INVALID_FIELD", "INVALID_TYPE")
@@ -331,6 +355,186 @@ class SalesforceAdapter:
             else:
                 outcome.refused[index] = _errors_text(item.get("errors") or [])
         return outcome
+
+    # -- pull ----------------------------------------------------------------------------------
+    def pull(self, cursor: str | None, limit: int) -> PullPage:
+        """Leads, Contacts and (with `consent_objects`) ContactPointTypeConsents modified since
+        the cursor, each type in `SystemModstamp` order, following `nextRecordsUrl`.
+
+        Leads come first, so that a lead converted to a Contact hands its link (and so our
+        contact, with its consents) to that Contact before the Contact's own record is read."""
+        positions = positions_read(cursor)
+        streams = ["Lead", "Contact"] + (
+            ["ContactPointTypeConsent"] if self.consent_objects else []
+        )
+        contacts: list[RemoteContact] = []
+        problems: list[str] = []
+        done = True
+        for sobject in streams:
+            position = positions.get(sobject, Position())
+            records, more = self._changed(sobject, position, max(1, limit))
+            read, unreadable = self._read(sobject, records)
+            contacts += read
+            problems += unreadable
+            positions[sobject] = position.advanced(
+                (str(record["Id"]), stamp) for record, stamp in records
+            )
+            done = done and not more
+        return PullPage(
+            contacts=contacts, next_cursor=positions_text(positions), done=done, problems=problems
+        )
+
+    def _fields(self, sobject: str) -> list[str]:
+        mapped = [
+            theirs
+            for _ours, theirs in pulled_mappings(self.config.field_mappings, DEFAULT_FIELD_MAPPINGS)
+        ]
+        if sobject == "ContactPointTypeConsent":
+            return [
+                "Id",
+                "SystemModstamp",
+                "PartyId",
+                "DataUsePurposeId",
+                "PrivacyConsentStatus",
+                "CaptureDate",
+                "EffectiveFrom",
+                "ContactPointType",
+            ]
+        if sobject == "Lead":
+            leads = {LEAD_FIELDS.get(name, name) for name in mapped}
+            names = {"IsConverted", "ConvertedContactId", *(leads & LEAD_STANDARD_FIELDS)}
+        else:
+            names = {self.external_id, "IndividualId", *mapped}
+        return sorted({"Id", "Email", "SystemModstamp", "HasOptedOutOfEmail", *names})
+
+    def _changed(
+        self, sobject: str, position: Position, limit: int
+    ) -> tuple[list[tuple[dict[str, Any], int]], bool]:
+        """Up to `limit` records of the type not applied yet, oldest first, with their stamp in
+        milliseconds; and whether more wait. Read from the cursor's second (SOQL's datetime
+        literals have none finer); those already applied are left out here."""
+        since = datetime.fromtimestamp(position.since // 1000, tz=UTC)
+        # those of the cursor's second applied already come back too: room for them
+        ceiling = limit + len(position.seen) + STALE_ROOM
+        # SOQL of our own field names and a formatted time: nothing the CRM or a user wrote
+        soql = (
+            f"SELECT {', '.join(self._fields(sobject))} FROM {sobject} "  # noqa: S608
+            f"WHERE SystemModstamp >= {since.strftime('%Y-%m-%dT%H:%M:%SZ')} "
+            f"ORDER BY SystemModstamp ASC LIMIT {ceiling}"
+        )
+        answer = self._call(lambda: self.client.query(soql))
+        fresh: list[tuple[dict[str, Any], int]] = []
+        returned = 0
+        while True:
+            returned += len(answer.get("records") or [])
+            for record in answer.get("records") or []:
+                moment = parsed_time(record.get("SystemModstamp"))
+                stamp = milliseconds(moment) if moment else position.since
+                if position.is_new(str(record.get("Id")), stamp):
+                    fresh.append((record, stamp))
+            if len(fresh) > limit or answer.get("done", True) or not answer.get("nextRecordsUrl"):
+                break
+            answer = self._call(partial(self._more, str(answer["nextRecordsUrl"])))
+        more = len(fresh) > limit or not answer.get("done", True) or returned >= ceiling
+        return fresh[:limit], more
+
+    def _more(self, url: str) -> Any:
+        return self.client.query_more(url, identifier_is_url=True)
+
+    def _read(
+        self, sobject: str, records: list[tuple[dict[str, Any], int]]
+    ) -> tuple[list[RemoteContact], list[str]]:
+        if sobject == "ContactPointTypeConsent":
+            return self._consents_read(records)
+        mappings = pulled_mappings(self.config.field_mappings, DEFAULT_FIELD_MAPPINGS)
+        contacts, problems = [], []
+        for record, _stamp in records:
+            modified = parsed_time(record.get("SystemModstamp"))
+            if modified is None or not record.get("Id"):
+                problems.append(
+                    _("Salesforce %(type)s %(id)s: unreadable SystemModstamp %(value)r")
+                    % {
+                        "type": sobject,
+                        "id": record.get("Id") or "?",
+                        "value": record.get("SystemModstamp"),
+                    }
+                )
+                continue
+            fields: dict[str, Any] = {}
+            for ours, theirs in mappings:
+                name = LEAD_FIELDS.get(theirs, theirs) if sobject == "Lead" else theirs
+                if ours != "email" and name in record:
+                    value = record[name]
+                    if value is not None and value != NO_LAST_NAME:
+                        fields[ours] = value
+            # an opt-out withdraws every mapped purpose by email; its absence proves no consent
+            consents = tuple(
+                RemoteConsent(purpose=purpose, granted=False, at=modified)
+                for purpose in self.config.purpose_map
+                if record.get("HasOptedOutOfEmail") is True
+            )
+            converted = (
+                str(record.get("ConvertedContactId") or "") if record.get("IsConverted") else ""
+            )
+            contacts.append(
+                RemoteContact(
+                    remote_id=str(record["Id"]),
+                    email=str(record.get("Email") or ""),
+                    modified_at=modified,
+                    # a converted lead is read-only: the Contact's record carries the fields
+                    fields={} if converted else fields,
+                    consents=consents,
+                    our_id=str(record.get(self.external_id) or "") if sobject == "Contact" else "",
+                    converted_to=converted,
+                )
+            )
+        return contacts, problems
+
+    def _consents_read(
+        self, records: list[tuple[dict[str, Any], int]]
+    ) -> tuple[list[RemoteContact], list[str]]:
+        """Each consent object as a status of its party's Contact (one query per party)."""
+        purposes = {remote: ours for ours, remote in self.config.purpose_map.items()}
+        parties: dict[str, dict[str, Any] | None] = {}
+        contacts, problems = [], []
+        for record, _stamp in records:
+            purpose = purposes.get(str(record.get("DataUsePurposeId") or ""))
+            channel = PULLED_CHANNELS.get(str(record.get("ContactPointType") or ""))
+            status = record.get("PrivacyConsentStatus")
+            if purpose is None or channel is None or status not in ("OptIn", "OptOut"):
+                continue  # a purpose or channel not mapped here, or no consent (Seen, NotSeen)
+            at = parsed_time(record.get("CaptureDate")) or parsed_time(record.get("EffectiveFrom"))
+            at = at or parsed_time(record.get("SystemModstamp"))
+            party = str(record.get("PartyId") or "")
+            if party not in parties:
+                parties[party] = self._party_contact(party) if party else None
+            contact = parties[party]
+            if contact is None or at is None:
+                problems.append(
+                    _("Salesforce consent %(id)s: no Contact for its party %(party)r, or no date")
+                    % {"id": record.get("Id"), "party": party}
+                )
+                continue
+            contacts.append(
+                RemoteContact(
+                    remote_id=str(contact["Id"]),
+                    email=str(contact.get("Email") or ""),
+                    modified_at=at,
+                    consents=(
+                        RemoteConsent(
+                            purpose=purpose, granted=status == "OptIn", at=at, channel=channel
+                        ),
+                    ),
+                    our_id=str(contact.get(self.external_id) or ""),
+                )
+            )
+        return contacts, problems
+
+    def _party_contact(self, individual_id: str) -> dict[str, Any] | None:
+        safe = individual_id.replace("\\", "").replace("'", "")
+        soql = f"SELECT Id, Email, {self.external_id} FROM Contact WHERE IndividualId = '{safe}'"  # noqa: S608 - quotes taken out
+        records = self._call(lambda: self.client.query(soql)).get("records") or []
+        return dict(records[0]) if records else None
 
     # -- errors --------------------------------------------------------------------------------
     def _remember_retry_after(self, response: requests.Response, **kwargs: Any) -> None:

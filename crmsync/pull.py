@@ -1,0 +1,382 @@
+"""The pull: each CRM connection's changes read since its stored cursor and applied to our
+contacts and the consent ledger.
+
+A pull claims its connection with a conditional UPDATE (its own lease, apart from the push's:
+both run at once), asks the adapter for a page after the cursor, then applies the page and
+stores the page's cursor in one transaction, only while the lease is still its own. A worker
+killed mid-page stored nothing: the next pull reads the page again, and applying it again
+changes nothing (a field already equal, a withdrawal already recorded, a link already there).
+
+Applying a record: the contact is found by the link to the CRM's id (a converted Salesforce
+lead's Contact id too), then by our id the CRM holds, then by the normalised email; an email
+changed in the CRM changes the same contact. A new person is created through
+`contacts.services.contact_upsert`, which refuses a suppressed address (an erased person's
+stays on the list), so a pull never re-creates them; an erased contact is never touched.
+Fields follow their mapping's conflict rule; consent withdrawals go through the one write path
+(`consents_record_many`, source `crm`, the CRM's time), those older than our state left out.
+A grant from a CRM carries no proof of the wording the person saw (GDPR Art. 7(1)): reported,
+not recorded. Every outbox event a pull writes names its connection, which the push does not
+send them back to (no ping-pong).
+"""
+
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from consent.models import ConsentAction, ConsentState, ConsentStatus, Purpose, SourceKind
+from consent.services import ConsentWrite, ConsentWriteErrors, Evidence, consents_record_many
+from consent.services.consents import effective_time
+from contacts.models import Contact, ContactStatus, SuppressionKind
+from contacts.normalization import normalize_email
+from contacts.selectors import suppression_reason
+from contacts.services import contact_fields_clean, contact_update, contact_upsert
+from crmsync.adapters import AdapterUnavailable, adapter_for
+from crmsync.adapters.base import PullPage, RemoteConsent, RemoteContact, TransientError
+from crmsync.connections import connection_config
+from crmsync.models import (
+    ConflictRule,
+    Connection,
+    ConnectionKind,
+    ConnectionState,
+    ContactLink,
+)
+from crmsync.push import ERROR_LENGTH, links_store
+from crmsync.services import outbox_head, outbox_origin
+
+logger = logging.getLogger(__name__)
+
+PULLED_KINDS = (ConnectionKind.HUBSPOT, ConnectionKind.SALESFORCE)
+LIVE = (ConsentStatus.GRANTED, ConsentStatus.PENDING)
+
+
+@dataclass
+class PullOutcome:
+    """What one pull of a connection did."""
+
+    pages: int = 0
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    consents: int = 0
+    # why records (or their consents) were left out: reason -> how many
+    skipped: Counter[str] = field(default_factory=Counter)
+    error: str = ""
+    busy: bool = False  # another worker is pulling this connection
+
+
+def connection_pull(*, connection_id: int) -> PullOutcome:
+    """Pull the connection's CRM changes since its cursor, page after page, until the CRM has
+    none left or the time budget (`CRM_PULL_TIME_BUDGET`) ends. Safe to run twice at once."""
+    outcome = PullOutcome()
+    connection = Connection.objects.filter(
+        pk=connection_id, enabled=True, kind__in=PULLED_KINDS
+    ).first()
+    if connection is None:
+        return outcome
+    ConnectionState.objects.get_or_create(
+        connection=connection, defaults={"push_cursor": outbox_head()}
+    )
+    token = _claim(connection_id)
+    if token is None:
+        outcome.busy = True
+        return outcome
+    try:
+        adapter: Any = adapter_for(connection_config(connection))
+        deadline = time.monotonic() + settings.CRM_PULL_TIME_BUDGET
+        cursor = ConnectionState.objects.values_list("pull_cursor", flat=True).get(pk=connection_id)
+        while True:
+            page: PullPage = adapter.pull(cursor or None, settings.CRM_PULL_PAGE_SIZE)
+            if not _page_apply(connection, token, page, outcome):
+                return outcome  # the lease was lost: another pull goes on from the cursor
+            # a page that moved nothing would come back the same: wait for the next cycle
+            if page.done or page.next_cursor == cursor or time.monotonic() >= deadline:
+                break
+            cursor = page.next_cursor
+        ConnectionState.objects.filter(pk=connection_id, pull_lease_token=token).update(
+            last_pull_at=timezone.now(), pull_error=""
+        )
+    except Exception as error:  # a CRM down, a bad configuration: named, kept for the admin
+        if not isinstance(error, AdapterUnavailable | TransientError):
+            logger.warning("CRM connection %s: the pull failed", connection_id, exc_info=True)
+        outcome.error = f"{type(error).__name__}: {error}"[:ERROR_LENGTH]
+        ConnectionState.objects.filter(pk=connection_id).update(
+            pull_error=outcome.error, pull_error_at=timezone.now()
+        )
+    finally:
+        ConnectionState.objects.filter(pk=connection_id, pull_lease_token=token).update(
+            pull_lease_token=None, pull_lease_until=None
+        )
+    return outcome
+
+
+def connections_due_for_pull(*, now: datetime | None = None) -> list[int]:
+    """The enabled CRM connections whose pull interval has passed since their last pull."""
+    now = now or timezone.now()
+    due = []
+    for pk, interval, last in Connection.objects.filter(
+        enabled=True, kind__in=PULLED_KINDS
+    ).values_list("pk", "pull_interval", "state__last_pull_at"):
+        # a few seconds early: the beat runs every minute, the intervals are minutes too
+        if last is None or last + timedelta(seconds=interval) <= now + timedelta(seconds=5):
+            due.append(pk)
+    return due
+
+
+def _claim(connection_id: int) -> uuid.UUID | None:
+    """Take the pull's lease when it is free: one conditional UPDATE on the state row."""
+    now = timezone.now()
+    token = uuid.uuid4()
+    free = Q(pull_lease_until__isnull=True) | Q(pull_lease_until__lt=now)
+    claimed = (
+        ConnectionState.objects.filter(pk=connection_id)
+        .filter(free)
+        .update(
+            pull_lease_token=token,
+            pull_lease_until=now + timedelta(seconds=settings.CRM_PULL_LEASE),
+        )
+    )
+    return token if claimed else None
+
+
+def _page_apply(
+    connection: Connection, token: uuid.UUID, page: PullPage, outcome: PullOutcome
+) -> bool:
+    """Apply the page and store its cursor, in one transaction, while the lease is ours."""
+    with transaction.atomic():
+        state = (
+            ConnectionState.objects.select_for_update()
+            .filter(pk=connection.pk, pull_lease_token=token)
+            .first()
+        )
+        if state is None:
+            return False
+        counts = PullOutcome()
+        with outbox_origin(connection.pk):
+            _Applier(connection, counts).apply(page.contacts)
+        for problem in page.problems:
+            counts.skipped[problem] += 1
+        state.pull_cursor = page.next_cursor
+        state.pull_lease_until = timezone.now() + timedelta(seconds=settings.CRM_PULL_LEASE)
+        state.save(update_fields=["pull_cursor", "pull_lease_until"])
+    outcome.pages += 1
+    outcome.fetched += len(page.contacts) + len(page.problems)
+    outcome.created += counts.created
+    outcome.updated += counts.updated
+    outcome.unchanged += counts.unchanged
+    outcome.consents += counts.consents
+    outcome.skipped.update(counts.skipped)
+    return True
+
+
+class _Applier:
+    """One page's records applied, in the CRM's order; its consents written at once."""
+
+    def __init__(self, connection: Connection, outcome: PullOutcome) -> None:
+        self.connection = connection
+        self.outcome = outcome
+        self.rules = {
+            str(mapping.get("field")): str(mapping.get("conflict") or ConflictRule.LATEST)
+            for mapping in connection.field_mappings
+        }
+        self.purposes = {p.slug: p for p in Purpose.objects.filter(slug__in=connection.purpose_map)}
+        # the CRM's id -> our contact, as learned in this page (before the links are stored)
+        self.linked: dict[str, int] = {}
+        self.links: dict[uuid.UUID, str] = {}
+        # (contact, purpose, channel) -> the newest withdrawal asked in this page
+        self.withdrawals: dict[tuple[int, str, str], tuple[Contact, RemoteConsent, str]] = {}
+
+    def apply(self, records: list[RemoteContact]) -> None:
+        for record in records:
+            try:
+                with transaction.atomic():
+                    contact = self._contact(record)
+            except ValidationError as error:
+                self._skip(_("refused: %s") % _reasons(error))
+                continue
+            if contact is None:
+                continue
+            remote_id = record.converted_to or record.remote_id
+            self.linked[remote_id] = contact.pk
+            self.links[contact.public_id] = remote_id
+            for consent in record.consents:
+                self._consent(contact, record, consent)
+        links_store(connection_id=self.connection.pk, remote_ids=self.links, now=timezone.now())
+        self._write_consents()
+
+    def _skip(self, reason: str) -> None:
+        self.outcome.skipped[reason] += 1
+
+    # -- the contact ---------------------------------------------------------------------------
+    def _contact(self, record: RemoteContact) -> Contact | None:
+        email = normalize_email(record.email) if record.email else ""
+        contact = self._known(record, email)
+        if contact is not None and contact.status == ContactStatus.ERASED:
+            self._skip(_("erased here: never re-created by a pull"))
+            return None
+        if contact is None:
+            if not email:
+                self._skip(_("no email in the CRM"))
+                return None
+            # the imports' rule: a suppressed address (an erased person's stays listed) is
+            # never created again, whatever a list or a CRM holds
+            if suppression_reason(kind=SuppressionKind.EMAIL, value=email):
+                self._skip(_("suppressed here: never re-created by a pull"))
+                return None
+            contact, created = contact_upsert(email=email, fields=self._new_fields(record))
+            self.outcome.created += int(created)
+            self.outcome.unchanged += int(not created)
+            return contact
+        changes = self._changes(contact, record)
+        # a converted lead's address is the lead's: the Contact's record says the person's now
+        moved = email and email != contact.email and not record.converted_to
+        new_email = email if moved and self._theirs(contact, record, "email") else None
+        if not changes and new_email is None:
+            self.outcome.unchanged += 1
+            return contact
+        contact = contact_update(contact=contact, email=new_email, fields=changes)
+        self.outcome.updated += 1
+        return contact
+
+    def _known(self, record: RemoteContact, email: str) -> Contact | None:
+        """Ours by the CRM's id, then by our id the CRM holds, then by email; a merged
+        contact stands for the one it was merged into."""
+        ids = [i for i in (record.converted_to, record.remote_id) if i]
+        contact_id = next((self.linked[i] for i in ids if i in self.linked), None)
+        if contact_id is None:
+            link = (
+                ContactLink.objects.filter(connection=self.connection, remote_id__in=ids)
+                .order_by("-updated_at")
+                .values_list("contact_id", flat=True)
+                .first()
+            )
+            contact_id = link
+        query = Contact.objects.all()
+        contact = query.filter(pk=contact_id).first() if contact_id else None
+        if contact is None and record.our_id:
+            try:
+                contact = query.filter(public_id=uuid.UUID(record.our_id)).first()
+            except ValueError:
+                contact = None
+        if contact is None and email:
+            contact = query.filter(email=email).first()
+        if contact is not None and contact.merged_into_id is not None:
+            contact = query.filter(pk=contact.merged_into_id).first() or contact
+        return contact
+
+    def _new_fields(self, record: RemoteContact) -> dict[str, Any]:
+        return self._valid(
+            record,
+            {name: value for name, value in record.fields.items() if value not in (None, "")},
+        )
+
+    def _valid(self, record: RemoteContact, fields: dict[str, Any]) -> dict[str, Any]:
+        """The fields our rules accept, each checked alone: a bad value from the CRM (a
+        country not in ISO 3166, say) is left out and named, the rest applied."""
+        valid = {}
+        for name, value in fields.items():
+            try:
+                valid[name] = contact_fields_clean(fields={name: value})[name]
+            except ValidationError as error:
+                self._skip(
+                    _("a field refused (%(id)s): %(reason)s")
+                    % {"id": record.remote_id, "reason": _reasons(error)}
+                )
+        return valid
+
+    def _theirs(self, contact: Contact, record: RemoteContact, name: str) -> bool:
+        """Whether the CRM's value of the field wins over ours, by its mapping's rule."""
+        rule = self.rules.get(name, ConflictRule.LATEST)
+        if rule == ConflictRule.THEIRS:
+            return True
+        if rule == ConflictRule.OURS:
+            return not getattr(contact, name, "")  # ours wins, but an empty one is filled
+        return contact.updated_at is None or record.modified_at > contact.updated_at
+
+    def _changes(self, contact: Contact, record: RemoteContact) -> dict[str, Any]:
+        wanted = {
+            name: value
+            for name, value in record.fields.items()
+            if self._theirs(contact, record, name)
+        }
+        cleaned = self._valid(record, wanted)
+        return {
+            name: value for name, value in cleaned.items() if getattr(contact, name, None) != value
+        }
+
+    # -- consents ------------------------------------------------------------------------------
+    def _consent(self, contact: Contact, record: RemoteContact, consent: RemoteConsent) -> None:
+        if consent.granted:
+            # a CRM does not relay the wording the person saw: no proof of consent (Art. 7(1))
+            self._skip(_("a grant from the CRM (no proof of the wording): not recorded"))
+            return
+        key = (contact.pk, consent.purpose, consent.channel)
+        known = self.withdrawals.get(key)
+        if known is None or consent.at > known[1].at:
+            self.withdrawals[key] = (contact, consent, record.converted_to or record.remote_id)
+
+    def _write_consents(self) -> None:
+        if not self.withdrawals:
+            return
+        states = {
+            (state.contact_id, state.purpose.slug, state.channel): state
+            for state in ConsentState.objects.filter(
+                contact_id__in={key[0] for key in self.withdrawals},
+                purpose__slug__in={key[1] for key in self.withdrawals},
+            ).select_related("purpose", "record")
+        }
+        writes = []
+        for key, (contact, consent, remote_id) in self.withdrawals.items():
+            state = states.get(key)
+            purpose = self.purposes.get(consent.purpose)
+            if purpose is None:
+                self._skip(_("a purpose no longer known here"))
+            elif state is None or state.status not in LIVE:
+                continue  # nothing to withdraw: already so here
+            elif min(consent.at, timezone.now()) < effective_time(state.record):
+                # the write path would keep it as superseded; left out, a re-run adds nothing
+                self._skip(_("a consent change older than ours: ours stands"))
+            else:
+                reference = f"{self.connection.name}:{remote_id}"
+                writes.append(
+                    ConsentWrite(
+                        contact=contact,
+                        purpose=purpose,
+                        channel=consent.channel,
+                        action=ConsentAction.WITHDRAW,
+                        source_kind=SourceKind.CRM,
+                        source_reference=reference,
+                        evidence=Evidence(collection_reference=reference, second_hand=True),
+                        given_at=min(consent.at, timezone.now()),
+                    )
+                )
+        while writes:
+            try:
+                consents_record_many(writes=writes)
+            except ConsentWriteErrors as error:
+                for index in sorted(error.errors, reverse=True):
+                    self._skip(_("consent refused: %s") % _reasons(error.errors[index]))
+                    del writes[index]
+                continue
+            self.outcome.consents += len(writes)
+            return
+
+
+def _reasons(error: ValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        return "; ".join(
+            f"{name}: {' '.join(str(m) for m in messages)}"
+            for name, messages in error.message_dict.items()
+        )
+    return " ".join(error.messages)
