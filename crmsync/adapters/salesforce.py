@@ -27,8 +27,15 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
 from consent.models import Channel, ConsentStatus
-from crmsync.adapters.base import Change, ConnectionConfig, PushResult, TransientError
+from crmsync.adapters.base import (
+    Change,
+    ConnectionConfig,
+    ErasureTarget,
+    PushResult,
+    TransientError,
+)
 from crmsync.adapters.batching import (
+    NOT_FOUND,
     ContactState,
     Outcome,
     Refused,
@@ -50,6 +57,8 @@ DEFAULT_FIELD_MAPPINGS = (
 )
 # Salesforce requires a last name; Web-to-Lead's own placeholder when a person gave none
 NO_LAST_NAME = "[not provided]"
+# the last name an anonymised Contact keeps (Salesforce requires one)
+ERASED_NAME = "[erased]"
 LIVE_STATUSES = (ConsentStatus.GRANTED,)
 ENDED_STATUSES = (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED)
 CONTACT_POINT_TYPES: dict[str, str] = {
@@ -331,6 +340,28 @@ class SalesforceAdapter:
             else:
                 outcome.refused[index] = _errors_text(item.get("errors") or [])
         return outcome
+
+    # -- erasure -------------------------------------------------------------------------------
+    def erase(self, target: ErasureTarget) -> None:
+        """Delete the person's Contact (`options["erasure"]`: "delete", the default) or blank
+        its personal fields ("anonymise", for orgs that must keep the record of a deal); a
+        record Salesforce does not hold (404: deleted already) counts as erased."""
+        contacts: Any = self.client.Contact  # an SFType (the client's typing says a union)
+        try:
+            record_id = target.remote_id or str(
+                self._call(
+                    lambda: contacts.get_by_custom_id(self.external_id, str(target.contact))
+                )["Id"]
+            )
+            if self.config.options.get("erasure", "delete") == "anonymise":
+                fields = {theirs: None for _ours, theirs in self.mappings}
+                fields |= {"LastName": ERASED_NAME, "HasOptedOutOfEmail": True}
+                self._call(lambda: contacts.update(record_id, fields))
+            else:
+                self._call(lambda: contacts.delete(record_id))
+        except Refused as refusal:
+            if refusal.status != NOT_FOUND:
+                raise
 
     # -- errors --------------------------------------------------------------------------------
     def _remember_retry_after(self, response: requests.Response, **kwargs: Any) -> None:
