@@ -6,56 +6,118 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crmsync', '0006_number_existing_events'),
+        ("crmsync", "0006_number_existing_events"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SalesAlertCursor',
+            name="SalesAlertCursor",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sequence', models.BigIntegerField(default=0, verbose_name='outbox sequence read')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "sequence",
+                    models.BigIntegerField(default=0, verbose_name="outbox sequence read"),
+                ),
             ],
             options={
-                'verbose_name': 'sales alert cursor',
-                'verbose_name_plural': 'sales alert cursor',
+                "verbose_name": "sales alert cursor",
+                "verbose_name_plural": "sales alert cursor",
             },
         ),
         migrations.CreateModel(
-            name='SalesAlert',
+            name="SalesAlert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stage', models.CharField(choices=[('subscriber', 'Subscriber'), ('lead', 'Lead'), ('mql', 'Marketing qualified lead'), ('sql', 'Sales qualified lead'), ('opportunity', 'Opportunity'), ('customer', 'Customer')], max_length=20, verbose_name='lifecycle stage reached')),
-                ('recipient', models.EmailField(max_length=254, verbose_name='recipient')),
-                ('language', models.CharField(choices=[('fr', 'French'), ('en', 'English')], default='fr', max_length=2, verbose_name='language of the email')),
-                ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("subscriber", "Subscriber"),
+                            ("lead", "Lead"),
+                            ("mql", "Marketing qualified lead"),
+                            ("sql", "Sales qualified lead"),
+                            ("opportunity", "Opportunity"),
+                            ("customer", "Customer"),
+                        ],
+                        max_length=20,
+                        verbose_name="lifecycle stage reached",
+                    ),
+                ),
+                ("recipient", models.EmailField(max_length=254, verbose_name="recipient")),
+                (
+                    "language",
+                    models.CharField(
+                        choices=[("fr", "French"), ("en", "English")],
+                        default="fr",
+                        max_length=2,
+                        verbose_name="language of the email",
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'sales alert',
-                'verbose_name_plural': 'sales alerts',
-                'ordering': ['stage', 'recipient'],
-                'constraints': [models.UniqueConstraint(fields=('stage', 'recipient'), name='sales_alert_unique')],
+                "verbose_name": "sales alert",
+                "verbose_name_plural": "sales alerts",
+                "ordering": ["stage", "recipient"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("stage", "recipient"), name="sales_alert_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='SalesAlertDelivery',
+            name="SalesAlertDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.UUIDField(verbose_name='outbox event')),
-                ('contact_public_id', models.UUIDField(verbose_name='contact')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True, verbose_name='sent at')),
-                ('alert', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='crmsync.salesalert')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event_id", models.UUIDField(verbose_name="outbox event")),
+                ("contact_public_id", models.UUIDField(verbose_name="contact")),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True, verbose_name="sent at")),
+                (
+                    "alert",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="crmsync.salesalert",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'sales alert sent',
-                'verbose_name_plural': 'sales alerts sent',
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(fields=('alert', 'event_id'), name='sales_alert_once')],
+                "verbose_name": "sales alert sent",
+                "verbose_name_plural": "sales alerts sent",
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("alert", "event_id"), name="sales_alert_once")
+                ],
             },
         ),
     ]
