@@ -2,6 +2,7 @@
 17(2), 19). The privacy app records which connection must be told and its answer
 (`privacy.acknowledgements`); this module makes the one call a connection's adapter needs."""
 
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from crmsync.adapters import AdapterUnavailable, adapter_for
@@ -24,9 +25,11 @@ def erasure_propagate(*, connection: Connection, target: ErasureTarget) -> None:
 
 
 def erased_event_change(event_id: object) -> Change | None:
-    """The `contact.erased` outbox event as the adapters receive it (numbered first, so that
-    the webhook sends the cursor the feed serves), or None when it is gone."""
-    outbox_sequence()
+    """The `contact.erased` outbox event as the adapters receive it (numbered first when
+    outside a transaction, as the workers are, so that the webhook sends the cursor the feed
+    serves), or None when it is gone."""
+    if not transaction.get_connection().in_atomic_block:
+        outbox_sequence()
     event = OutboxEvent.objects.filter(pk=event_id).first()
     if event is None:
         return None
