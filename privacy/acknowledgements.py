@@ -58,14 +58,15 @@ def erasure_acknowledgements_open(
     emails: dict[int, str],
     events: dict[int, Any],
     requests: dict[int, Any],
-) -> list[int]:
+) -> int:
     """In the erasure's transaction: one acknowledgement per (erased contact, enabled
     connection), queued to be sent after the commit. `emails`: each contact's address before
     anonymisation; `events`: its `contact.erased` event id; `requests`: the privacy request
-    that asked (if any). Three statements whatever the number; one when no CRM is connected."""
+    that asked (if any). Three statements whatever the number; one when no CRM is connected.
+    Answers how many were opened."""
     connections = list(Connection.objects.filter(enabled=True).only("pk", "kind"))
     if not connections or not contacts:
-        return []
+        return 0
     ids = [contact.pk for contact in contacts]
     links = {
         (connection_id, contact_id): remote_id
@@ -89,11 +90,10 @@ def erasure_acknowledgements_open(
                     event_id=events.get(contact.pk),
                 )
             )
-    created = ErasureAcknowledgement.objects.bulk_create(rows, ignore_conflicts=True)
-    # with ignore_conflicts the ids are not read back: the task finds them by contact
-    contact_ids = [contact.pk for contact in contacts]
-    transaction.on_commit(lambda: _queue_send(contact_ids), robust=True)
-    return [row.pk for row in created if row.pk is not None]
+    # a contact is erased once (its row locked, and skipped once erased): no conflict expected
+    ErasureAcknowledgement.objects.bulk_create(rows)
+    transaction.on_commit(lambda: _queue_send(ids), robust=True)
+    return len(rows)
 
 
 def _queue_send(contact_ids: list[int]) -> None:
@@ -120,6 +120,14 @@ def erasure_acknowledgements_send(*, contact_ids: Iterable[int] | None = None) -
             acknowledged += 1
             if acknowledgement.request_id is not None:
                 requests.add(acknowledgement.request_id)
+    if contact_ids is None:
+        # the beat pass: also those left with nothing to wait for otherwise (a connection
+        # deleted with its acknowledgements, a task lost after the last one arrived)
+        requests |= set(
+            PrivacyRequest.objects.filter(status=PrivacyRequestStatus.AWAITING_CRMS)
+            .exclude(acknowledgements__status__in=WAITING)
+            .values_list("pk", flat=True)[:DUE_BATCH]
+        )
     for request_id in requests:
         erasure_request_complete_if_acknowledged(request_id=request_id)
     return acknowledged
