@@ -291,3 +291,17 @@ def test_a_disabled_connection_is_not_told(hubspot: HubSpotEmulator) -> None:
 
     assert request.status == PrivacyRequestStatus.COMPLETED
     assert not ErasureAcknowledgement.objects.exists()
+
+
+def test_a_request_whose_connection_was_deleted_completes_at_the_next_pass(
+    hubspot: HubSpotEmulator,
+) -> None:
+    connection = hubspot_connection(hubspot)
+    request = erasure_requested(ContactFactory())
+    assert request.status == PrivacyRequestStatus.AWAITING_CRMS
+
+    connection.delete()
+    erasure_acknowledgements_send()
+
+    request.refresh_from_db()
+    assert request.status == PrivacyRequestStatus.COMPLETED
