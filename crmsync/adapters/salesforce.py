@@ -344,21 +344,38 @@ class SalesforceAdapter:
     # -- erasure -------------------------------------------------------------------------------
     def erase(self, target: ErasureTarget) -> None:
         """Delete the person's Contact (`options["erasure"]`: "delete", the default) or blank
-        its personal fields ("anonymise", for orgs that must keep the record of a deal); a
-        record Salesforce does not hold (404: deleted already) counts as erased."""
-        contacts: Any = self.client.Contact  # an SFType (the client's typing says a union)
+        its personal fields ("anonymise", for orgs that must keep the record of a deal), and
+        likewise its Individual when consent objects are on (it holds the name too); a record
+        Salesforce does not hold (404: deleted already) counts as erased, so a retry after a
+        partial erasure goes on where it stopped."""
+        anonymise = self.config.options.get("erasure", "delete") == "anonymise"
+        blanked = {theirs: None for _ours, theirs in self.mappings}
+        blanked |= {"LastName": ERASED_NAME, "HasOptedOutOfEmail": True}
+        self._erase_record("Contact", target.remote_id, target, blanked if anonymise else None)
+        if self.consent_objects:
+            individual = {"FirstName": None, "LastName": ERASED_NAME}
+            self._erase_record("Individual", "", target, individual if anonymise else None)
+
+    def _erase_record(
+        self,
+        sobject: str,
+        record_id: str,
+        target: ErasureTarget,
+        blanked: dict[str, Any] | None,
+    ) -> None:
+        """Delete the record (found by its id, else by our external id), or update it with
+        `blanked` when given."""
+        records: Any = getattr(self.client, sobject)  # an SFType (typed as a union)
         try:
-            record_id = target.remote_id or str(
-                self._call(
-                    lambda: contacts.get_by_custom_id(self.external_id, str(target.contact))
-                )["Id"]
+            record_id = record_id or str(
+                self._call(lambda: records.get_by_custom_id(self.external_id, str(target.contact)))[
+                    "Id"
+                ]
             )
-            if self.config.options.get("erasure", "delete") == "anonymise":
-                fields = {theirs: None for _ours, theirs in self.mappings}
-                fields |= {"LastName": ERASED_NAME, "HasOptedOutOfEmail": True}
-                self._call(lambda: contacts.update(record_id, fields))
+            if blanked is None:
+                self._call(lambda: records.delete(record_id))
             else:
-                self._call(lambda: contacts.delete(record_id))
+                self._call(lambda: records.update(record_id, blanked))
         except Refused as refusal:
             if refusal.status != NOT_FOUND:
                 raise

@@ -305,3 +305,20 @@ def test_a_request_whose_connection_was_deleted_completes_at_the_next_pass(
 
     request.refresh_from_db()
     assert request.status == PrivacyRequestStatus.COMPLETED
+
+
+def test_with_consent_objects_salesforce_also_deletes_the_individual(
+    salesforce: SalesforceEmulator,
+) -> None:
+    connection = salesforce_connection(salesforce)
+    Connection.objects.filter(pk=connection.pk).update(options={"consent_objects": True})
+    contact = ContactFactory()
+    salesforce.insert("Individual", {EXTERNAL_ID: str(contact.public_id), "LastName": "Martin"})
+    salesforce.insert("Contact", {EXTERNAL_ID: str(contact.public_id), "LastName": "Martin"})
+
+    request = erasure_requested(contact)
+    erasure_acknowledgements_send()
+
+    assert salesforce.find("Individual", **{EXTERNAL_ID: str(contact.public_id)}) == []
+    assert salesforce.find("Contact", **{EXTERNAL_ID: str(contact.public_id)}) == []
+    assert acknowledgements(request) == {"salesforce": AcknowledgementStatus.ACKNOWLEDGED}
