@@ -133,20 +133,6 @@ def erasure_acknowledgements_send(*, contact_ids: Iterable[int] | None = None) -
     return acknowledged
 
 
-def erasure_acknowledgements_next_due() -> float | None:
-    """Seconds until the next acknowledgement is due (0 when one is), or None if none waits."""
-    first = (
-        ErasureAcknowledgement.objects.filter(status__in=WAITING)
-        .order_by(F("next_attempt_at").asc(nulls_first=True))
-        .values_list("next_attempt_at", flat=True)
-        .first()
-    )
-    if first is None:
-        waiting = ErasureAcknowledgement.objects.filter(status__in=WAITING).exists()
-        return 0.0 if waiting else None
-    return max((first - timezone.now()).total_seconds(), 0.0)
-
-
 def _claim(pk: int) -> ErasureAcknowledgement | None:
     now = timezone.now()
     claimed = (
