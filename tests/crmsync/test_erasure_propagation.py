@@ -229,7 +229,8 @@ def test_the_request_completes_only_when_every_crm_acknowledged(
     erasure_acknowledgements_send()
     request.refresh_from_db()
     assert request.status == PrivacyRequestStatus.COMPLETED
-    assert request.history.last().note  # says every CRM acknowledged
+    last = request.history.last()
+    assert last is not None and last.note  # says every CRM acknowledged
 
 
 def test_the_dpo_closes_a_waiting_erasure_only_with_a_note(hubspot: HubSpotEmulator) -> None:
