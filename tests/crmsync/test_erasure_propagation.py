@@ -56,7 +56,7 @@ def salesforce_connection(salesforce: SalesforceEmulator, erasure: str = "") -> 
         name="salesforce",
         kind="salesforce",
         base_url=salesforce.url,
-        credentials={"session_id": salesforce.session_id},
+        credentials={"token": salesforce.session_id},
         options={"erasure": erasure} if erasure else {},
     )
 
