@@ -2,6 +2,8 @@
 17(2), 19). The privacy app records which connection must be told and its answer
 (`privacy.acknowledgements`); this module makes the one call a connection's adapter needs."""
 
+import uuid
+
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -24,7 +26,7 @@ def erasure_propagate(*, connection: Connection, target: ErasureTarget) -> None:
     erase(target)
 
 
-def erased_event_change(event_id: object) -> Change | None:
+def erased_event_change(event_id: uuid.UUID) -> Change | None:
     """The `contact.erased` outbox event as the adapters receive it (numbered first when
     outside a transaction, as the workers are, so that the webhook sends the cursor the feed
     serves), or None when it is gone."""

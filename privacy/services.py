@@ -934,17 +934,19 @@ def _erasure_requests_complete(request_ids: list[str], *, by: str) -> list[str]:
         .order_by("received_at", "pk")
     )
     sources: dict[int, tuple[str, str]] = {}
-    requests: dict[int, Any] = {}
+    request_of: dict[int, Any] = {}
     for request in due:
         if request.contact_id is not None:
             sources.setdefault(request.contact_id, (request.source_kind, _reference(request)))
-            requests.setdefault(request.contact_id, request.pk)
+            request_of.setdefault(request.contact_id, request.pk)
     for contact in contacts:  # the contacts merged into a person go with them
         if contact.pk not in sources and contact.merged_into_id in sources:
             sources[contact.pk] = sources[contact.merged_into_id]
-            requests[contact.pk] = requests[contact.merged_into_id]
+            request_of[contact.pk] = request_of[contact.merged_into_id]
     erasing = [contact for contact in contacts if contact.pk in sources]
-    _erase_contacts(erasing, reason=PrivacyRequestType.ERASURE, sources=sources, requests=requests)
+    _erase_contacts(
+        erasing, reason=PrivacyRequestType.ERASURE, sources=sources, requests=request_of
+    )
     now = timezone.now()
     # complete once every connected CRM acknowledged (privacy.acknowledgements)
     waiting = erasure_request_waits(request_ids=[request.pk for request in due])

@@ -349,7 +349,7 @@ class SalesforceAdapter:
         Salesforce does not hold (404: deleted already) counts as erased, so a retry after a
         partial erasure goes on where it stopped."""
         anonymise = self.config.options.get("erasure", "delete") == "anonymise"
-        blanked = {theirs: None for _ours, theirs in self.mappings}
+        blanked: dict[str, Any] = {theirs: None for _ours, theirs in self.mappings}
         blanked |= {"LastName": ERASED_NAME, "HasOptedOutOfEmail": True}
         self._erase_record("Contact", target.remote_id, target, blanked if anonymise else None)
         if self.consent_objects:
