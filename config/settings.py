@@ -403,6 +403,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=5),
     },
     "end-pauses": {"task": "consent.tasks.end_pauses", "schedule": timedelta(hours=1)},
+    "scan-sales-alerts": {
+        "task": "crmsync.tasks.scan_sales_alerts",
+        "schedule": timedelta(minutes=1),
+    },
+    "retry-erasure-acknowledgements": {
+        "task": "privacy.tasks.retry_erasure_acknowledgements",
+        "schedule": timedelta(minutes=1),
+    },
     "privacy-deadline-reminders": {
         "task": "consent.tasks.send_deadline_reminders",
         "schedule": crontab(hour=8, minute=0),

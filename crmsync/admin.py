@@ -22,7 +22,7 @@ from crmsync.connections import (
     connection_update,
     connection_validate,
 )
-from crmsync.models import Connection, ConnectionKind, DeadLetter, OutboxEvent
+from crmsync.models import Connection, ConnectionKind, DeadLetter, OutboxEvent, SalesAlert
 from crmsync.push import connections_retry_now, dead_letters_replay
 from crmsync.selectors import connection_lag
 from crmsync.services import connections_changed
@@ -343,3 +343,12 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
     @admin.display(description=_("error"))
     def error_excerpt(self, obj: DeadLetter) -> str:
         return obj.error[:80]
+
+
+@admin.register(SalesAlert)
+class SalesAlertAdmin(admin.ModelAdmin):
+    """Who is emailed when a contact reaches a lifecycle stage (crmsync.alerts)."""
+
+    list_display = ("stage", "recipient", "language", "enabled")
+    list_filter = ("stage", "enabled")
+    fields = ("stage", "recipient", "language", "enabled")

@@ -9,6 +9,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from contacts.models import Language, LifecycleStage
+
 
 class OutboxTopic(models.TextChoices):
     CONTACT_CREATED = "contact.created", _("Contact created")
@@ -193,3 +195,65 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id}: {self.event_id}"
+
+
+class SalesAlert(models.Model):
+    """Email sales when a contact reaches a lifecycle stage (once per reach, not on every
+    update while it stays there)."""
+
+    stage = models.CharField(
+        _("lifecycle stage reached"), max_length=20, choices=LifecycleStage.choices
+    )
+    recipient = models.EmailField(_("recipient"))
+    language = models.CharField(
+        _("language of the email"), max_length=2, choices=Language.choices, default=Language.FRENCH
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("sales alert")
+        verbose_name_plural = _("sales alerts")
+        ordering = ["stage", "recipient"]
+        constraints = [
+            models.UniqueConstraint(fields=["stage", "recipient"], name="sales_alert_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_stage_display()} -> {self.recipient}"
+
+
+class SalesAlertCursor(models.Model):
+    """How far the sales alerts read the outbox (one row): each reach is seen once."""
+
+    sequence = models.BigIntegerField(_("outbox sequence read"), default=0)
+
+    class Meta:
+        verbose_name = _("sales alert cursor")
+        verbose_name_plural = _("sales alert cursor")
+
+    def __str__(self) -> str:
+        return str(self.sequence)
+
+
+class SalesAlertDelivery(models.Model):
+    """One alert due for one reach (the outbox event that recorded it): sent once."""
+
+    alert = models.ForeignKey(SalesAlert, on_delete=models.CASCADE, related_name="deliveries")
+    event_id = models.UUIDField(_("outbox event"))
+    contact_public_id = models.UUIDField(_("contact"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # the claim of the worker sending it; a claim older than the lease is taken again
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("sales alert sent")
+        verbose_name_plural = _("sales alerts sent")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "event_id"], name="sales_alert_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alert_id}: {self.event_id}"

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.conf import settings
 
 from core.tasks import RETRY_ON_NETWORK_ERRORS
+from crmsync.alerts import sales_alerts_scan, sales_alerts_send
 from crmsync.models import Connection
 from crmsync.pull import connection_pull, connections_due_for_pull
 from crmsync.push import connection_push
@@ -51,3 +52,16 @@ def pull_connections() -> int:
     for connection_id in connection_ids:
         pull_connection.delay(connection_id)
     return len(connection_ids)
+
+
+@shared_task
+def scan_sales_alerts() -> int:
+    """Record the sales alerts due for the stages reached since the last scan and queue
+    their emails (beat job, every minute). Answers how many were recorded."""
+    return len(sales_alerts_scan())
+
+
+@shared_task(**RETRY_ON_NETWORK_ERRORS)
+def send_sales_alerts(delivery_ids: list[int]) -> int:
+    """Email these sales alerts, each once (queued after the scan that recorded them)."""
+    return sales_alerts_send(delivery_ids=delivery_ids)

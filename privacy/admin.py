@@ -23,6 +23,7 @@ from core.management.commands.setup_roles import DPO
 from core.models import AuditAction
 from core.services import audit_record
 from privacy.models import (
+    ErasureAcknowledgement,
     PrivacyRequest,
     PrivacyRequestEvent,
     PrivacyRequestStatus,
@@ -40,6 +41,15 @@ from privacy.services import (
     privacy_request_transition,
     privacy_request_transition_check,
 )
+
+
+class ErasureAcknowledgementInline(ReadOnlyInlineMixin, admin.TabularInline):
+    """Which CRMs erased the person, and which are still awaited (GDPR Art. 17(2), 19)."""
+
+    model = ErasureAcknowledgement
+    fields = ("connection", "status", "attempts", "next_attempt_at", "at", "error")
+    readonly_fields = fields
+    verbose_name_plural = _("CRM acknowledgements of the erasure")
 
 
 class PrivacyRequestEventInline(ReadOnlyInlineMixin, admin.TabularInline):
@@ -187,7 +197,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
     privacy services, with its history; exports are downloaded through an audited view.
     """
 
-    inlines = [PrivacyRequestEventInline]
+    inlines = [ErasureAcknowledgementInline, PrivacyRequestEventInline]
     list_display = (
         "type",
         "contact",
@@ -362,6 +372,14 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
     def _handle(
         self, request: HttpRequest, obj: PrivacyRequest, data: dict[str, Any], by: str
     ) -> None:
+        closing = obj.status == PrivacyRequestStatus.AWAITING_CRMS and bool(data.get("next_status"))
+        if closing and not request.user.has_perm("privacy.close_privacyrequest"):
+            self.message_user(
+                request,
+                _("Only the DPO may close an erasure before every CRM acknowledged it."),
+                messages.ERROR,
+            )
+            return
         try:
             self._apply(obj, data, by)
         except ValidationError as error:

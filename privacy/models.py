@@ -24,6 +24,8 @@ class PrivacyRequestStatus(models.TextChoices):
     RECEIVED = "received", _("Received")
     VERIFIED = "verified", _("Identity verified")
     IN_PROGRESS = "in_progress", _("In progress")
+    # an erasure carried out here, waiting for the connected CRMs to acknowledge theirs
+    AWAITING_CRMS = "awaiting_crms", _("Waiting for the CRMs' acknowledgements")
     COMPLETED = "completed", _("Completed")
     REJECTED = "rejected", _("Rejected")
 
@@ -74,6 +76,12 @@ class PrivacyRequest(models.Model):
         verbose_name = _("privacy request")
         verbose_name_plural = _("privacy requests")
         ordering = ["due_at"]
+        permissions = [
+            (
+                "close_privacyrequest",
+                _("Can close an erasure request without every CRM's acknowledgement"),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_type_display()} ({self.get_status_display()})"
@@ -98,6 +106,82 @@ class PrivacyRequestEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_status_display()} {self.at:%Y-%m-%d %H:%M}"
+
+
+class AcknowledgementStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    # the last attempt failed: tried again later, with backoff, until acknowledged or closed
+    FAILED = "failed", _("Failed (retried)")
+    # the DPO closed the request without this acknowledgement (with a note on the request)
+    CLOSED = "closed", _("Closed by the DPO")
+
+
+class ErasureAcknowledgement(models.Model):
+    """One connected CRM told to erase one person, and its answer (GDPR Art. 17(2), 19).
+
+    Written in the erasure's transaction, before the contact is anonymised, with what that
+    CRM needs to find the person: its remote id, or (HubSpot without one) the email, kept
+    only encrypted and only until the CRM acknowledged or the DPO closed the request."""
+
+    contact = models.ForeignKey(
+        Contact,
+        on_delete=models.CASCADE,
+        related_name="erasure_acknowledgements",
+        verbose_name=_("contact (anonymised)"),
+    )
+    # empty for an erasure no request asked for (retention, the admin)
+    request = models.ForeignKey(
+        PrivacyRequest,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="acknowledgements",
+        verbose_name=_("privacy request"),
+    )
+    connection = models.ForeignKey(
+        "crmsync.Connection",
+        on_delete=models.CASCADE,
+        related_name="erasure_acknowledgements",
+        verbose_name=_("CRM connection"),
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=AcknowledgementStatus.choices,
+        default=AcknowledgementStatus.PENDING,
+    )
+    remote_id = models.CharField(_("remote id"), max_length=255, blank=True)
+    # a Fernet token of the email (core.encryption), only when the CRM has no other key
+    email_token = models.TextField(editable=False, blank=True)
+    # the contact.erased outbox event, which the webhook receives as the erasure itself
+    event_id = models.UUIDField(null=True, blank=True, editable=False)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    # also the claim of the worker sending it: no other sends before this time
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    at = models.DateTimeField(_("acknowledged or closed at"), null=True, blank=True)
+    error = models.TextField(_("last error"), blank=True)
+
+    class Meta:
+        verbose_name = _("CRM erasure acknowledgement")
+        verbose_name_plural = _("CRM erasure acknowledgements")
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "connection"], name="erasure_ack_one_per_connection"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status__in=["pending", "failed"]),
+                name="erasure_ack_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}: {self.get_status_display()}"
 
 
 class ProofArchiveEntry(models.Model):

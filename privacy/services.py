@@ -75,6 +75,11 @@ from preferences.services import (
     preference_url,
     unsubscribe_url,
 )
+from privacy.acknowledgements import (
+    erasure_acknowledgements_close,
+    erasure_acknowledgements_open,
+    erasure_request_waits,
+)
 from privacy.exports import personal_data_csv_zip, personal_data_json
 from privacy.models import (
     PrivacyRequest,
@@ -83,6 +88,7 @@ from privacy.models import (
     PrivacyRequestType,
 )
 from privacy.proof import proof_archive_write
+from privacy.status import request_status_set as _set_status
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +103,12 @@ AUTOMATIC_TYPES = frozenset(
     }
 )
 OPEN_STATUSES = frozenset(
-    {PrivacyRequestStatus.RECEIVED, PrivacyRequestStatus.VERIFIED, PrivacyRequestStatus.IN_PROGRESS}
+    {
+        PrivacyRequestStatus.RECEIVED,
+        PrivacyRequestStatus.VERIFIED,
+        PrivacyRequestStatus.IN_PROGRESS,
+        PrivacyRequestStatus.AWAITING_CRMS,
+    }
 )
 # Who may move a request where; completion by the workers goes through privacy_request_carry_out.
 TRANSITIONS: dict[str, set[str]] = {
@@ -111,6 +122,8 @@ TRANSITIONS: dict[str, set[str]] = {
         PrivacyRequestStatus.COMPLETED,
         PrivacyRequestStatus.REJECTED,
     },
+    # erased here; the DPO may close it, with a note, before every CRM acknowledged
+    PrivacyRequestStatus.AWAITING_CRMS: {PrivacyRequestStatus.COMPLETED},
 }
 MAX_EXTENSION_MONTHS = 2
 # What erasure keeps of the staff's free text about the person (it may name them).
@@ -271,6 +284,10 @@ def privacy_request_transition(
     with transaction.atomic():
         request = PrivacyRequest.objects.select_for_update().get(pk=request.pk)
         privacy_request_transition_check(request=request, status=status, note=note)
+        if request.status == PrivacyRequestStatus.AWAITING_CRMS:
+            erasure_acknowledgements_close(request=request)
+            _set_status(request, status, by=by, note=note)
+            return request
         if status == PrivacyRequestStatus.COMPLETED and request.type in AUTOMATIC_TYPES:
             _complete(request, by=by, note=note)  # the work itself, never only its status
             return request
@@ -290,22 +307,10 @@ def privacy_request_transition_check(*, request: PrivacyRequest, status: str, no
         )
     if status == PrivacyRequestStatus.REJECTED and not note.strip():
         raise ValidationError({"note": [_("Say why the request is rejected.")]})
-
-
-def _set_status(
-    request: PrivacyRequest, status: str, *, by: str, note: str = ""
-) -> PrivacyRequestEvent:
-    now = timezone.now()
-    request.status = status
-    request.handled_by = by or request.handled_by
-    fields = ["status", "handled_by"]
-    if status == PrivacyRequestStatus.COMPLETED:
-        request.completed_at = now
-        fields.append("completed_at")
-    request.save(update_fields=fields)
-    return PrivacyRequestEvent.objects.create(
-        request=request, status=status, at=now, by=by, note=note
-    )
+    if request.status == PrivacyRequestStatus.AWAITING_CRMS and not note.strip():
+        raise ValidationError(
+            {"note": [_("Say why the request is closed before every CRM acknowledged it.")]}
+        )
 
 
 def privacy_request_extension_check(*, request: PrivacyRequest, months: int, reason: str) -> Any:
@@ -452,6 +457,12 @@ def _complete(request: PrivacyRequest, *, by: str, note: str = "") -> None:
         )
         return
     CARRY_OUT[request.type](request)
+    if request.type == PrivacyRequestType.ERASURE and erasure_request_waits(
+        request_ids=[request.pk]
+    ):
+        # complete once every connected CRM acknowledged (privacy.acknowledgements)
+        _set_status(request, PrivacyRequestStatus.AWAITING_CRMS, by=by, note=note)
+        return
     _set_status(request, PrivacyRequestStatus.COMPLETED, by=by, note=note)
     if request.contact.status != ContactStatus.ERASED:
         timeline_add(
@@ -490,6 +501,7 @@ def _erase(request: PrivacyRequest) -> None:
         reason=request.type,
         source_kind=request.source_kind,
         source_reference=_reference(request),
+        request_id=request.pk,
     )
 
 
@@ -531,6 +543,7 @@ def contact_erase(
     reason: str,
     source_kind: str = SourceKind.SYSTEM,
     source_reference: str = "",
+    request_id: Any = None,
 ) -> Contact:
     """Erase a person everywhere (GDPR Art. 17), keeping only what proves past lawful processing.
 
@@ -541,13 +554,15 @@ def contact_erase(
     `PROOF_RETENTION_YEARS` (`privacy.proof`: then the records go too), the contact is
     anonymised and suppressed, links, exports, queued CRM payloads and stored API answers
     that name the person are removed, and one outbox event tells the CRMs to erase it too
-    (Art. 17(2), 19). Safe to run twice.
+    (Art. 17(2), 19), each connected CRM's acknowledgement recorded (on `request_id`, the
+    privacy request that asked, if any: `privacy.acknowledgements`). Safe to run twice.
     """
     with transaction.atomic():
         contacts = _lock_for_erasure([contact.pk])
         source = (source_kind, source_reference or "erasure")
         sources = {locked.pk: source for locked in contacts}
-        erased = _erase_contacts(contacts, reason=reason, sources=sources)
+        requests = {locked.pk: request_id for locked in contacts} if request_id else {}
+        erased = _erase_contacts(contacts, reason=reason, sources=sources, requests=requests)
         if contact.pk in erased:
             return erased[contact.pk]
         return Contact.objects.get(pk=contact.pk)  # erased before: nothing more to do
@@ -655,13 +670,19 @@ def _lock_for_erasure(contact_ids: Iterable[int]) -> list[Contact]:
 
 
 def _erase_contacts(
-    contacts: list[Contact], *, reason: str, sources: dict[int, tuple[str, str]]
+    contacts: list[Contact],
+    *,
+    reason: str,
+    sources: dict[int, tuple[str, str]],
+    requests: dict[int, Any] | None = None,
 ) -> dict[int, Contact]:
     """Erase the given locked, not yet erased contacts, in the caller's transaction, with a
     fixed number of statements whatever their number. `sources`: the source kind and
-    reference of each contact's withdrawals."""
+    reference of each contact's withdrawals; `requests`: the privacy request behind each."""
     if not contacts:
         return {}
+    # what a CRM may need to find the person, read before the anonymisation blanks it
+    emails = {contact.pk: contact.email for contact in contacts}
     _withdraw_all(contacts, sources)
     ids = [contact.pk for contact in contacts]
     files, requested = _stored_files(ids)
@@ -672,7 +693,7 @@ def _erase_contacts(
     _delete_copies(contacts, requested=requested)
     removed = contacts_anonymise_many(contacts=contacts, reason=reason)
     # outbox_emit's event, written for the whole batch at once
-    OutboxEvent.objects.bulk_create(
+    events = OutboxEvent.objects.bulk_create(
         [
             OutboxEvent(
                 topic=OutboxTopic.CONTACT_ERASED,
@@ -687,6 +708,12 @@ def _erase_contacts(
         ]
     )
     push_soon()  # the CRMs erase the person too, soon after the commit
+    erasure_acknowledgements_open(
+        contacts=contacts,
+        emails=emails,
+        events={contact.pk: event.pk for contact, event in zip(contacts, events, strict=True)},
+        requests=requests or {},
+    )
     return {contact.pk: contact for contact in contacts}
 
 
@@ -907,23 +934,39 @@ def _erasure_requests_complete(request_ids: list[str], *, by: str) -> list[str]:
         .order_by("received_at", "pk")
     )
     sources: dict[int, tuple[str, str]] = {}
+    request_of: dict[int, Any] = {}
     for request in due:
         if request.contact_id is not None:
             sources.setdefault(request.contact_id, (request.source_kind, _reference(request)))
+            request_of.setdefault(request.contact_id, request.pk)
     for contact in contacts:  # the contacts merged into a person go with them
         if contact.pk not in sources and contact.merged_into_id in sources:
             sources[contact.pk] = sources[contact.merged_into_id]
+            request_of[contact.pk] = request_of[contact.merged_into_id]
     erasing = [contact for contact in contacts if contact.pk in sources]
-    _erase_contacts(erasing, reason=PrivacyRequestType.ERASURE, sources=sources)
-    now = timezone.now()
-    PrivacyRequest.objects.filter(pk__in=[request.pk for request in due]).update(
-        status=PrivacyRequestStatus.COMPLETED, handled_by=by, completed_at=now
+    _erase_contacts(
+        erasing, reason=PrivacyRequestType.ERASURE, sources=sources, requests=request_of
     )
+    now = timezone.now()
+    # complete once every connected CRM acknowledged (privacy.acknowledgements)
+    waiting = erasure_request_waits(request_ids=[request.pk for request in due])
+    status_of = {
+        request.pk: PrivacyRequestStatus.AWAITING_CRMS
+        if request.pk in waiting
+        else PrivacyRequestStatus.COMPLETED
+        for request in due
+    }
+    for status in set(status_of.values()):
+        PrivacyRequest.objects.filter(
+            pk__in=[pk for pk, its in status_of.items() if its == status]
+        ).update(
+            status=status,
+            handled_by=by,
+            completed_at=now if status == PrivacyRequestStatus.COMPLETED else None,
+        )
     PrivacyRequestEvent.objects.bulk_create(
         [
-            PrivacyRequestEvent(
-                request=request, status=PrivacyRequestStatus.COMPLETED, at=now, by=by
-            )
+            PrivacyRequestEvent(request=request, status=status_of[request.pk], at=now, by=by)
             for request in due
         ]
     )

@@ -8,6 +8,7 @@ databases, and messages already queued name tasks by that name.
 from celery import shared_task
 
 from core.tasks import RETRY_ON_NETWORK_ERRORS
+from privacy.acknowledgements import erasure_acknowledgements_send
 from privacy.proof import proof_archives_expire
 from privacy.services import (
     deadline_reminders_send,
@@ -60,3 +61,16 @@ def expire_proof_archive() -> int:
     """Delete the proof archive entries past their period, and their people's ledger records
     (beat job, daily; GDPR Art. 5(1)(e))."""
     return proof_archives_expire()
+
+
+@shared_task
+def send_erasure_acknowledgements(contact_ids: list[int]) -> int:
+    """Tell every connected CRM to erase these people (queued after their erasure commits;
+    GDPR Art. 17(2), 19). Answers how many CRMs acknowledged."""
+    return erasure_acknowledgements_send(contact_ids=contact_ids)
+
+
+@shared_task
+def retry_erasure_acknowledgements() -> int:
+    """Send again the CRM erasures due after a failure, or lost (beat job, every minute)."""
+    return erasure_acknowledgements_send()

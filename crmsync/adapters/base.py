@@ -124,4 +124,23 @@ class Puller(Protocol):
 
     def pull(self, cursor: str | None, limit: int) -> PullPage:
         """The next page of records changed since `cursor`, or raise TransientError."""
+
+
+@dataclass(frozen=True)
+class ErasureTarget:
+    """A person erased here, as a CRM needs them to erase its own copy (GDPR Art. 17(2))."""
+
+    contact: uuid.UUID  # the contact's public id (Salesforce's external id)
+    remote_id: str = ""  # what the CRM calls them, when a push or a pull told us
+    email: str = ""  # decrypted for the call only, when the CRM has no other key (HubSpot)
+    # the `contact.erased` outbox event: the erasure itself, for a webhook
+    event: Change | None = None
+
+
+class Eraser(Protocol):
+    """An adapter that erases a person in its CRM."""
+
+    def erase(self, target: ErasureTarget) -> None:
+        """Erase (or anonymise) the person; a person the CRM does not hold counts as erased.
+        Raises TransientError (try again later) or another error (refused, retried too)."""
         ...

@@ -24,6 +24,7 @@ from hubspot.communication_preferences import (  # type: ignore[import-untyped]
 from hubspot.communication_preferences.exceptions import (  # type: ignore[import-untyped]
     ApiException as PreferencesApiException,
 )
+from hubspot.crm.contacts import PublicGdprDeleteInput  # type: ignore[import-untyped]
 from hubspot.crm.contacts.exceptions import (  # type: ignore[import-untyped]
     ApiException as ContactsApiException,
 )
@@ -32,6 +33,7 @@ from consent.models import Channel, ConsentStatus, LegalBasis, Purpose
 from crmsync.adapters.base import (
     Change,
     ConnectionConfig,
+    ErasureTarget,
     PullPage,
     PushResult,
     RemoteConsent,
@@ -39,6 +41,7 @@ from crmsync.adapters.base import (
     TransientError,
 )
 from crmsync.adapters.batching import (
+    NOT_FOUND,
     ContactState,
     Outcome,
     Refused,
@@ -136,6 +139,7 @@ class HubSpotAdapter:
         )
         # built once: each property access of the client builds a new connection pool
         self.contacts = client.crm.contacts.batch_api
+        self.basic = client.crm.contacts.basic_api
         self.statuses = client.communication_preferences.status_api
         mappings = [
             (mapping["field"], mapping["remote"])
@@ -423,6 +427,22 @@ class HubSpotAdapter:
                 )
             )
         return contacts, problems
+
+    # -- erasure -----------------------------------------------------------------------------
+    def erase(self, target: ErasureTarget) -> None:
+        """GDPR delete of the person, by HubSpot's id or else by email (HubSpot then blocks the
+        address too); a contact HubSpot does not hold (404: deleted already) counts as erased."""
+        if target.remote_id:
+            request = PublicGdprDeleteInput(object_id=target.remote_id)
+        elif target.email:
+            request = PublicGdprDeleteInput(object_id=target.email, id_property="email")
+        else:
+            return  # no email and no id: HubSpot, keyed by email here, never held them
+        try:
+            self._call(lambda: self.basic.purge(request, _request_timeout=self.timeout))
+        except Refused as refusal:
+            if refusal.status != NOT_FOUND:
+                raise
 
     # -- errors ------------------------------------------------------------------------------
     def _call_waiting(self, call: Callable[[], Any], waited: float) -> float:

@@ -30,6 +30,7 @@ from consent.models import Channel, ConsentStatus
 from crmsync.adapters.base import (
     Change,
     ConnectionConfig,
+    ErasureTarget,
     PullPage,
     PushResult,
     RemoteConsent,
@@ -37,6 +38,7 @@ from crmsync.adapters.base import (
     TransientError,
 )
 from crmsync.adapters.batching import (
+    NOT_FOUND,
     ContactState,
     Outcome,
     Refused,
@@ -66,6 +68,8 @@ DEFAULT_FIELD_MAPPINGS = (
 )
 # Salesforce requires a last name; Web-to-Lead's own placeholder when a person gave none
 NO_LAST_NAME = "[not provided]"
+# the last name an anonymised Contact keeps (Salesforce requires one)
+ERASED_NAME = "[erased]"
 LIVE_STATUSES = (ConsentStatus.GRANTED,)
 ENDED_STATUSES = (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED)
 CONTACT_POINT_TYPES: dict[str, str] = {
@@ -535,6 +539,45 @@ class SalesforceAdapter:
         soql = f"SELECT Id, Email, {self.external_id} FROM Contact WHERE IndividualId = '{safe}'"  # noqa: S608 - quotes taken out
         records = self._call(lambda: self.client.query(soql)).get("records") or []
         return dict(records[0]) if records else None
+
+    # -- erasure -------------------------------------------------------------------------------
+    def erase(self, target: ErasureTarget) -> None:
+        """Delete the person's Contact (`options["erasure"]`: "delete", the default) or blank
+        its personal fields ("anonymise", for orgs that must keep the record of a deal), and
+        likewise its Individual when consent objects are on (it holds the name too); a record
+        Salesforce does not hold (404: deleted already) counts as erased, so a retry after a
+        partial erasure goes on where it stopped."""
+        anonymise = self.config.options.get("erasure", "delete") == "anonymise"
+        blanked: dict[str, Any] = {theirs: None for _ours, theirs in self.mappings}
+        blanked |= {"LastName": ERASED_NAME, "HasOptedOutOfEmail": True}
+        self._erase_record("Contact", target.remote_id, target, blanked if anonymise else None)
+        if self.consent_objects:
+            individual = {"FirstName": None, "LastName": ERASED_NAME}
+            self._erase_record("Individual", "", target, individual if anonymise else None)
+
+    def _erase_record(
+        self,
+        sobject: str,
+        record_id: str,
+        target: ErasureTarget,
+        blanked: dict[str, Any] | None,
+    ) -> None:
+        """Delete the record (found by its id, else by our external id), or update it with
+        `blanked` when given."""
+        records: Any = getattr(self.client, sobject)  # an SFType (typed as a union)
+        try:
+            record_id = record_id or str(
+                self._call(lambda: records.get_by_custom_id(self.external_id, str(target.contact)))[
+                    "Id"
+                ]
+            )
+            if blanked is None:
+                self._call(lambda: records.delete(record_id))
+            else:
+                self._call(lambda: records.update(record_id, blanked))
+        except Refused as refusal:
+            if refusal.status != NOT_FOUND:
+                raise
 
     # -- errors --------------------------------------------------------------------------------
     def _remember_retry_after(self, response: requests.Response, **kwargs: Any) -> None:

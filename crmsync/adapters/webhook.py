@@ -23,7 +23,13 @@ import requests
 from django.utils.translation import gettext as _
 from standardwebhooks.webhooks import Webhook
 
-from crmsync.adapters.base import Change, ConnectionConfig, PushResult, TransientError
+from crmsync.adapters.base import (
+    Change,
+    ConnectionConfig,
+    ErasureTarget,
+    PushResult,
+    TransientError,
+)
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 # Standard Webhooks: secrets of 24 to 64 random bytes
@@ -91,6 +97,13 @@ class WebhookAdapter:
         for change in changes:
             self._post(change)
         return PushResult()
+
+    def erase(self, target: ErasureTarget) -> None:
+        """POST the `contact.erased` event: its 2xx is the receiver's acknowledgement. The
+        push delivers the same event, with the same `webhook-id`: the receiver drops the
+        second one as a redelivery."""
+        if target.event is not None:
+            self._post(target.event)
 
     def _post(self, change: Change) -> None:
         body = json.dumps(change_item(change), separators=(",", ":"), ensure_ascii=False)

@@ -99,6 +99,8 @@ def test_privacy_requests_keep_their_paths_operations_and_components():
         "received",
         "verified",
         "in_progress",
+        # an erasure waiting for the connected CRMs' acknowledgements (added, issue 14)
+        "awaiting_crms",
         "completed",
         "rejected",
     ]

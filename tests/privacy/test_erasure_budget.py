@@ -41,6 +41,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 BATCH = 50
 PER_PERSON = 25  # 20, the proof archive's two statements, the dead letters' three
+# One person alone: one more, the read of the enabled CRM connections each erasure tells
+# (issue 14: one statement whatever the number erased; two more, the links read and the
+# acknowledgements written, when a CRM is connected). A batch shares it.
+ONE_PERSON = PER_PERSON + 1
 
 
 def _purposes() -> list[Purpose]:
@@ -123,14 +127,14 @@ def test_the_erasure_job_costs_at_most_25_queries_per_person(
     assert ledger_verify() == []
 
 
-def test_erasing_one_person_costs_at_most_25_statements() -> None:
+def test_erasing_one_person_costs_at_most_26_statements() -> None:
     # given the benchmark's person, and someone else who must be left alone
     purposes = _purposes()
     person = _person(1, purposes)
     other = _person(2, purposes)
 
     # when the one erasure path erases the person alone (BEGIN and COMMIT not counted)
-    with at_most_statements(PER_PERSON):
+    with at_most_statements(ONE_PERSON):
         contact_erase(contact=person, reason="admin", source_kind="admin")
 
     # then everything of theirs is gone, the ledger still verifies, the other is untouched
@@ -154,7 +158,7 @@ def test_erasing_one_person_with_a_request_and_its_export_scrubs_them_within_the
     )
 
     # when the person alone is erased (two statements more: the requests and their notes)
-    with at_most_statements(PER_PERSON + 2):
+    with at_most_statements(ONE_PERSON + 2):
         contact_erase(contact=person, reason="admin", source_kind="admin")
 
     # then the request keeps no word of theirs, and the export file is gone

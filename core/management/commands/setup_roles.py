@@ -47,7 +47,9 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "consent.consentevidence": ("view",),
         "consent.frequencycap": ("view",),
         "consent.ledgerseal": ("view", "download_heads"),
-        "privacy.privacyrequest": ("view", "add", "change"),
+        # "close": an erasure closed before every CRM acknowledged it (with a note)
+        "privacy.privacyrequest": ("view", "add", "change", "close"),
+        "privacy.erasureacknowledgement": ("view",),
         "privacy.privacyrequestevent": ("view", "add"),
         # the decrypted proof of an erased person: read through an audited action only
         "privacy.proofarchiveentry": ("view", "read"),
