@@ -338,7 +338,7 @@ def row_push() -> None:
     emulator = Emulator()
     try:
         connection_id = push_fixture(ARGS.events, emulator.url)
-        for ratio in (0.0, ARGS.ratio):
+        for ratio in dict.fromkeys((0.0, ARGS.ratio)):  # --ratio 0: the first row alone
             label = "push" if not ratio else f"push-429-{int(ratio * 100)}pct"
             print(f"row {label}: {ARGS.events:,} events, 429 on {ratio:.0%} of calls", flush=True)
             seen: dict[str, list[dict[str, Any]]] = {"product": [], "baseline": []}
