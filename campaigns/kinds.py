@@ -83,18 +83,8 @@ class KindRules:
         `consent.eligibility.Ineligible`, that keeps them from the step at `at`."""
         contacts = with_pair_state(contacts, purpose_of(campaign), step.channel)
         conditions = first_reason_conditions(purpose_of(campaign), step.channel, at)
-        return contacts.annotate(
-            **{
-                SKIP_REASON: Case(
-                    *[
-                        When(condition, then=Value(str(reason)))
-                        for reason, condition in conditions.items()
-                    ],
-                    default=Value(""),
-                    output_field=CharField(),
-                )
-            }
-        )
+        ordered = [(str(reason), condition) for reason, condition in conditions.items()]
+        return contacts.annotate(**{SKIP_REASON: _first_reason(ordered)})
 
     def eligible_ids(
         self,

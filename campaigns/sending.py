@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from anymail.exceptions import (
@@ -803,6 +804,7 @@ class _Sender:
         return self.sms.send(message)
 
 
+@cache
 def _mark_sent_sql() -> str:
     """The statement of `_Sender._mark_sent`, its names taken from the models."""
     column = {
