@@ -832,28 +832,58 @@ def contact_touch(*, contact: Contact, at: Any = None) -> None:
     contact.last_activity_at = at
 
 
+# The fields `contact_payload` reads.
+CONTACT_PAYLOAD_FIELDS = (
+    "public_id",
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "company",
+    "job_title",
+    "country",
+    "language",
+    "lifecycle_stage",
+    "frequency",
+    "b2b",
+    "relationship",
+    "customer_since",
+    "customer_until",
+    "status",
+    "paused_until",
+    "profiling_objected_at",
+    "marketing_objected_at",
+)
+
+
 def contact_payload(contact: Contact) -> dict[str, Any]:
     """The contact as sent to CRMs through the outbox."""
+    return contact_payload_of({name: getattr(contact, name) for name in CONTACT_PAYLOAD_FIELDS})
+
+
+def contact_payload_of(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`contact_payload` from the values of `CONTACT_PAYLOAD_FIELDS` (as `values_list` reads
+    them, for a reader of many payloads)."""
     return {
-        "id": str(contact.public_id),
-        "email": contact.email,
-        "first_name": contact.first_name,
-        "last_name": contact.last_name,
-        "phone": contact.phone,
-        "company": contact.company,
-        "job_title": contact.job_title,
-        "country": contact.country,
-        "language": contact.language,
-        "lifecycle_stage": contact.lifecycle_stage,
-        "frequency": contact.frequency,
-        "b2b": contact.b2b,
-        "relationship": contact.relationship,
-        "customer_since": _iso(contact.customer_since),
-        "customer_until": _iso(contact.customer_until),
-        "status": contact.status,
-        "paused_until": contact.paused_until.isoformat() if contact.paused_until else None,
-        "objected_to_profiling": contact.profiling_objected_at is not None,
-        "objected_to_marketing": contact.marketing_objected_at is not None,
+        "id": str(values["public_id"]),
+        "email": values["email"],
+        "first_name": values["first_name"],
+        "last_name": values["last_name"],
+        "phone": values["phone"],
+        "company": values["company"],
+        "job_title": values["job_title"],
+        "country": values["country"],
+        "language": values["language"],
+        "lifecycle_stage": values["lifecycle_stage"],
+        "frequency": values["frequency"],
+        "b2b": values["b2b"],
+        "relationship": values["relationship"],
+        "customer_since": _iso(values["customer_since"]),
+        "customer_until": _iso(values["customer_until"]),
+        "status": values["status"],
+        "paused_until": values["paused_until"].isoformat() if values["paused_until"] else None,
+        "objected_to_profiling": values["profiling_objected_at"] is not None,
+        "objected_to_marketing": values["marketing_objected_at"] is not None,
     }
 
 

@@ -29,6 +29,16 @@ class OutboxEvent(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     topic = models.CharField(_("topic"), max_length=40, choices=OutboxTopic.choices)
     contact_public_id = models.UUIDField(_("contact"), db_index=True)
+    # the contact it is about, joined on its public id: no column and no constraint (an event
+    # outlives its contact's merge), so that the push reads both in one query
+    contact = models.ForeignObject(
+        "contacts.Contact",
+        on_delete=models.DO_NOTHING,
+        from_fields=["contact_public_id"],
+        to_fields=["public_id"],
+        null=True,
+        related_name="+",
+    )
     payload = models.JSONField(_("payload"), default=dict)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
     # its place in the outbox, given after its transaction committed (`outbox_sequence`):

@@ -29,11 +29,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection as database
 from django.db import transaction
-from django.db.models import Exists, Min, OuterRef, Q
+from django.db.models import Exists, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from contacts.models import Contact, ContactStatus
-from contacts.services import contact_payload
+from contacts.services import CONTACT_PAYLOAD_FIELDS, contact_payload_of
 from crmsync.adapters import AdapterUnavailable, adapter_for
 from crmsync.adapters.base import Adapter, Change, PushResult, TransientError
 from crmsync.connections import connection_config
@@ -53,6 +53,8 @@ SCRUBBED_PAYLOAD = {"erased": True}
 # The key of the PostgreSQL advisory lock under which one push at a time marks events processed.
 PROCESSED_LOCK = 1_400_015
 ERROR_LENGTH = 2000
+# How often (seconds) a long push marks the events every connection has passed processed.
+PROCESSED_EVERY = 2.0
 
 
 @dataclass
@@ -166,98 +168,154 @@ def _drain(
     deadline: float,
     outcome: PushOutcome,
 ) -> None:
-    while time.monotonic() < deadline:
-        outbox_sequence()
-        cursor = ConnectionState.objects.values_list("push_cursor", flat=True).get(pk=connection.pk)
-        events = list(
-            OutboxEvent.objects.filter(sequence__gt=cursor).order_by("sequence")[
-                : adapter.batch_size
-            ]
-        )
-        if not events:
-            return
-        changes = changes_for(connection, events)
-        try:
-            result = adapter.push(changes) if changes else PushResult()
-        except Exception as error:  # TransientError, or a bug of the adapter: the same wait
-            if not isinstance(error, TransientError):
-                logger.exception("CRM connection %s: the adapter failed", connection.pk)
-            if not _failed(connection.pk, token, events, error, outcome):
+    """Send batch after batch until none is left, a failure, the lease lost or the deadline.
+
+    Per batch in the steady state: one query reads the events with their contacts and the
+    CRM's ids, the call, then one short transaction moves the cursor (and stores the ids the
+    CRM just told us): the cursor is this push's while it holds the lease, so it is read once;
+    events are numbered only when the numbered ones run out; the processed marks follow every
+    `PROCESSED_EVERY` seconds and at the end."""
+    cursor = ConnectionState.objects.values_list("push_cursor", flat=True).get(pk=connection.pk)
+    marked = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = _batch_read(connection, Q(sequence__gt=cursor), adapter.batch_size)
+            # fewer than a batch: the numbered events have run out, number the new ones
+            if len(batch.event_ids) < adapter.batch_size and outbox_sequence():
+                batch = _batch_read(connection, Q(sequence__gt=cursor), adapter.batch_size)
+            if not batch.event_ids:
                 return
-            continue  # the batch was parked: on to the next
-        if not _delivered(connection.pk, token, events, result, outcome):
-            return  # the lease was lost (it expired and another push took it)
+            try:
+                result = adapter.push(batch.changes) if batch.changes else PushResult()
+            except Exception as error:  # TransientError, or a bug of the adapter: the same wait
+                if not isinstance(error, TransientError):
+                    logger.exception("CRM connection %s: the adapter failed", connection.pk)
+                if not _failed(connection.pk, token, batch, error, outcome):
+                    return
+                cursor = batch.last_sequence
+                continue  # the batch was parked: on to the next
+            if not _delivered(connection.pk, token, batch, result, outcome):
+                return  # the lease was lost (it expired and another push took it)
+            cursor = batch.last_sequence
+            if time.monotonic() - marked >= PROCESSED_EVERY:
+                outbox_mark_processed()
+                marked = time.monotonic()
+    finally:
+        outbox_mark_processed()
+
+
+@dataclass
+class _Batch:
+    """Events read for a push: their changes, and what the delivery needs besides."""
+
+    event_ids: list[uuid.UUID] = field(default_factory=list)  # every event read, in order
+    last_sequence: int = 0
+    # the changes to send: scrubbed events and those of this connection's own pulls left out
+    changes: list[Change] = field(default_factory=list)
+    contacts: dict[uuid.UUID, int] = field(default_factory=dict)  # public id -> pk
+    known: dict[uuid.UUID, str] = field(default_factory=dict)  # public id -> linked CRM id
+
+
+EVENT_COLUMNS = ("id", "topic", "contact_public_id", "payload", "created_at", "sequence")
+CONTACT_COLUMNS = ("contact__id", *(f"contact__{name}" for name in CONTACT_PAYLOAD_FIELDS))
+
+
+def _batch_read(connection: Connection, which: Q, limit: int | None = None) -> _Batch:
+    """The events `which` selects, in outbox order, each with its contact as it is now and
+    the CRM's id linked to it: one query, read as values (a model instance per row would cost
+    more than the query)."""
+    linked = ContactLink.objects.filter(connection=connection, contact=OuterRef("contact__pk"))
+    rows = (
+        OutboxEvent.objects.filter(which)
+        .annotate(linked_remote_id=Subquery(linked.values("remote_id")[:1]))
+        .order_by("sequence")
+        .values_list(*EVENT_COLUMNS, *CONTACT_COLUMNS, "linked_remote_id")
+    )
+    batch = _Batch()
+    events = len(EVENT_COLUMNS)
+    for row in rows[:limit] if limit else rows:
+        event_id, topic, public_id, payload, created_at, sequence = row[:events]
+        contact_pk, contact = row[events], row[events + 1 : -1]
+        remote_id = row[-1] or ""
+        batch.event_ids.append(event_id)
+        batch.last_sequence = max(batch.last_sequence, sequence or 0)
+        if payload == SCRUBBED_PAYLOAD or payload.get(ORIGIN_KEY) == connection.pk:
+            continue
+        data = None
+        if contact_pk is not None:
+            values = dict(zip(CONTACT_PAYLOAD_FIELDS, contact, strict=True))
+            batch.contacts[public_id] = contact_pk
+            if remote_id:
+                batch.known[public_id] = remote_id
+            if values["status"] != ContactStatus.ERASED:
+                data = contact_payload_of(values)
+        batch.changes.append(
+            Change(
+                id=event_id,
+                sequence=sequence or 0,
+                topic=topic,
+                contact=public_id,
+                occurred_at=created_at,
+                data=payload,
+                contact_data=data,
+                remote_id=remote_id,
+            )
+        )
+    return batch
 
 
 def changes_for(connection: Connection, events: Sequence[OutboxEvent]) -> list[Change]:
     """The events as the adapter receives them, with each contact as it is now and the CRM's
-    id for it (two queries for the batch). Scrubbed events (their person erased) are left out,
-    and so are those a pull of this very connection wrote (it has them: no ping-pong)."""
-    events = [
-        event
-        for event in events
-        if event.payload != SCRUBBED_PAYLOAD and event.payload.get(ORIGIN_KEY) != connection.pk
-    ]
-    public_ids = {event.contact_public_id for event in events}
-    contacts = {
-        contact.public_id: contact for contact in Contact.objects.filter(public_id__in=public_ids)
-    }
-    remote_ids = dict(
-        ContactLink.objects.filter(
-            connection=connection, contact__public_id__in=public_ids
-        ).values_list("contact__public_id", "remote_id")
-    )
-    changes = []
-    for event in events:
-        contact = contacts.get(event.contact_public_id)
-        erased = contact is None or contact.status == ContactStatus.ERASED
-        changes.append(
-            Change(
-                id=event.pk,
-                sequence=event.sequence or 0,
-                topic=event.topic,
-                contact=event.contact_public_id,
-                occurred_at=event.created_at,
-                data=event.payload,
-                contact_data=None if erased or contact is None else contact_payload(contact),
-                remote_id=remote_ids.get(event.contact_public_id, ""),
-            )
-        )
-    return changes
+    id for it (one query). Scrubbed events (their person erased) are left out, and so are
+    those a pull of this very connection wrote (it has them: no ping-pong)."""
+    return _batch_read(connection, Q(pk__in=[event.pk for event in events])).changes
 
 
 def _delivered(
     connection_id: int,
     token: uuid.UUID,
-    events: Sequence[OutboxEvent],
+    batch: _Batch,
     result: PushResult,
     outcome: PushOutcome,
 ) -> bool:
     """Move the cursor past the batch, park what was refused, store the CRM's ids: one
-    transaction, only while the lease is ours. Answers whether it was."""
+    transaction, only while the lease is ours. Answers whether it was.
+
+    Its commit does not wait for the disk (PostgreSQL's `synchronous_commit` off, for this
+    transaction only): a crash of the database may lose it, and then only sends the batch
+    again, which delivery at least once and idempotent upserts already allow for."""
     now = timezone.now()
+    moved = {
+        public_id: remote_id
+        for public_id, remote_id in result.remote_ids.items()
+        if batch.known.get(public_id) != remote_id
+    }
+    refused = [event_id for event_id in batch.event_ids if event_id in result.rejected]
     with transaction.atomic():
-        state = _held(connection_id, token)
-        if state is None:
+        if database.vendor == "postgresql":
+            with database.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # first: the row it locks is the lease, so nothing below is written without it
+        held = ConnectionState.objects.filter(pk=connection_id, lease_token=token).update(
+            push_cursor=batch.last_sequence,
+            failures=0,
+            next_attempt_at=None,
+            last_push_at=now,
+            lease_until=now + timedelta(seconds=settings.CRM_PUSH_LEASE),
+        )
+        if not held:
             return False
-        _park(connection_id, [e for e in events if e.pk in result.rejected], result.rejected, 1)
-        links_store(connection_id=connection_id, remote_ids=result.remote_ids, now=now)
-        state.push_cursor = max(event.sequence or 0 for event in events)
-        state.failures = 0
-        state.next_attempt_at = None
-        state.last_push_at = now
-        state.lease_until = now + timedelta(seconds=settings.CRM_PUSH_LEASE)
-        state.save()
-    outcome.delivered += len(events) - len(result.rejected)
+        _park(connection_id, refused, result.rejected, 1)
+        links_store(connection_id=connection_id, remote_ids=moved, now=now, pks=batch.contacts)
+    outcome.delivered += len(batch.event_ids) - len(result.rejected)
     outcome.rejected += len(result.rejected)
-    outbox_mark_processed()
     return True
 
 
 def _failed(
     connection_id: int,
     token: uuid.UUID,
-    events: Sequence[OutboxEvent],
+    batch: _Batch,
     error: Exception,
     outcome: PushOutcome,
 ) -> bool:
@@ -273,8 +331,8 @@ def _failed(
         state.last_error, state.last_error_at = message, now
         parked = state.failures >= settings.CRM_PUSH_MAX_FAILURES
         if parked:
-            _park(connection_id, events, {}, state.failures, default_error=message)
-            state.push_cursor = max(event.sequence or 0 for event in events)
+            _park(connection_id, batch.event_ids, {}, state.failures, default_error=message)
+            state.push_cursor = batch.last_sequence
             state.failures = 0
             state.next_attempt_at = None
         else:
@@ -283,7 +341,7 @@ def _failed(
             outcome.retry_in = delay
         state.save()
     if parked:
-        outcome.parked += len(events)
+        outcome.parked += len(batch.event_ids)
         outbox_mark_processed()
     return parked
 
@@ -300,7 +358,7 @@ def retry_delay(failures: int, retry_after: float | None) -> float:
 
 def _park(
     connection_id: int,
-    events: Sequence[OutboxEvent],
+    event_ids: Sequence[uuid.UUID],
     errors: dict[uuid.UUID, str],
     attempts: int,
     *,
@@ -308,37 +366,49 @@ def _park(
 ) -> None:
     """Dead letters for the events still there (an erasure may have deleted some since they
     were read: those are locked now, so it waits for this transaction)."""
-    if not events:
+    if not event_ids:
         return
     live = set(
         OutboxEvent.objects.select_for_update()
-        .filter(pk__in=[event.pk for event in events])
+        .filter(pk__in=list(event_ids))
         .values_list("pk", flat=True)
     )
     DeadLetter.objects.bulk_create(
         [
             DeadLetter(
                 connection_id=connection_id,
-                event_id=event.pk,
-                error=(errors.get(event.pk) or default_error)[:ERROR_LENGTH],
+                event_id=event_id,
+                error=(errors.get(event_id) or default_error)[:ERROR_LENGTH],
                 attempts=attempts,
             )
-            for event in events
-            if event.pk in live
+            for event_id in event_ids
+            if event_id in live
         ],
         ignore_conflicts=True,
     )
 
 
-def links_store(*, connection_id: int, remote_ids: dict[uuid.UUID, str], now: datetime) -> None:
-    """Remember the CRM's id of each contact (by public id), a few statements for the batch:
-    the later answer wins, also over another contact that held the same remote id (the CRM
-    merged them, or reused the id)."""
+def links_store(
+    *,
+    connection_id: int,
+    remote_ids: dict[uuid.UUID, str],
+    now: datetime,
+    pks: dict[uuid.UUID, int] | None = None,
+) -> None:
+    """Remember the CRM's id of each contact (by public id; `pks` maps those the caller has
+    read to their pk), a statement or a few for the batch: the later answer wins, also over
+    another contact that held the same remote id (the CRM merged them, or reused the id).
+
+    New links go in with one INSERT that skips any conflict; only those it skipped (a contact
+    linked to another id, an id linked to another contact) take the slower path."""
     if not remote_ids:
         return
-    contacts = dict(
-        Contact.objects.filter(public_id__in=list(remote_ids)).values_list("public_id", "pk")
-    )
+    contacts = dict(pks or {})
+    missing = [public_id for public_id in remote_ids if public_id not in contacts]
+    if missing:
+        contacts.update(
+            Contact.objects.filter(public_id__in=missing).values_list("public_id", "pk")
+        )
     # one contact per remote id: the last one named wins
     by_remote = {
         str(remote_id): contacts[public_id]
@@ -346,6 +416,35 @@ def links_store(*, connection_id: int, remote_ids: dict[uuid.UUID, str], now: da
         if remote_id and public_id in contacts
     }
     wanted = {contact_id: remote_id for remote_id, contact_id in by_remote.items()}
+    inserted = _links_insert(connection_id, wanted, now)
+    rest = {contact: remote for contact, remote in wanted.items() if contact not in inserted}
+    if rest:
+        _links_replace(connection_id, rest, now)
+
+
+def _links_insert(connection_id: int, wanted: dict[int, str], now: datetime) -> set[int]:
+    """Insert the links no row stands in the way of; answers the contacts inserted."""
+    if not wanted:
+        return set()
+    table = database.ops.quote_name(ContactLink._meta.db_table)
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(wanted))
+    values: list[int | str | datetime] = []
+    for contact_id, remote_id in wanted.items():
+        values += [connection_id, contact_id, remote_id, now]
+    with database.cursor() as cursor:
+        cursor.execute(
+            # the table name is ours, quoted; the values are parameters
+            f"INSERT INTO {table} (connection_id, contact_id, remote_id, updated_at) "  # noqa: S608
+            f"VALUES {rows} ON CONFLICT DO NOTHING RETURNING contact_id",
+            values,
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _links_replace(connection_id: int, wanted: dict[int, str], now: datetime) -> None:
+    """The links that met another: stale ones (the contact's old id, another contact's hold
+    of the id) deleted, then the wanted ones written."""
+    by_remote = {remote_id: contact_id for contact_id, remote_id in wanted.items()}
     existing = ContactLink.objects.filter(connection_id=connection_id).filter(
         Q(contact_id__in=list(wanted)) | Q(remote_id__in=list(by_remote))
     )

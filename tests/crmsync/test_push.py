@@ -458,3 +458,67 @@ def test_a_connection_made_without_its_push_state_gets_one_at_the_end_of_the_out
     assert state_made.push_cursor == outbox_head()
     # and without its secret, it says so instead of failing the worker
     assert "cannot be set up" in state_made.last_error and "secret" in state_made.last_error
+
+
+class NamingAdapter:
+    """An adapter whose CRM accepts everything and names each contact after its email."""
+
+    batch_size = 50
+
+    def __init__(self, config: ConnectionConfig) -> None:
+        self.config = config
+
+    def push(self, batch: Sequence[Change]) -> PushResult:
+        return PushResult(
+            remote_ids={
+                change.contact: f"crm-{(change.contact_data or {}).get('email')}"
+                for change in batch
+            }
+        )
+
+
+def test_a_batch_costs_the_same_few_statements_whatever_the_number_of_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setitem(adapters.ADAPTERS, "hubspot", f"{__name__}.NamingAdapter")
+    naming = connection_create(
+        name="crm", kind="hubspot", base_url="http://127.0.0.1:9/", credentials={"token": "t"}
+    )
+
+    def statements_to_push(count: int) -> int:
+        for _ in range(count):
+            changes(1)
+        outbox_sequence()
+        with CaptureQueriesContext(connection) as queries:
+            assert connection_push(connection_id=naming.pk).delivered == count
+        return len(queries)
+
+    two_batches, six_batches = statements_to_push(100), statements_to_push(300)
+
+    # per batch: the events with their contacts and links read, then a transaction (its
+    # savepoint here) moving the cursor and storing the new links; nothing per event
+    assert (six_batches - two_batches) / 4 <= 6
+    assert ContactLink.objects.filter(connection=naming).count() == 400
+
+
+def test_links_learned_in_a_push_are_kept_and_a_changed_one_replaces_the_old(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(adapters.ADAPTERS, "hubspot", f"{__name__}.NamingAdapter")
+    naming = connection_create(
+        name="crm", kind="hubspot", base_url="http://127.0.0.1:9/", credentials={"token": "t"}
+    )
+    lea = ContactFactory(email="lea@example.fr")
+    changes(1, lea)
+    connection_push(connection_id=naming.pk)
+    assert ContactLink.objects.get(contact=lea).remote_id == "crm-lea@example.fr"
+
+    contact_update(contact=lea, email="lea.martin@example.fr", fields={})
+    connection_push(connection_id=naming.pk)
+
+    assert list(ContactLink.objects.filter(contact=lea).values_list("remote_id", flat=True)) == [
+        "crm-lea.martin@example.fr"
+    ]
