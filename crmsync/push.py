@@ -23,14 +23,16 @@ import random
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection as database
+from django.db import connections as db_connections
 from django.db import transaction
 from django.db.models import Exists, Min, OuterRef, Q, Subquery
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from contacts.models import Contact, ContactStatus
 from contacts.services import CONTACT_PAYLOAD_FIELDS, contact_payload_of
@@ -170,38 +172,100 @@ def _drain(
 ) -> None:
     """Send batch after batch until none is left, a failure, the lease lost or the deadline.
 
+    While the CRM answers a batch, the previous one is delivered (its cursor moved, its links
+    stored): the calls go one at a time and in order, from a thread of their own that only
+    waits for the CRM, and the database work is done here meanwhile. A batch is read (and
+    sent) only once the CRM has answered the one before, with the ids it just learned.
+
     Per batch in the steady state: one query reads the events with their contacts and the
-    CRM's ids, the call, then one short transaction moves the cursor (and stores the ids the
-    CRM just told us): the cursor is this push's while it holds the lease, so it is read once;
-    events are numbered only when the numbered ones run out; the processed marks follow every
-    `PROCESSED_EVERY` seconds and at the end."""
+    CRM's ids, then one short transaction moves the cursor (and stores the new ids): the
+    cursor is this push's while it holds the lease, so it is read once; events are numbered
+    only when the numbered ones run out; the processed marks follow every `PROCESSED_EVERY`
+    seconds and at the end."""
     cursor = ConnectionState.objects.values_list("push_cursor", flat=True).get(pk=connection.pk)
     marked = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            batch = _batch_read(connection, Q(sequence__gt=cursor), adapter.batch_size)
-            # fewer than a batch: the numbered events have run out, number the new ones
-            if len(batch.event_ids) < adapter.batch_size and outbox_sequence():
-                batch = _batch_read(connection, Q(sequence__gt=cursor), adapter.batch_size)
-            if not batch.event_ids:
-                return
-            try:
-                result = adapter.push(batch.changes) if batch.changes else PushResult()
-            except Exception as error:  # TransientError, or a bug of the adapter: the same wait
-                if not isinstance(error, TransientError):
-                    logger.exception("CRM connection %s: the adapter failed", connection.pk)
-                if not _failed(connection.pk, token, batch, error, outcome):
-                    return
-                cursor = batch.last_sequence
-                continue  # the batch was parked: on to the next
-            if not _delivered(connection.pk, token, batch, result, outcome):
-                return  # the lease was lost (it expired and another push took it)
-            cursor = batch.last_sequence
-            if time.monotonic() - marked >= PROCESSED_EVERY:
-                outbox_mark_processed()
-                marked = time.monotonic()
-    finally:
-        outbox_mark_processed()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-push") as calls:
+        send = _Sender(adapter, calls)
+        try:
+            sending = send(_batch_next(connection, cursor, adapter.batch_size))
+            while sending is not None:
+                batch, answer = sending
+                try:
+                    result = answer.result()
+                except Exception as error:  # TransientError, or a bug of the adapter: a wait
+                    if not isinstance(error, TransientError):
+                        logger.exception("CRM connection %s: the adapter failed", connection.pk)
+                    if not _failed(connection.pk, token, batch, error, outcome):
+                        return
+                    # the batch was parked: on to the next
+                    sending = send(_batch_next(connection, batch.last_sequence, adapter.batch_size))
+                    continue
+                sending = None
+                if time.monotonic() < deadline:
+                    following = _batch_next(
+                        connection, batch.last_sequence, adapter.batch_size, result.remote_ids
+                    )
+                    sending = send(following)
+                if not _delivered(connection.pk, token, batch, result, outcome):
+                    send.settle(sending)
+                    return  # the lease was lost (it expired and another push took it)
+                if time.monotonic() - marked >= PROCESSED_EVERY:
+                    outbox_mark_processed()
+                    marked = time.monotonic()
+        finally:
+            outbox_mark_processed()
+
+
+class _Sender:
+    """Hands batches to the adapter in the push's call thread: the future of its answer."""
+
+    def __init__(self, adapter: Adapter, calls: ThreadPoolExecutor) -> None:
+        self.adapter = adapter
+        self.calls = calls
+        # the thread speaks the push's language (the CRM errors kept for the admin)
+        self.language = translation.get_language()
+
+    def __call__(self, batch: "_Batch") -> "tuple[_Batch, Future[PushResult]] | None":
+        if not batch.event_ids:
+            return None
+        if not batch.changes:  # every event scrubbed, or this connection's own
+            done: Future[PushResult] = Future()
+            done.set_result(PushResult())
+            return batch, done
+        prepare = getattr(self.adapter, "prepare", None)
+        if prepare is not None:
+            prepare(batch.changes)  # what the call needs from the database, read here
+        return batch, self.calls.submit(self._push, batch.changes)
+
+    def _push(self, changes: list[Change]) -> PushResult:
+        try:
+            with translation.override(self.language):
+                return self.adapter.push(changes)
+        finally:
+            # adapters call their CRM only; a connection opened here anyway is closed here
+            db_connections.close_all()
+
+    @staticmethod
+    def settle(sending: "tuple[_Batch, Future[PushResult]] | None") -> None:
+        """Wait for a call in flight that will not be delivered (sent again later)."""
+        if sending is not None:
+            wait([sending[1]])
+
+
+def _batch_next(
+    connection: Connection,
+    cursor: int,
+    limit: int,
+    learned: dict[uuid.UUID, str] | None = None,
+) -> "_Batch":
+    """The next batch after the cursor, numbering new events when the numbered ones run out.
+    `learned`: the CRM's ids the batch before taught us, not stored yet."""
+    batch = _batch_read(connection, Q(sequence__gt=cursor), limit)
+    if len(batch.event_ids) < limit and outbox_sequence():
+        batch = _batch_read(connection, Q(sequence__gt=cursor), limit)
+    if learned:
+        batch.learn(learned)
+    return batch
 
 
 @dataclass
@@ -214,6 +278,22 @@ class _Batch:
     changes: list[Change] = field(default_factory=list)
     contacts: dict[uuid.UUID, int] = field(default_factory=dict)  # public id -> pk
     known: dict[uuid.UUID, str] = field(default_factory=dict)  # public id -> linked CRM id
+
+    def learn(self, remote_ids: dict[uuid.UUID, str]) -> None:
+        """Take the CRM's ids of the batch before (being stored as this one is sent): so an
+        email changed here updates the record the CRM just made, rather than a new one."""
+        ours = {
+            public_id: remote_ids[public_id]
+            for public_id in self.contacts
+            if public_id in remote_ids
+        }
+        if not ours:
+            return
+        self.known.update(ours)
+        self.changes = [
+            replace(change, remote_id=ours[change.contact]) if change.contact in ours else change
+            for change in self.changes
+        ]
 
 
 EVENT_COLUMNS = ("id", "topic", "contact_public_id", "payload", "created_at", "sequence")

@@ -73,7 +73,12 @@ class Adapter(Protocol):
     batch_size: int
 
     def push(self, changes: Sequence[Change]) -> PushResult:
-        """Deliver the changes (idempotently), or raise TransientError."""
+        """Deliver the changes (idempotently), or raise TransientError.
+
+        The push calls it from a thread of its own, which waits for the CRM while the batch
+        before is delivered: it must not use the database. An adapter that needs something
+        from it reads it in an optional `prepare(changes)`, called first in the push's own
+        thread."""
         ...
 
 

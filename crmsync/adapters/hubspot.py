@@ -98,6 +98,7 @@ SIMILAR_PRODUCTS = "LEGITIMATE_INTEREST_CLIENT"
 ALREADY_DONE = re.compile(r"is already (un)?subscribed")
 CALL_ERRORS = re.compile(r"PROPERTY_DOESNT_EXIST|READ_ONLY_VALUE")
 LIVE_STATUSES = (ConsentStatus.GRANTED,)
+CONSENT_TOPICS = (OutboxTopic.CONSENT_RECORDED, OutboxTopic.CONTACT_UNSUBSCRIBED)
 ENDED_STATUSES = (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED)
 
 # a rate limit this short is waited out within a batch of subscription calls, up to a budget
@@ -147,6 +148,8 @@ class HubSpotAdapter:
             if mapping.get("direction") in ("push", "both")
         ]
         self.mappings = mappings or list(DEFAULT_FIELD_MAPPINGS)
+        # our purposes' legal bases (`prepare`): slug -> (ours, HubSpot's)
+        self._bases: dict[str, tuple[str, str]] | None = None
 
     def push(self, changes: Sequence[Change]) -> PushResult:
         """Upsert the contacts changed, then set the subscription statuses consents ask for.
@@ -286,19 +289,23 @@ class HubSpotAdapter:
             return []  # unmapped, or pending a double opt-in: not a consent yet
         return [(remote, status in LIVE_STATUSES, purpose)]
 
+    def prepare(self, changes: Sequence[Change]) -> None:
+        """Read our mapped purposes' legal bases, once, when a batch changes consents: `push`
+        runs where it may not use the database."""
+        if self._bases is None and any(c.topic in CONSENT_TOPICS for c in changes):
+            purposes = Purpose.objects.filter(slug__in=self.config.purpose_map.keys())
+            self._bases = {
+                slug: (basis, SIMILAR_PRODUCTS if similar else LEGAL_BASES[LegalBasis(basis)])
+                for slug, basis, similar in purposes.values_list(
+                    "slug", "legal_basis", "similar_products"
+                )
+            }
+
     def _legal_bases(self, changes: Sequence[Change]) -> dict[str, tuple[str, str]]:
         """Our mapped purposes' legal bases: slug -> (ours, HubSpot's)."""
-        if not any(
-            c.topic in (OutboxTopic.CONSENT_RECORDED, OutboxTopic.CONTACT_UNSUBSCRIBED)
-            for c in changes
-        ):
-            return {}
-        purposes = Purpose.objects.filter(slug__in=self.config.purpose_map.keys())
-        bases = {}
-        for slug, basis, similar in purposes.values_list("slug", "legal_basis", "similar_products"):
-            hubspot_basis = SIMILAR_PRODUCTS if similar else LEGAL_BASES[LegalBasis(basis)]
-            bases[slug] = (basis, hubspot_basis)
-        return bases
+        if self._bases is None:
+            self.prepare(changes)  # called alone, as the erasure and the tests do
+        return self._bases or {}
 
     def _set_status(self, subscription: _Subscription) -> Any:
         request = PublicUpdateSubscriptionStatusRequest(

@@ -269,3 +269,27 @@ def test_a_contact_hubspot_refuses_becomes_a_dead_letter_that_replay_delivers_on
     calls = len(hubspot.calls)
     assert connection_push(connection_id=to_hubspot.pk).delivered == 0
     assert len(hubspot.calls) == calls
+
+
+def test_an_email_changed_in_the_batch_after_the_one_that_created_the_record_updates_it(
+    hubspot: TimedHubSpot,
+    to_hubspot: Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from contacts.services import contact_update
+    from crmsync.adapters.hubspot import HubSpotAdapter
+
+    # one event a batch: the second batch is read while the first is being delivered
+    monkeypatch.setattr(HubSpotAdapter, "batch_size", 1)
+    contact = lea()
+    contact_update(contact=contact, email="lea.girard@example.fr", fields={})
+
+    outcome = connection_push(connection_id=to_hubspot.pk)
+
+    assert outcome.delivered == 2
+    # HubSpot was told the new address on the record it had just made, not a second record
+    assert hubspot.contact("lea@example.fr") is None
+    moved = hubspot.contact("lea.girard@example.fr")
+    assert moved is not None
+    assert len(hubspot.contacts) == 1
+    assert ContactLink.objects.get(connection=to_hubspot).remote_id == moved["id"]
