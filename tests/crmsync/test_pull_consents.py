@@ -487,3 +487,67 @@ def test_an_older_salesforce_opt_in_never_overrides_our_newer_withdrawal(
     assert outcome.skipped[OLDER] == 1
     assert state_of(contact, newsletter) == "withdrawn"
     assert not ConsentRecord.objects.filter(contact=contact, source_kind=SourceKind.CRM).exists()
+
+
+# -- the emulators -------------------------------------------------------------------------------
+def test_the_hubspot_emulator_serves_property_history_as_the_clients_models_read_it(
+    hubspot: HubSpotEmulator, clock: Clock, days: dict[str, datetime]
+) -> None:
+    from hubspot import HubSpot
+    from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId
+
+    clock.at(days["monday"])
+    hubspot.put_contact(person(1))
+    subscription(hubspot, "person1@example.fr", False)
+    clock.at(days["tuesday"])
+    with hubspot.lock:
+        hubspot.statuses.clear()  # (v3 cannot resubscribe: the emulator's state is reset)
+    subscription(hubspot, "person1@example.fr", True)
+    remote_id = hubspot.contact("person1@example.fr")["id"]  # type: ignore[index]
+    client = HubSpot(access_token=TOKEN, host=hubspot.url)
+
+    answer = client.crm.contacts.batch_api.read(
+        BatchReadInputSimplePublicObjectId(
+            inputs=[{"id": remote_id}],
+            properties=["hs_email_optout_1001"],
+            properties_with_history=["hs_email_optout_1001", "hs_email_optout_1002"],
+        )
+    )
+
+    [result] = answer.results
+    history = result.properties_with_history["hs_email_optout_1001"]
+    assert [(h.value, h.timestamp, h.source_type) for h in history] == [
+        ("false", days["tuesday"], "API"),
+        ("true", days["monday"], "API"),
+    ]
+    assert result.properties_with_history["hs_email_optout_1002"] == []
+    assert result.properties["hs_email_optout_1001"] == "false"
+
+
+def test_the_salesforce_emulator_keeps_the_history_of_tracked_fields_only(
+    salesforce: SalesforceEmulator, clock: Clock, days: dict[str, datetime]
+) -> None:
+    from simple_salesforce import Salesforce
+
+    salesforce.history_tracked["Contact"].add("HasOptedOutOfEmail")
+    remote = salesforce.insert("Contact", {"LastName": "Martin", "Email": "camille@ex.fr"})
+    clock.at(days["monday"])
+    with salesforce.lock:
+        salesforce._write("Contact", remote, {"HasOptedOutOfEmail": True, "Phone": "+33612"})
+    client = Salesforce(
+        instance_url=salesforce.url, session_id=salesforce.session_id, version="59.0"
+    )
+
+    # SOQL of the emulator's own record id
+    answer = client.query_all(
+        "SELECT ContactId, CreatedDate, NewValue FROM ContactHistory "  # noqa: S608
+        f"WHERE Field = 'HasOptedOutOfEmail' AND ContactId IN ('{remote}')"
+    )
+    phone = client.query_all(
+        "SELECT ContactId FROM ContactHistory "  # noqa: S608
+        f"WHERE Field = 'Phone' AND ContactId IN ('{remote}')"
+    )
+
+    assert [(r["ContactId"], r["NewValue"]) for r in answer["records"]] == [(remote, True)]
+    assert answer["records"][0]["CreatedDate"] == stamp(int(days["monday"].timestamp() * 1000))
+    assert phone["records"] == []  # not tracked
