@@ -113,6 +113,7 @@ def emulator_main() -> None:
                     self.modified_key.clear()
                     self.answers.clear()
                     self.statuses.clear()  # the subscriptions' (none here)
+                    self.history.clear()  # the properties' history
                     self.sizes.clear()
                     self.upsert_bytes = 0
                     self.retry_after = str(options.get("retry_after", "1"))

@@ -12,11 +12,15 @@ lead's Contact id too), then by our id the CRM holds, then by the normalised ema
 changed in the CRM changes the same contact. A new person is created through
 `contacts.services.contact_upsert`, which refuses a suppressed address (an erased person's
 stays on the list), so a pull never re-creates them; an erased contact is never touched.
-Fields follow their mapping's conflict rule; consent withdrawals go through the one write path
-(`consents_record_many`, source `crm`, the CRM's time), those older than our state left out.
-A grant from a CRM carries no proof of the wording the person saw (GDPR Art. 7(1)): reported,
-not recorded. Every outbox event a pull writes names its connection, which the push does not
-send them back to (no ping-pong).
+Fields follow their mapping's conflict rule. Consent changes, grants and withdrawals, go through
+the one write path (`consents_record_many`, source `crm`, at the time the CRM says the change
+was made, not the record's modification time), those our state holds already or older than
+it left out. A grant is second-hand: it carries what the CRM says of it (its legal basis and
+explanation when the adapter reads them) but no proof of the wording the person saw (GDPR
+Art. 7(1)), so re-permission counts it as undocumented; it is never recorded for a suppressed
+person (only their own new consent lifts a suppression) and, on a double opt-in purpose, it
+waits pending for the person's click, as an import's does. Every outbox event a pull writes
+names its connection, which the push does not send them back to (no ping-pong).
 """
 
 import logging
@@ -194,8 +198,8 @@ class _Applier:
         # the CRM's id -> our contact, as learned in this page (before the links are stored)
         self.linked: dict[str, int] = {}
         self.links: dict[uuid.UUID, str] = {}
-        # (contact, purpose, channel) -> the newest withdrawal asked in this page
-        self.withdrawals: dict[tuple[int, str, str], tuple[Contact, RemoteConsent, str]] = {}
+        # (contact, purpose, channel) -> the newest consent change asked in this page
+        self.consents: dict[tuple[int, str, str], tuple[Contact, RemoteConsent, str]] = {}
 
     def apply(self, records: list[RemoteContact]) -> None:
         for record in records:
@@ -317,50 +321,31 @@ class _Applier:
 
     # -- consents ------------------------------------------------------------------------------
     def _consent(self, contact: Contact, record: RemoteContact, consent: RemoteConsent) -> None:
-        if consent.granted:
-            # a CRM does not relay the wording the person saw: no proof of consent (Art. 7(1))
-            self._skip(_("a grant from the CRM (no proof of the wording): not recorded"))
-            return
+        """Keep the page's newest change per (contact, purpose, channel), grant or withdrawal."""
         key = (contact.pk, consent.purpose, consent.channel)
-        known = self.withdrawals.get(key)
+        known = self.consents.get(key)
         if known is None or consent.at > known[1].at:
-            self.withdrawals[key] = (contact, consent, record.converted_to or record.remote_id)
+            self.consents[key] = (contact, consent, record.converted_to or record.remote_id)
 
     def _write_consents(self) -> None:
-        if not self.withdrawals:
+        """The page's consent changes through the one write path, in one call; each change
+        our state already holds, or that is older than ours, left out (a re-run adds nothing)."""
+        if not self.consents:
             return
         states = {
             (state.contact_id, state.purpose.slug, state.channel): state
             for state in ConsentState.objects.filter(
-                contact_id__in={key[0] for key in self.withdrawals},
-                purpose__slug__in={key[1] for key in self.withdrawals},
+                contact_id__in={key[0] for key in self.consents},
+                purpose__slug__in={key[1] for key in self.consents},
             ).select_related("purpose", "record")
         }
         writes = []
-        for key, (contact, consent, remote_id) in self.withdrawals.items():
-            state = states.get(key)
-            purpose = self.purposes.get(consent.purpose)
-            if purpose is None:
-                self._skip(_("a purpose no longer known here"))
-            elif state is None or state.status not in LIVE:
-                continue  # nothing to withdraw: already so here
-            elif min(consent.at, timezone.now()) < effective_time(state.record):
-                # the write path would keep it as superseded; left out, a re-run adds nothing
-                self._skip(_("a consent change older than ours: ours stands"))
-            else:
-                reference = f"{self.connection.name}:{remote_id}"
-                writes.append(
-                    ConsentWrite(
-                        contact=contact,
-                        purpose=purpose,
-                        channel=consent.channel,
-                        action=ConsentAction.WITHDRAW,
-                        source_kind=SourceKind.CRM,
-                        source_reference=reference,
-                        evidence=Evidence(collection_reference=reference, second_hand=True),
-                        given_at=min(consent.at, timezone.now()),
-                    )
-                )
+        for key, (contact, consent, remote_id) in self.consents.items():
+            reason = self._left_out(contact, consent, states.get(key))
+            if reason:
+                self._skip(reason)
+            elif reason is None:
+                writes.append(self._consent_write(contact, consent, remote_id))
         while writes:
             try:
                 consents_record_many(writes=writes)
@@ -371,6 +356,54 @@ class _Applier:
                 continue
             self.outcome.consents += len(writes)
             return
+
+    def _left_out(
+        self, contact: Contact, consent: RemoteConsent, state: ConsentState | None
+    ) -> str | None:
+        """Why a change is not written, "" when our state holds it already, None to write it.
+
+        A grant from a CRM never lifts a suppression (SPEC §3: only the person's own new
+        explicit consent does): it is left out here, as the write path would refuse it."""
+        if self.purposes.get(consent.purpose) is None:
+            return _("a purpose no longer known here")
+        live = state is not None and state.status in LIVE
+        if consent.granted == live:
+            return ""  # granted (or pending) already, or nothing to withdraw
+        if consent.granted and suppression_reason(kind=SuppressionKind.EMAIL, value=contact.email):
+            return _("a grant from the CRM for a suppressed person: not recorded")
+        if state is not None and min(consent.at, timezone.now()) < effective_time(state.record):
+            # the write path would keep it as superseded; left out, a re-run adds nothing
+            return _("a consent change older than ours: ours stands")
+        return None
+
+    def _consent_write(
+        self, contact: Contact, consent: RemoteConsent, remote_id: str
+    ) -> ConsentWrite:
+        """A change as the CRM relays it: second hand, at the CRM's time; a grant carries what
+        the CRM says of it in place of the wording, which no CRM relays (GDPR Art. 7(1): such a
+        grant proves little, and re-permission counts it as undocumented)."""
+        reference = f"{self.connection.name}:{remote_id}"
+        statement = ""
+        if consent.granted:
+            statement = _(
+                "Relayed by the CRM connection %(connection)s (record %(id)s), which does not "
+                "relay the wording the person saw. %(statement)s"
+            ) % {
+                "connection": self.connection.name,
+                "id": remote_id,
+                "statement": consent.statement
+                or _("The CRM holds the consent as given on %s.") % consent.at.isoformat(),
+            }
+        return ConsentWrite(
+            contact=contact,
+            purpose=self.purposes[consent.purpose],
+            channel=consent.channel,
+            action=ConsentAction.GRANT if consent.granted else ConsentAction.WITHDRAW,
+            source_kind=SourceKind.CRM,
+            source_reference=reference,
+            evidence=Evidence(wording=statement, collection_reference=reference, second_hand=True),
+            given_at=min(consent.at, timezone.now()),
+        )
 
 
 def _reasons(error: ValidationError) -> str:

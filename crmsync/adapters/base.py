@@ -91,6 +91,9 @@ class RemoteConsent:
     granted: bool
     at: datetime  # the CRM's time of the change
     channel: str = "email"
+    # what the CRM says of the change (a legal basis and its explanation, the record it is
+    # read from), kept with a grant as its second-hand evidence
+    statement: str = ""
 
 
 @dataclass(frozen=True)

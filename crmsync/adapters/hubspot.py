@@ -11,7 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -347,7 +347,7 @@ class HubSpotAdapter:
         kept = fresh[: max(1, limit)]
         moved = position.advanced((c.remote_id, milliseconds(c.modified_at)) for c in kept)
         return PullPage(
-            contacts=kept,
+            contacts=self._consents_timed(kept),
             next_cursor=positions_text({"contacts": moved}),
             done=following is None and len(kept) == len(fresh),
             problems=problems,
@@ -416,13 +416,17 @@ class HubSpotAdapter:
                 if value is None or ours == "email":
                     continue  # not set in HubSpot: nothing to say about ours
                 fields[ours] = stages.get(value, value) if theirs == "lifecyclestage" else value
-            # "Opted out of email: <type>": true is an opt-out; false is "not opted out",
-            # which says nothing of a consent (HubSpot's "Not specified" reads false too).
-            # HubSpot keeps no time per property here: the record's modification time.
+            # "Opted out of email: <type>": true is an opt-out; false may be a subscription,
+            # which `_consents_timed` checks. Both at the record's modification time until
+            # the property's history gives the change's own.
             consents = tuple(
-                RemoteConsent(purpose=purpose, granted=False, at=modified)
+                RemoteConsent(
+                    purpose=purpose,
+                    granted=properties.get(f"{OPT_OUT_PROPERTY}{remote}") == "false",
+                    at=modified,
+                )
                 for purpose, remote in self.config.purpose_map.items()
-                if properties.get(f"{OPT_OUT_PROPERTY}{remote}") == "true"
+                if properties.get(f"{OPT_OUT_PROPERTY}{remote}") in ("true", "false")
             )
             contacts.append(
                 RemoteContact(
@@ -434,6 +438,100 @@ class HubSpotAdapter:
                 )
             )
         return contacts, problems
+
+    def _consents_timed(self, contacts: list[RemoteContact]) -> list[RemoteContact]:
+        """The contacts with each consent at the time of its own change, as the opt-out
+        property's history says (batch read with `propertiesWithHistory`), not the record's
+        modification time, which any edit of the record moves.
+
+        An opt-out without history keeps the record's time (the fallback). A grant is kept
+        only when the history shows the property set to false (a value never set reads
+        "Not specified", no consent) and HubSpot's subscription status confirms it; it
+        carries that status's legal basis and explanation."""
+        histories = self._histories([c.remote_id for c in contacts if c.consents])
+        timed = []
+        for contact in contacts:
+            if contact.remote_id in histories:
+                statuses = self._email_statuses(contact)
+                consents = (
+                    self._consent_timed(contact, consent, histories[contact.remote_id], statuses)
+                    for consent in contact.consents
+                )
+                contact = replace(contact, consents=tuple(c for c in consents if c is not None))
+            timed.append(contact)
+        return timed
+
+    def _histories(self, ids: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        """HubSpot id -> opt-out property -> its history (value, timestamp, source)."""
+        names = sorted(f"{OPT_OUT_PROPERTY}{remote}" for remote in self.config.purpose_map.values())
+        found: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for start in range(0, len(ids), BATCH_LIMIT):
+            body = {
+                "inputs": [{"id": remote_id} for remote_id in ids[start : start + BATCH_LIMIT]],
+                "properties": names,
+                "propertiesWithHistory": names,
+            }
+            answer = self._json(partial(self.contacts.read, body, archived=False))
+            for result in answer.get("results") or []:
+                found[str(result.get("id"))] = dict(result.get("propertiesWithHistory") or {})
+        return found
+
+    def _email_statuses(self, contact: RemoteContact) -> dict[str, dict[str, Any]]:
+        """Subscription id -> HubSpot's status of it for the contact's address; read only for
+        a contact whose properties show a possible grant."""
+        if not contact.email or not any(c.granted for c in contact.consents):
+            return {}
+        answer = self._json(partial(self.statuses.get_email_status, contact.email))
+        return {
+            str(status.get("id")): status for status in answer.get("subscriptionStatuses") or []
+        }
+
+    def _consent_timed(
+        self,
+        contact: RemoteContact,
+        consent: RemoteConsent,
+        history: dict[str, list[dict[str, Any]]],
+        statuses: dict[str, dict[str, Any]],
+    ) -> RemoteConsent | None:
+        remote = self.config.purpose_map[consent.purpose]
+        change = _latest_change(history.get(f"{OPT_OUT_PROPERTY}{remote}") or [])
+        value = "false" if consent.granted else "true"
+        at = (
+            parsed_time(change.get("timestamp"))
+            if change and change.get("value") == value
+            else None
+        )
+        if not consent.granted:
+            return replace(consent, at=at or consent.at)
+        status = statuses.get(remote) or {}
+        if change is None or at is None or status.get("status") != "SUBSCRIBED":
+            return None  # "not opted out" is all HubSpot says: no consent
+        statement = _(
+            "HubSpot contact %(id)s: subscribed to subscription type %(subscription)s "
+            "(%(name)s) on %(at)s (source: %(source)s); legal basis: %(basis)s; "
+            "explanation: %(explanation)s"
+        ) % {
+            "id": contact.remote_id,
+            "subscription": remote,
+            "name": status.get("name") or "",
+            "at": at.isoformat(),
+            "source": change.get("sourceType") or "?",
+            "basis": status.get("legalBasis") or _("none given"),
+            "explanation": status.get("legalBasisExplanation") or _("none given"),
+        }
+        return replace(consent, at=at, statement=statement)
+
+    def _json(self, method: Callable[..., Any]) -> dict[str, Any]:
+        """One call, its answer read as JSON (the client's models cost more than the call)."""
+
+        def call() -> dict[str, Any]:
+            response = method(_request_timeout=self.timeout, _preload_content=False)
+            try:
+                return dict(json.loads(response.data))
+            finally:
+                response.release_conn()
+
+        return self._call(call)
 
     # -- erasure -----------------------------------------------------------------------------
     def erase(self, target: ErasureTarget) -> None:
@@ -531,6 +629,14 @@ def _outcome(
             if index is not None:
                 outcome.refused[index] = str(error.get("message"))
     return outcome
+
+
+def _latest_change(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest entry of a property's history (HubSpot lists them newest first; read by
+    their time all the same)."""
+    dated = [(parsed_time(entry.get("timestamp")), entry) for entry in history]
+    known = [(moment, entry) for moment, entry in dated if moment is not None]
+    return max(known, key=lambda item: item[0])[1] if known else None
 
 
 def _chunks(states: list[ContactState]) -> list[list[ContactState]]:

@@ -16,7 +16,7 @@ points to.
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -86,6 +86,11 @@ LEAD_STANDARD_FIELDS = {"FirstName", "LastName", "Company", "Email", "Phone", "T
 # records of the cursor's second already applied, read again with a page (SOQL has no finer time)
 STALE_ROOM = 200
 PULLED_CHANNELS = {"Email": Channel.EMAIL, "MailingAddress": Channel.POSTAL}
+# the field history rows that date an email opt-out (when the org tracks the field), by type
+HISTORY_OBJECTS = {"Contact": ("ContactHistory", "ContactId"), "Lead": ("LeadHistory", "LeadId")}
+OPT_OUT_FIELD = "HasOptedOutOfEmail"
+# ids in one history query's IN list (SOQL statements are limited in length)
+HISTORY_IDS = 200
 # the API limits (403 REQUEST_LIMIT_EXCEEDED) and the server too busy for now (429, 503)
 LIMIT_CODES = ("REQUEST_LIMIT_EXCEEDED",)
 CALL_ERRORS = ("NOT_FOUND", "INVALID_FIELD", "INVALID_TYPE")
@@ -401,7 +406,9 @@ class SalesforceAdapter:
                 "DataUsePurposeId",
                 "PrivacyConsentStatus",
                 "CaptureDate",
+                "CaptureSource",
                 "EffectiveFrom",
+                "LastModifiedDate",
                 "ContactPointType",
             ]
         if sobject == "Lead":
@@ -450,6 +457,12 @@ class SalesforceAdapter:
     ) -> tuple[list[RemoteContact], list[str]]:
         if sobject == "ContactPointTypeConsent":
             return self._consents_read(records)
+        contacts, problems = self._records_read(sobject, records)
+        return self._opt_outs_timed(sobject, contacts), problems
+
+    def _records_read(
+        self, sobject: str, records: list[tuple[dict[str, Any], int]]
+    ) -> tuple[list[RemoteContact], list[str]]:
         mappings = pulled_mappings(self.config.field_mappings, DEFAULT_FIELD_MAPPINGS)
         contacts, problems = [], []
         for record, _stamp in records:
@@ -507,7 +520,9 @@ class SalesforceAdapter:
             status = record.get("PrivacyConsentStatus")
             if purpose is None or channel is None or status not in ("OptIn", "OptOut"):
                 continue  # a purpose or channel not mapped here, or no consent (Seen, NotSeen)
+            # the consent's own date, not the time any later edit of the object moved
             at = parsed_time(record.get("CaptureDate")) or parsed_time(record.get("EffectiveFrom"))
+            at = at or parsed_time(record.get("LastModifiedDate"))
             at = at or parsed_time(record.get("SystemModstamp"))
             party = str(record.get("PartyId") or "")
             if party not in parties:
@@ -526,13 +541,65 @@ class SalesforceAdapter:
                     modified_at=at,
                     consents=(
                         RemoteConsent(
-                            purpose=purpose, granted=status == "OptIn", at=at, channel=channel
+                            purpose=purpose,
+                            granted=status == "OptIn",
+                            at=at,
+                            channel=channel,
+                            statement=_consent_statement(record, at),
                         ),
                     ),
                     our_id=str(contact.get(self.external_id) or ""),
                 )
             )
         return contacts, problems
+
+    def _opt_outs_timed(self, sobject: str, contacts: list[RemoteContact]) -> list[RemoteContact]:
+        """Each email opt-out at the time of the field's own change: the newest history row of
+        `HasOptedOutOfEmail` (ContactHistory, LeadHistory) when it says true; else, when the
+        org does not track the field (or its history has a gap), the record's SystemModstamp,
+        which any later edit of the record moves."""
+        opted_out = [contact.remote_id for contact in contacts if contact.consents]
+        if not opted_out or sobject not in HISTORY_OBJECTS:
+            return contacts
+        changed = self._opt_out_changes(sobject, opted_out)
+        timed = []
+        for contact in contacts:
+            at = changed.get(contact.remote_id)
+            if at is not None:
+                consents = tuple(replace(consent, at=at) for consent in contact.consents)
+                contact = replace(contact, consents=consents)
+            timed.append(contact)
+        return timed
+
+    def _opt_out_changes(self, sobject: str, ids: list[str]) -> dict[str, datetime]:
+        """Record id -> when HasOptedOutOfEmail last turned true, from the field history."""
+        history, id_field = HISTORY_OBJECTS[sobject]
+        newest: dict[str, tuple[datetime, Any]] = {}
+        for start in range(0, len(ids), HISTORY_IDS):
+            # ids are Salesforce's own (letters and digits); anything else is left out
+            quoted = ", ".join(f"'{i}'" for i in ids[start : start + HISTORY_IDS] if i.isalnum())
+            if not quoted:
+                continue
+            soql = (
+                f"SELECT {id_field}, CreatedDate, NewValue FROM {history} "  # noqa: S608
+                f"WHERE Field = '{OPT_OUT_FIELD}' AND {id_field} IN ({quoted})"
+            )
+            try:
+                answer = self._call(partial(self.client.query_all, soql))
+            except Refused as refusal:
+                if not refusal.about_the_call:
+                    raise
+                return {}  # no field history readable in this org: the fallback
+            for row in answer.get("records") or []:
+                moment = parsed_time(row.get("CreatedDate"))
+                record_id = str(row.get(id_field) or "")
+                if moment and (record_id not in newest or moment > newest[record_id][0]):
+                    newest[record_id] = (moment, row.get("NewValue"))
+        return {
+            record_id: moment
+            for record_id, (moment, value) in newest.items()
+            if value is True or str(value).lower() == "true"
+        }
 
     def _party_contact(self, individual_id: str) -> dict[str, Any] | None:
         safe = individual_id.replace("\\", "").replace("'", "")
@@ -624,6 +691,19 @@ class SalesforceAdapter:
         # the object, the external id field or a mapped field does not exist in this org
         about_the_call = status == 404 or any(code in CALL_ERRORS for code in codes)
         return Refused(message, status=status, about_the_call=about_the_call)
+
+
+def _consent_statement(record: dict[str, Any], at: datetime) -> str:
+    """What a ContactPointTypeConsent says of a consent, for the ledger's evidence."""
+    return _(
+        "Salesforce ContactPointTypeConsent %(id)s: %(status)s captured on %(at)s "
+        "(capture source: %(source)s)"
+    ) % {
+        "id": record.get("Id"),
+        "status": record.get("PrivacyConsentStatus"),
+        "at": at.isoformat(),
+        "source": record.get("CaptureSource") or _("none given"),
+    }
 
 
 def _capture_source(change: Change) -> str:

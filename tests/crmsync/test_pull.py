@@ -330,19 +330,19 @@ def test_an_older_opt_out_in_the_crm_never_overrides_a_newer_consent_of_ours(
 
 
 @pytest.mark.django_db
-def test_a_subscription_in_hubspot_is_not_taken_for_a_consent(
+def test_a_subscription_in_hubspot_is_recorded_as_a_second_hand_grant(
     hubspot: HubSpotEmulator, connection: Connection
 ) -> None:
     hubspot.put_contact(person(1))
     with hubspot.lock:
         hubspot.set_status({"emailAddress": "person1@example.fr", "subscriptionId": "1001"}, True)
-    # "not opted out" is all the contact's property says: no proof of a consent
     assert hubspot.contact("person1@example.fr")["properties"]["hs_email_optout_1001"] == "false"  # type: ignore[index]
 
     outcome = pull(connection)
 
-    assert outcome.created == 1
-    assert not ConsentRecord.objects.exists()
+    assert (outcome.created, outcome.consents) == (1, 1)
+    record = ConsentRecord.objects.get()
+    assert (record.action, record.source_kind, record.second_hand) == ("grant", "crm", True)
 
 
 @pytest.mark.django_db

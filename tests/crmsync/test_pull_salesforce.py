@@ -195,7 +195,7 @@ def test_a_contact_point_type_consent_opt_out_is_recorded_for_its_party(
 
 
 @pytest.mark.django_db
-def test_an_opt_in_in_salesforce_is_reported_not_recorded(
+def test_an_opt_in_in_salesforce_is_recorded_as_a_second_hand_grant(
     salesforce: SalesforceEmulator, newsletter: Purpose
 ) -> None:
     connection = connect(salesforce, consent_objects=True)
@@ -216,6 +216,6 @@ def test_an_opt_in_in_salesforce_is_reported_not_recorded(
 
     outcome = pull(connection)
 
-    assert outcome.created == 1
-    assert not ConsentRecord.objects.exists()
-    assert sum(n for reason, n in outcome.skipped.items() if "grant" in reason) == 1
+    assert (outcome.created, outcome.consents) == (1, 1)
+    record = ConsentRecord.objects.get()
+    assert (record.action, record.source_kind, record.second_hand) == ("grant", "crm", True)

@@ -8,6 +8,9 @@ that hubspot-api-client 12 calls (paths, bodies and answers as documented by Hub
   `definitions`: v3 never subscribes again an address that opted out of a subscription;
   each status is mirrored on the contact (`hs_email_optout_<id>`, read-only), as HubSpot does.
 
+Every property keeps its history (value, timestamp, sourceType, sourceId), newest first, which
+`batch/read` serves for the properties named in `propertiesWithHistory`, as HubSpot does.
+
 A property is only "modified" (its `lastmodifieddate` moves) when a value changes, so a
 replayed upsert leaves the state identical. An invalid input fails the whole batch with 400,
 as HubSpot answers validation errors; `multi_status = True` answers 207 with per-input
@@ -133,6 +136,9 @@ class HubSpotEmulator(EmulatorServer):
         # email -> subscription id -> {"status", "legalBasis", "legalBasisExplanation", "optedOut"}
         self.statuses: dict[str, dict[str, dict[str, Any]]] = {}
         self.gdpr_deleted: set[str] = set()
+        # contact id -> property -> its changes (value, ms, sourceType), newest first; tuples,
+        # not HubSpot's dicts, which a 100,000-contact benchmark would hold many of
+        self.history: dict[str, dict[str, list[tuple[str, int, str]]]] = {}
         self.ids = itertools.count(1001)
         self.changes = itertools.count(1)
 
@@ -177,7 +183,7 @@ class HubSpotEmulator(EmulatorServer):
         with self.lock:
             email = properties["email"].lower()
             contact_id = self.ids_by_email.get(email)
-            stored, _new = self._write(contact_id, email, properties)
+            stored, _new = self._write(contact_id, email, properties, source="CRM_UI")
             return stored
 
     # -- routing -----------------------------------------------------------------------------
@@ -314,9 +320,15 @@ class HubSpotEmulator(EmulatorServer):
         return None
 
     def _write(
-        self, contact_id: str | None, email: str, properties: dict[str, str]
+        self,
+        contact_id: str | None,
+        email: str,
+        properties: dict[str, str],
+        *,
+        source: str = "API",
     ) -> tuple[dict[str, Any], bool]:
-        """Create or change a contact; its dates move only when a value changes."""
+        """Create or change a contact; its dates move only when a value changes. `source`:
+        the change's sourceType in the properties' history (CRM_UI: a HubSpot user)."""
         new = contact_id is None
         if contact_id is None:
             contact_id = str(next(self.ids))
@@ -330,6 +342,7 @@ class HubSpotEmulator(EmulatorServer):
             }
             self.ids_by_email[email] = contact_id
             self._touch(contact_id, now)
+            self._remember(contact_id, {"email": email}, now, source)
         stored = self.contacts[contact_id]
         values = {name: value for name, value in properties.items() if name != "email"}
         changed = {
@@ -342,7 +355,14 @@ class HubSpotEmulator(EmulatorServer):
             stored["properties"].update(changed)
             stored["updatedAt"] = iso(now)
             self._touch(contact_id, now)
+            self._remember(contact_id, changed, now, source)
         return stored, new
+
+    def _remember(self, contact_id: str, changed: dict[str, str], now: int, source: str) -> None:
+        """Add the changed values to their properties' history (newest first)."""
+        history = self.history.setdefault(contact_id, {})
+        for name, value in changed.items():
+            history.setdefault(name, []).insert(0, (value, now, source))
 
     def _touch(self, contact_id: str, now: int) -> None:
         old = self.modified_key.pop(contact_id, None)
@@ -428,11 +448,31 @@ class HubSpotEmulator(EmulatorServer):
             return error(400, f"Batch input size {len(inputs)} exceeds the limit of {BATCH_LIMIT}")
         id_property = body.get("idProperty") or "hs_object_id"
         found = [self._find(str(item.get("id")), id_property) for item in inputs]
-        results = [self._public(stored, body.get("properties")) for stored in found if stored]
+        with_history = body.get("propertiesWithHistory") or []
+        results = [
+            self._with_history(self._public(stored, body.get("properties")), with_history)
+            for stored in found
+            if stored
+        ]
         now = iso(self.clock())
         return Response(
             200, {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
         )
+
+    def _with_history(self, public: dict[str, Any], names: list[str]) -> dict[str, Any]:
+        """A batch read's result with the history of each property asked for (an empty list
+        for a property never set)."""
+        if not names:
+            return public
+        history = self.history.get(public["id"], {})
+        public["propertiesWithHistory"] = {
+            name: [
+                {"value": value, "timestamp": iso(moment), "sourceType": source, "sourceId": ""}
+                for value, moment, source in history.get(name, [])
+            ]
+            for name in names
+        }
+        return public
 
     def gdpr_delete(self, body: Any) -> Response:
         body = body or {}
@@ -445,6 +485,7 @@ class HubSpotEmulator(EmulatorServer):
         key = self.modified_key.pop(stored["id"])
         del self.modified[bisect.bisect_left(self.modified, key)]
         self.statuses.pop(email, None)
+        self.history.pop(stored["id"], None)
         # HubSpot blocks the address from being tracked or re-created afterwards
         self.gdpr_deleted.add(email)
         return Response(204)

@@ -14,6 +14,11 @@ Under `/services/data/vXX.X/`:
   shape the pull needs: `SELECT fields FROM type [WHERE field op literal]
   [ORDER BY field [ASC|DESC]] [LIMIT n]`; anything else is refused (MALFORMED_QUERY).
 
+Field history (`history_tracked`, off by default as in an org): a change of a tracked field of
+a Contact or Lead adds a ContactHistory / LeadHistory row (CreatedDate, Field, OldValue,
+NewValue), which `SELECT fields FROM ContactHistory WHERE Field = '...' AND ContactId IN
+('...', ...) [ORDER BY CreatedDate [ASC|DESC]]` reads (LeadHistory with LeadId).
+
 Types: Contact, Lead, Account, Individual, DataUsePurpose and ContactPointTypeConsent, with
 their required fields, references (by id, or by external id through the relationship name,
 e.g. `"Party": {"ConsentDesk_Id__c": "..."}`) and restricted picklists. `SystemModstamp`
@@ -157,6 +162,14 @@ SOQL = re.compile(
     re.IGNORECASE,
 )
 API = re.compile(r"^/services/data/v\d+\.\d+/(?P<rest>.*)$")
+# the field history objects: their parent's type and reference field
+HISTORY_TYPES = {"ContactHistory": ("Contact", "ContactId"), "LeadHistory": ("Lead", "LeadId")}
+HISTORY_SOQL = re.compile(
+    r"^\s*SELECT\s+(?P<fields>[\w\s,]+?)\s+FROM\s+(?P<type>\w+History)"
+    r"\s+WHERE\s+Field\s*=\s*'(?P<field>\w+)'\s+AND\s+(?P<parent>\w+)\s+IN\s*\((?P<ids>[^)]*)\)"
+    r"(?:\s+ORDER\s+BY\s+CreatedDate(?:\s+(?P<direction>ASC|DESC))?)?\s*$",
+    re.IGNORECASE,
+)
 
 
 def stamp(milliseconds: int) -> str:
@@ -206,6 +219,9 @@ class SalesforceEmulator(EmulatorServer):
         self.modified: dict[str, list[tuple[int, int, str]]] = {name: [] for name in SCHEMA}
         self.modified_key: dict[str, tuple[int, int, str]] = {}
         self.cursors: dict[str, tuple[str, list[str], list[str]]] = {}
+        # Setup > Field History Tracking: the fields whose changes are kept, by type
+        self.history_tracked: dict[str, set[str]] = {"Contact": set(), "Lead": set()}
+        self.field_history: dict[str, list[dict[str, Any]]] = {name: [] for name in HISTORY_TYPES}
         self.numbers = itertools.count(1)
         self.folder = Path(tempfile.mkdtemp(prefix="salesforce-emulator-"))
         self.certificate, self.key = self._make_certificate()
@@ -433,6 +449,8 @@ class SalesforceEmulator(EmulatorServer):
             }
         record = self.records[sobject][record_id]
         changed = {name: value for name, value in fields.items() if record.get(name) != value}
+        if not created:
+            self._track(sobject, record, changed)
         if changed or created:
             if EXTERNAL_ID in changed:
                 self.external[sobject].pop(record.get(EXTERNAL_ID), None)
@@ -440,6 +458,24 @@ class SalesforceEmulator(EmulatorServer):
             record.update(changed)
             self._touch(sobject, record_id)
         return record_id, created
+
+    def _track(self, sobject: str, record: dict[str, Any], changed: dict[str, Any]) -> None:
+        """A history row for each tracked field changed (before the record takes the values)."""
+        tracked = self.history_tracked.get(sobject, set())
+        for history, (parent, reference) in HISTORY_TYPES.items():
+            if parent != sobject:
+                continue
+            for name in sorted(tracked & set(changed)):
+                self.field_history[history].append(
+                    {
+                        "Id": f"017{next(self.numbers):012d}AAA",
+                        reference: record["Id"],
+                        "Field": name,
+                        "OldValue": record.get(name),
+                        "NewValue": changed[name],
+                        "CreatedDate": stamp(self.clock()),
+                    }
+                )
 
     def _touch(self, sobject: str, record_id: str) -> None:
         now = self.clock()
@@ -614,6 +650,9 @@ class SalesforceEmulator(EmulatorServer):
 
     # -- SOQL --------------------------------------------------------------------------------
     def query(self, soql: str) -> Response:
+        history = HISTORY_SOQL.match(soql)
+        if history is not None:
+            return self.history_query(history)
         match = SOQL.match(soql)
         if match is None:
             return errors(
@@ -637,6 +676,43 @@ class SalesforceEmulator(EmulatorServer):
         except ValueError as problem:
             return errors(400, str(problem), "MALFORMED_QUERY")
         return self._page(sobject, names, ids, len(ids), f"01g{next(self.numbers):015d}")
+
+    def history_query(self, match: re.Match[str]) -> Response:
+        """The field history rows of some records for one field, in one page."""
+        history = next(
+            (name for name in HISTORY_TYPES if name.lower() == match["type"].lower()), None
+        )
+        if history is None:
+            return errors(400, f"sObject type '{match['type']}' is not supported.", "INVALID_TYPE")
+        reference = HISTORY_TYPES[history][1]
+        known = {"Id", reference, "Field", "OldValue", "NewValue", "CreatedDate"}
+        names = [name.strip() for name in match["fields"].split(",")]
+        for name in [*names, match["parent"]]:
+            if name not in known:
+                return errors(
+                    400, f"No such column '{name}' on entity '{history}'.", "INVALID_FIELD"
+                )
+        ids = {part.strip().strip("'") for part in match["ids"].split(",") if part.strip()}
+        rows = [
+            row
+            for row in self.field_history[history]
+            if row["Field"] == match["field"] and row[match["parent"]] in ids
+        ]
+        rows.sort(
+            key=lambda row: milliseconds_of(row["CreatedDate"]),
+            reverse=(match["direction"] or "").upper() == "DESC",
+        )
+        records = [
+            {
+                "attributes": {
+                    "type": history,
+                    "url": f"/services/data/v59.0/sobjects/{history}/{row['Id']}",
+                },
+                **{name: row.get(name) for name in names},
+            }
+            for row in rows
+        ]
+        return Response(200, {"totalSize": len(records), "done": True, "records": records})
 
     def _select(self, sobject: str, match: re.Match[str]) -> list[str]:
         field, op, literal = match["field"], match["op"], match["value"]
