@@ -17,6 +17,9 @@ Fields follow their mapping's conflict rule; consent withdrawals go through the 
 A grant from a CRM carries no proof of the wording the person saw (GDPR Art. 7(1)): reported,
 not recorded. Every outbox event a pull writes names its connection, which the push does not
 send them back to (no ping-pong).
+
+The record's owner in the CRM, when the adapter read it, is stored on the contact's link to
+the connection, one statement a page (`link_owners_store`): the sales alerts email them.
 """
 
 import logging
@@ -29,8 +32,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, CharField, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -58,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 PULLED_KINDS = (ConnectionKind.HUBSPOT, ConnectionKind.SALESFORCE)
 LIVE = (ConsentStatus.GRANTED, ConsentStatus.PENDING)
+OWNER_ID_LENGTH = 255  # ContactLink.owner_id
 
 
 @dataclass
@@ -196,6 +201,8 @@ class _Applier:
         self.links: dict[uuid.UUID, str] = {}
         # (contact, purpose, channel) -> the newest withdrawal asked in this page
         self.withdrawals: dict[tuple[int, str, str], tuple[Contact, RemoteConsent, str]] = {}
+        # our contact -> its owner in the CRM (id, email), for the records that name one
+        self.owners: dict[int, tuple[str, str]] = {}
 
     def apply(self, records: list[RemoteContact]) -> None:
         for record in records:
@@ -210,9 +217,13 @@ class _Applier:
             remote_id = record.converted_to or record.remote_id
             self.linked[remote_id] = contact.pk
             self.links[contact.public_id] = remote_id
+            if record.owner_id is not None:
+                self.owners[contact.pk] = (record.owner_id, record.owner_email)
             for consent in record.consents:
                 self._consent(contact, record, consent)
-        links_store(connection_id=self.connection.pk, remote_ids=self.links, now=timezone.now())
+        now = timezone.now()
+        links_store(connection_id=self.connection.pk, remote_ids=self.links, now=now)
+        link_owners_store(connection_id=self.connection.pk, owners=self.owners, now=now)
         self._write_consents()
 
     def _skip(self, reason: str) -> None:
@@ -371,6 +382,44 @@ class _Applier:
                 continue
             self.outcome.consents += len(writes)
             return
+
+
+def link_owners_store(
+    *, connection_id: int, owners: dict[int, tuple[str, str]], now: datetime
+) -> int:
+    """Store on the contacts' links to the connection who owns each record in the CRM
+    (contact id -> owner id, owner email; "" for none), in one UPDATE for the page: the
+    sales alerts send to them. Each link touched moves its `updated_at`: the CRM that last
+    spoke of a contact names its owner. Answers how many links were updated."""
+    if not owners:
+        return 0
+    by_owner: dict[tuple[str, str], list[int]] = {}
+    for contact_id, (remote_owner, email) in owners.items():
+        owner = (remote_owner[:OWNER_ID_LENGTH], email if _is_email(email) else "")
+        by_owner.setdefault(owner, []).append(contact_id)
+    # a When per distinct owner, not per contact: a sales team is small, a page is not
+    owner_id = Case(
+        *[When(contact_id__in=ids, then=Value(owner[0])) for owner, ids in by_owner.items()],
+        default=F("owner_id"),
+        output_field=CharField(),
+    )
+    owner_email = Case(
+        *[When(contact_id__in=ids, then=Value(owner[1])) for owner, ids in by_owner.items()],
+        default=F("owner_email"),
+        output_field=CharField(),
+    )
+    return ContactLink.objects.filter(
+        connection_id=connection_id, contact_id__in=list(owners)
+    ).update(owner_id=owner_id, owner_email=owner_email, updated_at=now)
+
+
+def _is_email(value: str) -> bool:
+    """Whether the CRM's owner address is one an alert can go to (else none is kept)."""
+    try:
+        validate_email(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def _reasons(error: ValidationError) -> str:
