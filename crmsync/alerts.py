@@ -14,7 +14,7 @@ transaction).
 
 Who gets it is decided when it is sent, not when it is recorded: an alert "to the contact's
 owner" goes to the owner that the CRM pulls stored on the contact's links (the most recently
-updated link that names an address with one: the CRM that last spoke of the person), and to
+updated link that names an address: the CRM that last assigned the person), and to
 the configured address when no CRM names an owner (a new lead nobody was assigned yet, a
 Salesforce lead owned by a queue): that address is the fallback, not a copy, so that an
 owner is not doubled by a shared inbox for every lead; a team that wants a copy adds a second

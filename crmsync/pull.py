@@ -389,8 +389,9 @@ def link_owners_store(
 ) -> int:
     """Store on the contacts' links to the connection who owns each record in the CRM
     (contact id -> owner id, owner email; "" for none), in one UPDATE for the page: the
-    sales alerts send to them. Each link touched moves its `updated_at`: the CRM that last
-    spoke of a contact names its owner. Answers how many links were updated."""
+    sales alerts send to them. Only the links whose owner changed are written, and their
+    `updated_at` moves: of a person's CRMs, the one that last assigned them names the owner.
+    Answers how many links changed."""
     if not owners:
         return 0
     by_owner: dict[tuple[str, str], list[int]] = {}
@@ -408,9 +409,11 @@ def link_owners_store(
         default=F("owner_email"),
         output_field=CharField(),
     )
-    return ContactLink.objects.filter(
-        connection_id=connection_id, contact_id__in=list(owners)
-    ).update(owner_id=owner_id, owner_email=owner_email, updated_at=now)
+    return (
+        ContactLink.objects.filter(connection_id=connection_id, contact_id__in=list(owners))
+        .exclude(owner_id=owner_id, owner_email=owner_email)
+        .update(owner_id=owner_id, owner_email=owner_email, updated_at=now)
+    )
 
 
 def _is_email(value: str) -> bool:

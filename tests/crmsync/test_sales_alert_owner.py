@@ -287,6 +287,21 @@ def test_a_contact_whose_owner_is_removed_in_the_crm_goes_back_to_the_configured
     assert scan_and_send(queued) == [[FALLBACK]]
 
 
+def test_a_pull_that_changes_no_owner_leaves_the_links_as_they_were(
+    hubspot: HubSpotEmulator, hubspot_connection: Connection
+) -> None:
+    julie = hubspot.put_owner("julie@velos-martin.example")
+    hubspot.put_contact(hubspot_person(1, hubspot_owner_id=julie))
+    pull(hubspot_connection)
+    before = ContactLink.objects.values_list("owner_email", "updated_at").get()
+
+    hubspot.put_contact(hubspot_person(1, hubspot_owner_id=julie, firstname="Camille"))
+    outcome = pull(hubspot_connection)
+
+    assert outcome.fetched == 1
+    assert ContactLink.objects.values_list("owner_email", "updated_at").get() == before
+
+
 def test_the_owners_api_is_called_once_per_distinct_owner_of_a_page(
     hubspot: HubSpotEmulator, hubspot_connection: Connection, settings: Any
 ) -> None:
