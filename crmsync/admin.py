@@ -349,6 +349,6 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
 class SalesAlertAdmin(admin.ModelAdmin):
     """Who is emailed when a contact reaches a lifecycle stage (crmsync.alerts)."""
 
-    list_display = ("stage", "recipient", "language", "enabled")
-    list_filter = ("stage", "enabled")
-    fields = ("stage", "recipient", "language", "enabled")
+    list_display = ("stage", "to_owner", "recipient", "language", "enabled")
+    list_filter = ("stage", "to_owner", "enabled")
+    fields = ("stage", "to_owner", "recipient", "language", "enabled")

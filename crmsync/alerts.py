@@ -1,4 +1,5 @@
-"""Sales alerts: an email to a configured address when a contact reaches a lifecycle stage.
+"""Sales alerts: an email to the contact's owner in the CRM, or to a configured address, when
+a contact reaches a lifecycle stage.
 
 The alerts read the outbox, as a connection does, with a cursor of their own: every write
 path (the API, imports, the admin, CRM pulls) leaves a `contact.created` or a
@@ -10,6 +11,14 @@ a unique row, so a reach is alerted once. After the commit a task sends each del
 claimed first with a conditional UPDATE; a worker killed between the email and its marking
 sends it again after the lease (at least once: an email cannot be taken back in a
 transaction).
+
+Who gets it is decided when it is sent, not when it is recorded: an alert "to the contact's
+owner" goes to the owner that the CRM pulls stored on the contact's links (the most recently
+updated link that names an address: the CRM that last assigned the person), and to
+the configured address when no CRM names an owner (a new lead nobody was assigned yet, a
+Salesforce lead owned by a queue): that address is the fallback, not a copy, so that an
+owner is not doubled by a shared inbox for every lead; a team that wants a copy adds a second
+alert for the stage to that address. The email is in the alert's language either way.
 """
 
 from collections.abc import Iterable
@@ -24,6 +33,7 @@ from contacts.models import Contact, ContactStatus, LifecycleStage
 from core.emails import email_send
 from core.links import site_url
 from crmsync.models import (
+    ContactLink,
     OutboxEvent,
     OutboxTopic,
     SalesAlert,
@@ -141,7 +151,23 @@ def _email(alert: SalesAlert, contact: Contact) -> None:
             "stage": LifecycleStage(alert.stage).label,
             "link": site_url("admin:contacts_contact_change", contact.pk),
         },
-        to=[alert.recipient],
+        to=sales_alert_recipients(alert=alert, contact=contact),
         language=alert.language,
         for_staff=True,
     )
+
+
+def sales_alert_recipients(*, alert: SalesAlert, contact: Contact) -> list[str]:
+    """Who the alert about this contact goes to now: the contact's owner in the CRM when the
+    alert says so and an enabled connection's link names one, else the configured address."""
+    if alert.to_owner:
+        owner = (
+            ContactLink.objects.filter(contact=contact, connection__enabled=True)
+            .exclude(owner_email="")
+            .order_by("-updated_at", "-pk")
+            .values_list("owner_email", flat=True)
+            .first()
+        )
+        if owner:
+            return [owner]
+    return [alert.recipient]

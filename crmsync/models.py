@@ -162,6 +162,10 @@ class ContactLink(models.Model):
         "contacts.Contact", on_delete=models.CASCADE, related_name="crm_links"
     )
     remote_id = models.CharField(_("remote id"), max_length=255)
+    # the record's owner in the CRM, as the last pull read it: staff data, for the sales
+    # alerts (`crmsync.alerts`); blanked when the person is erased
+    owner_id = models.CharField(_("owner in the CRM"), max_length=255, blank=True)
+    owner_email = models.EmailField(_("owner's email"), blank=True)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
 
     class Meta:
@@ -215,6 +219,16 @@ class SalesAlert(models.Model):
         _("lifecycle stage reached"), max_length=20, choices=LifecycleStage.choices
     )
     recipient = models.EmailField(_("recipient"))
+    # the owner in the CRM (the most recently pulled link that names one) gets the alert;
+    # the recipient above catches the contacts nobody owns yet
+    to_owner = models.BooleanField(
+        _("send to the contact's owner"),
+        default=False,
+        help_text=_(
+            "Email the contact's owner in the CRM instead of the recipient; the recipient "
+            "gets the alerts of contacts without a known owner."
+        ),
+    )
     language = models.CharField(
         _("language of the email"), max_length=2, choices=Language.choices, default=Language.FRENCH
     )

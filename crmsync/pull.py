@@ -21,6 +21,9 @@ Art. 7(1)), so re-permission counts it as undocumented; it is never recorded for
 person (only their own new consent lifts a suppression) and, on a double opt-in purpose, it
 waits pending for the person's click, as an import's does. Every outbox event a pull writes
 names its connection, which the push does not send them back to (no ping-pong).
+
+The record's owner in the CRM, when the adapter read it, is stored on the contact's link to
+the connection, one statement a page (`link_owners_store`): the sales alerts email them.
 """
 
 import logging
@@ -33,8 +36,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, CharField, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -62,6 +66,7 @@ logger = logging.getLogger(__name__)
 
 PULLED_KINDS = (ConnectionKind.HUBSPOT, ConnectionKind.SALESFORCE)
 LIVE = (ConsentStatus.GRANTED, ConsentStatus.PENDING)
+OWNER_ID_LENGTH = 255  # ContactLink.owner_id
 
 
 @dataclass
@@ -200,6 +205,8 @@ class _Applier:
         self.links: dict[uuid.UUID, str] = {}
         # (contact, purpose, channel) -> the newest consent change asked in this page
         self.consents: dict[tuple[int, str, str], tuple[Contact, RemoteConsent, str]] = {}
+        # our contact -> its owner in the CRM (id, email), for the records that name one
+        self.owners: dict[int, tuple[str, str]] = {}
 
     def apply(self, records: list[RemoteContact]) -> None:
         for record in records:
@@ -214,9 +221,13 @@ class _Applier:
             remote_id = record.converted_to or record.remote_id
             self.linked[remote_id] = contact.pk
             self.links[contact.public_id] = remote_id
+            if record.owner_id is not None:
+                self.owners[contact.pk] = (record.owner_id, record.owner_email)
             for consent in record.consents:
                 self._consent(contact, record, consent)
-        links_store(connection_id=self.connection.pk, remote_ids=self.links, now=timezone.now())
+        now = timezone.now()
+        links_store(connection_id=self.connection.pk, remote_ids=self.links, now=now)
+        link_owners_store(connection_id=self.connection.pk, owners=self.owners, now=now)
         self._write_consents()
 
     def _skip(self, reason: str) -> None:
@@ -404,6 +415,47 @@ class _Applier:
             evidence=Evidence(wording=statement, collection_reference=reference, second_hand=True),
             given_at=min(consent.at, timezone.now()),
         )
+
+
+def link_owners_store(
+    *, connection_id: int, owners: dict[int, tuple[str, str]], now: datetime
+) -> int:
+    """Store on the contacts' links to the connection who owns each record in the CRM
+    (contact id -> owner id, owner email; "" for none), in one UPDATE for the page: the
+    sales alerts send to them. Only the links whose owner changed are written, and their
+    `updated_at` moves: of a person's CRMs, the one that last assigned them names the owner.
+    Answers how many links changed."""
+    if not owners:
+        return 0
+    by_owner: dict[tuple[str, str], list[int]] = {}
+    for contact_id, (remote_owner, email) in owners.items():
+        owner = (remote_owner[:OWNER_ID_LENGTH], email if _is_email(email) else "")
+        by_owner.setdefault(owner, []).append(contact_id)
+    # a When per distinct owner, not per contact: a sales team is small, a page is not
+    owner_id = Case(
+        *[When(contact_id__in=ids, then=Value(owner[0])) for owner, ids in by_owner.items()],
+        default=F("owner_id"),
+        output_field=CharField(),
+    )
+    owner_email = Case(
+        *[When(contact_id__in=ids, then=Value(owner[1])) for owner, ids in by_owner.items()],
+        default=F("owner_email"),
+        output_field=CharField(),
+    )
+    return (
+        ContactLink.objects.filter(connection_id=connection_id, contact_id__in=list(owners))
+        .exclude(owner_id=owner_id, owner_email=owner_email)
+        .update(owner_id=owner_id, owner_email=owner_email, updated_at=now)
+    )
+
+
+def _is_email(value: str) -> bool:
+    """Whether the CRM's owner address is one an alert can go to (else none is kept)."""
+    try:
+        validate_email(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def _reasons(error: ValidationError) -> str:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection as database
@@ -503,19 +504,28 @@ def links_store(
 
 
 def _links_insert(connection_id: int, wanted: dict[int, str], now: datetime) -> set[int]:
-    """Insert the links no row stands in the way of; answers the contacts inserted."""
+    """Insert the links no row stands in the way of (the other columns at their defaults);
+    answers the contacts inserted."""
     if not wanted:
         return set()
-    table = database.ops.quote_name(ContactLink._meta.db_table)
-    rows = ", ".join(["(%s, %s, %s, %s)"] * len(wanted))
-    values: list[int | str | datetime] = []
+    fields = [field for field in ContactLink._meta.concrete_fields if not field.primary_key]
+    quote = database.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    rows = ", ".join([f"({', '.join(['%s'] * len(fields))})"] * len(wanted))
+    values: list[Any] = []
     for contact_id, remote_id in wanted.items():
-        values += [connection_id, contact_id, remote_id, now]
+        given = {
+            "connection_id": connection_id,
+            "contact_id": contact_id,
+            "remote_id": remote_id,
+            "updated_at": now,
+        }
+        values += [given.get(field.attname, field.get_default()) for field in fields]
     with database.cursor() as cursor:
         cursor.execute(
-            # the table name is ours, quoted; the values are parameters
-            f"INSERT INTO {table} (connection_id, contact_id, remote_id, updated_at) "  # noqa: S608
-            f"VALUES {rows} ON CONFLICT DO NOTHING RETURNING contact_id",
+            # the names are the model's, quoted; the values are parameters
+            f"INSERT INTO {quote(ContactLink._meta.db_table)} ({columns}) "  # noqa: S608
+            f"VALUES {rows} ON CONFLICT DO NOTHING RETURNING {quote('contact_id')}",
             values,
         )
         return {row[0] for row in cursor.fetchall()}

@@ -65,7 +65,7 @@ from core.links import site_url
 from core.management.commands.setup_roles import DPO
 from core.models import ApiClient, AuditEvent, IdempotencyRecord, Scope
 from core.services import job_run_claim
-from crmsync.models import DeadLetter, OutboxEvent, OutboxTopic
+from crmsync.models import ContactLink, DeadLetter, OutboxEvent, OutboxTopic
 from crmsync.services import push_soon
 from preferences.models import PreferenceToken
 from preferences.selectors import purposes_loaded
@@ -802,6 +802,11 @@ def _delete_copies(contacts: list[Contact], *, requested: bool) -> None:
         last_error=Case(When(last_error="", then=Value("")), default=Value(ERASED_NOTE)),
     )
     DeadLetter.objects.filter(event__contact_public_id__in=public_ids).update(error=ERASED_NOTE)
+    # the links stay (a CRM's id still recognises the person, who is never pulled back);
+    # who owned them in the sales team goes
+    ContactLink.objects.filter(contact_id__in=ids).exclude(owner_id="", owner_email="").update(
+        owner_id="", owner_email=""
+    )
     needles = [str(public_id) for public_id in public_ids] + [contact.email for contact in contacts]
     naming = Q()
     for needle in filter(None, needles):

@@ -111,6 +111,11 @@ class RemoteContact:
     # a Salesforce lead converted: the Contact's id (ConvertedContactId), which takes the
     # lead's place as what the CRM calls the person
     converted_to: str = ""
+    # who in the sales team owns the record in the CRM (HubSpot's `hubspot_owner_id`,
+    # Salesforce's `OwnerId`): None when the record says nothing of it (a consent object, a
+    # converted lead), "" when it has no owner; their address, when the CRM gave it
+    owner_id: str | None = None
+    owner_email: str = ""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ HubSpot's refusal is then a rejected change (a dead letter) with HubSpot's messa
 """
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -27,6 +28,9 @@ from hubspot.communication_preferences.exceptions import (  # type: ignore[impor
 from hubspot.crm.contacts import PublicGdprDeleteInput  # type: ignore[import-untyped]
 from hubspot.crm.contacts.exceptions import (  # type: ignore[import-untyped]
     ApiException as ContactsApiException,
+)
+from hubspot.crm.owners.exceptions import (  # type: ignore[import-untyped]
+    ApiException as OwnersApiException,
 )
 
 from consent.models import Channel, ConsentStatus, LegalBasis, Purpose
@@ -64,6 +68,8 @@ SEARCH_PAGE_LIMIT = 200
 SEARCH_TOTAL_LIMIT = 10_000
 # the contact property HubSpot mirrors each email subscription's opt-out in (+ its id)
 OPT_OUT_PROPERTY = "hs_email_optout_"
+# the contact property naming its owner (an owner id of `GET /crm/v3/owners/{ownerId}`)
+OWNER_PROPERTY = "hubspot_owner_id"
 DEFAULT_FIELD_MAPPINGS = (
     ("email", "email"),
     ("first_name", "firstname"),
@@ -106,6 +112,8 @@ SHORT_WAIT = 2.0
 WAIT_BUDGET = 10.0
 
 Result = TypeVar("Result")
+
+logger = logging.getLogger(__name__)
 
 
 class RateLimited(TransientError):
@@ -344,7 +352,7 @@ class HubSpotAdapter:
                     _("More than %(limit)s HubSpot contacts share the modification time %(time)s.")
                     % {"limit": SEARCH_TOTAL_LIMIT, "time": position.since}
                 )
-        kept = fresh[: max(1, limit)]
+        kept = self._with_owner_emails(fresh[: max(1, limit)])
         moved = position.advanced((c.remote_id, milliseconds(c.modified_at)) for c in kept)
         return PullPage(
             contacts=self._consents_timed(kept),
@@ -368,7 +376,7 @@ class HubSpotAdapter:
                 }
             ],
             "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
-            "properties": sorted({"email", "lastmodifieddate", *mapped, *opt_outs}),
+            "properties": sorted({"email", "lastmodifieddate", OWNER_PROPERTY, *mapped, *opt_outs}),
             "limit": size,
         }
         if after:
@@ -435,6 +443,7 @@ class HubSpotAdapter:
                     modified_at=modified,
                     fields=fields,
                     consents=consents,
+                    owner_id=str(properties.get(OWNER_PROPERTY) or ""),
                 )
             )
         return contacts, problems
@@ -532,6 +541,56 @@ class HubSpotAdapter:
                 response.release_conn()
 
         return self._call(call)
+
+    # -- owners ------------------------------------------------------------------------------
+    _owner_emails: dict[str, str] | None = None
+    _owners_api: Any = None
+
+    def _with_owner_emails(self, contacts: list[RemoteContact]) -> list[RemoteContact]:
+        """The contacts with their owner's address, one owners API call per distinct owner in
+        the whole pull (the adapter lives as long as one pull: an address changed in HubSpot
+        is read again at the next)."""
+        if self._owner_emails is None:
+            self._owner_emails = {}
+        known = self._owner_emails
+        for owner_id in sorted({c.owner_id for c in contacts if c.owner_id} - set(known)):
+            known[owner_id] = self._owner_email(owner_id)
+        return [
+            replace(contact, owner_email=known[contact.owner_id]) if contact.owner_id else contact
+            for contact in contacts
+        ]
+
+    def _owner_email(self, owner_id: str) -> str:
+        """The owner's address (`GET /crm/v3/owners/{ownerId}`); "" for an owner HubSpot no
+        longer lists (a deactivated user) or a token without the owners scope: the alerts
+        then go to their configured address. A rate limit or an outage fails the page."""
+        if self._owners_api is None:
+            self._owners_api = HubSpot(
+                access_token=self.config.credentials.get("token", ""),
+                host=self.config.base_url.rstrip("/"),
+                retry=urllib3.Retry(0),
+            ).crm.owners.owners_api
+
+        def call() -> dict[str, Any]:
+            try:
+                response = self._owners_api.get_by_id(
+                    owner_id, _request_timeout=self.timeout, _preload_content=False
+                )
+            except OwnersApiException as problem:
+                if problem.status in (403, 404):
+                    logger.warning(
+                        "HubSpot owner %s unreadable (%s): alerts go to the fallback address",
+                        owner_id,
+                        problem.status,
+                    )
+                    return {}
+                raise _classified(problem, problem.status or 0) from problem
+            try:
+                return dict(json.loads(response.data))
+            finally:
+                response.release_conn()
+
+        return str(self._call(call).get("email") or "")
 
     # -- erasure -----------------------------------------------------------------------------
     def erase(self, target: ErasureTarget) -> None:

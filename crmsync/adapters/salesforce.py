@@ -14,6 +14,7 @@ of the contact's `Individual` (both keyed by the same external id field), which 
 points to.
 """
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -91,6 +92,8 @@ HISTORY_OBJECTS = {"Contact": ("ContactHistory", "ContactId"), "Lead": ("LeadHis
 OPT_OUT_FIELD = "HasOptedOutOfEmail"
 # ids in one history query's IN list (SOQL statements are limited in length)
 HISTORY_IDS = 200
+# a record id (15 or 18 letters and digits), the only text of the CRM put into a SOQL query
+SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 # the API limits (403 REQUEST_LIMIT_EXCEEDED) and the server too busy for now (429, 503)
 LIMIT_CODES = ("REQUEST_LIMIT_EXCEEDED",)
 CALL_ERRORS = ("NOT_FOUND", "INVALID_FIELD", "INVALID_TYPE")
@@ -390,7 +393,10 @@ class SalesforceAdapter:
             )
             done = done and not more
         return PullPage(
-            contacts=contacts, next_cursor=positions_text(positions), done=done, problems=problems
+            contacts=self._with_owner_emails(contacts),
+            next_cursor=positions_text(positions),
+            done=done,
+            problems=problems,
         )
 
     def _fields(self, sobject: str) -> list[str]:
@@ -416,7 +422,7 @@ class SalesforceAdapter:
             names = {"IsConverted", "ConvertedContactId", *(leads & LEAD_STANDARD_FIELDS)}
         else:
             names = {self.external_id, "IndividualId", *mapped}
-        return sorted({"Id", "Email", "SystemModstamp", "HasOptedOutOfEmail", *names})
+        return sorted({"Id", "Email", "SystemModstamp", "HasOptedOutOfEmail", "OwnerId", *names})
 
     def _changed(
         self, sobject: str, position: Position, limit: int
@@ -503,9 +509,43 @@ class SalesforceAdapter:
                     consents=consents,
                     our_id=str(record.get(self.external_id) or "") if sobject == "Contact" else "",
                     converted_to=converted,
+                    # a converted lead's owner is the Contact's to say
+                    owner_id=None if converted else str(record.get("OwnerId") or ""),
                 )
             )
         return contacts, problems
+
+    # -- owners --------------------------------------------------------------------------------
+    _owner_emails: dict[str, str] | None = None
+
+    def _with_owner_emails(self, contacts: list[RemoteContact]) -> list[RemoteContact]:
+        """The records with their owner's address: one `User` query a page for the owners
+        not met yet in this pull (the adapter lives as long as one pull). A lead owned by a
+        queue has no User: no address, and the alerts go to their configured address."""
+        if self._owner_emails is None:
+            self._owner_emails = {}
+        known = self._owner_emails
+        wanted = sorted({c.owner_id for c in contacts if c.owner_id} - set(known))
+        if wanted:
+            known.update(dict.fromkeys(wanted, ""))
+            known.update(self._user_emails([i for i in wanted if SALESFORCE_ID.match(i)]))
+        return [
+            replace(contact, owner_email=known[contact.owner_id]) if contact.owner_id else contact
+            for contact in contacts
+        ]
+
+    def _user_emails(self, user_ids: list[str]) -> dict[str, str]:
+        if not user_ids:
+            return {}
+        # Salesforce ids, checked to be only letters and digits: nothing else reaches the SOQL
+        quoted = ", ".join(f"'{user_id}'" for user_id in user_ids)
+        soql = f"SELECT Id, Email FROM User WHERE Id IN ({quoted})"  # noqa: S608
+        answer = self._call(lambda: self.client.query_all(soql))
+        return {
+            str(record["Id"]): str(record.get("Email") or "")
+            for record in answer.get("records") or []
+            if record.get("Id")
+        }
 
     def _consents_read(
         self, records: list[tuple[dict[str, Any], int]]

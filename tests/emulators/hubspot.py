@@ -7,6 +7,9 @@ that hubspot-api-client 12 calls (paths, bodies and answers as documented by Hub
 - `/communication-preferences/v3/status/email/{email}`, `subscribe`, `unsubscribe`,
   `definitions`: v3 never subscribes again an address that opted out of a subscription;
   each status is mirrored on the contact (`hs_email_optout_<id>`, read-only), as HubSpot does.
+- `GET /crm/v3/owners/{ownerId}` (`idProperty` id or userId, `archived`) and
+  `GET /crm/v3/owners` (`email`, `limit`, `after`): the portal's owners (`put_owner`); a
+  contact's `hubspot_owner_id` must name one of them, as HubSpot checks.
 
 Every property keeps its history (value, timestamp, sourceType, sourceId), newest first, which
 `batch/read` serves for the properties named in `propertiesWithHistory`, as HubSpot does.
@@ -59,6 +62,7 @@ WRITABLE_PROPERTIES = {
     "website",
     "hs_language",
     "lifecyclestage",
+    "hubspot_owner_id",
 }
 READ_ONLY_PROPERTIES = {"hs_object_id", "createdate", "lastmodifieddate"}
 DEFAULT_PROPERTIES = (
@@ -82,6 +86,8 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OPT_OUT = "hs_email_optout_"  # + subscription id
 CONTACTS = "/crm/v3/objects/contacts"
 PREFERENCES = "/communication-preferences/v3"
+OWNERS = "/crm/v3/owners"
+OWNER_PROPERTY = "hubspot_owner_id"
 
 
 def iso(milliseconds: int) -> str:
@@ -139,6 +145,9 @@ class HubSpotEmulator(EmulatorServer):
         # contact id -> property -> its changes (value, ms, sourceType), newest first; tuples,
         # not HubSpot's dicts, which a 100,000-contact benchmark would hold many of
         self.history: dict[str, dict[str, list[tuple[str, int, str]]]] = {}
+        # owner id -> the owner as `GET /crm/v3/owners/{ownerId}` answers it
+        self.owners: dict[str, dict[str, Any]] = {}
+        self.owner_ids = itertools.count(41_629_001)
         self.ids = itertools.count(1001)
         self.changes = itertools.count(1)
 
@@ -178,6 +187,32 @@ class HubSpotEmulator(EmulatorServer):
                 [self.contacts, self.statuses, sorted(self.gdpr_deleted)], sort_keys=True
             )
 
+    def put_owner(
+        self, email: str, *, first_name: str = "", last_name: str = "", archived: bool = False
+    ) -> str:
+        """Add a user of the portal who can own records (or archive one: a deactivated
+        user, whom `GET /crm/v3/owners/{ownerId}` no longer finds unless `archived=true`);
+        the owner's id."""
+        with self.lock:
+            known = [i for i, owner in self.owners.items() if owner["email"] == email.lower()]
+            owner_id = known[0] if known else str(next(self.owner_ids))
+            now = iso(self.clock())
+            user_id = int(owner_id) + 1_000_000
+            self.owners[owner_id] = {
+                "id": owner_id,
+                "email": email.lower(),
+                "type": "PERSON",
+                "firstName": first_name,
+                "lastName": last_name,
+                "userId": user_id,
+                "userIdIncludingInactive": user_id,
+                "createdAt": now,
+                "updatedAt": now,
+                "archived": archived,
+                "teams": [],
+            }
+            return owner_id
+
     def put_contact(self, properties: dict[str, str]) -> dict[str, Any]:
         """Create or change a contact as a HubSpot user would (for pull tests)."""
         with self.lock:
@@ -210,6 +245,10 @@ class HubSpotEmulator(EmulatorServer):
         handler = routes.get((method, path))
         if handler is not None:
             return handler(body)
+        if method == "GET" and path == OWNERS:
+            return self.owners_page(query)
+        if method == "GET" and path.startswith(f"{OWNERS}/") and path.count("/") == 4:
+            return self.owner(unquote(path.rsplit("/", 1)[1]), query)
         if method == "GET" and path.startswith(f"{PREFERENCES}/status/email/"):
             return self.email_status(unquote(path.rsplit("/", 1)[1]))
         if path.startswith(f"{CONTACTS}/") and path.count("/") == 5:
@@ -310,6 +349,12 @@ class HubSpotEmulator(EmulatorServer):
                 "error": "INVALID_OPTION",
                 "message": f"{value} was not one of the allowed options: "
                 f"{sorted(LIFECYCLE_STAGES)}",
+            }
+        if name == OWNER_PROPERTY and value and value not in self.owners:
+            return {
+                "name": name,
+                "error": "INVALID_OPTION",
+                "message": f"{value} was not one of the allowed options: the portal's owners",
             }
         if name == "email" and value and not EMAIL.match(value):
             return {
@@ -590,6 +635,31 @@ class HubSpotEmulator(EmulatorServer):
         if operator not in comparisons:
             raise ValueError(f"Unsupported operator {operator}")
         return comparisons[operator](value, wanted)
+
+    # -- owners ------------------------------------------------------------------------------
+    def owner(self, key: str, query: dict[str, list[str]]) -> Response:
+        id_property = (query.get("idProperty") or ["id"])[0]
+        archived = (query.get("archived") or ["false"])[0].lower() == "true"
+        for owner in self.owners.values():
+            found = owner["id"] if id_property == "id" else str(owner["userId"])
+            if found == key and owner["archived"] == archived:
+                return Response(200, owner)
+        return error(404, f"Owner {key} not found", category="OBJECT_NOT_FOUND")
+
+    def owners_page(self, query: dict[str, list[str]]) -> Response:
+        archived = (query.get("archived") or ["false"])[0].lower() == "true"
+        email = (query.get("email") or [""])[0].lower()
+        limit = min(int((query.get("limit") or ["100"])[0]), 500)
+        after = int((query.get("after") or ["0"])[0])
+        found = [
+            owner
+            for owner in self.owners.values()
+            if owner["archived"] == archived and (not email or owner["email"] == email)
+        ]
+        answer: dict[str, Any] = {"results": found[after : after + limit]}
+        if after + limit < len(found):
+            answer["paging"] = {"next": {"after": str(after + limit)}}
+        return Response(200, answer)
 
     # -- communication preferences (v3) --------------------------------------------------------
     def definitions(self) -> Response:

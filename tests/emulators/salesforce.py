@@ -12,14 +12,16 @@ Under `/services/data/vXX.X/`:
   `sobjects/{type}/{external id field}/{value}` GET/PATCH (upsert);
 - `query?q=` and `query/{locator}` (`nextRecordsUrl` paging, 2,000 a page) for the one SOQL
   shape the pull needs: `SELECT fields FROM type [WHERE field op literal]
-  [ORDER BY field [ASC|DESC]] [LIMIT n]`; anything else is refused (MALFORMED_QUERY).
+  [ORDER BY field [ASC|DESC]] [LIMIT n]`, `op` also `IN ('a', 'b')`; anything else is
+  refused (MALFORMED_QUERY).
 
 Field history (`history_tracked`, off by default as in an org): a change of a tracked field of
 a Contact or Lead adds a ContactHistory / LeadHistory row (CreatedDate, Field, OldValue,
 NewValue), which `SELECT fields FROM ContactHistory WHERE Field = '...' AND ContactId IN
 ('...', ...) [ORDER BY CreatedDate [ASC|DESC]]` reads (LeadHistory with LeadId).
 
-Types: Contact, Lead, Account, Individual, DataUsePurpose and ContactPointTypeConsent, with
+Types: Contact, Lead (both with an `OwnerId`), User, Account, Individual, DataUsePurpose and
+ContactPointTypeConsent, with
 their required fields, references (by id, or by external id through the relationship name,
 e.g. `"Party": {"ConsentDesk_Id__c": "..."}`) and restricted picklists. `SystemModstamp`
 moves only when a value changes, so a replayed upsert leaves the state identical.
@@ -74,8 +76,9 @@ SCHEMA: dict[str, dict[str, Any]] = {
             "LeadSource",
             "Description",
             EXTERNAL_ID,
+            "OwnerId",
         },
-        "references": {"AccountId": "Account", "IndividualId": "Individual"},
+        "references": {"AccountId": "Account", "IndividualId": "Individual", "OwnerId": "User"},
     },
     "Lead": {
         "prefix": "00Q",
@@ -96,8 +99,20 @@ SCHEMA: dict[str, dict[str, Any]] = {
             "IndividualId",
             "LeadSource",
             EXTERNAL_ID,
+            "OwnerId",
         },
-        "references": {"ConvertedContactId": "Contact", "IndividualId": "Individual"},
+        "references": {
+            "ConvertedContactId": "Contact",
+            "IndividualId": "Individual",
+            "OwnerId": "User",
+        },
+    },
+    # the org's users: who owns the records (OwnerId), and their addresses
+    "User": {
+        "prefix": "005",
+        "required": {"LastName", "Email", "Username"},
+        "fields": {"FirstName", "LastName", "Email", "Username", "IsActive"},
+        "references": {},
     },
     "Account": {"prefix": "001", "required": {"Name"}, "fields": {"Name"}, "references": {}},
     "Individual": {
@@ -153,10 +168,12 @@ BOOLEANS = {
     "IsConverted",
     "HasOptedOutTracking",
     "HasOptedOutSolicit",
+    "IsActive",
 }
 SOQL = re.compile(
     r"^\s*SELECT\s+(?P<fields>[\w\s,]+?)\s+FROM\s+(?P<type>\w+)"
-    r"(?:\s+WHERE\s+(?P<field>\w+)\s*(?P<op>>=|<=|!=|=|>|<)\s*(?P<value>'(?:[^'\\]|\\.)*'|\S+))?"
+    r"(?:\s+WHERE\s+(?P<field>\w+)\s*(?P<op>>=|<=|!=|=|>|<|IN\b)\s*"
+    r"(?P<value>'(?:[^'\\]|\\.)*'|\((?:\s*'(?:[^'\\]|\\.)*'\s*,?)*\)|\S+))?"
     r"(?:\s+ORDER\s+BY\s+(?P<order>\w+)(?:\s+(?P<direction>ASC|DESC))?)?"
     r"(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$",
     re.IGNORECASE,
@@ -749,6 +766,11 @@ class SalesforceEmulator(EmulatorServer):
 
     def _compare(self, value: Any, op: str, literal: str, field: str) -> bool:
         wanted: Any
+        if op.upper() == "IN":
+            if not literal.startswith("("):
+                raise ValueError(f"IN needs a list of literals, not {literal}")
+            listed = re.findall(r"'((?:[^'\\]|\\.)*)'", literal)
+            return value in [item.replace("\\'", "'") for item in listed]
         if literal.startswith("'"):
             wanted = literal[1:-1].replace("\\'", "'")
         elif literal.lower() in ("true", "false", "null"):
