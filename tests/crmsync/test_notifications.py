@@ -3,6 +3,7 @@ app's client secret, or a Salesforce outbound message from the connection's orga
 the URL with its token, queues one pull of the connection, which brings the change in; anything
 unverified is refused and queues nothing."""
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,8 @@ from xml.etree import ElementTree
 
 import pytest
 from django.conf import settings
+from django.db import connection as database
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -182,6 +185,7 @@ def test_a_correctly_signed_hubspot_notification_queues_a_pull_and_is_recorded(
     assert last_notification(hubspot_connection) is not None
 
 
+@pytest.mark.slow
 def test_a_contact_changed_in_hubspot_arrives_through_its_notification_and_the_real_pull(
     client: Client, celery_worker: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -286,6 +290,39 @@ def test_the_signed_uri_has_the_escapes_hubspot_lists_decoded_and_no_other() -> 
     assert ours != Signature.get_signature(
         CLIENT_SECRET, EVENTS, "v3", http_uri=called, http_method="POST", timestamp="1"
     )
+
+
+@pytest.mark.postgres
+def test_a_notification_does_not_wait_for_a_pull_holding_the_connection_s_state(
+    client: Client, hubspot_connection: Connection
+) -> None:
+    holding, release = threading.Event(), threading.Event()
+
+    def pull_applying_a_page() -> None:
+        try:
+            with transaction.atomic():
+                ConnectionState.objects.select_for_update().get(pk=hubspot_connection.pk)
+                holding.set()
+                release.wait(timeout=20)
+        finally:
+            database.close()
+
+    puller = threading.Thread(target=pull_applying_a_page)
+    puller.start()
+    try:
+        assert holding.wait(timeout=10)
+        started = time.monotonic()
+        with queued_pulls() as queued:
+            response = notify_hubspot(client, hubspot_connection)
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        puller.join()
+
+    assert response.status_code == 204 and waited < 5
+    assert queued == [(hubspot_connection.pk,)]
+    # its time is left out this once: the next notification records it
+    assert last_notification(hubspot_connection) is None
 
 
 def test_a_storm_of_notifications_queues_one_pull_and_the_next_window_another(
