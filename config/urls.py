@@ -15,6 +15,8 @@ urlpatterns = [
     # ESP tracking webhooks (signatures checked by django-anymail; contacts/webhooks.py)
     path("anymail/", include("anymail.urls")),
     path("sms/twilio/inbound/", twilio_inbound, name="twilio-inbound"),
+    # the CRMs' change notifications, signed or with a URL token (crmsync/notifications.py)
+    path("crm/notify/", include("crmsync.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI's start-up script as a file of its own (the split view), so that the page's
     # CSP needs no inline script; its inline <style> needs inline styles (without the admin's

@@ -23,6 +23,7 @@ from crmsync.connections import (
     connection_validate,
 )
 from crmsync.models import Connection, ConnectionKind, DeadLetter, OutboxEvent, SalesAlert
+from crmsync.notifications import notification_url, notifications_setup_problem
 from crmsync.push import connections_retry_now, dead_letters_replay
 from crmsync.selectors import connection_lag
 from crmsync.services import connections_changed
@@ -98,7 +99,11 @@ class ConnectionForm(forms.ModelForm):
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False),
-        help_text=_("Webhook: whsec_ then base64. Stored encrypted; empty keeps the stored one."),
+        help_text=_(
+            "Webhook: whsec_ then base64. HubSpot: the app's client secret (checks its change "
+            "notifications). Salesforce: the token in the outbound messages' URL (20 characters "
+            "or more). Stored encrypted; empty keeps the stored one."
+        ),
     )
 
     class Meta:
@@ -146,6 +151,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         "enabled",
         "last_push",
         "last_pull",
+        "last_notification",
         "lag",
         "events_waiting",
         "dead_letters",
@@ -163,6 +169,8 @@ class ConnectionAdmin(admin.ModelAdmin):
         "last_error",
         "next_attempt",
         "last_pull_error",
+        "last_notification",
+        "notifications_url",
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: Connection | None = None) -> Any:
@@ -234,6 +242,23 @@ class ConnectionAdmin(admin.ModelAdmin):
     @admin.display(description=_("last pull"))
     def last_pull(self, obj: Connection) -> Any:
         return getattr(getattr(obj, "state", None), "last_pull_at", None) or "-"
+
+    @admin.display(description=_("last change notification"))
+    def last_notification(self, obj: Connection) -> Any:
+        return getattr(getattr(obj, "state", None), "last_notification_at", None) or "-"
+
+    @admin.display(description=_("change notifications URL"))
+    def notifications_url(self, obj: Connection) -> str:
+        """Where the CRM sends its change notifications, or what they still need."""
+        url = notification_url(obj)
+        if not url:
+            return "-"
+        problem = notifications_setup_problem(obj)
+        if problem:
+            return _("%(url)s (not active yet: %(problem)s)") % {"url": url, "problem": problem}
+        if obj.kind == ConnectionKind.SALESFORCE:
+            return _("%(url)s (the signing secret in place of <secret>)") % {"url": url}
+        return url
 
     @admin.display(description=_("next attempt"))
     def next_attempt(self, obj: Connection) -> Any:

@@ -143,6 +143,10 @@ class ConnectionState(models.Model):
     pull_lease_until = models.DateTimeField(null=True, blank=True)
     pull_error = models.TextField(_("last pull error"), blank=True)
     pull_error_at = models.DateTimeField(_("last pull error at"), null=True, blank=True)
+    # the last verified change notification from the CRM (crmsync.notifications)
+    last_notification_at = models.DateTimeField(
+        _("last change notification"), null=True, blank=True
+    )
     last_error = models.TextField(_("last error"), blank=True)
     last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True)
 
