@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crmsync", "0008_sales_alerts"),
+        ("crmsync", "0010_sales_alert_owner"),
     ]
 
     operations = [
