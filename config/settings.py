@@ -522,6 +522,8 @@ if CRM_PUSH_MAX_FAILURES < 1 or CRM_PUSH_LEASE < 1 or CRM_PUSH_BACKOFF_CAP <= 0:
 CRM_PULL_LEASE = env.int("CRM_PULL_LEASE_SECONDS", default=600)
 CRM_PULL_TIME_BUDGET = env.int("CRM_PULL_TIME_BUDGET_SECONDS", default=120)
 CRM_PULL_PAGE_SIZE = env.int("CRM_PULL_PAGE_SIZE", default=200)
+# a change notification's pull that found another at work comes back after this many seconds
+CRM_PULL_BUSY_RETRY = env.int("CRM_PULL_BUSY_RETRY_SECONDS", default=10)
 # A list uploaded in the admin is kept this long for staff to choose its mapping (then deleted).
 IMPORT_UPLOAD_TTL = timedelta(hours=env.int("IMPORT_UPLOAD_TTL_HOURS", default=24))
 # Access and portability exports stay downloadable by the DPO this long (then deleted).

@@ -254,7 +254,7 @@ def pull_soon(*, connection_id: int) -> bool:
     delay = NOTIFIED_PULL_DELAY_SECONDS
     if not cache.add(PULL_QUEUED_KEY.format(connection_id), 1, delay):
         return False
-    pull_connection.apply_async((connection_id,), countdown=delay)
+    pull_connection.apply_async((connection_id,), kwargs={"again_if_busy": True}, countdown=delay)
     return True
 
 

@@ -38,10 +38,18 @@ def push_connections() -> int:
 
 
 @shared_task
-def pull_connection(connection_id: int) -> int:
+def pull_connection(connection_id: int, again_if_busy: bool = False) -> int:
     """Pull one connection's CRM changes since its cursor (a second pull at once does
-    nothing). Answers how many records were fetched."""
-    return connection_pull(connection_id=connection_id).fetched
+    nothing). `again_if_busy`: a change notification's pull, which comes back a little later
+    when another pull was at work (that one may have read before the change). Answers how
+    many records were fetched."""
+    outcome = connection_pull(connection_id=connection_id)
+    # (not when tasks run in the caller: it would come back at once, again and again)
+    if outcome.busy and again_if_busy and not pull_connection.app.conf.task_always_eager:
+        pull_connection.apply_async(
+            (connection_id,), kwargs={"again_if_busy": True}, countdown=settings.CRM_PULL_BUSY_RETRY
+        )
+    return outcome.fetched
 
 
 @shared_task

@@ -347,7 +347,9 @@ def test_the_pull_a_notification_queues_starts_after_the_notifications_it_stands
         notify_hubspot(client, hubspot_connection)
 
     apply_async.assert_called_once_with(
-        (hubspot_connection.pk,), countdown=notifications.NOTIFIED_PULL_DELAY_SECONDS
+        (hubspot_connection.pk,),
+        kwargs={"again_if_busy": True},
+        countdown=notifications.NOTIFIED_PULL_DELAY_SECONDS,
     )
 
 
@@ -527,3 +529,22 @@ def test_the_admin_shows_each_connection_s_notification_url_and_last_notificatio
     assert "last change notification" in listing.lower()
     assert settings.SITE_URL + path_of(salesforce_connection) + "&lt;secret&gt;/" in salesforce_page
     assert URL_TOKEN not in salesforce_page  # the token is a credential: never shown
+
+
+def test_a_notification_s_pull_that_finds_another_at_work_comes_back_later(
+    hubspot_connection: Connection, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(pull_connection.app.conf, "task_always_eager", False)
+    # another pull holds the connection (it may have read before the change)
+    ConnectionState.objects.filter(pk=hubspot_connection.pk).update(
+        pull_lease_token=None, pull_lease_until=timezone.now() + timezone.timedelta(minutes=5)
+    )
+    with mock.patch.object(pull_connection, "apply_async") as queued:
+        pull_connection(hubspot_connection.pk, again_if_busy=True)
+        pull_connection(hubspot_connection.pk)  # the beat's: the next minute comes anyway
+
+    queued.assert_called_once_with(
+        (hubspot_connection.pk,),
+        kwargs={"again_if_busy": True},
+        countdown=settings.CRM_PULL_BUSY_RETRY,
+    )
