@@ -30,6 +30,18 @@ Run from the repository root (PostgreSQL must be running):
 - `emulator`: the HubSpot emulator process (used by `push`): prints its URL, then serves
   until terminated.
 
+- `pull` (`--contacts` 100,000, `--runs` 3): the HubSpot emulator (`pull-emulator`, its own
+  process) holds `--contacts` contacts changed since the cursor, three to a millisecond (30%
+  ours already, a tenth of all changed in HubSpot, 20% opted out of the newsletter's
+  subscription); our database (`cd_bench_crm_pull`) holds the 30% with a newsletter grant
+  each, and the connection with the newsletter mapped. The fixture is kept as a template
+  database: each run starts from a copy (`CREATE DATABASE ... TEMPLATE`), the pull's cursor
+  included. Product: `connection_pull` until the emulator has nothing left. Baseline: the
+  same searches with `requests`, each page written with hand-written SQL (`BaselineWriter`).
+  Each run is checked complete (`pull_check`), the product's ledger verified.
+- `pull-profile`: one product run of `pull` under cProfile, with the statements counted and
+  timed per contact.
+
 Results go to bench/results/crm_sync-<row>-<time>.json.
 """
 
