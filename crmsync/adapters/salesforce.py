@@ -97,6 +97,10 @@ SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 # the API limits (403 REQUEST_LIMIT_EXCEEDED) and the server too busy for now (429, 503)
 LIMIT_CODES = ("REQUEST_LIMIT_EXCEEDED",)
 CALL_ERRORS = ("NOT_FOUND", "INVALID_FIELD", "INVALID_TYPE")
+# the key prefix of a Contact's id (a Lead's is 00Q): a contact linked to one is updated by it
+CONTACT_ID_PREFIX = "003"
+# what Salesforce answers an upsert by Id of a record it no longer holds
+GONE_CODES = ("INVALID_CROSS_REFERENCE_KEY", "ENTITY_IS_DELETED")
 
 Result = TypeVar("Result")
 
@@ -111,6 +115,7 @@ class _Contact:
     opted_out: bool | None = None  # HasOptedOutOfEmail, when the batch decides it
     changes: list[uuid.UUID] = field(default_factory=list)  # contact changes
     consents: list[uuid.UUID] = field(default_factory=list)  # consent changes
+    remote_id: str = ""  # the Salesforce id a push or a pull linked the contact to
 
 
 @dataclass(frozen=True)
@@ -183,7 +188,9 @@ class SalesforceAdapter:
         states: dict[uuid.UUID, ContactState] = contact_states(changes)
         contacts: dict[uuid.UUID, _Contact] = {}
         for contact, state in states.items():
-            contacts[contact] = _Contact(contact, state.data, state.changed, changes=state.changes)
+            contacts[contact] = _Contact(
+                contact, state.data, state.changed, changes=state.changes, remote_id=state.remote_id
+            )
         email_consents: dict[uuid.UUID, dict[str, bool]] = {}
         for change in sorted(changes, key=lambda change: change.sequence):
             live = self._email_consent(change)
@@ -192,7 +199,8 @@ class SalesforceAdapter:
             if (live is None and not asks_object) or not change.contact_data:
                 continue  # erased since, or nothing Salesforce keeps
             entry = contacts.setdefault(
-                change.contact, _Contact(change.contact, change.contact_data)
+                change.contact,
+                _Contact(change.contact, change.contact_data, remote_id=change.remote_id),
             )
             entry.consents.append(change.id)
             if live is None:
@@ -285,23 +293,60 @@ class SalesforceAdapter:
         fields: Callable[[_Contact], dict[str, Any]],
         result: PushResult,
     ) -> set[uuid.UUID]:
-        """Upsert one record per contact; the contacts Salesforce refused."""
-        refused = set()
+        """Upsert one record per contact; the contacts Salesforce refused.
+
+        A contact linked to a Salesforce Contact (one a pull found, which a Salesforce user
+        made without our external id) is upserted by that Id, our id written on it: an
+        upsert by our id alone would make a second Contact of the same person. One gone from
+        Salesforce since is upserted by our id."""
+        refused: set[uuid.UUID] = set()
+        linked = (
+            [c for c in contacts if c.remote_id.startswith(CONTACT_ID_PREFIX)]
+            if sobject == "Contact"
+            else []
+        )
+        by_id = {c.contact for c in linked}
+        rest = [c for c in contacts if c.contact not in by_id]
+        rest += self._upsert_chunks(sobject, "Id", linked, fields, result, refused)
+        self._upsert_chunks(sobject, self.external_id, rest, fields, result, refused)
+        return refused
+
+    def _upsert_chunks(
+        self,
+        sobject: str,
+        key: str,
+        contacts: list[_Contact],
+        fields: Callable[[_Contact], dict[str, Any]],
+        result: PushResult,
+        refused: set[uuid.UUID],
+    ) -> list[_Contact]:
+        """Upsert the contacts keyed by `key`, noting the refused; those upserted by an Id
+        Salesforce no longer holds, left for an upsert by our id."""
+        gone = []
         for chunk in _chunks(contacts):
             records = [
-                {"attributes": {"type": sobject}, self.external_id: str(c.contact), **fields(c)}
+                {
+                    "attributes": {"type": sobject},
+                    **({"Id": c.remote_id} if key == "Id" else {}),
+                    self.external_id: str(c.contact),
+                    **fields(c),
+                }
                 for c in chunk
             ]
-            outcome = send_isolating(records, partial(self._collection, sobject))
-            self._create_without_last_name(sobject, records, outcome)
+            outcome = send_isolating(records, partial(self._collection, sobject, key=key))
+            if key != "Id":
+                self._create_without_last_name(sobject, records, outcome)
             for index, remote_id in outcome.accepted.items():
                 if sobject == "Contact":
                     result.remote_ids[chunk[index].contact] = remote_id
             for index, message in outcome.refused.items():
+                if key == "Id" and any(code in message for code in GONE_CODES):
+                    gone.append(chunk[index])
+                    continue
                 refused.add(chunk[index].contact)
                 for change in (*chunk[index].changes, *chunk[index].consents):
                     result.rejected[change] = message
-        return refused
+        return gone
 
     def _create_without_last_name(
         self, sobject: str, records: list[dict[str, Any]], outcome: Outcome[Any]
@@ -350,11 +395,14 @@ class SalesforceAdapter:
             "ContactPointType": CONTACT_POINT_TYPES[consent.channel],
         }
 
-    def _collection(self, sobject: str, records: Sequence[dict[str, Any]]) -> Outcome[Any]:
-        """One sObject Collections upsert; each record's id or errors."""
+    def _collection(
+        self, sobject: str, records: Sequence[dict[str, Any]], *, key: str = ""
+    ) -> Outcome[Any]:
+        """One sObject Collections upsert (by our external id, or by `key`); each record's id
+        or errors."""
         answer = self._call(
             lambda: self.client.restful(
-                f"composite/sobjects/{sobject}/{self.external_id}",
+                f"composite/sobjects/{sobject}/{key or self.external_id}",
                 method="PATCH",
                 json={"allOrNone": False, "records": list(records)},
                 timeout=self.timeout,

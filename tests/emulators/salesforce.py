@@ -519,7 +519,8 @@ class SalesforceEmulator(EmulatorServer):
     def collection_upsert(self, sobject: str, field: str, body: Any) -> Response:
         if sobject not in SCHEMA:
             return errors(404, f"The requested resource does not exist: {sobject}", "NOT_FOUND")
-        if field not in SCHEMA[sobject]["fields"] or field != EXTERNAL_ID and field != "Id":
+        # upserts go by the external id field, or by Id (as Salesforce allows)
+        if field != "Id" and (field not in SCHEMA[sobject]["fields"] or field != EXTERNAL_ID):
             return errors(
                 404,
                 f"Provided external ID field does not exist or is not accessible: {field}",
@@ -540,7 +541,16 @@ class SalesforceEmulator(EmulatorServer):
         plans: list[tuple[str | None, dict[str, Any], list[dict[str, Any]]]] = []
         for record, key in zip(records, keys, strict=True):
             kind = (record.get("attributes") or {}).get("type")
-            fields, found = self._resolve(sobject, record)
+            # upserted by Id: the key names the record, it is no field to write
+            fields, found = self._resolve(
+                sobject, {k: v for k, v in record.items() if k != "Id" or field != "Id"}
+            )
+            if field == "Id" and key and key not in self.records[sobject]:
+                found.append(
+                    record_error(
+                        "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {key}", [field]
+                    )
+                )
             if kind != sobject:
                 found.append(
                     record_error("INVALID_TYPE", f"Record type {kind} does not match {sobject}")
