@@ -99,8 +99,8 @@ LIMIT_CODES = ("REQUEST_LIMIT_EXCEEDED",)
 CALL_ERRORS = ("NOT_FOUND", "INVALID_FIELD", "INVALID_TYPE")
 # the key prefix of a Contact's id (a Lead's is 00Q): a contact linked to one is updated by it
 CONTACT_ID_PREFIX = "003"
-# what Salesforce answers an upsert by Id of a record it no longer holds
-GONE_CODES = ("INVALID_CROSS_REFERENCE_KEY", "ENTITY_IS_DELETED")
+# what Salesforce answers an update of a record it no longer holds (deleted, merged away)
+GONE_CODES = ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
 
 Result = TypeVar("Result")
 
@@ -296,8 +296,8 @@ class SalesforceAdapter:
         """Upsert one record per contact; the contacts Salesforce refused.
 
         A contact linked to a Salesforce Contact (one a pull found, which a Salesforce user
-        made without our external id) is upserted by that Id, our id written on it: an
-        upsert by our id alone would make a second Contact of the same person. One gone from
+        made without our external id) is updated by that Id, our id written on it: an upsert
+        by our id alone would make a second Contact of the same person. One gone from
         Salesforce since is upserted by our id."""
         refused: set[uuid.UUID] = set()
         linked = (
@@ -398,11 +398,16 @@ class SalesforceAdapter:
     def _collection(
         self, sobject: str, records: Sequence[dict[str, Any]], *, key: str = ""
     ) -> Outcome[Any]:
-        """One sObject Collections upsert (by our external id, or by `key`); each record's id
-        or errors."""
+        """One sObject Collections upsert by our external id or, `key` "Id", an sObject
+        Collections update by the records' ids (an upsert goes by external ids only); each
+        record's id or errors."""
+        external_id = key or self.external_id
+        path = (
+            "composite/sobjects" if key == "Id" else f"composite/sobjects/{sobject}/{external_id}"
+        )
         answer = self._call(
             lambda: self.client.restful(
-                f"composite/sobjects/{sobject}/{key or self.external_id}",
+                path,
                 method="PATCH",
                 json={"allOrNone": False, "records": list(records)},
                 timeout=self.timeout,

@@ -79,7 +79,10 @@ def test_a_pulled_contact_changed_here_updates_the_same_salesforce_contact(
     assert record[EXTERNAL_ID] == str(contact.public_id)  # our id, written on it
     assert (record["Title"], record["HasOptedOutOfEmail"]) == ("Buyer", False)
     assert ContactLink.objects.get(contact=contact).remote_id == remote_id
-    assert [call.path.rsplit("/", 1)[1] for call in salesforce.calls_to("/composite/")] == ["Id"]
+    # an sObject Collections update by its Id (an upsert takes external ids only)
+    assert [
+        call.path.split("/data/")[1].split("/", 1)[1] for call in salesforce.calls_to("/composite/")
+    ] == ["composite/sobjects"]
 
     # and the next change goes the same way: still one Contact
     contact_update(contact=contact, fields={"job_title": "Head buyer"})

@@ -6,6 +6,8 @@ e.g. `REQUESTS_CA_BUNDLE` or a `requests.Session` with `verify=` it). Session au
 session id.
 
 Under `/services/data/vXX.X/`:
+- `composite/sobjects` PATCH: sObject Collections update, each record by its `Id` (at most
+  200; a record gone answers ENTITY_IS_DELETED);
 - `composite/sobjects/{type}/{external id field}` PATCH: sObject Collections upsert (at most
   200 records, `allOrNone`, a result per record with its errors);
 - `sobjects/{type}` POST, `sobjects/{type}/{id}` GET/PATCH/DELETE,
@@ -348,6 +350,8 @@ class SalesforceEmulator(EmulatorServer):
             return self.query((query.get("q") or [""])[0])
         if parts[:2] == ["composite", "sobjects"] and len(parts) == 4 and method == "PATCH":
             return self.collection_upsert(parts[2], parts[3], body)
+        if parts == ["composite", "sobjects"] and method == "PATCH":
+            return self.collection_update(body)
         if parts[0] == "sobjects" and len(parts) >= 2:
             if parts[1] not in SCHEMA:
                 return errors(
@@ -516,11 +520,56 @@ class SalesforceEmulator(EmulatorServer):
                 return record_id
         return None
 
+    def collection_update(self, body: Any) -> Response:
+        """sObject Collections update: records of any type, each by its Id (a record gone
+        answers ENTITY_IS_DELETED, an external id another record holds DUPLICATE_VALUE)."""
+        records = (body or {}).get("records")
+        if not isinstance(records, list) or not records:
+            return errors(400, "records: a non-empty list is required", "JSON_PARSER_ERROR")
+        if len(records) > COLLECTION_LIMIT:
+            return errors(
+                400,
+                f"EXCEEDED_ID_LIMIT: record limit reached. cannot submit more than "
+                f"{COLLECTION_LIMIT} records into this call",
+                "EXCEEDED_ID_LIMIT",
+            )
+        results: list[dict[str, Any]] = []
+        for record in records:
+            sobject = (record.get("attributes") or {}).get("type")
+            record_id = record.get("Id")
+            if sobject not in SCHEMA:
+                results.append(
+                    {"success": False, "errors": [record_error("INVALID_TYPE", f"{sobject}")]}
+                )
+                continue
+            if record_id not in self.records[sobject]:
+                gone = record_error("ENTITY_IS_DELETED", "entity is deleted", [])
+                results.append({"id": record_id, "success": False, "errors": [gone]})
+                continue
+            fields, found = self._resolve(sobject, {k: v for k, v in record.items() if k != "Id"})
+            found += self._problems(sobject, fields, creating=False)
+            holder = self.external[sobject].get(fields.get(EXTERNAL_ID))
+            if EXTERNAL_ID in fields and holder not in (None, record_id):
+                found.append(
+                    record_error(
+                        "DUPLICATE_VALUE",
+                        f"duplicate value found: {EXTERNAL_ID} duplicates value on record "
+                        f"with id: {holder}",
+                        [EXTERNAL_ID],
+                    )
+                )
+            if found:
+                results.append({"id": record_id, "success": False, "errors": found})
+                continue
+            self._write(sobject, record_id, fields)
+            results.append({"id": record_id, "success": True, "errors": []})
+        return Response(200, results)
+
     def collection_upsert(self, sobject: str, field: str, body: Any) -> Response:
         if sobject not in SCHEMA:
             return errors(404, f"The requested resource does not exist: {sobject}", "NOT_FOUND")
-        # upserts go by the external id field, or by Id (as Salesforce allows)
-        if field != "Id" and (field not in SCHEMA[sobject]["fields"] or field != EXTERNAL_ID):
+        # by an external id field only: Salesforce refuses record ids here
+        if field not in SCHEMA[sobject]["fields"] or field != EXTERNAL_ID:
             return errors(
                 404,
                 f"Provided external ID field does not exist or is not accessible: {field}",
@@ -541,16 +590,7 @@ class SalesforceEmulator(EmulatorServer):
         plans: list[tuple[str | None, dict[str, Any], list[dict[str, Any]]]] = []
         for record, key in zip(records, keys, strict=True):
             kind = (record.get("attributes") or {}).get("type")
-            # upserted by Id: the key names the record, it is no field to write
-            fields, found = self._resolve(
-                sobject, {k: v for k, v in record.items() if k != "Id" or field != "Id"}
-            )
-            if field == "Id" and key and key not in self.records[sobject]:
-                found.append(
-                    record_error(
-                        "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {key}", [field]
-                    )
-                )
+            fields, found = self._resolve(sobject, record)
             if kind != sobject:
                 found.append(
                     record_error("INVALID_TYPE", f"Record type {kind} does not match {sobject}")
