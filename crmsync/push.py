@@ -22,8 +22,9 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from django.db import transaction
 from django.db.models import Exists, Min, OuterRef, Q, Subquery
 from django.utils import timezone, translation
 
+from consent.models import ConsentState
 from contacts.models import Contact, ContactStatus
 from contacts.services import CONTACT_PAYLOAD_FIELDS, contact_payload_of
 from crmsync.adapters import AdapterUnavailable, adapter_for
@@ -42,10 +44,12 @@ from crmsync.adapters.base import Adapter, Change, PushResult, TransientError
 from crmsync.connections import connection_config
 from crmsync.models import (
     Connection,
+    ConnectionKind,
     ConnectionState,
     ContactLink,
     DeadLetter,
     OutboxEvent,
+    OutboxTopic,
 )
 from crmsync.services import ORIGIN_KEY, outbox_head, outbox_sequence
 
@@ -185,7 +189,7 @@ def _drain(
     seconds and at the end."""
     cursor = ConnectionState.objects.values_list("push_cursor", flat=True).get(pk=connection.pk)
     marked = time.monotonic()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-push") as calls:
+    with _bookkeeping(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-push") as calls:
         send = _Sender(adapter, calls)
         try:
             sending = send(_batch_next(connection, cursor, adapter.batch_size))
@@ -215,6 +219,25 @@ def _drain(
                     marked = time.monotonic()
         finally:
             outbox_mark_processed()
+
+
+@contextmanager
+def _bookkeeping() -> Iterator[None]:
+    """While a push drains, its commits do not wait for the disk (PostgreSQL's
+    `synchronous_commit` off for the session, then back to the server's setting): what it
+    writes (cursor, links, numbers, processed marks) is bookkeeping a crash of the database
+    may lose, so that a batch is sent again or a mark made again. WAL keeps commit order, so
+    what survives a crash is consistent."""
+    if database.vendor != "postgresql":
+        yield
+        return
+    with database.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        with database.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
 
 
 class _Sender:
@@ -342,7 +365,39 @@ def _batch_read(connection: Connection, which: Q, limit: int | None = None) -> _
                 remote_id=remote_id,
             )
         )
+    if connection.kind != ConnectionKind.WEBHOOK:
+        batch.changes = _overtaken_left_out(batch)
     return batch
+
+
+def _overtaken_left_out(batch: _Batch) -> list[Change]:
+    """The batch's changes less the consent changes overtaken since: those whose (contact,
+    purpose, channel) state now stands on a later record. A CRM keeps one status, so it is
+    told only what holds: the later change follows in the outbox (or it came from this very
+    CRM, which has it), and an older one sent after it, when the CRM was down or its batch
+    was parked, would undo it there. (A webhook receives every event: not for it.)"""
+
+    def key(change: Change) -> tuple[int | None, str, str]:
+        data = change.data
+        return batch.contacts.get(change.contact), data.get("purpose", ""), data.get("channel", "")
+
+    consents = [c for c in batch.changes if c.topic == OutboxTopic.CONSENT_RECORDED]
+    if not consents:
+        return batch.changes
+    keys = {key(change) for change in consents}
+    current: dict[tuple[int | None, str, str], str] = {
+        (contact_id, slug, channel): str(record)
+        for contact_id, slug, channel, record in ConsentState.objects.filter(
+            contact_id__in={contact_id for contact_id, _slug, _channel in keys},
+            purpose__slug__in={slug for _contact, slug, _channel in keys},
+        ).values_list("contact_id", "purpose__slug", "channel", "record__uuid")
+    }
+    return [
+        change
+        for change in batch.changes
+        if change.topic != OutboxTopic.CONSENT_RECORDED
+        or current.get(key(change), change.data.get("record")) == change.data.get("record")
+    ]
 
 
 def changes_for(connection: Connection, events: Sequence[OutboxEvent]) -> list[Change]:
@@ -362,9 +417,9 @@ def _delivered(
     """Move the cursor past the batch, park what was refused, store the CRM's ids: one
     transaction, only while the lease is ours. Answers whether it was.
 
-    Its commit does not wait for the disk (PostgreSQL's `synchronous_commit` off, for this
-    transaction only): a crash of the database may lose it, and then only sends the batch
-    again, which delivery at least once and idempotent upserts already allow for."""
+    Its commit does not wait for the disk (`_bookkeeping`): a crash of the database may lose
+    it, and then only sends the batch again, which delivery at least once and idempotent
+    upserts already allow for."""
     now = timezone.now()
     moved = {
         public_id: remote_id
@@ -373,9 +428,6 @@ def _delivered(
     }
     refused = [event_id for event_id in batch.event_ids if event_id in result.rejected]
     with transaction.atomic():
-        if database.vendor == "postgresql":
-            with database.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         # first: the row it locks is the lease, so nothing below is written without it
         held = ConnectionState.objects.filter(pk=connection_id, lease_token=token).update(
             push_cursor=batch.last_sequence,

@@ -1,11 +1,6 @@
 """A consent change of ours held back by a CRM outage, then overtaken by a newer opt-out made
 in the CRM (which a pull has applied here since): sending the older change afterwards must not
-undo the person's opt-out in the CRM.
-
-Known defect, not fixed here (it lies in `crmsync.push.changes_for` or the adapters): the push
-sends each consent event's own status, however old, so Salesforce ends opted in while our
-ledger says withdrawn. Strict xfail: the test fails as soon as the defect is fixed, to be
-turned into a plain test then."""
+undo the person's opt-out in the CRM. The push leaves out consent changes overtaken since."""
 
 import time
 from collections.abc import Iterator
@@ -41,7 +36,6 @@ def newsletter() -> Purpose:
     return purpose
 
 
-@pytest.mark.xfail(strict=True, reason="an older consent event undoes a newer CRM opt-out")
 def test_a_grant_sent_late_does_not_undo_a_newer_opt_out_made_in_salesforce(
     salesforce: SalesforceEmulator, newsletter: Purpose, settings: Any
 ) -> None:
