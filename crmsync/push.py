@@ -321,7 +321,9 @@ class _Batch:
 
 
 EVENT_COLUMNS = ("id", "topic", "contact_public_id", "payload", "created_at", "sequence")
-CONTACT_COLUMNS = ("contact__id", *(f"contact__{name}" for name in CONTACT_PAYLOAD_FIELDS))
+# the contact's public id is the event's
+CONTACT_FIELDS = tuple(name for name in CONTACT_PAYLOAD_FIELDS if name != "public_id")
+CONTACT_COLUMNS = ("contact__id", *(f"contact__{name}" for name in CONTACT_FIELDS))
 
 
 def _batch_read(connection: Connection, which: Q, limit: int | None = None) -> _Batch:
@@ -347,7 +349,7 @@ def _batch_read(connection: Connection, which: Q, limit: int | None = None) -> _
             continue
         data = None
         if contact_pk is not None:
-            values = dict(zip(CONTACT_PAYLOAD_FIELDS, contact, strict=True))
+            values = dict(zip(CONTACT_FIELDS, contact, strict=True), public_id=public_id)
             batch.contacts[public_id] = contact_pk
             if remote_id:
                 batch.known[public_id] = remote_id
@@ -414,12 +416,14 @@ def _delivered(
     result: PushResult,
     outcome: PushOutcome,
 ) -> bool:
-    """Move the cursor past the batch, park what was refused, store the CRM's ids: one
-    transaction, only while the lease is ours. Answers whether it was.
+    """Store the CRM's ids, park what was refused and move the cursor past the batch, only
+    while the lease is ours. Answers whether it was.
 
-    Its commit does not wait for the disk (`_bookkeeping`): a crash of the database may lose
-    it, and then only sends the batch again, which delivery at least once and idempotent
-    upserts already allow for."""
+    Without refusals (the usual batch) these are two statements, no transaction: the links
+    first (facts the CRM just told, under the lease the last move of the cursor extended),
+    then the cursor, with the lease as its condition. A crash between them leaves the links
+    and sends the batch again, which delivery at least once and idempotent upserts allow
+    for. The commits do not wait for the disk (`_bookkeeping`)."""
     now = timezone.now()
     moved = {
         public_id: remote_id
@@ -427,19 +431,25 @@ def _delivered(
         if batch.known.get(public_id) != remote_id
     }
     refused = [event_id for event_id in batch.event_ids if event_id in result.rejected]
-    with transaction.atomic():
-        # first: the row it locks is the lease, so nothing below is written without it
-        held = ConnectionState.objects.filter(pk=connection_id, lease_token=token).update(
-            push_cursor=batch.last_sequence,
-            failures=0,
-            next_attempt_at=None,
-            last_push_at=now,
-            lease_until=now + timedelta(seconds=settings.CRM_PUSH_LEASE),
-        )
-        if not held:
-            return False
-        _park(connection_id, refused, result.rejected, 1)
+    moves = {
+        "push_cursor": batch.last_sequence,
+        "failures": 0,
+        "next_attempt_at": None,
+        "last_push_at": now,
+        "lease_until": now + timedelta(seconds=settings.CRM_PUSH_LEASE),
+    }
+    held = ConnectionState.objects.filter(pk=connection_id, lease_token=token)
+    if refused:
+        with transaction.atomic():
+            # first: the row it locks is the lease, so nothing below is written without it
+            if not held.update(**moves):
+                return False
+            _park(connection_id, refused, result.rejected, 1)
+            links_store(connection_id=connection_id, remote_ids=moved, now=now, pks=batch.contacts)
+    else:
         links_store(connection_id=connection_id, remote_ids=moved, now=now, pks=batch.contacts)
+        if not held.update(**moves):
+            return False
     outcome.delivered += len(batch.event_ids) - len(result.rejected)
     outcome.rejected += len(result.rejected)
     return True
@@ -564,15 +574,12 @@ def _links_insert(connection_id: int, wanted: dict[int, str], now: datetime) -> 
     quote = database.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     rows = ", ".join([f"({', '.join(['%s'] * len(fields))})"] * len(wanted))
+    row = {field.attname: field.get_default() for field in fields}
+    row.update(connection_id=connection_id, updated_at=now)
     values: list[Any] = []
     for contact_id, remote_id in wanted.items():
-        given = {
-            "connection_id": connection_id,
-            "contact_id": contact_id,
-            "remote_id": remote_id,
-            "updated_at": now,
-        }
-        values += [given.get(field.attname, field.get_default()) for field in fields]
+        row.update(contact_id=contact_id, remote_id=remote_id)
+        values += row.values()
     with database.cursor() as cursor:
         cursor.execute(
             # the names are the model's, quoted; the values are parameters
@@ -583,9 +590,10 @@ def _links_insert(connection_id: int, wanted: dict[int, str], now: datetime) -> 
         return {row[0] for row in cursor.fetchall()}
 
 
+@transaction.atomic
 def _links_replace(connection_id: int, wanted: dict[int, str], now: datetime) -> None:
     """The links that met another: stale ones (the contact's old id, another contact's hold
-    of the id) deleted, then the wanted ones written."""
+    of the id) deleted, then the wanted ones written, in one transaction."""
     by_remote = {remote_id: contact_id for contact_id, remote_id in wanted.items()}
     existing = ContactLink.objects.filter(connection_id=connection_id).filter(
         Q(contact_id__in=list(wanted)) | Q(remote_id__in=list(by_remote))
