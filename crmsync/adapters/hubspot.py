@@ -63,6 +63,8 @@ from crmsync.adapters.pulling import (
 from crmsync.models import OutboxTopic
 
 BATCH_LIMIT = 100
+# a batch read asking for property histories takes at most 50 inputs (HubSpot answers 400)
+HISTORY_BATCH_LIMIT = 50
 # HubSpot's search: at most 200 results a page, and 10,000 in all for one query
 SEARCH_PAGE_LIMIT = 200
 SEARCH_TOTAL_LIMIT = 10_000
@@ -460,10 +462,13 @@ class HubSpotAdapter:
         histories = self._histories([c.remote_id for c in contacts if c.consents])
         timed = []
         for contact in contacts:
-            if contact.remote_id in histories:
-                statuses = self._email_statuses(contact)
+            if contact.consents:
+                # a contact the read did not answer (deleted since, merged away) has no
+                # history: its opt-outs keep the record's time, its grants are not proved
+                history = histories.get(contact.remote_id, {})
+                statuses = self._email_statuses(contact) if history else {}
                 consents = (
-                    self._consent_timed(contact, consent, histories[contact.remote_id], statuses)
+                    self._consent_timed(contact, consent, history, statuses)
                     for consent in contact.consents
                 )
                 contact = replace(contact, consents=tuple(c for c in consents if c is not None))
@@ -474,9 +479,10 @@ class HubSpotAdapter:
         """HubSpot id -> opt-out property -> its history (value, timestamp, source)."""
         names = sorted(f"{OPT_OUT_PROPERTY}{remote}" for remote in self.config.purpose_map.values())
         found: dict[str, dict[str, list[dict[str, Any]]]] = {}
-        for start in range(0, len(ids), BATCH_LIMIT):
+        for start in range(0, len(ids), HISTORY_BATCH_LIMIT):
+            chunk = ids[start : start + HISTORY_BATCH_LIMIT]
             body = {
-                "inputs": [{"id": remote_id} for remote_id in ids[start : start + BATCH_LIMIT]],
+                "inputs": [{"id": remote_id} for remote_id in chunk],
                 "properties": names,
                 "propertiesWithHistory": names,
             }

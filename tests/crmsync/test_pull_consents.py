@@ -551,3 +551,25 @@ def test_the_salesforce_emulator_keeps_the_history_of_tracked_fields_only(
     assert [(r["ContactId"], r["NewValue"]) for r in answer["records"]] == [(remote, True)]
     assert answer["records"][0]["CreatedDate"] == stamp(int(days["monday"].timestamp() * 1000))
     assert phone["records"] == []  # not tracked
+
+
+@pytest.mark.django_db
+def test_a_page_of_many_opt_outs_reads_their_history_fifty_at_a_time(
+    hubspot: HubSpotEmulator, newsletter: Purpose, clock: Clock, days: dict[str, datetime]
+) -> None:
+    connection = hubspot_connection(hubspot)
+    contacts = [ContactFactory(email=f"person{n}@example.fr") for n in range(1, 121)]
+    for contact in contacts:
+        grant(contact, newsletter, given_at=days["monday"])
+    clock.at(days["monday"])
+    for n in range(1, 121):
+        hubspot.put_contact(person(n))
+    clock.at(days["tuesday"])
+    for n in range(1, 121):
+        subscription(hubspot, f"person{n}@example.fr", False)
+
+    assert pull(connection).consents == 120
+
+    reads = [len(call.body["inputs"]) for call in hubspot.calls_to("/batch/read")]
+    assert reads and max(reads) <= 50  # HubSpot refuses more with propertiesWithHistory
+    assert {state_of(contact, newsletter) for contact in contacts} == {"withdrawn"}

@@ -34,6 +34,8 @@ from urllib.parse import unquote
 from tests.emulators import EmulatorServer, Response, Throttle
 
 BATCH_LIMIT = 100
+# a batch read with propertiesWithHistory: at most 50 inputs
+HISTORY_BATCH_LIMIT = 50
 SEARCH_PAGE_LIMIT = 200
 SEARCH_TOTAL_LIMIT = 10_000
 LIFECYCLE_STAGES = {
@@ -492,8 +494,15 @@ class HubSpotEmulator(EmulatorServer):
         if len(inputs) > BATCH_LIMIT:
             return error(400, f"Batch input size {len(inputs)} exceeds the limit of {BATCH_LIMIT}")
         id_property = body.get("idProperty") or "hs_object_id"
-        found = [self._find(str(item.get("id")), id_property) for item in inputs]
         with_history = body.get("propertiesWithHistory") or []
+        if with_history and len(inputs) > HISTORY_BATCH_LIMIT:
+            return error(
+                400,
+                "The maximum number of inputs supported in a batch request for property "
+                f"histories is {HISTORY_BATCH_LIMIT}. Please reduce the number of items and try "
+                "again",
+            )
+        found = [self._find(str(item.get("id")), id_property) for item in inputs]
         results = [
             self._with_history(self._public(stored, body.get("properties")), with_history)
             for stored in found
