@@ -58,9 +58,11 @@ from crmsync.models import (
     ConnectionKind,
     ConnectionState,
     ContactLink,
+    OutboxEvent,
+    OutboxTopic,
 )
 from crmsync.push import ERROR_LENGTH, links_store
-from crmsync.services import outbox_head, outbox_origin
+from crmsync.services import ORIGIN_KEY, outbox_head, outbox_origin
 
 logger = logging.getLogger(__name__)
 
@@ -350,9 +352,12 @@ class _Applier:
                 purpose__slug__in={key[1] for key in self.consents},
             ).select_related("purpose", "record")
         }
+        echoes = self._echoes()
         writes = []
         for key, (contact, consent, remote_id) in self.consents.items():
             reason = self._left_out(contact, consent, states.get(key))
+            if reason is None and echoes.get(key) == consent.granted:
+                reason = _("what we sent the CRM, with a change of ours on its way: ours stands")
             if reason:
                 self._skip(reason)
             elif reason is None:
@@ -367,6 +372,39 @@ class _Applier:
                 continue
             self.outcome.consents += len(writes)
             return
+
+    def _echoes(self) -> dict[tuple[int, str, str], bool]:
+        """(contact, purpose, channel) -> the status (live or not) this connection last
+        received from us, for the page's consents with a change of ours it has not received
+        yet (after its push cursor, or not numbered): one query.
+
+        A CRM dates a status our push set when it arrives there, so what we sent comes back
+        looking newer than the change of ours still on its way. The CRM showing what we last
+        sent it tells nothing new (its echo): that change is left out, and ours, on its way,
+        stands. A CRM showing anything else changed it itself: the times decide."""
+        contacts = {contact.public_id: contact.pk for contact, _c, _r in self.consents.values()}
+        cursor = (
+            ConnectionState.objects.filter(pk=self.connection.pk)
+            .values_list("push_cursor", flat=True)
+            .first()
+        ) or 0
+        sent: dict[tuple[int, str, str], bool] = {}
+        waiting: set[tuple[int, str, str]] = set()
+        for public_id, payload, sequence in (
+            OutboxEvent.objects.filter(
+                topic=OutboxTopic.CONSENT_RECORDED, contact_public_id__in=list(contacts)
+            )
+            .order_by("sequence")
+            .values_list("contact_public_id", "payload", "sequence")
+        ):
+            if payload.get(ORIGIN_KEY) == self.connection.pk:
+                continue  # the CRM's own, pulled: never sent back to it
+            key = (contacts[public_id], payload.get("purpose", ""), payload.get("channel", ""))
+            if sequence is None or sequence > cursor:
+                waiting.add(key)
+            elif payload.get("status") != ConsentStatus.PENDING:
+                sent[key] = payload.get("status") == ConsentStatus.GRANTED
+        return {key: sent[key] for key in waiting if key in sent}
 
     def _left_out(
         self, contact: Contact, consent: RemoteConsent, state: ConsentState | None

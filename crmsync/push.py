@@ -22,9 +22,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +35,7 @@ from django.db import transaction
 from django.db.models import Exists, Min, OuterRef, Q, Subquery
 from django.utils import timezone, translation
 
-from consent.models import ConsentState
+from consent.models import ConsentState, ConsentStatus
 from contacts.models import Contact, ContactStatus
 from contacts.services import CONTACT_PAYLOAD_FIELDS, contact_payload_of
 from crmsync.adapters import AdapterUnavailable, adapter_for
@@ -189,7 +188,7 @@ def _drain(
     seconds and at the end."""
     cursor = ConnectionState.objects.values_list("push_cursor", flat=True).get(pk=connection.pk)
     marked = time.monotonic()
-    with _bookkeeping(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-push") as calls:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-push") as calls:
         send = _Sender(adapter, calls)
         try:
             sending = send(_batch_next(connection, cursor, adapter.batch_size))
@@ -219,25 +218,6 @@ def _drain(
                     marked = time.monotonic()
         finally:
             outbox_mark_processed()
-
-
-@contextmanager
-def _bookkeeping() -> Iterator[None]:
-    """While a push drains, its commits do not wait for the disk (PostgreSQL's
-    `synchronous_commit` off for the session, then back to the server's setting): what it
-    writes (cursor, links, numbers, processed marks) is bookkeeping a crash of the database
-    may lose, so that a batch is sent again or a mark made again. WAL keeps commit order, so
-    what survives a crash is consistent."""
-    if database.vendor != "postgresql":
-        yield
-        return
-    with database.cursor() as cursor:
-        cursor.execute("SET synchronous_commit TO OFF")
-    try:
-        yield
-    finally:
-        with database.cursor() as cursor:
-            cursor.execute("RESET synchronous_commit")
 
 
 class _Sender:
@@ -377,7 +357,9 @@ def _overtaken_left_out(batch: _Batch) -> list[Change]:
     purpose, channel) state now stands on a later record. A CRM keeps one status, so it is
     told only what holds: the later change follows in the outbox (or it came from this very
     CRM, which has it), and an older one sent after it, when the CRM was down or its batch
-    was parked, would undo it there. (A webhook receives every event: not for it.)"""
+    was parked, would undo it there. A state pending a double opt-in overtakes nothing: the
+    CRMs are not told of it, and the change before it is what they must show meanwhile. (A
+    webhook receives every event: not for it.)"""
 
     def key(change: Change) -> tuple[int | None, str, str]:
         data = change.data
@@ -392,7 +374,9 @@ def _overtaken_left_out(batch: _Batch) -> list[Change]:
         for contact_id, slug, channel, record in ConsentState.objects.filter(
             contact_id__in={contact_id for contact_id, _slug, _channel in keys},
             purpose__slug__in={slug for _contact, slug, _channel in keys},
-        ).values_list("contact_id", "purpose__slug", "channel", "record__uuid")
+        )
+        .exclude(status=ConsentStatus.PENDING)
+        .values_list("contact_id", "purpose__slug", "channel", "record__uuid")
     }
     return [
         change
@@ -416,14 +400,12 @@ def _delivered(
     result: PushResult,
     outcome: PushOutcome,
 ) -> bool:
-    """Store the CRM's ids, park what was refused and move the cursor past the batch, only
-    while the lease is ours. Answers whether it was.
+    """Move the cursor past the batch, park what was refused, store the CRM's ids: one
+    transaction, only while the lease is ours. Answers whether it was.
 
-    Without refusals (the usual batch) these are two statements, no transaction: the links
-    first (facts the CRM just told, under the lease the last move of the cursor extended),
-    then the cursor, with the lease as its condition. A crash between them leaves the links
-    and sends the batch again, which delivery at least once and idempotent upserts allow
-    for. The commits do not wait for the disk (`_bookkeeping`)."""
+    Its commit does not wait for the disk (`_no_disk_wait`): a crash of the database may lose
+    it, and then only sends the batch again, which delivery at least once and idempotent
+    upserts already allow for."""
     now = timezone.now()
     moved = {
         public_id: remote_id
@@ -439,20 +421,27 @@ def _delivered(
         "lease_until": now + timedelta(seconds=settings.CRM_PUSH_LEASE),
     }
     held = ConnectionState.objects.filter(pk=connection_id, lease_token=token)
-    if refused:
-        with transaction.atomic():
-            # first: the row it locks is the lease, so nothing below is written without it
-            if not held.update(**moves):
-                return False
-            _park(connection_id, refused, result.rejected, 1)
-            links_store(connection_id=connection_id, remote_ids=moved, now=now, pks=batch.contacts)
-    else:
-        links_store(connection_id=connection_id, remote_ids=moved, now=now, pks=batch.contacts)
+    with transaction.atomic():
+        _no_disk_wait()
+        # first: the row it locks is the lease, so nothing below is written without it
         if not held.update(**moves):
             return False
+        _park(connection_id, refused, result.rejected, 1)
+        links_store(connection_id=connection_id, remote_ids=moved, now=now, pks=batch.contacts)
     outcome.delivered += len(batch.event_ids) - len(result.rejected)
     outcome.rejected += len(result.rejected)
     return True
+
+
+def _no_disk_wait() -> None:
+    """Let the current transaction commit without waiting for the disk (PostgreSQL's
+    `synchronous_commit`, for this transaction only): what the push writes (cursor, links,
+    processed marks) is bookkeeping that a crash of the database may lose, so that a batch
+    is sent again or a mark made again. WAL keeps the commits' order, so what survives a
+    crash is consistent."""
+    if database.vendor == "postgresql":
+        with database.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _failed(
@@ -568,14 +557,15 @@ def links_store(
 def _links_insert(connection_id: int, wanted: dict[int, str], now: datetime) -> set[int]:
     """Insert the links no row stands in the way of (the other columns at their defaults);
     answers the contacts inserted."""
-    if not wanted:
-        return set()
+    if not wanted or not database.features.can_return_rows_from_bulk_insert:
+        return set()  # (SQLite before 3.35: every link takes the other path)
     fields = [field for field in ContactLink._meta.concrete_fields if not field.primary_key]
     quote = database.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     rows = ", ".join([f"({', '.join(['%s'] * len(fields))})"] * len(wanted))
     row = {field.attname: field.get_default() for field in fields}
-    row.update(connection_id=connection_id, updated_at=now)
+    # as the ORM stores a date (naive UTC on SQLite), so that links order by it
+    row.update(connection_id=connection_id, updated_at=database.ops.adapt_datetimefield_value(now))
     values: list[Any] = []
     for contact_id, remote_id in wanted.items():
         row.update(contact_id=contact_id, remote_id=remote_id)
@@ -628,6 +618,7 @@ def outbox_mark_processed() -> int:
     one, or to their next batch). Answers how many were marked."""
     with transaction.atomic():
         if database.vendor == "postgresql":
+            _no_disk_wait()
             with database.cursor() as cursor:
                 cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [PROCESSED_LOCK])
                 if not cursor.fetchone()[0]:

@@ -573,3 +573,31 @@ def test_a_page_of_many_opt_outs_reads_their_history_fifty_at_a_time(
     reads = [len(call.body["inputs"]) for call in hubspot.calls_to("/batch/read")]
     assert reads and max(reads) <= 50  # HubSpot refuses more with propertiesWithHistory
     assert {state_of(contact, newsletter) for contact in contacts} == {"withdrawn"}
+
+
+@pytest.mark.django_db
+def test_our_own_grant_coming_back_from_hubspot_never_overrides_our_withdrawal_on_its_way(
+    hubspot: HubSpotEmulator, newsletter: Purpose, clock: Clock, days: dict[str, datetime]
+) -> None:
+    from crmsync.push import connection_push
+
+    connection = hubspot_connection(hubspot)
+    contact = ContactFactory(email="person1@example.fr")
+    clock.at(days["monday"])
+    hubspot.put_contact(person(1))
+    grant(contact, newsletter, given_at=days["monday"])
+    # HubSpot dates what our push sets when it arrives (after the connection was made)
+    clock.at(timezone.now() + timedelta(minutes=1))
+    connection_push(connection_id=connection.pk)
+    # the person withdrew on Tuesday, recorded here after that push: not sent yet
+    withdraw(contact, newsletter, at=days["tuesday"])
+
+    outcome = pull(connection)
+
+    # HubSpot's "subscribed since Wednesday" is our own grant, not a newer consent
+    assert outcome.consents == 0
+    assert outcome.skipped["what we sent the CRM, with a change of ours on its way: ours stands"] == 1
+    assert state_of(contact, newsletter) == "withdrawn"
+    connection_push(connection_id=connection.pk)
+    status = hubspot.subscription_status("person1@example.fr", "1001")
+    assert status is not None and status["status"] == "NOT_SUBSCRIBED"

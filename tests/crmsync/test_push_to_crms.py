@@ -293,3 +293,26 @@ def test_an_email_changed_in_the_batch_after_the_one_that_created_the_record_upd
     assert moved is not None
     assert len(hubspot.contacts) == 1
     assert ContactLink.objects.get(connection=to_hubspot).remote_id == moved["id"]
+
+
+def test_a_withdrawal_followed_by_a_new_pending_sign_up_still_unsubscribes_in_hubspot(
+    hubspot: TimedHubSpot, to_hubspot: Connection, newsletter: Purpose
+) -> None:
+    newsletter.double_opt_in = True
+    newsletter.save(update_fields=["double_opt_in"])
+    from consent.services import consent_confirm
+
+    contact = lea()
+    pending = grant(contact, newsletter)
+    consent_confirm(contact=contact, record_uuids=[str(pending.uuid)])
+    connection_push(connection_id=to_hubspot.pk)
+    status = hubspot.subscription_status("lea@example.fr", NEWSLETTER_SUBSCRIPTION)
+    assert status is not None and status["status"] == "SUBSCRIBED"
+
+    grant(contact, newsletter, action="withdraw", evidence=None)
+    grant(contact, newsletter)  # signs up again: pending until the link is followed
+    connection_push(connection_id=to_hubspot.pk)
+
+    # meanwhile no consent holds: HubSpot must not keep sending to them
+    status = hubspot.subscription_status("lea@example.fr", NEWSLETTER_SUBSCRIPTION)
+    assert status is not None and status["status"] == "NOT_SUBSCRIBED"
