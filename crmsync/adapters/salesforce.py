@@ -101,6 +101,9 @@ CALL_ERRORS = ("NOT_FOUND", "INVALID_FIELD", "INVALID_TYPE")
 CONTACT_ID_PREFIX = "003"
 # what Salesforce answers an update of a record it no longer holds (deleted, merged away)
 GONE_CODES = ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
+# an update by Id refused because another record already holds our external id (a unique
+# field): that record is the one to update, by our id, like a record gone
+HELD_ELSEWHERE_CODES = ("DUPLICATE_VALUE",)
 
 Result = TypeVar("Result")
 
@@ -298,7 +301,8 @@ class SalesforceAdapter:
         A contact linked to a Salesforce Contact (one a pull found, which a Salesforce user
         made without our external id) is updated by that Id, our id written on it: an upsert
         by our id alone would make a second Contact of the same person. One gone from
-        Salesforce since is upserted by our id."""
+        Salesforce since, or refused because another Contact holds our id already (our id is
+        unique there), is upserted by our id: that other Contact is updated."""
         refused: set[uuid.UUID] = set()
         linked = (
             [c for c in contacts if c.remote_id.startswith(CONTACT_ID_PREFIX)]
@@ -320,8 +324,9 @@ class SalesforceAdapter:
         result: PushResult,
         refused: set[uuid.UUID],
     ) -> list[_Contact]:
-        """Upsert the contacts keyed by `key`, noting the refused; those upserted by an Id
-        Salesforce no longer holds, left for an upsert by our id."""
+        """Upsert the contacts keyed by `key`, noting the refused; those updated by an Id
+        Salesforce no longer holds, or whose id another record holds, left for an upsert by
+        our id."""
         gone = []
         for chunk in _chunks(contacts):
             records = [
@@ -340,7 +345,9 @@ class SalesforceAdapter:
                 if sobject == "Contact":
                     result.remote_ids[chunk[index].contact] = remote_id
             for index, message in outcome.refused.items():
-                if key == "Id" and any(code in message for code in GONE_CODES):
+                if key == "Id" and any(
+                    code in message for code in (*GONE_CODES, *HELD_ELSEWHERE_CODES)
+                ):
                     gone.append(chunk[index])
                     continue
                 refused.add(chunk[index].contact)
