@@ -72,6 +72,23 @@ class OutboxEvent(models.Model):
         return f"{self.topic} {self.contact_public_id}"
 
 
+class OutboxSequenceMark(models.Model):
+    """The highest outbox sequence ever given (one row, written by `outbox_sequence` under its
+    lock): it only goes up, so that a number is never given twice even when the events that
+    held the highest ones are deleted (an erasure deletes the undelivered events of the
+    person); a cursor past them would skip the next events numbered below it."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    sequence = models.BigIntegerField(_("highest sequence given"), default=0)
+
+    class Meta:
+        verbose_name = _("outbox sequence mark")
+        verbose_name_plural = _("outbox sequence mark")
+
+    def __str__(self) -> str:
+        return str(self.sequence)
+
+
 class ConnectionKind(models.TextChoices):
     HUBSPOT = "hubspot", _("HubSpot")
     SALESFORCE = "salesforce", _("Salesforce")

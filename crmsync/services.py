@@ -16,12 +16,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection as database
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from contacts.models import Contact
 from core.bulk import bulk_insert_rows
-from crmsync.models import Connection, OutboxEvent, OutboxTopic
+from crmsync.models import Connection, OutboxEvent, OutboxSequenceMark, OutboxTopic
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +28,14 @@ logger = logging.getLogger(__name__)
 SEQUENCER_LOCK = 1_400_014
 # How many events one call of the sequencer numbers at most (one statement).
 SEQUENCER_BATCH = 5000
+# The highest sequence given: the mark's, or the table's when higher (events numbered before
+# the mark existed). Portable SQL: PostgreSQL and SQLite alike.
+_HIGHEST_GIVEN = """
+    SELECT COALESCE(MAX(given), 0) FROM (
+        SELECT MAX(sequence) AS given FROM {table}
+        UNION ALL SELECT sequence FROM {mark}
+    ) AS highest
+"""
 # The cache key that stands for "a push of this connection is queued and has not started".
 PUSH_QUEUED_KEY = "crmsync:push-queued:{}"
 ENABLED_CONNECTIONS_KEY = "crmsync:enabled-connections"
@@ -137,24 +144,31 @@ def push_started(*, connection_id: int) -> None:
 
 def outbox_sequence(*, limit: int = SEQUENCER_BATCH) -> int:
     """Number the committed events still without a sequence, in (created_at, id) order, after
-    the highest number given: one statement, serialised (a PostgreSQL advisory lock held to
-    the end of its own transaction; SQLite serialises writers anyway).
+    the highest number ever given: one statement, serialised (a PostgreSQL advisory lock held
+    to the end of its own transaction; SQLite serialises writers anyway), then the mark of
+    that highest number moved up (`OutboxSequenceMark`).
 
     Numbers are given after commit, never at insert: a transaction that commits late gets
-    numbers after those already read, so no cursor can pass an event it has not seen. Must
-    not run inside a transaction (it would number that transaction's uncommitted events).
-    Answers how many events were numbered."""
+    numbers after those already read, so no cursor can pass an event it has not seen. They
+    follow the mark, not the events still in the table: the events holding the highest numbers
+    may be deleted (an erasure), and a number given again would fall behind cursors already
+    past it. Must not run inside a transaction (it would number that transaction's
+    uncommitted events). Answers how many events were numbered."""
     table = database.ops.quote_name(OutboxEvent._meta.db_table)
+    mark = database.ops.quote_name(OutboxSequenceMark._meta.db_table)
     with transaction.atomic(durable=True), database.cursor() as cursor:
         if database.vendor == "postgresql":
+            # a caller's session may have turned it off (the push's bookkeeping): numbers
+            # given, then lost in a crash, would be given again to other events
+            cursor.execute("SET LOCAL synchronous_commit TO ON")
             # its own statement: the UPDATE below then reads what the previous holder committed
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEQUENCER_LOCK])
         cursor.execute(
-            # the table name is ours, quoted; the one value is a parameter
+            # the table names are ours, quoted; the one value is a parameter
             f"""
             UPDATE {table} SET sequence = numbered.number
             FROM (
-                SELECT id, (SELECT COALESCE(MAX(sequence), 0) FROM {table})
+                SELECT id, ({_HIGHEST_GIVEN.format(table=table, mark=mark)})
                     + ROW_NUMBER() OVER (ORDER BY created_at, id) AS number
                 FROM {table}
                 WHERE sequence IS NULL
@@ -165,9 +179,23 @@ def outbox_sequence(*, limit: int = SEQUENCER_BATCH) -> int:
             """,  # noqa: S608
             [limit],
         )
-        return cursor.rowcount
+        numbered = cursor.rowcount
+        if numbered:
+            # the numbers just given are the highest in the table: the mark only goes up
+            cursor.execute(
+                f"""
+                INSERT INTO {mark} (id, sequence) VALUES (1, (SELECT MAX(sequence) FROM {table}))
+                ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence
+                """  # noqa: S608 - our tables, quoted
+            )
+        return numbered
 
 
 def outbox_head() -> int:
-    """The highest sequence given so far (0 when none)."""
-    return OutboxEvent.objects.aggregate(head=Max("sequence"))["head"] or 0
+    """The highest sequence given so far (0 when none), whether or not its event remains."""
+    table = database.ops.quote_name(OutboxEvent._meta.db_table)
+    mark = database.ops.quote_name(OutboxSequenceMark._meta.db_table)
+    with database.cursor() as cursor:
+        cursor.execute(_HIGHEST_GIVEN.format(table=table, mark=mark))
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0

@@ -1,12 +1,13 @@
 """Salesforce: contacts by sObject Collections upsert on an external id holding our contact's
 public id, consents as `HasOptedOutOfEmail` and, when enabled, `ContactPointTypeConsent`.
 
-`HasOptedOutOfEmail` is decided from the batch alone (a change carries one consent record,
-not the person's whole state): it turns false when an email consent of the contact is
-granted in the batch, and true when the batch ends (withdraws, expires, unsubscribes from
-all) their email consents without granting one. A withdrawal of one purpose while another
-email consent stays live thus opts the contact out in Salesforce until their next grant:
-the flag errs on the side of not emailing.
+`HasOptedOutOfEmail` is one flag for every purpose, so it is set from the contact's current
+state, not from the batch (a change carries one consent record): when the batch changes an
+email consent of the contact, the flag is true unless one of the purposes the connection maps
+(every purpose, when it maps none) is granted by email now, read in `prepare`. Withdrawing
+one purpose while another stays granted thus leaves the contact opted in, and a pull does
+not read back an opt-out that would withdraw the other. An unsubscribe from all, the batch's
+last email change of the contact, opts out whatever the state says.
 
 With `options["consent_objects"]`, each consent of a purpose mapped to a data-use purpose
 (`purpose_map`: our slug -> the DataUsePurpose id) is upserted as a `ContactPointTypeConsent`
@@ -27,7 +28,7 @@ from django.utils.translation import gettext as _
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
-from consent.models import Channel, ConsentStatus
+from consent.models import Channel, ConsentState, ConsentStatus
 from crmsync.adapters.base import (
     Change,
     ConnectionConfig,
@@ -101,6 +102,9 @@ CALL_ERRORS = ("NOT_FOUND", "INVALID_FIELD", "INVALID_TYPE")
 CONTACT_ID_PREFIX = "003"
 # what Salesforce answers an update of a record it no longer holds (deleted, merged away)
 GONE_CODES = ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
+# an update by Id refused because another record already holds our external id (a unique
+# field): that record is the one to update, by our id, like a record gone
+HELD_ELSEWHERE_CODES = ("DUPLICATE_VALUE",)
 
 Result = TypeVar("Result")
 
@@ -164,6 +168,36 @@ class SalesforceAdapter:
             if mapping.get("direction") in ("push", "both")
         ]
         self.mappings = mappings or list(DEFAULT_FIELD_MAPPINGS)
+        # `prepare`'s reading for one batch (its change ids): the contacts of the batch with
+        # an email consent granted now, of a purpose mapped here
+        self._prepared: tuple[tuple[uuid.UUID, ...], set[uuid.UUID]] | None = None
+
+    def prepare(self, changes: Sequence[Change]) -> None:
+        """Read which contacts of the batch that change an email consent hold one granted now
+        (one query; none when the batch changes no email consent): `push` runs where it may
+        not use the database, and the opt-out flag follows the whole state."""
+        contacts = {
+            change.contact
+            for change in changes
+            if change.contact_data and self._email_consent(change) is not None
+        }
+        live: set[uuid.UUID] = set()
+        if contacts:
+            states = ConsentState.objects.filter(
+                contact__public_id__in=contacts,
+                channel=Channel.EMAIL,
+                status__in=LIVE_STATUSES,
+            )
+            if self.config.purpose_map:
+                states = states.filter(purpose__slug__in=list(self.config.purpose_map))
+            live = set(states.values_list("contact__public_id", flat=True).distinct())
+        self._prepared = (_batch_key(changes), live)
+
+    def _email_live(self, changes: Sequence[Change]) -> set[uuid.UUID]:
+        """The contacts of the batch with a mapped email consent granted now (`prepare`)."""
+        if self._prepared is None or self._prepared[0] != _batch_key(changes):
+            self.prepare(changes)  # called alone, as the dead letters' replay and the tests do
+        return self._prepared[1] if self._prepared else set()
 
     def push(self, changes: Sequence[Change]) -> PushResult:
         """Upsert the contacts changed (with their email opt-out), then their consent objects.
@@ -191,7 +225,8 @@ class SalesforceAdapter:
             contacts[contact] = _Contact(
                 contact, state.data, state.changed, changes=state.changes, remote_id=state.remote_id
             )
-        email_consents: dict[uuid.UUID, dict[str, bool]] = {}
+        # contact -> whether its last email consent change in the batch unsubscribes from all
+        unsubscribed: dict[uuid.UUID, bool] = {}
         for change in sorted(changes, key=lambda change: change.sequence):
             live = self._email_consent(change)
             # a consent object needs its Individual, which comes with the contact's record
@@ -203,14 +238,11 @@ class SalesforceAdapter:
                 _Contact(change.contact, change.contact_data, remote_id=change.remote_id),
             )
             entry.consents.append(change.id)
-            if live is None:
-                continue
-            purposes = email_consents.setdefault(change.contact, {})
-            if change.topic == OutboxTopic.CONTACT_UNSUBSCRIBED:
-                purposes.clear()  # every email consent ended
-            purposes[change.data.get("purpose", "")] = live
-        for contact, purposes in email_consents.items():
-            contacts[contact].opted_out = not any(purposes.values())
+            if live is not None:
+                unsubscribed[change.contact] = change.topic == OutboxTopic.CONTACT_UNSUBSCRIBED
+        granted_now = self._email_live(changes) if unsubscribed else set()
+        for contact, ended_all in unsubscribed.items():
+            contacts[contact].opted_out = ended_all or contact not in granted_now
         return list(contacts.values())
 
     @staticmethod
@@ -298,7 +330,8 @@ class SalesforceAdapter:
         A contact linked to a Salesforce Contact (one a pull found, which a Salesforce user
         made without our external id) is updated by that Id, our id written on it: an upsert
         by our id alone would make a second Contact of the same person. One gone from
-        Salesforce since is upserted by our id."""
+        Salesforce since, or refused because another Contact holds our id already (our id is
+        unique there), is upserted by our id: that other Contact is updated."""
         refused: set[uuid.UUID] = set()
         linked = (
             [c for c in contacts if c.remote_id.startswith(CONTACT_ID_PREFIX)]
@@ -320,8 +353,9 @@ class SalesforceAdapter:
         result: PushResult,
         refused: set[uuid.UUID],
     ) -> list[_Contact]:
-        """Upsert the contacts keyed by `key`, noting the refused; those upserted by an Id
-        Salesforce no longer holds, left for an upsert by our id."""
+        """Upsert the contacts keyed by `key`, noting the refused; those updated by an Id
+        Salesforce no longer holds, or whose id another record holds, left for an upsert by
+        our id."""
         gone = []
         for chunk in _chunks(contacts):
             records = [
@@ -340,7 +374,9 @@ class SalesforceAdapter:
                 if sobject == "Contact":
                     result.remote_ids[chunk[index].contact] = remote_id
             for index, message in outcome.refused.items():
-                if key == "Id" and any(code in message for code in GONE_CODES):
+                if key == "Id" and any(
+                    code in message for code in (*GONE_CODES, *HELD_ELSEWHERE_CODES)
+                ):
                     gone.append(chunk[index])
                     continue
                 refused.add(chunk[index].contact)
@@ -838,6 +874,10 @@ def _seconds(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None  # an HTTP date: the machinery's backoff decides
+
+
+def _batch_key(changes: Sequence[Change]) -> tuple[uuid.UUID, ...]:
+    return tuple(change.id for change in changes)
 
 
 Item = TypeVar("Item")

@@ -106,3 +106,30 @@ def test_a_linked_contact_deleted_in_salesforce_since_is_made_again_by_our_id(
     assert record["Id"] != remote_id and record[EXTERNAL_ID] == str(contact.public_id)
     assert ContactLink.objects.get(contact=contact).remote_id == record["Id"]
     assert not DeadLetter.objects.exists()
+
+
+def test_a_linked_contact_whose_id_another_salesforce_contact_holds_updates_that_one(
+    salesforce: SalesforceEmulator, connection: Connection
+) -> None:
+    # given: the linked Contact, and another one that already carries our id (unique there)
+    contact, remote_id = pulled(salesforce, connection)
+    holder = salesforce.insert(
+        "Contact", {"LastName": "Martin", "Email": EMAIL, EXTERNAL_ID: str(contact.public_id)}
+    )
+
+    # when: the contact changes here
+    contact_update(contact=contact, fields={"job_title": "Buyer"})
+    outcome = connection_push(connection_id=connection.pk)
+
+    # then: the update by Id refused as a duplicate goes by our id, to the Contact holding it
+    assert (outcome.delivered, outcome.rejected) == (2, 0)
+    assert not DeadLetter.objects.exists()
+    [record] = salesforce.find("Contact", **{EXTERNAL_ID: str(contact.public_id)})
+    assert (record["Id"], record["Title"]) == (holder, "Buyer")
+    assert ContactLink.objects.get(contact=contact).remote_id == holder
+
+    # and the next change is not refused again
+    contact_update(contact=contact, fields={"job_title": "Head buyer"})
+    assert connection_push(connection_id=connection.pk).rejected == 0
+    assert salesforce.find("Contact", Id=holder)[0]["Title"] == "Head buyer"
+    assert salesforce.find("Contact", Id=remote_id)[0].get(EXTERNAL_ID) in (None, "")

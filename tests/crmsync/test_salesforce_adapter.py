@@ -2,16 +2,19 @@
 (over TLS: the tests trust the emulator's certificate the way requests is told to,
 REQUESTS_CA_BUNDLE)."""
 
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from contacts.models import Contact
 from contacts.services import contact_payload
 from crmsync.adapters.base import ConnectionConfig, TransientError
 from crmsync.adapters.salesforce import SalesforceAdapter
 from tests.crmsync.crm_changes import consent_change, contact_change, other_change, person
 from tests.emulators.salesforce import SalesforceEmulator
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, PurposeFactory, grant
 
 COLLECTION = "/composite/sobjects/Contact/ConsentDesk_Id__c"
 
@@ -37,6 +40,16 @@ def adapter_for(
         ),
         timeout=5,
     )
+
+
+def granted_by_email(data: dict[str, Any], *purposes: str) -> Contact:
+    """The person of `data` here, with these purposes granted by email: the state the
+    adapter reads for the opt-out flag (the outbox's changes follow it)."""
+    contact = ContactFactory(public_id=uuid.UUID(data["id"]), email=data["email"])
+    assert isinstance(contact, Contact)
+    for slug in purposes:
+        grant(contact, PurposeFactory(slug=slug, channels=["email"]))
+    return contact
 
 
 def contact_in(salesforce: SalesforceEmulator, n: int) -> dict:
@@ -139,9 +152,12 @@ def test_field_mappings_push_only_the_fields_mapped_to_push(salesforce: Salesfor
     }
 
 
+@pytest.mark.django_db
 def test_a_consent_alone_creates_the_contact_with_its_fields_and_email_opt_in(
     salesforce: SalesforceEmulator,
 ) -> None:
+    granted_by_email(person(1), "newsletter")
+
     adapter_for(salesforce).push([consent_change(person(1, last_name=""), "newsletter")])
 
     record = contact_in(salesforce, 1)
@@ -161,10 +177,14 @@ def test_a_last_name_sales_typed_in_salesforce_is_kept_when_we_have_none(
     assert result.rejected == {}
 
 
-def test_the_email_opt_out_follows_the_email_consents_the_batch_leaves_live(
+@pytest.mark.django_db
+def test_the_email_opt_out_follows_the_email_consents_live_now(
     salesforce: SalesforceEmulator,
 ) -> None:
     one, two, three, four = person(1), person(2), person(3), person(4)
+    granted_by_email(two, "offers")
+    # the unsubscribe opts out even before the state shows it
+    granted_by_email(three, "newsletter")
     adapter_for(salesforce).push(
         [
             # withdrawn, the only email consent of the batch: opted out
@@ -187,6 +207,7 @@ def test_the_email_opt_out_follows_the_email_consents_the_batch_leaves_live(
     assert contact_in(salesforce, 4).get("HasOptedOutOfEmail") is None
 
 
+@pytest.mark.django_db
 def test_consent_objects_are_upserted_per_data_use_purpose_when_enabled(
     salesforce: SalesforceEmulator,
 ) -> None:
@@ -239,6 +260,7 @@ def test_a_salesforce_too_slow_to_answer_is_transient(salesforce: SalesforceEmul
         adapter.push([contact_change(person(1))])
 
 
+@pytest.mark.django_db
 def test_consent_objects_are_left_alone_when_not_enabled(salesforce: SalesforceEmulator) -> None:
     newsletter = salesforce.insert("DataUsePurpose", {"Name": "Newsletter"})
 
@@ -250,6 +272,7 @@ def test_consent_objects_are_left_alone_when_not_enabled(salesforce: SalesforceE
     assert salesforce.records["Individual"] == {}
 
 
+@pytest.mark.django_db
 def test_a_record_salesforce_refuses_is_rejected_and_the_others_delivered(
     salesforce: SalesforceEmulator,
 ) -> None:
@@ -333,6 +356,7 @@ def test_a_client_that_does_not_trust_the_certificate_sends_nothing(
     assert salesforce.calls == []
 
 
+@pytest.mark.django_db
 def test_replaying_a_batch_leaves_salesforce_identical(salesforce: SalesforceEmulator) -> None:
     newsletter = salesforce.insert("DataUsePurpose", {"Name": "Newsletter"})
     adapter = adapter_for(
