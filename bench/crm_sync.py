@@ -839,12 +839,13 @@ class BaselineWriter:
             )
             ids = dict(cursor.fetchall())
             links = [
-                (self.connection_id, ids[f["email"]], remote, stamp) for remote, _m, f, _o in rows
+                (self.connection_id, ids[f["email"]], remote, stamp, "", "")
+                for remote, _m, f, _o in rows
             ]
             cursor.execute(
                 "INSERT INTO crmsync_contactlink "
-                "(connection_id, contact_id, remote_id, updated_at) "
-                f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(links))} "
+                "(connection_id, contact_id, remote_id, updated_at, owner_id, owner_email) "
+                f"VALUES {', '.join(['(%s, %s, %s, %s, %s, %s)'] * len(links))} "
                 "ON CONFLICT (connection_id, contact_id) DO UPDATE SET remote_id = "
                 "EXCLUDED.remote_id, updated_at = EXCLUDED.updated_at",
                 [value for link in links for value in link],
