@@ -437,12 +437,15 @@ class _Applier:
         valid = {}
         for name, value in fields.items():
             try:
-                valid[name] = contact_fields_clean(fields={name: value})[name]
+                cleaned = contact_fields_clean(fields={name: value})
             except ValidationError as error:
                 self._skip(
                     _("a field refused (%(id)s): %(reason)s")
                     % {"id": record.remote_id, "reason": _reasons(error)}
                 )
+                continue
+            if name in cleaned:  # a choice emptied in the CRM: ours keeps its value
+                valid[name] = cleaned[name]
         return valid
 
     def _theirs(self, contact: Contact, record: RemoteContact, name: str) -> bool:

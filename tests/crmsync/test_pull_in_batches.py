@@ -235,3 +235,20 @@ def test_a_freed_address_on_the_suppression_list_is_not_created_by_the_same_page
     assert (outcome.updated, outcome.created) == (1, 0)
     assert outcome.skipped["suppressed here: never re-created by a pull"] == 1
     assert list(Contact.objects.values_list("email", flat=True)) == ["camille@new.fr"]
+
+
+@pytest.mark.django_db
+def test_a_lifecycle_stage_emptied_in_the_crm_leaves_ours_and_the_rest_is_applied(
+    hubspot: HubSpotEmulator, connection: Connection, clock: Clock
+) -> None:
+    ContactFactory(email="person1@example.fr", lifecycle_stage="customer", company="Old")
+    aged()
+    clock.at(timezone.now())
+    stored = hubspot.put_contact(person(1, company="New"))
+    with hubspot.lock:  # HubSpot answers a property a user cleared as ""
+        stored["properties"]["lifecyclestage"] = ""
+
+    outcome = connection_pull(connection_id=connection.pk)
+
+    assert outcome.error == "" and outcome.updated == 1
+    assert Contact.objects.values_list("lifecycle_stage", "company").get() == ("customer", "New")
