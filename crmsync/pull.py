@@ -209,8 +209,8 @@ class _Applier:
     before they write any: a refused record is named, the rest applied). A record that needs
     a contact still waiting has them written first, so a record sees what the ones before it
     did, as when each was written at once. An email changed in the CRM goes through
-    `contact_update` alone, in a savepoint (its check against the other contacts' addresses
-    may refuse it); the page's consent changes are written at once at the end."""
+    `contact_update` alone (its check against the other contacts' addresses may refuse it);
+    the page's consent changes are written at once at the end."""
 
     def __init__(self, connection: Connection, outcome: PullOutcome) -> None:
         self.connection = connection
@@ -355,12 +355,12 @@ class _Applier:
         self, record: RemoteContact, contact: Contact, email: str, changes: dict[str, Any]
     ) -> None:
         """The contact's new address, through `contact_update` alone (rare: one record at a
-        time, the contacts waiting written first), in a savepoint: the address may be
-        another contact's, which refuses the record."""
+        time, the contacts waiting written first). The address may be another contact's,
+        which refuses the record: `contact_update` writes in its own savepoint, so a refusal
+        leaves nothing of the record behind."""
         self._flush()
         try:
-            with transaction.atomic():
-                updated = contact_update(contact=contact, email=email, fields=changes)
+            updated = contact_update(contact=contact, email=email, fields=changes)
         except ValidationError as error:
             self._skip(_("refused: %s") % _reasons(error))
             return
