@@ -443,6 +443,8 @@ PULL_TEMPLATE = "cd_bench_crm_pull_template"
 PURPOSE = "newsletter"
 SUBSCRIPTION = "1001"  # the emulator's "Newsletter" subscription type
 OPT_OUT_PROPERTY = f"hs_email_optout_{SUBSCRIPTION}"
+# the property naming a contact's owner, which the adapter asks for too (its OWNER_PROPERTY)
+OWNER_PROPERTY = "hubspot_owner_id"
 SEARCH = "/crm/v3/objects/contacts/search"
 SEARCH_PAGE = 200  # HubSpot's most results a page, the pull's default page size
 FIRST_ID = 1001  # the emulator's first HubSpot id: contact n is FIRST_ID + n
@@ -747,7 +749,13 @@ def product_pull(connection_id: int) -> dict[str, Any]:
 
 def _pull_body(since: int, seen: set[str]) -> dict[str, Any]:
     """The search the HubSpot adapter sends (crmsync.adapters.hubspot `_search`)."""
-    properties = {"email", "lastmodifieddate", OPT_OUT_PROPERTY, *(t for _o, t in PULLED)}
+    properties = {
+        "email",
+        "lastmodifieddate",
+        OWNER_PROPERTY,
+        OPT_OUT_PROPERTY,
+        *(t for _o, t in PULLED),
+    }
     return {
         "filterGroups": [
             {
@@ -839,12 +847,13 @@ class BaselineWriter:
             )
             ids = dict(cursor.fetchall())
             links = [
-                (self.connection_id, ids[f["email"]], remote, stamp) for remote, _m, f, _o in rows
+                (self.connection_id, ids[f["email"]], remote, stamp, "", "")
+                for remote, _m, f, _o in rows
             ]
             cursor.execute(
                 "INSERT INTO crmsync_contactlink "
-                "(connection_id, contact_id, remote_id, updated_at) "
-                f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(links))} "
+                "(connection_id, contact_id, remote_id, updated_at, owner_id, owner_email) "
+                f"VALUES {', '.join(['(%s, %s, %s, %s, %s, %s)'] * len(links))} "
                 "ON CONFLICT (connection_id, contact_id) DO UPDATE SET remote_id = "
                 "EXCLUDED.remote_id, updated_at = EXCLUDED.updated_at",
                 [value for link in links for value in link],

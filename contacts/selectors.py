@@ -27,6 +27,33 @@ def suppression_reason(*, kind: SuppressionKind, value: str) -> str | None:
     return entry.reason if entry else None
 
 
+def suppression_reasons_many(
+    *, entries: Iterable[tuple[SuppressionKind, str]]
+) -> dict[tuple[SuppressionKind, str], str]:
+    """`suppression_reason` of many emails and phones, (kind, value), in one statement: the
+    reason of each one listed (those not listed are left out)."""
+    digests = {
+        (kind, value): suppression_digests(kind=kind, value=value)
+        for kind, value in set(entries)
+        if value
+    }
+    listed = suppressions_listed(digests=[d for keys in digests.values() for d in keys])
+    return {
+        entry: next(listed[digest] for digest in keys if digest in listed)
+        for entry, keys in digests.items()
+        if any(digest in listed for digest in keys)
+    }
+
+
+def suppressions_listed(*, digests: Iterable[str | None]) -> dict[str, str]:
+    """Which of these suppression digests are listed, with why: one statement (none without
+    a digest)."""
+    wanted = {digest for digest in digests if digest}
+    if not wanted:
+        return {}
+    return dict(Suppression.objects.filter(digest__in=wanted).values_list("digest", "reason"))
+
+
 def contacts_by_email(raw_email: str) -> QuerySet[Contact]:
     """Contacts matching an email after normalisation (none when the email is malformed).
 

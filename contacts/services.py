@@ -1,5 +1,6 @@
 """Writes on contacts: upsert by normalised email, timeline, suppression list."""
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -7,13 +8,14 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from django.contrib.admin.models import LogEntry
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from contacts.models import (
     EMAIL_TRUST_PERIOD,
+    SUPPRESSION_DIGEST_FIELDS,
     Contact,
     ContactStatus,
     EmailDeliverability,
@@ -34,12 +36,18 @@ from contacts.normalization import (
     normalize_email,
     normalize_phone,
     suppression_digest,
+    suppression_digests_normalized,
 )
-from contacts.selectors import suppression_digests, suppression_reason
+from contacts.selectors import (
+    suppression_digests,
+    suppression_reason,
+    suppression_reasons_many,
+    suppressions_listed,
+)
 from core.batches import each_pk
-from core.bulk import bulk_insert_rows
+from core.bulk import bulk_insert, bulk_insert_rows
 from crmsync.models import OutboxTopic
-from crmsync.services import outbox_emit
+from crmsync.services import outbox_emit, outbox_emit_many
 
 # Fields a caller may set through contact_upsert / contact_update.
 EDITABLE_FIELDS = (
@@ -259,13 +267,17 @@ def _suppression_errors(*, email: str = "", phone: str = "") -> dict[str, list[s
         ("phone", SuppressionKind.PHONE, phone),
     ):
         if value and suppression_reason(kind=kind, value=value):
-            errors[field] = [
-                _(
-                    "This person asked not to be contacted (suppression list). Only "
-                    "their own new explicit consent can lift it."
-                )
-            ]
+            errors[field] = _suppressed_messages()
     return errors
+
+
+def _suppressed_messages() -> list[str]:
+    return [
+        _(
+            "This person asked not to be contacted (suppression list). Only "
+            "their own new explicit consent can lift it."
+        )
+    ]
 
 
 def ensure_not_suppressed(*, email: str, phone: str = "") -> None:
@@ -372,23 +384,11 @@ def _record_creation(contact: Contact) -> None:
 
 
 def _apply_changes(contact: Contact, fields: Mapping[str, Any]) -> list[str]:
-    changed = [name for name, value in fields.items() if getattr(contact, name) != value]
-    if contact.status == ContactStatus.ERASED:
-        raise ValidationError({"email": [_("This contact was erased.")]})
-    if contact.status == ContactStatus.MERGED:
-        raise ValidationError({"email": [_("This contact was merged into another one.")]})
+    changed, reset = _changes_set(contact, fields)
     if not changed:
         return []
-    for name in changed:
-        setattr(contact, name, fields[name])
-    reset = _postal_deliverability_reset(contact, changed)
     contact.save(update_fields=[*changed, *reset, "updated_at"])
-    timeline_add(
-        contact=contact,
-        kind=TimelineKind.UPDATED,
-        summary=", ".join(changed),
-        data={"fields": changed},
-    )
+    timeline_add_many(events=_change_moments(contact, changed, reset, timezone.now()))
     outbox_emit(
         topic=OutboxTopic.CONTACT_UPDATED,
         contact=contact,
@@ -397,20 +397,59 @@ def _apply_changes(contact: Contact, fields: Mapping[str, Any]) -> list[str]:
     return changed
 
 
+def _changes_set(contact: Contact, fields: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Set on the contact (unsaved) the fields that change, an erased or merged contact
+    refused: the names changed, and the columns a corrected postal address resets. The rule
+    of `contact_update` and `contacts_update_many` alike."""
+    changed = [name for name, value in fields.items() if getattr(contact, name) != value]
+    if contact.status == ContactStatus.ERASED:
+        raise ValidationError({"email": [_("This contact was erased.")]})
+    if contact.status == ContactStatus.MERGED:
+        raise ValidationError({"email": [_("This contact was merged into another one.")]})
+    if not changed:
+        return [], []
+    for name in changed:
+        setattr(contact, name, fields[name])
+    return changed, _postal_deliverability_reset(contact, changed)
+
+
+def _change_moments(
+    contact: Contact, changed: list[str], reset: list[str], now: datetime
+) -> list[dict[str, Any]]:
+    """The timeline moments of a change of fields (for `timeline_add_many`): the postal
+    address deliverable again when it was reset, then the fields changed."""
+    moments: list[dict[str, Any]] = []
+    if reset:
+        moments.append(
+            {
+                "contact_id": contact.pk,
+                "kind": TimelineKind.DELIVERABILITY_RESET.value,
+                "summary": "postal",
+                "data": {"channel": "postal"},
+                "occurred_at": now,
+            }
+        )
+    moments.append(
+        {
+            "contact_id": contact.pk,
+            "kind": TimelineKind.UPDATED.value,
+            "summary": ", ".join(changed),
+            "data": {"fields": changed},
+            "occurred_at": now,
+        }
+    )
+    return moments
+
+
 def _postal_deliverability_reset(contact: Contact, changed: Sequence[str]) -> list[str]:
-    """A corrected postal address is deliverable again (until the mail house returns it)."""
+    """A corrected postal address is deliverable again (until the mail house returns it); the
+    columns reset (its timeline moment is the caller's, `_change_moments`)."""
     if contact.postal_deliverability == PostalDeliverability.DELIVERABLE or not (
         POSTAL_ADDRESS_FIELDS & set(changed)
     ):
         return []
     contact.postal_deliverability = PostalDeliverability.DELIVERABLE
     contact.postal_undeliverable_reason = ""
-    timeline_add(
-        contact=contact,
-        kind=TimelineKind.DELIVERABILITY_RESET,
-        summary="postal",
-        data={"channel": "postal"},
-    )
     return ["postal_deliverability", "postal_undeliverable_reason"]
 
 
@@ -451,6 +490,219 @@ def contact_update(
         if chosen is not None:
             _set_interests(contact, chosen)
     return contact
+
+
+@dataclasses.dataclass
+class ContactsWritten:
+    """What a batched write of contacts did, by the index of each item given: the contact
+    written (created, found, or updated), the items refused and why (nothing written for
+    them), and for an update the fields it changed (none: the contact was already so)."""
+
+    contacts: dict[int, Contact] = dataclasses.field(default_factory=dict)
+    created: set[int] = dataclasses.field(default_factory=set)
+    refused: dict[int, ValidationError] = dataclasses.field(default_factory=dict)
+    changed: dict[int, list[str]] = dataclasses.field(default_factory=dict)
+
+
+def contacts_create_many(*, people: Sequence[tuple[str, Mapping[str, Any]]]) -> ContactsWritten:
+    """Create many contacts, each (email, fields), as `contact_upsert` creates one, in a few
+    statements for them all: the fields cleaned, a suppressed email or phone refused, the
+    suppression digests, a timeline moment and a `contact.created` outbox event each.
+
+    Every item is checked before anything is written, so a refused one (named, with why)
+    leaves the others whole. An address that is a contact's already (created meanwhile, or
+    twice in the batch) goes through `contact_upsert`, which finds it: never a duplicate."""
+    written = ContactsWritten()
+    candidates: list[tuple[int, str, dict[str, Any]]] = []
+    for index, (raw_email, fields) in enumerate(people):
+        try:
+            email = _email_normalized(raw_email)
+            cleaned = _clean_fields(fields)
+            _check_relationship(cleaned)
+        except ValidationError as error:
+            written.refused[index] = error
+            continue
+        candidates.append((index, email, cleaned))
+    contacts = [
+        _suppression_digests_set(Contact(email=email, **cleaned))
+        for _index, email, cleaned in candidates
+    ]
+    listed = suppressions_listed(
+        digests=[getattr(c, name) for c in contacts for name in SUPPRESSION_DIGEST_FIELDS]
+    )
+    new: dict[str, tuple[int, Contact]] = {}
+    again: list[int] = []  # an address already in the batch: upserted once the first exists
+    for (index, email, _cleaned), contact in zip(candidates, contacts, strict=True):
+        errors = {
+            name: _suppressed_messages()
+            for name, digests in (
+                ("email", (contact.email_digest, contact.email_quoted_digest)),
+                ("phone", (contact.phone_digest,)),
+            )
+            if any(digest in listed for digest in digests if digest)
+        }
+        if errors:
+            written.refused[index] = ValidationError(errors, code="suppressed")
+        elif email in new:
+            again.append(index)
+        else:
+            new[email] = (index, contact)
+    try:
+        # `wrap_database_errors`: a COPY's unique violation is an IntegrityError too
+        with transaction.atomic(), connection.wrap_database_errors:
+            bulk_insert(Contact, [contact for _index, contact in new.values()])
+    except IntegrityError:  # an address became a contact meanwhile: each the slower way
+        again = sorted([index for index, _contact in new.values()] + again)
+        new = {}
+    for index, contact in new.values():
+        written.contacts[index] = contact
+        written.created.add(index)
+    _record_creations([contact for _index, contact in new.values()])
+    for index in again:
+        try:
+            contact, created = contact_upsert(email=people[index][0], fields=people[index][1])
+        except ValidationError as error:
+            written.refused[index] = error
+            continue
+        written.contacts[index] = contact
+        if created:
+            written.created.add(index)
+    return written
+
+
+def _email_normalized(raw_email: str) -> str:
+    try:
+        return normalize_email(raw_email)
+    except ValidationError as error:
+        raise ValidationError({"email": error.messages}) from error
+
+
+def _suppression_digests_set(contact: Contact) -> Contact:
+    """Set the suppression digests of the contact's email and phone, as `Contact.save` does
+    (for the batched writers, which do not save one contact at a time), from the address and
+    number as the contact holds them, normalised (`suppression_digests` of them gives the
+    same keys, normalising them again)."""
+    email_keys = suppression_digests_normalized(
+        kind=SuppressionKind.EMAIL, normalized_value=contact.email
+    )
+    phone_keys = suppression_digests_normalized(
+        kind=SuppressionKind.PHONE, normalized_value=contact.phone
+    )
+    contact.email_digest, contact.email_quoted_digest = (email_keys + [None, None])[:2]
+    contact.phone_digest = (phone_keys + [None])[0]
+    return contact
+
+
+def _record_creations(contacts: Sequence[Contact]) -> None:
+    """`_record_creation` of many contacts: one statement for the moments, one for the
+    events."""
+    if not contacts:
+        return
+    now = timezone.now()
+    timeline_add_many(
+        events=[
+            {
+                "contact_id": contact.pk,
+                "kind": TimelineKind.CREATED.value,
+                "summary": contact.source or "-",
+                "data": {},
+                "occurred_at": now,
+            }
+            for contact in contacts
+        ]
+    )
+    outbox_emit_many(
+        events=[
+            (OutboxTopic.CONTACT_CREATED, contact, contact_payload(contact)) for contact in contacts
+        ]
+    )
+
+
+def contacts_update_many(
+    *, changes: Sequence[tuple[Contact, Mapping[str, Any]]]
+) -> ContactsWritten:
+    """Change the fields of many known contacts, each (contact, fields), as `contact_update`
+    changes one's (a new email or interests go through it), in a few statements for them all:
+    the contacts locked in id order and read under their lock, the fields cleaned, a new
+    phone on the suppression list refused, an erased or merged contact refused; the changed
+    columns written in one UPDATE, a timeline moment and a `contact.updated` outbox event
+    (with what `changed`) for each contact that changed.
+
+    Every item is checked before anything is written: a refused one (named, with why)
+    leaves the others whole."""
+    written = ContactsWritten()
+    cleaned: dict[int, dict[str, Any]] = {}
+    for index, (_contact, fields) in enumerate(changes):
+        try:
+            cleaned[index] = _clean_fields(fields)
+        except ValidationError as error:
+            written.refused[index] = error
+    ids = sorted({changes[index][0].pk for index in cleaned})
+    locked = {
+        contact.pk: contact
+        for contact in Contact.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    }
+    listed = suppression_reasons_many(
+        entries=[
+            (SuppressionKind.PHONE, fields["phone"])
+            for index, fields in cleaned.items()
+            if fields.get("phone")
+            and changes[index][0].pk in locked
+            and fields["phone"] != locked[changes[index][0].pk].phone
+        ]
+    )
+    now = timezone.now()
+    moments: list[dict[str, Any]] = []
+    events: list[tuple[str, Contact, dict[str, Any]]] = []
+    columns: set[str] = set()
+    for index, fields in cleaned.items():
+        contact = locked.get(changes[index][0].pk)
+        try:
+            changed, reset = _locked_changes_set(contact, fields, listed)
+        except ValidationError as error:
+            written.refused[index] = error
+            continue
+        assert contact is not None
+        written.contacts[index], written.changed[index] = contact, changed
+        if not changed:
+            continue
+        if "phone" in changed:
+            _suppression_digests_set(contact)
+            columns.add("phone_digest")
+        contact.updated_at = now
+        columns.update(changed, reset)
+        moments += _change_moments(contact, changed, reset, now)
+        events.append(
+            (
+                OutboxTopic.CONTACT_UPDATED,
+                contact,
+                {**contact_payload(contact), "changed": changed},
+            )
+        )
+    if events:
+        updated = {contact.pk: contact for _topic, contact, _payload in events}
+        Contact.objects.bulk_update(list(updated.values()), fields=[*sorted(columns), "updated_at"])
+        timeline_add_many(events=moments)
+        outbox_emit_many(events=events)
+    return written
+
+
+def _locked_changes_set(
+    contact: Contact | None,
+    fields: Mapping[str, Any],
+    listed: Mapping[tuple[SuppressionKind, str], str],
+) -> tuple[list[str], list[str]]:
+    """`_changes_set` on a contact read under its lock, after `contact_update`'s checks: the
+    customer dates against the relationship, a new phone against the suppression list."""
+    if contact is None:
+        raise ValidationError({"contact": [_("This contact no longer exists.")]})
+    errors = relationship_errors(fields=fields, contact=contact)
+    phone = fields.get("phone")
+    if phone and phone != contact.phone and (SuppressionKind.PHONE, phone) in listed:
+        errors["phone"] = _suppressed_messages()
+    if errors:
+        raise ValidationError(errors)
+    return _changes_set(contact, fields)
 
 
 def _set_interests(contact: Contact, chosen: list[Interest], *, record: bool = True) -> None:

@@ -9,18 +9,22 @@ changes nothing (a field already equal, a withdrawal already recorded, a link al
 
 Applying a record: the contact is found by the link to the CRM's id (a converted Salesforce
 lead's Contact id too), then by our id the CRM holds, then by the normalised email; an email
-changed in the CRM changes the same contact. A new person is created through
-`contacts.services.contact_upsert`, which refuses a suppressed address (an erased person's
-stays on the list), so a pull never re-creates them; an erased contact is never touched.
-Fields follow their mapping's conflict rule. Consent changes, grants and withdrawals, go through
-the one write path (`consents_record_many`, source `crm`, at the time the CRM says the change
-was made, not the record's modification time), those our state holds already or older than
-it left out. A grant is second-hand: it carries what the CRM says of it (its legal basis and
-explanation when the adapter reads them) but no proof of the wording the person saw (GDPR
-Art. 7(1)), so re-permission counts it as undocumented; it is never recorded for a suppressed
-person (only their own new consent lifts a suppression) and, on a double opt-in purpose, it
-waits pending for the person's click, as an import's does. Every outbox event a pull writes
-names its connection, which the push does not send them back to (no ping-pong).
+changed in the CRM changes the same contact. A page is applied with a few statements, not a
+few per record: its links, contacts and suppressions read at once, its new people created
+through `contacts.services.contacts_create_many` and its changed contacts through
+`contacts_update_many` (the batched siblings of `contact_upsert` and `contact_update`, same
+rules), an email change through `contact_update`. A suppressed address (an erased person's
+stays on the list) is never created, so a pull never re-creates them; an erased contact is
+never touched. Fields follow their mapping's conflict rule. Consent changes, grants and
+withdrawals, go through the one write path (`consents_record_many`, source `crm`, at the
+time the CRM says the change was made, not the record's modification time), those our state
+holds already or older than it left out. A grant is second-hand: it carries what the CRM
+says of it (its legal basis and explanation when the adapter reads them) but no proof of the
+wording the person saw (GDPR Art. 7(1)), so re-permission counts it as undocumented; it is
+never recorded for a suppressed person (only their own new consent lifts a suppression) and,
+on a double opt-in purpose, it waits pending for the person's click, as an import's does.
+Every outbox event a pull writes names its connection, which the push does not send them
+back to (no ping-pong).
 
 The record's owner in the CRM, when the adapter read it, is stored on the contact's link to
 the connection, one statement a page (`link_owners_store`): the sales alerts email them.
@@ -47,8 +51,14 @@ from consent.services import ConsentWrite, ConsentWriteErrors, Evidence, consent
 from consent.services.consents import effective_time
 from contacts.models import Contact, ContactStatus, SuppressionKind
 from contacts.normalization import normalize_email
-from contacts.selectors import suppression_reason
-from contacts.services import contact_fields_clean, contact_update, contact_upsert
+from contacts.selectors import suppression_reason, suppression_reasons_many
+from contacts.services import (
+    ContactsWritten,
+    contact_fields_clean,
+    contact_update,
+    contacts_create_many,
+    contacts_update_many,
+)
 from crmsync.adapters import AdapterUnavailable, adapter_for
 from crmsync.adapters.base import PullPage, RemoteConsent, RemoteContact, TransientError
 from crmsync.connections import connection_config
@@ -192,7 +202,17 @@ def _page_apply(
 
 
 class _Applier:
-    """One page's records applied, in the CRM's order; its consents written at once."""
+    """One page's records applied, in the CRM's order, with a few statements for the page.
+
+    What the page needs is read at once (its links, the contacts by those links, by our ids
+    and by the normalised emails, the suppression of the emails no contact has); each record
+    is then decided in memory, in order, the new contacts and the changed ones waiting to be
+    written together (`contacts_create_many`, `contacts_update_many`, which check every one
+    before they write any: a refused record is named, the rest applied). A record that needs
+    a contact still waiting has them written first, so a record sees what the ones before it
+    did, as when each was written at once. An email changed in the CRM goes through
+    `contact_update` alone (its check against the other contacts' addresses may refuse it);
+    the page's consent changes are written at once at the end."""
 
     def __init__(self, connection: Connection, outcome: PullOutcome) -> None:
         self.connection = connection
@@ -205,91 +225,206 @@ class _Applier:
         # the CRM's id -> our contact, as learned in this page (before the links are stored)
         self.linked: dict[str, int] = {}
         self.links: dict[uuid.UUID, str] = {}
+        self.pks: dict[uuid.UUID, int] = {}
         # (contact, purpose, channel) -> the newest consent change asked in this page
         self.consents: dict[tuple[int, str, str], tuple[Contact, RemoteConsent, str]] = {}
         # our contact -> its owner in the CRM (id, email), for the records that name one
         self.owners: dict[int, tuple[str, str]] = {}
+        # what the page read: the stored links (the CRM's id -> newest link's time, contact)
+        # and our contacts, kept up to date with what the page writes
+        self.stored_links: dict[str, tuple[datetime, int]] = {}
+        self.by_pk: dict[int, Contact] = {}
+        self.by_public_id: dict[uuid.UUID, Contact] = {}
+        self.by_email: dict[str, Contact] = {}
+        self.checked: set[str] = set()  # the emails whose suppression was read
+        self.suppressed: set[str] = set()
+        # the records waiting for their contact to be written
+        self.creating: list[tuple[RemoteContact, str, dict[str, Any]]] = []
+        self.creating_keys: set[str] = set()  # their emails and CRM ids
+        self.updating: list[tuple[RemoteContact, Contact, dict[str, Any]]] = []
+        self.updating_ids: set[int] = set()
 
     def apply(self, records: list[RemoteContact]) -> None:
+        self._read(records)
         for record in records:
-            try:
-                with transaction.atomic():
-                    contact = self._contact(record)
-            except ValidationError as error:
-                self._skip(_("refused: %s") % _reasons(error))
-                continue
-            if contact is None:
-                continue
-            remote_id = record.converted_to or record.remote_id
-            self.linked[remote_id] = contact.pk
-            self.links[contact.public_id] = remote_id
-            if record.owner_id is not None:
-                self.owners[contact.pk] = (record.owner_id, record.owner_email)
-            for consent in record.consents:
-                self._consent(contact, record, consent)
+            self._record(record)
+        self._flush()
         now = timezone.now()
-        links_store(connection_id=self.connection.pk, remote_ids=self.links, now=now)
+        links_store(connection_id=self.connection.pk, remote_ids=self.links, now=now, pks=self.pks)
         link_owners_store(connection_id=self.connection.pk, owners=self.owners, now=now)
         self._write_consents()
 
     def _skip(self, reason: str) -> None:
         self.outcome.skipped[reason] += 1
 
+    # -- the page's reads ----------------------------------------------------------------------
+    def _read(self, records: list[RemoteContact]) -> None:
+        """The links, contacts and suppressions the page's records may need: three or four
+        statements, whatever the page's size."""
+        remote_ids: set[str] = set()
+        emails: set[str] = set()
+        public_ids: set[uuid.UUID] = set()
+        for record in records:
+            remote_ids.update(i for i in (record.converted_to, record.remote_id) if i)
+            email = _email(record)
+            if email:
+                emails.add(email)
+            public_id = _public_id(record)
+            if public_id is not None:
+                public_ids.add(public_id)
+        for remote_id, updated_at, contact_id in ContactLink.objects.filter(
+            connection=self.connection, remote_id__in=remote_ids
+        ).values_list("remote_id", "updated_at", "contact_id"):
+            known = self.stored_links.get(remote_id)
+            if known is None or (updated_at, contact_id) > known:
+                self.stored_links[remote_id] = (updated_at, contact_id)
+        linked = {contact_id for _at, contact_id in self.stored_links.values()}
+        contacts = list(
+            Contact.objects.filter(
+                Q(pk__in=linked) | Q(public_id__in=public_ids) | Q(email__in=emails)
+            )
+        )
+        merged_into = {c.merged_into_id for c in contacts if c.merged_into_id is not None}
+        merged_into -= {c.pk for c in contacts}
+        if merged_into:
+            contacts += Contact.objects.filter(pk__in=merged_into)
+        for contact in contacts:
+            self._remember(contact)
+        self._suppressions_read(emails - set(self.by_email))
+
+    def _suppressions_read(self, emails: set[str]) -> None:
+        listed = suppression_reasons_many(
+            entries=[(SuppressionKind.EMAIL, email) for email in emails]
+        )
+        self.checked |= emails
+        self.suppressed |= {email for _kind, email in listed}
+
+    def _remember(self, contact: Contact) -> None:
+        self.by_pk[contact.pk] = contact
+        self.by_public_id[contact.public_id] = contact
+        self.by_email[contact.email] = contact
+
     # -- the contact ---------------------------------------------------------------------------
-    def _contact(self, record: RemoteContact) -> Contact | None:
-        email = normalize_email(record.email) if record.email else ""
-        contact = self._known(record, email)
+    def _record(self, record: RemoteContact) -> None:
+        try:
+            email = normalize_email(record.email) if record.email else ""
+        except ValidationError as error:
+            self._skip(_("refused: %s") % _reasons(error))
+            return
+        ids = [i for i in (record.converted_to, record.remote_id) if i]
+        if email in self.creating_keys or self.creating_keys.intersection(ids):
+            self._flush()  # the contact it may be is still waiting to be created
+        contact = self._known(record, ids, email)
+        if contact is not None and contact.pk in self.updating_ids:
+            self._flush()  # it is waiting to be changed: from the contact changed
+            contact = self._known(record, ids, email)
         if contact is not None and contact.status == ContactStatus.ERASED:
             self._skip(_("erased here: never re-created by a pull"))
-            return None
-        if contact is None:
-            if not email:
-                self._skip(_("no email in the CRM"))
-                return None
-            # the imports' rule: a suppressed address (an erased person's stays listed) is
-            # never created again, whatever a list or a CRM holds
-            if suppression_reason(kind=SuppressionKind.EMAIL, value=email):
-                self._skip(_("suppressed here: never re-created by a pull"))
-                return None
-            contact, created = contact_upsert(email=email, fields=self._new_fields(record))
-            self.outcome.created += int(created)
-            self.outcome.unchanged += int(not created)
-            return contact
+        elif contact is None:
+            self._new(record, email)
+        else:
+            self._known_changed(record, contact, email)
+
+    def _new(self, record: RemoteContact, email: str) -> None:
+        if not email:
+            self._skip(_("no email in the CRM"))
+            return
+        if email not in self.checked:  # freed by an email change earlier in the page
+            self._suppressions_read({email})
+        # the imports' rule: a suppressed address (an erased person's stays listed) is
+        # never created again, whatever a list or a CRM holds
+        if email in self.suppressed:
+            self._skip(_("suppressed here: never re-created by a pull"))
+            return
+        self.creating.append((record, email, self._new_fields(record)))
+        self.creating_keys.update(i for i in (email, record.converted_to, record.remote_id) if i)
+
+    def _known_changed(self, record: RemoteContact, contact: Contact, email: str) -> None:
         changes = self._changes(contact, record)
         # a converted lead's address is the lead's: the Contact's record says the person's now
         moved = email and email != contact.email and not record.converted_to
         new_email = email if moved and self._theirs(contact, record, "email") else None
-        if not changes and new_email is None:
+        if new_email is not None:
+            self._email_change(record, contact, new_email, changes)
+        elif changes:
+            self.updating.append((record, contact, changes))
+            self.updating_ids.add(contact.pk)
+        else:
             self.outcome.unchanged += 1
-            return contact
-        contact = contact_update(contact=contact, email=new_email, fields=changes)
-        self.outcome.updated += 1
-        return contact
+            self._applied(record, contact)
 
-    def _known(self, record: RemoteContact, email: str) -> Contact | None:
+    def _email_change(
+        self, record: RemoteContact, contact: Contact, email: str, changes: dict[str, Any]
+    ) -> None:
+        """The contact's new address, through `contact_update` alone (rare: one record at a
+        time, the contacts waiting written first). The address may be another contact's,
+        which refuses the record: `contact_update` writes in its own savepoint, so a refusal
+        leaves nothing of the record behind."""
+        self._flush()
+        try:
+            updated = contact_update(contact=contact, email=email, fields=changes)
+        except ValidationError as error:
+            self._skip(_("refused: %s") % _reasons(error))
+            return
+        if self.by_email.get(contact.email) is contact:
+            del self.by_email[contact.email]
+        self._remember(updated)
+        self.outcome.updated += 1
+        self._applied(record, updated)
+
+    def _flush(self) -> None:
+        """Write the contacts waiting: the new ones, then the changed ones, each set at once."""
+        creating, self.creating, self.creating_keys = self.creating, [], set()
+        if creating:
+            written = contacts_create_many(people=[(e, f) for _r, e, f in creating])
+            for index, (record, _email, _fields) in enumerate(creating):
+                if self._written(record, written, index):
+                    created = index in written.created
+                    self.outcome.created += int(created)
+                    self.outcome.unchanged += int(not created)
+        updating, self.updating, self.updating_ids = self.updating, [], set()
+        if updating:
+            written = contacts_update_many(changes=[(c, f) for _r, c, f in updating])
+            for index, (record, _contact, _fields) in enumerate(updating):
+                if self._written(record, written, index):
+                    self.outcome.updated += 1
+
+    def _written(self, record: RemoteContact, written: ContactsWritten, index: int) -> bool:
+        """Take in a record's contact as a batched write left it; False when it was refused."""
+        if index in written.refused:
+            self._skip(_("refused: %s") % _reasons(written.refused[index]))
+            return False
+        contact = written.contacts[index]
+        self._remember(contact)
+        self._applied(record, contact)
+        return True
+
+    def _applied(self, record: RemoteContact, contact: Contact) -> None:
+        """The record is ours: its link, its owner and its consent changes for the page."""
+        remote_id = record.converted_to or record.remote_id
+        self.linked[remote_id] = contact.pk
+        self.links[contact.public_id] = remote_id
+        self.pks[contact.public_id] = contact.pk
+        if record.owner_id is not None:
+            self.owners[contact.pk] = (record.owner_id, record.owner_email)
+        for consent in record.consents:
+            self._consent(contact, record, consent)
+
+    def _known(self, record: RemoteContact, ids: list[str], email: str) -> Contact | None:
         """Ours by the CRM's id, then by our id the CRM holds, then by email; a merged
         contact stands for the one it was merged into."""
-        ids = [i for i in (record.converted_to, record.remote_id) if i]
         contact_id = next((self.linked[i] for i in ids if i in self.linked), None)
         if contact_id is None:
-            link = (
-                ContactLink.objects.filter(connection=self.connection, remote_id__in=ids)
-                .order_by("-updated_at")
-                .values_list("contact_id", flat=True)
-                .first()
-            )
-            contact_id = link
-        query = Contact.objects.all()
-        contact = query.filter(pk=contact_id).first() if contact_id else None
-        if contact is None and record.our_id:
-            try:
-                contact = query.filter(public_id=uuid.UUID(record.our_id)).first()
-            except ValueError:
-                contact = None
+            stored = [self.stored_links[i] for i in ids if i in self.stored_links]
+            contact_id = max(stored)[1] if stored else None
+        contact = self.by_pk.get(contact_id) if contact_id else None
+        public_id = _public_id(record)
+        if contact is None and public_id is not None:
+            contact = self.by_public_id.get(public_id)
         if contact is None and email:
-            contact = query.filter(email=email).first()
+            contact = self.by_email.get(email)
         if contact is not None and contact.merged_into_id is not None:
-            contact = query.filter(pk=contact.merged_into_id).first() or contact
+            contact = self.by_pk.get(contact.merged_into_id) or contact
         return contact
 
     def _new_fields(self, record: RemoteContact) -> dict[str, Any]:
@@ -304,12 +439,15 @@ class _Applier:
         valid = {}
         for name, value in fields.items():
             try:
-                valid[name] = contact_fields_clean(fields={name: value})[name]
+                cleaned = contact_fields_clean(fields={name: value})
             except ValidationError as error:
                 self._skip(
                     _("a field refused (%(id)s): %(reason)s")
                     % {"id": record.remote_id, "reason": _reasons(error)}
                 )
+                continue
+            if name in cleaned:  # a choice emptied in the CRM: ours keeps its value
+                valid[name] = cleaned[name]
         return valid
 
     def _theirs(self, contact: Contact, record: RemoteContact, name: str) -> bool:
@@ -494,6 +632,22 @@ def _is_email(value: str) -> bool:
     except ValidationError:
         return False
     return True
+
+
+def _email(record: RemoteContact) -> str:
+    """The record's address normalised ("" when it has none or a malformed one)."""
+    try:
+        return normalize_email(record.email) if record.email else ""
+    except ValidationError:
+        return ""
+
+
+def _public_id(record: RemoteContact) -> uuid.UUID | None:
+    """Our id the CRM holds for the record (None when it holds none, or a malformed one)."""
+    try:
+        return uuid.UUID(record.our_id) if record.our_id else None
+    except ValueError:
+        return None
 
 
 def _reasons(error: ValidationError) -> str:
