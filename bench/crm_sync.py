@@ -446,6 +446,7 @@ OPT_OUT_PROPERTY = f"hs_email_optout_{SUBSCRIPTION}"
 # the property naming a contact's owner, which the adapter asks for too (its OWNER_PROPERTY)
 OWNER_PROPERTY = "hubspot_owner_id"
 SEARCH = "/crm/v3/objects/contacts/search"
+BATCH_READ = "/crm/v3/objects/contacts/batch/read"
 SEARCH_PAGE = 200  # HubSpot's most results a page, the pull's default page size
 FIRST_ID = 1001  # the emulator's first HubSpot id: contact n is FIRST_ID + n
 PER_MILLISECOND = 3  # contacts sharing one lastmodifieddate: the cursor's ids at one time
@@ -813,9 +814,9 @@ class BaselineWriter:
             + f" AND ({mine}) {distinct} ({theirs})"
         )
 
-    def write(self, rows: list[tuple[str, int, dict[str, str], bool]]) -> int:
-        """One page: (remote id, modified ms, our fields with the email, opted out) each;
-        answers the withdrawals written."""
+    def write(self, rows: list[tuple[str, int, dict[str, str], int | None]]) -> int:
+        """One page: (remote id, modified ms, our fields with the email, the opt-out's time in
+        ms or None) each; answers the withdrawals written."""
         from django.db import transaction
 
         now = datetime.now(UTC)
@@ -862,12 +863,12 @@ class BaselineWriter:
                 (
                     ids[f["email"]],
                     self.ops.adapt_datetimefield_value(
-                        datetime.fromtimestamp(min(m / 1000, now.timestamp()), UTC)
+                        datetime.fromtimestamp(min(out / 1000, now.timestamp()), UTC)
                     ),
                     remote,
                 )
-                for remote, m, f, out in rows
-                if out
+                for remote, _m, f, out in rows
+                if out is not None
             ]
             if not asked:
                 return 0
@@ -894,6 +895,38 @@ class BaselineWriter:
                     ],
                 )
         return len(records)
+
+
+def _opt_outs_dated(
+    session: Any,
+    url: str,
+    headers: dict[str, str],
+    rows: list[tuple[str, int, dict[str, str], Any]],
+) -> list[tuple[str, int, dict[str, str], int | None]]:
+    """The page's rows with, for the opted out, the time of their opt-out property's latest
+    change, read as the product reads it: batch read with `propertiesWithHistory`, 50 a call,
+    for the contacts holding the property."""
+    holding = [remote for remote, _m, _f, out in rows if out in ("true", "false")]
+    changed: dict[str, int] = {}
+    for start in range(0, len(holding), 50):
+        body = {
+            "inputs": [{"id": remote} for remote in holding[start : start + 50]],
+            "properties": [OPT_OUT_PROPERTY],
+            "propertiesWithHistory": [OPT_OUT_PROPERTY],
+        }
+        answer = session.post(
+            f"{url}{BATCH_READ}?archived=false", data=json.dumps(body), headers=headers, timeout=30
+        )
+        answer.raise_for_status()
+        for result in answer.json()["results"]:
+            history = (result.get("propertiesWithHistory") or {}).get(OPT_OUT_PROPERTY) or []
+            latest = max(history, key=lambda change: change["timestamp"], default=None)
+            if latest is not None and latest.get("value") == "true":
+                changed[str(result["id"])] = _milliseconds(latest["timestamp"])
+    return [
+        (remote, modified, fields, changed.get(remote, modified) if out == "true" else None)
+        for remote, modified, fields, out in rows
+    ]
 
 
 def baseline_pull(url: str, connection_id: int) -> dict[str, Any]:
@@ -923,13 +956,13 @@ def baseline_pull(url: str, connection_id: int) -> dict[str, Any]:
             fields["lifecycle_stage"] = stages.get(
                 fields["lifecycle_stage"], fields["lifecycle_stage"]
             )
-            out = properties.get(OPT_OUT_PROPERTY) == "true"
+            out = properties.get(OPT_OUT_PROPERTY)
             rows.append((str(result["id"]), modified, fields, out))
         if not rows and following:
             raise RuntimeError("a whole page shares the cursor's time: not in this fixture")
         kept = rows[:SEARCH_PAGE]
         if kept:
-            withdrawn += writer.write(kept)
+            withdrawn += writer.write(_opt_outs_dated(session, url, headers, kept))
             pages += 1
             fetched += len(kept)
             for remote_id, modified, _fields, _out in kept:
