@@ -458,6 +458,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crmsync.tasks.push_connections",
         "schedule": timedelta(minutes=1),
     },
+    # the events every connection received marked processed (also queued after each push)
+    "mark-outbox-processed": {
+        "task": "crmsync.tasks.mark_outbox_processed",
+        "schedule": timedelta(minutes=1),
+    },
     # each CRM connection's changes read back once its pull interval passed (crmsync.pull)
     "pull-crm-connections": {
         "task": "crmsync.tasks.pull_connections",
@@ -522,6 +527,8 @@ if CRM_PUSH_MAX_FAILURES < 1 or CRM_PUSH_LEASE < 1 or CRM_PUSH_BACKOFF_CAP <= 0:
 CRM_PULL_LEASE = env.int("CRM_PULL_LEASE_SECONDS", default=600)
 CRM_PULL_TIME_BUDGET = env.int("CRM_PULL_TIME_BUDGET_SECONDS", default=120)
 CRM_PULL_PAGE_SIZE = env.int("CRM_PULL_PAGE_SIZE", default=200)
+# The processed marks queued after a push stand for the pushes of the next seconds.
+CRM_PROCESSED_DEBOUNCE = env.int("CRM_PROCESSED_DEBOUNCE_SECONDS", default=2 if REDIS_URL else 0)
 # a change notification's pull that found another at work comes back after this many seconds
 CRM_PULL_BUSY_RETRY = env.int("CRM_PULL_BUSY_RETRY_SECONDS", default=10)
 # A list uploaded in the admin is kept this long for staff to choose its mapping (then deleted).

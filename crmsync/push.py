@@ -59,8 +59,6 @@ SCRUBBED_PAYLOAD = {"erased": True}
 # The key of the PostgreSQL advisory lock under which one push at a time marks events processed.
 PROCESSED_LOCK = 1_400_015
 ERROR_LENGTH = 2000
-# How often (seconds) a long push marks the events every connection has passed processed.
-PROCESSED_EVERY = 2.0
 
 
 @dataclass
@@ -184,40 +182,33 @@ def _drain(
     Per batch in the steady state: one query reads the events with their contacts and the
     CRM's ids, then one short transaction moves the cursor (and stores the new ids): the
     cursor is this push's while it holds the lease, so it is read once; events are numbered
-    only when the numbered ones run out; the processed marks follow every `PROCESSED_EVERY`
-    seconds and at the end."""
+    only when the numbered ones run out. The processed marks, which look at every connection,
+    are a task of their own (`outbox_mark_processed`, queued by the push task)."""
     cursor = ConnectionState.objects.values_list("push_cursor", flat=True).get(pk=connection.pk)
-    marked = time.monotonic()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-push") as calls:
         send = _Sender(adapter, calls)
-        try:
-            sending = send(_batch_next(connection, cursor, adapter.batch_size))
-            while sending is not None:
-                batch, answer = sending
-                try:
-                    result = answer.result()
-                except Exception as error:  # TransientError, or a bug of the adapter: a wait
-                    if not isinstance(error, TransientError):
-                        logger.exception("CRM connection %s: the adapter failed", connection.pk)
-                    if not _failed(connection.pk, token, batch, error, outcome):
-                        return
-                    # the batch was parked: on to the next
-                    sending = send(_batch_next(connection, batch.last_sequence, adapter.batch_size))
-                    continue
-                sending = None
-                if time.monotonic() < deadline:
-                    following = _batch_next(
-                        connection, batch.last_sequence, adapter.batch_size, result.remote_ids
-                    )
-                    sending = send(following)
-                if not _delivered(connection.pk, token, batch, result, outcome):
-                    send.settle(sending)
-                    return  # the lease was lost (it expired and another push took it)
-                if time.monotonic() - marked >= PROCESSED_EVERY:
-                    outbox_mark_processed()
-                    marked = time.monotonic()
-        finally:
-            outbox_mark_processed()
+        sending = send(_batch_next(connection, cursor, adapter.batch_size))
+        while sending is not None:
+            batch, answer = sending
+            try:
+                result = answer.result()
+            except Exception as error:  # TransientError, or a bug of the adapter: a wait
+                if not isinstance(error, TransientError):
+                    logger.exception("CRM connection %s: the adapter failed", connection.pk)
+                if not _failed(connection.pk, token, batch, error, outcome):
+                    return
+                # the batch was parked: on to the next
+                sending = send(_batch_next(connection, batch.last_sequence, adapter.batch_size))
+                continue
+            sending = None
+            if time.monotonic() < deadline:
+                following = _batch_next(
+                    connection, batch.last_sequence, adapter.batch_size, result.remote_ids
+                )
+                sending = send(following)
+            if not _delivered(connection.pk, token, batch, result, outcome):
+                send.settle(sending)
+                return  # the lease was lost (it expired and another push took it)
 
 
 class _Sender:
@@ -474,7 +465,6 @@ def _failed(
         state.save()
     if parked:
         outcome.parked += len(batch.event_ids)
-        outbox_mark_processed()
     return parked
 
 
@@ -614,8 +604,9 @@ def _links_replace(connection_id: int, wanted: dict[int, str], now: datetime) ->
 
 def outbox_mark_processed() -> int:
     """Mark processed the events every enabled connection's cursor has passed and none holds
-    as an unresolved dead letter. One push at a time does it (the others leave it to that
-    one, or to their next batch). Answers how many were marked."""
+    as an unresolved dead letter: a task after the pushes that moved a cursor or parked a
+    batch, and every minute (beat). One at a time does it (another at once leaves it to that
+    one). Answers how many were marked."""
     with transaction.atomic():
         if database.vendor == "postgresql":
             _no_disk_wait()

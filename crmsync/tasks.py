@@ -2,13 +2,17 @@
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 
 from core.tasks import RETRY_ON_NETWORK_ERRORS
 from crmsync.alerts import sales_alerts_scan, sales_alerts_send
 from crmsync.models import Connection
 from crmsync.pull import connection_pull, connections_due_for_pull
-from crmsync.push import connection_push
+from crmsync.push import connection_push, outbox_mark_processed
 from crmsync.services import push_started
+
+# The cache key that stands for "the processed marks are queued and have not started".
+PROCESSED_QUEUED_KEY = "crmsync:processed-queued"
 
 
 @shared_task(**RETRY_ON_NETWORK_ERRORS)
@@ -18,6 +22,8 @@ def push_connection(connection_id: int) -> int:
     once when it stopped at its time budget. Answers how many events were delivered."""
     push_started(connection_id=connection_id)
     outcome = connection_push(connection_id=connection_id)
+    if outcome.delivered or outcome.rejected or outcome.parked:
+        processed_soon()
     if outcome.more:
         push_connection.delay(connection_id)
     elif outcome.retry_in is not None:
@@ -25,6 +31,21 @@ def push_connection(connection_id: int) -> int:
         countdown = min(outcome.retry_in, settings.CRM_PUSH_BACKOFF_CAP)
         push_connection.apply_async((connection_id,), countdown=countdown)
     return outcome.delivered
+
+
+def processed_soon() -> None:
+    """Queue the processed marks, unless they are queued and not started yet."""
+    debounce = settings.CRM_PROCESSED_DEBOUNCE
+    if debounce <= 0 or cache.add(PROCESSED_QUEUED_KEY, 1, debounce):
+        mark_outbox_processed.delay()
+
+
+@shared_task
+def mark_outbox_processed() -> int:
+    """Mark processed the events every enabled connection has received (after the pushes
+    that moved a cursor, and every minute by beat). Answers how many were marked."""
+    cache.delete(PROCESSED_QUEUED_KEY)
+    return outbox_mark_processed()
 
 
 @shared_task

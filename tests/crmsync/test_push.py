@@ -16,7 +16,14 @@ from crmsync.adapters.base import Change, ConnectionConfig, PushResult
 from crmsync.adapters.webhook import WebhookAdapter
 from crmsync.connections import connection_create
 from crmsync.models import Connection, ConnectionState, ContactLink, DeadLetter, OutboxEvent
-from crmsync.push import _claim, connection_push, dead_letters_replay, links_store, retry_delay
+from crmsync.push import (
+    _claim,
+    connection_push,
+    dead_letters_replay,
+    links_store,
+    outbox_mark_processed,
+    retry_delay,
+)
 from crmsync.services import outbox_emit, outbox_head, outbox_sequence
 from privacy.services import contact_erase
 from tests.crmsync.receiver import Receiver, bodies
@@ -180,6 +187,7 @@ def test_after_the_last_failure_the_batch_is_parked_and_the_cursor_moves_on(
     [later] = changes(1)
     connection_push(connection_id=hook.pk)
     assert receiver.received_ids() == [str(later.pk)]
+    outbox_mark_processed()
     # parked events are not "delivered everywhere"
     assert OutboxEvent.objects.get(pk=parked[0].pk).processed_at is None
     assert OutboxEvent.objects.get(pk=later.pk).processed_at is not None
@@ -400,8 +408,10 @@ def test_events_are_processed_only_once_every_enabled_connection_has_them(
     [event] = changes(1)
 
     connection_push(connection_id=hook.pk)
+    outbox_mark_processed()
     assert OutboxEvent.objects.get(pk=event.pk).processed_at is None
     connection_push(connection_id=other.pk)
+    outbox_mark_processed()
 
     assert OutboxEvent.objects.get(pk=event.pk).processed_at is not None
 
@@ -420,6 +430,7 @@ def test_a_disabled_connection_is_not_pushed_and_does_not_hold_back_the_others(
 
     assert connection_push(connection_id=paused.pk).delivered == 0
     connection_push(connection_id=hook.pk)
+    outbox_mark_processed()
 
     assert receiver.received_ids() == [str(event.pk)]
     assert OutboxEvent.objects.get(pk=event.pk).processed_at is not None
@@ -522,3 +533,22 @@ def test_links_learned_in_a_push_are_kept_and_a_changed_one_replaces_the_old(
     assert list(ContactLink.objects.filter(contact=lea).values_list("remote_id", flat=True)) == [
         "crm-lea.martin@example.fr"
     ]
+
+
+def test_a_push_task_that_delivered_queues_the_processed_marks(
+    hook: Connection, receiver: Receiver, settings: Any
+) -> None:
+    from unittest import mock
+
+    from crmsync.tasks import mark_outbox_processed, push_connection
+
+    settings.CRM_PROCESSED_DEBOUNCE = 60
+    changes(2)
+    with mock.patch.object(mark_outbox_processed, "delay") as queued:
+        push_connection(hook.pk)
+        push_connection(hook.pk)  # nothing left: nothing to mark
+        changes(1)
+        push_connection(hook.pk)  # the marks queued before stand for this one too
+
+    queued.assert_called_once_with()
+    assert mark_outbox_processed() == 3  # the beat's run, or the queued one

