@@ -1,5 +1,6 @@
 """Shared fixtures: API clients with scopes, the mailbox, and the real Celery worker."""
 
+import contextlib
 import email
 import os
 import shutil
@@ -195,13 +196,52 @@ def celery_worker(
             ),
             timeout=60,
         )
+        _worker_running.append(True)
         yield process
     finally:
+        _worker_running.clear()
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# whether the session's worker runs (from the first test that asked for it to the end)
+_worker_running: list[bool] = []
+
+
+@pytest.fixture(autouse=True)
+def tasks_done_before_the_flush(
+    request: pytest.FixtureRequest, _django_db_marker: None
+) -> Iterator[None]:
+    """A transactional test ends with a flush (TRUNCATE of every table), which deadlocks with
+    a task the session's worker is still running on them (a push queued by a commit, the
+    processed marks queued by that push): when the test queued tasks, wait for the worker
+    first. Torn down before the database fixture, since it asks for it."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or bool(
+        marker and marker.kwargs.get("transaction")
+    )
+    if not (USES_REAL_WORKER and transactional):
+        yield
+        return
+    from celery.signals import before_task_publish
+
+    published: list[bool] = []
+
+    def noted(**_kwargs: Any) -> None:
+        published.append(True)
+
+    before_task_publish.connect(noted, weak=False)
+    try:
+        yield
+    finally:
+        before_task_publish.disconnect(noted)
+        if published and _worker_running:
+            # (a worker the test itself stopped leaves nothing running: no need to wait)
+            with contextlib.suppress(AssertionError):
+                worker_settled()
 
 
 def worker_settled(timeout: float = 30.0) -> None:
