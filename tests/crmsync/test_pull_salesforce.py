@@ -2,7 +2,6 @@
 emulator (TLS): SOQL on SystemModstamp with nextRecordsUrl, leads converted to contacts,
 HasOptedOutOfEmail and ContactPointTypeConsent."""
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,14 +15,6 @@ from crmsync.models import Connection, ContactLink
 from crmsync.pull import PullOutcome, connection_pull
 from tests.emulators.salesforce import SalesforceEmulator
 from tests.factories import ContactFactory, PurposeFactory, grant
-
-
-@pytest.fixture
-def salesforce(monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceEmulator]:
-    with SalesforceEmulator() as emulator:
-        assert isinstance(emulator, SalesforceEmulator)
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emulator.certificate))
-        yield emulator
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ in the CRM (which a pull has applied here since): sending the older change after
 undo the person's opt-out in the CRM. The push leaves out consent changes overtaken since."""
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,14 +18,6 @@ from tests.factories import PurposeFactory, grant
 pytestmark = pytest.mark.django_db
 
 UNKNOWN_ERROR = [{"message": "An unexpected error occurred.", "errorCode": "UNKNOWN_EXCEPTION"}]
-
-
-@pytest.fixture
-def salesforce(monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceEmulator]:
-    with SalesforceEmulator() as emulator:
-        assert isinstance(emulator, SalesforceEmulator)
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emulator.certificate))
-        yield emulator
 
 
 @pytest.fixture

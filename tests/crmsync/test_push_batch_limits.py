@@ -38,14 +38,6 @@ def hubspot() -> Iterator[HubSpotEmulator]:
         yield emulator
 
 
-@pytest.fixture
-def salesforce(monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceEmulator]:
-    with SalesforceEmulator() as emulator:
-        assert isinstance(emulator, SalesforceEmulator)
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emulator.certificate))
-        yield emulator
-
-
 def people(count: int) -> list[Contact]:
     """`count` contacts of ours, created through the service: one outbox event each."""
     return [

@@ -3,7 +3,6 @@ linked to our contact, then changed here: the push updates that very Contact, by
 writes our id on it; it never makes a second Contact of the same person. One deleted in
 Salesforce since is made again by our id."""
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -22,14 +21,6 @@ from tests.factories import PurposeFactory, grant
 pytestmark = pytest.mark.django_db
 
 EMAIL = "camille@example.fr"
-
-
-@pytest.fixture
-def salesforce(monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceEmulator]:
-    with SalesforceEmulator() as emulator:
-        assert isinstance(emulator, SalesforceEmulator)
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emulator.certificate))
-        yield emulator
 
 
 @pytest.fixture

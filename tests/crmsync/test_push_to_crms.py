@@ -50,15 +50,6 @@ def hubspot() -> Iterator[TimedHubSpot]:
 
 
 @pytest.fixture
-def salesforce(monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceEmulator]:
-    with SalesforceEmulator() as emulator:
-        assert isinstance(emulator, SalesforceEmulator)
-        # simple-salesforce speaks https only: requests trusts the emulator's certificate
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emulator.certificate))
-        yield emulator
-
-
-@pytest.fixture
 def newsletter() -> Purpose:
     purpose: Purpose = PurposeFactory(slug="newsletter", channels=["email"])
     return purpose

@@ -55,14 +55,6 @@ def hubspot() -> Iterator[HubSpotEmulator]:
 
 
 @pytest.fixture
-def salesforce(monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceEmulator]:
-    with SalesforceEmulator() as emulator:
-        assert isinstance(emulator, SalesforceEmulator)
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emulator.certificate))
-        yield emulator
-
-
-@pytest.fixture
 def hubspot_connection(hubspot: HubSpotEmulator) -> Connection:
     return connection_create(
         name="hubspot", kind="hubspot", base_url=hubspot.url, credentials={"token": TOKEN}

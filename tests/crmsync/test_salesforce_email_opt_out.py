@@ -3,7 +3,6 @@ contact's current email consents of the purposes the connection maps, not from t
 withdrawal of one purpose while another stays granted leaves the contact opted in, so the next
 pull does not read back an opt-out that would withdraw the other purpose too."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,14 +19,6 @@ from tests.emulators.salesforce import EXTERNAL_ID, SalesforceEmulator
 from tests.factories import PurposeFactory, grant
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def salesforce(monkeypatch: pytest.MonkeyPatch) -> Iterator[SalesforceEmulator]:
-    with SalesforceEmulator() as emulator:
-        assert isinstance(emulator, SalesforceEmulator)
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emulator.certificate))
-        yield emulator
 
 
 @pytest.fixture
