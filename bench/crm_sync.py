@@ -160,9 +160,11 @@ def emulator_main() -> None:
 class Emulator:
     """The emulator process, started and stopped by the benchmark."""
 
+    command = "emulator"  # this script's subcommand that serves it
+
     def __init__(self) -> None:
         self.process = subprocess.Popen(  # noqa: S603 - our own script
-            [sys.executable, __file__, "emulator"],
+            [sys.executable, __file__, self.command],
             cwd=harness.ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -643,20 +645,7 @@ def pull_emulator_main() -> None:
 class PullEmulator(Emulator):
     """The pull's emulator process (`crm_sync.py pull-emulator`)."""
 
-    def __init__(self) -> None:
-        import requests
-
-        self.process = subprocess.Popen(  # noqa: S603 - our own script
-            [sys.executable, __file__, "pull-emulator"],
-            cwd=harness.ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-        if not self.url.startswith("http://"):
-            raise RuntimeError(f"the emulator did not start: {self.url!r}")
-        self.session = requests.Session()
+    command = "pull-emulator"
 
     def load(self, *, contacts: int, since: int) -> None:
         self.session.post(
