@@ -423,6 +423,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "privacy.tasks.expire_proof_archive",
         "schedule": crontab(hour=2, minute=30),
     },
+    # the registers of processing activities and processors kept in step (privacy.registers)
+    "sync-registers": {
+        "task": "privacy.tasks.sync_registers",
+        "schedule": crontab(hour=2, minute=45),
+    },
     "purge-privacy-exports": {
         "task": "consent.tasks.purge_privacy_exports",
         "schedule": timedelta(hours=6),

@@ -9,7 +9,7 @@ changelist's filters and search, need the view permission and are written to the
 """
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib import admin
 from django.contrib.admin.utils import (
@@ -32,12 +32,18 @@ from core.csvfiles import csv_text
 from core.models import AuditAction
 from core.services import audit_record
 
+if TYPE_CHECKING:
+    from django.template.response import _TemplateForResponseT
+
 
 class RegisterAdminMixin:
     """CSV export and a printable page for a register (see the module docstring)."""
 
     register_columns: Sequence[str] = ()
-    change_list_template = "admin/registers/change_list.html"
+    # typed as ModelAdmin types it: the mixin is combined with it
+    change_list_template: ClassVar["_TemplateForResponseT | None"] = (
+        "admin/registers/change_list.html"
+    )
 
     model: type[models.Model]
     admin_site: admin.AdminSite

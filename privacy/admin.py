@@ -492,3 +492,6 @@ class ProofArchiveEntryAdmin(admin.ModelAdmin):
                 "content": content,
             },
         )
+
+
+from privacy import registers_admin  # noqa: E402, F401 - the registers (Art. 28, 30)

@@ -1,12 +1,15 @@
 """Data-subject requests (GDPR Art. 12-21) and their status history."""
 
 import uuid
+from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from consent.models import SourceKind
+from consent.models import LegalBasis, SourceKind, localized
 from contacts.models import Contact
 from core.storage import private_storage
 
@@ -216,3 +219,298 @@ class ProofArchiveEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} ({self.erased_at:%Y-%m-%d})"
+
+
+# Register of processing activities and processors
+
+
+class ActivityKind(models.TextChoices):
+    MARKETING = "marketing", _("Marketing purpose")
+    RIGHTS_REQUESTS = "rights_requests", _("Data-subject requests")
+    PROOF_ARCHIVE = "proof_archive", _("Proof archive")
+    AUDIT_LOG = "audit_log", _("Audit log")
+    CRM_SYNC = "crm_sync", _("CRM synchronisation")
+    OTHER = "other", _("Other")
+
+
+# The activities every installation carries out besides its marketing purposes: one entry
+# each in the register (`privacy.registers.processing_register_sync` creates them).
+BUILT_IN_ACTIVITY_KINDS = (
+    ActivityKind.RIGHTS_REQUESTS,
+    ActivityKind.PROOF_ARCHIVE,
+    ActivityKind.AUDIT_LOG,
+    ActivityKind.CRM_SYNC,
+)
+
+
+class ProcessingActivity(models.Model):
+    """An entry of the register of processing activities (GDPR Art. 30(1)(a)-(g)).
+
+    An entry for a marketing purpose reads the purpose's name, legal basis, channels and
+    retention live (`privacy.registers`): only what the DPO adds is stored here. A text left
+    empty shows the product's default for its kind, in the reader's language."""
+
+    kind = models.CharField(_("kind"), max_length=20, choices=ActivityKind.choices)
+    purpose = models.OneToOneField(
+        "consent.Purpose",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="processing_activity",
+        verbose_name=_("purpose"),
+    )
+    name_fr = models.CharField(
+        _("name (French)"),
+        max_length=150,
+        blank=True,
+        help_text=_("Empty for a marketing purpose: the purpose's name is shown."),
+    )
+    name_en = models.CharField(_("name (English)"), max_length=150, blank=True)
+    description = models.TextField(
+        _("purposes of the processing"),
+        blank=True,
+        help_text=_("Empty: the purpose's description, or the product's default text."),
+    )
+    legal_basis = models.CharField(
+        _("legal basis"),
+        max_length=30,
+        choices=LegalBasis.choices,
+        blank=True,
+        help_text=_("For a marketing purpose, the purpose's own legal basis is shown."),
+    )
+    data_subjects = models.TextField(_("categories of data subjects"), blank=True)
+    data_categories = models.TextField(_("categories of personal data"), blank=True)
+    recipients = models.TextField(
+        _("recipients"),
+        blank=True,
+        help_text=_("Shown before the processors of the processor register, listed live."),
+    )
+    transfers = models.TextField(
+        _("transfers outside the EU"),
+        blank=True,
+        help_text=_("Shown after the transfers of the processor register, listed live."),
+    )
+    retention_note = models.TextField(
+        _("retention (notes)"),
+        blank=True,
+        help_text=_("Shown after the periods the product applies, read from its settings."),
+    )
+    security_measures = models.TextField(
+        _("other security measures"),
+        blank=True,
+        help_text=_("Shown after the measures the product itself takes."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("processing activity")
+        verbose_name_plural = _("register of processing activities")
+        ordering = ["kind", "purpose__slug", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=models.Q(kind__in=[kind.value for kind in BUILT_IN_ACTIVITY_KINDS]),
+                name="processing_activity_one_per_built_in_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        """A marketing entry is a purpose's; any other names itself (Art. 30(1)(b))."""
+        if self.kind == ActivityKind.MARKETING and self.purpose_id is None:
+            raise ValidationError({"purpose": _("A marketing activity names its purpose.")})
+        if self.kind != ActivityKind.MARKETING and self.purpose_id is not None:
+            raise ValidationError(
+                {"purpose": _("Only a marketing activity is linked to a purpose.")}
+            )
+        if self.purpose_id is None and not (self.name_fr.strip() and self.name_en.strip()):
+            raise ValidationError({"name_fr": _("Name the activity in French and in English.")})
+
+    @property
+    def name(self) -> str:
+        """The purpose's name when linked (read live), else the entry's own, else its kind."""
+        if self.purpose is not None:
+            return self.purpose.name
+        return localized(self, "name") or str(self.get_kind_display())
+
+
+class ProcessorService(models.TextChoices):
+    CRM = "crm", _("CRM")
+    EMAIL = "email", _("Emailing (ESP)")
+    SMS = "sms", _("SMS")
+    PRINT = "print", _("Print and mail house")
+    HOSTING = "hosting", _("Hosting")
+    OTHER = "other", _("Other")
+
+
+class TransferTool(models.TextChoices):
+    """How a transfer outside the EU/EEA is framed (GDPR Chapter V)."""
+
+    NONE = "none", _("None needed (EU/EEA)")
+    ADEQUACY = "adequacy", _("Adequacy decision (Art. 45)")
+    DPF = "dpf", _("EU-US Data Privacy Framework")
+    SCC = "scc", _("Standard contractual clauses 2021/914")
+
+
+class ProcessorRisk(models.TextChoices):
+    LOW = "low", _("Low")
+    MEDIUM = "medium", _("Medium")
+    HIGH = "high", _("High")
+
+
+# The EU's 27 and Iceland, Liechtenstein and Norway: no transfer tool is needed there.
+# fmt: off
+EEA_COUNTRIES = frozenset({
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
+    "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK", "IS", "LI", "NO",
+})
+# Countries with an adequacy decision in force (Art. 45); the United States only through the
+# Data Privacy Framework, a tool of its own here.
+ADEQUATE_COUNTRIES = frozenset({
+    "AD", "AR", "CA", "CH", "FO", "GB", "GG", "IL", "IM", "JE", "JP", "KR", "NZ", "UY",
+})
+# fmt: on
+
+# GDPR Art. 28(3)(a)-(h): what the processor's contract commits it to, one box each.
+PROCESSOR_CHECKLIST = (
+    "clause_instructions",
+    "clause_confidentiality",
+    "clause_security",
+    "clause_sub_processors",
+    "clause_rights_assistance",
+    "clause_compliance_assistance",
+    "clause_deletion",
+    "clause_audits",
+)
+
+
+class Processor(models.Model):
+    """An entry of the processor register (GDPR Art. 28, 30(2), Chapter V).
+
+    CRM connections and the email and SMS providers of the settings appear by themselves
+    (`privacy.registers.processor_register_sync`, keyed by `system_key`); the DPO completes
+    the contract's details. Outside the EU/EEA a transfer tool is required."""
+
+    name = models.CharField(_("name"), max_length=150)
+    service = models.CharField(_("service"), max_length=20, choices=ProcessorService.choices)
+    country = models.CharField(
+        _("country"),
+        max_length=2,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Z]{2}$", _("Give the ISO 3166 code, e.g. FR or US."))],
+        help_text=_("Where the processor is established: ISO 3166 code, e.g. FR, IE, US."),
+    )
+    hosting_region = models.CharField(_("hosting region"), max_length=100, blank=True)
+    sub_processors = models.TextField(
+        _("sub-processors and their locations"),
+        blank=True,
+        help_text=_("One per line: name, what it does, country."),
+    )
+    transfer_tool = models.CharField(
+        _("transfer tool"),
+        max_length=20,
+        choices=TransferTool.choices,
+        default=TransferTool.NONE,
+    )
+    dpf_checked_on = models.DateField(
+        _("DPF certification checked on"),
+        null=True,
+        blank=True,
+        help_text=_("When the processor's entry on dataprivacyframework.gov was last checked."),
+    )
+    transfer_assessment_on = models.DateField(
+        _("transfer impact assessment on"), null=True, blank=True
+    )
+    dpa_signed_on = models.DateField(_("DPA signed on"), null=True, blank=True)
+    breach_notice_hours = models.PositiveSmallIntegerField(
+        _("breach reporting deadline (hours)"),
+        default=24,
+        help_text=_("Within how many hours the processor tells us of a breach (Art. 33(2))."),
+    )
+    end_of_contract = models.TextField(_("deletion or return at contract end"), blank=True)
+    clause_instructions = models.BooleanField(
+        _("acts only on our documented instructions (a)"), default=False
+    )
+    clause_confidentiality = models.BooleanField(
+        _("its staff are bound to confidentiality (b)"), default=False
+    )
+    clause_security = models.BooleanField(_("security measures of Art. 32 (c)"), default=False)
+    clause_sub_processors = models.BooleanField(
+        _("sub-processors only with our authorisation, on the same terms (d)"), default=False
+    )
+    clause_rights_assistance = models.BooleanField(
+        _("helps us answer data-subject requests (e)"), default=False
+    )
+    clause_compliance_assistance = models.BooleanField(
+        _("helps with security, breaches and impact assessments (f)"), default=False
+    )
+    clause_deletion = models.BooleanField(
+        _("deletes or returns the data at the end (g)"), default=False
+    )
+    clause_audits = models.BooleanField(
+        _("gives us information and allows audits (h)"), default=False
+    )
+    risk = models.CharField(_("risk"), max_length=10, choices=ProcessorRisk.choices, blank=True)
+    connection = models.OneToOneField(
+        "crmsync.Connection",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="processor",
+        verbose_name=_("CRM connection"),
+    )
+    # what the register's sync found it from ("crm:<connection id>", "esp:<provider>",
+    # "sms:<provider>"); empty for a processor the DPO added
+    system_key = models.CharField(
+        _("found from"), max_length=100, unique=True, null=True, blank=True, editable=False
+    )
+    is_active = models.BooleanField(
+        _("in use"),
+        default=True,
+        help_text=_("Untick when the contract has ended: the entry stays as a record."),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("processor")
+        verbose_name_plural = _("processor register")
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        """A transfer outside the EU/EEA needs its tool, and the tool its date (Art. 44-46)."""
+        errors: dict[str, Any] = {}
+        tool = self.transfer_tool
+        if self.outside_eu and tool == TransferTool.NONE:
+            errors["transfer_tool"] = _(
+                "%(country)s is outside the EU/EEA: choose the transfer tool (an adequacy "
+                "decision, the EU-US Data Privacy Framework or the standard contractual "
+                "clauses 2021/914)."
+            ) % {"country": self.country}
+        if tool == TransferTool.ADEQUACY and self.country not in ADEQUATE_COUNTRIES:
+            errors["transfer_tool"] = _(
+                "No adequacy decision covers this country; for the United States, choose "
+                "the EU-US Data Privacy Framework."
+            )
+        if tool == TransferTool.DPF and self.country != "US":
+            errors["transfer_tool"] = _("The Data Privacy Framework covers the United States only.")
+        if tool == TransferTool.DPF and self.dpf_checked_on is None:
+            errors["dpf_checked_on"] = _("Give the date the certification was checked.")
+        if tool == TransferTool.SCC and self.transfer_assessment_on is None:
+            errors["transfer_assessment_on"] = _(
+                "Standard contractual clauses go with a transfer impact assessment: give its date."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def outside_eu(self) -> bool | None:
+        """Whether the processor is outside the EU/EEA; None while its country is unknown."""
+        if not self.country:
+            return None
+        return self.country.upper() not in EEA_COUNTRIES

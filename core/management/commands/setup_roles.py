@@ -36,6 +36,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "campaigns.campaign": ("view", "add", "change", "send"),
         "campaigns.campaignstep": ("view", "add", "change", "delete"),
         "campaigns.recipient": ("view",),
+        # the register of processing activities (GDPR Art. 30) is read by the marketers
+        "privacy.processingactivity": ("view",),
     },
     DPO: {
         "consent.purpose": ("view", "add", "change"),
@@ -71,6 +73,9 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "campaigns.campaign": ("view", "add", "change", "send_notice"),
         "campaigns.campaignstep": ("view", "add", "change", "delete"),
         "campaigns.recipient": ("view",),
+        # the registers of processing activities and of processors (GDPR Art. 28, 30)
+        "privacy.processingactivity": ("view", "add", "change"),
+        "privacy.processor": ("view", "add", "change"),
     },
 }
 
