@@ -267,3 +267,25 @@ def campaign_make(purpose: Purpose | None = None, **kwargs: Any) -> Campaign:
         steps=kwargs.pop("steps", [email_step()]),
         **kwargs,
     )
+
+
+class ProcessorFactory(factory.django.DjangoModelFactory):
+    """A processor in the EU whose contract holds every clause: nothing left to complete."""
+
+    class Meta:
+        model = "privacy.Processor"
+
+    name = factory.Sequence(lambda n: f"Processor {n}")
+    service = "hosting"
+    country = "FR"
+    dpa_signed_on = factory.LazyFunction(lambda: timezone.localdate() - timedelta(days=90))
+    end_of_contract = "Deletion within 30 days, with a certificate."
+    risk = "low"
+    clause_instructions = True
+    clause_confidentiality = True
+    clause_security = True
+    clause_sub_processors = True
+    clause_rights_assistance = True
+    clause_compliance_assistance = True
+    clause_deletion = True
+    clause_audits = True
