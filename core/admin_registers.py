@@ -27,6 +27,7 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.encoding import force_str
 from django.utils.html import strip_tags
+from django.utils.translation import gettext as _
 
 from core.csvfiles import csv_text
 from core.models import AuditAction
@@ -120,10 +121,13 @@ class RegisterAdminMixin:
     def _value(self, entry: models.Model, name: str) -> str:
         """The value as a person reads it: choices by label, dates localised, no HTML."""
         try:
-            field, _attr, value = lookup_field(name, entry, self)  # type: ignore[arg-type]
+            field, attr, value = lookup_field(name, entry, self)  # type: ignore[arg-type]
         except ObjectDoesNotExist:
             return ""
         empty = ""
+        # the admin shows a boolean as an icon, which strip_tags would leave empty
+        if isinstance(field, models.BooleanField) or getattr(attr, "boolean", False):
+            return "" if value is None else str(_("yes") if value else _("no"))
         if field is not None and not isinstance(field, models.ManyToManyRel):
             shown = display_for_field(value, field, empty)
         else:

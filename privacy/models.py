@@ -305,7 +305,7 @@ class ProcessingActivity(models.Model):
 
     class Meta:
         verbose_name = _("processing activity")
-        verbose_name_plural = _("register of processing activities")
+        verbose_name_plural = _("processing activities (Art. 30 register)")
         ordering = ["kind", "purpose__slug", "id"]
         constraints = [
             models.UniqueConstraint(
@@ -476,7 +476,7 @@ class Processor(models.Model):
 
     class Meta:
         verbose_name = _("processor")
-        verbose_name_plural = _("processor register")
+        verbose_name_plural = _("processors (Art. 28 register)")
         ordering = ["name", "id"]
 
     def __str__(self) -> str:

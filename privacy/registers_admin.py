@@ -82,14 +82,18 @@ class ProcessingActivityAdmin(RegisterAdminMixin, admin.ModelAdmin):
     actions = None
 
     def get_fieldsets(self, request: HttpRequest, obj: ProcessingActivity | None = None) -> Any:
+        # a purpose's entry reads its name and legal basis from the purpose
+        of_a_purpose = obj is not None and obj.kind == ActivityKind.MARKETING
+        names = ["name_column"] if of_a_purpose else ["name_fr", "name_en"]
+        basis = [] if of_a_purpose else ["legal_basis"]
         return [
-            (None, {"fields": ["kind", "purpose", "name_fr", "name_en", "is_active"]}),
+            (None, {"fields": ["kind", "purpose", *names, "is_active"]}),
             (
                 _("The DPO's entries (empty: the default shown below)"),
                 {
                     "fields": [
                         "description",
-                        "legal_basis",
+                        *basis,
                         "data_subjects",
                         "data_categories",
                         "recipients",
@@ -138,7 +142,7 @@ class ProcessingActivityAdmin(RegisterAdminMixin, admin.ModelAdmin):
             return shown
         # a purpose's entry follows the purpose: it is active as the purpose is
         if obj.kind == ActivityKind.MARKETING:
-            return ("kind", "purpose", "is_active", "legal_basis", *shown)
+            return ("kind", "purpose", "name_column", "is_active", *shown)
         return ("kind", "purpose", *shown)
 
     def changelist_view(
