@@ -275,6 +275,7 @@ def transfer_safeguard(processor: Processor) -> str:
 def activity_transfers(activity: ProcessingActivity) -> str:
     """Transfers outside the EU/EEA and their safeguards (Art. 30(1)(e)): the processor
     register's, read live, then the DPO's notes."""
+    processors = _processors_of(activity)
     lines = [
         _("%(name)s (%(country)s): %(safeguard)s")
         % {
@@ -282,8 +283,13 @@ def activity_transfers(activity: ProcessingActivity) -> str:
             "country": processor.country,
             "safeguard": transfer_safeguard(processor),
         }
-        for processor in _processors_of(activity)
+        for processor in processors
         if processor.outside_eu
+    ]
+    lines += [
+        _("%(name)s: country unknown (to complete)") % {"name": processor.name}
+        for processor in processors
+        if processor.outside_eu is None
     ]
     if not lines:
         lines = [_("None known: every processor is in the EU/EEA.")]

@@ -219,6 +219,17 @@ def test_recipients_and_transfers_list_the_register_s_processors_live() -> None:
     assert audit_transfers == "None known: every processor is in the EU/EEA."
 
 
+def test_a_processor_of_unknown_country_is_not_taken_for_one_in_the_eu() -> None:
+    processing_register_sync()
+    ProcessorFactory(name="SMTP (mail.example.net)", service="email", country="")
+    requests = ProcessingActivity.objects.get(kind=ActivityKind.RIGHTS_REQUESTS)
+
+    with translation.override("en"):
+        assert activity_transfers(requests) == (
+            "SMTP (mail.example.net): country unknown (to complete)"
+        )
+
+
 def test_a_marketing_entry_names_its_purpose_and_any_other_names_itself() -> None:
     with pytest.raises(ValidationError) as no_purpose:
         ProcessingActivity(kind=ActivityKind.MARKETING).full_clean()
