@@ -4,15 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('consent', '0021_consent_state_actor'),
+        ("consent", "0021_consent_state_actor"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='consentrecord',
-            name='source_kind',
-            field=models.CharField(choices=[('web_form', 'Web form'), ('preference_center', 'Preference center'), ('api', 'API'), ('import', 'Import'), ('crm', 'CRM'), ('admin', 'Admin'), ('paper_form', 'Paper form'), ('email_confirmation', 'Email confirmation'), ('one_click_unsubscribe', 'One-click unsubscribe'), ('system', 'Automatic job'), ('merge', 'Contact merge'), ('phone_call', 'Phone call')], max_length=30, verbose_name='source'),
+            model_name="consentrecord",
+            name="source_kind",
+            field=models.CharField(
+                choices=[
+                    ("web_form", "Web form"),
+                    ("preference_center", "Preference center"),
+                    ("api", "API"),
+                    ("import", "Import"),
+                    ("crm", "CRM"),
+                    ("admin", "Admin"),
+                    ("paper_form", "Paper form"),
+                    ("email_confirmation", "Email confirmation"),
+                    ("one_click_unsubscribe", "One-click unsubscribe"),
+                    ("system", "Automatic job"),
+                    ("merge", "Contact merge"),
+                    ("phone_call", "Phone call"),
+                ],
+                max_length=30,
+                verbose_name="source",
+            ),
         ),
     ]

@@ -4,14 +4,25 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('contacts', '0015_deliverability_feedback'),
+        ("contacts", "0015_deliverability_feedback"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='contact',
-            options={'ordering': ['-created_at'], 'permissions': [('change_email_contact', 'Can change the email address of a contact'), ('merge_contact', 'Can merge two contacts'), ('record_offline_consent_contact', 'Can record a consent from a paper form or a phone call')], 'verbose_name': 'contact', 'verbose_name_plural': 'contacts'},
+            name="contact",
+            options={
+                "ordering": ["-created_at"],
+                "permissions": [
+                    ("change_email_contact", "Can change the email address of a contact"),
+                    ("merge_contact", "Can merge two contacts"),
+                    (
+                        "record_offline_consent_contact",
+                        "Can record a consent from a paper form or a phone call",
+                    ),
+                ],
+                "verbose_name": "contact",
+                "verbose_name_plural": "contacts",
+            },
         ),
     ]

@@ -4,15 +4,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0010_audit_crm_connections'),
+        ("core", "0010_audit_crm_connections"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='action',
-            field=models.CharField(choices=[('view_contact', 'Viewed a contact'), ('export', 'Downloaded an export'), ('erasure', 'Erased a contact'), ('request_change', 'Handled a privacy request'), ('link_renewal', 'Renewed a preference link'), ('list_contacts', 'Listed or searched contacts'), ('view_outbox_event', 'Viewed a CRM outbox payload'), ('restriction', 'Restricted processing'), ('restriction_lifted', 'Lifted a processing restriction'), ('import_contacts', 'Imported a contact list'), ('returned_mail', 'Uploaded a returned-mail file'), ('merge', 'Merged two contacts'), ('proof_archive_read', "Read an erased person's proof archive"), ('frequency_cap', "Changed a channel's frequency cap"), ('crm_connection', 'Changed a CRM connection'), ('dead_letter_replay', 'Replayed CRM dead letters'), ('offline_consent', 'Recorded a consent from a paper form or a phone call')], max_length=30, verbose_name='action'),
+            model_name="auditevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("view_contact", "Viewed a contact"),
+                    ("export", "Downloaded an export"),
+                    ("erasure", "Erased a contact"),
+                    ("request_change", "Handled a privacy request"),
+                    ("link_renewal", "Renewed a preference link"),
+                    ("list_contacts", "Listed or searched contacts"),
+                    ("view_outbox_event", "Viewed a CRM outbox payload"),
+                    ("restriction", "Restricted processing"),
+                    ("restriction_lifted", "Lifted a processing restriction"),
+                    ("import_contacts", "Imported a contact list"),
+                    ("returned_mail", "Uploaded a returned-mail file"),
+                    ("merge", "Merged two contacts"),
+                    ("proof_archive_read", "Read an erased person's proof archive"),
+                    ("frequency_cap", "Changed a channel's frequency cap"),
+                    ("crm_connection", "Changed a CRM connection"),
+                    ("dead_letter_replay", "Replayed CRM dead letters"),
+                    ("offline_consent", "Recorded a consent from a paper form or a phone call"),
+                ],
+                max_length=30,
+                verbose_name="action",
+            ),
         ),
     ]
