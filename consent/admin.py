@@ -301,6 +301,11 @@ class OfflineConsentForm(StaffConsentForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # a withdrawal stays possible once a purpose is retired (GDPR Art. 7(3)); the write
+        # path refuses a grant of a retired purpose, under this field
+        purpose = self.fields["purpose"]
+        assert isinstance(purpose, forms.ModelChoiceField)  # noqa: S101 - declared above
+        purpose.queryset = Purpose.objects.order_by("slug")
         self.fields["given_at"].help_text = _(
             "When the person signed the form or made the call (YYYY-MM-DD HH:MM)."
         )

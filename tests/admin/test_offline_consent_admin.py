@@ -278,3 +278,45 @@ def test_a_later_phone_withdrawal_ends_the_grant(
     assert state.record == last_record(person)
     page = as_marketer.get(reverse("admin:contacts_contact_change", args=[person.pk]))
     assert "withdrew Newsletter by email via a phone call (CALL-77)" in page.content.decode()
+
+
+def test_a_channel_the_purpose_does_not_use_is_refused_on_that_field(
+    as_marketer: Client, person: Contact, newsletter: Purpose
+) -> None:
+    response = submit(
+        as_marketer,
+        person,
+        kind="phone_call",
+        purpose=newsletter.pk,
+        channel="postal",
+        action="grant",
+        given_at="2026-03-12 14:03",
+        reference="CALL-9",
+    )
+
+    assert response.status_code == 200
+    assert response.context["form"].errors == {
+        "channel": ["This purpose is not used on this channel."]
+    }
+
+
+def test_a_retired_purpose_can_still_be_withdrawn_but_not_granted(
+    as_marketer: Client, person: Contact, newsletter: Purpose
+) -> None:
+    grant(person, newsletter, given_at=timezone.now() - timedelta(days=30))
+    Purpose.objects.filter(pk=newsletter.pk).update(is_active=False)
+    call = {
+        "kind": "phone_call",
+        "purpose": newsletter.pk,
+        "channel": "email",
+        "given_at": (timezone.localtime() - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M"),
+        "reference": "CALL-10",
+    }
+
+    refused = submit(as_marketer, person, action="grant", **call)
+    withdrawn = submit(as_marketer, person, action="withdraw", **call)
+
+    assert refused.context["form"].errors == {"purpose": ["This purpose is no longer active."]}
+    assert withdrawn.status_code == 302
+    state = ConsentState.objects.get(contact=person, purpose=newsletter, channel="email")
+    assert state.status == "withdrawn"
