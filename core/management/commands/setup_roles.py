@@ -14,7 +14,8 @@ DPO = "DPO"
 # Nobody gets change or delete on the ledger: the model does not even define them.
 ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     MARKETERS: {
-        "contacts.contact": ("view", "add", "change"),
+        # record_offline_consent: a consent the person signed on paper or gave on the phone
+        "contacts.contact": ("view", "add", "change", "record_offline_consent"),
         "contacts.contactimport": ("view", "add"),
         "contacts.interest": ("view", "add", "change"),
         "contacts.timelineevent": ("view",),
@@ -55,7 +56,13 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "privacy.privacyrequestevent": ("view", "add"),
         # the decrypted proof of an erased person: read through an audited action only
         "privacy.proofarchiveentry": ("view", "read"),
-        "contacts.contact": ("view", "change", "change_email", "merge"),
+        "contacts.contact": (
+            "view",
+            "change",
+            "change_email",
+            "merge",
+            "record_offline_consent",
+        ),
         "contacts.contactimport": ("view", "add"),
         "contacts.interest": ("view",),
         "contacts.timelineevent": ("view",),
