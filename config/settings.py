@@ -473,6 +473,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crmsync.tasks.pull_connections",
         "schedule": timedelta(minutes=1),
     },
+    # the DPO reminded of a breach 24 and 48 hours after awareness (privacy.breaches)
+    "send-breach-reminders": {
+        "task": "privacy.tasks.send_breach_reminders",
+        "schedule": timedelta(minutes=15),
+    },
 }
 # How long a provider's event id is remembered so that a retried webhook is applied once
 # (ESPs retry for hours or a few days).

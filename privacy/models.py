@@ -1,6 +1,7 @@
 """Data-subject requests (GDPR Art. 12-21) and their status history."""
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -514,3 +515,134 @@ class Processor(models.Model):
         if not self.country:
             return None
         return self.country.upper() not in EEA_COUNTRIES
+
+
+# Breach register
+
+
+class BreachRisk(models.TextChoices):
+    """The risk to the persons' rights and freedoms (GDPR Art. 33(1), 34(1))."""
+
+    NONE = "none", _("Unlikely to result in a risk")
+    RISK = "risk", _("Risk")
+    HIGH = "high", _("High risk")
+
+
+class BreachStatus(models.TextChoices):
+    """Where a breach stands, derived from its fields (`Breach.status`), never stored."""
+
+    OPEN = "open", _("Open: the authority decision is pending")
+    LATE = "late", _("Late: past the 72-hour deadline without a decision")
+    NOTIFIED = "notified", _("Authority notified")
+    NOT_NOTIFIED = "not_notified", _("Decided not to notify the authority")
+    CLOSED = "closed", _("Closed")
+
+
+# GDPR Art. 33(1): the authority is notified within 72 hours of awareness.
+AUTHORITY_DEADLINE = timedelta(hours=72)
+# The DPO is reminded this long after awareness while the authority decision is pending.
+BREACH_REMINDERS = (timedelta(hours=24), timedelta(hours=48))
+
+
+class Breach(models.Model):
+    """A personal data breach in the register every controller keeps (GDPR Art. 33(5)),
+    notified or not: the facts, their effects, the remedial action, the decisions and why.
+
+    Written only by `privacy.breaches` (which computes the deadline); a register keeps its
+    history, so no entry is ever deleted.
+    """
+
+    reference = models.CharField(
+        _("reference"), max_length=200, help_text=_("A short title to name the breach by.")
+    )
+    aware_at = models.DateTimeField(
+        _("became aware at"),
+        help_text=_(
+            "When we became reasonably certain that personal data was breached: the "
+            "72 hours to notify the authority run from then (Art. 33(1))."
+        ),
+    )
+    authority_deadline = models.DateTimeField(_("authority deadline"), editable=False)
+    nature = models.TextField(_("what happened"))
+    persons_categories = models.TextField(_("categories of persons concerned"), blank=True)
+    persons_count = models.PositiveIntegerField(
+        _("approximate number of persons"), null=True, blank=True
+    )
+    records_categories = models.TextField(_("categories of records concerned"), blank=True)
+    records_count = models.PositiveIntegerField(
+        _("approximate number of records"), null=True, blank=True
+    )
+    consequences = models.TextField(_("likely consequences"), blank=True)
+    measures = models.TextField(_("measures taken or proposed"), blank=True)
+    risk = models.CharField(_("risk to the persons"), max_length=10, choices=BreachRisk.choices)
+    risk_reasoning = models.TextField(
+        _("why this risk level"),
+        help_text=_("Also for a breach not notified: the register shows the authority why."),
+    )
+    authority_notified_at = models.DateTimeField(_("authority notified at"), null=True, blank=True)
+    authority_reference = models.CharField(_("CNIL reference"), max_length=100, blank=True)
+    delay_reasons = models.TextField(
+        _("reasons for the delay"),
+        blank=True,
+        help_text=_("Required when the authority was notified after the 72 hours (Art. 33(1))."),
+    )
+    not_notified = models.BooleanField(_("decided not to notify the authority"), default=False)
+    not_notified_reason = models.TextField(_("why not notify the authority"), blank=True)
+    persons_told = models.BooleanField(_("persons concerned told"), default=False)
+    persons_told_at = models.DateTimeField(_("persons told at"), null=True, blank=True)
+    notification_campaign = models.ForeignKey(
+        "campaigns.Campaign",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("notification campaign"),
+    )
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    recorded_by = models.CharField(_("recorded by"), max_length=150, blank=True, editable=False)
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now, editable=False)
+    # The reminders to the DPO, each claimed by a conditional update so that it goes once.
+    reminded_24h_at = models.DateTimeField(
+        _("24-hour reminder sent at"), null=True, blank=True, editable=False
+    )
+    reminded_48h_at = models.DateTimeField(
+        _("48-hour reminder sent at"), null=True, blank=True, editable=False
+    )
+
+    class Meta:
+        verbose_name = _("personal data breach")
+        verbose_name_plural = _("breach register")
+        ordering = ["-aware_at", "-id"]
+        default_permissions = ("add", "change", "view")
+        indexes = [
+            models.Index(
+                fields=["aware_at"],
+                condition=models.Q(
+                    authority_notified_at__isnull=True, not_notified=False, closed_at__isnull=True
+                ),
+                name="breach_decision_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def decision_taken(self) -> bool:
+        """Whether the authority was notified or the decision not to notify was taken."""
+        return self.authority_notified_at is not None or self.not_notified
+
+    def status_at(self, now: datetime) -> BreachStatus:
+        """Where the breach stands at `now`, in the order a reader asks: closed, decided, late."""
+        if self.closed_at is not None:
+            return BreachStatus.CLOSED
+        if self.authority_notified_at is not None:
+            return BreachStatus.NOTIFIED
+        if self.not_notified:
+            return BreachStatus.NOT_NOTIFIED
+        return BreachStatus.LATE if now > self.authority_deadline else BreachStatus.OPEN
+
+    @property
+    def status(self) -> BreachStatus:
+        return self.status_at(timezone.now())

@@ -83,6 +83,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         # the registers of processing activities and of processors (GDPR Art. 28, 30)
         "privacy.processingactivity": ("view", "add", "change"),
         "privacy.processor": ("view", "add", "change"),
+        # the breach register (GDPR Art. 33(5)) keeps its history: nobody deletes an entry
+        "privacy.breach": ("view", "add", "change"),
     },
 }
 
