@@ -13,7 +13,6 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.utils import translation
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from freezegun import freeze_time
 
@@ -289,12 +288,10 @@ def test_the_reminder_is_in_french_with_the_deadline_in_words(
             "reference": "Fuite Dupont & fils",
             "remaining": _("in %(hours)s h") % {"hours": 48},
         }
-        deadline = date_format(breach.authority_deadline.astimezone(PARIS), "DATETIME_FORMAT")
     assert settings.LANGUAGE_CODE == "fr"
     assert str(make_header(decode_header(message["Subject"]))) == subject
     body = message_text(message)
-    assert "23 mars 2026 10:00" == deadline
-    assert deadline in body  # the French month, in Paris time
+    assert "23 mars 2026 10:00" in body  # the deadline: the French month, in Paris time
     assert f"{settings.SITE_URL}/admin/privacy/breach/{breach.pk}/change/" in body
     assert "&amp;" not in body
 
