@@ -495,3 +495,4 @@ class ProofArchiveEntryAdmin(admin.ModelAdmin):
 
 
 from privacy import registers_admin  # noqa: E402, F401 - the registers (Art. 28, 30)
+from privacy import breaches_admin  # noqa: E402, F401 - the breach register (Art. 33)
