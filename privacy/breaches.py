@@ -172,8 +172,7 @@ def breach_notify_persons(
     """Create the draft breach notification to the persons concerned (GDPR Art. 34), given
     as contact ids or as a segment, and link it to the breach. Its texts default to the
     breach's own; the DPO checks and sends the campaign (it bypasses the suppression list)."""
-    locked = Breach.objects.select_for_update().select_related("notification_campaign")
-    current = locked.get(pk=breach.pk).notification_campaign
+    current = Breach.objects.select_for_update().get(pk=breach.pk).notification_campaign
     if current is not None and current.status != CampaignStatus.CANCELLED:
         raise StructuredValidationError(
             {
