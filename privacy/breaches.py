@@ -204,6 +204,9 @@ def breach_reminders_send(*, now: datetime | None = None) -> int:
     sends it: two workers never both send it, and a failed send releases it for the next run.
     """
     now = now or timezone.now()
+    recipients = dpo_addresses()
+    if not recipients:
+        return 0  # nobody to tell: the marks stay free for when someone is
     sent = 0
     for mark, after, before in _reminder_windows():
         due = breaches_pending_decision().filter(
@@ -213,7 +216,7 @@ def breach_reminders_send(*, now: datetime | None = None) -> int:
             # past the next mark, only the next reminder is due: it says the same, later
             due = due.filter(aware_at__gt=now - before)
         for breach in due.order_by("aware_at"):
-            sent += _reminder_send(breach, mark, now)
+            sent += _reminder_send(breach, mark, now, recipients)
     return sent
 
 
@@ -223,7 +226,7 @@ def _reminder_windows() -> list[tuple[str, timedelta, timedelta | None]]:
     return [(mark, after, nxt) for (mark, after), nxt in zip(REMINDER_MARKS, nexts, strict=True)]
 
 
-def _reminder_send(breach: Breach, mark: str, now: datetime) -> int:
+def _reminder_send(breach: Breach, mark: str, now: datetime, recipients: list[str]) -> int:
     with transaction.atomic():
         claimed = (
             breaches_pending_decision()
@@ -231,9 +234,6 @@ def _reminder_send(breach: Breach, mark: str, now: datetime) -> int:
             .update(**{mark: now})
         )
         if not claimed:
-            return 0
-        recipients = dpo_addresses()
-        if not recipients:
             return 0
         elapsed = int((now - breach.aware_at).total_seconds() // 3600)
         email_send(

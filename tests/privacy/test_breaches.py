@@ -336,6 +336,29 @@ def test_a_breach_recorded_past_48_hours_gets_only_the_48_hour_reminder(
 
 
 @pytest.mark.django_db
+def test_without_anyone_to_tell_the_reminder_waits_for_someone(
+    settings: Any, mailbox: Mailbox
+) -> None:
+    # given a DPO reached by post only, and no DPO group yet
+    settings.DPO_CONTACT = "Délégué à la protection des données, 12 rue des Cyclistes, Lyon"
+    with freeze_time(AWARE + timedelta(minutes=20)):
+        breach = BreachFactory(aware_at=AWARE)
+
+    nobody = reminders(AWARE + timedelta(hours=24))
+    call_command("setup_roles", stdout=StringIO())
+    UserFactory(username="dpo-anne", email="anne@staff.example.fr").groups.add(
+        Group.objects.get(name=DPO)
+    )
+    anne = reminders(AWARE + timedelta(hours=24, minutes=15))
+
+    assert (nobody, anne) == (0, 1)
+    [message] = mailbox.messages
+    assert message["To"] == "anne@staff.example.fr"
+    breach.refresh_from_db()
+    assert breach.reminded_24h_at == AWARE + timedelta(hours=24, minutes=15)
+
+
+@pytest.mark.django_db
 def test_a_failed_send_leaves_the_reminder_to_the_next_run(
     dpo_team: list[str], mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
