@@ -78,6 +78,11 @@ class BreachForm(forms.ModelForm):
             )
         }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            self.fields["aware_at"].initial = timezone.now
+
     def clean(self) -> dict[str, Any]:
         # The service refuses it too, but only a form error shows next to its field.
         data = super().clean() or {}
@@ -229,7 +234,7 @@ class BreachAdmin(RegisterAdminMixin, admin.ModelAdmin):
             gettext("Data protection officer"): identity["dpo_contact"],
         }
 
-    @admin.display(description=_("deadline"))
+    @admin.display(description=_("time left"))
     def deadline(self, obj: Breach) -> str:
         return breach_deadline_in_words(breach=obj) or "-"
 
