@@ -494,5 +494,5 @@ class ProofArchiveEntryAdmin(admin.ModelAdmin):
         )
 
 
-from privacy import registers_admin  # noqa: E402, F401 - the registers (Art. 28, 30)
-from privacy import breaches_admin  # noqa: E402, F401 - the breach register (Art. 33)
+# the registers (GDPR Art. 28, 30, 33)
+from privacy import breaches_admin, registers_admin  # noqa: E402, F401
