@@ -6,7 +6,6 @@ Every write to a breach goes through the services here; the admin and the beat j
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict, Unpack
 
@@ -16,7 +15,6 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -27,6 +25,7 @@ from core.errors import StructuredValidationError
 from core.links import site_url
 from core.management.commands.setup_roles import DPO
 from privacy.models import AUTHORITY_DEADLINE, BREACH_REMINDERS, Breach, BreachRisk
+from privacy.selectors import breach_time_left, breaches_pending_decision
 
 
 class BreachFields(TypedDict, total=False):
@@ -242,7 +241,7 @@ def _reminder_send(breach: Breach, mark: str, now: datetime, recipients: list[st
                 "breach": breach,
                 "elapsed_hours": elapsed,
                 "deadline": breach.authority_deadline,
-                "remaining": _remaining(breach, now),
+                "remaining": breach_time_left(breach=breach, now=now),
                 "link": site_url("admin:privacy_breach_change", breach.pk),
             },
             to=recipients,
@@ -269,73 +268,3 @@ def dpo_addresses() -> list[str]:
         addresses.append(settings.DPO_CONTACT)
     unique = {address.strip().lower(): address.strip() for address in addresses}
     return sorted(unique.values())
-
-
-# Reads.
-
-
-def breaches_pending_decision() -> QuerySet[Breach]:
-    """Open breaches whose authority decision is pending: not notified, no decision not to
-    notify, not closed."""
-    return Breach.objects.filter(
-        authority_notified_at__isnull=True, not_notified=False, closed_at__isnull=True
-    )
-
-
-@dataclass(frozen=True)
-class Remaining:
-    """The time left until a breach's authority deadline, or by how much it is past."""
-
-    hours: int
-    minutes: int
-    late: bool
-
-    def __str__(self) -> str:
-        if self.late:
-            if self.hours:
-                return _("late by %(hours)s h") % {"hours": self.hours}
-            return _("late by %(minutes)s min") % {"minutes": self.minutes}
-        if self.hours:
-            return _("in %(hours)s h") % {"hours": self.hours}
-        return _("in %(minutes)s min") % {"minutes": self.minutes}
-
-
-def _remaining(breach: Breach, now: datetime) -> Remaining:
-    seconds = (breach.authority_deadline - now).total_seconds()
-    late = seconds < 0
-    whole_minutes = int(abs(seconds) // 60)
-    return Remaining(hours=whole_minutes // 60, minutes=whole_minutes, late=late)
-
-
-def breach_deadline_in_words(*, breach: Breach, now: datetime | None = None) -> str:
-    """The authority deadline as the DPO reads it: "in 14 h", "late by 3 h"; empty once the
-    decision is taken (the status says which)."""
-    if breach.decision_taken or breach.closed_at is not None:
-        return ""
-    return str(_remaining(breach, now or timezone.now()))
-
-
-@dataclass(frozen=True)
-class BreachDeadline:
-    """A breach whose authority decision is pending, with the time left (`remaining`)."""
-
-    breach: Breach
-    remaining: Remaining
-
-    @property
-    def late(self) -> bool:
-        return self.remaining.late
-
-    @property
-    def hours_left(self) -> int:
-        """Whole hours until the deadline; negative when late, by that many."""
-        return -self.remaining.hours if self.late else self.remaining.hours
-
-
-def breaches_within_deadline(now: datetime | None = None) -> list[BreachDeadline]:
-    """The open breaches whose authority decision is pending (GDPR Art. 33(1)), the earliest
-    deadline (the latest ones) first: each with its hours left, or how late it is; for the
-    DPO's dashboard."""
-    now = now or timezone.now()
-    pending = breaches_pending_decision().order_by("authority_deadline", "pk")
-    return [BreachDeadline(breach=breach, remaining=_remaining(breach, now)) for breach in pending]

@@ -25,15 +25,9 @@ from contacts.selectors import contacts_find_many
 from core.admin import adopt_saved_instance
 from core.admin_registers import RegisterAdminMixin
 from core.errors import StructuredValidationError
-from privacy.breaches import (
-    breach_check,
-    breach_deadline_in_words,
-    breach_notify_persons,
-    breach_record,
-    breach_update,
-    breaches_pending_decision,
-)
+from privacy.breaches import breach_check, breach_notify_persons, breach_record, breach_update
 from privacy.models import Breach, BreachStatus
+from privacy.selectors import breach_deadline_in_words, breaches_pending_decision
 
 # What staff write on a breach, in the order of the page.
 WRITTEN = (

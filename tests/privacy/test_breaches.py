@@ -20,14 +20,13 @@ from campaigns.models import CampaignKind, CampaignStatus
 from core.errors import StructuredValidationError
 from core.management.commands.setup_roles import DPO
 from privacy.breaches import (
-    breach_deadline_in_words,
     breach_notify_persons,
     breach_record,
     breach_reminders_send,
     breach_update,
-    breaches_within_deadline,
 )
 from privacy.models import Breach, BreachStatus
+from privacy.selectors import breach_deadline_in_words, breaches_within_deadline
 from privacy.tasks import send_breach_reminders
 from tests.conftest import Mailbox, message_text
 from tests.consent.concurrency import run_concurrently
