@@ -21,7 +21,7 @@ COLOURS = ("#0072B2", "#C25400", "#007A5E", "#A4509A", "#5E5E5E", "#8A6D00")
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2", "10 4")
 WIDTH = 560
 PLOT_HEIGHT = 160
-LEFT = 48  # room for the scale's numbers
+LEFT = 64  # room for the scale's numbers
 TOP = 30  # room for the legend
 BOTTOM = 24  # room for the labels under the plot
 LEGEND_ITEM_WIDTH = 130
@@ -61,11 +61,14 @@ class Chart:
             for index, label in enumerate(self.labels)
         ]
 
-    def format(self, value: Value) -> str:
+    def format(self, value: Value, scale: bool = False) -> str:
+        """A value as the table writes it; on the scale, a percentage without decimals."""
         if value is None:
             return "—"
         if self.unit == "%":
-            return number_format(value, decimal_pos=1) + " %"
+            return number_format(value, decimal_pos=0 if scale else 1) + " %"
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         return number_format(value, force_grouping=True)
 
     def highest(self) -> float:
@@ -138,7 +141,7 @@ def _scale(chart: Chart) -> SafeString:
         base + 4,
         LEFT - 6,
         TOP + 4,
-        chart.format(chart.highest()),
+        chart.format(chart.highest(), scale=True),
         labels,
     )
 
