@@ -10,6 +10,7 @@ from html import unescape
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.core.management import call_command
@@ -24,7 +25,7 @@ from campaigns.selectors import campaign_stats
 from consent.eligibility import eligible_contacts
 from consent.ledger import LedgerProblem, LedgerReport, ledger_seal, ledger_verification_record
 from consent.models import ConsentRateSnapshot, Purpose
-from consent.tasks import snapshot_consent_rates
+from consent.tasks import snapshot_consent_rates, verify_ledger
 from contacts.models import ContactStatus, SuppressionReason, TimelineEvent, TimelineKind
 from contacts.services import suppressions_add_many
 from core.dashboard import consent_rates, last_weeks, unsubscribes_and_complaints
@@ -324,6 +325,19 @@ def test_the_last_verification_is_recorded_by_the_command_and_shown(as_dpo: Clie
 
     assert JobRun.objects.filter(job="verify-ledger").count() == 1
     assert "intact" in seal_facts(as_dpo.get(HOME).content.decode())["Last verification"]
+
+
+def test_the_daily_verification_task_records_its_outcome_too(db: None) -> None:
+    with freeze_time(NOW):
+        assert verify_ledger() == 0
+
+    assert JobRun.objects.get(job="verify-ledger").key == "2026-11-26T09:00:00Z ok"
+
+
+def test_the_snapshot_of_the_rates_is_a_daily_beat_job() -> None:
+    entry = settings.CELERY_BEAT_SCHEDULE["snapshot-consent-rates"]
+
+    assert entry["task"] == snapshot_consent_rates.name
 
 
 def test_a_failed_verification_shows_how_many_problems_and_the_first(as_dpo: Client) -> None:
