@@ -52,6 +52,7 @@ from contacts.models import Suppression, SuppressionReason, TimelineEvent, Timel
 from core.charts import Chart, Series
 from core.models import JobRun
 from privacy.models import PrivacyRequest, PrivacyRequestStatus
+from privacy.selectors import breaches_within_deadline
 
 DPO_PERMISSION = "privacy.view_privacyrequest"
 MARKETER_PERMISSION = "campaigns.view_campaign"
@@ -151,12 +152,33 @@ def dpo_dashboard(now: datetime) -> dict[str, Any]:
     weeks = last_weeks(now)
     purposes = list(Purpose.objects.filter(is_active=True).order_by("slug"))
     return {
+        "breaches": breaches_pending(now),
         "requests": privacy_deadlines(now),
         "rates": consent_rates(purposes, weeks),
         "feedback": unsubscribes_and_complaints(weeks),
         "suppressions": suppression_counts(),
         "seal": seal_status(now),
         "verification": last_verification(now),
+    }
+
+
+def breaches_pending(now: datetime) -> dict[str, Any]:
+    """The breaches whose authority decision is pending (GDPR Art. 33(1), 72 hours), the
+    nearest deadline first, with the time left in words: their count and the first few.
+    One query (`privacy.selectors.breaches_within_deadline`)."""
+    pending = breaches_within_deadline(now)
+    return {
+        "count": len(pending),
+        "rows": [
+            {
+                "url": reverse("admin:privacy_breach_change", args=[item.breach.pk]),
+                "reference": item.breach.reference,
+                "deadline": item.breach.authority_deadline,
+                "remaining": str(item.remaining),
+                "late": item.late,
+            }
+            for item in pending[:LIST_LENGTH]
+        ],
     }
 
 

@@ -15,6 +15,7 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
+from django.template.loader import get_template
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -30,10 +31,11 @@ from contacts.models import ContactStatus, SuppressionReason, TimelineEvent, Tim
 from contacts.services import suppressions_add_many
 from core.dashboard import consent_rates, last_weeks, unsubscribes_and_complaints
 from core.models import JobRun
-from privacy.models import PrivacyRequest, PrivacyRequestStatus
+from privacy.models import Breach, PrivacyRequest, PrivacyRequestStatus
 from tests.admin.conftest import otp_verified_login
 from tests.campaigns.test_stats import campaign_with_feedback
 from tests.factories import (
+    BreachFactory,
     ContactFactory,
     PrivacyRequestFactory,
     PurposeFactory,
@@ -354,9 +356,27 @@ def test_a_failed_verification_shows_how_many_problems_and_the_first(as_dpo: Cli
     assert "intact" not in check
 
 
-def test_the_dpo_dashboard_has_the_breaches_slot() -> None:
-    from django.template.loader import get_template
+def test_the_dpo_sees_the_breaches_awaiting_the_authority_decision_with_time_left(
+    dpo: object, frozen: None
+) -> None:
+    pending = BreachFactory(aware_at=timezone.now() - timedelta(hours=1))
+    overdue = BreachFactory(aware_at=timezone.now() - timedelta(hours=75))
+    decided = BreachFactory()
+    Breach.objects.filter(pk=decided.pk).update(not_notified=True)
 
+    text = client_for(dpo).get(HOME).content.decode()
+
+    assert "2 breaches awaiting the decision to notify the authority" in text
+    for breach in (pending, overdue):
+        assert reverse("admin:privacy_breach_change", args=[breach.pk]) in text
+    assert reverse("admin:privacy_breach_change", args=[decided.pk]) not in text
+    assert "in 71 h" in text
+    assert "late by 3 h" in text
+    # the nearest deadline (the one already past) first
+    assert text.index(overdue.reference) < text.index(pending.reference)
+
+
+def test_the_breaches_panel_is_a_block_the_templates_can_replace() -> None:
     source = get_template("admin/dashboard_index.html").template.source
 
     assert "{% block breaches %}" in source

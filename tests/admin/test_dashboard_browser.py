@@ -15,7 +15,7 @@ from privacy.models import PrivacyRequest
 from tests.admin.conftest import otp_verified_login
 from tests.api.live import LIVE_DB
 from tests.campaigns.test_stats import campaign_with_feedback
-from tests.factories import ContactFactory, PrivacyRequestFactory, UserFactory, grant
+from tests.factories import BreachFactory, ContactFactory, PrivacyRequestFactory, UserFactory, grant
 from tests.preferences.browser import blocking_violations, chromium
 
 pytestmark = [pytest.mark.slow, LIVE_DB]
@@ -58,13 +58,14 @@ def page(browser: Browser, live_server: Any) -> Iterator[Page]:
 
 
 def test_both_dashboards_fit_a_1366_px_screen_under_the_csp_and_pass_axe(page: Page) -> None:
-    # given: a campaign with results, consents, and a late request with a long status history
+    # given: a campaign with results, consents, a late request and a breach with a long name
     campaign = campaign_with_feedback()
     offers = campaign.purpose
     for _ in range(3):
         grant(ContactFactory(), offers, "email")
     request = PrivacyRequestFactory()
     PrivacyRequest.objects.filter(pk=request.pk).update(due_at=timezone.now() - timedelta(days=2))
+    BreachFactory(reference="Fuite-du-fichier-clients-exporté-vers-un-prestataire-" * 3)
 
     for view, heading in (("dpo", "DPO dashboard"), ("marketer", "Marketing dashboard")):
         page.goto("/admin/?view=" + view)
