@@ -6,6 +6,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -146,3 +148,37 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             label = str(obj.contact)
         url = reverse("admin:core_auditevent_changelist") + f"?contact__id__exact={obj.contact_id}"
         return format_html('<a href="{}">{}</a>', url, label)
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class StaffUserAdmin(UserAdmin):
+    """Django's user admin, for the Administrators role too: only a superuser makes or changes
+    a superuser or grants a permission outside the roles (groups from `setup_roles`)."""
+
+    SUPERUSER_ONLY_FIELDS = ("is_superuser", "user_permissions")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        return [
+            (name, {**options, "fields": self._allowed(options["fields"])})
+            for name, options in fieldsets
+        ]
+
+    def _allowed(self, fields: Sequence[str]) -> tuple[str, ...]:
+        return tuple(field for field in fields if field not in self.SUPERUSER_ONLY_FIELDS)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
