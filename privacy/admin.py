@@ -218,6 +218,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
     # Narrow enough for a 1,366 px screen: the deadline in words first, the held flag with
     # the status, the exact due date in the deadline's tooltip and on the request's page.
     list_display = ("deadline", "type", "contact", "status_and_hold", "received_at")
+    list_display_links = ("type",)  # a closed request has no deadline to click
     list_filter = (
         DeadlineFilter,
         "status",
