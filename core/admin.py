@@ -295,7 +295,7 @@ class StaffUserAdmin(UserAdmin):
             for name, options in fieldsets
         ]
 
-    def _allowed(self, fields: Sequence[str]) -> tuple[str, ...]:
+    def _allowed(self, fields: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(field for field in fields if field not in self.SUPERUSER_ONLY_FIELDS)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
