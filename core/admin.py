@@ -19,7 +19,13 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django_celery_beat import admin as celery_beat_admin
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
 
 from contacts.models import ContactStatus
 from core.models import ApiClient, AuditEvent, Scope
@@ -323,8 +329,41 @@ class TaskNameListFilter(admin.AllValuesFieldListFilter):
         self.title = str(_("task name"))
 
 
-admin.site.unregister(PeriodicTask)
-admin.site.unregister(CrontabSchedule)
+class PeriodicTaskInline(celery_beat_admin.PeriodicTaskInline):
+    """The tasks a schedule runs, with the task's name in words ("Task Name" is not marked
+    for translation by the app)."""
+
+    fields = ("name", "task_name", "args", "kwargs")
+    readonly_fields = fields
+
+    @admin.display(description=_("task name"))
+    def task_name(self, obj: PeriodicTask) -> str:
+        return obj.task
+
+
+for schedule_model in (
+    PeriodicTask,
+    CrontabSchedule,
+    IntervalSchedule,
+    SolarSchedule,
+    ClockedSchedule,
+):
+    admin.site.unregister(schedule_model)
+
+
+@admin.register(IntervalSchedule)
+class IntervalScheduleAdmin(celery_beat_admin.IntervalScheduleAdmin):
+    inlines = [PeriodicTaskInline]
+
+
+@admin.register(SolarSchedule)
+class SolarScheduleAdmin(celery_beat_admin.SolarScheduleAdmin):
+    inlines = [PeriodicTaskInline]
+
+
+@admin.register(ClockedSchedule)
+class ClockedScheduleAdmin(celery_beat_admin.ClockedScheduleAdmin):
+    inlines = [PeriodicTaskInline]
 
 
 @admin.register(PeriodicTask)
@@ -343,6 +382,7 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):
 
 @admin.register(CrontabSchedule)
 class CrontabScheduleAdmin(celery_beat_admin.CrontabScheduleAdmin):
+    inlines = [PeriodicTaskInline]
     list_display = ("__str__", "in_words")
     fields = (
         "in_words",

@@ -125,3 +125,26 @@ def test_an_administrator_sees_no_personal_data_nor_the_ledger(
     ContactFactory()
 
     assert as_administrator.get(reverse(page)).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "admin:django_celery_beat_periodictask_changelist",
+        "admin:django_celery_beat_periodictask_add",
+        "admin:django_celery_beat_crontabschedule_changelist",
+        "admin:django_celery_beat_crontabschedule_add",
+        "admin:django_celery_beat_intervalschedule_add",
+    ],
+)
+def test_the_schedules_pages_name_every_column_in_translatable_words(
+    as_administrator: Client, page: str
+) -> None:
+    every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
+    PeriodicTask.objects.create(name="demo job", task="core.tasks.demo", interval=every_hour)
+
+    text = as_administrator.get(reverse(page)).content.decode()
+
+    # django-celery-beat's own labels that no catalogue can translate
+    for label in ("Task Name", "Scheduler", "Crontab translation", "Human readable"):
+        assert label not in text
