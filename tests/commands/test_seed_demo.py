@@ -1,12 +1,17 @@
+from datetime import timedelta
 from io import StringIO
 
 import pytest
+from dateutil.relativedelta import relativedelta
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.test import RequestFactory
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from campaigns.models import Campaign, Recipient
+from campaigns.selectors import campaign_stats
 from consent.ledger import ledger_verify
 from consent.models import (
     ConsentEvidence,
@@ -19,8 +24,11 @@ from consent.models import (
 from consent.selectors import privacy_notice_current, privacy_notice_versions_unknown
 from consent.services import purpose_wording_update
 from contacts.models import Contact, Interest, TimelineEvent
+from contacts.selectors import suppression_reason
 from core.models import ApiClient
 from crmsync.models import OutboxEvent
+from privacy.models import PrivacyRequest
+from privacy.services import OPEN_STATUSES
 
 pytestmark = pytest.mark.django_db
 
@@ -146,3 +154,72 @@ def test_it_stores_the_privacy_notice_its_consents_name():
     assert not privacy_notice_versions_unknown().exists()
     for purpose in Purpose.objects.filter(legal_basis="legitimate_interests"):
         purpose.full_clean()  # each states the interest it pursues
+
+
+# --- the DPO, the register of requests and a campaign with its results ----------------------
+
+
+def test_the_dpo_logs_in_and_is_in_the_dpo_group():
+    output = seed()
+
+    assert "dpo / dpo-demo-2026" in output
+    login_request = RequestFactory().post("/admin/login/")
+    dpo = authenticate(login_request, username="dpo", password="dpo-demo-2026")
+    assert dpo.is_staff and not dpo.is_superuser
+    assert list(dpo.groups.values_list("name", flat=True)) == ["DPO"]
+    assert dpo.has_perm("privacy.view_privacyrequest") and dpo.has_perm("core.view_auditevent")
+
+
+def test_requests_are_late_due_this_week_due_later_and_completed():
+    seed()
+
+    now = timezone.now()
+    open_requests = PrivacyRequest.objects.filter(status__in=OPEN_STATUSES)
+    completed = PrivacyRequest.objects.filter(status="completed")
+    assert open_requests.filter(due_at__lt=now).count() == 1
+    assert open_requests.filter(due_at__gte=now, due_at__lte=now + timedelta(days=7)).count() == 1
+    assert open_requests.filter(due_at__gt=now + timedelta(days=7)).count() == 1
+    assert completed.count() == 1
+    (done,) = completed
+    assert done.history.filter(status="completed", by="dpo").exists()
+    for request in PrivacyRequest.objects.all():  # each through the filing path, with history
+        assert request.history.filter(status__in=["received", "verified"]).exists()
+        assert request.due_at == timezone.localtime(request.received_at) + relativedelta(months=1)
+
+
+def test_a_campaign_was_sent_and_has_results():
+    seed()
+
+    campaign = Campaign.objects.get(status="sent")
+    stats = campaign_stats(campaign)
+    assert stats["sent"] >= 3
+    assert stats["delivered"] >= 2
+    assert stats["bounced"] == 1 and stats["unsubscribed"] == 1
+    assert Contact.objects.get(email="hugo.petit@example.fr").email_deliverability == "hard_bounce"
+    jordan = Contact.objects.get(email="jordan.smith@example.com")
+    assert suppression_reason(kind="email", value=jordan.email) == "global_unsubscribe"
+    assert ConsentRecord.objects.filter(
+        contact=jordan, action="withdraw", source_kind="preference_center"
+    ).exists()
+    assert ledger_verify() == []
+
+
+def test_a_second_run_sends_and_files_nothing_more():
+    seed()
+    before = (
+        PrivacyRequest.objects.count(),
+        Campaign.objects.count(),
+        Recipient.objects.count(),
+        list(Recipient.objects.order_by("pk").values_list("status", "delivered_at")),
+    )
+
+    output = seed()
+
+    after = (
+        PrivacyRequest.objects.count(),
+        Campaign.objects.count(),
+        Recipient.objects.count(),
+        list(Recipient.objects.order_by("pk").values_list("status", "delivered_at")),
+    )
+    assert after == before
+    assert "Privacy requests: 0 created" in output

@@ -79,3 +79,21 @@ def test_running_it_twice_changes_nothing_and_restores_drifted_groups():
     assert Group.objects.filter(name__in=["Marketers", "DPO"]).count() == 2
     assert {name: permissions(name) for name in ("Marketers", "DPO")} == first
     assert user.groups.get() == marketers  # members are kept
+
+
+def test_administrators_run_the_tool_and_never_touch_the_ledger_or_contacts():
+    setup_roles()
+
+    granted = permissions("Administrators")
+
+    assert {
+        "auth.add_user",
+        "auth.change_user",
+        "auth.view_group",
+        "core.add_apiclient",
+        "crmsync.change_connection",
+        "django_celery_beat.change_periodictask",
+        "otp_totp.delete_totpdevice",
+    } <= granted
+    assert not {p for p in granted if p.split(".")[0] in {"consent", "contacts", "privacy"}}
+    assert not {"auth.change_group", "auth.delete_user", "otp_totp.add_totpdevice"} & granted

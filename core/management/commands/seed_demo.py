@@ -1,8 +1,10 @@
-"""`manage.py seed_demo`: demo users, purposes, interests, contacts and consents (idempotent).
+"""`manage.py seed_demo`: demo users, purposes, interests, contacts and consents, privacy
+requests at every point of their deadline and a sent campaign with its results (idempotent).
 
-Everything goes through the services (consents through consent_record with full evidence),
-never straight into the ledger. What already exists is left alone, so a second run changes
-nothing.
+Everything goes through the services (consents through consent_record with full evidence,
+requests through privacy_request_file, the campaign through campaign_send and the sending
+and feedback paths), never straight into the tables. What already exists is left alone, so
+a second run changes nothing.
 """
 
 from dataclasses import dataclass, field
@@ -18,6 +20,9 @@ from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from campaigns.models import Campaign, CampaignStatus, Recipient, RecipientStatus
+from campaigns.sending import campaign_advance, campaign_send, step_batch_send
+from campaigns.services import SegmentCriteria, campaign_create
 from consent.models import (
     ConsentAction,
     ConsentRecord,
@@ -36,13 +41,18 @@ from consent.services import (
     privacy_notice_save,
     purpose_wording_update,
 )
-from contacts.models import Contact, Interest
+from contacts.deliverability import deliverability_event_apply
+from contacts.models import Contact, DeliverabilityEventType, Interest
 from contacts.services import contact_upsert
-from core.management.commands.setup_roles import MARKETERS
+from core.management.commands.setup_roles import DPO, MARKETERS
 from core.models import ApiClient, Scope
+from preferences.services import Visit, preferences_unsubscribe_all
+from privacy.models import PrivacyRequest, PrivacyRequestStatus, PrivacyRequestType
+from privacy.services import privacy_request_file, privacy_request_transition
 
 ADMIN_USERNAME, ADMIN_PASSWORD = "admin", "admin-demo-2026"
 MARKETER_USERNAME, MARKETER_PASSWORD = "marketer", "marketer-demo-2026"
+DPO_USERNAME, DPO_PASSWORD = "dpo", "dpo-demo-2026"
 DEMO_API_CLIENT = "demo-form"
 POLICY_VERSION = "2026-01"
 FORM_URL = "https://www.example.fr/inscription"
@@ -352,6 +362,66 @@ CONTACTS = [
 ]
 
 
+@dataclass(frozen=True)
+class DemoRequest:
+    """A data-subject request of a demo contact, received `days_ago` (due a month later)."""
+
+    reference: str  # its source reference: how a second run knows it is there
+    email: str
+    type: str
+    days_ago: int
+    details: str
+    completed_note: str = ""  # the DPO completed it, with this note
+
+
+# One late, one due this week, one due later, one completed (the DPO's register).
+REQUESTS = [
+    DemoRequest(
+        "seed-demo:late",
+        "thomas.bernard@example.fr",
+        PrivacyRequestType.RECTIFICATION,
+        days_ago=40,
+        details="Mon numéro de téléphone a changé : +32 470 99 88 77.",
+    ),
+    DemoRequest(
+        "seed-demo:this-week",
+        "emma.jones@example.org",
+        PrivacyRequestType.ACCESS,
+        days_ago=27,
+        details="Please send me a copy of all the data you hold about me.",
+    ),
+    DemoRequest(
+        "seed-demo:later",
+        "lea.dubois@example.fr",
+        PrivacyRequestType.PORTABILITY,
+        days_ago=3,
+        details="Je souhaite récupérer mes données dans un format réutilisable.",
+    ),
+    DemoRequest(
+        "seed-demo:completed",
+        "camille.martin@example.fr",
+        PrivacyRequestType.RECTIFICATION,
+        days_ago=20,
+        details="Notre adresse est désormais 14 rue Oberkampf.",
+        completed_note="Adresse corrigée dans la fiche et dans le CRM.",
+    ),
+]
+
+DEMO_CAMPAIGN = "Lettre d'information — novembre"
+CAMPAIGN_STEP = {
+    "channel": "email",
+    "subject_fr": "Les nouveautés de novembre",
+    "subject_en": "What's new in November",
+    "body_text_fr": "Bonjour {first_name},\n\nVoici nos nouveautés du mois.",
+    "body_text_en": "Hello {first_name},\n\nHere is what is new this month.",
+}
+# What came back from the sent campaign: delivered, unsubscribed (by the message's link),
+# and a hard bounce.
+CAMPAIGN_DELIVERED = ["camille.martin@example.fr", "jordan.smith@example.com"]
+CAMPAIGN_UNSUBSCRIBED = "jordan.smith@example.com"
+CAMPAIGN_BOUNCED = "hugo.petit@example.fr"
+
+
 class Command(BaseCommand):
     help = "Load the demo data: users, purposes, interests, contacts with consents (idempotent)."
 
@@ -369,6 +439,8 @@ class Command(BaseCommand):
         purposes = self._seed_purposes()
         self._seed_interests()
         self._seed_contacts(purposes)
+        self._seed_privacy_requests()
+        self._seed_campaign(purposes["newsletter"])
         self._seed_api_client()
         self._print_credentials()
 
@@ -389,6 +461,17 @@ class Command(BaseCommand):
                 last_name="Keter",
             )
         marketer.groups.add(Group.objects.get(name=MARKETERS))
+        dpo = users.objects.filter(username=DPO_USERNAME).first()
+        if dpo is None:
+            dpo = users.objects.create_user(
+                DPO_USERNAME,
+                email="dpo@example.org",
+                password=DPO_PASSWORD,
+                is_staff=True,
+                first_name="Denise",
+                last_name="Protection",
+            )
+        dpo.groups.add(Group.objects.get(name=DPO))
 
     def _seed_privacy_notice(self) -> None:
         """The privacy notice version the demo consents name (POLICY_VERSION)."""
@@ -491,6 +574,101 @@ class Command(BaseCommand):
             )
         )
 
+    def _seed_privacy_requests(self) -> None:
+        """Requests at every point of their deadline, filed as the DPO files them."""
+        created_count = 0
+        for demo in REQUESTS:
+            if PrivacyRequest.objects.filter(source_reference=demo.reference).exists():
+                continue
+            with transaction.atomic():
+                request = privacy_request_file(
+                    contact=Contact.objects.get(email=demo.email),
+                    type=demo.type,
+                    details=demo.details,
+                    source_kind=SourceKind.ADMIN,
+                    source_reference=demo.reference,
+                    verified=bool(demo.completed_note),
+                    by=DPO_USERNAME,
+                    received_at=timezone.now() - timedelta(days=demo.days_ago),
+                )
+                if demo.completed_note:
+                    privacy_request_transition(
+                        request=request,
+                        status=PrivacyRequestStatus.COMPLETED,
+                        by=DPO_USERNAME,
+                        note=demo.completed_note,
+                    )
+            created_count += 1
+        self.stdout.write(
+            _("Privacy requests: %(created)d created, %(total)d in the demo.")
+            % {"created": created_count, "total": len(REQUESTS)}
+        )
+
+    def _seed_campaign(self, newsletter: Purpose) -> None:
+        """A newsletter sent to everyone who confirmed it, then its deliveries, an unsubscribe
+        through the message's link and a hard bounce, as the providers report them."""
+        if Campaign.objects.filter(name=DEMO_CAMPAIGN).exists():
+            return
+        marketer = get_user_model().objects.get(username=MARKETER_USERNAME)
+        with transaction.atomic():
+            campaign = campaign_create(
+                name=DEMO_CAMPAIGN,
+                purpose=newsletter,
+                steps=[CAMPAIGN_STEP],
+                criteria=SegmentCriteria(),
+                created_by=marketer,
+            )
+            campaign_send(campaign=campaign)
+        # Where tasks run in-process (the embedded default) they sent it already; with a
+        # broker, send it here all the same (sending twice sends nothing more).
+        self._send_now(campaign)
+        self._report_results(campaign)
+        sent = campaign.recipients.filter(sent_at__isnull=False).count()
+        self.stdout.write(
+            _("Campaign “%(name)s” sent to %(count)d contacts, with its results.")
+            % {"name": DEMO_CAMPAIGN, "count": sent}
+        )
+
+    def _send_now(self, campaign: Campaign) -> None:
+        for _round in range(len(CONTACTS) + 2):  # a step begins, its batches, then it closes
+            campaign_advance(campaign_id=campaign.pk)
+            campaign.refresh_from_db()
+            if campaign.status != CampaignStatus.SENDING:
+                return
+            for step in campaign.steps.filter(finished_at__isnull=True):
+                while step_batch_send(step_id=step.pk, batch="seed-demo").more:
+                    pass
+
+    def _report_results(self, campaign: Campaign) -> None:
+        public_id = str(campaign.public_id)
+        for email in CAMPAIGN_DELIVERED:
+            deliverability_event_apply(
+                type=DeliverabilityEventType.DELIVERED,
+                email=email,
+                campaign=public_id,
+                event_id=f"seed-demo-delivered-{email}",
+            )
+        deliverability_event_apply(
+            type=DeliverabilityEventType.HARD_BOUNCE,
+            email=CAMPAIGN_BOUNCED,
+            campaign=public_id,
+            reason="550 5.1.1 mailbox unknown",
+            event_id=f"seed-demo-bounce-{CAMPAIGN_BOUNCED}",
+        )
+        row = Recipient.objects.filter(
+            campaign=campaign,
+            contact__email=CAMPAIGN_UNSUBSCRIBED,
+            status=RecipientStatus.SENT,
+        ).first()
+        if row is not None and row.preference_token is not None:
+            demo = next(demo for demo in CONTACTS if demo.email == CAMPAIGN_UNSUBSCRIBED)
+            preferences_unsubscribe_all(
+                contact=row.contact,
+                visit=Visit(
+                    ip=demo.ip, user_agent=demo.user_agent, link=row.preference_token.digest
+                ),
+            )
+
     def _seed_api_client(self) -> None:
         if ApiClient.objects.filter(name=DEMO_API_CLIENT).exists():
             self.stdout.write(
@@ -516,6 +694,10 @@ class Command(BaseCommand):
         self.stdout.write(
             _("Marketer: %(username)s / %(password)s")
             % {"username": MARKETER_USERNAME, "password": MARKETER_PASSWORD}
+        )
+        self.stdout.write(
+            _("DPO: %(username)s / %(password)s")
+            % {"username": DPO_USERNAME, "password": DPO_PASSWORD}
         )
         if settings.STAFF_OTP_REQUIRED:
             self.stdout.write(

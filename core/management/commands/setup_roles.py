@@ -1,4 +1,5 @@
-"""`manage.py setup_roles`: the Marketers and DPO groups with their permissions (idempotent)."""
+"""`manage.py setup_roles`: the Marketers, DPO and Administrators groups with their
+permissions (idempotent)."""
 
 from typing import Any
 
@@ -9,6 +10,7 @@ from django.utils.translation import gettext as _
 
 MARKETERS = "Marketers"
 DPO = "DPO"
+ADMINISTRATORS = "Administrators"
 
 # {group: {"app_label.model": (actions)}}. Re-running resets each group to exactly this list.
 # Nobody gets change or delete on the ledger: the model does not even define them.
@@ -86,6 +88,28 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         # the breach register (GDPR Art. 33(5)) keeps its history: nobody deletes an entry
         "privacy.breach": ("view", "add", "change"),
     },
+    # Run the tool, not the data: staff accounts, integrations, schedules, second factors.
+    # No ledger, contact or request rights; no deletions that would erase a trail (accounts,
+    # clients and connections are switched off instead). Group permissions stay view-only:
+    # this command owns them, and a right to change them would be a right to any permission.
+    # The user admin keeps superuser status and per-user permissions to superusers
+    # (core.admin.StaffUserAdmin).
+    ADMINISTRATORS: {
+        "auth.user": ("view", "add", "change"),
+        "auth.group": ("view",),
+        "core.apiclient": ("view", "add", "change"),
+        "crmsync.connection": ("view", "add", "change"),
+        "django_celery_beat.periodictask": ("view", "change"),
+        "django_celery_beat.intervalschedule": ("view", "add", "change"),
+        "django_celery_beat.crontabschedule": ("view", "add", "change"),
+        "django_celery_beat.clockedschedule": ("view", "add", "change"),
+        "django_celery_beat.solarschedule": ("view",),
+        # a lost phone: remove the device and the person enrols a new one at the next login;
+        # never add one (whoever adds it knows its secret)
+        "otp_totp.totpdevice": ("view", "delete"),
+        # a colleague locked out by failed logins (django-axes): removing the attempts unlocks
+        "axes.accessattempt": ("view", "delete"),
+    },
 }
 
 
@@ -111,7 +135,7 @@ def role_permissions(models: dict[str, tuple[str, ...]]) -> list[Permission]:
 
 
 class Command(BaseCommand):
-    help = "Create or reset the Marketers and DPO groups and their permissions."
+    help = "Create or reset the Marketers, DPO and Administrators groups and their permissions."
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
