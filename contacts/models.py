@@ -12,6 +12,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from contacts.normalization import suppression_digests
+from contacts.screening import SpecialCategory
 from core.storage import private_storage
 
 # A new address is trusted with the person's data once it has held the contact this long.
@@ -459,6 +460,14 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_status_display()} {self.created_at:%Y-%m-%d %H:%M}"
+
+    def categories_in_words(self) -> str:
+        """The special categories found, as a person reads them ("health, religious beliefs")."""
+        return ", ".join(
+            str(SpecialCategory(category).label)
+            for category in self.categories
+            if category in SpecialCategory.values
+        )
 
 
 class SuppressionKind(models.TextChoices):
