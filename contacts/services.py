@@ -1427,8 +1427,8 @@ def _note_summary(note: Note) -> str:
 
 def note_review(*, note: Note, release: bool, by: str, comment: str = "") -> Note:
     """The DPO's decision on a held note: released (lawful, e.g. the person's explicit consent,
-    GDPR Art. 9(2)(a)) or discarded, its text wiped and the trail (categories, who, when, why)
-    kept. Only a held note can be reviewed."""
+    GDPR Art. 9(2)(a), which `comment` must say) or discarded, its text wiped and the trail
+    (categories, who, when, why) kept. Only a held note can be reviewed."""
     with transaction.atomic():
         note = Note.objects.select_for_update().get(pk=note.pk)
         if note.status != NoteStatus.HELD:
@@ -1438,6 +1438,17 @@ def note_review(*, note: Note, release: bool, by: str, comment: str = "") -> Not
                     "%(status)s)."
                 )
                 % {"status": note.get_status_display().lower()}
+            )
+        if release and not comment.strip():
+            raise ValidationError(
+                {
+                    "comment": [
+                        _(
+                            "Say why this note may be kept, e.g. the person's explicit consent "
+                            "(GDPR Art. 9(2)(a))."
+                        )
+                    ]
+                }
             )
         note.status = NoteStatus.RELEASED if release else NoteStatus.DISCARDED
         if not release:

@@ -131,7 +131,7 @@ def test_discarding_a_held_note_wipes_its_text_and_keeps_the_trail() -> None:
 @pytest.mark.parametrize("release_first", [True, False])
 def test_only_a_held_note_can_be_reviewed(release_first: bool) -> None:
     held = note_add(contact=ContactFactory(), body="Diabetic, hospitalised in May.", author=None)
-    note_review(note=held, release=release_first, by="dpo-persona")
+    note_review(note=held, release=release_first, by="dpo-persona", comment="Asked in writing.")
     stored = note_add(contact=ContactFactory(), body="Wants the spring catalogue.", author=None)
 
     for note in (held, stored):
@@ -142,3 +142,14 @@ def test_only_a_held_note_can_be_reviewed(release_first: bool) -> None:
     assert held.reviewed_by_name == "dpo-persona"
     assert held.status == (NoteStatus.RELEASED if release_first else NoteStatus.DISCARDED)
     assert Note.objects.get(pk=stored.pk).status == NoteStatus.STORED
+
+
+def test_releasing_a_held_note_needs_the_reason_it_is_lawful() -> None:
+    note = note_add(contact=ContactFactory(), body=HEALTH_AND_RELIGION, author=None)
+
+    with pytest.raises(ValidationError) as error:
+        note_review(note=note, release=True, by="dpo-persona", comment="   ")
+
+    assert "explicit consent" in error.value.message_dict["comment"][0]
+    note.refresh_from_db()
+    assert (note.status, note.reviewed_by_name) == (NoteStatus.HELD, "")

@@ -36,6 +36,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "campaigns.campaign": ("view", "add", "change", "send"),
         "campaigns.campaignstep": ("view", "add", "change", "delete"),
         "campaigns.recipient": ("view",),
+        # notes are screened: a held one's text is for the DPO only (contacts.admin.NoteInline)
+        "contacts.note": ("view", "add"),
     },
     DPO: {
         "consent.purpose": ("view", "add", "change"),
@@ -71,6 +73,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "campaigns.campaign": ("view", "add", "change", "send_notice"),
         "campaigns.campaignstep": ("view", "add", "change", "delete"),
         "campaigns.recipient": ("view",),
+        # releases or discards the notes held for special categories of data (Art. 9, 10)
+        "contacts.note": ("view", "add", "review"),
     },
 }
 
