@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow, LIVE_DB]
 
 WIDTH = 1366
 LONG_WORD = "https://intranet.example.fr/crm/" + "a" * 300
-LONG_HELD = ("Suivi après son hospitalisation, rappeler en avril. " * 30) + LONG_WORD
+LONG_HELD = ("Suivi après son hospitalisation, rappeler après le ramadan. " * 30) + LONG_WORD
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,11 @@ def page(browser: Browser, live_server: Any) -> Iterator[Page]:
 def assert_no_horizontal_overflow(page: Page) -> None:
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= WIDTH, f"{page.url} is {width} px wide"
+    # nor does a list scroll sideways inside the page
+    results = page.evaluate(
+        "() => [...document.querySelectorAll('.results')].map(e => e.scrollWidth - e.clientWidth)"
+    )
+    assert all(extra <= 0 for extra in results), f"{page.url}: the list overflows by {results}"
 
 
 def test_long_notes_wrap_and_the_dpo_releases_one_from_the_list(page: Page) -> None:
