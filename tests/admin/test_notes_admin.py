@@ -220,3 +220,18 @@ def test_a_discarded_note_shows_why_on_the_contact_page(as_marketer: Client, as_
 
     assert "Discarded after review (health, religious beliefs)" in text
     assert re.search(r"ramadan|maladie", text) is None
+
+
+def test_a_note_typed_on_a_new_contact_s_page_is_screened_too(as_marketer: Client) -> None:
+    url = reverse("admin:contacts_contact_add")
+    page = as_marketer.get(url)
+
+    response = as_marketer.post(
+        url,
+        submitted_form(page, email="nina.roux@example.fr", **{"notes-0-text": HEALTH_AND_RELIGION}),
+        follow=True,
+    )
+
+    (note,) = Note.objects.filter(contact__email="nina.roux@example.fr")
+    assert (note.status, note.author_name) == (NoteStatus.HELD, "marketer-persona")
+    assert any("held for the DPO's review" in message for message in messages_of(response))
