@@ -76,7 +76,11 @@ def assert_no_horizontal_overflow(page: Page) -> None:
 
 
 def test_long_notes_wrap_and_the_dpo_releases_one_from_the_list(page: Page) -> None:
-    contact: Contact = ContactFactory()
+    contact: Contact = ContactFactory(
+        first_name="Marie-Charlotte",
+        last_name="de La Rochefoucauld-Montbel",
+        email="marie-charlotte.delarochefoucauld@entreprise-exemple.fr",
+    )
     held = note_add(contact=contact, body=LONG_HELD, author=None)
     note_add(contact=contact, body="Rappeler. " * 80 + LONG_WORD, author=None)
 
