@@ -161,3 +161,13 @@ def campaign_recipients(campaign: Campaign, *, email: str | None = None) -> Quer
     if email is not None:
         recipients = recipients.filter(contact__in=contacts_by_email(email))
     return recipients.order_by("step__position", "pk")
+
+
+def contact_campaigns_received(contact: Contact, *, limit: int) -> list[Recipient]:
+    """The contact's recipient rows, the latest first, at most `limit`, with their campaign
+    and step: one statement."""
+    return list(
+        Recipient.objects.filter(contact=contact)
+        .select_related("campaign", "step")
+        .order_by("-created_at", "-pk")[:limit]
+    )

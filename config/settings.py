@@ -423,6 +423,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "privacy.tasks.expire_proof_archive",
         "schedule": crontab(hour=2, minute=30),
     },
+    # the registers of processing activities and processors kept in step (privacy.registers)
+    "sync-registers": {
+        "task": "privacy.tasks.sync_registers",
+        "schedule": crontab(hour=2, minute=45),
+    },
     "purge-privacy-exports": {
         "task": "consent.tasks.purge_privacy_exports",
         "schedule": timedelta(hours=6),
@@ -467,6 +472,11 @@ CELERY_BEAT_SCHEDULE = {
     "pull-crm-connections": {
         "task": "crmsync.tasks.pull_connections",
         "schedule": timedelta(minutes=1),
+    },
+    # the DPO reminded of a breach 24 and 48 hours after awareness (privacy.breaches)
+    "send-breach-reminders": {
+        "task": "privacy.tasks.send_breach_reminders",
+        "schedule": timedelta(minutes=15),
     },
 }
 # How long a provider's event id is remembered so that a retried webhook is applied once

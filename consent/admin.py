@@ -12,7 +12,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -183,29 +183,19 @@ class ConsentRecordInline(ReadOnlyInlineMixin, admin.TabularInline):
         return obj.hash[:12]
 
 
-# A child's consent given by the holder of parental responsibility (GDPR Art. 8), recorded
-# by staff from the contact page (an action on one contact).
+# Consents staff enter from the contact page, with their proof: a guardian's for a child
+# (GDPR Art. 8, an action on one contact), and what a person signed on paper or said on the
+# phone (the contact page's "Record a consent" button).
 
 
-class GuardianConsentForm(forms.Form):
-    """What staff record when a guardian consents for a child: the purpose and channel, who
-    consented (the guardian, or with the child as France requires under 15), the guardian's
-    name and email or phone, when, and the signed form if there is one."""
+class StaffConsentForm(forms.Form):
+    """What every consent staff enter names: the purpose and channel, when it was given, the
+    wording the person saw or heard, and the signed form if there is one."""
 
     purpose = forms.ModelChoiceField(
         label=_("Purpose"), queryset=Purpose.objects.filter(is_active=True).order_by("slug")
     )
     channel = forms.ChoiceField(label=_("Channel"), choices=Channel.choices)
-    actor = forms.ChoiceField(
-        label=_("Who consented"),
-        choices=[
-            (Actor.PERSON_AND_GUARDIAN.value, Actor.PERSON_AND_GUARDIAN.label),
-            (Actor.GUARDIAN.value, Actor.GUARDIAN.label),
-        ],
-        help_text=_("In France, under 15, the child and the guardian consent together."),
-    )
-    guardian_name = forms.CharField(label=_("Guardian's name"), max_length=200)
-    guardian_contact = forms.CharField(label=_("Guardian's email or phone"), max_length=254)
     given_at = forms.DateTimeField(
         label=_("Given at"), help_text=_("When the guardian consented (YYYY-MM-DD HH:MM).")
     )
@@ -216,6 +206,33 @@ class GuardianConsentForm(forms.Form):
         help_text=_("Empty: the purpose's current wording."),
     )
     document = forms.FileField(label=_("Signed form"), required=False)
+
+
+class GuardianConsentForm(StaffConsentForm):
+    """What staff record when a guardian consents for a child: the purpose and channel, who
+    consented (the guardian, or with the child as France requires under 15), the guardian's
+    name and email or phone, when, and the signed form if there is one."""
+
+    actor = forms.ChoiceField(
+        label=_("Who consented"),
+        choices=[
+            (Actor.PERSON_AND_GUARDIAN.value, Actor.PERSON_AND_GUARDIAN.label),
+            (Actor.GUARDIAN.value, Actor.GUARDIAN.label),
+        ],
+        help_text=_("In France, under 15, the child and the guardian consent together."),
+    )
+    guardian_name = forms.CharField(label=_("Guardian's name"), max_length=200)
+    guardian_contact = forms.CharField(label=_("Guardian's email or phone"), max_length=254)
+    field_order = [
+        "purpose",
+        "channel",
+        "actor",
+        "guardian_name",
+        "guardian_contact",
+        "given_at",
+        "wording",
+        "document",
+    ]
 
 
 def guardian_consent_write(*, contact: Contact, data: dict[str, Any], by: str) -> ConsentWrite:
@@ -237,6 +254,96 @@ def guardian_consent_write(*, contact: Contact, data: dict[str, Any], by: str) -
         ),
         given_at=data["given_at"],
         actor=data["actor"],
+    )
+
+
+# The kinds of consent staff enter from what the person signed or said, and what each must
+# carry: the signed form (stored apart with its SHA-256), or the call's reference.
+OFFLINE_KINDS = (SourceKind.PAPER_FORM, SourceKind.PHONE_CALL)
+
+
+class OfflineConsentForm(StaffConsentForm):
+    """A consent (or its withdrawal) the person gave on a paper form or in a phone call:
+    a paper form needs the signed form, a phone call its reference; the wording printed or
+    read out defaults to the purpose's current wording."""
+
+    kind = forms.ChoiceField(
+        label=_("Given on"),
+        choices=[(kind.value, kind.label) for kind in OFFLINE_KINDS],
+        widget=forms.RadioSelect,
+    )
+    action = forms.ChoiceField(
+        label=_("The person"),
+        choices=[
+            (ConsentAction.GRANT.value, _("gives consent")),
+            (ConsentAction.WITHDRAW.value, _("withdraws consent")),
+        ],
+        widget=forms.RadioSelect,
+    )
+    reference = forms.CharField(
+        label=_("Reference"),
+        max_length=200,
+        required=False,
+        help_text=_(
+            "The call's reference (required for a phone call), or the paper form's (optional)."
+        ),
+    )
+    field_order = [
+        "kind",
+        "purpose",
+        "channel",
+        "action",
+        "given_at",
+        "document",
+        "reference",
+        "wording",
+    ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # a withdrawal stays possible once a purpose is retired (GDPR Art. 7(3)); the write
+        # path refuses a grant of a retired purpose, under this field
+        purpose = self.fields["purpose"]
+        assert isinstance(purpose, forms.ModelChoiceField)  # noqa: S101 - declared above
+        purpose.queryset = Purpose.objects.order_by("slug")
+        self.fields["given_at"].help_text = _(
+            "When the person signed the form or made the call (YYYY-MM-DD HH:MM)."
+        )
+        self.fields["wording"].label = _("Wording printed or read out")
+        self.fields["document"].help_text = _(
+            "Required for a paper form: the scan of the signed form, kept apart from the "
+            "ledger with its SHA-256 digest."
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        kind = cleaned.get("kind")
+        if kind == SourceKind.PAPER_FORM and not cleaned.get("document"):
+            self.add_error("document", _("A paper form needs the scan of the signed form."))
+        if kind == SourceKind.PHONE_CALL and not (cleaned.get("reference") or "").strip():
+            self.add_error("reference", _("A phone call needs its reference."))
+        return cleaned
+
+
+def offline_consent_write(*, contact: Contact, data: dict[str, Any]) -> ConsentWrite:
+    """The ledger write for a consent given on paper or by phone: the person as the actor,
+    the form's or call's reference as the source, the signed form as personal evidence, and
+    the purpose's current wording (in the person's language) unless another was given."""
+    wording = data.get("wording") or ""
+    version = data["purpose"].current_version
+    if not wording and version is not None:
+        with translation.override(contact.language or None):
+            wording = version.wording
+    return ConsentWrite(
+        contact=contact,
+        purpose=data["purpose"],
+        channel=data["channel"],
+        action=data["action"],
+        source_kind=data["kind"],
+        source_reference=(data.get("reference") or "").strip(),
+        evidence=Evidence(wording=wording, document=data.get("document")),
+        given_at=data["given_at"],
+        actor=Actor.PERSON,
     )
 
 

@@ -68,6 +68,8 @@ class SourceKind(models.TextChoices):
     SYSTEM = "system", _("Automatic job")
     # carried over from a contact merged into this one (the origin record stays on its contact)
     MERGE = "merge", _("Contact merge")
+    # told to staff on the phone and entered by them, with the call's reference
+    PHONE_CALL = "phone_call", _("Phone call")
 
 
 def localized(obj: object, field: str) -> str:

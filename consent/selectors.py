@@ -7,9 +7,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, TextChoices
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from consent.minors import GUARDIAN_ACTORS
 from consent.models import (
@@ -25,6 +26,7 @@ from consent.models import (
     Purpose,
     PurposeVersion,
 )
+from consent.status import ConsentProblem, consent_problem
 from contacts.models import Contact
 from core.recipients import data_recipients
 
@@ -404,3 +406,102 @@ def _caps_of(stored: Mapping[str, tuple[int, int]], channel: str | None) -> Caps
     return CapsInForce(
         per_day=defaults.get("day", 0), per_week=defaults.get("week", 0), is_default=True
     )
+
+
+# The contact page's consent grid (the admin): one row per purpose, one cell per channel.
+
+
+class Standing(TextChoices):
+    """Where a contact stands for one (purpose, channel), in the words staff read: the state
+    in the ledger, as the consent-status rule (`consent.status`) reads it for the purpose's
+    legal basis."""
+
+    GRANTED = "granted", gettext_lazy("granted")
+    OUTDATED_WORDING = "outdated_wording", gettext_lazy("granted, on a replaced wording")
+    PENDING = "pending", gettext_lazy("pending confirmation")
+    WITHDRAWN = "withdrawn", gettext_lazy("withdrawn")
+    EXPIRED = "expired", gettext_lazy("expired")
+    OBJECTED = "objected", gettext_lazy("objected")
+    NOT_ASKED = "not_asked", gettext_lazy("not asked")
+    LEGITIMATE_INTEREST = "legitimate_interest", gettext_lazy("legitimate interest")
+    NO_CONSENT_NEEDED = "no_consent_needed", gettext_lazy("no consent needed")
+    NOT_USED = "not_used", gettext_lazy("not used on this channel")
+
+
+@dataclass(frozen=True)
+class ConsentCell:
+    """One channel of a purpose: where the contact stands, and the state and the ledger record
+    behind it (None when nothing was ever recorded)."""
+
+    channel: str
+    standing: Standing
+    state: ConsentState | None
+
+    @property
+    def record(self) -> ConsentRecord | None:
+        return self.state.record if self.state is not None else None
+
+
+@dataclass(frozen=True)
+class ConsentGridRow:
+    purpose: Purpose
+    cells: list[ConsentCell]
+
+
+_STATE_STANDINGS = {
+    ConsentStatus.PENDING: Standing.PENDING,
+    ConsentStatus.WITHDRAWN: Standing.WITHDRAWN,
+    ConsentStatus.EXPIRED: Standing.EXPIRED,
+}
+
+
+def consent_standing(
+    contact: Contact, purpose: Purpose, channel: str, state: ConsentState | None
+) -> Standing:
+    """Where the contact stands for (purpose, channel) (`Standing`); `purpose` with its
+    versions loaded (`purposes_with_versions`) reads nothing more."""
+    if state is None and channel not in purpose.channels:
+        return Standing.NOT_USED
+    problem = consent_problem(contact, purpose, state)
+    if problem == ConsentProblem.OBJECTED:
+        return Standing.OBJECTED
+    if state is None:
+        if purpose.legal_basis == LegalBasis.LEGITIMATE_INTERESTS:
+            return Standing.LEGITIMATE_INTEREST
+        if purpose.legal_basis == LegalBasis.CONSENT:
+            return Standing.NOT_ASKED
+        return Standing.NO_CONSENT_NEEDED
+    if state.status == ConsentStatus.GRANTED:
+        if problem == ConsentProblem.OUTDATED_WORDING:
+            return Standing.OUTDATED_WORDING
+        return Standing.GRANTED
+    return _STATE_STANDINGS[ConsentStatus(state.status)]
+
+
+def contact_consent_grid(contact: Contact) -> list[ConsentGridRow]:
+    """The contact's current consents, a row per purpose (the active ones and any other the
+    contact has a state for) and a cell per channel, with the record behind each state (its
+    `given_at`, source and wording version). Three statements, however many purposes."""
+    states = list(
+        ConsentState.objects.filter(contact=contact).select_related("record", "purpose_version")
+    )
+    by_pair = {(state.purpose_id, state.channel): state for state in states}
+    purposes = purposes_with_versions().filter(
+        Q(is_active=True) | Q(pk__in={state.purpose_id for state in states})
+    )
+    return [
+        ConsentGridRow(
+            purpose=purpose,
+            cells=[
+                ConsentCell(
+                    channel=channel,
+                    standing=consent_standing(
+                        contact, purpose, channel, by_pair.get((purpose.pk, channel))
+                    ),
+                    state=by_pair.get((purpose.pk, channel)),
+                )
+                for channel in Channel.values
+            ],
+        )
+        for purpose in sorted(purposes, key=lambda purpose: purpose.name.lower())
+    ]

@@ -1,33 +1,50 @@
 """Admin for contacts (edited through the contact services), interests and the suppression list."""
 
 from typing import Any, cast
+from uuid import UUID
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import BooleanField, Case, F, QuerySet, TextField, Value, When
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.defaultfilters import linebreaksbr
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.selectors import contact_campaigns_received
 from consent.admin import (
     ConsentRecordInline,
     ConsentStateInline,
     GuardianConsentForm,
+    OfflineConsentForm,
     guardian_consent_write,
+    offline_consent_write,
 )
-from consent.models import Channel, Purpose, SourceKind
-from consent.selectors import contact_consent_history
+from consent.models import (
+    Channel,
+    ConsentAction,
+    ConsentRecord,
+    ConsentStatus,
+    Purpose,
+    SourceKind,
+)
+from consent.selectors import (
+    ConsentCell,
+    consent_receipt,
+    contact_consent_grid,
+    contact_consent_history,
+)
 from consent.services import consent_record
 from contacts.deliverability import returned_mail_file_apply
 from contacts.imports import IMPORT_FIELDS, contacts_import_upload, import_upload_preview
@@ -43,9 +60,10 @@ from contacts.models import (
     Suppression,
     SuppressionKind,
     TimelineEvent,
+    TimelineKind,
 )
 from contacts.normalization import normalize_email
-from contacts.selectors import suppression_digests
+from contacts.selectors import contact_timeline, suppression_digests
 from contacts.services import (
     EDITABLE_FIELDS,
     contact_restriction_set,
@@ -64,8 +82,11 @@ from core.admin import (
 from core.models import AuditAction
 from core.services import audit_record
 from core.storage import private_storage
+from crmsync.selectors import contact_crm_sync
 from preferences.services import preference_link_renew
 from privacy.merge import contact_merge
+from privacy.models import PrivacyRequestType
+from privacy.selectors import contact_privacy_requests
 from privacy.services import contacts_erase_many
 
 # Shown but never edited here: each has (or will have) its own service and audit trail.
@@ -131,6 +152,140 @@ class TimelineInline(ReadOnlyInlineMixin, admin.TabularInline):
     ordering = ("-occurred_at", "-id")
 
 
+# --- the contact page: read-only panels in words (templates/admin/contacts/contact/) -------
+
+# The latest rows of the timeline and of the campaigns received the page shows.
+PAGE_ROWS = 50
+OFFLINE_CONSENT_PERMISSION = "contacts.record_offline_consent_contact"
+# Where a ledger record came from, in words (`%(reference)s`: its source reference).
+SOURCE_WORDS: dict[str, tuple[Any, Any]] = {
+    # (with a reference, without one)
+    SourceKind.WEB_FORM: (_("the web form %(reference)s"), _("a web form")),
+    SourceKind.PREFERENCE_CENTER: (_("the preference center"), _("the preference center")),
+    SourceKind.API: (_("the API (%(reference)s)"), _("the API")),
+    SourceKind.IMPORT: (_("the import %(reference)s"), _("an import")),
+    SourceKind.CRM: (_("the CRM %(reference)s"), _("a CRM")),
+    SourceKind.ADMIN: (_("an entry by staff (%(reference)s)"), _("an entry by staff")),
+    SourceKind.PAPER_FORM: (_("a paper form (%(reference)s)"), _("a paper form")),
+    SourceKind.PHONE_CALL: (_("a phone call (%(reference)s)"), _("a phone call")),
+    SourceKind.EMAIL_CONFIRMATION: (
+        _("the confirmation link emailed to the person"),
+        _("the confirmation link emailed to the person"),
+    ),
+    SourceKind.ONE_CLICK_UNSUBSCRIBE: (
+        _("a one-click unsubscribe link"),
+        _("a one-click unsubscribe link"),
+    ),
+    SourceKind.SYSTEM: (_("an automatic job (%(reference)s)"), _("an automatic job")),
+    SourceKind.MERGE: (_("a merge of contacts"), _("a merge of contacts")),
+}
+CHANNEL_WORDS: dict[str, Any] = {
+    Channel.EMAIL: _("by email"),
+    Channel.SMS: _("by SMS"),
+    Channel.POSTAL: _("by post"),
+    Channel.PHONE: _("by phone"),
+    Channel.PUSH: _("by push notification"),
+}
+ACTION_WORDS: dict[str, Any] = {
+    ConsentAction.GRANT: _("granted"),
+    ConsentAction.WITHDRAW: _("withdrew"),
+    ConsentAction.CONFIRM: _("confirmed"),
+    ConsentAction.EXPIRE: _("expired"),
+}
+# Timeline events as sentences (`%(summary)s`: the event's summary); a consent change is told
+# from its ledger record, a privacy request by its type.
+TIMELINE_SENTENCES: dict[str, Any] = {
+    TimelineKind.CREATED: _("The contact was created (source: %(summary)s)."),
+    TimelineKind.UPDATED: _("The contact's details were changed (%(summary)s)."),
+    TimelineKind.FORM_SUBMITTED: _("The person submitted the form %(summary)s."),
+    TimelineKind.CONSENT_CHANGED: _("Consent changed: %(summary)s."),
+    TimelineKind.EMAIL_CHANGED: _("The email address was changed to %(summary)s."),
+    TimelineKind.CONFIRMATION_SENT: _("A confirmation email was sent (%(summary)s)."),
+    TimelineKind.CAMPAIGN_SENT: _("A campaign was sent: %(summary)s."),
+    TimelineKind.CRM_SYNCED: _("Synchronised with a CRM: %(summary)s."),
+    TimelineKind.REQUEST_FILED: _("A privacy request was filed: %(summary)s."),
+    TimelineKind.INTERESTS_CHANGED: _("The interests were changed to %(summary)s."),
+    TimelineKind.PAUSED: _("The person paused our messages until %(summary)s."),
+    TimelineKind.RESUMED: _("The person resumed our messages."),
+    TimelineKind.UNSUBSCRIBED: _("The person unsubscribed from all marketing (%(summary)s)."),
+    TimelineKind.RESUBSCRIBED: _("The person subscribed again (%(summary)s)."),
+    TimelineKind.PROFILING_OBJECTION: _("The person objected to profiling."),
+    TimelineKind.DATA_EXPORTED: _("The person downloaded their data (%(summary)s)."),
+    TimelineKind.LINK_RENEWED: _("The preference link was renewed (by %(summary)s)."),
+    TimelineKind.RESTRICTION: _("The processing restriction changed (%(summary)s)."),
+    TimelineKind.OBJECTION: _(
+        "The person objected to processing on legitimate interests (%(summary)s)."
+    ),
+    TimelineKind.ERASED: _("The personal data were erased (%(summary)s)."),
+    TimelineKind.REQUEST_COMPLETED: _("A privacy request was completed: %(summary)s."),
+    TimelineKind.REPERMISSION_SENT: _("The person was asked to renew their consent (%(summary)s)."),
+    TimelineKind.KEPT: _("The person asked to keep receiving our messages."),
+    TimelineKind.MERGED: _("%(summary)s."),
+    TimelineKind.EMAIL_DELIVERED: _("An email was delivered (%(summary)s)."),
+    TimelineKind.EMAIL_BOUNCED: _("An email bounced (%(summary)s)."),
+    TimelineKind.COMPLAINT: _("The person marked an email as spam (%(summary)s)."),
+    TimelineKind.MAIL_RETURNED: _("A letter came back (%(summary)s)."),
+    TimelineKind.SMS_STOPPED: _("The person answered STOP to an SMS (%(summary)s)."),
+    TimelineKind.DELIVERABILITY_RESET: _(
+        "The address was corrected and is deliverable again (%(summary)s)."
+    ),
+}
+REQUEST_KINDS = frozenset({TimelineKind.REQUEST_FILED, TimelineKind.REQUEST_COMPLETED})
+
+
+def record_source_words(record: ConsentRecord) -> str:
+    """Where a ledger record came from, in words: "the web form https://…", "a paper form",
+    "a phone call (ref)", "the CRM HubSpot:123"."""
+    with_reference, without = SOURCE_WORDS.get(
+        record.source_kind, (record.get_source_kind_display(), record.get_source_kind_display())
+    )
+    if record.source_reference:
+        return str(with_reference) % {"reference": record.source_reference}
+    return str(without)
+
+
+def record_what(record: ConsentRecord) -> str:
+    """What a ledger record says happened, in words: "granted Newsletter by email via the web
+    form https://…, wording v3"."""
+    what = _("%(action)s %(purpose)s %(channel)s via %(source)s, wording v%(version)d") % {
+        "action": ACTION_WORDS.get(record.action, record.get_action_display()),
+        "purpose": record.purpose.name,
+        "channel": CHANNEL_WORDS.get(record.channel, record.get_channel_display()),
+        "source": record_source_words(record),
+        "version": record.purpose_version.number,
+    }
+    if record.status == ConsentStatus.PENDING:
+        return _("%(what)s (waiting for the person's confirmation)") % {"what": what}
+    return what
+
+
+def record_summary(record: ConsentRecord) -> str:
+    """One ledger record as a line: "12 March 2026 14:03, granted Newsletter by email via the
+    web form https://…, wording v3", dated when the person acted (not when it was recorded)."""
+    return _("%(when)s, %(what)s") % {
+        "when": date_format(localtime(record.given_at), "j F Y H:i"),
+        "what": record_what(record),
+    }
+
+
+def timeline_sentence(event: TimelineEvent, records: dict[str, ConsentRecord]) -> str:
+    """A timeline event in words; a consent change from its ledger record (`records`, by
+    uuid) when the page holds it."""
+    record = records.get(str(event.data.get("record", "")))
+    if event.kind == TimelineKind.CONSENT_CHANGED and record is not None:
+        return _("Consent: %(what)s.") % {"what": record_what(record)}
+    summary = event.summary
+    if event.kind in REQUEST_KINDS and summary in PrivacyRequestType.values:
+        summary = str(PrivacyRequestType(summary).label)
+    elif event.kind == TimelineKind.UNSUBSCRIBED and summary in SourceKind.values:
+        summary = str(SourceKind(summary).label)
+    sentence = TIMELINE_SENTENCES.get(event.kind)
+    if sentence is None:
+        return ": ".join((str(event.get_kind_display()), summary))
+    return str(sentence) % {"summary": summary}
+
+
+REPLACED_BY_PANELS = (ConsentStateInline, ConsentRecordInline, TimelineInline)
 # --- notes: screened for special categories of data (GDPR Art. 9, 10) ----------------------
 
 
@@ -255,7 +410,7 @@ class NoteInline(admin.TabularInline):
     def written_at(self, obj: Note) -> str:
         if obj.pk is None:
             return "-"
-        return date_format(timezone.localtime(obj.created_at), "SHORT_DATETIME_FORMAT")
+        return date_format(localtime(obj.created_at), "SHORT_DATETIME_FORMAT")
 
     @admin.display(description=_("status"))
     def status_in_words(self, obj: Note) -> str:
@@ -373,6 +528,16 @@ class ContactAdmin(AuditedModelAdmin):
                 "returned-mail/",
                 self.admin_site.admin_view(self.returned_mail_view),
                 name="contacts_contact_returned_mail",
+            ),
+            path(
+                "<path:object_id>/record-consent/",
+                self.admin_site.admin_view(self.offline_consent_view),
+                name="contacts_contact_offline_consent",
+            ),
+            path(
+                "<path:object_id>/consent-receipts/<uuid:record_uuid>/",
+                self.admin_site.admin_view(self.consent_receipt_view),
+                name="contacts_contact_consent_receipt",
             ),
             *super().get_urls(),
         ]
@@ -709,6 +874,165 @@ class ContactAdmin(AuditedModelAdmin):
         # saving them only records that nothing changed.
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
+
+    # --- the contact page: read-only panels, a consent's receipt, an offline consent ------
+
+    def get_inlines(self, request: HttpRequest, obj: Contact | None) -> list:
+        # The consent grid, the ledger's lines and the timeline in words (the page's panels,
+        # `render_change_form`) take the place of these tables.
+        return [inline for inline in self.inlines if inline not in REPLACED_BY_PANELS]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Contact | None = None,
+    ) -> HttpResponse:
+        if obj is not None and change:
+            context.update(self._contact_panels(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _contact_panels(self, request: HttpRequest, contact: Contact) -> dict[str, Any]:
+        """What the page shows above and below the form, read in a fixed number of
+        statements however long the person's history."""
+        records = list(contact_consent_history(contact))
+        by_uuid = {str(record.uuid): record for record in records}
+        return {
+            "consent_channels": [Channel(value).label for value in Channel.values],
+            "consent_grid": [
+                {
+                    "purpose": row.purpose,
+                    "cells": [self._consent_cell(contact, cell) for cell in row.cells],
+                }
+                for row in contact_consent_grid(contact)
+            ],
+            "ledger": [
+                {
+                    "summary": record_summary(record),
+                    "own": record.contact_id == contact.pk,
+                    "receipt_url": self._receipt_url(contact, record),
+                    "record_url": reverse("admin:consent_consentrecord_change", args=[record.pk]),
+                }
+                for record in reversed(records)
+            ],
+            "timeline": [
+                {"at": event.occurred_at, "sentence": timeline_sentence(event, by_uuid)}
+                for event in contact_timeline(contact, limit=PAGE_ROWS)
+            ],
+            "campaigns_received": contact_campaigns_received(contact, limit=PAGE_ROWS),
+            "crm_sync": contact_crm_sync(contact),
+            "privacy_requests": contact_privacy_requests(contact),
+            "page_rows": PAGE_ROWS,
+            "offline_consent_url": (
+                reverse("admin:contacts_contact_offline_consent", args=[contact.pk])
+                if request.user.has_perm(OFFLINE_CONSENT_PERMISSION)
+                else ""
+            ),
+        }
+
+    def _consent_cell(self, contact: Contact, cell: ConsentCell) -> dict[str, Any]:
+        record, state = cell.record, cell.state
+        return {
+            "standing": cell.standing.value,
+            "label": cell.standing.label,
+            "given_at": record.given_at if record else None,
+            "source": record_source_words(record) if record else "",
+            "version": state.purpose_version.number if state else None,
+            "receipt_url": self._receipt_url(contact, record) if record else "",
+        }
+
+    def _receipt_url(self, contact: Contact, record: ConsentRecord) -> str:
+        return reverse("admin:contacts_contact_consent_receipt", args=[contact.pk, record.uuid])
+
+    def consent_receipt_view(
+        self, request: HttpRequest, object_id: str, record_uuid: UUID
+    ) -> JsonResponse:
+        """A ledger record of the person as a consent receipt (ISO/IEC TS 27560), the one the
+        API and the preference center give; its opening is in the audit log."""
+        contact = self.get_object(request, unquote(object_id))
+        if contact is None:
+            raise Http404
+        if not self.has_view_permission(request, contact):
+            raise PermissionDenied
+        record = get_object_or_404(contact_consent_history(contact), uuid=record_uuid)
+        audit_record(
+            request=request,
+            action=AuditAction.EXPORT,
+            contact=contact,
+            details={"export": "consent_receipt", "record": str(record.uuid)},
+        )
+        return JsonResponse(consent_receipt(record), json_dumps_params={"indent": 2})
+
+    def offline_consent_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Record what the person signed on a paper form or said in a phone call, through the
+        one consent-write path, with the write in the audit log (or neither)."""
+        if not request.user.has_perm(OFFLINE_CONSENT_PERMISSION):
+            raise PermissionDenied
+        contact = self.get_object(request, unquote(object_id))
+        if contact is None:
+            raise Http404
+        form = OfflineConsentForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            write = offline_consent_write(contact=contact, data=form.cleaned_data)
+            try:
+                with transaction.atomic():
+                    record = consent_record(write=write)
+                    audit_record(
+                        request=request,
+                        action=AuditAction.OFFLINE_CONSENT,
+                        contact=contact,
+                        details=_offline_consent_details(record),
+                    )
+            except ValidationError as error:
+                _add_service_errors(form, error)
+            else:
+                self.message_user(
+                    request,
+                    _("Recorded: %(what)s.") % {"what": record_what(record)},
+                    messages.SUCCESS,
+                )
+                return redirect("admin:contacts_contact_change", contact.pk)
+        return TemplateResponse(
+            request,
+            "admin/contacts/contact/offline_consent.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Record a consent from a paper form or a phone call"),
+                "contact": contact,
+                "form": form,
+                "opts": self.model._meta,
+            },
+        )
+
+
+# The service's names for what it refuses -> the offline-consent form's fields.
+SERVICE_ERROR_FIELDS = {"purpose": "purpose", "channel": "channel", "given_at": "given_at"}
+
+
+def _add_service_errors(form: forms.Form, error: ValidationError) -> None:
+    """The consent service's refusal on the form: under the field it names, else on top."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error.messages)
+        return
+    for name, messages_ in error.message_dict.items():
+        form.add_error(SERVICE_ERROR_FIELDS.get(name), messages_)
+
+
+def _offline_consent_details(record: ConsentRecord) -> dict[str, Any]:
+    evidence = getattr(record, "personal_evidence", None)
+    return {
+        "record": str(record.uuid),
+        "source": record.source_kind,
+        "reference": record.source_reference,
+        "purpose": record.purpose.slug,
+        "channel": record.channel,
+        "action": record.action,
+        "given_at": record.given_at.isoformat(),
+        "document_sha256": evidence.document_sha256 if evidence else "",
+    }
 
 
 @admin.register(Interest)

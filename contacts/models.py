@@ -302,6 +302,11 @@ class Contact(models.Model):
             ("change_email_contact", _("Can change the email address of a contact")),
             # a merge changes whose consents are whose: the DPO's decision (SPEC §3 contacts)
             ("merge_contact", _("Can merge two contacts")),
+            # staff enter what the person signed or said (SPEC §3 consent: evidence stored apart)
+            (
+                "record_offline_consent_contact",
+                _("Can record a consent from a paper form or a phone call"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -14,6 +14,7 @@ from contacts.models import (
     ContactStatus,
     Suppression,
     SuppressionKind,
+    TimelineEvent,
 )
 from contacts.normalization import normalize_email, suppression_digests
 
@@ -160,3 +161,10 @@ def suppressed_condition() -> Q:
     for digest_field in SUPPRESSION_DIGEST_FIELDS:
         suppressed |= Q(**{f"{digest_field}__in": Suppression.objects.values("digest")})
     return suppressed
+
+
+def contact_timeline(contact: Contact, *, limit: int) -> list[TimelineEvent]:
+    """The contact's latest timeline events, the latest first, at most `limit`."""
+    return list(
+        TimelineEvent.objects.filter(contact=contact).order_by("-occurred_at", "-id")[:limit]
+    )

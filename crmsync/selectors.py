@@ -5,8 +5,9 @@ from datetime import datetime
 
 from django.db.models import Count, Min, Q
 
+from contacts.models import Contact
 from crmsync.adapters.base import Change
-from crmsync.models import Connection, DeadLetter, OutboxEvent
+from crmsync.models import Connection, ContactLink, DeadLetter, OutboxEvent
 
 
 def events_after(*, after: int, limit: int) -> list[Change]:
@@ -48,3 +49,34 @@ def connection_lag(connection: Connection) -> ConnectionLag:
     return ConnectionLag(
         waiting=waiting["count"], oldest_waiting_at=waiting["oldest"], dead_letters=dead["count"]
     )
+
+
+@dataclass(frozen=True)
+class ContactSync:
+    """Where a contact stands in the CRMs: its links (the CRM's ids for it, with their
+    connection and its state), its outbox events not yet delivered everywhere, and the dead
+    letters about it not resolved."""
+
+    links: list[ContactLink]
+    pending_events: int
+    dead_letters: list[DeadLetter]
+
+
+def contact_crm_sync(contact: Contact) -> ContactSync:
+    """`ContactSync` of the contact, in three statements however many links and events."""
+    links = list(
+        ContactLink.objects.filter(contact=contact)
+        .select_related("connection", "connection__state")
+        .order_by("connection__name")
+    )
+    pending = OutboxEvent.objects.filter(
+        contact_public_id=contact.public_id, processed_at__isnull=True
+    ).count()
+    dead_letters = list(
+        DeadLetter.objects.filter(
+            event__contact_public_id=contact.public_id, resolved_at__isnull=True
+        )
+        .select_related("connection", "event")
+        .order_by("-created_at")
+    )
+    return ContactSync(links=links, pending_events=pending, dead_letters=dead_letters)

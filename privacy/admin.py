@@ -492,3 +492,7 @@ class ProofArchiveEntryAdmin(admin.ModelAdmin):
                 "content": content,
             },
         )
+
+
+# the registers (GDPR Art. 28, 30, 33)
+from privacy import breaches_admin, registers_admin  # noqa: E402, F401

@@ -9,7 +9,9 @@ from celery import shared_task
 
 from core.tasks import RETRY_ON_NETWORK_ERRORS
 from privacy.acknowledgements import erasure_acknowledgements_send
+from privacy.breaches import breach_reminders_send
 from privacy.proof import proof_archives_expire
+from privacy.registers import registers_sync
 from privacy.services import (
     deadline_reminders_send,
     privacy_exports_purge,
@@ -74,3 +76,17 @@ def send_erasure_acknowledgements(contact_ids: list[int]) -> int:
 def retry_erasure_acknowledgements() -> int:
     """Send again the CRM erasures due after a failure, or lost (beat job, every minute)."""
     return erasure_acknowledgements_send()
+
+
+@shared_task
+def sync_registers() -> int:
+    """Bring the register of processing activities and the processor register in step with
+    the purposes, the CRM connections and the settings (beat job, daily; GDPR Art. 28, 30)."""
+    return registers_sync()
+
+
+@shared_task(**RETRY_ON_NETWORK_ERRORS)
+def send_breach_reminders() -> int:
+    """Remind the DPO of breaches 24 and 48 hours after awareness while the authority
+    decision is pending, each reminder once (beat job, every 15 minutes; GDPR Art. 33(1))."""
+    return breach_reminders_send()

@@ -17,6 +17,7 @@ from consent.services import ConsentWrite, Evidence, consent_record, privacy_not
 from contacts.models import Contact, Interest
 from core.models import ApiClient, AuditAction, AuditEvent, Scope
 from crmsync.models import OutboxEvent
+from privacy.breaches import breach_record
 from privacy.models import PrivacyRequest, PrivacyRequestType
 from privacy.services import privacy_request_file
 
@@ -267,3 +268,48 @@ def campaign_make(purpose: Purpose | None = None, **kwargs: Any) -> Campaign:
         steps=kwargs.pop("steps", [email_step()]),
         **kwargs,
     )
+
+
+class ProcessorFactory(factory.django.DjangoModelFactory):
+    """A processor in the EU whose contract holds every clause: nothing left to complete."""
+
+    class Meta:
+        model = "privacy.Processor"
+
+    name = factory.Sequence(lambda n: f"Processor {n}")
+    service = "hosting"
+    country = "FR"
+    dpa_signed_on = factory.LazyFunction(lambda: timezone.localdate() - timedelta(days=90))
+    end_of_contract = "Deletion within 30 days, with a certificate."
+    risk = "low"
+    clause_instructions = True
+    clause_confidentiality = True
+    clause_security = True
+    clause_sub_processors = True
+    clause_rights_assistance = True
+    clause_compliance_assistance = True
+    clause_deletion = True
+    clause_audits = True
+
+
+class BreachFactory(factory.django.DjangoModelFactory):
+    """A breach recorded through `breach_record`, aware an hour ago, the decision pending."""
+
+    class Meta:
+        model = "privacy.Breach"
+
+    reference = factory.Sequence(lambda n: f"Fuite du fichier clients n°{n}")
+    aware_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
+    nature = "Un export du fichier clients a été envoyé par erreur à un prestataire."
+    persons_categories = "Clients et prospects"
+    persons_count = 1200
+    records_categories = "Nom, adresse email, historique d'achats"
+    records_count = 1200
+    consequences = "Hameçonnage ciblé possible."
+    measures = "Le prestataire a supprimé le fichier et l'a attesté par écrit."
+    risk = "risk"
+    risk_reasoning = "Adresses email et historique d'achats: hameçonnage crédible."
+
+    @classmethod
+    def _create(cls, model_class: type, *args: object, **kwargs: Any) -> Any:
+        return breach_record(by=kwargs.pop("by", "dpo-persona"), **kwargs)

@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from consent.models import ConsentState
+from consent.models import Channel, ConsentState
 from contacts.models import Contact, TimelineEvent
 from crmsync.models import OutboxEvent
 from privacy.services import contact_erase
@@ -35,13 +35,19 @@ def test_marketer_sees_current_consent_state_on_contact_page(as_marketer, contac
 
     assert response.status_code == 200
     page = response.content.decode()
-    assert "Current consent state (per purpose and channel)" in page
-    states = {
-        (state.purpose.slug, state.channel): state.status
-        for state in response.context["inline_admin_formsets"][0].formset.queryset
+    assert "Current consents" in page
+    standings = {
+        (row["purpose"].slug, channel): cell["standing"]
+        for row in response.context["consent_grid"]
+        for channel, cell in zip(Channel.values, row["cells"], strict=True)
+        if cell["standing"] != "not_used"
     }
-    assert states == {("newsletter", "email"): "pending", ("offers", "sms"): "withdrawn"}
-    assert "Pending confirmation" in page and "Withdrawn" in page
+    assert standings == {
+        ("newsletter", "email"): "pending",
+        ("offers", "email"): "not_asked",
+        ("offers", "sms"): "withdrawn",
+    }
+    assert "pending confirmation" in page and "withdrawn" in page
 
 
 def test_marketer_sees_full_ledger_history_on_contact_page(as_marketer, contact_with_history):
@@ -50,14 +56,17 @@ def test_marketer_sees_full_ledger_history_on_contact_page(as_marketer, contact_
     response = as_marketer.get(change_url(contact))
 
     page = response.content.decode()
-    assert "Consent history (ledger, oldest first)" in page
+    assert "3 records in the consent ledger, the latest first" in page
     for record in records:
-        assert str(record.uuid) in page
-        assert record.hash[:12] in page
-    assert "J&#x27;accepte de recevoir newsletter." in page  # the wording shown, as evidence
-    assert "https://example.fr/newsletter" in page  # the source reference
-    history = response.context["inline_admin_formsets"][1].formset.queryset
-    assert list(history) == records  # oldest first
+        assert reverse("admin:consent_consentrecord_change", args=[record.pk]) in page
+        receipt = reverse("admin:contacts_contact_consent_receipt", args=[contact.pk, record.uuid])
+        assert receipt in page
+    assert "via the web form https://example.fr/newsletter" in page  # the source reference
+    ledger = response.context["ledger"]
+    assert [line["record_url"] for line in ledger] == [
+        reverse("admin:consent_consentrecord_change", args=[record.pk])
+        for record in reversed(records)
+    ]  # latest first
 
 
 def test_marketer_sees_timeline_on_contact_page(as_marketer, contact_with_history):
@@ -65,7 +74,7 @@ def test_marketer_sees_timeline_on_contact_page(as_marketer, contact_with_histor
 
     response = as_marketer.get(change_url(contact))
 
-    assert "offers/sms: withdrawn" in response.content.decode()
+    assert "Consent: withdrew Purpose offers by SMS via the web form" in response.content.decode()
 
 
 def test_contact_page_is_read_only_for_consents(as_marketer, contact_with_history):

@@ -79,7 +79,7 @@ def test_the_survivors_page_shows_the_merged_contacts_consent(as_dpo, pair):
     assert page.status_code == 200
     text = page.content.decode()
     assert ConsentState.objects.get(contact=camille).status == "granted"
-    assert "Contacts merged" in text  # the timeline entry
+    assert f"{other.email} merged into this contact." in text  # the timeline entry
     # the other contact's own record, which stays on its contact, is shown here too
     origin = other.consent_records.get()
     assert "consent history of the contacts merged into this one" in text.lower()

@@ -14,7 +14,8 @@ DPO = "DPO"
 # Nobody gets change or delete on the ledger: the model does not even define them.
 ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     MARKETERS: {
-        "contacts.contact": ("view", "add", "change"),
+        # record_offline_consent: a consent the person signed on paper or gave on the phone
+        "contacts.contact": ("view", "add", "change", "record_offline_consent"),
         "contacts.contactimport": ("view", "add"),
         "contacts.interest": ("view", "add", "change"),
         "contacts.timelineevent": ("view",),
@@ -36,6 +37,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "campaigns.campaign": ("view", "add", "change", "send"),
         "campaigns.campaignstep": ("view", "add", "change", "delete"),
         "campaigns.recipient": ("view",),
+        # the register of processing activities (GDPR Art. 30) is read by the marketers
+        "privacy.processingactivity": ("view",),
         # notes are screened: a held one's text is for the DPO only (contacts.admin.NoteInline)
         "contacts.note": ("view", "add"),
     },
@@ -55,7 +58,13 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "privacy.privacyrequestevent": ("view", "add"),
         # the decrypted proof of an erased person: read through an audited action only
         "privacy.proofarchiveentry": ("view", "read"),
-        "contacts.contact": ("view", "change", "change_email", "merge"),
+        "contacts.contact": (
+            "view",
+            "change",
+            "change_email",
+            "merge",
+            "record_offline_consent",
+        ),
         "contacts.contactimport": ("view", "add"),
         "contacts.interest": ("view",),
         "contacts.timelineevent": ("view",),
@@ -73,6 +82,11 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "campaigns.campaign": ("view", "add", "change", "send_notice"),
         "campaigns.campaignstep": ("view", "add", "change", "delete"),
         "campaigns.recipient": ("view",),
+        # the registers of processing activities and of processors (GDPR Art. 28, 30)
+        "privacy.processingactivity": ("view", "add", "change"),
+        "privacy.processor": ("view", "add", "change"),
+        # the breach register (GDPR Art. 33(5)) keeps its history: nobody deletes an entry
+        "privacy.breach": ("view", "add", "change"),
         # releases or discards the notes held for special categories of data (Art. 9, 10)
         "contacts.note": ("view", "add", "review"),
     },

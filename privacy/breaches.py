@@ -1,0 +1,270 @@
+"""The breach register (GDPR Art. 33/34): recording a breach, its 72-hour deadline to notify
+the authority, the DPO's reminders while the decision is pending, and the notification of the
+persons concerned through a breach notice campaign (`campaigns.notices`).
+
+Every write to a breach goes through the services here; the admin and the beat job call them.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, TypedDict, Unpack
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from campaigns.models import Campaign, CampaignStatus, Segment
+from campaigns.notices import Localized, breach_notice_campaign_create
+from core.emails import email_send
+from core.errors import StructuredValidationError
+from core.links import site_url
+from core.management.commands.setup_roles import DPO
+from privacy.models import AUTHORITY_DEADLINE, BREACH_REMINDERS, Breach, BreachRisk
+from privacy.selectors import breach_time_left, breaches_pending_decision
+
+
+class BreachFields(TypedDict, total=False):
+    """What staff write on a breach (the deadline, marks and author are the services')."""
+
+    reference: str
+    aware_at: datetime
+    nature: str
+    persons_categories: str
+    persons_count: int | None
+    records_categories: str
+    records_count: int | None
+    consequences: str
+    measures: str
+    risk: str
+    risk_reasoning: str
+    authority_notified_at: datetime | None
+    authority_reference: str
+    delay_reasons: str
+    not_notified: bool
+    not_notified_reason: str
+    persons_told: bool
+    persons_told_at: datetime | None
+    closed_at: datetime | None
+
+
+REQUIRED = ("reference", "nature", "risk", "risk_reasoning")
+# Each reminder's mark on the breach, and how long after awareness it is due.
+REMINDER_MARKS = (
+    ("reminded_24h_at", BREACH_REMINDERS[0]),
+    ("reminded_48h_at", BREACH_REMINDERS[1]),
+)
+
+
+# Writes.
+
+
+def breach_check(*, breach: Breach, now: datetime | None = None) -> None:
+    """Refuse a breach the register cannot hold as it stands, each error on its field."""
+    now = now or timezone.now()
+    errors: dict[str, list[str]] = {}
+
+    def refuse(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    for field in REQUIRED:
+        if not str(getattr(breach, field) or "").strip():
+            refuse(field, _("This field is required."))
+    if breach.aware_at is None:
+        refuse("aware_at", _("This field is required."))
+    else:
+        _check_times(breach, now, refuse)
+        _check_authority(breach, refuse)
+    if breach.persons_told and breach.persons_told_at is None:
+        refuse("persons_told_at", _("Say when the persons concerned were told."))
+    if breach.persons_told_at is not None and not breach.persons_told:
+        refuse("persons_told", _("Tick it: a time is given for telling the persons concerned."))
+    if breach.closed_at is not None and not breach.decision_taken:
+        refuse(
+            "closed_at",
+            _("Notify the authority, or record the decision not to, before closing the breach."),
+        )
+    if errors:
+        raise ValidationError(errors)
+
+
+def _check_times(breach: Breach, now: datetime, refuse: Any) -> None:
+    if breach.aware_at > now:
+        refuse("aware_at", _("The time of awareness cannot be in the future."))
+    for field in ("authority_notified_at", "persons_told_at", "closed_at"):
+        at = getattr(breach, field)
+        if at is not None and at < breach.aware_at:
+            refuse(field, _("This cannot be before we became aware of the breach."))
+        elif at is not None and at > now:
+            refuse(field, _("This cannot be in the future."))
+
+
+def _check_authority(breach: Breach, refuse: Any) -> None:
+    """Art. 33(1): notify within 72 hours, or give the reasons for the delay; not notifying
+    is only for a breach unlikely to result in a risk, and says why (Art. 33(5))."""
+    deadline = breach.aware_at + AUTHORITY_DEADLINE
+    notified_at = breach.authority_notified_at
+    if notified_at is not None and notified_at > deadline and not breach.delay_reasons.strip():
+        refuse(
+            "delay_reasons",
+            _(
+                "The authority was notified after the 72-hour deadline: give the reasons for "
+                "the delay (Art. 33(1))."
+            ),
+        )
+    if not breach.not_notified:
+        return
+    if notified_at is not None:
+        refuse("not_notified", _("The authority was notified: untick the decision not to."))
+    elif breach.risk and breach.risk != BreachRisk.NONE:
+        refuse(
+            "not_notified",
+            _(
+                "Only a breach unlikely to result in a risk to the persons may be left "
+                "unnotified (Art. 33(1)): notify the authority, or revise the risk and its "
+                "reasoning."
+            ),
+        )
+    if not breach.not_notified_reason.strip():
+        refuse("not_notified_reason", _("Say why the authority is not notified (Art. 33(5))."))
+
+
+def breach_record(*, by: str, **fields: Unpack[BreachFields]) -> Breach:
+    """Record a breach in the register (GDPR Art. 33(5)); its authority deadline is 72 hours
+    after awareness (Art. 33(1))."""
+    breach = Breach(**fields, recorded_by=by)
+    if breach.aware_at is not None:
+        breach.authority_deadline = breach.aware_at + AUTHORITY_DEADLINE
+    breach_check(breach=breach)
+    breach.save()
+    return breach
+
+
+def breach_update(*, breach: Breach, **changes: Unpack[BreachFields]) -> Breach:
+    """Change what staff wrote on a breach (its decisions, counts, measures ...); a new time
+    of awareness moves the deadline. Only the fields changed are written: the reminders'
+    marks, claimed by the beat job meanwhile, stay as they are."""
+    for name, value in changes.items():
+        setattr(breach, name, value)
+    breach.authority_deadline = breach.aware_at + AUTHORITY_DEADLINE
+    breach_check(breach=breach)
+    breach.save(update_fields=[*changes, "authority_deadline"])
+    return breach
+
+
+@transaction.atomic
+def breach_notify_persons(
+    *,
+    breach: Breach,
+    contacts: Iterable[int] | None = None,
+    segment: Segment | None = None,
+    nature: Localized | None = None,
+    consequences: Localized | None = None,
+    measures: Localized | None = None,
+    name: str = "",
+    created_by: User | None = None,
+) -> Campaign:
+    """Create the draft breach notification to the persons concerned (GDPR Art. 34), given
+    as contact ids or as a segment, and link it to the breach. Its texts default to the
+    breach's own; the DPO checks and sends the campaign (it bypasses the suppression list)."""
+    current = Breach.objects.select_for_update().get(pk=breach.pk).notification_campaign
+    if current is not None and current.status != CampaignStatus.CANCELLED:
+        raise StructuredValidationError(
+            {
+                "notification_campaign": [
+                    _("This breach already has its notification campaign: %(name)s")
+                    % {"name": current.name}
+                ]
+            }
+        )
+    campaign = breach_notice_campaign_create(
+        contacts=contacts,
+        segment=segment,
+        nature=breach.nature if nature is None else nature,
+        consequences=breach.consequences if consequences is None else consequences,
+        measures=breach.measures if measures is None else measures,
+        name=name or _("Breach notification: %(reference)s") % {"reference": breach.reference},
+        created_by=created_by,
+    )
+    Breach.objects.filter(pk=breach.pk).update(notification_campaign=campaign)
+    breach.notification_campaign = campaign
+    return campaign
+
+
+def breach_reminders_send(*, now: datetime | None = None) -> int:
+    """Email the DPO 24 and 48 hours after awareness of a breach while the authority decision
+    is pending (GDPR Art. 33(1): 72 hours), each reminder once. Answers how many were sent.
+
+    Each reminder is claimed by a conditional update of its mark, in the transaction that
+    sends it: two workers never both send it, and a failed send releases it for the next run.
+    """
+    now = now or timezone.now()
+    recipients = dpo_addresses()
+    if not recipients:
+        return 0  # nobody to tell: the marks stay free for when someone is
+    sent = 0
+    for mark, after, before in _reminder_windows():
+        due = breaches_pending_decision().filter(
+            aware_at__lte=now - after, **{f"{mark}__isnull": True}
+        )
+        if before is not None:
+            # past the next mark, only the next reminder is due: it says the same, later
+            due = due.filter(aware_at__gt=now - before)
+        for breach in due.order_by("aware_at"):
+            sent += _reminder_send(breach, mark, now, recipients)
+    return sent
+
+
+def _reminder_windows() -> list[tuple[str, timedelta, timedelta | None]]:
+    """Each mark with its time after awareness and the next mark's (None: the last one)."""
+    nexts = [after for _mark, after in REMINDER_MARKS[1:]] + [None]
+    return [(mark, after, nxt) for (mark, after), nxt in zip(REMINDER_MARKS, nexts, strict=True)]
+
+
+def _reminder_send(breach: Breach, mark: str, now: datetime, recipients: list[str]) -> int:
+    with transaction.atomic():
+        claimed = (
+            breaches_pending_decision()
+            .filter(pk=breach.pk, **{f"{mark}__isnull": True})
+            .update(**{mark: now})
+        )
+        if not claimed:
+            return 0
+        elapsed = int((now - breach.aware_at).total_seconds() // 3600)
+        email_send(
+            template="privacy/email/breach_reminder",
+            context={
+                "breach": breach,
+                "elapsed_hours": elapsed,
+                "deadline": breach.authority_deadline,
+                "remaining": breach_time_left(breach=breach, now=now),
+                "link": site_url("admin:privacy_breach_change", breach.pk),
+            },
+            to=recipients,
+            # the DPO's team has no language of its own here: the site's, French by default
+            for_staff=True,
+        )
+    return 1
+
+
+def dpo_addresses() -> list[str]:
+    """Who hears of breaches: the DPO group's active members with an email, and DPO_CONTACT
+    when it is an email address."""
+    addresses = list(
+        get_user_model()
+        .objects.filter(groups__name=DPO, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+    try:
+        validate_email(settings.DPO_CONTACT)
+    except ValidationError:
+        pass
+    else:
+        addresses.append(settings.DPO_CONTACT)
+    unique = {address.strip().lower(): address.strip() for address in addresses}
+    return sorted(unique.values())

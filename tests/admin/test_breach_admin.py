@@ -1,0 +1,223 @@
+"""The breach register in the admin: recorded by the DPO, its deadline in words, exported as
+CSV and printed (audited), the notification of the persons concerned; none of it for a
+marketer, and no entry ever deleted."""
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns.models import CampaignKind
+from core.models import AuditAction, AuditEvent
+from privacy.models import Breach
+from tests.admin.forms import submitted_form
+from tests.factories import BreachFactory, ContactFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:privacy_breach_changelist")
+ADD = reverse("admin:privacy_breach_add")
+CSV = reverse("admin:privacy_breach_register_csv")
+PRINT = reverse("admin:privacy_breach_register_print")
+
+
+def notify_url(breach: Breach) -> str:
+    return reverse("admin:privacy_breach_notify", args=[breach.pk])
+
+
+def test_the_dpo_records_a_breach(as_dpo: Client) -> None:
+    aware = timezone.localtime() - timedelta(hours=3)
+    page = as_dpo.get(ADD)
+
+    response = as_dpo.post(
+        ADD,
+        submitted_form(
+            page,
+            reference="Ordinateur portable volé",
+            aware_at_0=aware.strftime("%Y-%m-%d"),
+            aware_at_1=aware.strftime("%H:%M:%S"),
+            nature="Un portable non chiffré a été volé dans un train.",
+            persons_count="350",
+            risk="high",
+            risk_reasoning="Disque non chiffré, données de contact et de paiement.",
+        ),
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    breach = Breach.objects.get()
+    assert breach.recorded_by == "dpo-persona"
+    assert breach.persons_count == 350
+    assert breach.authority_deadline == breach.aware_at + timedelta(hours=72)
+
+
+def test_a_late_notification_without_reasons_is_refused_next_to_the_field(
+    as_dpo: Client,
+) -> None:
+    breach = BreachFactory(aware_at=timezone.now() - timedelta(hours=90))
+    change = reverse("admin:privacy_breach_change", args=[breach.pk])
+    page = as_dpo.get(change)
+    notified = timezone.localtime() - timedelta(hours=2)
+
+    response = as_dpo.post(
+        change,
+        submitted_form(
+            page,
+            authority_notified_at_0=notified.strftime("%Y-%m-%d"),
+            authority_notified_at_1=notified.strftime("%H:%M:%S"),
+        ),
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["delay_reasons"]
+    assert "72-hour deadline" in errors["delay_reasons"][0]
+    breach.refresh_from_db()
+    assert breach.authority_notified_at is None
+
+
+def test_the_list_shows_the_deadline_in_words(as_dpo: Client) -> None:
+    now = timezone.now()
+    BreachFactory(reference="Fuite A", aware_at=now - timedelta(hours=57, minutes=30))
+    BreachFactory(reference="Fuite B", aware_at=now - timedelta(hours=75, minutes=30))
+
+    page = as_dpo.get(CHANGELIST).content.decode()
+
+    assert "in 14 h" in page
+    assert "late by 3 h" in page
+    assert "Late: past the 72-hour deadline without a decision" in page
+
+
+def test_the_list_filters_the_late_breaches(as_dpo: Client) -> None:
+    now = timezone.now()
+    BreachFactory(reference="Fuite récente", aware_at=now - timedelta(hours=2))
+    BreachFactory(reference="Fuite en retard", aware_at=now - timedelta(hours=80))
+
+    page = as_dpo.get(CHANGELIST, {"status": "late"}).content.decode()
+
+    assert "Fuite en retard" in page and "Fuite récente" not in page
+
+
+def test_the_register_exports_as_csv_and_the_export_is_audited(as_dpo: Client) -> None:
+    BreachFactory(reference="Fuite du CRM", persons_count=1200)
+    BreachFactory(
+        reference="Clé USB perdue",
+        risk="none",
+        not_notified=True,
+        not_notified_reason="Clé chiffrée, mot de passe robuste.",
+    )
+
+    response = as_dpo.get(CSV, {"q": "CRM"})
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [row["reference"] for row in rows] == ["Fuite du CRM"]  # the search applies
+    row = rows[0]
+    assert row["approximate number of persons"] == "1200"
+    assert row["risk to the persons"] == "Risk"
+    assert row["decided not to notify the authority"] == "no"
+    assert row["why this risk level"].startswith("Adresses email")
+    (event,) = AuditEvent.objects.filter(action=AuditAction.EXPORT)
+    assert event.username == "dpo-persona"
+    assert event.details == {"export": "register:privacy.breach", "format": "csv"}
+
+
+def test_the_register_prints_with_the_controller_and_the_dpo(as_dpo: Client) -> None:
+    BreachFactory(
+        reference="Clé USB perdue",
+        risk="none",
+        not_notified=True,
+        not_notified_reason="Clé chiffrée, mot de passe robuste.",
+    )
+
+    response = as_dpo.get(PRINT)
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<h2>Clé USB perdue</h2>" in page
+    assert settings.CONTROLLER_NAME in page and settings.DPO_CONTACT in page
+    assert "Clé chiffrée, mot de passe robuste." in page
+    assert "Decided not to notify the authority" in page
+    assert AuditEvent.objects.filter(action=AuditAction.EXPORT, details__format="print").exists()
+
+
+def test_notifying_the_persons_creates_and_links_the_campaign(as_dpo: Client) -> None:
+    camille = ContactFactory(email="camille@example.fr")
+    paul = ContactFactory(email="paul@example.fr")
+    breach = BreachFactory(risk="high")
+    change = as_dpo.get(reverse("admin:privacy_breach_change", args=[breach.pk]))
+    assert notify_url(breach) in change.content.decode()
+    form = as_dpo.get(notify_url(breach))
+    assert breach.nature in form.content.decode()  # the breach's texts, to edit
+
+    response = as_dpo.post(
+        notify_url(breach),
+        {
+            **form.context["form"].initial,
+            "emails": "Camille@Example.fr\npaul@example.fr",
+            "nature_fr": breach.nature,
+            "consequences_fr": breach.consequences,
+            "measures_fr": breach.measures,
+        },
+    )
+
+    breach.refresh_from_db()
+    campaign = breach.notification_campaign
+    assert campaign is not None
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+    assert campaign.kind == CampaignKind.BREACH_NOTICE
+    assert set(campaign.concerned.all()) == {camille, paul}
+    page = as_dpo.get(reverse("admin:privacy_breach_change", args=[breach.pk])).content.decode()
+    assert reverse("admin:campaigns_campaign_change", args=[campaign.pk]) in page
+
+
+def test_an_unknown_address_is_named_and_nothing_is_created(as_dpo: Client) -> None:
+    ContactFactory(email="camille@example.fr")
+    breach = BreachFactory(risk="high")
+    form = as_dpo.get(notify_url(breach))
+
+    response = as_dpo.post(
+        notify_url(breach),
+        {
+            **form.context["form"].initial,
+            "emails": "camille@example.fr, inconnu@example.fr",
+            "nature_fr": breach.nature,
+            "consequences_fr": breach.consequences,
+            "measures_fr": breach.measures,
+        },
+    )
+
+    assert response.status_code == 200
+    assert "inconnu@example.fr" in response.context["form"].errors["emails"][0]
+    breach.refresh_from_db()
+    assert breach.notification_campaign is None
+
+
+def test_a_marketer_cannot_see_the_breach_register(as_marketer: Client) -> None:
+    breach = BreachFactory()
+
+    for url in (
+        CHANGELIST,
+        ADD,
+        CSV,
+        PRINT,
+        notify_url(breach),
+        reverse("admin:privacy_breach_change", args=[breach.pk]),
+    ):
+        assert as_marketer.get(url).status_code == 403, url
+    assert not AuditEvent.objects.exists()
+
+
+def test_nobody_deletes_a_breach(as_superuser: Client) -> None:
+    breach = BreachFactory()
+
+    response = as_superuser.get(reverse("admin:privacy_breach_delete", args=[breach.pk]))
+
+    assert response.status_code == 403
+    assert Breach.objects.filter(pk=breach.pk).exists()
