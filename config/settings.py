@@ -393,6 +393,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=15),
     },
     "verify-ledger": {"task": "consent.tasks.verify_ledger", "schedule": timedelta(hours=24)},
+    # the consent rates' history of the DPO's dashboard (consent.rates)
+    "snapshot-consent-rates": {
+        "task": "consent.tasks.snapshot_consent_rates",
+        "schedule": crontab(hour=23, minute=50),
+    },
     "seal-ledger": {"task": "consent.tasks.seal_ledger", "schedule": timedelta(minutes=1)},
     "send-seal-head": {
         "task": "consent.tasks.send_seal_head",

@@ -623,3 +623,35 @@ class FrequencyCap(models.Model):
                     % {"per_day": self.per_day}
                 }
             )
+
+
+class ConsentRateSnapshot(models.Model):
+    """How many people held a granted consent per (purpose, channel) on a day, and how many
+    people were on file then: the consent rate's history for the DPO's dashboard.
+
+    Written once a day by the beat job `consent.tasks.snapshot_consent_rates` (one GROUP BY
+    over `ConsentState`, `consent.rates.consent_rates_snapshot`); a second run the same day
+    overwrites that day's rows. Counts only, nothing about a person.
+    """
+
+    day = models.DateField(_("day"))
+    purpose = models.ForeignKey(
+        Purpose, on_delete=models.CASCADE, related_name="+", verbose_name=_("purpose")
+    )
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    granted = models.PositiveIntegerField(_("people with a granted consent"))
+    contacts = models.PositiveIntegerField(_("people on file"))
+    taken_at = models.DateTimeField(_("taken at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("consent rate snapshot")
+        verbose_name_plural = _("consent rate snapshots")
+        ordering = ["day", "purpose", "channel"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "purpose", "channel"], name="one_rate_snapshot_per_day_pair"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.purpose_id}/{self.channel}: {self.granted}/{self.contacts}"

@@ -4,7 +4,13 @@ import logging
 
 from celery import shared_task
 
-from consent.ledger import ledger_seal, ledger_verify, seal_head_send
+from consent.ledger import (
+    ledger_seal,
+    ledger_verification_record,
+    ledger_verify,
+    seal_head_send,
+)
+from consent.rates import consent_rates_snapshot
 from consent.services import double_opt_in_send, pending_grants_expire
 from consent.services.signups import signup_confirmation_send
 from contacts.services import pauses_end
@@ -33,10 +39,12 @@ def expire_pending_grants() -> int:
 
 @shared_task
 def verify_ledger() -> int:
-    """Check the consent ledger's hash chain and log every broken record (beat job)."""
+    """Check the consent ledger's hash chain, log every broken record and keep the outcome
+    for the DPO's dashboard (beat job)."""
     report = ledger_verify()
     for problem in report:
         logger.error("Consent ledger tampering detected: %s", problem)
+    ledger_verification_record(report=report)
     return report.problem_count
 
 
@@ -57,3 +65,10 @@ def send_seal_head() -> bool:
 def end_pauses() -> int:
     """Resume contacts whose pause is over (beat job)."""
     return pauses_end()
+
+
+@shared_task
+def snapshot_consent_rates() -> int:
+    """Write today's consent rates per purpose and channel (beat job, daily; the DPO's
+    dashboard draws their history): answers the number of rows written."""
+    return consent_rates_snapshot()

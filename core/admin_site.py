@@ -5,6 +5,9 @@ requirement covers every staff user. A staff user without a device logs in with 
 only and is led to `/admin/otp/enrol/`, where the first code confirms the device; from then
 on the login form asks for the code as well. A lost phone: a superuser deletes the user's
 device under *TOTP devices*, and the user enrols again at the next login.
+
+The admin home shows, above Django's list of sections, the DPO's or the marketer's dashboard,
+chosen by the user's permissions (`core.dashboard`, whose docstring states the rule).
 """
 
 import base64
@@ -28,6 +31,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from core.dashboard import dashboard_context
 
 
 def staff_device(user: Any) -> TOTPDevice | None:
@@ -109,10 +114,16 @@ def _qr_code(data: str) -> str:
 
 
 class ConsentDeskAdminSite(admin.AdminSite):
-    """Django's admin site, with two-factor authentication and the enrolment page."""
+    """Django's admin site, with two-factor authentication, the enrolment page and the
+    dashboards on its home."""
 
     login_form = StaffLoginForm
     login_template = "admin/otp_login.html"
+    index_template = "admin/dashboard_index.html"
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """Django's index, with the dashboard the user's permissions show above it."""
+        return super().index(request, {**dashboard_context(request), **(extra_context or {})})
 
     def has_permission(self, request: HttpRequest) -> bool:
         if not super().has_permission(request):

@@ -1,5 +1,6 @@
 """`manage.py verify_ledger [--head NUMBER:HASH]`: check the consent ledger's records, chains and
-seals, streamed; non-zero exit on any problem, the result on the last line."""
+seals, streamed; non-zero exit on any problem, the result on the last line. The outcome is kept
+as a `core.JobRun` (`consent.ledger.ledger_verification_record`) for the DPO's dashboard."""
 
 from typing import Any
 
@@ -8,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from consent.ledger import ledger_verify
+from consent.ledger import ledger_verification_record, ledger_verify
 
 
 class Command(BaseCommand):
@@ -27,6 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = ledger_verify(head=options.get("head"))
+        ledger_verification_record(report=report)  # the DPO's dashboard shows the last one
         if report.problem_count:
             for problem in report:
                 self.stderr.write(str(problem))
