@@ -1,6 +1,6 @@
 """Admin for contacts (edited through the contact services), interests and the suppression list."""
 
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from django import forms
@@ -10,9 +10,10 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import BooleanField, Case, F, QuerySet, TextField, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import linebreaksbr
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.formats import date_format
@@ -53,6 +54,8 @@ from contacts.models import (
     ContactStatus,
     ImportStatus,
     Interest,
+    Note,
+    NoteStatus,
     ReturnedMailReason,
     Suppression,
     SuppressionKind,
@@ -67,6 +70,8 @@ from contacts.services import (
     contact_save_check,
     contact_update,
     contact_upsert,
+    note_add,
+    note_review,
 )
 from core.admin import (
     AuditedModelAdmin,
@@ -281,12 +286,149 @@ def timeline_sentence(event: TimelineEvent, records: dict[str, ConsentRecord]) -
 
 
 REPLACED_BY_PANELS = (ConsentStateInline, ConsentRecordInline, TimelineInline)
+# --- notes: screened for special categories of data (GDPR Art. 9, 10) ----------------------
+
+
+def notes_as_seen_by(request: HttpRequest, queryset: QuerySet[Note]) -> QuerySet[Note]:
+    """The notes with the text this user may read (`visible_text`): a held note's text only for
+    those who review notes (the DPO); for others it never leaves the database."""
+    may_review = request.user.has_perm("contacts.review_note")
+    text = (
+        F("body")
+        if may_review
+        else Case(
+            When(status=NoteStatus.HELD, then=Value("")),
+            default=F("body"),
+            output_field=TextField(),
+        )
+    )
+    return queryset.defer("body").annotate(
+        visible_text=text, text_hidden=Value(not may_review, output_field=BooleanField())
+    )
+
+
+# Longer notes are shown folded: their first words, the rest a click away.
+NOTE_PREVIEW_LENGTH = 160
+
+
+def note_text(note: Note) -> str:
+    """What a note says (a long one folded), or why it says nothing here (held, discarded)."""
+    if note.pk is None:
+        return "-"
+    if note.status == NoteStatus.HELD and getattr(note, "text_hidden", True):
+        return _("Held for DPO review: %(categories)s") % {"categories": note.categories_in_words()}
+    if note.status == NoteStatus.DISCARDED:
+        return _("Discarded after review (%(categories)s)") % {
+            "categories": note.categories_in_words()
+        }
+    text = getattr(note, "visible_text", "")
+    if len(text) <= NOTE_PREVIEW_LENGTH:
+        return text
+    return format_html(
+        "<details><summary>{}…</summary>{}</details>",
+        text[:NOTE_PREVIEW_LENGTH],
+        linebreaksbr(text),
+    )
+
+
+def note_reasons(note: Note) -> str:
+    """Why a note was held, in words; "-" for one the screen let through."""
+    if note.pk is None:
+        return "-"
+    return note.categories_in_words() or "-"
+
+
+def held_message(note: Note) -> str:
+    return _(
+        "Your note is held for the DPO's review: it looks like special categories of data "
+        "(%(categories)s, GDPR Art. 9 and 10). Others will not read it until the DPO releases "
+        "it; if it has no lawful basis, it will be discarded."
+    ) % {"categories": note.categories_in_words()}
+
+
+class NoteInlineForm(forms.ModelForm):
+    """A new note's text (the model's `body` is never a form field: existing notes are shown
+    through `NoteInline.text`, a held one's text to reviewers only)."""
+
+    text = forms.CharField(
+        label=_("note"),
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 50, "class": "note-text"}),
+    )
+
+    class Meta:
+        model = Note
+        fields: list[str] = []
+
+
+class NoteInlineFormSet(forms.BaseInlineFormSet):
+    """New notes go through `note_add` (screened: one that looks like a special category is
+    held); existing notes are never edited."""
+
+    request: HttpRequest | None = None  # set per request by `NoteInline.get_formset`
+
+    def save_new(self, form: forms.ModelForm, commit: bool = True) -> Note:
+        request = self.request
+        author = request.user if request is not None and request.user.is_authenticated else None
+        note = note_add(contact=self.instance, body=form.cleaned_data["text"], author=author)
+        if request is not None and note.status == NoteStatus.HELD:
+            messages.warning(request, held_message(note))
+        return note
+
+    def save_existing(self, form: forms.ModelForm, obj: Note, commit: bool = True) -> Note:
+        return obj
+
+
+class NoteInline(admin.TabularInline):
+    """Notes on the contact page: listed with their status and reasons, added through the
+    screen; without `review_note`, a held note shows why it is held, never its text."""
+
+    model = Note
+    form = NoteInlineForm
+    formset = NoteInlineFormSet
+    verbose_name_plural = _("notes")
+    fields = ("written_at", "author_name", "status_in_words", "reasons", "text")
+    readonly_fields = ("written_at", "author_name", "status_in_words", "reasons")
+    extra = 1
+    can_delete = False
+    classes = ["notes-inline"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Note]:
+        return notes_as_seen_by(request, super().get_queryset(request))
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = cast(type[NoteInlineFormSet], super().get_formset(request, obj, **kwargs))
+        formset.request = request  # a new class per call: the request stays this request's
+        return formset
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a note is never edited: the DPO releases or discards a held one
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # notes go with the person's erasure, or the DPO discards one
+
+    @admin.display(description=_("written at"))
+    def written_at(self, obj: Note) -> str:
+        if obj.pk is None:
+            return "-"
+        return date_format(localtime(obj.created_at), "SHORT_DATETIME_FORMAT")
+
+    @admin.display(description=_("status"))
+    def status_in_words(self, obj: Note) -> str:
+        return obj.get_status_display() if obj.pk is not None else "-"
+
+    @admin.display(description=_("held because it looks like"))
+    def reasons(self, obj: Note) -> str:
+        return note_reasons(obj)
+
+    @admin.display(description=_("note"))
+    def text(self, obj: Note) -> str:
+        return note_text(obj)
 
 
 @admin.register(Contact)
 class ContactAdmin(AuditedModelAdmin):
     form = ContactAdminForm
-    inlines = [ConsentStateInline, ConsentRecordInline, TimelineInline]
+    inlines = [ConsentStateInline, ConsentRecordInline, TimelineInline, NoteInline]
     actions = [
         "renew_preference_link",
         "erase_contacts",
@@ -933,6 +1075,198 @@ class SuppressionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             *suppression_digests(kind=SuppressionKind.PHONE, value=term),
         ]
         return queryset.filter(digest__in=digests), False
+
+
+class NoteStatusFilter(admin.SimpleListFilter):
+    """By status, showing the notes held for review unless another status is chosen."""
+
+    title = _("status")
+    parameter_name = "status"
+    ALL = "all"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [*NoteStatus.choices, (self.ALL, _("All"))]
+
+    def chosen(self) -> str:
+        return self.value() or NoteStatus.HELD
+
+    def choices(self, changelist: Any) -> Any:
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": self.chosen() == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Note]) -> QuerySet[Note]:
+        chosen = self.chosen()
+        return queryset if chosen == self.ALL else queryset.filter(status=chosen)
+
+
+class NoteReviewForm(forms.Form):
+    comment = forms.CharField(
+        label=_("Comment"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=_(
+            "Why the note may be kept (required to release it), e.g. the person's explicit "
+            "consent (GDPR Art. 9(2)(a)), or why it is discarded."
+        ),
+    )
+
+
+@admin.register(Note)
+class NoteAdmin(AuditedModelAdmin):
+    """The DPO's list of notes held for special categories of data: released or discarded,
+    each decision audited. Notes are added from the contact's page (through the screen)."""
+
+    # narrow enough for 1,366 px beside the filter (the author is on the note's page)
+    list_display = ("created_at", "contact_link", "status", "why_held", "text")
+    list_filter = (NoteStatusFilter,)
+    list_select_related = ("contact",)
+    fields = (
+        "contact_link",
+        "created_at",
+        "author_name",
+        "status",
+        "reasons",
+        "text",
+        "reviewed_by_name",
+        "reviewed_at",
+        "review_comment",
+    )
+    readonly_fields = fields
+    actions = ["release_notes", "discard_notes"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Note]:
+        return notes_as_seen_by(request, super().get_queryset(request))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # from the contact's page, through the screen
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("contacts.review_note")
+
+    @admin.display(description=_("contact"))
+    def contact_link(self, obj: Note) -> str:
+        url = reverse("admin:contacts_contact_change", args=[obj.contact_id])
+        return format_html('<a href="{}">{}</a>', url, obj.contact)
+
+    @admin.display(description=_("held because it looks like"))
+    def reasons(self, obj: Note) -> str:
+        return note_reasons(obj)
+
+    @admin.display(description=_("why held"))
+    def why_held(self, obj: Note) -> str:
+        return note_reasons(obj)
+
+    @admin.display(description=_("note"))
+    def text(self, obj: Note) -> str:
+        return note_text(obj)
+
+    def audit_view(self, request: HttpRequest, obj: Note) -> None:
+        audit_record(
+            request=request,
+            action=AuditAction.VIEW_NOTES,
+            contact=obj.contact,
+            details={"note": obj.pk, "status": obj.status},
+        )
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Each listing shows people's notes: audited, with its filter."""
+        response = super().changelist_view(request, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            audit_record(
+                request=request,
+                action=AuditAction.VIEW_NOTES,
+                details={"status": request.GET.get("status", NoteStatus.HELD)},
+            )
+        return response
+
+    @admin.action(
+        description=_("Release: the note is lawful and may be kept"), permissions=["review"]
+    )
+    def release_notes(
+        self, request: HttpRequest, queryset: QuerySet[Note]
+    ) -> TemplateResponse | None:
+        return self._review(request, queryset, release=True)
+
+    @admin.action(
+        description=_("Discard: wipe the note's text, keep the trail"), permissions=["review"]
+    )
+    def discard_notes(
+        self, request: HttpRequest, queryset: QuerySet[Note]
+    ) -> TemplateResponse | None:
+        return self._review(request, queryset, release=False)
+
+    def _review(
+        self, request: HttpRequest, queryset: QuerySet[Note], *, release: bool
+    ) -> TemplateResponse | None:
+        """A page with the notes and a comment, then each note through `note_review`."""
+        if not self.has_review_permission(request):
+            raise PermissionDenied
+        notes = list(queryset.filter(status=NoteStatus.HELD).select_related("contact"))
+        confirmed = request.POST.get("confirmed") == "yes"
+        form = NoteReviewForm(request.POST if confirmed else None)
+        if confirmed and form.is_valid():
+            refused = self._apply_reviews(request, notes, release, form.cleaned_data["comment"])
+            if refused is None:
+                return None
+            form.add_error("comment", refused)  # the same for every note: none was reviewed
+        return TemplateResponse(
+            request,
+            "admin/contacts/note/review_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Release these notes?") if release else _("Discard these notes?"),
+                "notes": notes,
+                "form": form,
+                "release": release,
+                "action": "release_notes" if release else "discard_notes",
+                "opts": self.model._meta,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    def _apply_reviews(
+        self, request: HttpRequest, notes: list[Note], release: bool, comment: str
+    ) -> ValidationError | None:
+        """Review each note, its decision and audit entry together; answers the service's
+        refusal of the comment (a release needs the reason), which stops before any note."""
+        by = request.user.get_username()
+        action = AuditAction.NOTE_RELEASED if release else AuditAction.NOTE_DISCARDED
+        done = 0
+        for note in notes:
+            try:
+                with transaction.atomic():
+                    reviewed = note_review(note=note, release=release, by=by, comment=comment)
+                    audit_record(
+                        request=request,
+                        action=action,
+                        contact=note.contact,
+                        details={
+                            "note": note.pk,
+                            "categories": reviewed.categories,
+                            "comment": reviewed.review_comment,
+                        },
+                    )
+            except ValidationError as error:
+                if "comment" in getattr(error, "error_dict", {}):
+                    return ValidationError(error.error_dict["comment"])
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+                continue
+            done += 1
+        message = _("%(count)d note(s) released.") if release else _("%(count)d note(s) discarded.")
+        self.message_user(request, message % {"count": done}, messages.SUCCESS)
+        return None
 
 
 # --- contact imports: upload, column mapping, progress -----------------------------------

@@ -12,6 +12,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from contacts.normalization import suppression_digests
+from contacts.screening import SpecialCategory
 from core.storage import private_storage
 
 # A new address is trusted with the person's data once it has held the contact this long.
@@ -394,6 +395,7 @@ class TimelineKind(models.TextChoices):
     MAIL_RETURNED = "mail_returned", _("Postal mail returned")
     SMS_STOPPED = "sms_stopped", _("SMS opt-out (STOP)")
     DELIVERABILITY_RESET = "deliverability_reset", _("Address corrected: deliverable again")
+    NOTE_ADDED = "note_added", _("Note added")
 
 
 class TimelineEvent(models.Model):
@@ -412,6 +414,65 @@ class TimelineEvent(models.Model):
 
     def __str__(self) -> str:
         return self.summary
+
+
+class NoteStatus(models.TextChoices):
+    STORED = "stored", _("Stored")
+    # it looked like a special category of data (GDPR Art. 9, 10): the DPO decides
+    HELD = "held", _("Held for review")
+    RELEASED = "released", _("Released after review")
+    DISCARDED = "discarded", _("Discarded")
+
+
+class Note(models.Model):
+    """Free text about a contact written by staff, screened for special categories of data
+    (`contacts.screening`): one that looks like one is held until the DPO releases it (lawful,
+    e.g. the person's explicit consent, Art. 9(2)(a)) or discards it (the text is wiped, the
+    trail of who decided what and when is kept)."""
+
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="notes", verbose_name=_("contact")
+    )
+    body = models.TextField(_("note"), blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("author"),
+    )
+    # kept when the author's account goes
+    author_name = models.CharField(_("author"), max_length=150, blank=True)
+    created_at = models.DateTimeField(_("written at"), default=timezone.now, editable=False)
+    status = models.CharField(
+        _("status"), max_length=10, choices=NoteStatus.choices, default=NoteStatus.STORED
+    )
+    # the `contacts.screening.SpecialCategory` values the text looked like, [] for none
+    categories = models.JSONField(_("special categories found"), default=list, blank=True)
+    reviewed_by_name = models.CharField(_("reviewed by"), max_length=150, blank=True)
+    reviewed_at = models.DateTimeField(_("reviewed at"), null=True, blank=True)
+    review_comment = models.TextField(_("review comment"), blank=True)
+
+    class Meta:
+        verbose_name = _("note")
+        verbose_name_plural = _("notes")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="note_status_created")]
+        permissions = [
+            ("review_note", _("Can review notes held for special categories of data")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_status_display()} {self.created_at:%Y-%m-%d %H:%M}"
+
+    def categories_in_words(self) -> str:
+        """The special categories found, as a person reads them ("health, religious beliefs")."""
+        return ", ".join(
+            str(SpecialCategory(category).label)
+            for category in self.categories
+            if category in SpecialCategory.values
+        )
 
 
 class SuppressionKind(models.TextChoices):

@@ -7,6 +7,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, F, Value, When
@@ -23,6 +24,8 @@ from contacts.models import (
     Interest,
     Language,
     LifecycleStage,
+    Note,
+    NoteStatus,
     PostalDeliverability,
     Relationship,
     Suppression,
@@ -38,6 +41,7 @@ from contacts.normalization import (
     suppression_digest,
     suppression_digests_normalized,
 )
+from contacts.screening import special_categories
 from contacts.selectors import (
     suppression_digests,
     suppression_reason,
@@ -898,7 +902,8 @@ def contact_anonymise(*, contact: Contact, reason: str) -> dict[str, str]:
 
     The email and phone go on the suppression list as HMAC digests; the email is replaced by
     a placeholder so that no query by the old address finds the contact; the timeline is
-    replaced by one entry saying when and why. The caller holds the transaction.
+    replaced by one entry saying when and why; the notes are deleted. The caller holds the
+    transaction.
     """
     return contacts_anonymise_many(contacts=[contact], reason=reason)[contact.pk]
 
@@ -960,6 +965,8 @@ def contacts_anonymise_many(
     )
     Contact.interests.through.objects.filter(contact_id__in=ids).delete()
     TimelineEvent.objects.filter(contact_id__in=ids).delete()
+    # staff's free text about the person: nothing of it is proof of anything (one statement)
+    Note.objects.filter(contact_id__in=ids).delete()
     TimelineEvent.objects.bulk_create(
         [
             TimelineEvent(contact=contact, kind=TimelineKind.ERASED, summary=reason[:500], data={})
@@ -1289,6 +1296,7 @@ def contact_merge_into(
     survivor.save(update_fields=[*filled, "last_activity_at", "updated_at"])
     survivor.interests.add(*merged.interests.all())
     merged.timeline.all().update(contact=survivor)
+    notes = merged.notes.all().update(contact=survivor)
     # contacts merged into this one before now point straight at the survivor
     Contact.objects.filter(merged_into=merged).update(merged_into=survivor)
     merged.status, merged.merged_into = ContactStatus.MERGED, survivor
@@ -1299,6 +1307,7 @@ def contact_merge_into(
         "merged_email": merged.email,
         "filled": filled,
         "crm_conflicts": conflicts,
+        "notes_moved": notes,
         "by": actor,
         **dict(details or {}),
     }
@@ -1370,3 +1379,84 @@ def _record_merge(survivor: Contact, merged: Contact, summary: dict[str, Any]) -
             "crm_conflicts": summary["crm_conflicts"],
         },
     )
+
+
+# --- notes: staff's free text, screened for special categories of data ---------------------
+
+
+def note_add(*, contact: Contact, body: str, author: User | None) -> Note:
+    """Add a note on a contact, screened for special categories of data (GDPR Art. 9, 10): one
+    that looks like one is held for the DPO's review with the categories found, never stored
+    as a normal note."""
+    text = body.strip()
+    if not text:
+        raise ValidationError({"body": [_("A note cannot be empty: write something.")]})
+    categories = [flag.category for flag in special_categories(text)]
+    with transaction.atomic():
+        # under the contact's lock: an erasure, which deletes the notes, is done or waits
+        contact = _lock_active(contact)
+        if contact.status == ContactStatus.MERGED:
+            raise ValidationError(
+                {"contact": [_("This contact was merged into another one: add the note there.")]}
+            )
+        note = Note.objects.create(
+            contact=contact,
+            body=text,
+            author=author,
+            author_name=author.get_username() if author is not None else "",
+            status=NoteStatus.HELD if categories else NoteStatus.STORED,
+            categories=categories,
+        )
+        timeline_add(
+            contact=contact,
+            kind=TimelineKind.NOTE_ADDED,
+            summary=_note_summary(note),
+            data={"note": note.pk, "status": note.status, "categories": categories},
+        )
+    return note
+
+
+def _note_summary(note: Note) -> str:
+    """The timeline's line for a note: never its text, which may be a special category."""
+    if note.status == NoteStatus.HELD:
+        return _("Note held for review: %(categories)s") % {
+            "categories": note.categories_in_words()
+        }
+    return _("Note added")
+
+
+def note_review(*, note: Note, release: bool, by: str, comment: str = "") -> Note:
+    """The DPO's decision on a held note: released (lawful, e.g. the person's explicit consent,
+    GDPR Art. 9(2)(a), which `comment` must say) or discarded, its text wiped and the trail
+    (categories, who, when, why) kept. Only a held note can be reviewed."""
+    with transaction.atomic():
+        note = Note.objects.select_for_update().get(pk=note.pk)
+        if note.status != NoteStatus.HELD:
+            raise ValidationError(
+                _(
+                    "Only a note held for review can be released or discarded (this one is "
+                    "%(status)s)."
+                )
+                % {"status": note.get_status_display().lower()}
+            )
+        if release and not comment.strip():
+            raise ValidationError(
+                {
+                    "comment": [
+                        _(
+                            "Say why this note may be kept, e.g. the person's explicit consent "
+                            "(GDPR Art. 9(2)(a))."
+                        )
+                    ]
+                }
+            )
+        note.status = NoteStatus.RELEASED if release else NoteStatus.DISCARDED
+        if not release:
+            note.body = ""
+        note.reviewed_by_name = by
+        note.reviewed_at = timezone.now()
+        note.review_comment = comment.strip()
+        note.save(
+            update_fields=["status", "body", "reviewed_by_name", "reviewed_at", "review_comment"]
+        )
+    return note

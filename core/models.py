@@ -127,6 +127,10 @@ class AuditAction(models.TextChoices):
     CRM_CONNECTION = "crm_connection", _("Changed a CRM connection")
     DEAD_LETTER_REPLAY = "dead_letter_replay", _("Replayed CRM dead letters")
     OFFLINE_CONSENT = "offline_consent", _("Recorded a consent from a paper form or a phone call")
+    # notes held for special categories of data (GDPR Art. 9, 10): who read, released, discarded
+    VIEW_NOTES = "view_notes", _("Listed or read notes on contacts")
+    NOTE_RELEASED = "note_released", _("Released a note held for review")
+    NOTE_DISCARDED = "note_discarded", _("Discarded a note held for review")
 
 
 class AuditEvent(models.Model):

@@ -25,7 +25,7 @@ from consent.models import (
     Purpose,
 )
 from consent.selectors import contact_consent_history, controller_identity
-from contacts.models import SUPPRESSION_DIGEST_FIELDS, Contact
+from contacts.models import SUPPRESSION_DIGEST_FIELDS, Contact, NoteStatus
 from core.csvfiles import csv_text
 from core.models import ApiClient, Scope
 from core.recipients import data_recipients
@@ -44,7 +44,8 @@ IDENTITY_FIELDS = tuple(
 
 
 def personal_data(contact: Contact) -> dict[str, Any]:
-    """Identity, interests, consent state and full history with evidence, timeline, requests."""
+    """Identity, interests, consent state and full history with evidence, timeline, notes
+    (but those the DPO discarded, whose text is gone), requests."""
     # the history holds the records of contacts merged into this one too, with their evidence
     history = contact_consent_history(contact)
     evidence = {
@@ -78,6 +79,12 @@ def personal_data(contact: Contact) -> dict[str, Any]:
         "timeline": [
             {"at": event.occurred_at, "kind": event.kind, "summary": event.summary}
             for event in contact.timeline.order_by("occurred_at", "id")
+        ],
+        "notes": [
+            {"written_at": note.created_at, "status": note.status, "text": note.body}
+            for note in contact.notes.exclude(status=NoteStatus.DISCARDED).order_by(
+                "created_at", "id"
+            )
         ],
         "privacy_requests": [
             {

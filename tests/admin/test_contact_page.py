@@ -22,6 +22,7 @@ from campaigns.models import Recipient, RecipientStatus
 from consent.models import Channel, ConsentRecord, LegalBasis, Purpose
 from consent.services import Evidence
 from contacts.models import Contact
+from contacts.services import note_add
 from core.models import AuditAction, AuditEvent
 from crmsync.connections import connection_create
 from crmsync.models import Connection, ContactLink, DeadLetter, OutboxEvent
@@ -41,8 +42,8 @@ PARIS = ZoneInfo("Europe/Paris")
 # What the page reads, measured: the admin's own 11 (session, user, device, the contact twice,
 # permissions twice, merged contacts, interests twice, the audit entry) and the panels' 10
 # (ledger, states, purposes and their versions, timeline, campaigns, CRM links, outbox
-# count, dead letters, privacy requests).
-PAGE_QUERY_BUDGET = 21
+# count, dead letters, privacy requests), and the notes' list (one, however many).
+PAGE_QUERY_BUDGET = 22
 SIGNED_AT = datetime(2026, 3, 12, 14, 3, tzinfo=PARIS)
 
 
@@ -359,6 +360,8 @@ def test_the_page_stays_within_its_query_budget(
 ) -> None:
     for _ in range(3):
         _history(person, [PurposeFactory(channels=["email"]) for _ in range(4)], newsletter)
+    for body in ("Rappeler en avril.", "En arrêt maladie.", "Met at the Lyon fair."):
+        note_add(contact=person, body=body, author=None)
     as_marketer.get(change_url(person))
 
     with django_assert_max_num_queries(PAGE_QUERY_BUDGET):

@@ -102,3 +102,41 @@ def test_the_flag_names_the_words_that_matched_as_written_without_accents() -> N
 def test_a_word_is_matched_whole_never_inside_another() -> None:
     # "cgt" inside a reference, "sida" inside a word, "gay" inside a name
     assert special_categories("Référence ABCGT-42, subsidiaire de Gaylord SARL") == []
+
+
+# Notes the first lexicon let through (issue 15, point 5): conditions, disabilities,
+# treatments, beliefs and a hyphenated "ex-", as staff write them.
+MISSED_BEFORE: list[tuple[str, str]] = [
+    ("Son fils est autiste, préfère les rendez-vous au calme.", H),
+    ("Victime d'un AVC l'an dernier, parle lentement.", H),
+    ("Se déplace en fauteuil roulant : salle au rez-de-chaussée.", H),
+    ("Est sous antidépresseurs depuis son divorce.", H),
+    ("Bipolaire selon son associé, humeur variable.", H),
+    ("Il est sourd, écrire plutôt qu'appeler.", H),
+    ("Uses a wheelchair, needs step-free access at the launch.", H),
+    ("Had a heart attack in May, back at work in June.", H),
+    ("Is on chemo this winter, call after March.", H),
+    ("Recovering alcoholic, no wine in the gift box.", H),
+    ("Athée convaincu, refuse les vœux de Noël.", R),
+    ("Wears a hijab, prefers a female sales rep.", R),
+    ("Vote écolo depuis toujours, sensible au bilan carbone.", P),
+    ("Ex-détenu, en réinsertion chez un client partenaire.", C),
+]
+# Everyday phrases with the same words, which stay innocent.
+STILL_INNOCENT = [
+    "Non-alcoholic drinks for the stand, please.",
+    "Fait la sourde oreille à nos relances depuis mars.",
+    "Our offer fell on deaf ears at the board meeting.",
+    "Veut le vélo en vert sapin.",
+    "Test à l'aveugle des nouvelles selles au salon.",
+]
+
+
+@pytest.mark.parametrize(("note", "category"), MISSED_BEFORE)
+def test_a_note_the_first_lexicon_missed_is_flagged_now(note: str, category: str) -> None:
+    assert category in [flag.category for flag in special_categories(note)]
+
+
+@pytest.mark.parametrize("note", STILL_INNOCENT)
+def test_the_new_words_leave_everyday_phrases_alone(note: str) -> None:
+    assert special_categories(note) == []

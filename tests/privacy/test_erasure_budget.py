@@ -2,7 +2,8 @@
 for one person alone: 20 before the proof archive, whose evidence read and entry insert are
 two statements per batch, and the CRM dead letters', issue 14: the undelivered events are
 read before they are deleted with their dead letters, and the errors of the others scrubbed,
-and the owners in the CRMs named on the person's links blanked),
+and the owners in the CRMs named on the person's links blanked; and staff's notes on the
+person, deleted in one statement per batch, issue 15),
 and one person who cannot be erased does not hold back the
 others, nor is left half-erased.
 
@@ -23,7 +24,8 @@ from django.utils import timezone
 
 from consent.ledger import ledger_verify
 from consent.models import ConsentEvidence, ConsentRecord, ConsentState, ConsentStatus, Purpose
-from contacts.models import Contact, ContactStatus, Suppression, TimelineEvent
+from contacts.models import Contact, ContactStatus, Note, Suppression, TimelineEvent
+from contacts.services import note_add
 from crmsync.models import OutboxEvent
 from preferences.models import PreferenceToken
 from preferences.services import preference_token_issue
@@ -42,12 +44,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 BATCH = 50
 # 20, the proof archive's two statements, the dead letters' three, and the CRM owners named
-# on the person's links blanked (one)
+# on the person's links blanked (one); the notes' delete is one statement for a whole batch
 PER_PERSON = 26
-# One person alone: one more, the read of the enabled CRM connections each erasure tells
+# One person alone: two more, the read of the enabled CRM connections each erasure tells
 # (issue 14: one statement whatever the number erased; two more, the links read and the
-# acknowledgements written, when a CRM is connected). A batch shares it.
-ONE_PERSON = PER_PERSON + 1
+# acknowledgements written, when a CRM is connected), and the notes' delete. A batch shares
+# them.
+ONE_PERSON = PER_PERSON + 2
 
 
 def _purposes() -> list[Purpose]:
@@ -56,7 +59,7 @@ def _purposes() -> list[Purpose]:
 
 def _person(number: int, purposes: list[Purpose]) -> Contact:
     """The benchmark's person: identity, email and phone, three grants with personal
-    evidence, a preference link."""
+    evidence, a preference link, two notes (one held for review)."""
     contact = ContactFactory(
         email=f"person{number}@example.fr",
         phone=f"+336123{number:05d}",
@@ -67,6 +70,8 @@ def _person(number: int, purposes: list[Purpose]) -> Contact:
     for purpose in purposes:
         grant(contact, purpose)
     preference_token_issue(contact=contact)
+    note_add(contact=contact, body="Rappeler après le salon de Lyon.", author=None)
+    note_add(contact=contact, body="En arrêt maladie jusqu'en mars.", author=None)
     return contact
 
 
@@ -97,6 +102,7 @@ def assert_erased(contact: Contact) -> None:
     assert list(TimelineEvent.objects.filter(contact=contact).values_list("kind", flat=True)) == [
         "erased"
     ]
+    assert not Note.objects.filter(contact=contact).exists()
 
 
 def assert_untouched(contact: Contact, email: str) -> None:
@@ -108,6 +114,7 @@ def assert_untouched(contact: Contact, email: str) -> None:
     assert not ConsentRecord.objects.filter(contact=contact, action="withdraw").exists()
     assert ConsentEvidence.objects.filter(record__contact=contact).count() == 3
     assert PreferenceToken.objects.filter(contact=contact).exists()
+    assert Note.objects.filter(contact=contact).count() == 2
     assert not OutboxEvent.objects.filter(
         contact_public_id=contact.public_id, topic="contact.erased"
     ).exists()
@@ -130,7 +137,7 @@ def test_the_erasure_job_costs_at_most_26_queries_per_person(
     assert ledger_verify() == []
 
 
-def test_erasing_one_person_costs_at_most_27_statements() -> None:
+def test_erasing_one_person_costs_at_most_28_statements() -> None:
     # given the benchmark's person, and someone else who must be left alone
     purposes = _purposes()
     person = _person(1, purposes)

@@ -151,6 +151,7 @@ def test_access_and_portability_produce_the_json_and_the_csv_archive(
         "consents.csv",
         "consent_history.csv",
         "timeline.csv",
+        "notes.csv",
         "privacy_requests.csv",
         # what Art. 15(1)(a)-(h) adds (tests/privacy/test_access_answer.py)
         "controller.csv",

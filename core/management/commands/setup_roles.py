@@ -41,6 +41,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "campaigns.recipient": ("view",),
         # the register of processing activities (GDPR Art. 30) is read by the marketers
         "privacy.processingactivity": ("view",),
+        # notes are screened: a held one's text is for the DPO only (contacts.admin.NoteInline)
+        "contacts.note": ("view", "add"),
     },
     DPO: {
         "consent.purpose": ("view", "add", "change"),
@@ -87,6 +89,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "privacy.processor": ("view", "add", "change"),
         # the breach register (GDPR Art. 33(5)) keeps its history: nobody deletes an entry
         "privacy.breach": ("view", "add", "change"),
+        # releases or discards the notes held for special categories of data (Art. 9, 10)
+        "contacts.note": ("view", "add", "review"),
     },
     # Run the tool, not the data: staff accounts, integrations, schedules, second factors.
     # No ledger, contact or request rights; no deletions that would erase a trail (accounts,
