@@ -9,7 +9,7 @@ carries the numbers it draws (`Chart.rows`), which the template shows as the tab
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
 from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
@@ -29,6 +29,11 @@ LEGEND_ITEM_WIDTH = 130
 Value = float | int | None
 
 
+class ChartKind(StrEnum):
+    LINE = "line"
+    BAR = "bar"
+
+
 @dataclass(frozen=True)
 class Series:
     """One line, or one bar in each group, with its name."""
@@ -46,12 +51,12 @@ class Chart:
     axis_label: str
     labels: Sequence[str]
     series: Sequence[Series]
-    kind: Literal["line", "bar"] = "line"
+    kind: ChartKind = ChartKind.LINE
     unit: str = ""
 
     @property
     def svg(self) -> SafeString:
-        return line_chart_svg(self) if self.kind == "line" else bar_chart_svg(self)
+        return line_chart_svg(self) if self.kind == ChartKind.LINE else bar_chart_svg(self)
 
     @property
     def rows(self) -> list[tuple[str, list[str]]]:

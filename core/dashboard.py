@@ -49,7 +49,7 @@ from consent.models import (
 )
 from consent.rates import consent_states_now, people_on_file
 from contacts.models import Suppression, SuppressionReason, TimelineEvent, TimelineKind
-from core.charts import Chart, Series
+from core.charts import Chart, ChartKind, Series
 from core.models import JobRun
 from privacy.models import PrivacyRequest, PrivacyRequestStatus
 from privacy.selectors import breaches_within_deadline
@@ -360,7 +360,7 @@ def unsubscribes_and_complaints(weeks: list[date]) -> Chart:
             Series(gettext("unsubscribes"), [ledger[monday]["unsubscribes"] for monday in weeks]),
             Series(gettext("complaints"), [complaints[monday] for monday in weeks]),
         ],
-        kind="bar",
+        kind=ChartKind.BAR,
     )
 
 
@@ -376,7 +376,7 @@ def suppression_counts() -> Chart:
         series=[
             Series(gettext("entries"), [counts.get(value, 0) for value in SuppressionReason.values])
         ],
-        kind="bar",
+        kind=ChartKind.BAR,
     )
 
 
@@ -481,7 +481,7 @@ def consent_growth(weeks: list[date]) -> Chart:
             Series(gettext("granted"), [ledger[monday]["grants"] for monday in weeks]),
             Series(gettext("withdrawn"), [ledger[monday]["withdrawals"] for monday in weeks]),
         ],
-        kind="bar",
+        kind=ChartKind.BAR,
     )
 
 

@@ -5,7 +5,7 @@ import re
 
 from django.utils import translation
 
-from core.charts import PLOT_HEIGHT, TOP, Chart, Series
+from core.charts import PLOT_HEIGHT, TOP, Chart, ChartKind, Series
 
 WEEKS = ["2 Nov", "9 Nov", "16 Nov"]
 
@@ -42,7 +42,7 @@ def test_a_bar_is_as_high_as_its_share_of_the_highest_value() -> None:
         axis_label="Week of",
         labels=WEEKS,
         series=[Series("granted", [4, 2, 0])],
-        kind="bar",
+        kind=ChartKind.BAR,
     )
 
     heights = [
@@ -62,7 +62,7 @@ def test_every_text_of_a_chart_is_escaped() -> None:
         axis_label="Reason",
         labels=["<b>bold</b>"],
         series=[Series("a & b", [1])],
-        kind="bar",
+        kind=ChartKind.BAR,
     )
 
     svg = str(chart.svg)
