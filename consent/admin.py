@@ -25,6 +25,7 @@ from consent.models import (
     ConsentState,
     FrequencyCap,
     LedgerSeal,
+    LedgerVerification,
     PrivacyNotice,
     Purpose,
     PurposeVersion,
@@ -800,6 +801,15 @@ class _Echo:
 
     def write(self, value: str) -> str:
         return value
+
+
+@admin.register(LedgerVerification)
+class LedgerVerificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every full check of the ledger (`verify_ledger`), read-only: what the DPO shows an
+    auditor to prove the proof is checked."""
+
+    list_display = ("checked_at", "problem_count", "records", "seals", "first_problem")
+    date_hierarchy = "checked_at"
 
 
 @admin.register(LedgerSeal)

@@ -30,6 +30,7 @@ from consent.models import (
     HashVersion,
     LedgerSeal,
     LedgerTombstone,
+    LedgerVerification,
     SealKind,
 )
 from contacts.models import LEDGER_GENESIS_HASH
@@ -1152,22 +1153,18 @@ def ledger_verify(
         return _verify(head=head, chunk_size=chunk_size, max_problems=max_problems)
 
 
-# The outcome of each full check, kept as a `core.JobRun` for the DPO's dashboard: the key is
-# "<UTC time> ok", or "<UTC time> <problem count> <first problem>" cut to the key's length.
-LEDGER_VERIFICATION_JOB = "verify-ledger"
-
-
-def ledger_verification_record(*, report: LedgerReport, at: datetime | None = None) -> str:
-    """Keep a check's outcome (when, intact or how many problems and the first) as a job run
-    (GDPR Art. 5(2): the DPO shows the ledger is checked); answers the key written."""
-    stamp = (at or timezone.now()).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if report.problem_count:
-        first = str(report[0]) if len(report) else ""
-        key = f"{stamp} {report.problem_count} {first}".strip()[:100]
-    else:
-        key = f"{stamp} ok"
-    job_run_claim(job=LEDGER_VERIFICATION_JOB, key=key)
-    return key
+def ledger_verification_record(
+    *, report: LedgerReport, at: datetime | None = None
+) -> LedgerVerification:
+    """Keep a full check's outcome (when, what it read, how many problems and the first) for
+    the DPO's dashboard (GDPR Art. 5(2): the DPO shows the ledger is checked)."""
+    return LedgerVerification.objects.create(
+        checked_at=at or timezone.now(),
+        records=report.records,
+        seals=report.seals,
+        problem_count=report.problem_count,
+        first_problem=str(report[0]) if len(report) else "",
+    )
 
 
 def _verify(*, head: str | None, chunk_size: int, max_problems: int) -> LedgerReport:

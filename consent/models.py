@@ -467,6 +467,30 @@ class LedgerSeal(AppendOnlyModel):
         return f"#{self.number} {self.seal_hash[:12]}"
 
 
+class LedgerVerification(models.Model):
+    """The outcome of one full check of the ledger (`verify_ledger`, command or daily task):
+    the DPO shows that the proof is checked, and when it last was (GDPR Art. 5(2))."""
+
+    checked_at = models.DateTimeField(_("checked at"), default=timezone.now, db_index=True)
+    records = models.PositiveBigIntegerField(_("records checked"), default=0)
+    seals = models.PositiveIntegerField(_("seals checked"), default=0)
+    problem_count = models.PositiveIntegerField(_("problems found"), default=0)
+    first_problem = models.TextField(_("first problem"), blank=True)
+
+    class Meta:
+        verbose_name = _("ledger verification")
+        verbose_name_plural = _("ledger verifications")
+        ordering = ["-checked_at", "-id"]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.checked_at:%Y-%m-%d %H:%M} {self.problem_count}"
+
+    @property
+    def intact(self) -> bool:
+        return self.problem_count == 0
+
+
 class LedgerTombstone(AppendOnlyModel):
     """What stays of a ledger record removed at the end of its proof period (GDPR Art.
     5(1)(e)): only what verification needs, nothing about the person.

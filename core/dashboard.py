@@ -35,7 +35,6 @@ from django.utils.translation import gettext_lazy as _
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.selectors import campaign_stats
 from consent.eligibility import eligible_contacts
-from consent.ledger import LEDGER_VERIFICATION_JOB
 from consent.models import (
     Channel,
     ConsentAction,
@@ -43,6 +42,7 @@ from consent.models import (
     ConsentRecord,
     ConsentStatus,
     LedgerSeal,
+    LedgerVerification,
     Purpose,
     SourceKind,
     localized,
@@ -50,7 +50,6 @@ from consent.models import (
 from consent.rates import consent_states_now, people_on_file
 from contacts.models import Suppression, SuppressionReason, TimelineEvent, TimelineKind
 from core.charts import Chart, ChartKind, Series
-from core.models import JobRun
 from privacy.models import PrivacyRequest, PrivacyRequestStatus
 from privacy.selectors import breaches_within_deadline
 
@@ -393,18 +392,17 @@ def seal_status(now: datetime) -> dict[str, Any]:
 
 
 def last_verification(now: datetime) -> dict[str, Any] | None:
-    """The last full check of the ledger (`verify_ledger`, kept by
-    `consent.ledger.ledger_verification_record`): when, intact or what failed. One query."""
-    run = JobRun.objects.filter(job=LEDGER_VERIFICATION_JOB).order_by("-created_at").first()
-    if run is None:
+    """The last full check of the ledger (`verify_ledger`, kept as a
+    `consent.LedgerVerification`): when, intact or what failed. One query."""
+    check = LedgerVerification.objects.order_by("-checked_at", "-id").first()
+    if check is None:
         return None
-    _stamp, outcome, first_problem = ([*run.key.split(" ", 2), "", ""])[:3]
     return {
-        "at": run.created_at,
-        "ok": outcome == "ok",
-        "problems": 0 if outcome == "ok" else int(outcome or 0),
-        "first_problem": first_problem,
-        "late": run.created_at < now - VERIFICATION_LATE_AFTER,
+        "at": check.checked_at,
+        "ok": check.intact,
+        "problems": check.problem_count,
+        "first_problem": check.first_problem,
+        "late": check.checked_at < now - VERIFICATION_LATE_AFTER,
     }
 
 

@@ -5,7 +5,7 @@ exclusion reasons. Who sees which is decided by permissions."""
 
 import re
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from html import unescape
 from io import StringIO
 
@@ -25,12 +25,11 @@ from freezegun import freeze_time
 from campaigns.selectors import campaign_stats
 from consent.eligibility import eligible_contacts
 from consent.ledger import LedgerProblem, LedgerReport, ledger_seal, ledger_verification_record
-from consent.models import ConsentRateSnapshot, Purpose
+from consent.models import ConsentRateSnapshot, LedgerVerification, Purpose
 from consent.tasks import snapshot_consent_rates, verify_ledger
 from contacts.models import ContactStatus, SuppressionReason, TimelineEvent, TimelineKind
 from contacts.services import suppressions_add_many
 from core.dashboard import consent_rates, last_weeks, unsubscribes_and_complaints
-from core.models import JobRun
 from privacy.models import Breach, PrivacyRequest, PrivacyRequestStatus
 from tests.admin.conftest import otp_verified_login
 from tests.campaigns.test_stats import campaign_with_feedback
@@ -325,15 +324,32 @@ def test_the_last_verification_is_recorded_by_the_command_and_shown(as_dpo: Clie
 
     call_command("verify_ledger", stdout=StringIO())
 
-    assert JobRun.objects.filter(job="verify-ledger").count() == 1
+    check = LedgerVerification.objects.get()
+    assert (check.problem_count, check.records, check.first_problem) == (0, 1, "")
     assert "intact" in seal_facts(as_dpo.get(HOME).content.decode())["Last verification"]
+
+
+def test_the_dpo_lists_every_verification_with_its_outcome(as_dpo: Client) -> None:
+    report = LedgerReport([LedgerProblem("record #7", "hash mismatch")])
+    with freeze_time("2026-11-25T08:00:00Z"):
+        ledger_verification_record(report=report)
+    with freeze_time(NOW):
+        ledger_verification_record(report=LedgerReport())
+
+    response = as_dpo.get(reverse("admin:consent_ledgerverification_changelist"))
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "record #7: hash mismatch" in text
+    assert text.count('class="field-problem_count"') == 2
 
 
 def test_the_daily_verification_task_records_its_outcome_too(db: None) -> None:
     with freeze_time(NOW):
         assert verify_ledger() == 0
 
-    assert JobRun.objects.get(job="verify-ledger").key == "2026-11-26T09:00:00Z ok"
+    check = LedgerVerification.objects.get()
+    assert check.checked_at == datetime.fromisoformat(NOW) and check.intact
 
 
 def test_the_snapshot_of_the_rates_is_a_daily_beat_job() -> None:

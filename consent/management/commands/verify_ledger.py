@@ -1,6 +1,7 @@
 """`manage.py verify_ledger [--head NUMBER:HASH]`: check the consent ledger's records, chains and
 seals, streamed; non-zero exit on any problem, the result on the last line. The outcome is kept
-as a `core.JobRun` (`consent.ledger.ledger_verification_record`) for the DPO's dashboard."""
+as a `consent.LedgerVerification` (`consent.ledger.ledger_verification_record`) for the DPO's
+dashboard."""
 
 from typing import Any
 

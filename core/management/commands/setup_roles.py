@@ -54,6 +54,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "consent.consentevidence": ("view",),
         "consent.frequencycap": ("view",),
         "consent.ledgerseal": ("view", "download_heads"),
+        "consent.ledgerverification": ("view",),
         # "close": an erasure closed before every CRM acknowledged it (with a note)
         "privacy.privacyrequest": ("view", "add", "change", "close"),
         "privacy.erasureacknowledgement": ("view",),
