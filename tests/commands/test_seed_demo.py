@@ -27,7 +27,8 @@ from contacts.models import Contact, Interest, TimelineEvent
 from contacts.selectors import suppression_reason
 from core.models import ApiClient
 from crmsync.models import OutboxEvent
-from privacy.models import PrivacyRequest
+from privacy.models import Breach, PrivacyRequest
+from privacy.selectors import breaches_within_deadline
 from privacy.services import OPEN_STATUSES
 
 pytestmark = pytest.mark.django_db
@@ -204,9 +205,18 @@ def test_a_campaign_was_sent_and_has_results():
     assert ledger_verify() == []
 
 
+def test_a_breach_awaits_the_authority_decision_within_its_72_hours():
+    seed()
+
+    (pending,) = breaches_within_deadline()
+    assert not pending.late and 40 <= pending.hours_left <= 42
+    assert pending.breach.risk_reasoning and pending.breach.persons_count == 340
+
+
 def test_a_second_run_sends_and_files_nothing_more():
     seed()
     before = (
+        Breach.objects.count(),
         PrivacyRequest.objects.count(),
         Campaign.objects.count(),
         Recipient.objects.count(),
@@ -216,6 +226,7 @@ def test_a_second_run_sends_and_files_nothing_more():
     output = seed()
 
     after = (
+        Breach.objects.count(),
         PrivacyRequest.objects.count(),
         Campaign.objects.count(),
         Recipient.objects.count(),

@@ -47,7 +47,14 @@ from contacts.services import contact_upsert
 from core.management.commands.setup_roles import DPO, MARKETERS
 from core.models import ApiClient, Scope
 from preferences.services import Visit, preferences_unsubscribe_all
-from privacy.models import PrivacyRequest, PrivacyRequestStatus, PrivacyRequestType
+from privacy.breaches import breach_record
+from privacy.models import (
+    Breach,
+    BreachRisk,
+    PrivacyRequest,
+    PrivacyRequestStatus,
+    PrivacyRequestType,
+)
 from privacy.services import privacy_request_file, privacy_request_transition
 
 ADMIN_USERNAME, ADMIN_PASSWORD = "admin", "admin-demo-2026"
@@ -408,6 +415,7 @@ REQUESTS = [
 ]
 
 DEMO_CAMPAIGN = "Lettre d'information — novembre"
+DEMO_BREACH = "Vol d'un ordinateur portable (démo)"
 CAMPAIGN_STEP = {
     "channel": "email",
     "subject_fr": "Les nouveautés de novembre",
@@ -441,6 +449,7 @@ class Command(BaseCommand):
         self._seed_contacts(purposes)
         self._seed_privacy_requests()
         self._seed_campaign(purposes["newsletter"])
+        self._seed_breach()
         self._seed_api_client()
         self._print_credentials()
 
@@ -603,6 +612,36 @@ class Command(BaseCommand):
             _("Privacy requests: %(created)d created, %(total)d in the demo.")
             % {"created": created_count, "total": len(REQUESTS)}
         )
+
+    def _seed_breach(self) -> None:
+        """A breach found 30 hours ago, the authority decision still to take: the DPO's
+        dashboard and the breach register show its deadline running."""
+        if Breach.objects.filter(reference=DEMO_BREACH).exists():
+            return
+        breach_record(
+            by=DPO_USERNAME,
+            reference=DEMO_BREACH,
+            aware_at=timezone.now() - timedelta(hours=30),
+            nature=(
+                "Un ordinateur portable d'un commercial, non chiffré, a été volé dans un train; "
+                "il contenait un export de 340 contacts prospects."
+            ),
+            persons_categories="Prospects",
+            persons_count=340,
+            records_categories="Nom, adresse e-mail, téléphone professionnel, entreprise",
+            records_count=340,
+            consequences="Démarchage ou hameçonnage ciblé possibles.",
+            measures=(
+                "Mot de passe du compte CRM changé, session révoquée; plainte déposée; "
+                "chiffrement des postes nomades programmé."
+            ),
+            risk=BreachRisk.RISK,
+            risk_reasoning=(
+                "Données de contact professionnelles sans données sensibles ni financières: "
+                "risque réel mais pas élevé; notification à la CNIL, pas aux personnes."
+            ),
+        )
+        self.stdout.write(_("Breach register: a demo breach recorded."))
 
     def _seed_campaign(self, newsletter: Purpose) -> None:
         """A newsletter sent to everyone who confirmed it, then its deliveries, an unsubscribe
