@@ -1,9 +1,7 @@
 """django-celery-beat's admin (and django-axes') in French: none of the English labels that
 core/third_party_labels.py lists is left on their pages.
 
-The French comes from our catalogue (locale/), which is filled at merge from the proposals
-made alongside this change and compiled: until it holds them the test is skipped; once it
-does, every label must read in French.
+The French comes from our catalogue (locale/), which takes precedence over the apps' own.
 """
 
 import html
@@ -30,8 +28,6 @@ BEAT_PAGES = [
     for model in ("periodictask", "intervalschedule", "crontabschedule", "solarschedule")
     for view in ("changelist", "add")
 ] + ["admin:django_celery_beat_clockedschedule_changelist", "admin:axes_accessattempt_changelist"]
-# The app's own catalogue leaves this one untranslated: ours has it once merged.
-MERGED_MARKER = "Periodic Tasks Using This Schedule"
 # Written the same in French (listed to replace the app's "Minute⋅s").
 SAME_IN_FRENCH = {"Minute(s)"}
 
@@ -41,13 +37,7 @@ def french(msgid: str) -> str:
         return translation.gettext(msgid)
 
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.skipif(
-        french(MERGED_MARKER) == MERGED_MARKER,
-        reason="the French of core/third_party_labels.py is added to locale/ at merge",
-    ),
-]
+pytestmark = pytest.mark.django_db
 
 
 def visible_text(page: str) -> str:
