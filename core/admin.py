@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.serializers.json import DjangoJSONEncoder
@@ -17,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext_lazy as _
 from django_celery_beat import admin as celery_beat_admin
 from django_celery_beat.models import (
@@ -44,6 +46,24 @@ def adopt_saved_instance(form_instance: models.Model, saved: models.Model) -> No
         setattr(form_instance, field.attname, getattr(saved, field.attname))
     form_instance._state.adding = False
     form_instance._state.db = saved._state.db
+
+
+class LabelledDateTimeMixin:
+    """Django's date-and-time input is two boxes that its field's label does not reach
+    (a MultiWidget has no id for the label): name each box after its field, so a screen
+    reader announces "Aware at (date)" rather than nothing (WCAG 1.3.1, 4.1.2)."""
+
+    def formfield_for_dbfield(
+        self, db_field: models.Field, request: HttpRequest, **kwargs: Any
+    ) -> forms.Field | None:
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)  # type: ignore[misc]
+        widget = getattr(formfield, "widget", None)
+        if isinstance(widget, AdminSplitDateTime):
+            field = capfirst(db_field.verbose_name)
+            date_box, time_box = widget.widgets
+            date_box.attrs["aria-label"] = format_lazy(_("{field} (date)"), field=field)
+            time_box.attrs["aria-label"] = format_lazy(_("{field} (time)"), field=field)
+        return formfield
 
 
 class ReadOnlyAdminMixin:

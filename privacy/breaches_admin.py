@@ -22,7 +22,7 @@ from campaigns.models import CampaignKind, Segment, sending_permission
 from consent.selectors import controller_identity
 from contacts.normalization import normalize_email
 from contacts.selectors import contacts_find_many
-from core.admin import adopt_saved_instance
+from core.admin import LabelledDateTimeMixin, adopt_saved_instance
 from core.admin_registers import RegisterAdminMixin
 from core.errors import StructuredValidationError
 from privacy.breaches import breach_check, breach_notify_persons, breach_record, breach_update
@@ -115,7 +115,7 @@ class BreachStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Breach)
-class BreachAdmin(RegisterAdminMixin, admin.ModelAdmin):
+class BreachAdmin(LabelledDateTimeMixin, RegisterAdminMixin, admin.ModelAdmin):
     """The breach register: every breach, notified or not, with its facts, effects, remedial
     action and decisions (GDPR Art. 33(5)). Entries are never deleted."""
 

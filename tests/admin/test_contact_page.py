@@ -21,6 +21,7 @@ from django.utils.formats import date_format
 from campaigns.models import Recipient, RecipientStatus
 from consent.models import Channel, ConsentRecord, LegalBasis, Purpose
 from consent.services import Evidence
+from contacts.deliverability import deliverability_event_apply
 from contacts.models import Contact
 from contacts.services import note_add
 from core.models import AuditAction, AuditEvent
@@ -244,6 +245,19 @@ def test_the_timeline_is_told_in_sentences(
     timeline = section(page, "timeline")
     assert "Consent: granted Newsletter by email via the web form" in timeline
     assert "A privacy request was filed: Access (Art. 15)." in timeline
+
+
+def test_delivery_feedback_reads_as_a_sentence_without_the_provider_code(
+    as_marketer: Client, person: Contact
+) -> None:
+    deliverability_event_apply(type="delivered", email=person.email)
+    deliverability_event_apply(type="hard_bounce", email=person.email, reason="550 unknown user")
+
+    timeline = section(as_marketer.get(change_url(person)).content.decode(), "timeline")
+
+    assert "An email was delivered." in timeline
+    assert "An email bounced (550 unknown user)." in timeline
+    assert "hard_bounce" not in timeline and "(delivered)" not in timeline
 
 
 def test_the_page_lists_the_campaigns_received_with_links(
