@@ -23,11 +23,13 @@ from django.utils.translation import gettext as _
 from campaigns.models import Campaign, CampaignStatus, Recipient, RecipientStatus
 from campaigns.sending import campaign_advance, campaign_send, step_batch_send
 from campaigns.services import SegmentCriteria, campaign_create
+from consent.ledger import ledger_seal, ledger_verification_record, ledger_verify
 from consent.models import (
     ConsentAction,
     ConsentRecord,
     ConsentState,
     ConsentStatus,
+    LedgerVerification,
     LegalBasis,
     PrivacyNotice,
     Purpose,
@@ -450,6 +452,7 @@ class Command(BaseCommand):
         self._seed_privacy_requests()
         self._seed_campaign(purposes["newsletter"])
         self._seed_breach()
+        self._seal_and_verify_ledger()
         self._seed_api_client()
         self._print_credentials()
 
@@ -612,6 +615,13 @@ class Command(BaseCommand):
             _("Privacy requests: %(created)d created, %(total)d in the demo.")
             % {"created": created_count, "total": len(REQUESTS)}
         )
+
+    def _seal_and_verify_ledger(self) -> None:
+        """What beat does every minute and every night, done once now: the demo's records
+        sealed and the ledger checked, so the DPO's dashboard shows both."""
+        ledger_seal()
+        if not LedgerVerification.objects.exists():
+            ledger_verification_record(report=ledger_verify())
 
     def _seed_breach(self) -> None:
         """A breach found 30 hours ago, the authority decision still to take: the DPO's
