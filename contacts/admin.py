@@ -1012,7 +1012,9 @@ class ContactAdmin(AuditedModelAdmin):
             raise Http404
         form = OfflineConsentForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            write = offline_consent_write(contact=contact, data=form.cleaned_data)
+            write = offline_consent_write(
+                contact=contact, data=form.cleaned_data, by=request.user.get_username()
+            )
             try:
                 with transaction.atomic():
                     record = consent_record(write=write)
