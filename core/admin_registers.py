@@ -64,10 +64,21 @@ class RegisterAdminMixin:
             *super().get_urls(),  # type: ignore[misc]
         ]
 
+    def register_refresh(self, request: HttpRequest) -> None:
+        """Bring the register in step with what the product knows before it is shown or
+        exported (a register pre-filled from other data overrides it); nothing by default."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        self.register_refresh(request)
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
+
     def register_entries(self, request: HttpRequest) -> QuerySet[Any]:
         """The changelist's rows, with its filters and search applied."""
         if not self.has_view_permission(request):  # type: ignore[attr-defined]
             raise PermissionDenied
+        self.register_refresh(request)
         changelist = self.get_changelist_instance(request)  # type: ignore[attr-defined]
         return changelist.get_queryset(request)
 
