@@ -88,7 +88,7 @@ def test_a_breach_is_recorded_with_its_authority_deadline_72_hours_after_awarene
 def test_a_new_time_of_awareness_moves_the_deadline() -> None:
     with freeze_time(AWARE + timedelta(hours=2)):
         breach = breach_record(by="dpo-persona", **details())
-        breach_update(breach=breach, aware_at=AWARE - timedelta(hours=5))
+        breach_update(breach=breach, by="dpo-anne", aware_at=AWARE - timedelta(hours=5))
 
     breach.refresh_from_db()
     assert breach.authority_deadline == datetime(2026, 3, 23, 5, 0, tzinfo=PARIS)
@@ -170,10 +170,11 @@ def test_a_breach_is_closed_only_once_the_authority_decision_is_taken() -> None:
     with freeze_time(AWARE + timedelta(hours=30)):
         breach = breach_record(by="dpo-persona", **details())
         with pytest.raises(ValidationError) as error:
-            breach_update(breach=breach, closed_at=AWARE + timedelta(hours=29))
+            breach_update(breach=breach, by="dpo-anne", closed_at=AWARE + timedelta(hours=29))
         breach.refresh_from_db()
         breach_update(
             breach=breach,
+            by="dpo-anne",
             authority_notified_at=AWARE + timedelta(hours=20),
             closed_at=AWARE + timedelta(hours=29),
         )
@@ -303,9 +304,12 @@ def test_no_reminder_once_the_authority_decision_is_taken(
         notified = BreachFactory(aware_at=AWARE)
         unnotified = BreachFactory(aware_at=AWARE)
     with freeze_time(AWARE + timedelta(hours=20)):
-        breach_update(breach=notified, authority_notified_at=AWARE + timedelta(hours=19))
+        breach_update(
+            breach=notified, by="dpo-anne", authority_notified_at=AWARE + timedelta(hours=19)
+        )
         breach_update(
             breach=unnotified,
+            by="dpo-anne",
             risk="none",
             not_notified=True,
             not_notified_reason="Données chiffrées.",
@@ -387,7 +391,7 @@ def test_updating_a_breach_keeps_the_reminder_marks_claimed_meanwhile(
 
     reminders(AWARE + timedelta(hours=24))
     with freeze_time(AWARE + timedelta(hours=25)):
-        breach_update(breach=stale, measures="Mots de passe réinitialisés.")
+        breach_update(breach=stale, by="dpo-anne", measures="Mots de passe réinitialisés.")
 
     breach.refresh_from_db()
     assert breach.reminded_24h_at == AWARE + timedelta(hours=24)
