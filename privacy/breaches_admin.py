@@ -110,11 +110,8 @@ class BreachForm(forms.ModelForm):
             setattr(candidate, name, value)
         checks = [lambda: breach_check(breach=candidate)]
         if self.instance.pk is not None:
-            changes = {
-                name: value
-                for name, value in written.items()
-                if getattr(self.instance, name) != value
-            }
+            # as `save_model` writes them: the fields the form changed
+            changes = {name: written[name] for name in self.changed_data if name in written}
             reason = data.get("reason") or ""
             checks.append(
                 lambda: breach_change_check(breach=self.instance, changes=changes, reason=reason)
