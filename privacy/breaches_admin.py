@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.formats import localize
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import CampaignKind, Segment, sending_permission
@@ -331,7 +331,8 @@ class BreachAdmin(LabelledDateTimeMixin, RegisterAdminMixin, admin.ModelAdmin):
             '<details class="breach-history"><summary>{}</summary><table>'
             "<thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>"
             "</tr></thead><tbody>{}</tbody></table></details>",
-            gettext("%(count)s changes") % {"count": len(changes)},
+            ngettext("%(count)s change", "%(count)s changes", len(changes))
+            % {"count": len(changes)},
             gettext("When"),
             gettext("Who"),
             gettext("Field"),
