@@ -30,6 +30,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
@@ -367,9 +368,9 @@ def note_text(note: Note) -> str:
         return "-"
     hidden = getattr(note, "text_hidden", True)
     if note.status == NoteStatus.HELD and hidden:
-        return _("Held for DPO review")  # which special category it may be: not said either
+        return str(_("Held for DPO review"))  # which special category it may be: not said either
     if note.status == NoteStatus.DISCARDED and hidden:
-        return _("Discarded after review")
+        return str(_("Discarded after review"))
     if note.status == NoteStatus.DISCARDED:
         return _("Discarded after review (%(categories)s)") % {
             "categories": note.categories_in_words()
@@ -441,9 +442,11 @@ class NoteInlineFormSet(forms.BaseInlineFormSet):
         """The contact's latest notes (`CONTACT_NOTE_ROWS`), the latest first, read once with
         how many there are in all."""
         if not hasattr(self, "_queryset"):
-            latest = self.queryset.annotate(in_all=Window(expression=Count("pk"))).order_by(
-                "-created_at", "-id"
-            )[:CONTACT_NOTE_ROWS]
+            latest = (
+                cast(QuerySet[Note], self.queryset)
+                .annotate(in_all=Window(expression=Count("pk")))
+                .order_by("-created_at", "-id")[:CONTACT_NOTE_ROWS]
+            )
             len(latest)  # read now: the forms take their note from this list, not one by one
             self._queryset = latest
         return self._queryset
@@ -460,8 +463,8 @@ class NoteInlineFormSet(forms.BaseInlineFormSet):
         request = self.request
         if request is None or not request.user.has_perm(REVIEW_NOTE_PERMISSION):
             return ""
-        url = reverse("admin:contacts_note_changelist")
-        return "%s?contact__id__exact=%s&status=all" % (url, self.instance.pk)
+        filters = urlencode({"contact__id__exact": self.instance.pk, "status": "all"})
+        return f"{reverse('admin:contacts_note_changelist')}?{filters}"
 
 
 class NoteInline(admin.TabularInline):
@@ -1022,8 +1025,8 @@ class ContactAdmin(AuditedModelAdmin):
             ],
             "ledger_total": latest.total,
             "ledger_not_shown": latest.total - len(records),
-            "ledger_url": "%s?contact__id__exact=%s"
-            % (reverse("admin:consent_consentrecord_changelist"), contact.pk),
+            "ledger_url": f"{reverse('admin:consent_consentrecord_changelist')}?"
+            + urlencode({"contact__id__exact": contact.pk}),
             "timeline": [
                 {"at": event.occurred_at, "sentence": timeline_sentence(event, by_uuid)}
                 for event in contact_timeline(contact, limit=PAGE_ROWS)

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from django.db.models import Count, Min, Q, Window
 
@@ -78,17 +79,20 @@ def contact_crm_sync(contact: Contact, *, dead_letters: int = CONTACT_DEAD_LETTE
     pending = OutboxEvent.objects.filter(
         contact_public_id=contact.public_id, processed_at__isnull=True
     ).count()
-    latest = list(
-        DeadLetter.objects.filter(
-            event__contact_public_id=contact.public_id, resolved_at__isnull=True
-        )
-        .select_related("connection", "event")
-        .annotate(in_all=Window(expression=Count("pk")))
-        .order_by("-created_at", "-id")[:dead_letters]
+    latest = cast(
+        list[DeadLetter],
+        list(
+            DeadLetter.objects.filter(
+                event__contact_public_id=contact.public_id, resolved_at__isnull=True
+            )
+            .select_related("connection", "event")
+            .annotate(in_all=Window(expression=Count("pk")))
+            .order_by("-created_at", "-id")[:dead_letters]
+        ),
     )
     return ContactSync(
         links=links,
         pending_events=pending,
         dead_letters=latest,
-        dead_letters_total=latest[0].in_all if latest else 0,
+        dead_letters_total=getattr(latest[0], "in_all", 0) if latest else 0,
     )

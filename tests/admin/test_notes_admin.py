@@ -239,3 +239,83 @@ def test_a_note_typed_on_a_new_contact_s_page_is_screened_too(as_marketer: Clien
     (note,) = Note.objects.filter(contact__email="nina.roux@example.fr")
     assert (note.status, note.author_name) == (NoteStatus.HELD, "marketer-persona")
     assert any("held for the DPO's review" in message for message in messages_of(response))
+
+
+@pytest.mark.parametrize(
+    "lookup",
+    [
+        "body__icontains",
+        "body__startswith",
+        "body__regex",
+        "body",
+        "visible_text__icontains",
+        "contact__notes__body__icontains",
+        "contact__notes__body__startswith",
+    ],
+)
+def test_no_filter_in_the_address_reaches_a_notes_text(as_dpo: Client, lookup: str) -> None:
+    held_note()
+    note_add(contact=ContactFactory(), body="Asked for the cancer charity's brochure.", author=None)
+
+    response = as_dpo.get(NOTES, {"status": "all", lookup: "cancer"})
+
+    assert response.status_code == 400
+
+
+def test_the_dpo_still_filters_the_notes_of_one_contact(as_dpo: Client) -> None:
+    contact = ContactFactory()
+    held, stored = held_note(contact), note_add(contact=contact, body=INNOCENT, author=None)
+    held_note()
+
+    response = as_dpo.get(NOTES, {"status": "all", "contact__id__exact": contact.pk})
+
+    assert set(response.context["cl"].result_list) == {held, stored}
+
+
+def test_the_notes_list_is_not_offered_to_marketers(as_marketer: Client, as_dpo: Client) -> None:
+    note = held_note()
+
+    index = as_marketer.get(reverse("admin:index")).content.decode()
+    opened = as_marketer.get(reverse("admin:contacts_note_change", args=[note.pk]))
+
+    assert NOTES not in index
+    assert opened.status_code in (302, 403)
+    assert NOTES in as_dpo.get(reverse("admin:index")).content.decode()
+
+
+def test_the_contact_page_lists_the_latest_notes_and_counts_the_others(
+    as_marketer: Client, as_dpo: Client
+) -> None:
+    contact = ContactFactory()
+    oldest = note_add(contact=contact, body="The very first note.", author=None)
+    for number in range(51):
+        note_add(contact=contact, body=f"Call number {number:02d}.", author=None)
+
+    marketer_page = as_marketer.get(contact_page(contact))
+    dpo_text = as_dpo.get(contact_page(contact)).content.decode()
+
+    (notes,) = [
+        inline.formset
+        for inline in marketer_page.context["inline_admin_formsets"]
+        if inline.formset.model is Note
+    ]
+    assert len(notes.initial_forms) == 50
+    text = marketer_page.content.decode()
+    assert "Call number 50." in text and "Call number 01." in text
+    assert "Call number 00." not in text and oldest.body not in text
+    assert "2 older notes are not listed here." in text
+    all_notes = f"{NOTES}?contact__id__exact={contact.pk}&amp;status=all"
+    assert all_notes not in text  # the list is the reviewers'
+    assert "2 older notes are not listed here." in dpo_text and all_notes in dpo_text
+
+
+def test_adding_a_note_on_a_contact_with_many_notes_keeps_them_all(as_marketer: Client) -> None:
+    contact = ContactFactory()
+    for number in range(52):
+        note_add(contact=contact, body=f"Call number {number:02d}.", author=None)
+
+    response = add_note_from_contact_page(as_marketer, contact, INNOCENT)
+
+    assert response.status_code == 200
+    assert Note.objects.filter(contact=contact).count() == 53
+    assert Note.objects.filter(contact=contact, body=INNOCENT).exists()
