@@ -468,8 +468,9 @@ class NoteInlineFormSet(forms.BaseInlineFormSet):
 
 
 class NoteInline(admin.TabularInline):
-    """Notes on the contact page: listed with their status and reasons, added through the
-    screen; without `review_note`, a held note shows why it is held, never its text."""
+    """Notes on the contact page, the latest `CONTACT_NOTE_ROWS`: listed with their status,
+    added through the screen; without `review_note`, a held note says it is held, never its
+    text nor the categories it looks like."""
 
     model = Note
     form = NoteInlineForm

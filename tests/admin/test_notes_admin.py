@@ -99,6 +99,8 @@ def test_a_marketer_never_sees_the_text_of_a_held_note(as_marketer: Client) -> N
     assert INNOCENT in contact_text
     # nor which special category the screen found: an Art. 9 inference about the person
     assert "health" not in contact_text and "religious" not in contact_text
+    assert "A note was held for the DPO&#x27;s review." in contact_text  # the timeline's line
+    assert "A note was added." in contact_text
     assert as_marketer.get(NOTES).status_code == 403
 
 
@@ -319,3 +321,14 @@ def test_adding_a_note_on_a_contact_with_many_notes_keeps_them_all(as_marketer: 
     assert response.status_code == 200
     assert Note.objects.filter(contact=contact).count() == 53
     assert Note.objects.filter(contact=contact, body=INNOCENT).exists()
+
+
+@pytest.mark.parametrize("lookup", ["notes__body__icontains", "notes__body__startswith"])
+def test_the_contacts_list_cannot_be_filtered_on_a_notes_text(
+    as_marketer: Client, lookup: str
+) -> None:
+    held_note()
+
+    response = as_marketer.get(reverse("admin:contacts_contact_changelist"), {lookup: "maladie"})
+
+    assert response.status_code == 400

@@ -2,8 +2,10 @@
 looks like one is held for the DPO's review, never stored silently (SPEC §3)."""
 
 from collections.abc import Iterator
+from importlib import import_module
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.exceptions import ValidationError
 from django.utils import timezone, translation
 from freezegun import freeze_time
@@ -177,3 +179,24 @@ def test_releasing_a_held_note_needs_the_reason_it_is_lawful() -> None:
     assert "explicit consent" in error.value.message_dict["comment"][0]
     note.refresh_from_db()
     assert (note.status, note.reviewed_by_name) == (NoteStatus.HELD, "")
+
+
+def test_older_note_lines_lose_their_sentence_and_categories_on_migrating() -> None:
+    scrub = import_module("contacts.migrations.0018_note_timeline_without_categories")
+    contact = ContactFactory()
+    old = TimelineEvent.objects.create(
+        contact=contact,
+        kind=TimelineKind.NOTE_ADDED,
+        summary="Note held for review: santé",
+        data={"note": 7, "status": "held", "categories": ["health"]},
+    )
+    other = TimelineEvent.objects.create(
+        contact=contact, kind=TimelineKind.UPDATED, summary="phone", data={"categories": 1}
+    )
+
+    scrub.scrub_note_lines(django_apps, None)
+
+    old.refresh_from_db()
+    other.refresh_from_db()
+    assert (old.summary, old.data) == ("", {"note": 7, "status": "held"})
+    assert (other.summary, other.data) == ("phone", {"categories": 1})
