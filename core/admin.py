@@ -3,6 +3,7 @@
 import json
 from collections.abc import Sequence
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -458,7 +459,11 @@ class StaffUserAdmin(UserAdmin):
                 details={"account": account},
             )
             return
-        changed = [name for name in form.changed_data if name not in self.SUPERUSER_ONLY_FIELDS]
+        changed = [
+            name
+            for name in form.changed_data
+            if name not in self.SUPERUSER_ONLY_FIELDS and _really_changed(form, name)
+        ]
         if "is_active" in changed and not obj.is_active:
             changed.remove("is_active")
             audit_record(
@@ -490,6 +495,15 @@ class StaffUserAdmin(UserAdmin):
                 "removed": sorted(before - after),
             },
         )
+
+
+def _really_changed(form: forms.ModelForm, name: str) -> bool:
+    """Whether a changed field holds another value: a date and time shown to the second
+    (the date joined, say) comes back without its microseconds, and is not a change."""
+    before, after = form.initial.get(name), form.cleaned_data.get(name)
+    if isinstance(before, datetime) and isinstance(after, datetime):
+        return before.replace(microsecond=0) != after.replace(microsecond=0)
+    return True
 
 
 admin.site.unregister(TOTPDevice)
