@@ -609,8 +609,9 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):
 
     list_display = ("name", "enabled", "schedule", "start_time", "last_run_at", "one_off")
     list_filter = ["enabled", "one_off", ("task", TaskNameListFilter), "start_time", "last_run_at"]
+    # the task is shown by `task_name`: the model's own label is not marked for translation
     WHAT_IT_RUNS = (
-        "task",
+        "task_name",
         "args",
         "kwargs",
         "queue",
@@ -633,8 +634,19 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):
         fieldsets = super().get_fieldsets(request, obj)
         if request.user.is_superuser:
             return fieldsets
+        shown = {"regtask": None, "task": "task_name"}
         return [
-            (name, {**options, "fields": tuple(f for f in options["fields"] if f != "regtask")})
+            (
+                name,
+                {
+                    **options,
+                    "fields": tuple(
+                        shown.get(field, field)
+                        for field in options["fields"]
+                        if shown.get(field, field) is not None
+                    ),
+                },
+            )
             for name, options in fieldsets
         ]
 
@@ -643,6 +655,10 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):
         if request.user.is_superuser:
             return readonly
         return readonly + self.WHAT_IT_RUNS
+
+    @admin.display(description=_("task name"))
+    def task_name(self, obj: PeriodicTask) -> str:
+        return obj.task
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
