@@ -4,15 +4,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0012_audit_notes'),
+        ("core", "0012_audit_notes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='action',
-            field=models.CharField(choices=[('view_contact', 'Viewed a contact'), ('export', 'Downloaded an export'), ('erasure', 'Erased a contact'), ('request_change', 'Handled a privacy request'), ('link_renewal', 'Renewed a preference link'), ('list_contacts', 'Listed or searched contacts'), ('view_outbox_event', 'Viewed a CRM outbox payload'), ('restriction', 'Restricted processing'), ('restriction_lifted', 'Lifted a processing restriction'), ('import_contacts', 'Imported a contact list'), ('returned_mail', 'Uploaded a returned-mail file'), ('merge', 'Merged two contacts'), ('proof_archive_read', "Read an erased person's proof archive"), ('frequency_cap', "Changed a channel's frequency cap"), ('crm_connection', 'Changed a CRM connection'), ('dead_letter_replay', 'Replayed CRM dead letters'), ('offline_consent', 'Recorded a consent from a paper form or a phone call'), ('view_notes', 'Listed or read notes on contacts'), ('note_released', 'Released a note held for review'), ('note_discarded', 'Discarded a note held for review'), ('staff_account_created', 'Created a staff account'), ('staff_account_changed', 'Changed a staff account'), ('staff_groups_changed', "Changed a staff account's roles"), ('staff_password_set', "Set a staff account's password"), ('staff_account_deactivated', 'Deactivated a staff account'), ('staff_device_deleted', "Deleted a staff member's two-factor device")], max_length=30, verbose_name='action'),
+            model_name="auditevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("view_contact", "Viewed a contact"),
+                    ("export", "Downloaded an export"),
+                    ("erasure", "Erased a contact"),
+                    ("request_change", "Handled a privacy request"),
+                    ("link_renewal", "Renewed a preference link"),
+                    ("list_contacts", "Listed or searched contacts"),
+                    ("view_outbox_event", "Viewed a CRM outbox payload"),
+                    ("restriction", "Restricted processing"),
+                    ("restriction_lifted", "Lifted a processing restriction"),
+                    ("import_contacts", "Imported a contact list"),
+                    ("returned_mail", "Uploaded a returned-mail file"),
+                    ("merge", "Merged two contacts"),
+                    ("proof_archive_read", "Read an erased person's proof archive"),
+                    ("frequency_cap", "Changed a channel's frequency cap"),
+                    ("crm_connection", "Changed a CRM connection"),
+                    ("dead_letter_replay", "Replayed CRM dead letters"),
+                    ("offline_consent", "Recorded a consent from a paper form or a phone call"),
+                    ("view_notes", "Listed or read notes on contacts"),
+                    ("note_released", "Released a note held for review"),
+                    ("note_discarded", "Discarded a note held for review"),
+                    ("staff_account_created", "Created a staff account"),
+                    ("staff_account_changed", "Changed a staff account"),
+                    ("staff_groups_changed", "Changed a staff account's roles"),
+                    ("staff_password_set", "Set a staff account's password"),
+                    ("staff_account_deactivated", "Deactivated a staff account"),
+                    ("staff_device_deleted", "Deleted a staff member's two-factor device"),
+                ],
+                max_length=30,
+                verbose_name="action",
+            ),
         ),
     ]
