@@ -98,10 +98,13 @@ def test_administrators_run_the_tool_and_never_touch_the_ledger_or_contacts():
     assert not {p for p in granted if p.split(".")[0] in {"consent", "contacts", "privacy"}}
     assert not {"auth.change_group", "auth.delete_user", "otp_totp.add_totpdevice"} & granted
     # a key with contacts:read, a webhook to one's own host, a new task with its arguments
-    assert not {
-        "core.add_apiclient",
-        "core.change_apiclient",
-        "crmsync.add_connection",
-        "crmsync.change_connection",
-        "django_celery_beat.add_periodictask",
-    } & granted
+    assert (
+        not {
+            "core.add_apiclient",
+            "core.change_apiclient",
+            "crmsync.add_connection",
+            "crmsync.change_connection",
+            "django_celery_beat.add_periodictask",
+        }
+        & granted
+    )
