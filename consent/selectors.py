@@ -7,7 +7,17 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, TextChoices
+from django.db.models import (
+    Count,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    TextChoices,
+    Window,
+)
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -505,3 +515,31 @@ def contact_consent_grid(contact: Contact) -> list[ConsentGridRow]:
         )
         for purpose in sorted(purposes, key=lambda purpose: purpose.name.lower())
     ]
+
+
+@dataclass(frozen=True)
+class LatestRecords:
+    """The latest ledger records of a contact (and of the contacts merged into it), the latest
+    first, and how many there are in all."""
+
+    records: list[ConsentRecord]
+    total: int
+
+
+def contact_latest_consent_records(contact: Contact, *, limit: int) -> LatestRecords:
+    """The contact's `limit` latest ledger records, with those of the contacts merged into it,
+    and their total, in one statement however long the history."""
+    person = Contact.objects.filter(Q(pk=contact.pk) | Q(merged_into=contact)).values("pk")
+    records = list(
+        ConsentRecord.objects.filter(contact_id__in=person)
+        .select_related("contact", "purpose", "purpose_version")
+        .annotate(
+            in_all=Window(expression=Count("pk")),
+            # the stored privacy notice the record names (`consent.admin.notice_link`)
+            notice_pk=Subquery(
+                PrivacyNotice.objects.filter(version=OuterRef("policy_version")).values("pk")[:1]
+            ),
+        )
+        .order_by("-recorded_at", "-id")[:limit]
+    )
+    return LatestRecords(records=records, total=records[0].in_all if records else 0)

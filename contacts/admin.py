@@ -42,6 +42,7 @@ from consent.admin import (
     GuardianConsentForm,
     OfflineConsentForm,
     guardian_consent_write,
+    notice_link,
     offline_consent_write,
 )
 from consent.models import (
@@ -57,6 +58,7 @@ from consent.selectors import (
     consent_receipt,
     contact_consent_grid,
     contact_consent_history,
+    contact_latest_consent_records,
 )
 from consent.services import consent_record
 from contacts.deliverability import returned_mail_file_apply
@@ -77,7 +79,6 @@ from contacts.models import (
 )
 from contacts.normalization import normalize_email
 from contacts.selectors import (
-    contact_latest_consent_records,
     contact_timeline,
     suppression_digests,
 )
@@ -1018,6 +1019,7 @@ class ContactAdmin(AuditedModelAdmin):
             "ledger": [
                 {
                     "summary": record_summary(record),
+                    "notice": notice_link(record),
                     "own": record.contact_id == contact.pk,
                     "receipt_url": self._receipt_url(contact, record),
                     "record_url": reverse("admin:consent_consentrecord_change", args=[record.pk]),
