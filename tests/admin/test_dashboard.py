@@ -514,6 +514,24 @@ def test_the_marketer_sees_the_last_campaigns_results_linked(as_marketer: Client
     assert table(text, "cd-exclusions-table")[1:] == [["no consent", "1"]]
 
 
+def test_a_campaign_begun_since_the_last_count_gets_its_results_at_the_next(
+    as_marketer: Client,
+) -> None:
+    refresh_dashboards()
+    campaign = campaign_with_feedback()
+
+    before = as_marketer.get(HOME).content.decode()
+    refresh_dashboards()
+    after = as_marketer.get(HOME).content.decode()
+
+    row = table(before, "cd-campaigns-table")[1]
+    assert row[0].startswith(campaign.name)
+    assert row[1:] == ["Counted at the next refresh."]
+    assert table(before, "cd-exclusions-table")[1:] == [["No contact excluded."]]
+    assert table(after, "cd-campaigns-table")[1][1] == str(campaign_stats(campaign)["targeted"])
+    assert table(after, "cd-exclusions-table")[1:] == [["no consent", "1"]]
+
+
 def test_the_growth_of_consents_counts_grants_and_withdrawals_per_week(
     marketer: object,
 ) -> None:
