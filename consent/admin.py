@@ -326,10 +326,12 @@ class OfflineConsentForm(StaffConsentForm):
         return cleaned
 
 
-def offline_consent_write(*, contact: Contact, data: dict[str, Any]) -> ConsentWrite:
+def offline_consent_write(*, contact: Contact, data: dict[str, Any], by: str) -> ConsentWrite:
     """The ledger write for a consent given on paper or by phone: the person as the actor,
-    the form's or call's reference as the source, the signed form as personal evidence, and
-    the purpose's current wording (in the person's language) unless another was given."""
+    the form's or call's reference and the staff member who entered it ("CALL-42 /
+    admin:jdoe", as the guardian's path names its author) as the source, the signed form as
+    personal evidence, and the purpose's current wording (in the person's language) unless
+    another was given."""
     wording = data.get("wording") or ""
     version = data["purpose"].current_version
     if not wording and version is not None:
@@ -341,7 +343,9 @@ def offline_consent_write(*, contact: Contact, data: dict[str, Any]) -> ConsentW
         channel=data["channel"],
         action=data["action"],
         source_kind=data["kind"],
-        source_reference=(data.get("reference") or "").strip(),
+        source_reference=" / ".join(
+            part for part in ((data.get("reference") or "").strip(), f"admin:{by}") if part
+        ),
         evidence=Evidence(wording=wording, document=data.get("document")),
         given_at=data["given_at"],
         actor=Actor.PERSON,

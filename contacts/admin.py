@@ -11,7 +11,18 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import BooleanField, Case, F, QuerySet, TextField, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    F,
+    QuerySet,
+    TextField,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.defaultfilters import linebreaksbr
@@ -19,6 +30,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
@@ -64,7 +76,11 @@ from contacts.models import (
     TimelineKind,
 )
 from contacts.normalization import normalize_email
-from contacts.selectors import contact_timeline, suppression_digests
+from contacts.selectors import (
+    contact_latest_consent_records,
+    contact_timeline,
+    suppression_digests,
+)
 from contacts.services import (
     EDITABLE_FIELDS,
     contact_restriction_set,
@@ -244,7 +260,10 @@ TIMELINE_SENTENCES: dict[str, Any] = {
     TimelineKind.DELIVERABILITY_RESET: _(
         "The address was corrected and is deliverable again (%(summary)s)."
     ),
+    TimelineKind.NOTE_ADDED: _("A note was added."),
 }
+# a note held by the screen: said so, never why (the categories are for the DPO's eyes)
+NOTE_HELD_SENTENCE = _("A note was held for the DPO's review.")
 REQUEST_KINDS = frozenset({TimelineKind.REQUEST_FILED, TimelineKind.REQUEST_COMPLETED})
 # written by contacts.deliverability: their summary starts with the provider's event code;
 # the page gives the reason alone (the sentence already says what happened)
@@ -307,6 +326,10 @@ def timeline_sentence(event: TimelineEvent, records: dict[str, ConsentRecord]) -
         summary = str(SourceKind(summary).label)
     elif event.kind in FEEDBACK_KINDS and "type" in event.data:
         summary = str(event.data.get("reason", ""))
+    if event.kind == TimelineKind.NOTE_ADDED:
+        # worded here, never from the stored summary (older rows named the categories)
+        held = event.data.get("status") == NoteStatus.HELD
+        return str(NOTE_HELD_SENTENCE if held else TIMELINE_SENTENCES[event.kind])
     sentence = TIMELINE_SENTENCES.get(event.kind)
     if sentence is None:
         return ": ".join((str(event.get_kind_display()), summary))
@@ -343,8 +366,11 @@ def note_text(note: Note) -> str:
     """What a note says (a long one folded), or why it says nothing here (held, discarded)."""
     if note.pk is None:
         return "-"
-    if note.status == NoteStatus.HELD and getattr(note, "text_hidden", True):
-        return _("Held for DPO review: %(categories)s") % {"categories": note.categories_in_words()}
+    hidden = getattr(note, "text_hidden", True)
+    if note.status == NoteStatus.HELD and hidden:
+        return str(_("Held for DPO review"))  # which special category it may be: not said either
+    if note.status == NoteStatus.DISCARDED and hidden:
+        return str(_("Discarded after review"))
     if note.status == NoteStatus.DISCARDED:
         return _("Discarded after review (%(categories)s)") % {
             "categories": note.categories_in_words()
@@ -390,6 +416,11 @@ class NoteInlineForm(forms.ModelForm):
         fields: list[str] = []
 
 
+# The notes a contact's page lists, the latest first (reviewers open the others in the list).
+CONTACT_NOTE_ROWS = 50
+REVIEW_NOTE_PERMISSION = "contacts.review_note"
+
+
 class NoteInlineFormSet(forms.BaseInlineFormSet):
     """New notes go through `note_add` (screened: one that looks like a special category is
     held); existing notes are never edited."""
@@ -407,10 +438,39 @@ class NoteInlineFormSet(forms.BaseInlineFormSet):
     def save_existing(self, form: forms.ModelForm, obj: Note, commit: bool = True) -> Note:
         return obj
 
+    def get_queryset(self) -> QuerySet[Note]:
+        """The contact's latest notes (`CONTACT_NOTE_ROWS`), the latest first, read once with
+        how many there are in all."""
+        if not hasattr(self, "_queryset"):
+            latest = (
+                cast(QuerySet[Note], self.queryset)
+                .annotate(in_all=Window(expression=Count("pk")))
+                .order_by("-created_at", "-id")[:CONTACT_NOTE_ROWS]
+            )
+            len(latest)  # read now: the forms take their note from this list, not one by one
+            self._queryset = latest
+        return self._queryset
+
+    def notes_total(self) -> int:
+        latest = self.get_queryset()
+        return getattr(latest[0], "in_all", 0) if latest else 0
+
+    def notes_not_shown(self) -> int:
+        return max(self.notes_total() - len(self.get_queryset()), 0)
+
+    def all_notes_url(self) -> str:
+        """The notes list on this contact, for those who may open it (the reviewers)."""
+        request = self.request
+        if request is None or not request.user.has_perm(REVIEW_NOTE_PERMISSION):
+            return ""
+        filters = urlencode({"contact__id__exact": self.instance.pk, "status": "all"})
+        return f"{reverse('admin:contacts_note_changelist')}?{filters}"
+
 
 class NoteInline(admin.TabularInline):
-    """Notes on the contact page: listed with their status and reasons, added through the
-    screen; without `review_note`, a held note shows why it is held, never its text."""
+    """Notes on the contact page, the latest `CONTACT_NOTE_ROWS`: listed with their status,
+    added through the screen; without `review_note`, a held note says it is held, never its
+    text nor the categories it looks like."""
 
     model = Note
     form = NoteInlineForm
@@ -421,9 +481,18 @@ class NoteInline(admin.TabularInline):
     extra = 1
     can_delete = False
     classes = ["notes-inline"]
+    template = "admin/contacts/contact/notes_inline.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Note]:
         return notes_as_seen_by(request, super().get_queryset(request))
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        if request.user.has_perm(REVIEW_NOTE_PERMISSION):
+            return fields
+        # which special category a held note may reveal is for the DPO's eyes: the author
+        # is told when writing it (the warning after adding), others see it is held
+        return [name for name in fields if name != "reasons"]
 
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         formset = cast(type[NoteInlineFormSet], super().get_formset(request, obj, **kwargs))
@@ -934,7 +1003,8 @@ class ContactAdmin(AuditedModelAdmin):
     def _contact_panels(self, request: HttpRequest, contact: Contact) -> dict[str, Any]:
         """What the page shows above and below the form, read in a fixed number of
         statements however long the person's history."""
-        records = list(contact_consent_history(contact))
+        latest = contact_latest_consent_records(contact, limit=PAGE_ROWS)
+        records = latest.records
         by_uuid = {str(record.uuid): record for record in records}
         return {
             "consent_channels": [Channel(value).label for value in Channel.values],
@@ -952,8 +1022,12 @@ class ContactAdmin(AuditedModelAdmin):
                     "receipt_url": self._receipt_url(contact, record),
                     "record_url": reverse("admin:consent_consentrecord_change", args=[record.pk]),
                 }
-                for record in reversed(records)
+                for record in records
             ],
+            "ledger_total": latest.total,
+            "ledger_not_shown": latest.total - len(records),
+            "ledger_url": f"{reverse('admin:consent_consentrecord_changelist')}?"
+            + urlencode({"contact__id__exact": contact.pk}),
             "timeline": [
                 {"at": event.occurred_at, "sentence": timeline_sentence(event, by_uuid)}
                 for event in contact_timeline(contact, limit=PAGE_ROWS)
@@ -1012,7 +1086,9 @@ class ContactAdmin(AuditedModelAdmin):
             raise Http404
         form = OfflineConsentForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            write = offline_consent_write(contact=contact, data=form.cleaned_data)
+            write = offline_consent_write(
+                contact=contact, data=form.cleaned_data, by=request.user.get_username()
+            )
             try:
                 with transaction.atomic():
                     record = consent_record(write=write)
@@ -1151,6 +1227,11 @@ class NoteReviewForm(forms.Form):
     )
 
 
+# The names through which a filter would reach a note's text: the field, the text the list
+# annotates, and the way back to notes from the contact (`contact__notes__body`).
+NOTE_TEXT_LOOKUPS = frozenset({"body", "visible_text", "text_hidden", "notes", "note"})
+
+
 @admin.register(Note)
 class NoteAdmin(AuditedModelAdmin):
     """The DPO's list of notes held for special categories of data: released or discarded,
@@ -1187,7 +1268,23 @@ class NoteAdmin(AuditedModelAdmin):
         return False
 
     def has_review_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("contacts.review_note")
+        return request.user.has_perm(REVIEW_NOTE_PERMISSION)
+
+    # The list of notes is the reviewers' (the DPO): a marketer reads and adds notes on the
+    # contact's page only, where a held note's text and categories never show.
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_review_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_review_permission(request) and super().has_view_permission(request, obj)
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        """No filter in the address reaches a note's text (`?body__startswith=` would read a
+        held note letter by letter), nor crosses back to notes through the contact."""
+        parts = set(lookup.split(LOOKUP_SEP))
+        if parts & NOTE_TEXT_LOOKUPS:
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
     @admin.display(description=_("contact"))
     def contact_link(self, obj: Note) -> str:

@@ -1410,19 +1410,12 @@ def note_add(*, contact: Contact, body: str, author: User | None) -> Note:
         timeline_add(
             contact=contact,
             kind=TimelineKind.NOTE_ADDED,
-            summary=_note_summary(note),
-            data={"note": note.pk, "status": note.status, "categories": categories},
+            # no sentence and no categories: the page words it in the reader's language,
+            # and whoever reads the timeline learns no special category of the person
+            summary="",
+            data={"note": note.pk, "status": note.status},
         )
     return note
-
-
-def _note_summary(note: Note) -> str:
-    """The timeline's line for a note: never its text, which may be a special category."""
-    if note.status == NoteStatus.HELD:
-        return _("Note held for review: %(categories)s") % {
-            "categories": note.categories_in_words()
-        }
-    return _("Note added")
 
 
 def note_review(*, note: Note, release: bool, by: str, comment: str = "") -> Note:

@@ -3,6 +3,7 @@
 import json
 from collections.abc import Sequence
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -11,6 +12,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import QuerySet
@@ -28,9 +30,16 @@ from django_celery_beat.models import (
     PeriodicTask,
     SolarSchedule,
 )
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin  # registers the model's admin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from contacts.models import ContactStatus
-from core.models import ApiClient, AuditEvent, Scope
+from consent.models import Channel, ConsentAction, SourceKind
+from contacts.models import ContactStatus, NoteStatus
+from contacts.screening import SpecialCategory
+from core.models import ApiClient, AuditAction, AuditEvent, Scope
+from core.services import audit_record
+from crmsync.models import OutboxTopic
+from privacy.models import PrivacyRequestStatus, PrivacyRequestType
 
 admin.site.site_header = _("Consent Desk")
 admin.site.site_title = _("Consent Desk")
@@ -161,7 +170,8 @@ class ApiClientAdmin(admin.ModelAdmin):
 # page only when the viewer may open it (list_display methods get the row, not the request).
 _audit_viewer: ContextVar[HttpRequest | None] = ContextVar("audit_viewer", default=None)
 
-# The details' keys, in words (others are shown with their underscores as spaces).
+# The details' keys, in words: every key an `audit_record` call writes (others, from older
+# entries, are shown with their underscores as spaces).
 DETAIL_LABELS = {
     "search": _("search"),
     "filters": _("filters"),
@@ -180,7 +190,70 @@ DETAIL_LABELS = {
     "why": _("reason"),
     "dead_letters": _("dead letters"),
     "resolved": _("resolved"),
+    "failed": _("failed"),
+    "busy": _("busy"),
+    "connection": _("connection"),
+    "created": _("created"),
+    "changed": _("fields changed"),
+    "channel": _("channel"),
+    "before": _("before"),
+    "after": _("after"),
+    "default": _("the default"),
+    "last_seal": _("last seal"),
+    "file": _("file"),
+    "applied": _("applied"),
+    "unknown": _("unknown"),
+    "rejected": _("rejected"),
+    "import": _("import"),
+    "sha256": _("file fingerprint (SHA-256)"),
+    "rows": _("rows"),
+    "consent": _("consent"),
+    "record": _("consent record"),
+    "note": _("note"),
+    "status": _("status"),
+    "categories": _("special categories"),
+    "comment": _("comment"),
+    "source": _("source"),
+    "reference": _("reference"),
+    "purpose": _("purpose"),
+    "action": _("action"),
+    "given_at": _("given at"),
+    "document_sha256": _("signed document fingerprint (SHA-256)"),
+    "next_status": _("new status"),
+    "extend_months": _("deadline extended by (months)"),
+    "new_extension_reason": _("reason for the extension"),
+    "account": _("staff account"),
+    "fields": _("fields changed"),
+    "added": _("roles added"),
+    "removed": _("roles removed"),
+    "device": _("device"),
 }
+
+# The details whose values are a known choice: shown by the choice's label, not its code.
+DETAIL_CHOICES: dict[str, type[models.TextChoices]] = {
+    "source": SourceKind,
+    "action": ConsentAction,
+    "channel": Channel,
+    "status": NoteStatus,
+    "categories": SpecialCategory,
+    "filed": PrivacyRequestType,
+    "next_status": PrivacyRequestStatus,
+    "topic": OutboxTopic,
+}
+
+
+def detail_in_words(key: str, value: Any) -> str | None:
+    """A detail's value as text, its choices by their labels; None when it is not simple."""
+    choices = DETAIL_CHOICES.get(key)
+    if choices is not None:
+        if isinstance(value, str) and value in choices.values:
+            return str(choices(value).label)
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            labels = [
+                str(choices(item).label) if item in choices.values else item for item in value
+            ]
+            return ", ".join(labels) if labels else "-"
+    return detail_value_in_words(value)
 
 
 def _viewer_may(permission: str) -> bool:
@@ -289,7 +362,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return "-"
         lines = []
         for key, value in details.items():
-            text = detail_value_in_words(value)
+            text = detail_in_words(key, value)
             if text is None:
                 text = json.dumps(value, ensure_ascii=False, cls=DjangoJSONEncoder)
             lines.append((DETAIL_LABELS.get(key, key.replace("_", " ")), text))
@@ -309,22 +382,60 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class StaffUserAdmin(UserAdmin):
-    """Django's user admin, for the Administrators role too: only a superuser makes or changes
-    a superuser or grants a permission outside the roles (groups from `setup_roles`)."""
+    """Django's user admin, for the Administrators role too. Whoever assigns roles can take any
+    role, so only a superuser changes anyone's groups (their own too), superuser status or
+    loose permissions, sets another person's password, or touches a superuser's account. Each
+    change to an account is written to the audit log."""
 
-    SUPERUSER_ONLY_FIELDS = ("is_superuser", "user_permissions")
+    # never part of a non-superuser's form; a POST that carries one is refused
+    SUPERUSER_ONLY_FIELDS = ("is_superuser", "user_permissions", "groups")
+    # shown to a non-superuser, read-only: which roles the person has
+    SHOWN_READ_ONLY = ("groups",)
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
         if request.user.is_superuser:
             return fieldsets
+        hidden = set(self.SUPERUSER_ONLY_FIELDS) - set(self.SHOWN_READ_ONLY)
+        if obj is not None and obj.pk != request.user.pk:
+            hidden.add("password")  # its link leads to setting the password: superusers only
         return [
-            (name, {**options, "fields": self._allowed(options["fields"])})
+            (name, {**options, "fields": tuple(f for f in options["fields"] if f not in hidden)})
             for name, options in fieldsets
         ]
 
-    def _allowed(self, fields: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(field for field in fields if field not in self.SUPERUSER_ONLY_FIELDS)
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser or obj is None:
+            return readonly
+        return readonly + self.SHOWN_READ_ONLY
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        forged = set(self.SUPERUSER_ONLY_FIELDS) & set(request.POST)
+        if request.method == "POST" and forged and not request.user.is_superuser:
+            raise PermissionDenied
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        user = self.get_object(request, unquote(id))
+        if not request.user.is_superuser and (user is None or user.pk != request.user.pk):
+            raise PermissionDenied
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302 and user is not None:
+            audit_record(
+                request=request,
+                action=AuditAction.STAFF_PASSWORD_SET,
+                details={"account": user.get_username()},
+            )
+        return response
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is not None and obj.is_superuser and not request.user.is_superuser:
@@ -335,6 +446,95 @@ class StaffUserAdmin(UserAdmin):
         if obj is not None and obj.is_superuser and not request.user.is_superuser:
             return False
         return super().has_delete_permission(request, obj)
+
+    def save_model(
+        self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        account = obj.get_username()
+        if not change:
+            audit_record(
+                request=request,
+                action=AuditAction.STAFF_ACCOUNT_CREATED,
+                details={"account": account},
+            )
+            return
+        changed = [
+            name
+            for name in form.changed_data
+            if name not in self.SUPERUSER_ONLY_FIELDS and _really_changed(form, name)
+        ]
+        if "is_active" in changed and not obj.is_active:
+            changed.remove("is_active")
+            audit_record(
+                request=request,
+                action=AuditAction.STAFF_ACCOUNT_DEACTIVATED,
+                details={"account": account},
+            )
+        if changed:
+            audit_record(
+                request=request,
+                action=AuditAction.STAFF_ACCOUNT_CHANGED,
+                details={"account": account, "fields": changed},
+            )
+
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        if "groups" not in form.changed_data:
+            return
+        before = {group.name for group in form.initial.get("groups") or []}
+        after = {group.name for group in form.cleaned_data["groups"]}
+        audit_record(
+            request=request,
+            action=AuditAction.STAFF_GROUPS_CHANGED,
+            details={
+                "account": form.instance.get_username(),
+                "added": sorted(after - before),
+                "removed": sorted(before - after),
+            },
+        )
+
+
+def _really_changed(form: forms.ModelForm, name: str) -> bool:
+    """Whether a changed field holds another value: a date and time shown to the second
+    (the date joined, say) comes back without its microseconds, and is not a change."""
+    before, after = form.initial.get(name), form.cleaned_data.get(name)
+    if isinstance(before, datetime) and isinstance(after, datetime):
+        return before.replace(microsecond=0) != after.replace(microsecond=0)
+    return True
+
+
+admin.site.unregister(TOTPDevice)
+
+
+@admin.register(TOTPDevice)
+class StaffDeviceAdmin(TOTPDeviceAdmin):
+    """Second factors: a lost phone's device is deleted and its owner enrols a new one at the
+    next login, with their own password. Not one's own device (it would drop one's own second
+    factor) nor a superuser's, unless one is a superuser; each deletion is audited."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        protected = obj is not None and (obj.user_id == request.user.pk or obj.user.is_superuser)
+        if protected and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: TOTPDevice) -> None:
+        self.delete_queryset(request, TOTPDevice.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
+        devices = list(queryset.select_related("user"))
+        if not all(self.has_delete_permission(request, device) for device in devices):
+            raise PermissionDenied
+        super().delete_queryset(request, queryset)
+        for device in devices:
+            audit_record(
+                request=request,
+                action=AuditAction.STAFF_DEVICE_DELETED,
+                details={"account": device.user.get_username(), "device": device.name},
+            )
 
 
 # django-celery-beat's admin, with names for what it leaves unnamed (its column "scheduler",
@@ -386,10 +586,86 @@ class ClockedScheduleAdmin(celery_beat_admin.ClockedScheduleAdmin):
     inlines = [PeriodicTaskInline]
 
 
+class ScheduleOnlyPeriodicTaskForm(celery_beat_admin.PeriodicTaskForm):
+    """A periodic task's schedule, its task and arguments left as they are."""
+
+    regtask = None
+    task = None
+
+    def clean(self) -> dict[str, Any]:
+        data = forms.ModelForm.clean(self) or {}
+        if data.get("expire_seconds") is not None and data.get("expires"):
+            raise forms.ValidationError(
+                _("Set either when the task expires or after how many seconds, not both.")
+            )
+        return data
+
+
 @admin.register(PeriodicTask)
 class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):
+    """Beat's schedules. A task with its arguments can do anything Celery can (send a
+    confirmation link to any address, say): only a superuser adds one, changes what it runs
+    or runs it now; the Administrators change when it runs."""
+
     list_display = ("name", "enabled", "schedule", "start_time", "last_run_at", "one_off")
     list_filter = ["enabled", "one_off", ("task", TaskNameListFilter), "start_time", "last_run_at"]
+    # the task is shown by `task_name`: the model's own label is not marked for translation
+    WHAT_IT_RUNS = (
+        "task_name",
+        "args",
+        "kwargs",
+        "queue",
+        "exchange",
+        "routing_key",
+        "headers",
+        "priority",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser and super().has_add_permission(request)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if not request.user.is_superuser:
+            actions.pop("run_tasks", None)
+        return actions
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        shown = {"regtask": None, "task": "task_name"}
+        return [
+            (
+                name,
+                {
+                    **options,
+                    "fields": tuple(
+                        shown.get(field, field)
+                        for field in options["fields"]
+                        if shown.get(field, field) is not None
+                    ),
+                },
+            )
+            for name, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return readonly
+        return readonly + self.WHAT_IT_RUNS
+
+    @admin.display(description=_("task name"))
+    def task_name(self, obj: PeriodicTask) -> str:
+        return obj.task
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if not request.user.is_superuser:
+            kwargs["form"] = ScheduleOnlyPeriodicTaskForm
+        return super().get_form(request, obj, change, **kwargs)
 
     @admin.display(description=_("schedule"))
     def schedule(self, obj: PeriodicTask) -> str:

@@ -8,6 +8,7 @@ changelist gets two buttons, "Export as CSV" and "Printable page"; both honour t
 changelist's filters and search, need the view permission and are written to the audit log.
 """
 
+import html
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,6 +28,7 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.encoding import force_str
 from django.utils.html import strip_tags
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from core.csvfiles import csv_text
@@ -62,10 +64,21 @@ class RegisterAdminMixin:
             *super().get_urls(),  # type: ignore[misc]
         ]
 
+    def register_refresh(self, request: HttpRequest) -> None:
+        """Bring the register in step with what the product knows before it is shown or
+        exported (a register pre-filled from other data overrides it); nothing by default."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        self.register_refresh(request)
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
+
     def register_entries(self, request: HttpRequest) -> QuerySet[Any]:
         """The changelist's rows, with its filters and search applied."""
         if not self.has_view_permission(request):  # type: ignore[attr-defined]
             raise PermissionDenied
+        self.register_refresh(request)
         changelist = self.get_changelist_instance(request)  # type: ignore[attr-defined]
         return changelist.get_queryset(request)
 
@@ -82,11 +95,11 @@ class RegisterAdminMixin:
         entries = self.register_entries(request)
         self._audit(request, "csv")
         rows = [dict(row) for row in self.register_rows(entries)]
-        header = ",".join(self._label(name) for name in self.register_columns) + "\r\n"
+        header = [self._label(name) for name in self.register_columns]
         stamp = timezone.localtime().strftime("%Y-%m-%d")
         name = f"{self.model._meta.model_name}-{stamp}.csv"
         return HttpResponse(
-            csv_text(rows) or header,
+            csv_text(rows, header=header),
             content_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
@@ -132,4 +145,6 @@ class RegisterAdminMixin:
             shown = display_for_field(value, field, empty)
         else:
             shown = display_for_value(value, empty, boolean=False)
-        return strip_tags(force_str(shown)).strip()
+        if isinstance(shown, SafeString):  # markup the admin made (a link, a list): its text
+            return html.unescape(strip_tags(shown)).strip()
+        return force_str(shown).strip()  # what staff typed, "<" and all

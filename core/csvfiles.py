@@ -4,7 +4,7 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 # What makes Excel, LibreOffice Calc or Google Sheets read a cell as a formula (OWASP CSV
@@ -34,14 +34,16 @@ def _reads_as_formula(text: str) -> bool:
     return bool(first) and unicodedata.normalize("NFKC", first)[:1] in FORMULA_STARTS
 
 
-def csv_text(rows: Iterable[Mapping[str, Any]]) -> str:
-    """Rows of one shape as CSV text with a header line, every cell through `csv_cell`."""
+def csv_text(rows: Iterable[Mapping[str, Any]], *, header: Sequence[str] = ()) -> str:
+    """Rows of one shape as CSV text with a header line, every cell through `csv_cell`;
+    with no rows, the `header` line alone (if given)."""
     rows = list(rows)
-    if not rows:
+    fieldnames = list(rows[0]) if rows else list(header)
+    if not fieldnames:
         return ""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
+    writer = csv.DictWriter(out, fieldnames=fieldnames)
+    writer.writerow({name: csv_cell(name) for name in fieldnames})
     for row in rows:
         writer.writerow({key: csv_cell(value) for key, value in row.items()})
     return out.getvalue()

@@ -131,6 +131,13 @@ class AuditAction(models.TextChoices):
     VIEW_NOTES = "view_notes", _("Listed or read notes on contacts")
     NOTE_RELEASED = "note_released", _("Released a note held for review")
     NOTE_DISCARDED = "note_discarded", _("Discarded a note held for review")
+    # staff accounts: whoever assigns roles can take any role, so each change is kept
+    STAFF_ACCOUNT_CREATED = "staff_account_created", _("Created a staff account")
+    STAFF_ACCOUNT_CHANGED = "staff_account_changed", _("Changed a staff account")
+    STAFF_GROUPS_CHANGED = "staff_groups_changed", _("Changed a staff account's roles")
+    STAFF_PASSWORD_SET = "staff_password_set", _("Set a staff account's password")
+    STAFF_ACCOUNT_DEACTIVATED = "staff_account_deactivated", _("Deactivated a staff account")
+    STAFF_DEVICE_DELETED = "staff_device_deleted", _("Deleted a staff member's two-factor device")
 
 
 class AuditEvent(models.Model):

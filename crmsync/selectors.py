@@ -2,8 +2,9 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, Window
 
 from contacts.models import Contact
 from crmsync.adapters.base import Change
@@ -54,16 +55,22 @@ def connection_lag(connection: Connection) -> ConnectionLag:
 @dataclass(frozen=True)
 class ContactSync:
     """Where a contact stands in the CRMs: its links (the CRM's ids for it, with their
-    connection and its state), its outbox events not yet delivered everywhere, and the dead
-    letters about it not resolved."""
+    connection and its state), its outbox events not yet delivered everywhere, and the latest
+    dead letters about it not resolved (`dead_letters_total` of them in all)."""
 
     links: list[ContactLink]
     pending_events: int
     dead_letters: list[DeadLetter]
+    dead_letters_total: int = 0
 
 
-def contact_crm_sync(contact: Contact) -> ContactSync:
-    """`ContactSync` of the contact, in three statements however many links and events."""
+# The dead letters a contact's page lists, the latest first (the others are counted).
+CONTACT_DEAD_LETTERS = 20
+
+
+def contact_crm_sync(contact: Contact, *, dead_letters: int = CONTACT_DEAD_LETTERS) -> ContactSync:
+    """`ContactSync` of the contact, in three statements however many links, events and dead
+    letters (at most `dead_letters` of them listed)."""
     links = list(
         ContactLink.objects.filter(contact=contact)
         .select_related("connection", "connection__state")
@@ -72,11 +79,20 @@ def contact_crm_sync(contact: Contact) -> ContactSync:
     pending = OutboxEvent.objects.filter(
         contact_public_id=contact.public_id, processed_at__isnull=True
     ).count()
-    dead_letters = list(
-        DeadLetter.objects.filter(
-            event__contact_public_id=contact.public_id, resolved_at__isnull=True
-        )
-        .select_related("connection", "event")
-        .order_by("-created_at")
+    latest = cast(
+        list[DeadLetter],
+        list(
+            DeadLetter.objects.filter(
+                event__contact_public_id=contact.public_id, resolved_at__isnull=True
+            )
+            .select_related("connection", "event")
+            .annotate(in_all=Window(expression=Count("pk")))
+            .order_by("-created_at", "-id")[:dead_letters]
+        ),
     )
-    return ContactSync(links=links, pending_events=pending, dead_letters=dead_letters)
+    return ContactSync(
+        links=links,
+        pending_events=pending,
+        dead_letters=latest,
+        dead_letters_total=getattr(latest[0], "in_all", 0) if latest else 0,
+    )

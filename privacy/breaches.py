@@ -24,7 +24,13 @@ from core.emails import email_send
 from core.errors import StructuredValidationError
 from core.links import site_url
 from core.management.commands.setup_roles import DPO
-from privacy.models import AUTHORITY_DEADLINE, BREACH_REMINDERS, Breach, BreachRisk
+from privacy.models import (
+    AUTHORITY_DEADLINE,
+    BREACH_REMINDERS,
+    Breach,
+    BreachChange,
+    BreachRisk,
+)
 from privacy.selectors import breach_time_left, breaches_pending_decision
 
 
@@ -58,6 +64,29 @@ REMINDER_MARKS = (
     ("reminded_24h_at", BREACH_REMINDERS[0]),
     ("reminded_48h_at", BREACH_REMINDERS[1]),
 )
+# The register's decisive fields: each change to them is kept (`BreachChange`).
+DECISIVE = (
+    "aware_at",
+    "risk",
+    "authority_notified_at",
+    "authority_reference",
+    "delay_reasons",
+    "not_notified",
+    "not_notified_reason",
+    "persons_told",
+    "persons_told_at",
+    "closed_at",
+)
+# Once recorded, these are rewritten (moved, cleared, unticked) only with a reason.
+REWRITTEN_WITH_REASON = (
+    "authority_notified_at",
+    "not_notified",
+    "persons_told",
+    "persons_told_at",
+    "closed_at",
+)
+# A notification campaign that has not started sending has told nobody yet.
+NOT_STARTED = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
 
 
 # Writes.
@@ -79,8 +108,7 @@ def breach_check(*, breach: Breach, now: datetime | None = None) -> None:
     else:
         _check_times(breach, now, refuse)
         _check_authority(breach, refuse)
-    if breach.persons_told and breach.persons_told_at is None:
-        refuse("persons_told_at", _("Say when the persons concerned were told."))
+    _check_persons_told(breach, refuse)
     if breach.persons_told_at is not None and not breach.persons_told:
         refuse("persons_told", _("Tick it: a time is given for telling the persons concerned."))
     if breach.closed_at is not None and not breach.decision_taken:
@@ -101,6 +129,27 @@ def _check_times(breach: Breach, now: datetime, refuse: Any) -> None:
             refuse(field, _("This cannot be before we became aware of the breach."))
         elif at is not None and at > now:
             refuse(field, _("This cannot be in the future."))
+
+
+def _check_persons_told(breach: Breach, refuse: Any) -> None:
+    """Art. 34: the persons are told through the notification campaign when the breach has
+    one, so they are told once it has started sending; its first send says when."""
+    campaign = breach.notification_campaign
+    if breach.persons_told and campaign is not None and campaign.status in NOT_STARTED:
+        refuse(
+            "persons_told",
+            _(
+                "The notification campaign %(name)s has not started sending (%(status)s): "
+                "the persons concerned are told once it has."
+            )
+            % {"name": campaign.name, "status": campaign.get_status_display()},
+        )
+    elif (
+        breach.persons_told
+        and breach.persons_told_at is None
+        and (campaign is None or campaign.started_at is None)
+    ):
+        refuse("persons_told_at", _("Say when the persons concerned were told."))
 
 
 def _check_authority(breach: Breach, refuse: Any) -> None:
@@ -144,16 +193,87 @@ def breach_record(*, by: str, **fields: Unpack[BreachFields]) -> Breach:
     return breach
 
 
-def breach_update(*, breach: Breach, **changes: Unpack[BreachFields]) -> Breach:
-    """Change what staff wrote on a breach (its decisions, counts, measures ...); a new time
-    of awareness moves the deadline. Only the fields changed are written: the reminders'
-    marks, claimed by the beat job meanwhile, stay as they are."""
-    for name, value in changes.items():
-        setattr(breach, name, value)
-    breach.authority_deadline = breach.aware_at + AUTHORITY_DEADLINE
-    breach_check(breach=breach)
-    breach.save(update_fields=[*changes, "authority_deadline"])
+def breach_change_check(
+    *, breach: Breach, changes: dict[str, Any], reason: str, now: datetime | None = None
+) -> None:
+    """Refuse rewriting the register's history without a reason: moving the time of awareness
+    once a reminder went or a decision was taken on it, or changing a decision, a time the
+    persons were told or the closing once recorded (reopening the breach)."""
+    if reason.strip():
+        return
+    errors: dict[str, list[str]] = {}
+    stored = {name: getattr(breach, name) for name in changes}
+    if "aware_at" in changes and changes["aware_at"] != stored["aware_at"]:
+        reminded = breach.reminded_24h_at is not None or breach.reminded_48h_at is not None
+        if reminded or breach.decision_taken:
+            errors.setdefault("reason", []).append(
+                _(
+                    "Say why the time of awareness changes: a reminder was sent or a "
+                    "decision was taken on the one recorded."
+                )
+            )
+    for name in REWRITTEN_WITH_REASON:
+        if name in changes and stored[name] not in (None, False) and changes[name] != stored[name]:
+            if name == "closed_at" and changes[name] is None:
+                message = _("Say why the breach is reopened.")
+            else:
+                message = _("Say why %(field)s changes once recorded.") % {
+                    "field": BreachChange.field_label(name)
+                }
+            errors.setdefault("reason", []).append(message)
+    if errors:
+        raise ValidationError(errors)
+
+
+def breach_update(
+    *, breach: Breach, by: str, reason: str = "", **changes: Unpack[BreachFields]
+) -> Breach:
+    """Change what staff wrote on a breach (its decisions, counts, measures ...), keeping each
+    change to a decisive field in its history; a new time of awareness moves the deadline and
+    frees the reminders not yet due by it. Only the fields changed are written: the marks,
+    claimed by the beat job meanwhile, stay as they are."""
+    now = timezone.now()
+    with transaction.atomic():
+        stored = Breach.objects.select_for_update().get(pk=breach.pk)
+        changed = {name: value for name, value in changes.items() if getattr(stored, name) != value}
+        breach_change_check(breach=stored, changes=changed, reason=reason)
+        for name, value in changes.items():
+            setattr(breach, name, value)
+        breach.authority_deadline = breach.aware_at + AUTHORITY_DEADLINE
+        breach_check(breach=breach)
+        written = [*changes, "authority_deadline"]
+        if "aware_at" in changed:
+            for mark, after in REMINDER_MARKS:
+                # a reminder not yet due by the new time of awareness goes again when it is
+                if getattr(stored, mark) is not None and breach.aware_at + after > now:
+                    setattr(breach, mark, None)
+                    written.append(mark)
+        breach.save(update_fields=written)
+        BreachChange.objects.bulk_create(
+            BreachChange(
+                breach=breach,
+                changed_at=now,
+                changed_by=by,
+                field=name,
+                old_value=_as_text(getattr(stored, name)),
+                new_value=_as_text(value),
+                reason=reason.strip(),
+            )
+            for name, value in changed.items()
+            if name in DECISIVE
+        )
     return breach
+
+
+def _as_text(value: Any) -> str:
+    """A field's value as the history keeps it: times in ISO 8601, ticks as 0 or 1."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 @transaction.atomic
@@ -199,8 +319,8 @@ def breach_reminders_send(*, now: datetime | None = None) -> int:
     """Email the DPO 24 and 48 hours after awareness of a breach while the authority decision
     is pending (GDPR Art. 33(1): 72 hours), each reminder once. Answers how many were sent.
 
-    Each reminder is claimed by a conditional update of its mark, in the transaction that
-    sends it: two workers never both send it, and a failed send releases it for the next run.
+    Each reminder is claimed by a conditional update of its mark, committed before it is
+    sent: two workers never both send it, and a failed send releases it for the next run.
     """
     now = now or timezone.now()
     recipients = dpo_addresses()
@@ -226,15 +346,18 @@ def _reminder_windows() -> list[tuple[str, timedelta, timedelta | None]]:
 
 
 def _reminder_send(breach: Breach, mark: str, now: datetime, recipients: list[str]) -> int:
+    # the claim commits on its own: the row is not locked while the email goes, and an email
+    # accepted by the server is never sent again because a later step failed
     with transaction.atomic():
         claimed = (
             breaches_pending_decision()
             .filter(pk=breach.pk, **{f"{mark}__isnull": True})
             .update(**{mark: now})
         )
-        if not claimed:
-            return 0
-        elapsed = int((now - breach.aware_at).total_seconds() // 3600)
+    if not claimed:
+        return 0
+    elapsed = int((now - breach.aware_at).total_seconds() // 3600)
+    try:
         email_send(
             template="privacy/email/breach_reminder",
             context={
@@ -248,6 +371,11 @@ def _reminder_send(breach: Breach, mark: str, now: datetime, recipients: list[st
             # the DPO's team has no language of its own here: the site's, French by default
             for_staff=True,
         )
+    except Exception:
+        # not sent: free the claim (ours only) for the next run
+        with transaction.atomic():
+            Breach.objects.filter(pk=breach.pk, **{mark: now}).update(**{mark: None})
+        raise
     return 1
 
 

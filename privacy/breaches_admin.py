@@ -8,14 +8,17 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.dateparse import parse_datetime
+from django.utils.formats import localize
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import CampaignKind, Segment, sending_permission
@@ -25,9 +28,19 @@ from contacts.selectors import contacts_find_many
 from core.admin import LabelledDateTimeMixin, adopt_saved_instance
 from core.admin_registers import RegisterAdminMixin
 from core.errors import StructuredValidationError
-from privacy.breaches import breach_check, breach_notify_persons, breach_record, breach_update
-from privacy.models import Breach, BreachStatus
-from privacy.selectors import breach_deadline_in_words, breaches_pending_decision
+from privacy.breaches import (
+    breach_change_check,
+    breach_check,
+    breach_notify_persons,
+    breach_record,
+    breach_update,
+)
+from privacy.models import Breach, BreachChange, BreachRisk, BreachStatus
+from privacy.selectors import (
+    breach_deadline_in_words,
+    breach_persons_told_at,
+    breaches_pending_decision,
+)
 
 # What staff write on a breach, in the order of the page.
 WRITTEN = (
@@ -55,6 +68,17 @@ TEXT = forms.Textarea(attrs={"rows": 3})
 
 
 class BreachForm(forms.ModelForm):
+    reason = forms.CharField(
+        label=_("reason for the change"),
+        widget=TEXT,
+        required=False,
+        help_text=_(
+            "Required to move the time of awareness once a reminder went or a decision was "
+            "taken, to change a decision or a time recorded, or to reopen the breach; kept "
+            "in the breach's history."
+        ),
+    )
+
     class Meta:
         model = Breach
         fields = WRITTEN
@@ -80,15 +104,25 @@ class BreachForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         # The service refuses it too, but only a form error shows next to its field.
         data = super().clean() or {}
+        written = {name: value for name, value in data.items() if name in WRITTEN}
         candidate = copy(self.instance)
-        for name, value in data.items():
+        for name, value in written.items():
             setattr(candidate, name, value)
-        try:
-            breach_check(breach=candidate)
-        except ValidationError as error:
-            for name, problems in error.message_dict.items():
-                if name not in self.errors:  # a field's own error says enough
-                    self.add_error(name if name in self.fields else None, problems)
+        checks = [lambda: breach_check(breach=candidate)]
+        if self.instance.pk is not None:
+            # as `save_model` writes them: the fields the form changed
+            changes = {name: written[name] for name in self.changed_data if name in written}
+            reason = data.get("reason") or ""
+            checks.append(
+                lambda: breach_change_check(breach=self.instance, changes=changes, reason=reason)
+            )
+        for check in checks:
+            try:
+                check()
+            except ValidationError as error:
+                for name, problems in error.message_dict.items():
+                    if name not in self.errors:  # a field's own error says enough
+                        self.add_error(name if name in self.fields else None, problems)
         return data
 
 
@@ -155,7 +189,15 @@ class BreachAdmin(LabelledDateTimeMixin, RegisterAdminMixin, admin.ModelAdmin):
         ),
         (
             _("The persons concerned"),
-            {"fields": ("notification", "persons_told", "persons_told_at")},
+            {
+                "fields": (
+                    "notification",
+                    "notification_sent",
+                    "persons_told",
+                    "persons_told_at",
+                    "told_at",
+                )
+            },
         ),
         (
             _("The entry"),
@@ -167,6 +209,8 @@ class BreachAdmin(LabelledDateTimeMixin, RegisterAdminMixin, admin.ModelAdmin):
                     "recorded_at",
                     "reminded_24h_at",
                     "reminded_48h_at",
+                    "reason",
+                    "history",
                 )
             },
         ),
@@ -180,6 +224,9 @@ class BreachAdmin(LabelledDateTimeMixin, RegisterAdminMixin, admin.ModelAdmin):
         "recorded_at",
         "reminded_24h_at",
         "reminded_48h_at",
+        "notification_sent",
+        "told_at",
+        "history",
     )
     register_columns = (
         "reference",
@@ -202,10 +249,13 @@ class BreachAdmin(LabelledDateTimeMixin, RegisterAdminMixin, admin.ModelAdmin):
         "not_notified_reason",
         "persons_told",
         "persons_told_at",
+        "told_at",
         "notification_campaign",
+        "notification_sent",
         "closed_at",
         "recorded_by",
         "recorded_at",
+        "history_text",
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: Breach | None = None) -> Any:
@@ -249,13 +299,75 @@ class BreachAdmin(LabelledDateTimeMixin, RegisterAdminMixin, admin.ModelAdmin):
             '<a class="button" href="{}">{}</a>', url, gettext("Notify the persons concerned")
         )
 
+    @admin.display(description=_("notification campaign's status"))
+    def notification_sent(self, obj: Breach) -> str:
+        campaign = obj.notification_campaign
+        if campaign is None:
+            return "-"
+        sent = campaign.finished_at or campaign.started_at
+        if sent is None:
+            return str(campaign.get_status_display())
+        return gettext("%(status)s, sent %(sent)s") % {
+            "status": campaign.get_status_display(),
+            "sent": localize(timezone.localtime(sent)),
+        }
+
+    @admin.display(description=_("persons told at (recorded or first sent)"))
+    def told_at(self, obj: Breach) -> str:
+        told_at = breach_persons_told_at(breach=obj)
+        return localize(timezone.localtime(told_at)) if told_at is not None else "-"
+
+    @admin.display(description=_("history of the decisive fields"))
+    def history(self, obj: Breach) -> str:
+        changes = list(obj.changes.all())
+        if not changes:
+            return gettext("No change since it was recorded.")
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (_change_cells(change) for change in changes),
+        )
+        return format_html(
+            '<details class="breach-history"><summary>{}</summary><table>'
+            "<thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>"
+            "</tr></thead><tbody>{}</tbody></table></details>",
+            ngettext("%(count)s change", "%(count)s changes", len(changes))
+            % {"count": len(changes)},
+            gettext("When"),
+            gettext("Who"),
+            gettext("Field"),
+            gettext("Before"),
+            gettext("After"),
+            gettext("Reason"),
+            rows,
+        )
+
+    @admin.display(description=_("history of the decisive fields"))
+    def history_text(self, obj: Breach) -> str:
+        return "\n".join(
+            gettext("%(when)s, %(who)s: %(field)s %(old)s -> %(new)s (%(reason)s)")
+            % dict(
+                zip(
+                    ("when", "who", "field", "old", "new", "reason"),
+                    _change_cells(change),
+                    strict=True,
+                )
+            )
+            for change in obj.changes.all()
+        )
+
     def save_model(
         self, request: HttpRequest, obj: Breach, form: forms.ModelForm, change: bool
     ) -> None:
         fields = {name: form.cleaned_data[name] for name in WRITTEN if name in form.cleaned_data}
         if change:
             changed = {name: fields[name] for name in form.changed_data if name in fields}
-            breach_update(breach=obj, **changed)
+            breach_update(
+                breach=obj,
+                by=request.user.get_username(),
+                reason=form.cleaned_data.get("reason") or "",
+                **changed,
+            )
             return
         saved = breach_record(by=request.user.get_username(), **fields)
         adopt_saved_instance(obj, saved)
@@ -395,3 +507,30 @@ def _normalized(address: str) -> str:
         return normalize_email(address)
     except ValidationError:
         return ""
+
+
+def _change_cells(change: BreachChange) -> tuple[str, ...]:
+    """A change as a person reads it: when, who, which field, before, after, why."""
+    return (
+        localize(timezone.localtime(change.changed_at)),
+        change.changed_by or "-",
+        BreachChange.field_label(change.field),
+        _shown(change.field, change.old_value),
+        _shown(change.field, change.new_value),
+        change.reason or "-",
+    )
+
+
+def _shown(name: str, value: str) -> str:
+    """A value the history keeps as text (`privacy.breaches`), as a person reads it."""
+    if value == "":
+        return "-"
+    field = Breach._meta.get_field(name)
+    if isinstance(field, models.BooleanField):
+        return gettext("yes") if value == "1" else gettext("no")
+    if isinstance(field, models.DateTimeField):
+        at = parse_datetime(value)
+        return localize(timezone.localtime(at)) if at is not None else value
+    if name == "risk":
+        return str(BreachRisk(value).label) if value in BreachRisk.values else value
+    return value

@@ -646,3 +646,34 @@ class Breach(models.Model):
     @property
     def status(self) -> BreachStatus:
         return self.status_at(timezone.now())
+
+
+class BreachChange(models.Model):
+    """One change to a decisive field of a breach (its time of awareness, its decisions, its
+    closing): the register keeps what it said before, who changed it, when and why. Written
+    only by `privacy.breaches.breach_update`, never changed nor deleted."""
+
+    breach = models.ForeignKey(
+        Breach, on_delete=models.PROTECT, related_name="changes", verbose_name=_("breach")
+    )
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now, editable=False)
+    changed_by = models.CharField(_("changed by"), max_length=150, blank=True, editable=False)
+    field = models.CharField(_("field"), max_length=50, editable=False)
+    old_value = models.TextField(_("old value"), blank=True, editable=False)
+    new_value = models.TextField(_("new value"), blank=True, editable=False)
+    reason = models.TextField(_("reason"), blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("change to a breach")
+        verbose_name_plural = _("changes to breaches")
+        ordering = ["changed_at", "id"]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.breach_id}: {self.field}"
+
+    @staticmethod
+    def field_label(name: str) -> str:
+        """A breach field's name as a person reads it."""
+        field = Breach._meta.get_field(name)
+        return str(field.verbose_name) if isinstance(field, models.Field) else name

@@ -145,10 +145,15 @@ class ProcessingActivityAdmin(RegisterAdminMixin, admin.ModelAdmin):
             return ("kind", "purpose", "name_column", "is_active", *shown)
         return ("kind", "purpose", *shown)
 
+    def register_refresh(self, request: HttpRequest) -> None:
+        # those who keep the register bring it in step; a reader's visit writes nothing
+        # (the daily `sync_registers` job keeps it in step for them)
+        if self.has_change_permission(request):
+            processing_register_sync()
+
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        processing_register_sync()
         context = {"controller": controller_header(), **(extra_context or {})}
         return super().changelist_view(request, context)
 
@@ -308,11 +313,9 @@ class ProcessorAdmin(RegisterAdminMixin, admin.ModelAdmin):
     ]
     actions = None
 
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        processor_register_sync()
-        return super().changelist_view(request, extra_context)
+    def register_refresh(self, request: HttpRequest) -> None:
+        if self.has_change_permission(request):  # as for the processing activities
+            processor_register_sync()
 
     def register_header(self, request: HttpRequest) -> dict[str, Any]:
         return controller_header()

@@ -3,11 +3,12 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Min, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from campaigns.models import CampaignStatus
 from contacts.models import Contact
 from privacy.models import Breach, PrivacyRequest
 
@@ -103,3 +104,15 @@ def breaches_within_deadline(now: datetime | None = None) -> list[BreachDeadline
         BreachDeadline(breach=breach, remaining=breach_time_left(breach=breach, now=now))
         for breach in pending
     ]
+
+
+def breach_persons_told_at(*, breach: Breach) -> datetime | None:
+    """When the persons concerned were told: the time the DPO typed, else the first send of
+    the breach's notification campaign (None while nothing went)."""
+    if breach.persons_told_at is not None:
+        return breach.persons_told_at
+    campaign = breach.notification_campaign
+    if campaign is None or campaign.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+        return None
+    first = campaign.recipients.filter(sent_at__isnull=False).aggregate(first=Min("sent_at"))
+    return first["first"] or campaign.started_at

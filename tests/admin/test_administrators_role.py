@@ -7,8 +7,13 @@ from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from core.models import ApiClient
+from crmsync.connections import connection_create
+from crmsync.models import Connection
 from tests.admin.conftest import otp_verified_login
-from tests.factories import ContactFactory, UserFactory
+from tests.admin.forms import submitted_form
+from tests.crmsync.receiver import SECRET
+from tests.factories import ApiClientFactory, ContactFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +51,7 @@ def get_user(username: str) -> object:
     return UserFactory._meta.model.objects.get(username=username)
 
 
-def test_an_administrator_gives_roles_but_not_superuser_status_or_loose_permissions(
+def test_an_administrator_gives_no_roles_superuser_status_or_loose_permissions(
     as_administrator: Client,
 ) -> None:
     colleague = UserFactory(username="colleague")
@@ -54,7 +59,8 @@ def test_an_administrator_gives_roles_but_not_superuser_status_or_loose_permissi
     page = as_administrator.get(reverse("admin:auth_user_change", args=[colleague.pk]))
 
     form = page.context["adminform"].form
-    assert "groups" in form.fields and "is_staff" in form.fields
+    assert "is_staff" in form.fields and "is_active" in form.fields and "email" in form.fields
+    assert "groups" not in form.fields  # whoever assigns roles can take any role
     assert "is_superuser" not in form.fields and "user_permissions" not in form.fields
 
 
@@ -99,8 +105,8 @@ def test_an_administrator_reschedules_a_periodic_job(as_administrator: Client) -
     "page",
     [
         "admin:auth_user_changelist",
-        "admin:core_apiclient_add",
-        "admin:crmsync_connection_add",
+        "admin:core_apiclient_changelist",
+        "admin:crmsync_connection_changelist",
         "admin:otp_totp_totpdevice_changelist",
         "admin:axes_accessattempt_changelist",
     ],
@@ -131,7 +137,7 @@ def test_an_administrator_sees_no_personal_data_nor_the_ledger(
     "page",
     [
         "admin:django_celery_beat_periodictask_changelist",
-        "admin:django_celery_beat_periodictask_add",
+        "admin:django_celery_beat_periodictask_change",
         "admin:django_celery_beat_crontabschedule_changelist",
         "admin:django_celery_beat_crontabschedule_add",
         "admin:django_celery_beat_intervalschedule_add",
@@ -141,10 +147,122 @@ def test_the_schedules_pages_name_every_column_in_translatable_words(
     as_administrator: Client, page: str
 ) -> None:
     every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
-    PeriodicTask.objects.create(name="demo job", task="core.tasks.demo", interval=every_hour)
+    task = PeriodicTask.objects.create(name="demo job", task="core.tasks.demo", interval=every_hour)
+    args = [task.pk] if page.endswith("_change") else []
 
-    text = as_administrator.get(reverse(page)).content.decode()
+    response = as_administrator.get(reverse(page, args=args))
+    text = response.content.decode()
+
+    assert response.status_code == 200
 
     # django-celery-beat's own labels that no catalogue can translate
     for label in ("Task Name", "Scheduler", "Crontab translation", "Human readable"):
         assert label not in text
+
+
+def test_a_superuser_adds_a_periodic_job_named_in_translatable_words(as_superuser: Client) -> None:
+    text = as_superuser.get(reverse("admin:django_celery_beat_periodictask_add")).content.decode()
+
+    for label in ("Task Name", "Scheduler", "Crontab translation", "Human readable"):
+        assert label not in text
+
+
+@pytest.fixture
+def demo_job() -> PeriodicTask:
+    every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
+    return PeriodicTask.objects.create(
+        name="demo job",
+        task="core.tasks.demo",
+        interval=every_hour,
+        args="[1]",
+        kwargs='{"email": "dpo@example.fr"}',
+    )
+
+
+def test_an_administrator_changes_a_jobs_schedule_but_not_what_it_runs(
+    as_administrator: Client, demo_job: PeriodicTask
+) -> None:
+    every_day = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.DAYS)
+    url = reverse("admin:django_celery_beat_periodictask_change", args=[demo_job.pk])
+    page = as_administrator.get(url)
+    form = page.context["adminform"].form
+    assert not {"task", "regtask", "args", "kwargs", "queue", "exchange"} & set(form.fields)
+    assert not {"routing_key", "headers", "priority"} & set(form.fields)
+    assert {"enabled", "interval", "crontab", "one_off", "start_time", "expires"} <= set(
+        form.fields
+    )
+    assert "core.tasks.demo" in page.content.decode()  # shown, read-only
+
+    forged = submitted_form(
+        page,
+        interval=str(every_day.pk),
+        description="daily now",
+        task="contacts.tasks.send_address_confirmation",
+        regtask="contacts.tasks.send_address_confirmation",
+        args='["attacker@example.com"]',
+        kwargs='{"to": "attacker@example.com"}',
+        queue="elsewhere",
+        headers='{"x": 1}',
+        priority="9",
+    )
+    response = as_administrator.post(url, forged)
+
+    assert response.status_code == 302
+    demo_job.refresh_from_db()
+    assert demo_job.interval == every_day and demo_job.description == "daily now"
+    assert (demo_job.task, demo_job.args, demo_job.queue) == ("core.tasks.demo", "[1]", None)
+    assert demo_job.kwargs == '{"email": "dpo@example.fr"}' and demo_job.priority is None
+
+
+def test_an_administrator_adds_no_periodic_job(as_administrator: Client) -> None:
+    every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
+
+    response = as_administrator.post(
+        reverse("admin:django_celery_beat_periodictask_add"),
+        {"name": "mine", "task": "core.tasks.demo", "interval": every_hour.pk, "enabled": "on"},
+    )
+
+    assert response.status_code == 403
+    assert not PeriodicTask.objects.filter(name="mine").exists()
+
+
+@pytest.mark.parametrize("who", ["administrator", "superuser"])
+def test_only_a_superuser_runs_a_periodic_job_now(
+    as_administrator: Client, as_superuser: Client, demo_job: PeriodicTask, who: str
+) -> None:
+    client = as_superuser if who == "superuser" else as_administrator
+    url = reverse("admin:django_celery_beat_periodictask_changelist")
+
+    offered = client.get(url).context["action_form"].fields["action"].choices
+    response = client.post(
+        url, {"action": "run_tasks", "_selected_action": [str(demo_job.pk)]}, follow=True
+    )
+    said = [str(message) for message in response.context["messages"]]
+
+    ran = 'task "core.tasks.demo" not found' in said  # the action ran, found no such task
+    assert ran is (who == "superuser")
+    assert ("run_tasks" in dict(offered)) is (who == "superuser")
+
+
+@pytest.mark.parametrize("model", ["core_apiclient", "crmsync_connection"])
+def test_api_clients_and_crm_connections_are_view_only_for_an_administrator(
+    as_administrator: Client, model: str
+) -> None:
+    obj: ApiClient | Connection
+    if model == "core_apiclient":
+        obj = ApiClientFactory()
+    else:
+        obj = connection_create(
+            name="integrator",
+            kind="webhook",
+            base_url="http://127.0.0.1:9/hooks",
+            credentials={"secret": SECRET},
+        )
+
+    add = as_administrator.post(reverse(f"admin:{model}_add"), {"name": "mine"})
+    page = as_administrator.get(reverse(f"admin:{model}_change", args=[obj.pk]))
+    change = as_administrator.post(reverse(f"admin:{model}_change", args=[obj.pk]), {"name": "x"})
+
+    assert add.status_code == 403 and change.status_code == 403
+    assert page.status_code == 200 and not page.context["has_change_permission"]
+    assert type(obj).objects.count() == 1

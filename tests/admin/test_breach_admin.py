@@ -11,9 +11,11 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
-from campaigns.models import CampaignKind
+from campaigns.models import Campaign, CampaignKind, CampaignStatus
 from core.models import AuditAction, AuditEvent
+from privacy.breaches import breach_notify_persons, breach_update
 from privacy.models import Breach
 from tests.admin.forms import submitted_form
 from tests.factories import BreachFactory, ContactFactory
@@ -221,3 +223,128 @@ def test_nobody_deletes_a_breach(as_superuser: Client) -> None:
 
     assert response.status_code == 403
     assert Breach.objects.filter(pk=breach.pk).exists()
+
+
+# The history of the decisive fields, the reasons to rewrite them, the persons told.
+
+
+def reminded(breach: Breach) -> None:
+    Breach.objects.filter(pk=breach.pk).update(reminded_24h_at=timezone.now())
+
+
+def test_moving_awareness_after_a_reminder_is_refused_without_a_reason(as_dpo: Client) -> None:
+    breach = BreachFactory(aware_at=timezone.now() - timedelta(hours=30))
+    reminded(breach)
+    change = reverse("admin:privacy_breach_change", args=[breach.pk])
+    page = as_dpo.get(change)
+    later = timezone.localtime() - timedelta(hours=10)
+
+    response = as_dpo.post(
+        change,
+        submitted_form(
+            page,
+            aware_at_0=later.strftime("%Y-%m-%d"),
+            aware_at_1=later.strftime("%H:%M:%S"),
+        ),
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["reason"]
+    assert "time of awareness" in errors["reason"][0]
+    assert not breach.changes.exists()
+
+
+def test_a_change_with_its_reason_is_kept_and_shown_collapsed_on_the_page(
+    as_dpo: Client,
+) -> None:
+    aware = timezone.now() - timedelta(hours=30)
+    breach = BreachFactory(aware_at=aware)
+    reminded(breach)
+    change = reverse("admin:privacy_breach_change", args=[breach.pk])
+    page = as_dpo.get(change)
+    later = timezone.localtime() - timedelta(hours=10)
+
+    response = as_dpo.post(
+        change,
+        submitted_form(
+            page,
+            aware_at_0=later.strftime("%Y-%m-%d"),
+            aware_at_1=later.strftime("%H:%M:%S"),
+            measures="Mots de passe réinitialisés.",
+            reason="Le prestataire nous a prévenus plus tard.",
+        ),
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    (kept,) = breach.changes.all()
+    assert (kept.field, kept.changed_by) == ("aware_at", "dpo-persona")
+    assert kept.reason == "Le prestataire nous a prévenus plus tard."
+    shown = as_dpo.get(change).content.decode()
+    assert '<details class="breach-history">' in shown
+    assert "Le prestataire nous a prévenus plus tard." in shown
+    original = date_format(timezone.localtime(aware), "DATETIME_FORMAT")
+    assert original in shown.split('class="breach-history"')[1]
+
+
+def test_saving_an_unchanged_time_of_awareness_needs_no_reason(as_dpo: Client) -> None:
+    breach = BreachFactory(aware_at=timezone.now() - timedelta(hours=30))
+    reminded(breach)
+    change = reverse("admin:privacy_breach_change", args=[breach.pk])
+
+    response = as_dpo.post(change, submitted_form(as_dpo.get(change), measures="Fichier supprimé."))
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert not breach.changes.exists()
+
+
+def test_persons_told_is_refused_next_to_the_field_while_the_campaign_is_a_draft(
+    as_dpo: Client,
+) -> None:
+    breach = BreachFactory(risk="high", aware_at=timezone.now() - timedelta(hours=5))
+    breach_notify_persons(breach=breach, contacts=[ContactFactory().pk])
+    change = reverse("admin:privacy_breach_change", args=[breach.pk])
+    page = as_dpo.get(change)
+    told = timezone.localtime() - timedelta(hours=1)
+
+    response = as_dpo.post(
+        change,
+        submitted_form(
+            page,
+            persons_told="on",
+            persons_told_at_0=told.strftime("%Y-%m-%d"),
+            persons_told_at_1=told.strftime("%H:%M:%S"),
+        ),
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["persons_told"]
+    assert "has not started sending (Draft)" in errors["persons_told"][0]
+    assert "Draft" in page.content.decode()
+
+
+def test_the_printed_register_and_the_csv_show_the_campaign_and_the_history(
+    as_dpo: Client,
+) -> None:
+    breach = BreachFactory(reference="Fuite du CRM", risk="high")
+    campaign = breach_notify_persons(breach=breach, contacts=[ContactFactory().pk])
+    started = timezone.now() - timedelta(minutes=30)
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=CampaignStatus.SENT, started_at=started, finished_at=started
+    )
+    breach_update(
+        breach=Breach.objects.get(pk=breach.pk),
+        by="dpo-anne",
+        persons_told=True,
+    )
+
+    row = next(csv.DictReader(io.StringIO(as_dpo.get(CSV).content.decode())))
+    printed = as_dpo.get(PRINT).content.decode()
+
+    sent = date_format(timezone.localtime(started), "DATETIME_FORMAT")
+    assert row["notification campaign's status"] == "Sent, sent " + sent
+    assert row["persons told at (recorded or first sent)"] == sent
+    assert "dpo-anne: persons concerned told no -> yes" in row["history of the decisive fields"]
+    assert "Sent, sent " + sent in printed
+    assert "dpo-anne: persons concerned told" in printed

@@ -2,14 +2,18 @@
 overflow with long texts, nothing refused by the Content-Security-Policy."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import Browser, Page
 
+from privacy.breaches import breach_update
+from privacy.models import Breach
 from tests.admin.conftest import otp_verified_login
 from tests.api.live import LIVE_DB
 from tests.factories import BreachFactory, UserFactory
@@ -80,4 +84,29 @@ def test_the_breach_pages_fit_1366_pixels(page: Page) -> None:
         assert response is not None and response.status == 200, url
         assert overflow(page) <= 0, url
 
+    assert page.refused == []  # type: ignore[attr-defined]
+
+
+def test_the_breach_history_open_fits_1366_pixels(page: Page) -> None:
+    breach = BreachFactory(
+        aware_at=timezone.now() - timedelta(hours=30), risk="none", measures="Mesures " * 40
+    )
+    Breach.objects.filter(pk=breach.pk).update(reminded_24h_at=timezone.now())
+    for hours in (20, 10):
+        breach_update(
+            breach=Breach.objects.get(pk=breach.pk),
+            by="dpo-" + "anne" * 20,
+            reason=UNBROKEN,
+            aware_at=timezone.now() - timedelta(hours=hours),
+            not_notified=True,
+            not_notified_reason="Chiffré " * 60,
+        )
+
+    page.goto(reverse("admin:privacy_breach_change", args=[breach.pk]))
+    page.click(".breach-history summary")
+
+    assert page.is_visible(".breach-history table")
+    assert overflow(page) <= 0
+    page.goto(reverse("admin:privacy_breach_register_print"))
+    assert overflow(page) <= 0
     assert page.refused == []  # type: ignore[attr-defined]

@@ -402,3 +402,49 @@ def test_the_grid_shows_a_purpose_retired_since_the_person_consented(
     response = as_marketer.get(change_url(person))
 
     assert cells_of(response, "newsletter")["email"]["standing"] == "granted"
+
+
+def test_a_long_ledger_lists_its_latest_records_and_links_to_the_full_history(
+    as_marketer: Client, person: Contact, newsletter: Purpose, django_assert_max_num_queries
+) -> None:
+    for _ in range(26):  # 52 records, more than the page lists
+        grant(person, newsletter, given_at=SIGNED_AT)
+        grant(person, newsletter, action="withdraw", evidence=None)
+    latest = ConsentRecord.objects.filter(contact=person).order_by("-recorded_at", "-id")
+    newest, oldest = latest.first(), latest.last()
+    as_marketer.get(change_url(person))
+
+    with django_assert_max_num_queries(PAGE_QUERY_BUDGET):
+        response = as_marketer.get(change_url(person))
+
+    assert len(response.context["ledger"]) == 50
+    ledger = section(response.content.decode(), "ledger")
+    assert "52 records in the consent ledger, the latest first" in ledger
+    assert "2 older records are not listed here" in ledger
+    assert receipt_url(person, newest) in ledger and receipt_url(person, oldest) not in ledger
+    full_history = (
+        f"{reverse('admin:consent_consentrecord_changelist')}?contact__id__exact={person.pk}"
+    )
+    assert f'href="{full_history}"' in ledger
+    listed = as_marketer.get(full_history)
+    assert listed.status_code == 200 and listed.context["cl"].result_count == 52
+
+
+def test_many_refused_changes_are_counted_and_the_latest_listed(
+    as_marketer: Client, person: Contact
+) -> None:
+    connection = hubspot()
+    for number in range(22):
+        DeadLetter.objects.create(
+            connection=connection,
+            event=OutboxEventFactory(contact=person),
+            error=f"HTTP 400: refusal {number:02d}",
+        )
+
+    response = as_marketer.get(change_url(person))
+
+    assert len(response.context["crm_sync"].dead_letters) == 20
+    crm = section(response.content.decode(), "crm")
+    assert "22 changes a CRM refused" in crm
+    assert "The latest 20 are listed." in crm
+    assert "refusal 21" in crm and "refusal 00" not in crm

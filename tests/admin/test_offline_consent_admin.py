@@ -87,7 +87,8 @@ def test_a_paper_form_is_recorded_with_the_signed_form_kept_apart(
     assert response.url == reverse("admin:contacts_contact_change", args=[person.pk])
     record = last_record(person)
     assert record.source_kind == "paper_form"
-    assert record.source_reference == "Salon 2026, form 17"
+    # the form's reference, and who typed it in (SPEC §3: the admin user is part of the proof)
+    assert record.source_reference == "Salon 2026, form 17 / admin:marketer-persona"
     assert record.action == "grant" and record.status == "granted"
     assert record.actor == "person"
     assert record.given_at == datetime(2026, 3, 12, 14, 3, tzinfo=PARIS)
@@ -123,7 +124,7 @@ def test_a_phone_call_is_recorded_with_its_reference_and_the_wording_read_out(
     assert response.status_code == 302
     record = last_record(person)
     assert record.source_kind == "phone_call"
-    assert record.source_reference == "CALL-2026-0042"
+    assert record.source_reference == "CALL-2026-0042 / admin:dpo-persona"
     assert record.wording == "May we send you our news by SMS?"
     assert record.channel == "sms" and record.status == "granted"
     assert not ConsentEvidence.objects.filter(record=record).exists()  # nothing personal
@@ -277,7 +278,7 @@ def test_a_later_phone_withdrawal_ends_the_grant(
     assert state.status == "withdrawn"
     assert state.record == last_record(person)
     page = as_marketer.get(reverse("admin:contacts_contact_change", args=[person.pk]))
-    assert "withdrew Newsletter by email via a phone call (CALL-77)" in page.content.decode()
+    assert "withdrew Newsletter by email via a phone call (CALL-77 / admin:marketer-persona)" in page.content.decode()
 
 
 def test_a_channel_the_purpose_does_not_use_is_refused_on_that_field(

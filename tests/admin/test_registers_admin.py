@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from core.models import AuditAction, AuditEvent
 from privacy.models import ActivityKind, ProcessingActivity, Processor
+from privacy.registers import processing_register_sync
 from tests.admin.forms import submitted_form
 from tests.factories import ProcessorFactory, PurposeFactory
 
@@ -187,7 +188,7 @@ def test_a_marketer_reads_the_register_of_activities_but_not_the_processors(
     as_marketer: Client,
 ) -> None:
     processor = ProcessorFactory()
-    as_marketer.get(ACTIVITIES)
+    processing_register_sync()  # the daily job's work; a reader's visit writes nothing
     activity = ProcessingActivity.objects.get(kind=ActivityKind.CRM_SYNC)
     activity_url = reverse("admin:privacy_processingactivity_change", args=[activity.pk])
     processor_url = reverse("admin:privacy_processor_change", args=[processor.pk])
@@ -200,6 +201,18 @@ def test_a_marketer_reads_the_register_of_activities_but_not_the_processors(
     assert as_marketer.post(processor_url, {"name": "Renamed"}).status_code == 403
     processor.refresh_from_db()
     assert processor.name != "Renamed"
+
+
+def test_a_reader_s_visit_writes_nothing_the_keeper_s_brings_the_register_in_step(
+    as_marketer: Client, as_dpo: Client
+) -> None:
+    PurposeFactory(name_en="Newsletter")
+
+    assert as_marketer.get(ACTIVITIES).status_code == 200
+    assert not ProcessingActivity.objects.exists()
+
+    assert as_dpo.get(ACTIVITIES).status_code == 200
+    assert ProcessingActivity.objects.filter(kind=ActivityKind.MARKETING).count() == 1
 
 
 def test_a_purpose_s_entry_takes_the_dpo_s_text_but_keeps_the_purpose_s_name(

@@ -2,12 +2,15 @@
 looks like one is held for the DPO's review, never stored silently (SPEC §3)."""
 
 from collections.abc import Iterator
+from importlib import import_module
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.exceptions import ValidationError
 from django.utils import timezone, translation
 from freezegun import freeze_time
 
+from contacts.admin import timeline_sentence
 from contacts.models import ContactStatus, Note, NoteStatus, TimelineEvent, TimelineKind
 from contacts.services import note_add, note_review
 from privacy.services import contact_erase
@@ -50,19 +53,42 @@ def test_a_flagged_note_is_held_for_review_with_the_categories_found() -> None:
     assert note.author_name == ""
 
 
-def test_adding_a_note_puts_a_line_on_the_timeline_without_its_text() -> None:
+def test_adding_a_note_puts_a_line_on_the_timeline_without_its_text_nor_categories() -> None:
     contact = ContactFactory()
 
     stored = note_add(contact=contact, body="Met at the Lyon trade fair.", author=None)
     held = note_add(contact=contact, body="Sort de prison le mois dernier.", author=None)
 
     events = TimelineEvent.objects.filter(contact=contact, kind=TimelineKind.NOTE_ADDED)
-    summaries = {event.data["note"]: event.summary for event in events}
-    assert summaries == {
-        stored.pk: "Note added",
-        held.pk: "Note held for review: criminal convictions and offences",
+    stored_as = {event.data["note"]: (event.summary, event.data) for event in events}
+    assert stored_as == {
+        stored.pk: ("", {"note": stored.pk, "status": "stored"}),
+        held.pk: ("", {"note": held.pk, "status": "held"}),
     }
-    assert all("prison" not in event.summary for event in events)
+
+
+def test_the_note_timeline_line_is_worded_when_drawn() -> None:
+    contact = ContactFactory()
+    note_add(contact=contact, body="Met at the Lyon trade fair.", author=None)
+    note_add(contact=contact, body="Sort de prison le mois dernier.", author=None)
+    stored, held = TimelineEvent.objects.filter(
+        contact=contact, kind=TimelineKind.NOTE_ADDED
+    ).order_by("id")
+
+    assert timeline_sentence(stored, {}) == "A note was added."
+    assert timeline_sentence(held, {}) == "A note was held for the DPO's review."
+
+
+def test_an_older_note_line_naming_its_categories_is_drawn_without_them() -> None:
+    contact = ContactFactory()
+    old = TimelineEvent.objects.create(
+        contact=contact,
+        kind=TimelineKind.NOTE_ADDED,
+        summary="Note held for review: santé",
+        data={"note": 1, "status": "held", "categories": ["health"]},
+    )
+
+    assert timeline_sentence(old, {}) == "A note was held for the DPO's review."
 
 
 @pytest.mark.parametrize("body", ["", "   ", "\n\t"])
@@ -153,3 +179,24 @@ def test_releasing_a_held_note_needs_the_reason_it_is_lawful() -> None:
     assert "explicit consent" in error.value.message_dict["comment"][0]
     note.refresh_from_db()
     assert (note.status, note.reviewed_by_name) == (NoteStatus.HELD, "")
+
+
+def test_older_note_lines_lose_their_sentence_and_categories_on_migrating() -> None:
+    scrub = import_module("contacts.migrations.0018_note_timeline_without_categories")
+    contact = ContactFactory()
+    old = TimelineEvent.objects.create(
+        contact=contact,
+        kind=TimelineKind.NOTE_ADDED,
+        summary="Note held for review: santé",
+        data={"note": 7, "status": "held", "categories": ["health"]},
+    )
+    other = TimelineEvent.objects.create(
+        contact=contact, kind=TimelineKind.UPDATED, summary="phone", data={"categories": 1}
+    )
+
+    scrub.scrub_note_lines(django_apps, None)
+
+    old.refresh_from_db()
+    other.refresh_from_db()
+    assert (old.summary, old.data) == ("", {"note": 7, "status": "held"})
+    assert (other.summary, other.data) == ("phone", {"categories": 1})

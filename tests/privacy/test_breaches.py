@@ -11,12 +11,15 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management import call_command
+from django.db import connection
 from django.utils import translation
 from django.utils.translation import gettext as _
 from freezegun import freeze_time
 
-from campaigns.models import CampaignKind, CampaignStatus
+from campaigns.models import Campaign, CampaignKind, CampaignStatus, Recipient, RecipientStatus
+from core.emails import email_send
 from core.errors import StructuredValidationError
 from core.management.commands.setup_roles import DPO
 from privacy.breaches import (
@@ -26,7 +29,11 @@ from privacy.breaches import (
     breach_update,
 )
 from privacy.models import Breach, BreachStatus
-from privacy.selectors import breach_deadline_in_words, breaches_within_deadline
+from privacy.selectors import (
+    breach_deadline_in_words,
+    breach_persons_told_at,
+    breaches_within_deadline,
+)
 from privacy.tasks import send_breach_reminders
 from tests.conftest import Mailbox, message_text
 from tests.consent.concurrency import run_concurrently
@@ -88,7 +95,7 @@ def test_a_breach_is_recorded_with_its_authority_deadline_72_hours_after_awarene
 def test_a_new_time_of_awareness_moves_the_deadline() -> None:
     with freeze_time(AWARE + timedelta(hours=2)):
         breach = breach_record(by="dpo-persona", **details())
-        breach_update(breach=breach, aware_at=AWARE - timedelta(hours=5))
+        breach_update(breach=breach, by="dpo-anne", aware_at=AWARE - timedelta(hours=5))
 
     breach.refresh_from_db()
     assert breach.authority_deadline == datetime(2026, 3, 23, 5, 0, tzinfo=PARIS)
@@ -170,10 +177,11 @@ def test_a_breach_is_closed_only_once_the_authority_decision_is_taken() -> None:
     with freeze_time(AWARE + timedelta(hours=30)):
         breach = breach_record(by="dpo-persona", **details())
         with pytest.raises(ValidationError) as error:
-            breach_update(breach=breach, closed_at=AWARE + timedelta(hours=29))
+            breach_update(breach=breach, by="dpo-anne", closed_at=AWARE + timedelta(hours=29))
         breach.refresh_from_db()
         breach_update(
             breach=breach,
+            by="dpo-anne",
             authority_notified_at=AWARE + timedelta(hours=20),
             closed_at=AWARE + timedelta(hours=29),
         )
@@ -303,9 +311,12 @@ def test_no_reminder_once_the_authority_decision_is_taken(
         notified = BreachFactory(aware_at=AWARE)
         unnotified = BreachFactory(aware_at=AWARE)
     with freeze_time(AWARE + timedelta(hours=20)):
-        breach_update(breach=notified, authority_notified_at=AWARE + timedelta(hours=19))
+        breach_update(
+            breach=notified, by="dpo-anne", authority_notified_at=AWARE + timedelta(hours=19)
+        )
         breach_update(
             breach=unnotified,
+            by="dpo-anne",
             risk="none",
             not_notified=True,
             not_notified_reason="Données chiffrées.",
@@ -387,7 +398,7 @@ def test_updating_a_breach_keeps_the_reminder_marks_claimed_meanwhile(
 
     reminders(AWARE + timedelta(hours=24))
     with freeze_time(AWARE + timedelta(hours=25)):
-        breach_update(breach=stale, measures="Mots de passe réinitialisés.")
+        breach_update(breach=stale, by="dpo-anne", measures="Mots de passe réinitialisés.")
 
     breach.refresh_from_db()
     assert breach.reminded_24h_at == AWARE + timedelta(hours=24)
@@ -470,3 +481,271 @@ def test_a_breach_has_one_notification_campaign_unless_it_was_cancelled() -> Non
     assert "notification_campaign" in error.value.detail
     breach.refresh_from_db()
     assert breach.notification_campaign == second != first
+
+
+# The register's history cannot be rewritten (Art. 33(5)).
+
+
+@pytest.mark.django_db
+def test_moving_the_time_of_awareness_after_a_reminder_needs_a_reason(
+    dpo_team: list[str], mailbox: Mailbox
+) -> None:
+    with freeze_time(AWARE + timedelta(minutes=20)):
+        breach = BreachFactory(aware_at=AWARE)
+    reminders(AWARE + timedelta(hours=24))
+
+    with freeze_time(AWARE + timedelta(hours=30)), pytest.raises(ValidationError) as error:
+        breach_update(breach=breach, by="dpo-anne", aware_at=AWARE + timedelta(hours=20))
+
+    assert list(field_errors(error)) == ["reason"]
+    breach.refresh_from_db()
+    assert breach.aware_at == AWARE
+    assert not breach.changes.exists()
+
+
+@pytest.mark.django_db
+def test_a_late_notification_is_not_made_on_time_without_a_trace() -> None:
+    with freeze_time(AWARE + timedelta(hours=91)):
+        breach = breach_record(
+            by="dpo-persona",
+            **details(
+                authority_notified_at=AWARE + timedelta(hours=90),
+                delay_reasons="Enquête du prestataire.",
+            ),
+        )
+        with pytest.raises(ValidationError) as error:
+            breach_update(breach=breach, by="dpo-anne", aware_at=AWARE + timedelta(hours=24))
+        breach.refresh_from_db()
+        breach_update(
+            breach=breach,
+            by="dpo-anne",
+            reason="Le prestataire nous a prévenus le lendemain.",
+            aware_at=AWARE + timedelta(hours=24),
+        )
+
+    assert list(field_errors(error)) == ["reason"]
+    change = breach.changes.get()
+    assert change.field == "aware_at"
+    assert change.changed_by == "dpo-anne"
+    assert change.changed_at == AWARE + timedelta(hours=91)
+    assert datetime.fromisoformat(change.old_value) == AWARE  # the original stays visible
+    assert datetime.fromisoformat(change.new_value) == AWARE + timedelta(hours=24)
+    assert change.reason == "Le prestataire nous a prévenus le lendemain."
+
+
+@pytest.mark.django_db
+def test_moving_awareness_later_frees_the_reminders_not_yet_due_for_the_new_deadline(
+    dpo_team: list[str], mailbox: Mailbox
+) -> None:
+    with freeze_time(AWARE + timedelta(minutes=20)):
+        breach = BreachFactory(aware_at=AWARE)
+    reminders(AWARE + timedelta(hours=24))
+    reminders(AWARE + timedelta(hours=48))
+    mailbox.clear()
+
+    with freeze_time(AWARE + timedelta(hours=50)):
+        breach_update(
+            breach=breach,
+            by="dpo-anne",
+            reason="Le fichier n'a été ouvert que la veille.",
+            aware_at=AWARE + timedelta(hours=20),
+        )
+
+    breach.refresh_from_db()
+    assert breach.reminded_24h_at == AWARE + timedelta(hours=24)  # due again at +44 h: past
+    assert breach.reminded_48h_at is None  # due at +68 h now
+    assert breach.authority_deadline == AWARE + timedelta(hours=92)
+    assert reminders(AWARE + timedelta(hours=60)) == 0
+    assert reminders(AWARE + timedelta(hours=68)) == 1
+    assert len(mailbox.messages) == 1
+
+
+@pytest.mark.django_db
+def test_reopening_a_breach_needs_a_reason_and_is_recorded() -> None:
+    with freeze_time(AWARE + timedelta(hours=30)):
+        breach = breach_record(
+            by="dpo-persona",
+            **details(
+                authority_notified_at=AWARE + timedelta(hours=20),
+                closed_at=AWARE + timedelta(hours=29),
+            ),
+        )
+        with pytest.raises(ValidationError) as error:
+            breach_update(breach=breach, by="dpo-anne", closed_at=None)
+        breach.refresh_from_db()
+        breach_update(
+            breach=breach, by="dpo-anne", reason="D'autres fichiers exposés.", closed_at=None
+        )
+
+    assert field_errors(error) == {"reason": [_("Say why the breach is reopened.")]}
+    breach.refresh_from_db()
+    assert breach.closed_at is None
+    change = breach.changes.get()
+    assert (change.field, change.new_value) == ("closed_at", "")
+    assert datetime.fromisoformat(change.old_value) == AWARE + timedelta(hours=29)
+
+
+@pytest.mark.django_db
+def test_a_first_decision_needs_no_reason_and_is_kept_in_the_history_other_fields_not() -> None:
+    with freeze_time(AWARE + timedelta(hours=30)):
+        breach = breach_record(by="dpo-persona", **details())
+        breach_update(
+            breach=breach,
+            by="dpo-anne",
+            authority_notified_at=AWARE + timedelta(hours=20),
+            authority_reference="CNIL-2026-0042",
+            measures="Mots de passe réinitialisés.",
+        )
+        with pytest.raises(ValidationError) as error:
+            breach_update(
+                breach=breach, by="dpo-anne", authority_notified_at=AWARE + timedelta(hours=25)
+            )
+
+    assert sorted(breach.changes.values_list("field", "new_value")) == [
+        ("authority_notified_at", (AWARE + timedelta(hours=20)).isoformat()),
+        ("authority_reference", "CNIL-2026-0042"),
+    ]
+    assert list(field_errors(error)) == ["reason"]
+
+
+# Reminders are sent once their claim is committed.
+
+
+class RefusingBackend(BaseEmailBackend):
+    """An SMTP server that cannot be reached."""
+
+    def send_messages(self, email_messages: Any) -> int:
+        raise OSError("SMTP server unreachable")
+
+
+class WatchingBackend(BaseEmailBackend):
+    """Notes, at each send, whether a transaction is open and what the database holds."""
+
+    seen: list[tuple[bool, Any]] = []
+
+    def send_messages(self, email_messages: Any) -> int:
+        marks = list(Breach.objects.values_list("reminded_24h_at", flat=True))
+        WatchingBackend.seen.append((connection.in_atomic_block, marks))
+        return len(email_messages)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_email_backend_frees_the_reminder_for_the_next_run(
+    dpo_team: list[str], mailbox: Mailbox, settings: Any
+) -> None:
+    with freeze_time(AWARE + timedelta(minutes=20)):
+        breach = BreachFactory(aware_at=AWARE)
+    settings.EMAIL_BACKEND = "tests.privacy.test_breaches.RefusingBackend"
+
+    with pytest.raises(OSError):
+        reminders(AWARE + timedelta(hours=24))
+
+    breach.refresh_from_db()
+    assert breach.reminded_24h_at is None
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    assert reminders(AWARE + timedelta(hours=24, minutes=15)) == 1
+    assert len(mailbox.messages) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_reminder_is_claimed_and_committed_before_it_is_sent(
+    dpo_team: list[str], settings: Any
+) -> None:
+    with freeze_time(AWARE + timedelta(minutes=20)):
+        BreachFactory(aware_at=AWARE)
+    settings.EMAIL_BACKEND = "tests.privacy.test_breaches.WatchingBackend"
+    WatchingBackend.seen = []
+
+    reminders(AWARE + timedelta(hours=24))
+
+    assert WatchingBackend.seen == [(False, [AWARE + timedelta(hours=24)])]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sent_reminder_is_not_sent_again_when_a_later_one_fails(
+    dpo_team: list[str], mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with freeze_time(AWARE + timedelta(minutes=20)):
+        first = BreachFactory(aware_at=AWARE)
+        second = BreachFactory(aware_at=AWARE + timedelta(minutes=10))
+    real_send = email_send
+
+    def second_fails(**kwargs: Any) -> None:
+        if kwargs["context"]["breach"].pk == second.pk:
+            raise OSError("SMTP timeout")
+        real_send(**kwargs)
+
+    monkeypatch.setattr("privacy.breaches.email_send", second_fails)
+    with pytest.raises(OSError):
+        reminders(AWARE + timedelta(hours=24, minutes=10))
+    monkeypatch.undo()
+    sent = reminders(AWARE + timedelta(hours=24, minutes=15))
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.reminded_24h_at == AWARE + timedelta(hours=24, minutes=10)
+    assert second.reminded_24h_at == AWARE + timedelta(hours=24, minutes=15)
+    assert sent == 1
+    assert len(mailbox.messages) == 2
+
+
+# Persons told follows the notification campaign (Art. 34).
+
+
+def campaign_started(
+    campaign: Campaign, at: datetime, status: str = CampaignStatus.SENDING
+) -> None:
+    Campaign.objects.filter(pk=campaign.pk).update(status=status, started_at=at)
+
+
+@pytest.mark.django_db
+def test_persons_are_not_told_while_their_notification_campaign_is_a_draft() -> None:
+    with freeze_time(AWARE + timedelta(hours=2)):
+        breach = BreachFactory(aware_at=AWARE, risk="high")
+        breach_notify_persons(breach=breach, contacts=[ContactFactory().pk])
+    told = AWARE + timedelta(hours=3)
+
+    with freeze_time(AWARE + timedelta(hours=4)), pytest.raises(ValidationError) as error:
+        breach_update(breach=breach, by="dpo-anne", persons_told=True, persons_told_at=told)
+
+    assert list(field_errors(error)) == ["persons_told"]
+    assert "has not started sending" in field_errors(error)["persons_told"][0]
+
+
+@pytest.mark.django_db
+def test_once_the_campaign_sends_the_persons_told_at_is_its_first_send() -> None:
+    contact = ContactFactory()
+    with freeze_time(AWARE + timedelta(hours=2)):
+        breach = BreachFactory(aware_at=AWARE, risk="high")
+        campaign = breach_notify_persons(breach=breach, contacts=[contact.pk])
+    campaign_started(campaign, AWARE + timedelta(hours=3))
+    assert breach_persons_told_at(breach=Breach.objects.get(pk=breach.pk)) == AWARE + timedelta(
+        hours=3
+    )
+    Recipient.objects.create(
+        campaign=campaign,
+        step=campaign.steps.get(),
+        contact=contact,
+        status=RecipientStatus.SENT,
+        sent_at=AWARE + timedelta(hours=3, minutes=2),
+    )
+
+    with freeze_time(AWARE + timedelta(hours=4)):
+        breach = Breach.objects.get(pk=breach.pk)
+        breach_update(breach=breach, by="dpo-anne", persons_told=True)  # no time typed
+
+    breach.refresh_from_db()
+    assert breach.persons_told_at is None
+    assert breach_persons_told_at(breach=breach) == AWARE + timedelta(hours=3, minutes=2)
+    typed = AWARE + timedelta(hours=3, minutes=30)
+    breach.persons_told_at = typed
+    assert breach_persons_told_at(breach=breach) == typed
+
+
+@pytest.mark.django_db
+def test_a_draft_campaign_has_told_nobody() -> None:
+    with freeze_time(AWARE + timedelta(hours=2)):
+        breach = BreachFactory(aware_at=AWARE, risk="high")
+        breach_notify_persons(breach=breach, contacts=[ContactFactory().pk])
+
+    assert breach_persons_told_at(breach=breach) is None

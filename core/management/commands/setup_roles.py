@@ -93,24 +93,29 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         # releases or discards the notes held for special categories of data (Art. 9, 10)
         "contacts.note": ("view", "add", "review"),
     },
-    # Run the tool, not the data: staff accounts, integrations, schedules, second factors.
-    # No ledger, contact or request rights; no deletions that would erase a trail (accounts,
-    # clients and connections are switched off instead). Group permissions stay view-only:
-    # this command owns them, and a right to change them would be a right to any permission.
-    # The user admin keeps superuser status and per-user permissions to superusers
-    # (core.admin.StaffUserAdmin).
+    # Run the tool, not the data: staff accounts, schedules, second factors. No ledger,
+    # contact or request rights; no deletions that would erase a trail (accounts are switched
+    # off instead). Whoever assigns roles can take any role: group permissions stay view-only
+    # (this command owns them), and the user admin keeps group membership, superuser status,
+    # per-user permissions and other people's passwords to superusers, and every superuser
+    # account out of reach (core.admin.StaffUserAdmin).
     ADMINISTRATORS: {
         "auth.user": ("view", "add", "change"),
         "auth.group": ("view",),
-        "core.apiclient": ("view", "add", "change"),
-        "crmsync.connection": ("view", "add", "change"),
+        # a key with contacts:read or a webhook to one's own host reads every contact:
+        # superusers manage API clients and CRM connections
+        "core.apiclient": ("view",),
+        "crmsync.connection": ("view",),
+        # the schedule only: the task, its arguments and "run now" are superusers'
+        # (core.admin.PeriodicTaskAdmin)
         "django_celery_beat.periodictask": ("view", "change"),
         "django_celery_beat.intervalschedule": ("view", "add", "change"),
         "django_celery_beat.crontabschedule": ("view", "add", "change"),
         "django_celery_beat.clockedschedule": ("view", "add", "change"),
         "django_celery_beat.solarschedule": ("view",),
-        # a lost phone: remove the device and the person enrols a new one at the next login;
-        # never add one (whoever adds it knows its secret)
+        # a lost phone: remove the device and the person enrols a new one at the next login
+        # (with their own password); never add one (whoever adds it knows its secret), never
+        # one's own nor a superuser's (core.admin.StaffDeviceAdmin)
         "otp_totp.totpdevice": ("view", "delete"),
         # a colleague locked out by failed logins (django-axes): removing the attempts unlocks
         "axes.accessattempt": ("view", "delete"),
