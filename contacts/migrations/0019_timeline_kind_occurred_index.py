@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("contacts", "0017_notes"),
+        ("contacts", "0018_note_timeline_without_categories"),
     ]
 
     operations = [
