@@ -401,6 +401,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=23, minute=50),
     },
     "seal-ledger": {"task": "consent.tasks.seal_ledger", "schedule": timedelta(minutes=1)},
+    # the admin home's dashboards: their counts over whole tables, read by the requests
+    # (core.dashboard, whose REFRESH_EVERY says this interval)
+    "refresh-dashboards": {
+        "task": "core.tasks.refresh_dashboards",
+        "schedule": timedelta(minutes=5),
+    },
     "send-seal-head": {
         "task": "consent.tasks.send_seal_head",
         "schedule": crontab(hour=0, minute=15),

@@ -387,7 +387,11 @@ class ConsentRecord(AppendOnlyModel):
         verbose_name = _("consent record")
         verbose_name_plural = _("consent ledger")
         ordering = ["id"]
-        indexes = [models.Index(fields=["xact", "id"], name="consent_record_xact_id")]
+        indexes = [
+            models.Index(fields=["xact", "id"], name="consent_record_xact_id"),
+            # the dashboards' weekly counts (core.dashboard.ledger_weeks) read a week's records
+            models.Index(fields=["recorded_at"], name="consent_record_recorded_at"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["contact", "contact_seq"], name="consent_record_contact_seq"

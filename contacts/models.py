@@ -411,6 +411,9 @@ class TimelineEvent(models.Model):
         verbose_name = _("timeline event")
         verbose_name_plural = _("timeline events")
         ordering = ["-occurred_at", "-id"]
+        # the weeks of one kind of event (core.dashboard.feedback_weeks: unsubscribes and
+        # complaints) without reading every other event of those weeks
+        indexes = [models.Index(fields=["kind", "occurred_at"], name="timeline_kind_occurred")]
 
     def __str__(self) -> str:
         return self.summary

@@ -1,4 +1,4 @@
-"""The admin home's dashboards (SPEC "security, registers and the DPO's view"): reads only.
+"""The admin home's dashboards (SPEC "security, registers and the DPO's view").
 
 Who sees what is decided by permissions, never by names:
 - the DPO's dashboard to whoever may view privacy requests (`privacy.view_privacyrequest`,
@@ -9,12 +9,22 @@ Who sees what is decided by permissions, never by names:
   first);
 - neither to other staff, who keep Django's list of sections.
 
-Each panel costs a fixed number of queries, whatever the number of contacts, records or
-requests: grouped counts and short lists. What reads whole tables is kept in the cache a few
-minutes (`CACHE_SECONDS`): the eligible audiences (an `eligible_contacts` count per purpose and
-channel), the consent states now (one GROUP BY over `ConsentState`) and the ledger's weekly
-counts. The consent rates' past comes from the daily `ConsentRateSnapshot` (`consent.rates`).
-Nothing here names a person: requests are shown by type, status and deadline.
+What reads whole tables or weeks of them is counted by a beat job, not in the request
+(`core.tasks.refresh_dashboards`, every `REFRESH_EVERY`) computes each dashboard's figures
+(`DpoFigures`, `MarketerFigures`: the consent states now and the rates' snapshots, the
+unsubscribes and complaints per week, the suppression list per reason; the eligible
+audiences, the ledger's grants and withdrawals per week, the recent campaigns' statistics)
+and keeps them in the cache for a day, where the request reads them (one cache get) and says
+when they were counted. Where there are none yet (a fresh install, a flushed cache) the
+request computes them once, under a lock (`cache.add`) that makes the other admins arriving
+meanwhile see "being computed" rather than compute them too (as they do while the job counts
+them). The figures hold numbers only: every word is put on them in the reader's language, at
+the request.
+
+What the request itself reads costs a fixed number of small queries, whatever the number of
+contacts, records or requests: the open requests and breaches, the last seal and check, the
+active purposes and the recent campaigns. Nothing here names a person: requests are shown by
+type, status and deadline.
 """
 
 from collections.abc import Callable
@@ -29,7 +39,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Campaign, CampaignStatus
@@ -44,14 +54,13 @@ from consent.models import (
     LedgerSeal,
     LedgerVerification,
     Purpose,
-    SourceKind,
     localized,
 )
 from consent.rates import consent_states_now, people_on_file
 from contacts.models import Suppression, SuppressionReason, TimelineEvent, TimelineKind
 from core.charts import Chart, ChartKind, Series
 from privacy.models import PrivacyRequest, PrivacyRequestStatus
-from privacy.selectors import breaches_within_deadline
+from privacy.selectors import breaches_within_deadline, request_deadline_in_words
 
 DPO_PERMISSION = "privacy.view_privacyrequest"
 MARKETER_PERMISSION = "campaigns.view_campaign"
@@ -60,17 +69,33 @@ MARKETER = "marketer"
 DASHBOARD_NAMES = {DPO: _("DPO dashboard"), MARKETER: _("Marketing dashboard")}
 
 WEEKS = 12
-CACHE_SECONDS = 300
 LIST_LENGTH = 8  # requests listed per panel; the counts say how many there are in all
 RECENT_CAMPAIGNS = 5
 TOP_REASONS = 6
 CLOSED_REQUESTS = (PrivacyRequestStatus.COMPLETED, PrivacyRequestStatus.REJECTED)
-# withdrawals the person made by unsubscribing (a link in a message, the preference center)
-UNSUBSCRIBE_SOURCES = (SourceKind.ONE_CLICK_UNSUBSCRIBE, SourceKind.PREFERENCE_CENTER)
 # the sealer runs every minute and seals even an empty window: an older last seal means
 # beat's job stopped; the check runs daily
 SEALER_LATE_AFTER = timedelta(minutes=5)
 VERIFICATION_LATE_AFTER = timedelta(hours=26)
+
+# The figures counted by the beat job (config/settings.py "refresh-dashboards" runs it every
+# REFRESH_EVERY), kept a day: should beat stop, the page still shows the last figures, with
+# their time and a warning once they are FIGURES_LATE_AFTER old. The version in the key
+# changes with the figures' classes, so that a deploy never reads the previous ones.
+REFRESH_EVERY = timedelta(minutes=5)
+FIGURES_LATE_AFTER = 3 * REFRESH_EVERY
+FIGURES_SECONDS = 24 * 60 * 60
+FIGURES_KEY = "dashboard:figures:v1:{}"
+# Held while one run of the beat job counts a dashboard's figures (another run leaves it be),
+# and while one request counts them where there are none yet (the other requests show "being
+# computed", as they do while the job counts): one lock each, so that a request stopped by the
+# web server's timeout never keeps the job from counting. Both expire should their holder die.
+REFRESHING_KEY = "dashboard:figures:v1:{}:refreshing"
+COMPUTING_KEY = "dashboard:figures:v1:{}:computing"
+LOCK_SECONDS = 15 * 60
+# The ledger's past weeks change only when records are removed (an erasure, the end of a
+# proof period): counted again a few times a day, the current week at every refresh.
+LEDGER_PAST_SECONDS = 6 * 60 * 60
 
 T = TypeVar("T")
 
@@ -112,15 +137,6 @@ def dashboard_context(request: HttpRequest, now: datetime | None = None) -> dict
     return context
 
 
-def _cached(key: str, compute: Callable[[], T]) -> T:
-    """`compute()`, kept `CACHE_SECONDS` under `key`."""
-    value = cache.get(key)
-    if value is None:
-        value = compute()
-        cache.set(key, value, CACHE_SECONDS)
-    return value
-
-
 # --- weeks ---------------------------------------------------------------------------------
 
 
@@ -144,18 +160,136 @@ def _week_of(moment: datetime) -> date:
     return timezone.localtime(moment).date()
 
 
+# --- the figures the beat job counts ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DpoFigures:
+    """What the DPO's dashboard counts over whole tables, by `dpo_figures_count`."""
+
+    counted_at: datetime
+    weeks: list[date]
+    people: int  # on file: neither erased nor merged (`consent.rates`)
+    states: dict[tuple[int, str], dict[str, int]]  # {(purpose id, channel): {status: people}}
+    history: dict[tuple[date, int, str], float | None]  # {(Monday, purpose id, channel): rate}
+    unsubscribes: dict[date, int]  # per Monday
+    complaints: dict[date, int]
+    suppressions: dict[str, int]  # per reason
+
+
+@dataclass(frozen=True)
+class MarketerFigures:
+    """What the marketer's dashboard counts over whole tables, by `marketer_figures_count`."""
+
+    counted_at: datetime
+    weeks: list[date]
+    audiences: dict[tuple[int, str], int]  # {(purpose id, channel): eligible contacts}
+    grants: dict[date, int]  # per Monday
+    withdrawals: dict[date, int]
+    campaigns: dict[int, dict[str, Any]]  # {campaign id: `campaign_stats`}
+
+
+def dpo_figures_count(now: datetime) -> DpoFigures:
+    """The DPO's figures at `now`. Five grouped queries, the first two over every consent
+    state and contact, the suppressions' over the whole list."""
+    weeks = last_weeks(now)
+    unsubscribes, complaints = feedback_weeks(weeks)
+    return DpoFigures(
+        counted_at=now,
+        weeks=weeks,
+        states=consent_states_now(),
+        people=people_on_file(),
+        history=snapshot_history(weeks),
+        unsubscribes=unsubscribes,
+        complaints=complaints,
+        suppressions=dict(
+            Suppression.objects.values_list("reason").annotate(entries=Count("id")).order_by()
+        ),
+    )
+
+
+def marketer_figures_count(now: datetime) -> MarketerFigures:
+    """The marketer's figures at `now`: an `eligible_contacts` count per active purpose and
+    channel, the ledger's weeks (`ledger_weeks`) and two queries per recent campaign."""
+    weeks = last_weeks(now)
+    ledger = ledger_weeks(weeks)
+    return MarketerFigures(
+        counted_at=now,
+        weeks=weeks,
+        audiences={
+            (purpose.pk, channel): eligible_contacts(purpose, channel, now).count()
+            for purpose in _active_purposes()
+            for channel in purpose.channels
+        },
+        grants={monday: counts["grants"] for monday, counts in ledger.items()},
+        withdrawals={monday: counts["withdrawals"] for monday, counts in ledger.items()},
+        campaigns={campaign.pk: campaign_stats(campaign) for campaign in _recent_campaigns()},
+    )
+
+
+def dashboard_figures_refresh(*, now: datetime | None = None) -> list[str]:
+    """Count both dashboards' figures and keep them for the requests (beat job); answers the
+    dashboards counted, leaving out one that a previous run is still counting."""
+    now = now or timezone.now()
+    refreshed = []
+    if _count_and_keep(DPO, dpo_figures_count, now, REFRESHING_KEY) is not None:
+        refreshed.append(DPO)
+    if _count_and_keep(MARKETER, marketer_figures_count, now, REFRESHING_KEY) is not None:
+        refreshed.append(MARKETER)
+    return refreshed
+
+
+def _figures(name: str, count: Callable[[datetime], T], now: datetime) -> T | None:
+    """The dashboard's figures as the beat job kept them (one cache read); where there are
+    none yet, counted now unless the job or another request is at it (None: "being
+    computed")."""
+    keys = FIGURES_KEY.format(name), REFRESHING_KEY.format(name)
+    found = cache.get_many(keys)
+    figures: T | None = found.get(keys[0])
+    if figures is None and keys[1] not in found:
+        figures = _count_and_keep(name, count, now, COMPUTING_KEY)
+    return figures
+
+
+def _count_and_keep(
+    name: str, count: Callable[[datetime], T], now: datetime, lock_key: str
+) -> T | None:
+    """`count(now)`, kept `FIGURES_SECONDS` in the cache, unless another process holds the
+    dashboard's lock `lock_key` (then None)."""
+    lock = lock_key.format(name)
+    if not cache.add(lock, now, LOCK_SECONDS):
+        return None
+    try:
+        figures = count(now)
+        cache.set(FIGURES_KEY.format(name), figures, FIGURES_SECONDS)
+    finally:
+        cache.delete(lock)
+    return figures
+
+
+def _freshness(figures: DpoFigures | MarketerFigures | None, now: datetime) -> dict[str, Any]:
+    """When the figures were counted, and whether the refresh job is late."""
+    if figures is None:
+        return {"at": None, "late": False}
+    return {"at": figures.counted_at, "late": figures.counted_at < now - FIGURES_LATE_AFTER}
+
+
+def _active_purposes() -> list[Purpose]:
+    return list(Purpose.objects.filter(is_active=True).order_by("slug"))
+
+
 # --- the DPO's dashboard -------------------------------------------------------------------
 
 
 def dpo_dashboard(now: datetime) -> dict[str, Any]:
-    weeks = last_weeks(now)
-    purposes = list(Purpose.objects.filter(is_active=True).order_by("slug"))
+    figures = _figures(DPO, dpo_figures_count, now)
     return {
         "breaches": breaches_pending(now),
         "requests": privacy_deadlines(now),
-        "rates": consent_rates(purposes, weeks),
-        "feedback": unsubscribes_and_complaints(weeks),
-        "suppressions": suppression_counts(),
+        "counted": _freshness(figures, now),
+        "rates": consent_rates(_active_purposes(), figures) if figures else None,
+        "feedback": unsubscribes_and_complaints(figures) if figures else None,
+        "suppressions": suppression_counts(figures) if figures else None,
         "seal": seal_status(now),
         "verification": last_verification(now),
     }
@@ -209,20 +343,8 @@ def _request_row(request: PrivacyRequest, now: datetime) -> dict[str, Any]:
         "status": request.get_status_display(),
         "received_at": request.received_at,
         "due_at": request.due_at,
-        "deadline": deadline_in_words(request.due_at, now),
+        "deadline": request_deadline_in_words(due_at=request.due_at, now=now),
     }
-
-
-def deadline_in_words(due_at: datetime, now: datetime) -> str:
-    """ "due in 3 days", "due today", "late since today" or "4 days late", by local dates."""
-    days = (timezone.localdate(due_at) - timezone.localdate(now)).days
-    if due_at >= now:
-        if days == 0:
-            return gettext("due today")
-        return ngettext("due in %(count)d day", "due in %(count)d days", days) % {"count": days}
-    if days >= 0:
-        return gettext("late since today")
-    return ngettext("%(count)d day late", "%(count)d days late", -days) % {"count": -days}
 
 
 @dataclass(frozen=True)
@@ -238,23 +360,20 @@ class RateRow:
     rate: float | None
 
 
-def consent_rates(purposes: list[Purpose], weeks: list[date]) -> dict[str, Any]:
-    """The consent rate of each active purpose's channels: a table of the states now (one
-    grouped query, cached) and a chart per purpose over the weeks (the last day's snapshot
-    of each past week; the current week's point is now). Definition: `consent.rates`."""
-    states, people = _cached(
-        "dashboard:consent-states", lambda: (consent_states_now(), people_on_file())
-    )
-    history = _snapshot_history(weeks)
+def consent_rates(purposes: list[Purpose], figures: DpoFigures) -> dict[str, Any]:
+    """The consent rate of each active purpose's channels: a table of the states when the
+    figures were counted and a chart per purpose over the weeks (the last day's snapshot of
+    each past week; the current week's point is the count). Definition: `consent.rates`."""
+    weeks, people = figures.weeks, figures.people
     rows, charts = [], []
     for purpose in purposes:
         name = localized(purpose, "name")
         series = []
         for channel in purpose.channels:
-            counts = states.get((purpose.pk, channel), {})
+            counts = figures.states.get((purpose.pk, channel), {})
             rate = _rate(counts.get(ConsentStatus.GRANTED, 0), people)
             rows.append(_rate_row(name, channel, counts, rate))
-            past = [history.get((monday, purpose.pk, channel)) for monday in weeks[:-1]]
+            past = [figures.history.get((monday, purpose.pk, channel)) for monday in weeks[:-1]]
             series.append(Series(label=_channel_label(channel), values=[*past, rate]))
         charts.append(
             Chart(
@@ -288,7 +407,7 @@ def _channel_label(channel: str) -> str:
     return str(Channel(channel).label) if channel in Channel.values else channel
 
 
-def _snapshot_history(weeks: list[date]) -> dict[tuple[date, int, str], float | None]:
+def snapshot_history(weeks: list[date]) -> dict[tuple[date, int, str], float | None]:
     """{(Monday, purpose id, channel): rate} from the last snapshot of each past week."""
     rows = (
         ConsentRateSnapshot.objects.filter(day__gte=weeks[0], day__lt=weeks[-1])
@@ -302,78 +421,54 @@ def _snapshot_history(weeks: list[date]) -> dict[tuple[date, int, str], float | 
     return history
 
 
-def ledger_weeks(weeks: list[date]) -> dict[date, dict[str, int]]:
-    """Per week, from the ledger: `grants` (records that left a consent granted),
-    `withdrawals`, and `unsubscribes` (withdrawals by an unsubscribe link or the preference
-    center). One grouped query, cached."""
-
-    def compute() -> dict[date, dict[str, int]]:
-        counts: dict[date, dict[str, int]] = {
-            monday: {"grants": 0, "withdrawals": 0, "unsubscribes": 0} for monday in weeks
-        }
-        rows = (
-            ConsentRecord.objects.filter(recorded_at__gte=_start_of(weeks[0]))
-            .annotate(week=TruncWeek("recorded_at"))
-            .values("week", "action", "status", "source_kind")
-            .annotate(records=Count("id"))
-            .order_by()
-        )
-        for row in rows:
-            week = counts.get(_week_of(row["week"]))
-            if week is None:
-                continue
-            if row["action"] == ConsentAction.WITHDRAW:
-                week["withdrawals"] += row["records"]
-                if row["source_kind"] in UNSUBSCRIBE_SOURCES:
-                    week["unsubscribes"] += row["records"]
-            elif row["status"] == ConsentStatus.GRANTED:
-                week["grants"] += row["records"]
-        return counts
-
-    return _cached("dashboard:ledger-weeks:" + weeks[0].isoformat(), compute)
-
-
-def unsubscribes_and_complaints(weeks: list[date]) -> Chart:
-    """Unsubscribes (ledger, `ledger_weeks`) and complaints (each one is on the person's
-    timeline, `contacts.deliverability`) per week. Two grouped queries."""
-    ledger = ledger_weeks(weeks)
-    complaints = dict.fromkeys(weeks, 0)
+def feedback_weeks(weeks: list[date]) -> tuple[dict[date, int], dict[date, int]]:
+    """Unsubscribes and complaints per week, from the people's timelines: one event per
+    "unsubscribe from all" (`preferences_unsubscribe_all`, through a message's one-click link
+    or the preference center, however many consents it withdrew; withdrawing one purpose is
+    no unsubscribe) and one per complaint (`contacts.deliverability`). One grouped query, on
+    the (kind, occurred_at) index."""
+    unsubscribes, complaints = dict.fromkeys(weeks, 0), dict.fromkeys(weeks, 0)
+    per_kind = {TimelineKind.UNSUBSCRIBED: unsubscribes, TimelineKind.COMPLAINT: complaints}
     rows = (
-        TimelineEvent.objects.filter(
-            kind=TimelineKind.COMPLAINT, occurred_at__gte=_start_of(weeks[0])
-        )
+        TimelineEvent.objects.filter(kind__in=per_kind, occurred_at__gte=_start_of(weeks[0]))
         .annotate(week=TruncWeek("occurred_at"))
-        .values("week")
+        .values("kind", "week")
         .annotate(events=Count("id"))
         .order_by()
     )
     for row in rows:
         monday = _week_of(row["week"])
-        if monday in complaints:
-            complaints[monday] += row["events"]
+        counts = per_kind[row["kind"]]
+        if monday in counts:
+            counts[monday] += row["events"]
+    return unsubscribes, complaints
+
+
+def unsubscribes_and_complaints(figures: DpoFigures) -> Chart:
+    """The chart of the unsubscribes and complaints per week (`feedback_weeks`)."""
     return Chart(
         title=gettext("Unsubscribes and complaints per week"),
         axis_label=gettext("Week of"),
-        labels=[week_label(monday) for monday in weeks],
+        labels=[week_label(monday) for monday in figures.weeks],
         series=[
-            Series(gettext("unsubscribes"), [ledger[monday]["unsubscribes"] for monday in weeks]),
-            Series(gettext("complaints"), [complaints[monday] for monday in weeks]),
+            Series(gettext("unsubscribes"), [figures.unsubscribes[w] for w in figures.weeks]),
+            Series(gettext("complaints"), [figures.complaints[w] for w in figures.weeks]),
         ],
         kind=ChartKind.BAR,
     )
 
 
-def suppression_counts() -> Chart:
-    """The suppression list's entries per reason, every reason shown. One grouped query."""
-    counts = dict(
-        Suppression.objects.values_list("reason").annotate(entries=Count("id")).order_by()
-    )
+def suppression_counts(figures: DpoFigures) -> Chart:
+    """The suppression list's entries per reason, every reason shown."""
     return Chart(
         title=gettext("Suppression list per reason"),
         axis_label=gettext("Reason"),
         labels=[str(label) for label in SuppressionReason.labels],
         series=[
-            Series(gettext("entries"), [counts.get(value, 0) for value in SuppressionReason.values])
+            Series(
+                gettext("entries"),
+                [figures.suppressions.get(value, 0) for value in SuppressionReason.values],
+            )
         ],
         kind=ChartKind.BAR,
     )
@@ -410,74 +505,102 @@ def last_verification(now: datetime) -> dict[str, Any] | None:
 
 
 def marketer_dashboard(now: datetime) -> dict[str, Any]:
-    weeks = last_weeks(now)
-    purposes = list(Purpose.objects.filter(is_active=True).order_by("slug"))
-    campaigns = recent_campaign_results()
+    figures = _figures(MARKETER, marketer_figures_count, now)
+    campaigns = recent_campaign_results(figures)
     return {
-        "audiences": audience_sizes(purposes, now),
+        "counted": _freshness(figures, now),
+        "audiences": audience_sizes(_active_purposes(), figures) if figures else None,
         "campaigns": campaigns,
-        "growth": consent_growth(weeks),
+        "growth": consent_growth(figures) if figures else None,
         "exclusions": top_exclusion_reasons(campaigns),
     }
 
 
-def audience_sizes(purposes: list[Purpose], now: datetime) -> dict[str, Any]:
-    """How many contacts each active purpose may reach on each of its channels now: the
-    count of `eligible_contacts`, one query per pair, kept `CACHE_SECONDS` in the cache
-    (at a million contacts each count takes a while; an audience moves little in minutes)."""
-
-    def compute() -> dict[str, Any]:
-        return {
-            "counted_at": now,
-            "sizes": {
-                (purpose.pk, channel): eligible_contacts(purpose, channel, now).count()
-                for purpose in purposes
-                for channel in purpose.channels
-            },
-        }
-
-    counted = _cached("dashboard:audience-sizes", compute)
-    rows = [
+def audience_sizes(purposes: list[Purpose], figures: MarketerFigures) -> list[dict[str, Any]]:
+    """How many contacts each active purpose could reach on each of its channels when the
+    figures were counted (`eligible_contacts`); none for a purpose or channel added since."""
+    return [
         {
             "purpose": localized(purpose, "name"),
             "channel": _channel_label(channel),
-            "eligible": counted["sizes"].get((purpose.pk, channel)),
+            "eligible": figures.audiences.get((purpose.pk, channel)),
         }
         for purpose in purposes
         for channel in purpose.channels
     ]
-    return {"counted_at": counted["counted_at"], "rows": rows}
 
 
-def recent_campaign_results() -> list[dict[str, Any]]:
-    """The last campaigns that began sending, newest first, with their statistics
-    (`campaign_stats`: two queries each)."""
-    campaigns = Campaign.objects.filter(
-        status__in=[CampaignStatus.SENDING, CampaignStatus.SENT, CampaignStatus.CANCELLED],
-        started_at__isnull=False,
-    ).order_by("-started_at", "-pk")[:RECENT_CAMPAIGNS]
+def _recent_campaigns() -> list[Campaign]:
+    """The last campaigns that began sending, newest first. One query."""
+    return list(
+        Campaign.objects.filter(
+            status__in=[CampaignStatus.SENDING, CampaignStatus.SENT, CampaignStatus.CANCELLED],
+            started_at__isnull=False,
+        ).order_by("-started_at", "-pk")[:RECENT_CAMPAIGNS]
+    )
+
+
+def recent_campaign_results(figures: MarketerFigures | None) -> list[dict[str, Any]]:
+    """The last campaigns that began sending, newest first, with their statistics as the
+    figures counted them (`campaign_stats`; None for one begun since, or no figures yet)."""
+    counted = figures.campaigns if figures else {}
     return [
         {
             "name": campaign.name,
             "status": campaign.get_status_display(),
             "started_at": campaign.started_at,
             "url": reverse("admin:campaigns_campaign_change", args=[campaign.pk]),
-            "stats": campaign_stats(campaign),
+            "stats": counted.get(campaign.pk),
         }
-        for campaign in campaigns
+        for campaign in _recent_campaigns()
     ]
 
 
-def consent_growth(weeks: list[date]) -> Chart:
+def ledger_weeks(weeks: list[date]) -> dict[date, dict[str, int]]:
+    """Per week, from the ledger: `grants` (records that left a consent granted) and
+    `withdrawals`. A grouped query over the current week's records, on the `recorded_at`
+    index; the past weeks' one is kept `LEDGER_PAST_SECONDS` in the cache."""
+    key = "dashboard:ledger-weeks:v1:" + weeks[0].isoformat()
+    past: dict[date, dict[str, int]] | None = cache.get(key)
+    if past is None:
+        past = _ledger_counts(weeks[:-1], _start_of(weeks[0]), _start_of(weeks[-1]))
+        cache.set(key, past, LEDGER_PAST_SECONDS)
+    return {**past, **_ledger_counts(weeks[-1:], _start_of(weeks[-1]), None)}
+
+
+def _ledger_counts(
+    weeks: list[date], since: datetime, until: datetime | None
+) -> dict[date, dict[str, int]]:
+    counts = {monday: {"grants": 0, "withdrawals": 0} for monday in weeks}
+    records = ConsentRecord.objects.filter(recorded_at__gte=since)
+    if until is not None:
+        records = records.filter(recorded_at__lt=until)
+    rows = (
+        records.annotate(week=TruncWeek("recorded_at"))
+        .values("week", "action", "status")
+        .annotate(records=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        week = counts.get(_week_of(row["week"]))
+        if week is None:
+            continue
+        if row["action"] == ConsentAction.WITHDRAW:
+            week["withdrawals"] += row["records"]
+        elif row["status"] == ConsentStatus.GRANTED:
+            week["grants"] += row["records"]
+    return counts
+
+
+def consent_growth(figures: MarketerFigures) -> Chart:
     """Grants and withdrawals recorded per week (`ledger_weeks`)."""
-    ledger = ledger_weeks(weeks)
     return Chart(
         title=gettext("Consents granted and withdrawn per week"),
         axis_label=gettext("Week of"),
-        labels=[week_label(monday) for monday in weeks],
+        labels=[week_label(monday) for monday in figures.weeks],
         series=[
-            Series(gettext("granted"), [ledger[monday]["grants"] for monday in weeks]),
-            Series(gettext("withdrawn"), [ledger[monday]["withdrawals"] for monday in weeks]),
+            Series(gettext("granted"), [figures.grants[w] for w in figures.weeks]),
+            Series(gettext("withdrawn"), [figures.withdrawals[w] for w in figures.weeks]),
         ],
         kind=ChartKind.BAR,
     )
@@ -491,7 +614,7 @@ def top_exclusion_reasons(campaigns: list[dict[str, Any]]) -> list[dict[str, Any
 
     totals: dict[str, int] = {}
     for campaign in campaigns:
-        for reason, count in campaign["stats"]["excluded"].items():
+        for reason, count in (campaign["stats"] or {}).get("excluded", {}).items():
             totals[reason] = totals.get(reason, 0) + count
     ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
     return [{"reason": reason_label(reason), "count": count} for reason, count in ranked]

@@ -16,7 +16,6 @@ from django.utils.formats import date_format
 from django.utils.functional import Promise
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from consent.models import SourceKind
 from core.admin import ReadOnlyInlineMixin, adopt_saved_instance
@@ -32,6 +31,7 @@ from privacy.models import (
     ProofArchiveEntry,
 )
 from privacy.proof import proof_archive_read
+from privacy.selectors import request_deadline_in_words
 from privacy.services import OPEN_STATUSES as OPEN_REQUEST_STATUSES
 from privacy.services import TRANSITIONS as REQUEST_TRANSITIONS
 from privacy.services import (
@@ -167,20 +167,11 @@ def _is_open(obj: PrivacyRequest) -> bool:
     return obj.status in OPEN_REQUEST_STATUSES
 
 
-def deadline_in_words(due_at: datetime, now: datetime) -> tuple[str, str]:
-    """An open request's deadline as the DPO says it, in calendar days, and its CSS class."""
-    days = (timezone.localdate(due_at) - timezone.localdate(now)).days
+def deadline_class(due_at: datetime, now: datetime) -> str:
+    """The CSS class of an open request's deadline: late, due within 7 days, or later."""
     if due_at < now:
-        if days >= 0:
-            return str(_("late since today")), "deadline-late"
-        late = -days
-        return ngettext("%(days)d day late", "%(days)d days late", late) % {
-            "days": late
-        }, "deadline-late"
-    if days == 0:
-        return str(_("due today")), "deadline-soon"
-    words = ngettext("due in %(days)d day", "due in %(days)d days", days) % {"days": days}
-    return words, "deadline-soon" if due_at <= now + timedelta(days=7) else "deadline-later"
+        return "deadline-late"
+    return "deadline-soon" if due_at <= now + timedelta(days=7) else "deadline-later"
 
 
 class DeadlineFilter(admin.SimpleListFilter):
@@ -298,14 +289,14 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
         """ "due in 3 days" / "4 days late", highlighted when late or due within 7 days."""
         if not _is_open(obj):
             return "-"
-        words, css_class = deadline_in_words(obj.due_at, timezone.now())
+        now = timezone.now()
         due = timezone.localtime(obj.due_at)
         return format_html(
             '<time class="deadline {}" datetime="{}" title="{}">{}</time>',
-            css_class,
+            deadline_class(obj.due_at, now),
             due.isoformat(),
             date_format(due, "DATETIME_FORMAT"),
-            words,
+            request_deadline_in_words(due_at=obj.due_at, now=now),
         )
 
     @admin.display(description=_("status"), ordering="status")

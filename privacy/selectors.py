@@ -6,6 +6,7 @@ from datetime import datetime
 from django.db.models import Min, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from campaigns.models import CampaignStatus
 from contacts.models import Contact
@@ -15,6 +16,20 @@ from privacy.models import Breach, PrivacyRequest
 def contact_privacy_requests(contact: Contact) -> list[PrivacyRequest]:
     """The person's privacy requests, the latest received first: one statement."""
     return list(PrivacyRequest.objects.filter(contact=contact).order_by("-received_at"))
+
+
+def request_deadline_in_words(*, due_at: datetime, now: datetime | None = None) -> str:
+    """A request's deadline as the DPO says it, in calendar days (local dates): "due in 3
+    days", "due today", "late since today" or "4 days late"."""
+    now = now or timezone.now()
+    days = (timezone.localdate(due_at) - timezone.localdate(now)).days
+    if due_at >= now:
+        if days == 0:
+            return _("due today")
+        return ngettext("due in %(count)d day", "due in %(count)d days", days) % {"count": days}
+    if days >= 0:
+        return _("late since today")
+    return ngettext("%(count)d day late", "%(count)d days late", -days) % {"count": -days}
 
 
 # The breach register (GDPR Art. 33).

@@ -19,17 +19,43 @@ from django.template.loader import get_template
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.formats import date_format
 from freezegun import freeze_time
 
+from campaigns.models import Recipient
 from campaigns.selectors import campaign_stats
 from consent.eligibility import eligible_contacts
 from consent.ledger import LedgerProblem, LedgerReport, ledger_seal, ledger_verification_record
-from consent.models import ConsentRateSnapshot, LedgerVerification, Purpose
+from consent.models import (
+    ConsentRateSnapshot,
+    ConsentRecord,
+    ConsentState,
+    LedgerVerification,
+    Purpose,
+    SourceKind,
+)
 from consent.tasks import snapshot_consent_rates, verify_ledger
-from contacts.models import ContactStatus, SuppressionReason, TimelineEvent, TimelineKind
+from contacts.models import (
+    Contact,
+    ContactStatus,
+    Suppression,
+    SuppressionReason,
+    TimelineEvent,
+    TimelineKind,
+)
 from contacts.services import suppressions_add_many
-from core.dashboard import consent_rates, last_weeks, unsubscribes_and_complaints
+from core.dashboard import (
+    COMPUTING_KEY,
+    DPO,
+    MARKETER,
+    REFRESHING_KEY,
+    consent_rates,
+    dpo_figures_count,
+    unsubscribes_and_complaints,
+)
+from core.tasks import refresh_dashboards
+from preferences.services import Visit, preference_token_issue, preferences_unsubscribe_all
 from privacy.models import Breach, PrivacyRequest, PrivacyRequestStatus
 from tests.admin.conftest import otp_verified_login
 from tests.campaigns.test_stats import campaign_with_feedback
@@ -41,6 +67,7 @@ from tests.factories import (
     UserFactory,
     grant,
 )
+from tests.preferences.conftest import BROWSER, save_consents, unsubscribe_path
 
 pytestmark = pytest.mark.django_db
 
@@ -213,11 +240,11 @@ def test_past_weeks_of_the_rate_come_from_the_daily_snapshots(db: None) -> None:
         assert snapshot_consent_rates() == 1
     with freeze_time(NOW):
         grant(people[1], offers, "email")
-        weeks = last_weeks(timezone.now())
-        chart = consent_rates(list(Purpose.objects.all()), weeks)["charts"][0]
+        figures = dpo_figures_count(timezone.now())
+        chart = consent_rates(list(Purpose.objects.all()), figures)["charts"][0]
 
     values = chart.series[0].values
-    assert weeks[-3] == date(2026, 11, 9)
+    assert figures.weeks[-3] == date(2026, 11, 9)
     assert values[-3] == 25.0  # the snapshot of that week
     assert values[-2] is None  # no snapshot last week
     assert values[-1] == 50.0  # now
@@ -243,13 +270,8 @@ def test_unsubscribes_and_complaints_are_counted_in_the_week_they_happened(db: N
         grant(anne, offers, "email")
         grant(bruno, offers, "email")
     with freeze_time("2026-11-15T22:30:00Z"):  # Sunday 23:30 in Paris: still the 9 Nov week
-        grant(
-            anne,
-            offers,
-            "email",
-            action="withdraw",
-            source_kind="one_click_unsubscribe",
-            evidence=None,
+        preferences_unsubscribe_all(
+            contact=anne, visit=Visit(), source_kind=SourceKind.ONE_CLICK_UNSUBSCRIBE
         )
     with freeze_time("2026-11-16T08:00:00Z"):  # an admin's withdrawal is no unsubscribe
         grant(bruno, offers, "email", action="withdraw", source_kind="admin", evidence=None)
@@ -261,13 +283,51 @@ def test_unsubscribes_and_complaints_are_counted_in_the_week_they_happened(db: N
     )
 
     with freeze_time(NOW):
-        chart = unsubscribes_and_complaints(last_weeks(timezone.now()))
+        chart = unsubscribes_and_complaints(dpo_figures_count(timezone.now()))
 
     by_week = dict(chart.rows)
     assert by_week["9 Nov"] == ["1", "0"]
     assert by_week["16 Nov"] == ["0", "1"]
     assert by_week["2 Nov"] == ["0", "0"]
     assert sum(int(unsubscribes) for unsubscribes, _complaints in by_week.values()) == 1
+
+
+def unsubscribes_per_week(text: str) -> list[int]:
+    rows = captioned(text, "Unsubscribes and complaints per week")[1:]
+    return [int(unsubscribes) for _week, unsubscribes, _complaints in rows]
+
+
+def test_an_unsubscribe_from_all_counts_once_and_one_purpose_withdrawn_counts_none(
+    client: Client, as_dpo: Client
+) -> None:
+    # given: Anne holds two purposes on two channels each; Bruno the newsletter by email
+    newsletter = PurposeFactory(slug="newsletter", channels=["email", "sms"])
+    offers = PurposeFactory(slug="offers", channels=["email", "sms"])
+    anne, bruno = ContactFactory(phone="+33612345670"), ContactFactory()
+    for purpose in (newsletter, offers):
+        for channel in ("email", "sms"):
+            grant(anne, purpose, channel)
+    grant(bruno, newsletter, "email")
+    grant(bruno, offers, "email")
+
+    # when: Anne unsubscribes from all through a message's one-click link (four withdrawals),
+    # and Bruno unticks the newsletter in the preference center
+    one_click = client.post(
+        unsubscribe_path(preference_token_issue(contact=anne)),
+        {"List-Unsubscribe": "One-Click"},
+        **BROWSER,
+    )
+    saved = save_consents(
+        client, preference_token_issue(contact=bruno), untick=["newsletter:email"]
+    )
+
+    # then: the ledger holds five withdrawals by unsubscribing; the dashboard one unsubscribe
+    assert one_click.status_code == 200 and saved.status_code == 303
+    withdrawals = ConsentRecord.objects.filter(action="withdraw")
+    assert withdrawals.filter(contact=anne, source_kind="one_click_unsubscribe").count() == 4
+    assert withdrawals.filter(contact=bruno, source_kind="preference_center").count() == 1
+    per_week = unsubscribes_per_week(as_dpo.get(HOME).content.decode())
+    assert per_week[-1] == 1 and sum(per_week) == 1
 
 
 def test_the_dpo_sees_the_suppression_list_per_reason(as_dpo: Client) -> None:
@@ -424,17 +484,19 @@ def test_the_marketer_sees_audience_sizes_equal_to_the_eligible_contacts(
     assert [row[2] for row in expected] == ["1", "2", "1"]
 
 
-def test_audience_sizes_are_kept_a_few_minutes(as_marketer: Client) -> None:
+def test_audience_sizes_are_those_of_the_last_count_of_the_beat_job(
+    as_marketer: Client,
+) -> None:
     offers = PurposeFactory(slug="offers", name_en="Offers", channels=["email"])
     grant(ContactFactory(), offers, "email")
-    as_marketer.get(HOME)
+    refresh_dashboards()
     grant(ContactFactory(), offers, "email")
 
-    cached = table(as_marketer.get(HOME).content.decode(), "cd-audience-table")
-    cache.clear()
+    kept = table(as_marketer.get(HOME).content.decode(), "cd-audience-table")
+    assert refresh_dashboards() == [DPO, MARKETER]
     recounted = table(as_marketer.get(HOME).content.decode(), "cd-audience-table")
 
-    assert cached[1][2] == "1"
+    assert kept[1][2] == "1"
     assert recounted[1][2] == "2"
 
 
@@ -450,6 +512,24 @@ def test_the_marketer_sees_the_last_campaigns_results_linked(as_marketer: Client
     names = ("targeted", "sent", "delivered", "bounced", "complained", "unsubscribed")
     assert row[1:] == [str(stats[name]) for name in names]
     assert table(text, "cd-exclusions-table")[1:] == [["no consent", "1"]]
+
+
+def test_a_campaign_begun_since_the_last_count_gets_its_results_at_the_next(
+    as_marketer: Client,
+) -> None:
+    refresh_dashboards()
+    campaign = campaign_with_feedback()
+
+    before = as_marketer.get(HOME).content.decode()
+    refresh_dashboards()
+    after = as_marketer.get(HOME).content.decode()
+
+    row = table(before, "cd-campaigns-table")[1]
+    assert row[0].startswith(campaign.name)
+    assert row[1:] == ["Counted at the next refresh."]
+    assert table(before, "cd-exclusions-table")[1:] == [["No contact excluded."]]
+    assert table(after, "cd-campaigns-table")[1][1] == str(campaign_stats(campaign)["targeted"])
+    assert table(after, "cd-exclusions-table")[1:] == [["no consent", "1"]]
 
 
 def test_the_growth_of_consents_counts_grants_and_withdrawals_per_week(
@@ -528,6 +608,116 @@ def test_the_queries_of_a_dashboard_do_not_grow_with_the_contacts(
     cache.clear()
     with django_assert_max_num_queries(40):  # type: ignore[operator]
         as_superuser.get(HOME + "?view=marketer")
+
+
+# what the figures count, which a request must not read once the beat job has run
+COUNTED_TABLES = (
+    ConsentState._meta.db_table,
+    ConsentRateSnapshot._meta.db_table,
+    Contact._meta.db_table,
+    Suppression._meta.db_table,
+    TimelineEvent._meta.db_table,
+    Recipient._meta.db_table,
+)
+
+
+def counted_tables_read(queries: CaptureQueriesContext) -> list[str]:
+    sql = " ".join(query["sql"] for query in queries.captured_queries)
+    read = [name for name in COUNTED_TABLES if f'"{name}"' in sql]
+    ledger_weeks = f'"{ConsentRecord._meta.db_table}"."recorded_at"' in sql
+    return read + (["the ledger's weeks"] if ledger_weeks else [])
+
+
+def counts_as_of(moment: str) -> str:
+    """The dashboard's words for counts made at `moment`, in English."""
+    with translation.override("en"):
+        at = date_format(timezone.localtime(datetime.fromisoformat(moment)), "TIME_FORMAT")
+    return "Counts as of " + at + ","
+
+
+def test_once_the_beat_job_ran_a_dashboard_reads_its_counts_and_counts_nothing(
+    as_superuser: Client, django_assert_max_num_queries: object
+) -> None:
+    PurposeFactory(slug="news", channels=["email", "sms"])
+    campaign_with_feedback()
+    a_crowd(3)
+
+    with freeze_time(NOW):
+        refresh_dashboards()
+    with freeze_time("2026-11-26T09:04:00Z"):
+        for view in VIEWS:
+            with django_assert_max_num_queries(12) as queries:  # type: ignore[operator]
+                text = as_superuser.get(HOME + "?view=" + view).content.decode()
+
+            assert counted_tables_read(queries) == [], view
+            assert counts_as_of(NOW) in text
+            assert "refresh job is late" not in text
+
+
+def test_counts_older_than_three_refreshes_say_the_refresh_job_is_late(as_dpo: Client) -> None:
+    with freeze_time(NOW):
+        refresh_dashboards()
+
+    with freeze_time("2026-11-26T09:16:00Z"):  # beat's job did not run for 16 minutes
+        text = as_dpo.get(HOME).content.decode()
+
+    assert counts_as_of(NOW) in text
+    assert "refresh job is late, check that beat runs" in text
+
+
+@pytest.mark.parametrize("lock", [COMPUTING_KEY, REFRESHING_KEY], ids=["request", "job"])
+def test_without_counts_yet_one_process_counts_and_the_others_see_them_being_computed(
+    as_dpo: Client, as_marketer: Client, lock: str
+) -> None:
+    offers = PurposeFactory(slug="offers", name_en="Offers", channels=["email"])
+    grant(ContactFactory(), offers, "email")
+    # given: no counts yet, and another process counting them (a first request, or the job)
+    cache.add(lock.format(DPO), True, 60)
+    cache.add(lock.format(MARKETER), True, 60)
+
+    for client in (as_dpo, as_marketer):
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(HOME)
+
+        text = page.content.decode()
+        assert page.status_code == 200
+        assert "The counts are being computed" in text
+        assert 'class="cd-table cd-rates-table"' not in text
+        assert counted_tables_read(queries) == []
+
+    # when that process is done without leaving counts (it died): the next request counts
+    cache.delete(lock.format(DPO))
+    with CaptureQueriesContext(connection) as queries:
+        text = as_dpo.get(HOME).content.decode()
+
+    assert ConsentState._meta.db_table in counted_tables_read(queries)
+    assert "The counts are being computed" not in text
+    assert table(text, "cd-rates-table")[1:] == [["Offers", "Email", "1", "0", "0", "0", "100.0 %"]]
+    assert cache.add(COMPUTING_KEY.format(DPO), True, 60)  # the request let its lock go
+
+
+def test_the_refresh_job_leaves_alone_a_dashboard_its_previous_run_is_counting(
+    db: None,
+) -> None:
+    cache.add(REFRESHING_KEY.format(MARKETER), True, 60)
+
+    assert refresh_dashboards() == [DPO]
+
+
+def test_a_request_counting_does_not_keep_the_refresh_job_from_counting(db: None) -> None:
+    # a request stopped by the web server's timeout may leave its lock for a while
+    cache.add(COMPUTING_KEY.format(DPO), True, 60)
+    cache.add(COMPUTING_KEY.format(MARKETER), True, 60)
+
+    assert refresh_dashboards() == [DPO, MARKETER]
+    assert cache.add(REFRESHING_KEY.format(DPO), True, 60)  # the job let its lock go
+
+
+def test_the_dashboards_are_refreshed_by_a_beat_job_every_few_minutes() -> None:
+    entry = settings.CELERY_BEAT_SCHEDULE["refresh-dashboards"]
+
+    assert entry["task"] == refresh_dashboards.name
+    assert entry["schedule"] <= timedelta(minutes=10)
 
 
 def test_the_home_renders_in_french(dpo: object) -> None:

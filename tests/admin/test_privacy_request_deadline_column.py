@@ -10,8 +10,9 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from consent.models import SourceKind
-from privacy.admin import PrivacyRequestAdmin, deadline_in_words
+from privacy.admin import PrivacyRequestAdmin, deadline_class
 from privacy.models import PrivacyRequest
+from privacy.selectors import request_deadline_in_words
 from privacy.services import privacy_request_transition
 from tests.factories import PrivacyRequestFactory
 
@@ -34,7 +35,8 @@ NOW = datetime(2026, 3, 10, 15, 0, tzinfo=PARIS)
 )
 def test_a_deadline_reads_in_calendar_days(due_at: datetime, words: str, css_class: str) -> None:
     with timezone.override(PARIS):
-        assert deadline_in_words(due_at, NOW) == (words, css_class)
+        assert request_deadline_in_words(due_at=due_at, now=NOW) == words
+        assert deadline_class(due_at, NOW) == css_class
 
 
 def test_the_register_has_few_columns_the_deadline_first() -> None:
