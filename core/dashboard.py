@@ -425,10 +425,15 @@ def feedback_weeks(weeks: list[date]) -> tuple[dict[date, int], dict[date, int]]
     """Unsubscribes and complaints per week, from the people's timelines: one event per
     "unsubscribe from all" (`preferences_unsubscribe_all`, through a message's one-click link
     or the preference center, however many consents it withdrew; withdrawing one purpose is
-    no unsubscribe) and one per complaint (`contacts.deliverability`). One grouped query, on
-    the (kind, occurred_at) index."""
+    no unsubscribe), one per STOP answered to an SMS (the person leaves that channel) and one
+    per complaint (`contacts.deliverability`). One grouped query, on the (kind, occurred_at)
+    index."""
     unsubscribes, complaints = dict.fromkeys(weeks, 0), dict.fromkeys(weeks, 0)
-    per_kind = {TimelineKind.UNSUBSCRIBED: unsubscribes, TimelineKind.COMPLAINT: complaints}
+    per_kind = {
+        TimelineKind.UNSUBSCRIBED: unsubscribes,
+        TimelineKind.SMS_STOPPED: unsubscribes,
+        TimelineKind.COMPLAINT: complaints,
+    }
     rows = (
         TimelineEvent.objects.filter(kind__in=per_kind, occurred_at__gte=_start_of(weeks[0]))
         .annotate(week=TruncWeek("occurred_at"))

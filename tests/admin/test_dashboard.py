@@ -292,6 +292,20 @@ def test_unsubscribes_and_complaints_are_counted_in_the_week_they_happened(db: N
     assert sum(int(unsubscribes) for unsubscribes, _complaints in by_week.values()) == 1
 
 
+def test_a_stop_answered_to_an_sms_counts_as_an_unsubscribe(db: None) -> None:
+    TimelineEvent.objects.create(
+        contact=ContactFactory(),
+        kind=TimelineKind.SMS_STOPPED,
+        summary="sms_stop",
+        occurred_at=timezone.make_aware(timezone.datetime(2026, 11, 18, 12, 0)),
+    )
+
+    with freeze_time(NOW):
+        chart = unsubscribes_and_complaints(dpo_figures_count(timezone.now()))
+
+    assert dict(chart.rows)["16 Nov"] == ["1", "0"]
+
+
 def unsubscribes_per_week(text: str) -> list[int]:
     rows = captioned(text, "Unsubscribes and complaints per week")[1:]
     return [int(unsubscribes) for _week, unsubscribes, _complaints in rows]
