@@ -278,7 +278,8 @@ def test_a_later_phone_withdrawal_ends_the_grant(
     assert state.status == "withdrawn"
     assert state.record == last_record(person)
     page = as_marketer.get(reverse("admin:contacts_contact_change", args=[person.pk]))
-    assert "withdrew Newsletter by email via a phone call (CALL-77 / admin:marketer-persona)" in page.content.decode()
+    line = "withdrew Newsletter by email via a phone call (CALL-77 / admin:marketer-persona)"
+    assert line in page.content.decode()
 
 
 def test_a_channel_the_purpose_does_not_use_is_refused_on_that_field(
