@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -78,6 +78,33 @@ def notice_link(record: ConsentRecord) -> str:
         )
     url = reverse("admin:consent_privacynotice_change", args=[notice_pk])
     return format_html('<a href="{}">{}</a>', url, record.policy_version)
+
+
+class PersonFilter(admin.SimpleListFilter):
+    """One person's whole history: the records of a contact and of the contacts merged into
+    it (`?person=<contact id>`, the contact page's "see the full history" link)."""
+
+    title = _("person")
+    parameter_name = "person"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        # offered only when asked for: a filter without choices would be dropped, its
+        # parameter then refused
+        contact = self._contact()
+        return [(str(contact.pk), str(contact))] if contact is not None else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        contact = self._contact()
+        if contact is None:
+            return queryset if self.value() is None else queryset.none()
+        return queryset.filter(Q(contact=contact) | Q(contact__merged_into=contact))
+
+    def _contact(self) -> Contact | None:
+        if not hasattr(self, "_person"):
+            value = self.value()
+            found = str(value).isdigit() and Contact.objects.filter(pk=int(str(value))).first()
+            self._person = found or None
+        return self._person
 
 
 class NoticeKnownFilter(admin.SimpleListFilter):
@@ -710,7 +737,15 @@ class ConsentRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "given_at",
         "source_kind",
     )
-    list_filter = ("purpose", "channel", "action", "status", "source_kind", NoticeKnownFilter)
+    list_filter = (
+        "purpose",
+        "channel",
+        "action",
+        "status",
+        "source_kind",
+        NoticeKnownFilter,
+        PersonFilter,
+    )
     search_fields = ("uuid", "contact__email")
     date_hierarchy = "recorded_at"
     list_select_related = ("contact", "purpose", "purpose_version")

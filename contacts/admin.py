@@ -1029,7 +1029,7 @@ class ContactAdmin(AuditedModelAdmin):
             "ledger_total": latest.total,
             "ledger_not_shown": latest.total - len(records),
             "ledger_url": f"{reverse('admin:consent_consentrecord_changelist')}?"
-            + urlencode({"contact__id__exact": contact.pk}),
+            + urlencode({"person": contact.pk}),
             "timeline": [
                 {"at": event.occurred_at, "sentence": timeline_sentence(event, by_uuid)}
                 for event in contact_timeline(contact, limit=PAGE_ROWS)

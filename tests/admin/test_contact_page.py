@@ -27,6 +27,7 @@ from contacts.services import note_add
 from core.models import AuditAction, AuditEvent
 from crmsync.connections import connection_create
 from crmsync.models import Connection, ContactLink, DeadLetter, OutboxEvent
+from privacy.merge import contact_merge
 from tests.factories import (
     LIST_COLLECTION_REFERENCE,
     ContactFactory,
@@ -422,12 +423,30 @@ def test_a_long_ledger_lists_its_latest_records_and_links_to_the_full_history(
     assert "52 records in the consent ledger, the latest first" in ledger
     assert "2 older records are not listed here" in ledger
     assert receipt_url(person, newest) in ledger and receipt_url(person, oldest) not in ledger
-    full_history = (
-        f"{reverse('admin:consent_consentrecord_changelist')}?contact__id__exact={person.pk}"
-    )
+    full_history = f"{reverse('admin:consent_consentrecord_changelist')}?person={person.pk}"
     assert f'href="{full_history}"' in ledger
     listed = as_marketer.get(full_history)
     assert listed.status_code == 200 and listed.context["cl"].result_count == 52
+
+
+def test_the_full_history_holds_the_records_of_the_contacts_merged_in(
+    as_dpo: Client, person: Contact, newsletter: Purpose
+) -> None:
+    twin = ContactFactory()
+    grant(person, newsletter, given_at=SIGNED_AT)
+    grant(twin, newsletter, given_at=SIGNED_AT)
+    grant(ContactFactory(), newsletter, given_at=SIGNED_AT)  # someone else's: not listed
+    contact_merge(survivor=person, merged=twin, actor="admin:dpo-persona")
+
+    listed = as_dpo.get(reverse("admin:consent_consentrecord_changelist"), {"person": person.pk})
+
+    assert listed.status_code == 200
+    shown = {record.contact_id for record in listed.context["cl"].result_list}
+    assert shown == {person.pk, twin.pk}
+    assert (
+        listed.context["cl"].result_count
+        == ConsentRecord.objects.filter(contact__in=[person, twin]).count()
+    )
 
 
 def test_many_refused_changes_are_counted_and_the_latest_listed(
