@@ -27,6 +27,8 @@ active purposes and the recent campaigns. Nothing here names a person: requests 
 type, status and deadline.
 """
 
+import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -61,6 +63,8 @@ from contacts.models import Suppression, SuppressionReason, TimelineEvent, Timel
 from core.charts import Chart, ChartKind, Series
 from privacy.models import PrivacyRequest, PrivacyRequestStatus
 from privacy.selectors import breaches_within_deadline, request_deadline_in_words
+
+logger = logging.getLogger(__name__)
 
 DPO_PERMISSION = "privacy.view_privacyrequest"
 MARKETER_PERMISSION = "campaigns.view_campaign"
@@ -231,12 +235,25 @@ def dashboard_figures_refresh(*, now: datetime | None = None) -> list[str]:
     """Count both dashboards' figures and keep them for the requests (beat job); answers the
     dashboards counted, leaving out one that a previous run is still counting."""
     now = now or timezone.now()
-    refreshed = []
-    if _count_and_keep(DPO, dpo_figures_count, now, REFRESHING_KEY) is not None:
-        refreshed.append(DPO)
-    if _count_and_keep(MARKETER, marketer_figures_count, now, REFRESHING_KEY) is not None:
-        refreshed.append(MARKETER)
+    refreshed, failed = [], []
+    counts: list[tuple[str, Callable[[datetime], Any]]] = [
+        (DPO, dpo_figures_count),
+        (MARKETER, marketer_figures_count),
+    ]
+    for name, count in counts:
+        try:  # one dashboard failing never keeps the other's figures from being counted
+            if _count_and_keep(name, count, now, REFRESHING_KEY) is not None:
+                refreshed.append(name)
+        except Exception:
+            logger.exception("Counting the %s dashboard failed", name)
+            failed.append(name)
+    if failed:
+        raise DashboardRefreshFailed(failed)
     return refreshed
+
+
+class DashboardRefreshFailed(Exception):
+    """Some dashboards could not be counted (each is logged); the others were."""
 
 
 def _figures(name: str, count: Callable[[datetime], T], now: datetime) -> T | None:
@@ -256,14 +273,18 @@ def _count_and_keep(
 ) -> T | None:
     """`count(now)`, kept `FIGURES_SECONDS` in the cache, unless another process holds the
     dashboard's lock `lock_key` (then None)."""
-    lock = lock_key.format(name)
-    if not cache.add(lock, now, LOCK_SECONDS):
+    lock, token = lock_key.format(name), uuid.uuid4().hex
+    if not cache.add(lock, token, LOCK_SECONDS):
         return None
     try:
         figures = count(now)
         cache.set(FIGURES_KEY.format(name), figures, FIGURES_SECONDS)
     finally:
-        cache.delete(lock)
+        # ours only: a count that outlived LOCK_SECONDS must not free the next holder's lock
+        # (a get then a delete, not atomic: the window is a few microseconds, its cost one
+        # extra count)
+        if cache.get(lock) == token:
+            cache.delete(lock)
     return figures
 
 

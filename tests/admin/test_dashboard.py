@@ -48,8 +48,10 @@ from contacts.services import suppressions_add_many
 from core.dashboard import (
     COMPUTING_KEY,
     DPO,
+    FIGURES_KEY,
     MARKETER,
     REFRESHING_KEY,
+    DashboardRefreshFailed,
     consent_rates,
     dpo_figures_count,
     unsubscribes_and_complaints,
@@ -725,6 +727,38 @@ def test_a_request_counting_does_not_keep_the_refresh_job_from_counting(db: None
 
     assert refresh_dashboards() == [DPO, MARKETER]
     assert cache.add(REFRESHING_KEY.format(DPO), True, 60)  # the job let its lock go
+
+
+def test_a_count_that_outlived_its_lock_leaves_the_next_holder_s_lock_alone(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = REFRESHING_KEY.format(DPO)
+
+    def slow_count(now: object) -> object:
+        cache.delete(lock)  # the lock expired meanwhile ...
+        cache.add(lock, "another run", 60)  # ... and another run took it
+        return dpo_figures_count(timezone.now())
+
+    monkeypatch.setattr("core.dashboard.dpo_figures_count", slow_count)
+
+    refresh_dashboards()
+
+    assert cache.get(lock) == "another run"
+
+
+def test_one_dashboard_failing_does_not_keep_the_other_from_being_counted(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(now: object) -> object:
+        raise RuntimeError("the DPO's count broke")
+
+    monkeypatch.setattr("core.dashboard.dpo_figures_count", broken)
+
+    with pytest.raises(DashboardRefreshFailed):
+        refresh_dashboards()
+
+    assert cache.get(FIGURES_KEY.format(MARKETER)) is not None
+    assert cache.add(REFRESHING_KEY.format(DPO), True, 60)  # the failed count let its lock go
 
 
 def test_the_dashboards_are_refreshed_by_a_beat_job_every_few_minutes() -> None:
