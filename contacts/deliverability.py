@@ -332,6 +332,8 @@ def _sms_stop(event: _Event, contact: Contact) -> bool:
         evidence=Evidence(wording=_("STOP received by SMS")),
         channels=[Channel.SMS],
     )
+    if not records:  # a STOP repeated: nothing left to end, nothing happened
+        return False
     _note(
         event,
         contact,

@@ -196,6 +196,17 @@ def test_sms_stop_withdraws_sms_for_every_contact_with_that_number(api):
     assert TimelineKind.SMS_STOPPED in kinds(first)
 
 
+def test_a_repeated_sms_stop_is_one_moment_in_the_timeline(api):
+    contact = ContactFactory(phone="+33612345678")
+    grant(contact, PurposeFactory(), "sms")
+    client = api()
+
+    assert post(client, phone="+33612345678", type="sms_stop").status_code == 201
+    assert post(client, phone="+33612345678", type="sms_stop").status_code == 201
+
+    assert kinds(contact).count(TimelineKind.SMS_STOPPED) == 1
+
+
 def test_an_sms_stop_needs_a_phone_and_a_bad_phone_is_a_field_error(api):
     client = api()
     assert "phone" in post(client, email="a@example.fr", type="sms_stop").json()
