@@ -29,11 +29,12 @@ from django.template.defaultfilters import linebreaksbr
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.formats import date_format
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from campaigns.selectors import contact_campaigns_received
 from consent.admin import (
@@ -859,26 +860,26 @@ class ContactAdmin(AuditedModelAdmin):
 
     @admin.display(description=_("consent history of the contacts merged into this one"))
     def merged_consent_history(self, obj: Contact) -> SafeString | str:
-        """Their ledger records, which stay on their own contact (the history above is this
-        contact's own), in the order of the history the API and exports give."""
-        records = contact_consent_history(obj).exclude(contact=obj)
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    record.given_at,
-                    record.contact.email,
-                    record.purpose.slug,
-                    record.channel,
-                    record.get_action_display(),
-                    record.get_status_display(),
-                    record.uuid,
-                )
-                for record in records
-            ),
+        """How many ledger records the contacts merged into this one hold (they stay on their
+        own contact; the consent history below lists them, marked), linked to the person's
+        full history in the ledger."""
+        count = ConsentRecord.objects.filter(contact__merged_into=obj).count()
+        if not count:
+            return "-"
+        url = f"{reverse('admin:consent_consentrecord_changelist')}?" + urlencode(
+            {"person": obj.pk}
         )
-        return format_html("<table>{}</table>", rows) if rows else "-"
+        return format_html(
+            '{} <a href="{}">{}</a>',
+            ngettext(
+                "%(count)d record stays on a contact merged into this one.",
+                "%(count)d records stay on the contacts merged into this one.",
+                count,
+            )
+            % {"count": count},
+            url,
+            _("See the person's whole history"),
+        )
 
     def has_merge_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("contacts.merge_contact")

@@ -83,7 +83,10 @@ def test_the_survivors_page_shows_the_merged_contacts_consent(as_dpo, pair):
     # the other contact's own record, which stays on its contact, is shown here too
     origin = other.consent_records.get()
     assert "consent history of the contacts merged into this one" in text.lower()
-    assert str(origin.uuid) in text
+    assert "1 record stays on a contact merged into this one." in text
+    # listed in the contact's consent history, marked as the merged contact's
+    assert reverse("admin:consent_consentrecord_change", args=[origin.pk]) in text
+    assert "(from a contact merged into this one)" in text
     # and the merged contact's page names the contact that holds the person now
     page = as_dpo.get(reverse("admin:contacts_contact_change", args=[other.pk]))
     assert reverse("admin:contacts_contact_change", args=[camille.pk]) in page.content.decode()
