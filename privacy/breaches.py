@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -77,9 +78,13 @@ DECISIVE = (
     "persons_told_at",
     "closed_at",
 )
-# Once recorded, these are rewritten (moved, cleared, unticked) only with a reason.
+# Once recorded, these are rewritten (moved, cleared, unticked, reworded) only with a reason.
 REWRITTEN_WITH_REASON = (
+    "risk",
     "authority_notified_at",
+    "authority_reference",
+    "delay_reasons",
+    "not_notified_reason",
     "not_notified",
     "persons_told",
     "persons_told_at",
@@ -92,8 +97,11 @@ NOT_STARTED = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
 # Writes.
 
 
-def breach_check(*, breach: Breach, now: datetime | None = None) -> None:
-    """Refuse a breach the register cannot hold as it stands, each error on its field."""
+def breach_check(
+    *, breach: Breach, stored: Breach | None = None, now: datetime | None = None
+) -> None:
+    """Refuse a breach the register cannot hold as it stands, each error on its field;
+    `stored` is the entry as recorded when the breach is changed."""
     now = now or timezone.now()
     errors: dict[str, list[str]] = {}
 
@@ -108,7 +116,7 @@ def breach_check(*, breach: Breach, now: datetime | None = None) -> None:
     else:
         _check_times(breach, now, refuse)
         _check_authority(breach, refuse)
-    _check_persons_told(breach, refuse)
+    _check_persons_told(breach, stored, refuse)
     if breach.persons_told_at is not None and not breach.persons_told:
         refuse("persons_told", _("Tick it: a time is given for telling the persons concerned."))
     if breach.closed_at is not None and not breach.decision_taken:
@@ -131,24 +139,25 @@ def _check_times(breach: Breach, now: datetime, refuse: Any) -> None:
             refuse(field, _("This cannot be in the future."))
 
 
-def _check_persons_told(breach: Breach, refuse: Any) -> None:
-    """Art. 34: the persons are told through the notification campaign when the breach has
-    one, so they are told once it has started sending; its first send says when."""
+def _check_persons_told(breach: Breach, stored: Breach | None, refuse: Any) -> None:
+    """Art. 34: persons told without a time of the DPO's own (by phone, by letter) are told
+    through the notification campaign, so only once it has started sending; its first send
+    says when. Checked when the tick or its time changes: other edits of an entry pass."""
+    if not breach.persons_told or breach.persons_told_at is not None:
+        return
+    if stored is not None and stored.persons_told and stored.persons_told_at is None:
+        return  # recorded so already: not this change's to refuse
     campaign = breach.notification_campaign
-    if breach.persons_told and campaign is not None and campaign.status in NOT_STARTED:
+    if campaign is not None and campaign.status in NOT_STARTED:
         refuse(
             "persons_told",
             _(
                 "The notification campaign %(name)s has not started sending (%(status)s): "
-                "the persons concerned are told once it has."
+                "the persons concerned are told once it has, or say when they were told."
             )
             % {"name": campaign.name, "status": campaign.get_status_display()},
         )
-    elif (
-        breach.persons_told
-        and breach.persons_told_at is None
-        and (campaign is None or campaign.started_at is None)
-    ):
+    elif campaign is None or campaign.started_at is None:
         refuse("persons_told_at", _("Say when the persons concerned were told."))
 
 
@@ -197,8 +206,9 @@ def breach_change_check(
     *, breach: Breach, changes: dict[str, Any], reason: str, now: datetime | None = None
 ) -> None:
     """Refuse rewriting the register's history without a reason: moving the time of awareness
-    once a reminder went or a decision was taken on it, or changing a decision, a time the
-    persons were told or the closing once recorded (reopening the breach)."""
+    once a reminder went or a decision was taken on it, or changing the risk, a decision, its
+    reasons or reference, a time the persons were told or the closing once recorded
+    (reopening the breach)."""
     if reason.strip():
         return
     errors: dict[str, list[str]] = {}
@@ -213,7 +223,7 @@ def breach_change_check(
                 )
             )
     for name in REWRITTEN_WITH_REASON:
-        if name in changes and stored[name] not in (None, False) and changes[name] != stored[name]:
+        if name in changes and _recorded(stored[name]) and changes[name] != stored[name]:
             if name == "closed_at" and changes[name] is None:
                 message = _("Say why the breach is reopened.")
             else:
@@ -223,6 +233,13 @@ def breach_change_check(
             errors.setdefault("reason", []).append(message)
     if errors:
         raise ValidationError(errors)
+
+
+def _recorded(value: Any) -> bool:
+    """Whether a field holds something recorded: a time, a tick, a text."""
+    if isinstance(value, str):
+        return bool(value.strip())
+    return value not in (None, False)
 
 
 def breach_update(
@@ -240,7 +257,7 @@ def breach_update(
         for name, value in changes.items():
             setattr(breach, name, value)
         breach.authority_deadline = breach.aware_at + AUTHORITY_DEADLINE
-        breach_check(breach=breach)
+        breach_check(breach=breach, stored=stored)
         written = [*changes, "authority_deadline"]
         if "aware_at" in changed:
             for mark, after in REMINDER_MARKS:
@@ -335,7 +352,7 @@ def breach_reminders_send(*, now: datetime | None = None) -> int:
             # past the next mark, only the next reminder is due: it says the same, later
             due = due.filter(aware_at__gt=now - before)
         for breach in due.order_by("aware_at"):
-            sent += _reminder_send(breach, mark, now, recipients)
+            sent += _reminder_send(breach, mark, now, recipients, after=after, before=before)
     return sent
 
 
@@ -345,17 +362,30 @@ def _reminder_windows() -> list[tuple[str, timedelta, timedelta | None]]:
     return [(mark, after, nxt) for (mark, after), nxt in zip(REMINDER_MARKS, nexts, strict=True)]
 
 
-def _reminder_send(breach: Breach, mark: str, now: datetime, recipients: list[str]) -> int:
+def _reminder_send(
+    breach: Breach,
+    mark: str,
+    now: datetime,
+    recipients: list[str],
+    *,
+    after: timedelta,
+    before: timedelta | None,
+) -> int:
     # the claim commits on its own: the row is not locked while the email goes, and an email
-    # accepted by the server is never sent again because a later step failed
+    # accepted by the server is never sent again because a later step failed; it checks again
+    # that the reminder is due, as the time of awareness may have moved since the listing
+    due = Q(aware_at__lte=now - after)
+    if before is not None:
+        due &= Q(aware_at__gt=now - before)
     with transaction.atomic():
         claimed = (
             breaches_pending_decision()
-            .filter(pk=breach.pk, **{f"{mark}__isnull": True})
+            .filter(due, pk=breach.pk, **{f"{mark}__isnull": True})
             .update(**{mark: now})
         )
     if not claimed:
         return 0
+    breach = Breach.objects.get(pk=breach.pk)  # as claimed: the listing's copy may be stale
     elapsed = int((now - breach.aware_at).total_seconds() // 3600)
     try:
         email_send(

@@ -39,6 +39,7 @@ from privacy.models import Breach, BreachChange, BreachRisk, BreachStatus
 from privacy.selectors import (
     breach_deadline_in_words,
     breach_persons_told_at,
+    breaches_for_register,
     breaches_pending_decision,
 )
 
@@ -74,8 +75,8 @@ class BreachForm(forms.ModelForm):
         required=False,
         help_text=_(
             "Required to move the time of awareness once a reminder went or a decision was "
-            "taken, to change a decision or a time recorded, or to reopen the breach; kept "
-            "in the breach's history."
+            "taken, to change the risk, a decision, its reasons or a time recorded, or to "
+            "reopen the breach; kept in the breach's history."
         ),
     )
 
@@ -108,7 +109,8 @@ class BreachForm(forms.ModelForm):
         candidate = copy(self.instance)
         for name, value in written.items():
             setattr(candidate, name, value)
-        checks = [lambda: breach_check(breach=candidate)]
+        stored = self.instance if self.instance.pk is not None else None
+        checks = [lambda: breach_check(breach=candidate, stored=stored)]
         if self.instance.pk is not None:
             # as `save_model` writes them: the fields the form changed
             changes = {name: written[name] for name in self.changed_data if name in written}
@@ -269,6 +271,10 @@ class BreachAdmin(LabelledDateTimeMixin, RegisterAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Breach | None = None) -> bool:
         return False  # a register keeps its history (Art. 33(5))
+
+    def register_entries(self, request: HttpRequest) -> QuerySet[Any]:
+        # the campaign, its first send and the history, for every entry at once
+        return breaches_for_register(super().register_entries(request))
 
     def register_header(self, request: HttpRequest) -> dict[str, Any]:
         identity = controller_identity()

@@ -3,12 +3,12 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Min, QuerySet
+from django.db.models import Min, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from campaigns.models import CampaignStatus
+from campaigns.models import CampaignStatus, Recipient
 from contacts.models import Contact
 from privacy.models import Breach, PrivacyRequest
 
@@ -106,13 +106,36 @@ def breaches_within_deadline(now: datetime | None = None) -> list[BreachDeadline
     ]
 
 
+def breaches_for_register(breaches: QuerySet[Breach]) -> QuerySet[Breach]:
+    """The breaches with what the register shows of each, read in a fixed number of
+    statements: the notification campaign, its first send (`first_sent_at`), the history."""
+    first_sent = (
+        Recipient.objects.filter(campaign=OuterRef("notification_campaign"), sent_at__isnull=False)
+        .order_by("sent_at")
+        .values("sent_at")[:1]
+    )
+    return (
+        breaches.select_related("notification_campaign")
+        .prefetch_related("changes")
+        .annotate(first_sent_at=Subquery(first_sent))
+    )
+
+
 def breach_persons_told_at(*, breach: Breach) -> datetime | None:
     """When the persons concerned were told: the time the DPO typed, else the first send of
-    the breach's notification campaign (None while nothing went)."""
+    the breach's notification campaign (None while nothing went); a breach read through
+    `breaches_for_register` has its first send already."""
     if breach.persons_told_at is not None:
         return breach.persons_told_at
     campaign = breach.notification_campaign
     if campaign is None or campaign.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
         return None
-    first = campaign.recipients.filter(sent_at__isnull=False).aggregate(first=Min("sent_at"))
-    return first["first"] or campaign.started_at
+    if hasattr(breach, "first_sent_at"):
+        first: datetime | None = breach.first_sent_at
+    else:
+        first = (
+            campaign.recipients.filter(sent_at__isnull=False)
+            .aggregate(first=Min("sent_at"))
+            .get("first")
+        )
+    return first or campaign.started_at

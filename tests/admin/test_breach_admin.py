@@ -3,17 +3,27 @@ CSV and printed (audited), the notification of the persons concerned; none of it
 marketer, and no entry ever deleted."""
 
 import csv
+import html
 import io
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from campaigns.models import Campaign, CampaignKind, CampaignStatus
+from campaigns.models import (
+    Campaign,
+    CampaignKind,
+    CampaignStatus,
+    Recipient,
+    RecipientStatus,
+)
 from core.models import AuditAction, AuditEvent
 from privacy.breaches import breach_notify_persons, breach_update
 from privacy.models import Breach
@@ -305,23 +315,51 @@ def test_persons_told_is_refused_next_to_the_field_while_the_campaign_is_a_draft
     breach_notify_persons(breach=breach, contacts=[ContactFactory().pk])
     change = reverse("admin:privacy_breach_change", args=[breach.pk])
     page = as_dpo.get(change)
-    told = timezone.localtime() - timedelta(hours=1)
 
-    response = as_dpo.post(
-        change,
-        submitted_form(
-            page,
-            persons_told="on",
-            persons_told_at_0=told.strftime("%Y-%m-%d"),
-            persons_told_at_1=told.strftime("%H:%M:%S"),
-        ),
-    )
+    response = as_dpo.post(change, submitted_form(page, persons_told="on"))
 
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert list(errors) == ["persons_told"]
     assert "has not started sending (Draft)" in errors["persons_told"][0]
     assert "Draft" in page.content.decode()
+
+
+def test_persons_told_by_phone_are_recorded_while_the_campaign_is_a_draft(
+    as_dpo: Client,
+) -> None:
+    breach = BreachFactory(risk="high", aware_at=timezone.now() - timedelta(hours=5))
+    breach_notify_persons(breach=breach, contacts=[ContactFactory().pk])
+    change = reverse("admin:privacy_breach_change", args=[breach.pk])
+    told = timezone.localtime().replace(microsecond=0) - timedelta(hours=1)
+
+    response = as_dpo.post(
+        change,
+        submitted_form(
+            as_dpo.get(change),
+            persons_told="on",
+            persons_told_at_0=told.strftime("%Y-%m-%d"),
+            persons_told_at_1=told.strftime("%H:%M:%S"),
+        ),
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    breach.refresh_from_db()
+    assert (breach.persons_told, breach.persons_told_at) == (True, told)
+
+
+def test_lowering_the_risk_in_the_admin_needs_a_reason(as_dpo: Client) -> None:
+    breach = BreachFactory(risk="high")
+    change = reverse("admin:privacy_breach_change", args=[breach.pk])
+
+    refused = as_dpo.post(change, submitted_form(as_dpo.get(change), risk="risk"))
+    saved = as_dpo.post(
+        change, submitted_form(as_dpo.get(change), risk="risk", reason="Données chiffrées.")
+    )
+
+    assert list(refused.context["adminform"].form.errors) == ["reason"]
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    assert breach.changes.get().reason == "Données chiffrées."
 
 
 def test_the_printed_register_and_the_csv_show_the_campaign_and_the_history(
@@ -348,3 +386,49 @@ def test_the_printed_register_and_the_csv_show_the_campaign_and_the_history(
     assert "dpo-anne: persons concerned told no -> yes" in row["history of the decisive fields"]
     assert "Sent, sent " + sent in printed
     assert "dpo-anne: persons concerned told" in printed
+
+
+def register_breach(number: int) -> None:
+    """A breach with its notification sent to two persons and two changes in its history."""
+    breach = BreachFactory(reference=f"Fuite {number}", risk="high")
+    contacts = [ContactFactory(), ContactFactory()]
+    campaign = breach_notify_persons(breach=breach, contacts=[c.pk for c in contacts])
+    started = timezone.now() - timedelta(minutes=30)
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=CampaignStatus.SENT, started_at=started, finished_at=started
+    )
+    for minutes, contact in enumerate(contacts, start=20):
+        Recipient.objects.create(
+            campaign=campaign,
+            step=campaign.steps.get(),
+            contact=contact,
+            status=RecipientStatus.SENT,
+            sent_at=timezone.now() - timedelta(minutes=minutes),
+        )
+    breach = Breach.objects.get(pk=breach.pk)
+    breach_update(breach=breach, by="dpo-anne", persons_told=True)
+    breach_update(breach=breach, by="dpo-anne", authority_reference=f"CNIL-{number}")
+
+
+@pytest.mark.parametrize("url", [CSV, PRINT])
+def test_the_register_costs_as_many_queries_for_ten_breaches_as_for_one(
+    as_dpo: Client, django_assert_num_queries: Any, url: str
+) -> None:
+    register_breach(0)
+    as_dpo.get(url)  # the session, the user, the site: read once before counting
+    with CaptureQueriesContext(connection) as one:
+        first = as_dpo.get(url)
+    for number in range(1, 10):
+        register_breach(number)
+
+    with django_assert_num_queries(len(one.captured_queries)):
+        response = as_dpo.get(url)
+
+    assert first.status_code == response.status_code == 200
+    content = html.unescape(response.content.decode())
+    assert content.count("dpo-anne: persons concerned told no -> yes") == 10
+    first_sent = date_format(
+        timezone.localtime(Recipient.objects.order_by("sent_at").first().sent_at),
+        "DATETIME_FORMAT",
+    )
+    assert first_sent in content

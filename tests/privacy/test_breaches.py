@@ -18,6 +18,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from freezegun import freeze_time
 
+import privacy.breaches as breaches_module
 from campaigns.models import Campaign, CampaignKind, CampaignStatus, Recipient, RecipientStatus
 from core.emails import email_send
 from core.errors import StructuredValidationError
@@ -317,6 +318,7 @@ def test_no_reminder_once_the_authority_decision_is_taken(
         breach_update(
             breach=unnotified,
             by="dpo-anne",
+            reason="Les données étaient chiffrées.",
             risk="none",
             not_notified=True,
             not_notified_reason="Données chiffrées.",
@@ -608,6 +610,129 @@ def test_a_first_decision_needs_no_reason_and_is_kept_in_the_history_other_field
     assert list(field_errors(error)) == ["reason"]
 
 
+def listed_then_moved(monkeypatch: pytest.MonkeyPatch, aware_at: datetime) -> None:
+    """Each reminder run lists a breach as due, then the DPO moves its time of awareness to
+    `aware_at` before the run claims it."""
+    real_send = breaches_module._reminder_send
+
+    def moved_meanwhile(listed: Breach, *args: Any, **kwargs: Any) -> int:
+        breach_update(breach=Breach.objects.get(pk=listed.pk), by="dpo-anne", aware_at=aware_at)
+        return real_send(listed, *args, **kwargs)
+
+    monkeypatch.setattr("privacy.breaches._reminder_send", moved_meanwhile)
+
+
+def said_hours_ago(reference: str, hours: int) -> str:
+    """The reminder's first sentence, in French: how long ago we became aware."""
+    with translation.override("fr"):
+        return _(
+            "We became aware of the breach “%(reference)s” %(hours)s hours ago, and the "
+            "authority has not been notified yet."
+        ) % {"reference": reference, "hours": hours}
+
+
+@pytest.mark.django_db
+def test_a_reminder_listed_before_awareness_moved_later_goes_at_the_new_time(
+    dpo_team: list[str], mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with freeze_time(AWARE + timedelta(minutes=20)):
+        breach = BreachFactory(aware_at=AWARE, reference="Fuite Martin")
+    listed_then_moved(monkeypatch, AWARE + timedelta(hours=19))
+
+    early = reminders(AWARE + timedelta(hours=24))
+    monkeypatch.undo()
+
+    breach.refresh_from_db()
+    assert early == 0
+    assert breach.reminded_24h_at is None
+    assert mailbox.messages == []
+    assert reminders(AWARE + timedelta(hours=42)) == 0
+    assert reminders(AWARE + timedelta(hours=43)) == 1
+    assert said_hours_ago("Fuite Martin", 24) in " ".join(message_text(mailbox.messages[0]).split())
+
+
+@pytest.mark.django_db
+def test_a_reminder_still_due_after_awareness_moved_says_the_new_deadline(
+    dpo_team: list[str], mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with freeze_time(AWARE + timedelta(minutes=20)):
+        BreachFactory(aware_at=AWARE, reference="Fuite Martin")
+    listed_then_moved(monkeypatch, AWARE + timedelta(hours=1))
+
+    sent = reminders(AWARE + timedelta(hours=26))
+
+    assert sent == 1
+    [message] = mailbox.messages
+    with translation.override("fr"):
+        subject = _("Breach “%(reference)s”: the CNIL must be notified (%(remaining)s)") % {
+            "reference": "Fuite Martin",
+            "remaining": _("in %(hours)s h") % {"hours": 47},
+        }
+    assert str(make_header(decode_header(message["Subject"]))) == subject
+    body = " ".join(message_text(message).split())
+    assert said_hours_ago("Fuite Martin", 25) in body
+    assert "23 mars 2026 11:00" in body  # 72 hours after the new time of awareness
+
+
+@pytest.mark.parametrize(
+    ("recorded", "rewritten"),
+    [
+        ({"risk": "none"}, {"risk": "high"}),
+        (
+            {"risk": "none", "not_notified": True, "not_notified_reason": "Clé chiffrée."},
+            {"not_notified_reason": "Clé chiffrée, mot de passe robuste."},
+        ),
+        (
+            {"authority_notified_at": AWARE + timedelta(hours=20), "authority_reference": "A-1"},
+            {"authority_reference": "A-2"},
+        ),
+        (
+            {
+                "authority_notified_at": AWARE + timedelta(hours=80),
+                "delay_reasons": "Le prestataire a tardé.",
+            },
+            {"delay_reasons": "Week-end."},
+        ),
+    ],
+)
+@pytest.mark.django_db
+def test_the_risk_and_the_decision_s_reasons_are_rewritten_only_with_a_reason(
+    recorded: dict[str, Any], rewritten: dict[str, Any]
+) -> None:
+    with freeze_time(AWARE + timedelta(hours=90)):
+        breach = breach_record(by="dpo-persona", **details(**recorded))
+        with pytest.raises(ValidationError) as error:
+            breach_update(breach=breach, by="dpo-anne", **rewritten)
+        breach = Breach.objects.get(pk=breach.pk)
+        breach_update(breach=breach, by="dpo-anne", reason="Revu avec le RSSI.", **rewritten)
+
+    [(name, value)] = rewritten.items()
+    assert list(field_errors(error)) == ["reason"]
+    change = Breach.objects.get(pk=breach.pk).changes.get()
+    assert (change.field, change.old_value, change.new_value) == (name, recorded[name], value)
+    assert change.reason == "Revu avec le RSSI."
+
+
+@pytest.mark.django_db
+def test_a_risk_is_not_lowered_to_leave_the_breach_unnotified_without_a_reason() -> None:
+    lowered = {
+        "risk": "none",
+        "not_notified": True,
+        "not_notified_reason": "Données chiffrées.",
+    }
+    with freeze_time(AWARE + timedelta(hours=30)):
+        breach = breach_record(by="dpo-persona", **details(risk="high"))
+        with pytest.raises(ValidationError) as error:
+            breach_update(breach=breach, by="dpo-anne", **lowered)
+        breach = Breach.objects.get(pk=breach.pk)
+        breach_update(breach=breach, by="dpo-anne", reason="Clé chiffrée (AES-256).", **lowered)
+
+    assert list(field_errors(error)) == ["reason"]
+    breach.refresh_from_db()
+    assert breach.risk == "none" and breach.not_notified
+    assert breach.changes.get(field="risk").old_value == "high"
+
+
 # Reminders are sent once their claim is committed.
 
 
@@ -699,17 +824,58 @@ def campaign_started(
 
 
 @pytest.mark.django_db
-def test_persons_are_not_told_while_their_notification_campaign_is_a_draft() -> None:
+def test_persons_are_not_told_through_their_notification_campaign_while_it_is_a_draft() -> None:
+    with freeze_time(AWARE + timedelta(hours=2)):
+        breach = BreachFactory(aware_at=AWARE, risk="high")
+        breach_notify_persons(breach=breach, contacts=[ContactFactory().pk])
+
+    with freeze_time(AWARE + timedelta(hours=4)), pytest.raises(ValidationError) as error:
+        breach_update(breach=breach, by="dpo-anne", persons_told=True)
+
+    assert list(field_errors(error)) == ["persons_told"]
+    assert "has not started sending" in field_errors(error)["persons_told"][0]
+
+
+@pytest.mark.django_db
+def test_persons_told_by_letter_are_recorded_while_the_campaign_is_a_draft() -> None:
     with freeze_time(AWARE + timedelta(hours=2)):
         breach = BreachFactory(aware_at=AWARE, risk="high")
         breach_notify_persons(breach=breach, contacts=[ContactFactory().pk])
     told = AWARE + timedelta(hours=3)
 
-    with freeze_time(AWARE + timedelta(hours=4)), pytest.raises(ValidationError) as error:
+    with freeze_time(AWARE + timedelta(hours=4)):
         breach_update(breach=breach, by="dpo-anne", persons_told=True, persons_told_at=told)
 
-    assert list(field_errors(error)) == ["persons_told"]
-    assert "has not started sending" in field_errors(error)["persons_told"][0]
+    breach.refresh_from_db()
+    assert (breach.persons_told, breach.persons_told_at) == (True, told)
+    assert breach_persons_told_at(breach=breach) == told
+
+
+@pytest.mark.django_db
+def test_a_breach_told_before_its_new_campaign_can_still_be_edited_and_closed() -> None:
+    contact = ContactFactory()
+    with freeze_time(AWARE + timedelta(hours=2)):
+        breach = BreachFactory(aware_at=AWARE, risk="high")
+        first = breach_notify_persons(breach=breach, contacts=[contact.pk])
+    campaign_started(first, AWARE + timedelta(hours=3), status=CampaignStatus.CANCELLED)
+    with freeze_time(AWARE + timedelta(hours=4)):
+        breach_update(breach=Breach.objects.get(pk=breach.pk), by="dpo-anne", persons_told=True)
+        # told through the first one, which went in part: a second one is drafted
+        breach_notify_persons(breach=breach, contacts=[contact.pk])
+
+    with freeze_time(AWARE + timedelta(hours=30)):
+        breach = Breach.objects.get(pk=breach.pk)
+        breach_update(breach=breach, by="dpo-anne", measures="Mots de passe réinitialisés.")
+        breach_update(
+            breach=breach,
+            by="dpo-anne",
+            authority_notified_at=AWARE + timedelta(hours=20),
+            closed_at=AWARE + timedelta(hours=29),
+        )
+
+    breach.refresh_from_db()
+    assert breach.notification_campaign.status == CampaignStatus.DRAFT
+    assert breach.persons_told and breach.closed_at == AWARE + timedelta(hours=29)
 
 
 @pytest.mark.django_db
