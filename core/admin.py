@@ -434,10 +434,13 @@ class StaffUserAdmin(UserAdmin):
             return readonly
         return readonly + self.SHOWN_READ_ONLY
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        # UserAdmin.get_form takes no `change` (it is passed on in kwargs)
         if obj is None and not request.user.is_superuser:
             kwargs["form"] = StaffAccountCreationForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def changeform_view(
         self,
