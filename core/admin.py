@@ -229,7 +229,8 @@ DETAIL_LABELS = {
     "added": _("roles added"),
     "removed": _("roles removed"),
     "device": _("device"),
-    "superuser": _("superuser status"),
+    "superuser_before": _("superuser before"),
+    "superuser_after": _("superuser after"),
     "permissions_added": _("permissions added"),
     "permissions_removed": _("permissions removed"),
     "job": _("periodic job"),
@@ -533,10 +534,8 @@ class StaffUserAdmin(UserAdmin):
         """Superuser status and loose permissions, before and after: each takes every role."""
         details: dict[str, Any] = {}
         if "is_superuser" in form.changed_data:
-            details["superuser"] = {
-                "before": bool(form.initial.get("is_superuser")),
-                "after": form.cleaned_data["is_superuser"],
-            }
+            details["superuser_before"] = bool(form.initial.get("is_superuser"))
+            details["superuser_after"] = form.cleaned_data["is_superuser"]
         if "user_permissions" in form.changed_data:
             before = {_permission_name(p) for p in form.initial.get("user_permissions") or []}
             after = {_permission_name(p) for p in form.cleaned_data["user_permissions"]}

@@ -283,7 +283,8 @@ def test_granting_superuser_status_and_a_permission_is_audited_with_before_and_a
     [event] = events(AuditAction.STAFF_PRIVILEGES_CHANGED)
     assert event.details == {
         "account": "colleague",
-        "superuser": {"before": False, "after": True},
+        "superuser_before": False,
+        "superuser_after": True,
         "permissions_added": ["core.view_auditevent"],
         "permissions_removed": [],
     }
@@ -372,3 +373,13 @@ def test_a_superuser_still_creates_an_account_with_a_password(as_superuser: Clie
     assert response.status_code == 302
     created = UserFactory._meta.model.objects.get(username="with-password")
     assert created.check_password("a long pass phrase 42")
+
+
+def test_the_audit_log_tells_a_privilege_change_in_words(as_superuser: Client) -> None:
+    colleague = UserFactory(username="colleague")
+    url = change_url(colleague)
+    as_superuser.post(url, submitted_form(as_superuser.get(url), is_superuser="on"))
+
+    page = as_superuser.get(reverse("admin:core_auditevent_changelist")).content.decode()
+
+    assert "superuser before: no" in page and "superuser after: yes" in page
