@@ -407,8 +407,9 @@ admin.site.unregister(User)
 class StaffUserAdmin(UserAdmin):
     """Django's user admin, for the Administrators role too. Whoever assigns roles can take any
     role, so only a superuser changes anyone's groups (their own too), superuser status or
-    loose permissions, sets another person's password, or touches a superuser's account. Each
-    change to an account is written to the audit log."""
+    loose permissions, sets another person's password, or touches a superuser's account; an
+    account a non-superuser creates has no password until a superuser sets one. Each change
+    to an account is written to the audit log."""
 
     # never part of a non-superuser's form; a POST that carries one is refused
     SUPERUSER_ONLY_FIELDS = ("is_superuser", "user_permissions", "groups")
@@ -720,7 +721,8 @@ def is_product_job(job: PeriodicTask) -> bool:
 class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):
     """Beat's schedules. A task with its arguments can do anything Celery can (send a
     confirmation link to any address, say): only a superuser adds one, changes what it runs
-    or runs it now; the Administrators change when it runs."""
+    or runs it now; the Administrators change when it runs, except for the product's own
+    jobs (read-only to them: sealing the ledger, retention...). Every change is audited."""
 
     list_display = ("name", "enabled", "schedule", "start_time", "last_run_at", "one_off")
     list_filter = ["enabled", "one_off", ("task", TaskNameListFilter), "start_time", "last_run_at"]
