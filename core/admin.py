@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -227,7 +229,27 @@ DETAIL_LABELS = {
     "added": _("roles added"),
     "removed": _("roles removed"),
     "device": _("device"),
+    "superuser_before": _("superuser before"),
+    "superuser_after": _("superuser after"),
+    "permissions_added": _("permissions added"),
+    "permissions_removed": _("permissions removed"),
+    "job": _("periodic job"),
+    "jobs": _("periodic jobs"),
+    "done": _("what was done"),
 }
+
+
+class JobChange(models.TextChoices):
+    """What was done to periodic jobs, in the audit log."""
+
+    CREATED = "created", _("added")
+    CHANGED = "changed", _("changed")
+    DELETED = "deleted", _("deleted")
+    ENABLED = "enabled", _("enabled")
+    DISABLED = "disabled", _("disabled")
+    TOGGLED = "toggled", _("switched on or off")
+    RUN = "run", _("run now")
+
 
 # The details whose values are a known choice: shown by the choice's label, not its code.
 DETAIL_CHOICES: dict[str, type[models.TextChoices]] = {
@@ -239,6 +261,7 @@ DETAIL_CHOICES: dict[str, type[models.TextChoices]] = {
     "filed": PrivacyRequestType,
     "next_status": PrivacyRequestStatus,
     "topic": OutboxTopic,
+    "done": JobChange,
 }
 
 
@@ -384,8 +407,9 @@ admin.site.unregister(User)
 class StaffUserAdmin(UserAdmin):
     """Django's user admin, for the Administrators role too. Whoever assigns roles can take any
     role, so only a superuser changes anyone's groups (their own too), superuser status or
-    loose permissions, sets another person's password, or touches a superuser's account. Each
-    change to an account is written to the audit log."""
+    loose permissions, sets another person's password, or touches a superuser's account; an
+    account a non-superuser creates has no password until a superuser sets one. Each change
+    to an account is written to the audit log."""
 
     # never part of a non-superuser's form; a POST that carries one is refused
     SUPERUSER_ONLY_FIELDS = ("is_superuser", "user_permissions", "groups")
@@ -396,6 +420,8 @@ class StaffUserAdmin(UserAdmin):
         fieldsets = super().get_fieldsets(request, obj)
         if request.user.is_superuser:
             return fieldsets
+        if obj is None:
+            return ((None, {"fields": StaffAccountCreationForm.Meta.fields}),)
         hidden = set(self.SUPERUSER_ONLY_FIELDS) - set(self.SHOWN_READ_ONLY)
         if obj is not None and obj.pk != request.user.pk:
             hidden.add("password")  # its link leads to setting the password: superusers only
@@ -409,6 +435,14 @@ class StaffUserAdmin(UserAdmin):
         if request.user.is_superuser or obj is None:
             return readonly
         return readonly + self.SHOWN_READ_ONLY
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        # UserAdmin.get_form takes no `change` (it is passed on in kwargs)
+        if obj is None and not request.user.is_superuser:
+            kwargs["form"] = StaffAccountCreationForm
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def changeform_view(
         self,
@@ -482,6 +516,7 @@ class StaffUserAdmin(UserAdmin):
         self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool
     ) -> None:
         super().save_related(request, form, formsets, change)
+        self._audit_privileges(request, form)
         if "groups" not in form.changed_data:
             return
         before = {group.name for group in form.initial.get("groups") or []}
@@ -495,6 +530,47 @@ class StaffUserAdmin(UserAdmin):
                 "removed": sorted(before - after),
             },
         )
+
+    def _audit_privileges(self, request: HttpRequest, form: forms.ModelForm) -> None:
+        """Superuser status and loose permissions, before and after: each takes every role."""
+        details: dict[str, Any] = {}
+        if "is_superuser" in form.changed_data:
+            details["superuser_before"] = bool(form.initial.get("is_superuser"))
+            details["superuser_after"] = form.cleaned_data["is_superuser"]
+        if "user_permissions" in form.changed_data:
+            before = {_permission_name(p) for p in form.initial.get("user_permissions") or []}
+            after = {_permission_name(p) for p in form.cleaned_data["user_permissions"]}
+            details["permissions_added"] = sorted(after - before)
+            details["permissions_removed"] = sorted(before - after)
+        if details:
+            audit_record(
+                request=request,
+                action=AuditAction.STAFF_PRIVILEGES_CHANGED,
+                details={"account": form.instance.get_username(), **details},
+            )
+
+
+def _permission_name(permission: Any) -> str:
+    """A permission as "app_label.codename" (the form's initial value may be a primary key)."""
+    if not isinstance(permission, Permission):
+        permission = Permission.objects.select_related("content_type").get(pk=permission)
+    return f"{permission.content_type.app_label}.{permission.codename}"
+
+
+class StaffAccountCreationForm(forms.ModelForm):
+    """A new account made by a non-superuser: no password (it cannot log in) until a
+    superuser sets one, so that its maker never knows the password of a future role."""
+
+    class Meta:
+        model = User
+        fields = ("username", "first_name", "last_name", "email")
+
+    def save(self, commit: bool = True) -> Any:
+        user = super().save(commit=False)
+        user.set_unusable_password()
+        if commit:
+            user.save()
+        return user
 
 
 def _really_changed(form: forms.ModelForm, name: str) -> bool:
@@ -513,10 +589,16 @@ admin.site.unregister(TOTPDevice)
 class StaffDeviceAdmin(TOTPDeviceAdmin):
     """Second factors: a lost phone's device is deleted and its owner enrols a new one at the
     next login, with their own password. Not one's own device (it would drop one's own second
-    factor) nor a superuser's, unless one is a superuser; each deletion is audited."""
+    factor), a superuser's, nor that of an account with a role or permission one does not
+    hold oneself (whoever knows its password would enrol and take the role), unless one is a
+    superuser; each deletion is audited."""
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        protected = obj is not None and (obj.user_id == request.user.pk or obj.user.is_superuser)
+        protected = obj is not None and (
+            obj.user_id == request.user.pk
+            or obj.user.is_superuser
+            or _holds_more_than(obj.user, request.user)
+        )
         if protected and not request.user.is_superuser:
             return False
         return super().has_delete_permission(request, obj)
@@ -535,6 +617,14 @@ class StaffDeviceAdmin(TOTPDeviceAdmin):
                 action=AuditAction.STAFF_DEVICE_DELETED,
                 details={"account": device.user.get_username(), "device": device.name},
             )
+
+
+def _holds_more_than(account: Any, staff: Any) -> bool:
+    """Whether an account has a group or a permission the staff user has not."""
+    groups = set(account.groups.values_list("pk", flat=True))
+    if groups - set(staff.groups.values_list("pk", flat=True)):
+        return True
+    return bool(account.get_all_permissions() - staff.get_all_permissions())
 
 
 # django-celery-beat's admin, with names for what it leaves unnamed (its column "scheduler",
@@ -571,18 +661,38 @@ for schedule_model in (
     admin.site.unregister(schedule_model)
 
 
+class ProductScheduleMixin:
+    """A schedule one of the product's own jobs runs on is a superuser's to change: an
+    interval of one second, or one year, would change that job too."""
+
+    def _runs_a_product_job(self, request: HttpRequest, obj: Any) -> bool:
+        if obj is None or request.user.is_superuser:
+            return False
+        return obj.periodictask_set.filter(name__in=list(settings.CELERY_BEAT_SCHEDULE)).exists()
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if self._runs_a_product_job(request, obj):
+            return False
+        return super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if self._runs_a_product_job(request, obj):
+            return False
+        return super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+
 @admin.register(IntervalSchedule)
-class IntervalScheduleAdmin(celery_beat_admin.IntervalScheduleAdmin):
+class IntervalScheduleAdmin(ProductScheduleMixin, celery_beat_admin.IntervalScheduleAdmin):
     inlines = [PeriodicTaskInline]
 
 
 @admin.register(SolarSchedule)
-class SolarScheduleAdmin(celery_beat_admin.SolarScheduleAdmin):
+class SolarScheduleAdmin(ProductScheduleMixin, celery_beat_admin.SolarScheduleAdmin):
     inlines = [PeriodicTaskInline]
 
 
 @admin.register(ClockedSchedule)
-class ClockedScheduleAdmin(celery_beat_admin.ClockedScheduleAdmin):
+class ClockedScheduleAdmin(ProductScheduleMixin, celery_beat_admin.ClockedScheduleAdmin):
     inlines = [PeriodicTaskInline]
 
 
@@ -601,11 +711,18 @@ class ScheduleOnlyPeriodicTaskForm(celery_beat_admin.PeriodicTaskForm):
         return data
 
 
+def is_product_job(job: PeriodicTask) -> bool:
+    """Whether a periodic job is one of the product's own (settings.CELERY_BEAT_SCHEDULE):
+    sealing and verifying the ledger, retention, a request's deadline reminders..."""
+    return job.name in settings.CELERY_BEAT_SCHEDULE
+
+
 @admin.register(PeriodicTask)
 class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):
     """Beat's schedules. A task with its arguments can do anything Celery can (send a
     confirmation link to any address, say): only a superuser adds one, changes what it runs
-    or runs it now; the Administrators change when it runs."""
+    or runs it now; the Administrators change when it runs, except for the product's own
+    jobs (read-only to them: sealing the ledger, retention...). Every change is audited."""
 
     list_display = ("name", "enabled", "schedule", "start_time", "last_run_at", "one_off")
     list_filter = ["enabled", "one_off", ("task", TaskNameListFilter), "start_time", "last_run_at"]
@@ -624,11 +741,98 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser and super().has_add_permission(request)
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and is_product_job(obj) and not request.user.is_superuser:
+            return False  # shown read-only
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and is_product_job(obj) and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         if not request.user.is_superuser:
             actions.pop("run_tasks", None)
         return actions
+
+    def _jobs_one_may_change(
+        self, request: HttpRequest, queryset: QuerySet[PeriodicTask]
+    ) -> QuerySet[PeriodicTask]:
+        """The selected jobs, less the product's own ones for a non-superuser (with a word)."""
+        if request.user.is_superuser:
+            return queryset
+        kept = queryset.exclude(name__in=list(settings.CELERY_BEAT_SCHEDULE))
+        if kept.count() != queryset.count():
+            self.message_user(
+                request,
+                _("The product's own jobs were left as they are: only a superuser changes them."),
+                level=messages.WARNING,
+            )
+        return kept
+
+    def _bulk(
+        self, request: HttpRequest, queryset: QuerySet[PeriodicTask], done: str, action: Any
+    ) -> None:
+        queryset = self._jobs_one_may_change(request, queryset)
+        jobs = sorted(queryset.values_list("name", flat=True))
+        if not jobs:
+            return
+        action(self, request, queryset)
+        audit_record(
+            request=request,
+            action=AuditAction.PERIODIC_TASK_CHANGED,
+            details={"jobs": jobs, "done": done},
+        )
+
+    @admin.action(description=_("Enable selected tasks"))
+    def enable_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        parent = celery_beat_admin.PeriodicTaskAdmin.enable_tasks
+        self._bulk(request, queryset, JobChange.ENABLED, parent)
+
+    @admin.action(description=_("Disable selected tasks"))
+    def disable_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        parent = celery_beat_admin.PeriodicTaskAdmin.disable_tasks
+        self._bulk(request, queryset, JobChange.DISABLED, parent)
+
+    @admin.action(description=_("Toggle activity of selected tasks"))
+    def toggle_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        parent = celery_beat_admin.PeriodicTaskAdmin.toggle_tasks
+        self._bulk(request, queryset, JobChange.TOGGLED, parent)
+
+    @admin.action(description=_("Run selected tasks"))
+    def run_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        parent = celery_beat_admin.PeriodicTaskAdmin.run_tasks
+        self._bulk(request, queryset, JobChange.RUN, parent)
+
+    def save_model(
+        self, request: HttpRequest, obj: PeriodicTask, form: forms.ModelForm, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        audit_record(
+            request=request,
+            action=AuditAction.PERIODIC_TASK_CHANGED,
+            details={
+                "job": obj.name,
+                "done": JobChange.CHANGED if change else JobChange.CREATED,
+                "fields": [name for name in form.changed_data if _really_changed(form, name)],
+            },
+        )
+
+    def delete_model(self, request: HttpRequest, obj: PeriodicTask) -> None:
+        self.delete_queryset(request, PeriodicTask.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        jobs = list(queryset)
+        if not all(self.has_delete_permission(request, job) for job in jobs):
+            raise PermissionDenied
+        super().delete_queryset(request, queryset)
+        audit_record(
+            request=request,
+            action=AuditAction.PERIODIC_TASK_CHANGED,
+            details={"jobs": sorted(job.name for job in jobs), "done": JobChange.DELETED},
+        )
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
@@ -677,7 +881,7 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):
 
 
 @admin.register(CrontabSchedule)
-class CrontabScheduleAdmin(celery_beat_admin.CrontabScheduleAdmin):
+class CrontabScheduleAdmin(ProductScheduleMixin, celery_beat_admin.CrontabScheduleAdmin):
     inlines = [PeriodicTaskInline]
     list_display = ("__str__", "in_words")
     fields = (

@@ -138,6 +138,12 @@ class AuditAction(models.TextChoices):
     STAFF_PASSWORD_SET = "staff_password_set", _("Set a staff account's password")
     STAFF_ACCOUNT_DEACTIVATED = "staff_account_deactivated", _("Deactivated a staff account")
     STAFF_DEVICE_DELETED = "staff_device_deleted", _("Deleted a staff member's two-factor device")
+    STAFF_PRIVILEGES_CHANGED = (
+        "staff_privileges_changed",
+        _("Changed a staff account's superuser status or permissions"),
+    )
+    # the periodic jobs: sealing the ledger, retention, reminders of a request's deadline...
+    PERIODIC_TASK_CHANGED = "periodic_task_changed", _("Changed a periodic job")
 
 
 class AuditEvent(models.Model):

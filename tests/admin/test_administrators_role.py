@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from core.models import ApiClient
+from core.models import ApiClient, AuditAction, AuditEvent
 from crmsync.connections import connection_create
 from crmsync.models import Connection
 from tests.admin.conftest import otp_verified_login
@@ -44,7 +44,8 @@ def test_an_administrator_creates_a_marketer_account(as_administrator: Client) -
     )
 
     assert response.status_code == 302
-    assert get_user("new-marketer").check_password("a long pass phrase 42")
+    # no password of the administrator's choosing: a superuser sets it (README "Roles")
+    assert not get_user("new-marketer").has_usable_password()
 
 
 def get_user(username: str) -> object:
@@ -266,3 +267,103 @@ def test_api_clients_and_crm_connections_are_view_only_for_an_administrator(
     assert add.status_code == 403 and change.status_code == 403
     assert page.status_code == 200 and not page.context["has_change_permission"]
     assert type(obj).objects.count() == 1
+
+
+@pytest.fixture
+def seal_ledger() -> PeriodicTask:
+    every_minute = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.MINUTES)
+    return PeriodicTask.objects.create(
+        name="seal-ledger", task="consent.tasks.seal_ledger", interval=every_minute
+    )
+
+
+def job_events() -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=AuditAction.PERIODIC_TASK_CHANGED))
+
+
+def test_the_products_own_job_is_read_only_for_an_administrator(
+    as_administrator: Client, seal_ledger: PeriodicTask
+) -> None:
+    url = reverse("admin:django_celery_beat_periodictask_change", args=[seal_ledger.pk])
+    page = as_administrator.get(url)
+    assert page.status_code == 200 and not page.context["has_change_permission"]
+
+    response = as_administrator.post(
+        url,
+        {
+            "name": "seal-ledger",
+            "interval": str(seal_ledger.interval_id),
+            "one_off": "on",
+            "expires_0": "2020-01-01",
+            "expires_1": "00:00:00",
+        },
+    )
+
+    assert response.status_code == 403
+    seal_ledger.refresh_from_db()
+    assert seal_ledger.enabled and not seal_ledger.one_off and seal_ledger.expires is None
+    assert not job_events()
+
+
+@pytest.mark.parametrize("action", ["disable_tasks", "toggle_tasks"])
+def test_an_administrator_cannot_switch_off_the_products_jobs_in_bulk(
+    as_administrator: Client, seal_ledger: PeriodicTask, demo_job: PeriodicTask, action: str
+) -> None:
+    response = as_administrator.post(
+        reverse("admin:django_celery_beat_periodictask_changelist"),
+        {"action": action, "_selected_action": [str(seal_ledger.pk), str(demo_job.pk)]},
+        follow=True,
+    )
+
+    seal_ledger.refresh_from_db()
+    demo_job.refresh_from_db()
+    assert seal_ledger.enabled and not demo_job.enabled
+    said = " ".join(str(message) for message in response.context["messages"])
+    assert "only a superuser changes them" in said
+    [event] = job_events()
+    assert event.username == "administrator-persona"
+    assert event.details["jobs"] == ["demo job"]
+
+
+def test_a_superuser_disables_a_products_job_and_it_is_audited(
+    as_superuser: Client, seal_ledger: PeriodicTask
+) -> None:
+    as_superuser.post(
+        reverse("admin:django_celery_beat_periodictask_changelist"),
+        {"action": "disable_tasks", "_selected_action": [str(seal_ledger.pk)]},
+    )
+
+    seal_ledger.refresh_from_db()
+    assert not seal_ledger.enabled
+    [event] = job_events()
+    assert event.details == {"jobs": ["seal-ledger"], "done": "disabled"}
+
+
+def test_an_administrators_change_to_another_job_is_audited(
+    as_administrator: Client, demo_job: PeriodicTask
+) -> None:
+    url = reverse("admin:django_celery_beat_periodictask_change", args=[demo_job.pk])
+
+    response = as_administrator.post(
+        url, submitted_form(as_administrator.get(url), description="quieter", enabled=None)
+    )
+
+    assert response.status_code == 302
+    demo_job.refresh_from_db()
+    assert not demo_job.enabled
+    [event] = job_events()
+    assert event.details["job"] == "demo job" and event.details["done"] == "changed"
+    assert set(event.details["fields"]) == {"description", "enabled"}
+
+
+def test_the_schedule_of_a_products_job_is_read_only_for_an_administrator(
+    as_administrator: Client, seal_ledger: PeriodicTask
+) -> None:
+    every_minute = seal_ledger.interval
+    url = reverse("admin:django_celery_beat_intervalschedule_change", args=[every_minute.pk])
+
+    response = as_administrator.post(url, {"every": "1", "period": IntervalSchedule.SECONDS})
+
+    assert response.status_code == 403
+    every_minute.refresh_from_db()
+    assert every_minute.period == IntervalSchedule.MINUTES

@@ -3,7 +3,7 @@ manages accounts without ever choosing anyone's groups, another person's passwor
 superuser's account; every change to an account is in the audit log."""
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -265,3 +265,121 @@ def test_the_audit_log_tells_a_staff_account_change_in_words(
 
     assert "Created a staff account" in page
     assert "staff account: new-marketer" in page
+
+
+def test_granting_superuser_status_and_a_permission_is_audited_with_before_and_after(
+    as_superuser: Client,
+) -> None:
+    colleague = UserFactory(username="colleague")
+    permission = Permission.objects.get(codename="view_auditevent")
+    url = change_url(colleague)
+    data = submitted_form(
+        as_superuser.get(url), is_superuser="on", user_permissions=[str(permission.pk)]
+    )
+
+    response = as_superuser.post(url, data)
+
+    assert response.status_code == 302
+    [event] = events(AuditAction.STAFF_PRIVILEGES_CHANGED)
+    assert event.details == {
+        "account": "colleague",
+        "superuser_before": False,
+        "superuser_after": True,
+        "permissions_added": ["core.view_auditevent"],
+        "permissions_removed": [],
+    }
+    assert not events(AuditAction.STAFF_ACCOUNT_CHANGED)
+
+
+def test_taking_a_permission_away_is_audited(as_superuser: Client) -> None:
+    colleague = UserFactory(username="colleague")
+    colleague.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    url = change_url(colleague)
+
+    as_superuser.post(url, submitted_form(as_superuser.get(url), user_permissions=[]))
+
+    [event] = events(AuditAction.STAFF_PRIVILEGES_CHANGED)
+    assert event.details == {
+        "account": "colleague",
+        "permissions_added": [],
+        "permissions_removed": ["core.view_auditevent"],
+    }
+
+
+def test_an_administrator_cannot_delete_the_device_of_an_account_with_another_role(
+    as_administrator: Client, as_superuser: Client
+) -> None:
+    dpo = UserFactory(username="the-dpo")
+    dpo.groups.add(Group.objects.get(name="DPO"))
+    device = TOTPDeviceFactory(user=dpo)
+
+    one = as_administrator.post(
+        reverse("admin:otp_totp_totpdevice_delete", args=[device.pk]), {"post": "yes"}
+    )
+    bulk = as_administrator.post(
+        reverse("admin:otp_totp_totpdevice_changelist"),
+        {"action": "delete_selected", "_selected_action": [str(device.pk)], "post": "yes"},
+    )
+
+    assert one.status_code == 403 and bulk.status_code == 403
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    # a superuser can
+    response = as_superuser.post(
+        reverse("admin:otp_totp_totpdevice_delete", args=[device.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(pk=device.pk).exists()
+
+
+def test_an_account_an_administrator_creates_cannot_log_in_with_a_password_they_typed(
+    as_administrator: Client,
+) -> None:
+    page = as_administrator.get(reverse("admin:auth_user_add"))
+    assert not {"password1", "password2", "usable_password"} & set(
+        page.context["adminform"].form.fields
+    )
+
+    response = as_administrator.post(
+        reverse("admin:auth_user_add"),
+        {
+            "username": "future-dpo",
+            "password1": "a long pass phrase 42",
+            "password2": "a long pass phrase 42",
+            "usable_password": "true",
+        },
+    )
+
+    assert response.status_code == 302
+    created = UserFactory._meta.model.objects.get(username="future-dpo")
+    assert not created.has_usable_password()
+    visitor = Client()
+    visitor.post(
+        reverse("admin:login"), {"username": "future-dpo", "password": "a long pass phrase 42"}
+    )
+    assert "_auth_user_id" not in visitor.session
+
+
+def test_a_superuser_still_creates_an_account_with_a_password(as_superuser: Client) -> None:
+    response = as_superuser.post(
+        reverse("admin:auth_user_add"),
+        {
+            "username": "with-password",
+            "password1": "a long pass phrase 42",
+            "password2": "a long pass phrase 42",
+            "usable_password": "true",
+        },
+    )
+
+    assert response.status_code == 302
+    created = UserFactory._meta.model.objects.get(username="with-password")
+    assert created.check_password("a long pass phrase 42")
+
+
+def test_the_audit_log_tells_a_privilege_change_in_words(as_superuser: Client) -> None:
+    colleague = UserFactory(username="colleague")
+    url = change_url(colleague)
+    as_superuser.post(url, submitted_form(as_superuser.get(url), is_superuser="on"))
+
+    page = as_superuser.get(reverse("admin:core_auditevent_changelist")).content.decode()
+
+    assert "superuser before: no" in page and "superuser after: yes" in page
