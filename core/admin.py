@@ -6,6 +6,13 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
+from cron_descriptor import (
+    ExpressionDescriptor,
+    FormatException,
+    MissingFieldException,
+    Options,
+    WrongArgumentException,
+)
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -23,6 +30,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst, format_lazy
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django_celery_beat import admin as celery_beat_admin
 from django_celery_beat.models import (
@@ -31,6 +39,7 @@ from django_celery_beat.models import (
     IntervalSchedule,
     PeriodicTask,
     SolarSchedule,
+    cronexp,
 )
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin  # registers the model's admin
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -633,6 +642,24 @@ def _holds_more_than(account: Any, staff: Any) -> bool:
 # its French comes from core/third_party_labels.py.
 
 
+CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+CRON_LOCALES = {"fr": "fr_FR", "en": "en_US"}
+
+
+def cron_in_words(schedule: CrontabSchedule) -> str:
+    """A cron schedule in words in the reader's language ("À 03:00 Europe/Paris"):
+    django-celery-beat's own `human_readable` is always English."""
+    expression = " ".join(cronexp(getattr(schedule, name)) for name in CRON_FIELDS)
+    options = Options()
+    options.locale_code = CRON_LOCALES.get((get_language() or "fr")[:2], "fr_FR")
+    options.use_24hour_time_format = True
+    try:
+        words = ExpressionDescriptor(expression, options).get_description()
+    except (FormatException, MissingFieldException, WrongArgumentException):
+        words = expression
+    return f"{words} {schedule.timezone}"
+
+
 class TaskNameListFilter(admin.AllValuesFieldListFilter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -877,7 +904,7 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):
 
     @admin.display(description=_("cron schedule in words"))
     def crontab_translation(self, obj: PeriodicTask) -> str:
-        return super().crontab_translation(obj)
+        return cron_in_words(obj.crontab) if obj.crontab else ""
 
 
 @admin.register(CrontabSchedule)
@@ -897,4 +924,4 @@ class CrontabScheduleAdmin(ProductScheduleMixin, celery_beat_admin.CrontabSchedu
 
     @admin.display(description=_("in words"))
     def in_words(self, obj: CrontabSchedule) -> str:
-        return obj.human_readable
+        return cron_in_words(obj)

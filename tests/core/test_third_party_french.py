@@ -82,3 +82,14 @@ def test_the_periodic_jobs_pages_read_in_french(superuser: Client) -> None:
             english[url] = found
 
     assert english == {}
+
+
+def test_a_cron_schedule_reads_in_words_in_the_reader_s_language(superuser: Client) -> None:
+    changelist = reverse("admin:django_celery_beat_crontabschedule_changelist")
+
+    french = visible_text(superuser.get(changelist).content.decode())
+    superuser.cookies["django_language"] = "en"
+    english = visible_text(superuser.get(changelist).content.decode())
+
+    assert "À 03:00" in french and "At 03:00" not in french
+    assert "At 03:00" in english
