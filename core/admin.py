@@ -6,6 +6,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
+import django_otp.plugins.otp_totp.admin  # noqa: F401 - registers the model's admin, replaced below
 from cron_descriptor import (
     ExpressionDescriptor,
     FormatException,
@@ -41,13 +42,12 @@ from django_celery_beat.models import (
     SolarSchedule,
     cronexp,
 )
-from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin  # registers the model's admin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from consent.models import Channel, ConsentAction, SourceKind
 from contacts.models import ContactStatus, NoteStatus
 from contacts.screening import SpecialCategory
-from core.models import ApiClient, AuditAction, AuditEvent, Scope
+from core.models import ApiClient, AuditAction, AuditEvent, Scope, StaffDevice
 from core.services import audit_record
 from crmsync.models import OutboxTopic
 from privacy.models import PrivacyRequestStatus, PrivacyRequestType
@@ -594,13 +594,52 @@ def _really_changed(form: forms.ModelForm, name: str) -> bool:
 admin.site.unregister(TOTPDevice)
 
 
-@admin.register(TOTPDevice)
-class StaffDeviceAdmin(TOTPDeviceAdmin):
+@admin.register(StaffDevice)
+class StaffDeviceAdmin(admin.ModelAdmin):
     """Second factors: a lost phone's device is deleted and its owner enrols a new one at the
     next login, with their own password. Not one's own device (it would drop one's own second
     factor), a superuser's, nor that of an account with a role or permission one does not
     hold oneself (whoever knows its password would enrol and take the role), unless one is a
     superuser; each deletion is audited."""
+
+    list_display = ("owner", "device_name", "device_created", "device_last_used", "ready")
+    list_filter = ("confirmed",)
+    search_fields = ("user__username", "user__email", "name")
+    list_select_related = ("user",)
+    # nobody types a device in: each person enrols their own at login (/admin/otp/enrol/),
+    # and its secret key is never shown again
+    fields = ("owner", "device_name", "device_created", "device_last_used", "ready", "failures")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("staff member"), ordering="user__username")
+    def owner(self, obj: TOTPDevice) -> str:
+        return str(obj.user)
+
+    @admin.display(description=_("device name"), ordering="name")
+    def device_name(self, obj: TOTPDevice) -> str:
+        return obj.name
+
+    @admin.display(description=_("enrolled at"), ordering="created_at")
+    def device_created(self, obj: TOTPDevice) -> Any:
+        return obj.created_at
+
+    @admin.display(description=_("last used at"), ordering="last_used_at")
+    def device_last_used(self, obj: TOTPDevice) -> Any:
+        return obj.last_used_at
+
+    @admin.display(description=_("ready for use"), boolean=True)
+    def ready(self, obj: TOTPDevice) -> bool:
+        return bool(obj.confirmed)
+
+    @admin.display(description=_("failed codes in a row"))
+    def failures(self, obj: TOTPDevice) -> int:
+        return int(obj.throttling_failure_count)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         protected = obj is not None and (

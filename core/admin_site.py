@@ -4,7 +4,7 @@ Every admin role sees personal data (contacts, consents, requests, the audit log
 requirement covers every staff user. A staff user without a device logs in with the password
 only and is led to `/admin/otp/enrol/`, where the first code confirms the device; from then
 on the login form asks for the code as well. A lost phone: a superuser deletes the user's
-device under *TOTP devices*, and the user enrols again at the next login.
+device under *Authenticator apps (two-factor)*, and the user enrols again at the next login.
 
 The admin home shows, above Django's list of sections, the DPO's or the marketer's dashboard,
 chosen by the user's permissions (`core.dashboard`, whose docstring states the rule).

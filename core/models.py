@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.tokens import token_hash
 
@@ -180,3 +181,13 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} {self.get_action_display()} {self.at:%Y-%m-%d %H:%M}"
+
+
+class StaffDevice(TOTPDevice):
+    """A staff member's authenticator app (django-otp's TOTP device, the same rows) as the
+    admin shows it: named in the reader's language, which django-otp's model is not."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("authenticator app")
+        verbose_name_plural = _("authenticator apps (two-factor)")

@@ -108,7 +108,7 @@ def test_an_administrator_reschedules_a_periodic_job(as_administrator: Client) -
         "admin:auth_user_changelist",
         "admin:core_apiclient_changelist",
         "admin:crmsync_connection_changelist",
-        "admin:otp_totp_totpdevice_changelist",
+        "admin:core_staffdevice_changelist",
         "admin:axes_accessattempt_changelist",
     ],
 )

@@ -216,7 +216,7 @@ def test_an_administrator_resets_a_colleagues_device_and_it_is_audited(
     as_administrator: Client,
 ) -> None:
     device = TOTPDeviceFactory(user=UserFactory(username="lost-phone"))
-    url = reverse("admin:otp_totp_totpdevice_delete", args=[device.pk])
+    url = reverse("admin:core_staffdevice_delete", args=[device.pk])
 
     response = as_administrator.post(url, {"post": "yes"})
 
@@ -236,10 +236,10 @@ def test_an_administrator_cannot_delete_their_own_or_a_superusers_device(
         device = TOTPDeviceFactory(user=UserFactory(username="root", is_superuser=True))
 
     one = as_administrator.post(
-        reverse("admin:otp_totp_totpdevice_delete", args=[device.pk]), {"post": "yes"}
+        reverse("admin:core_staffdevice_delete", args=[device.pk]), {"post": "yes"}
     )
     bulk = as_administrator.post(
-        reverse("admin:otp_totp_totpdevice_changelist"),
+        reverse("admin:core_staffdevice_changelist"),
         {"action": "delete_selected", "_selected_action": [str(device.pk)], "post": "yes"},
     )
 
@@ -314,10 +314,10 @@ def test_an_administrator_cannot_delete_the_device_of_an_account_with_another_ro
     device = TOTPDeviceFactory(user=dpo)
 
     one = as_administrator.post(
-        reverse("admin:otp_totp_totpdevice_delete", args=[device.pk]), {"post": "yes"}
+        reverse("admin:core_staffdevice_delete", args=[device.pk]), {"post": "yes"}
     )
     bulk = as_administrator.post(
-        reverse("admin:otp_totp_totpdevice_changelist"),
+        reverse("admin:core_staffdevice_changelist"),
         {"action": "delete_selected", "_selected_action": [str(device.pk)], "post": "yes"},
     )
 
@@ -325,7 +325,7 @@ def test_an_administrator_cannot_delete_the_device_of_an_account_with_another_ro
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
     # a superuser can
     response = as_superuser.post(
-        reverse("admin:otp_totp_totpdevice_delete", args=[device.pk]), {"post": "yes"}
+        reverse("admin:core_staffdevice_delete", args=[device.pk]), {"post": "yes"}
     )
     assert response.status_code == 302
     assert not TOTPDevice.objects.filter(pk=device.pk).exists()

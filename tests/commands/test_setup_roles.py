@@ -93,10 +93,10 @@ def test_administrators_run_the_tool_and_never_touch_the_ledger_or_contacts():
         "core.view_apiclient",
         "crmsync.view_connection",
         "django_celery_beat.change_periodictask",
-        "otp_totp.delete_totpdevice",
+        "core.delete_staffdevice",
     } <= granted
     assert not {p for p in granted if p.split(".")[0] in {"consent", "contacts", "privacy"}}
-    assert not {"auth.change_group", "auth.delete_user", "otp_totp.add_totpdevice"} & granted
+    assert not {"auth.change_group", "auth.delete_user", "core.add_staffdevice"} & granted
     # a key with contacts:read, a webhook to one's own host, a new task with its arguments
     assert (
         not {

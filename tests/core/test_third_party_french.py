@@ -21,7 +21,7 @@ from django_celery_beat.models import (
 
 from core.third_party_labels import AXES, CELERY_BEAT
 from tests.admin.conftest import otp_verified_login
-from tests.factories import UserFactory
+from tests.factories import TOTPDeviceFactory, UserFactory
 
 BEAT_PAGES = [
     f"admin:django_celery_beat_{model}_{view}"
@@ -93,3 +93,21 @@ def test_a_cron_schedule_reads_in_words_in_the_reader_s_language(superuser: Clie
 
     assert "À 03:00" in french and "At 03:00" not in french
     assert "At 03:00" in english
+
+
+def test_the_authenticator_apps_read_in_french(superuser: Client) -> None:
+    device = TOTPDeviceFactory(user=UserFactory(username="camille"))
+
+    listed = visible_text(
+        superuser.get(reverse("admin:core_staffdevice_changelist")).content.decode()
+    )
+    shown = visible_text(
+        superuser.get(
+            reverse("admin:core_staffdevice_change", args=[device.pk])
+        ).content.decode()
+    )
+
+    for text in (listed, shown):
+        assert "TOTP" not in text and "Last used at" not in text and "Created at" not in text
+    assert "Applications d’authentification (double authentification)" in listed
+    assert "Dernière utilisation le" in listed and "camille" in listed

@@ -116,7 +116,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         # a lost phone: remove the device and the person enrols a new one at the next login
         # (with their own password); never add one (whoever adds it knows its secret), never
         # one's own nor a superuser's (core.admin.StaffDeviceAdmin)
-        "otp_totp.totpdevice": ("view", "delete"),
+        "core.staffdevice": ("view", "delete"),
         # a colleague locked out by failed logins (django-axes): removing the attempts unlocks
         "axes.accessattempt": ("view", "delete"),
     },
