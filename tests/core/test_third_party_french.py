@@ -102,9 +102,7 @@ def test_the_authenticator_apps_read_in_french(superuser: Client) -> None:
         superuser.get(reverse("admin:core_staffdevice_changelist")).content.decode()
     )
     shown = visible_text(
-        superuser.get(
-            reverse("admin:core_staffdevice_change", args=[device.pk])
-        ).content.decode()
+        superuser.get(reverse("admin:core_staffdevice_change", args=[device.pk])).content.decode()
     )
 
     for text in (listed, shown):
