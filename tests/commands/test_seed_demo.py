@@ -205,6 +205,15 @@ def test_a_campaign_was_sent_and_has_results():
     assert ledger_verify() == []
 
 
+def test_the_demo_newsletter_never_leaves_through_the_mail_server(mailbox):
+    seed()
+
+    assert Campaign.objects.get(status="sent")
+    subjects = [str(message["Subject"]) for message in mailbox.messages]
+    assert not any("nouveautés de novembre" in subject for subject in subjects)
+    assert not any("new in November" in subject for subject in subjects)
+
+
 def test_a_breach_awaits_the_authority_decision_within_its_72_hours():
     seed()
 
