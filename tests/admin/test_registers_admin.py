@@ -5,9 +5,12 @@ form refuses a transfer without its tool; marketers read the Art. 30 register on
 import csv
 import io
 from datetime import date
+from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from core.models import AuditAction, AuditEvent
@@ -231,3 +234,39 @@ def test_a_purpose_s_entry_takes_the_dpo_s_text_but_keeps_the_purpose_s_name(
         "Newsletter",
         "Our monthly letter, and its reading",
     )
+
+
+def test_the_exported_register_reads_the_processors_once_however_many_activities(
+    as_dpo: Client, django_assert_num_queries: Any
+) -> None:
+    ProcessorFactory()
+    PurposeFactory()
+    processing_register_sync()
+    as_dpo.get(ACTIVITIES_CSV)
+    with CaptureQueriesContext(connection) as few:
+        as_dpo.get(ACTIVITIES_CSV)
+    for _ in range(5):
+        PurposeFactory()
+    processing_register_sync()
+
+    with django_assert_num_queries(len(few.captured_queries)):
+        response = as_dpo.get(ACTIVITIES_CSV)
+
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert len(rows) == 1 + ProcessingActivity.objects.count()
+
+
+def test_the_exported_processor_register_costs_the_same_however_many_processors(
+    as_dpo: Client, django_assert_num_queries: Any
+) -> None:
+    ProcessorFactory()
+    as_dpo.get(PROCESSORS_CSV)
+    with CaptureQueriesContext(connection) as few:
+        as_dpo.get(PROCESSORS_CSV)
+    ProcessorFactory.create_batch(5)
+
+    with django_assert_num_queries(len(few.captured_queries)):
+        response = as_dpo.get(PROCESSORS_CSV)
+
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert len(rows) == 1 + Processor.objects.count()
