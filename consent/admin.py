@@ -54,11 +54,6 @@ from core.models import AuditAction
 from core.services import audit_record
 
 
-def _record_link(record: ConsentRecord) -> str:
-    url = reverse("admin:consent_consentrecord_change", args=[record.pk])
-    return format_html('<a href="{}">{}</a>', url, record.uuid)
-
-
 def with_notice(records: QuerySet[ConsentRecord]) -> QuerySet[ConsentRecord]:
     """Records with the id of the stored privacy notice their `policy_version` names."""
     stored = PrivacyNotice.objects.filter(version=OuterRef("policy_version")).values("pk")[:1]
@@ -129,86 +124,6 @@ class NoticeKnownFilter(admin.SimpleListFilter):
         if self.value() == "none":
             return queryset.filter(policy_version="")
         return queryset
-
-
-# Inlines of the contact change page (registered by contacts/admin.py).
-
-
-class ConsentStateInline(ReadOnlyInlineMixin, admin.TabularInline):
-    model = ConsentState
-    verbose_name = _("current consent")
-    verbose_name_plural = _("current consent state (per purpose and channel)")
-    fields = ("purpose", "channel", "status", "version", "since", "record_link")
-    readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ConsentState]:
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("purpose", "purpose_version", "record")
-            .order_by("purpose__slug", "channel")
-        )
-
-    @admin.display(description=_("version"))
-    def version(self, obj: ConsentState) -> int:
-        return obj.purpose_version.number
-
-    @admin.display(description=_("record"))
-    def record_link(self, obj: ConsentState) -> str:
-        return _record_link(obj.record)
-
-
-class ConsentRecordInline(ReadOnlyInlineMixin, admin.TabularInline):
-    model = ConsentRecord
-    fk_name = "contact"
-    verbose_name = _("consent record")
-    verbose_name_plural = _("consent history (ledger, oldest first)")
-    fields = (
-        "record_link",
-        "purpose",
-        "version",
-        "channel",
-        "action",
-        "status",
-        "given_at",
-        "recorded_at",
-        "source",
-        "actor",
-        "second_hand",
-        "wording",
-        "privacy_notice",
-        "hash_prefix",
-    )
-    readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ConsentRecord]:
-        return with_notice(
-            super()
-            .get_queryset(request)
-            .select_related("purpose", "purpose_version")
-            .order_by("id")
-        )
-
-    @admin.display(description=_("id"))
-    def record_link(self, obj: ConsentRecord) -> str:
-        return _record_link(obj)
-
-    @admin.display(description=_("privacy notice"))
-    def privacy_notice(self, obj: ConsentRecord) -> str:
-        return notice_link(obj)
-
-    @admin.display(description=_("version"))
-    def version(self, obj: ConsentRecord) -> int:
-        return obj.purpose_version.number
-
-    @admin.display(description=_("source"))
-    def source(self, obj: ConsentRecord) -> str:
-        kind = obj.get_source_kind_display()
-        return f"{kind}: {obj.source_reference}" if obj.source_reference else kind
-
-    @admin.display(description=_("hash"))
-    def hash_prefix(self, obj: ConsentRecord) -> str:
-        return obj.hash[:12]
 
 
 # Consents staff enter from the contact page, with their proof: a guardian's for a child

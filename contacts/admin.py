@@ -38,8 +38,6 @@ from django.utils.translation import ngettext
 
 from campaigns.selectors import contact_campaigns_received
 from consent.admin import (
-    ConsentRecordInline,
-    ConsentStateInline,
     GuardianConsentForm,
     OfflineConsentForm,
     guardian_consent_write,
@@ -95,7 +93,6 @@ from contacts.services import (
 from core.admin import (
     AuditedModelAdmin,
     ReadOnlyAdminMixin,
-    ReadOnlyInlineMixin,
     adopt_saved_instance,
 )
 from core.models import AuditAction
@@ -175,14 +172,6 @@ class ContactAdminForm(forms.ModelForm):
         except ValidationError as error:
             self.add_error(None, error)
         return cleaned
-
-
-class TimelineInline(ReadOnlyInlineMixin, admin.TabularInline):
-    model = TimelineEvent
-    verbose_name_plural = _("timeline")
-    fields = ("occurred_at", "kind", "summary")
-    readonly_fields = fields
-    ordering = ("-occurred_at", "-id")
 
 
 # --- the contact page: read-only panels in words (templates/admin/contacts/contact/) -------
@@ -338,7 +327,6 @@ def timeline_sentence(event: TimelineEvent, records: dict[str, ConsentRecord]) -
     return (str(sentence) % {"summary": summary}).replace(" ()", "")
 
 
-REPLACED_BY_PANELS = (ConsentStateInline, ConsentRecordInline, TimelineInline)
 # --- notes: screened for special categories of data (GDPR Art. 9, 10) ----------------------
 
 
@@ -529,7 +517,9 @@ class NoteInline(admin.TabularInline):
 @admin.register(Contact)
 class ContactAdmin(AuditedModelAdmin):
     form = ContactAdminForm
-    inlines = [ConsentStateInline, ConsentRecordInline, TimelineInline, NoteInline]
+    # the consent grid, the ledger's lines and the timeline are the page's panels, in words
+    # (`render_change_form`); notes are the one table
+    inlines = [NoteInline]
     actions = [
         "renew_preference_link",
         "erase_contacts",
@@ -983,11 +973,6 @@ class ContactAdmin(AuditedModelAdmin):
             self.save_formset(request, form, formset, change=change)
 
     # --- the contact page: read-only panels, a consent's receipt, an offline consent ------
-
-    def get_inlines(self, request: HttpRequest, obj: Contact | None) -> list:
-        # The consent grid, the ledger's lines and the timeline in words (the page's panels,
-        # `render_change_form`) take the place of these tables.
-        return [inline for inline in self.inlines if inline not in REPLACED_BY_PANELS]
 
     def render_change_form(
         self,
