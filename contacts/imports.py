@@ -42,7 +42,6 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from itertools import islice
-from types import SimpleNamespace
 from typing import IO, Any, TypeVar
 
 from django.conf import settings
@@ -76,10 +75,12 @@ from contacts.services import (
     EDITABLE_FIELDS,
     contact_fields_clean,
     contact_payload,
+    creations_record,
+    creations_record_sql,
     relationship_errors,
     timeline_add_many,
 )
-from core.bulk import copy_rows
+from core.bulk import copy_rows, insert_select_sql
 from core.storage import private_storage
 from crmsync.models import OutboxTopic
 from crmsync.services import outbox_emit_many
@@ -765,23 +766,27 @@ def _load_rows(
             _set_suppression_digests(contact, person.email_digests, person.phone_digests)
         updated.append((contact, changed))
     changed_contacts = [c for c, changed in updated if changed]
-    created: list[Any]  # contacts, or on the COPY path without consents views of their values
+    created: list[Contact] = []  # the new contacts as instances, where something needs them
     if plan.use_copy:
-        created = _write_contacts_copy(
-            created_rows, changed_contacts, now, instances=plan.purpose is not None
-        )
+        # the new contacts' timeline moments and outbox events written with them
+        new_ids = _write_contacts_copy(created_rows, changed_contacts, now)
+        if plan.purpose is not None:
+            created = [_new_contact(row, new_ids[row["email"]]) for row in created_rows]
     else:
         created = _write_contacts_orm(created_rows, changed_contacts, now)
+        new_ids = {contact.email: contact.pk for contact in created}
+        creations_record(created)
     contacts = {contact.email: contact for contact in created}
     contacts.update({contact.email: contact for contact, _changed in updated})
-    added = _add_interests([(contacts[p.email], p.interests) for p in accepted if p.interests])
+    ids = {contact.email: contact.pk for contact, _changed in updated} | new_ids
+    added = _add_interests([(ids[p.email], p.interests) for p in accepted if p.interests])
     updated = [
         (contact, [*changed, "interests"] if contact.pk in added else changed)
         for contact, changed in updated
     ]
     updated = [(contact, changed) for contact, changed in updated if changed]
-    _record_contact_events(created, updated, now)
-    outcome.created, outcome.updated = len(created), len(updated)
+    _record_updates(updated, now)
+    outcome.created, outcome.updated = len(new_ids), len(updated)
     if plan.purpose is not None:
         outcome.consents = _record_consents(contact_import, plan, accepted, contacts, outcome)
     return outcome
@@ -1072,33 +1077,22 @@ def _write_contacts_orm(
 
 
 def _write_contacts_copy(
-    created_rows: list[dict[str, Any]],
-    changed: list[Contact],
-    now: datetime,
-    *,
-    instances: bool,
-) -> list[Any]:
-    """PostgreSQL: `COPY` into a staging table, one `INSERT ... ON CONFLICT` for the new
-    contacts (the columns not staged at their default) and one `UPDATE ... FROM` for the
-    changed ones. The new contacts: model instances with `instances` (for the consent writes),
-    else light views of their values (id, public id, fields) for the events."""
+    created_rows: list[dict[str, Any]], changed: list[Contact], now: datetime
+) -> dict[str, int]:
+    """PostgreSQL: `COPY` into a staging table, then one statement inserting the new contacts
+    (the columns not staged at their default) with their timeline moments and outbox events,
+    and one `UPDATE ... FROM` for the changed ones. The new contacts' ids, by email."""
     for contact in changed:
         contact.updated_at = now
     quote = connection.ops.quote_name
-    table = Contact._meta.db_table
     staged = [_field(Contact, name) for name in STAGED_COLUMNS]
-    staged_names = ", ".join(quote(f.column) for f in staged)
-    rest = [
-        f
-        for f in Contact._meta.concrete_fields
-        if not f.primary_key and f.name not in STAGED_COLUMNS
-    ]
     defaults = _staged_defaults()
     # Only model metadata (quoted column and table names) is formatted into the statements.
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMP TABLE contacts_import_staging ON COMMIT DROP AS "  # noqa: S608
-            f"SELECT id, {staged_names} FROM {table} WITH NO DATA"
+            f"SELECT id, {', '.join(quote(f.column) for f in staged)} "
+            f"FROM {Contact._meta.db_table} WITH NO DATA"
         )
         rows: list[Sequence[Any]] = [
             (None, *[row.get(name, defaults.get(name)) for name in STAGED_COLUMNS])
@@ -1108,36 +1102,31 @@ def _write_contacts_copy(
         copy_rows(cursor, "contacts_import_staging", [Contact._meta.pk, *staged], rows)
         ids: dict[str, int] = {}
         if created_rows:
-            all_names = ", ".join([staged_names, *[quote(f.column) for f in rest]])
-            placeholders = ", ".join(["%s"] * len(rest))
-            cursor.execute(
-                f"INSERT INTO {table} ({all_names}) "  # noqa: S608
-                f"SELECT {staged_names}{', ' if rest else ''}{placeholders} "
-                f"FROM contacts_import_staging "
-                f"WHERE id IS NULL ON CONFLICT (email) DO NOTHING RETURNING id, email",
-                [f.get_db_prep_save(f.get_default(), connection) for f in rest],
+            insert, params = insert_select_sql(
+                Contact, {f.attname: quote(f.column) for f in staged}, "contacts_import_staging"
             )
-            ids = dict((email, pk) for pk, email in cursor.fetchall())
+            events = creations_record_sql("new", now)
+            cursor.execute(
+                f"WITH new AS ({insert} WHERE id IS NULL "  # noqa: S608
+                f"ON CONFLICT (email) DO NOTHING RETURNING *), "
+                + ", ".join(f"events{n} AS ({sql})" for n, (sql, _p) in enumerate(events))
+                + " SELECT email, id FROM new",
+                [*params, *[param for _sql, event_params in events for param in event_params]],
+            )
+            ids = dict(cursor.fetchall())
             if len(ids) != len(created_rows):
                 raise IntegrityError("a contact of the batch was inserted concurrently")
         if changed:
             updates = ", ".join(f"{quote(name)} = s.{quote(name)}" for name in UPDATED_COLUMNS)
             cursor.execute(
-                f"UPDATE {table} AS c SET {updates} FROM contacts_import_staging AS s "  # noqa: S608
+                f"UPDATE {Contact._meta.db_table} AS c SET {updates} "  # noqa: S608
+                f"FROM contacts_import_staging AS s "
                 # an erasure or a merge that committed since the rows were screened stands
                 f"WHERE s.id IS NOT NULL AND c.id = s.id AND c.status NOT IN (%s, %s)",
                 [ContactStatus.ERASED, ContactStatus.MERGED],
             )
         cursor.execute("DROP TABLE contacts_import_staging")
-    if instances:
-        return [_new_contact(row, ids[row["email"]]) for row in created_rows]
-    views = []
-    for row in created_rows:
-        view = _NewContact()
-        view.__dict__.update(row)
-        view.pk = view.id = ids[row["email"]]
-        views.append(view)
-    return views
+    return ids
 
 
 @functools.cache
@@ -1146,35 +1135,22 @@ def _staged_defaults() -> dict[str, Any]:
     return {name: _field(Contact, name).get_default() for name in CONTACT_FIELDS}
 
 
-class _NewContact(SimpleNamespace):
-    """A view of a new contact's values (`contact_payload` reads it like a contact): its row,
-    over every other field's default (class attributes, set once)."""
-
-    pk: int
-    id: int
-
-
-for _name, _factory, _default in _contact_defaults():
-    if _factory is None and _name != "id":
-        setattr(_NewContact, _name, _default)
-
-
-def _add_interests(chosen: list[tuple[Contact, list[int]]]) -> set[int]:
-    """Add the listed interests to each contact (never removing one); the ids of the contacts
-    that gained one."""
+def _add_interests(chosen: list[tuple[int, list[int]]]) -> set[int]:
+    """Add the listed interests to each contact, given as (id, interest ids), never removing
+    one; the ids of the contacts that gained one."""
     if not chosen:
         return set()
     through = Contact.interests.through
     held = set(
-        through.objects.filter(contact_id__in=[c.pk for c, _ids in chosen]).values_list(
+        through.objects.filter(contact_id__in=[pk for pk, _ids in chosen]).values_list(
             "contact_id", "interest_id"
         )
     )
     links = [
-        (contact.pk, interest)
-        for contact, interests in chosen
+        (pk, interest)
+        for pk, interests in chosen
         for interest in interests
-        if (contact.pk, interest) not in held
+        if (pk, interest) not in held
     ]
     through.objects.bulk_create(
         [through(contact_id=pk, interest_id=interest) for pk, interest in links]
@@ -1182,36 +1158,23 @@ def _add_interests(chosen: list[tuple[Contact, list[int]]]) -> set[int]:
     return {pk for pk, _interest in links}
 
 
-def _record_contact_events(
-    created: Sequence[Any],
-    updated: list[tuple[Contact, list[str]]],
-    now: datetime,
-) -> None:
-    """The timeline entry and outbox event `contact_upsert` writes, for the whole batch."""
-    events: list[dict[str, Any]] = [
-        {
-            "contact_id": c.pk,
-            "kind": TimelineKind.CREATED.value,
-            "summary": (c.source or "-")[:500],
-            "data": {},
-            "occurred_at": now,
-        }
-        for c in created
-    ]
-    events += [
-        {
-            "contact_id": c.pk,
-            "kind": TimelineKind.UPDATED.value,
-            "summary": ", ".join(changed)[:500],
-            "data": {"fields": changed},
-            "occurred_at": now,
-        }
-        for c, changed in updated
-    ]
-    timeline_add_many(events=events)
+def _record_updates(updated: list[tuple[Contact, list[str]]], now: datetime) -> None:
+    """The timeline moment and outbox event `contact_update` writes, for each changed contact
+    of the batch (with what changed)."""
+    timeline_add_many(
+        events=[
+            {
+                "contact_id": c.pk,
+                "kind": TimelineKind.UPDATED.value,
+                "summary": ", ".join(changed),
+                "data": {"fields": changed},
+                "occurred_at": now,
+            }
+            for c, changed in updated
+        ]
+    )
     outbox_emit_many(
-        events=[(OutboxTopic.CONTACT_CREATED, c, contact_payload(c)) for c in created]
-        + [
+        events=[
             (OutboxTopic.CONTACT_UPDATED, c, {**contact_payload(c), "changed": changed})
             for c, changed in updated
         ]

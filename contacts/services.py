@@ -1,7 +1,7 @@
 """Writes on contacts: upsert by normalised email, timeline, suppression list."""
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -49,9 +49,9 @@ from contacts.selectors import (
     suppressions_listed,
 )
 from core.batches import each_pk
-from core.bulk import bulk_insert, bulk_insert_rows
+from core.bulk import bulk_insert, bulk_insert_rows, insert_select_sql
 from crmsync.models import OutboxTopic
-from crmsync.services import outbox_emit, outbox_emit_many
+from crmsync.services import outbox_emit, outbox_emit_many, outbox_emit_select
 
 # Fields a caller may set through contact_upsert / contact_update.
 EDITABLE_FIELDS = (
@@ -561,7 +561,7 @@ def contacts_create_many(*, people: Sequence[tuple[str, Mapping[str, Any]]]) -> 
     for index, contact in new.values():
         written.contacts[index] = contact
         written.created.add(index)
-    _record_creations([contact for _index, contact in new.values()])
+    creations_record([contact for _index, contact in new.values()])
     for index in again:
         try:
             contact, created = contact_upsert(email=people[index][0], fields=people[index][1])
@@ -597,7 +597,7 @@ def _suppression_digests_set(contact: Contact) -> Contact:
     return contact
 
 
-def _record_creations(contacts: Sequence[Contact]) -> None:
+def creations_record(contacts: Sequence[Contact]) -> None:
     """`_record_creation` of many contacts: one statement for the moments, one for the
     events."""
     if not contacts:
@@ -620,6 +620,34 @@ def _record_creations(contacts: Sequence[Contact]) -> None:
             (OutboxTopic.CONTACT_CREATED, contact, contact_payload(contact)) for contact in contacts
         ]
     )
+
+
+def creations_record_sql(source: str, now: datetime) -> list[tuple[str, list[Any]]]:
+    """`creations_record` written by the database (PostgreSQL), for the new contacts that
+    `source` holds (rows an `INSERT ... RETURNING` gave in a `WITH`): the statements, with
+    their parameters, adding their timeline moments and queueing their outbox events."""
+    summary = "left(coalesce(nullif(source, ''), '-'), 500)"
+    return [
+        insert_select_sql(
+            TimelineEvent,
+            {
+                "contact_id": "id",
+                "kind": ("%s", [TimelineKind.CREATED.value]),
+                "summary": summary,
+                "data": "'{}'::jsonb",
+                "occurred_at": ("%s", [now]),
+            },
+            source,
+        ),
+        outbox_emit_select(
+            topic=OutboxTopic.CONTACT_CREATED,
+            source=source,
+            public_id="public_id",
+            payload=contact_payload_sql(source),
+            order="id",
+            start=now,
+        ),
+    ]
 
 
 def contacts_update_many(
@@ -1091,28 +1119,44 @@ def contact_touch(*, contact: Contact, at: Any = None) -> None:
     contact.last_activity_at = at
 
 
-# The fields `contact_payload` reads.
-CONTACT_PAYLOAD_FIELDS = (
-    "public_id",
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "job_title",
-    "country",
-    "language",
-    "lifecycle_stage",
-    "frequency",
-    "b2b",
-    "relationship",
-    "customer_since",
-    "customer_until",
-    "status",
-    "paused_until",
-    "profiling_objected_at",
-    "marketing_objected_at",
+# The contact as CRMs receive it: each payload key, the contact field it is read from and its
+# form (`contact_payload` in Python, `contact_payload_sql` in SQL; a test holds them equal).
+CONTACT_PAYLOAD: tuple[tuple[str, str, str], ...] = (
+    ("id", "public_id", "text"),
+    ("email", "email", "value"),
+    ("first_name", "first_name", "value"),
+    ("last_name", "last_name", "value"),
+    ("phone", "phone", "value"),
+    ("company", "company", "value"),
+    ("job_title", "job_title", "value"),
+    ("country", "country", "value"),
+    ("language", "language", "value"),
+    ("lifecycle_stage", "lifecycle_stage", "value"),
+    ("frequency", "frequency", "value"),
+    ("b2b", "b2b", "value"),
+    ("relationship", "relationship", "value"),
+    ("customer_since", "customer_since", "date"),
+    ("customer_until", "customer_until", "date"),
+    ("status", "status", "value"),
+    ("paused_until", "paused_until", "datetime"),
+    ("objected_to_profiling", "profiling_objected_at", "is_set"),
+    ("objected_to_marketing", "marketing_objected_at", "is_set"),
 )
+# The fields `contact_payload` reads.
+CONTACT_PAYLOAD_FIELDS = tuple(name for _key, name, _form in CONTACT_PAYLOAD)
+
+
+def _isoformat(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+_PAYLOAD_FORMS: dict[str, Callable[[Any], Any]] = {
+    "value": lambda value: value,
+    "text": str,
+    "date": _isoformat,
+    "datetime": _isoformat,
+    "is_set": lambda value: value is not None,
+}
 
 
 def contact_payload(contact: Contact) -> dict[str, Any]:
@@ -1123,31 +1167,33 @@ def contact_payload(contact: Contact) -> dict[str, Any]:
 def contact_payload_of(values: Mapping[str, Any]) -> dict[str, Any]:
     """`contact_payload` from the values of `CONTACT_PAYLOAD_FIELDS` (as `values_list` reads
     them, for a reader of many payloads)."""
-    return {
-        "id": str(values["public_id"]),
-        "email": values["email"],
-        "first_name": values["first_name"],
-        "last_name": values["last_name"],
-        "phone": values["phone"],
-        "company": values["company"],
-        "job_title": values["job_title"],
-        "country": values["country"],
-        "language": values["language"],
-        "lifecycle_stage": values["lifecycle_stage"],
-        "frequency": values["frequency"],
-        "b2b": values["b2b"],
-        "relationship": values["relationship"],
-        "customer_since": _iso(values["customer_since"]),
-        "customer_until": _iso(values["customer_until"]),
-        "status": values["status"],
-        "paused_until": values["paused_until"].isoformat() if values["paused_until"] else None,
-        "objected_to_profiling": values["profiling_objected_at"] is not None,
-        "objected_to_marketing": values["marketing_objected_at"] is not None,
-    }
+    forms = _PAYLOAD_FORMS
+    return {key: forms[form](values[name]) for key, name, form in CONTACT_PAYLOAD}
 
 
-def _iso(day: date | None) -> str | None:
-    return day.isoformat() if day is not None else None
+def contact_payload_sql(alias: str) -> str:
+    """`contact_payload` as a PostgreSQL `jsonb` expression over the contact columns of
+    `alias` (a table, or rows a statement returns), for events written by the database."""
+    quote = connection.ops.quote_name
+    parts = []
+    for key, name, form in CONTACT_PAYLOAD:
+        field = Contact._meta.get_field(name)
+        assert isinstance(field, models.Field)
+        column = f"{alias}.{quote(field.column)}"
+        sql = {
+            "value": column,
+            "text": f"{column}::text",
+            "date": f"to_char({column}, 'YYYY-MM-DD')",
+            # datetime.isoformat() of an aware UTC time: microseconds only when not zero
+            "datetime": (
+                f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS' || "
+                f"CASE WHEN mod(extract(microseconds FROM {column})::bigint, 1000000) = 0 "
+                f"THEN '' ELSE '.US' END) || '+00:00'"
+            ),
+            "is_set": f"({column} IS NOT NULL)",
+        }[form]
+        parts.append(f"'{key}', {sql}")
+    return f"jsonb_build_object({', '.join(parts)})"
 
 
 def suppression_add(*, reason: str, email: str = "", phone: str = "") -> list[Suppression]:

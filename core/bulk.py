@@ -78,6 +78,48 @@ def bulk_insert_rows(model: type[models.Model], rows: Sequence[Mapping[str, Any]
     _write(connection, model, fields, values)
 
 
+def insert_select_sql(
+    model: type[models.Model],
+    expressions: Mapping[str, str | tuple[str, Sequence[Any]]],
+    source: str,
+) -> tuple[str, list[Any]]:
+    """PostgreSQL: `INSERT INTO <table> (...) SELECT ... FROM <source>` and its parameters, for
+    rows the database derives from others (a staging table, or the rows an `INSERT ...
+    RETURNING` gave in a `WITH`), with no Python per row. Each field named in `expressions`
+    (attname: SQL over `source`, or (SQL, its parameters)) takes it, every other concrete field its
+    constant default; a generated primary key or a database default is left to the database.
+    A field whose default is a callable must be given (one call would serve every row)."""
+    connection = connections[model._default_manager.db]
+    quote = connection.ops.quote_name
+    names: list[str] = []
+    selected: list[str] = []
+    params: list[Any] = []
+    for field in model._meta.concrete_fields:
+        if field.attname in expressions:
+            expression = expressions[field.attname]
+            sql, given = (expression, ()) if isinstance(expression, str) else expression
+            selected.append(sql)
+            params.extend(given)
+        elif (field.primary_key and getattr(field, "db_returning", False)) or getattr(
+            field, "has_db_default", lambda: False
+        )():
+            continue
+        elif field.has_default() and callable(field.default):
+            raise ValueError(f"{model.__name__}.{field.attname}: give its value per row")
+        else:
+            selected.append("%s")
+            params.append(field.get_db_prep_save(field.get_default(), connection))
+        names.append(quote(field.column))
+    unknown = set(expressions) - {f.attname for f in model._meta.concrete_fields}
+    if unknown:
+        raise ValueError(f"{model.__name__} has no column {sorted(unknown)!r}")
+    statement = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(names)}) "  # noqa: S608
+        f"SELECT {', '.join(selected)} FROM {source}"
+    )
+    return statement, params
+
+
 def _default_maker(field: Any) -> Callable[[], Any]:
     """What a row left out gets: `auto_now` the time, a callable default its call (each row
     its own), else the constant default."""

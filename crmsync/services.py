@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from contacts.models import Contact
-from core.bulk import bulk_insert_rows
+from core.bulk import bulk_insert_rows, insert_select_sql
 from crmsync.models import Connection, OutboxEvent, OutboxSequenceMark, OutboxTopic
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,37 @@ def outbox_emit_many(*, events: Sequence[tuple[str, Contact, dict[str, Any]]]) -
     )
     if events:
         push_soon()
+
+
+def outbox_emit_select(
+    *, topic: str, source: str, public_id: str, payload: str, order: str, start: datetime
+) -> tuple[str, list[Any]]:
+    """`outbox_emit_many` written by the database: the statement (and its parameters) queueing
+    one event per row of `source` (a table, or rows a `WITH` statement returned), `public_id`
+    and `payload` being SQL over it. Their `created_at` rises by a microsecond each from
+    `start`, in `order`. Build it inside the transaction that runs it (the push is queued for
+    its commit)."""
+    if topic not in OutboxTopic.values:
+        raise ValueError(f"Unknown outbox topic {topic!r}: add it to OutboxTopic first.")
+    origin = _origin.get()
+    if origin is not None:
+        payload = f"({payload}) || jsonb_build_object('{ORIGIN_KEY}', {int(origin)})"
+    statement = insert_select_sql(
+        OutboxEvent,
+        {
+            "id": "gen_random_uuid()",
+            "topic": ("%s", [topic]),
+            "contact_public_id": public_id,
+            "payload": payload,
+            "created_at": (
+                f"%s + (row_number() OVER (ORDER BY {order}) - 1) * interval '1 microsecond'",
+                [start],
+            ),
+        },
+        source,
+    )
+    push_soon()
+    return statement
 
 
 def push_soon() -> None:

@@ -67,6 +67,8 @@ def _snapshot(done: ContactImport) -> dict[str, Any]:
         for event in TimelineEvent.objects.select_related("contact")
     )
     emails = dict(Contact.objects.values_list("public_id", "email"))
+    for event in OutboxEvent.objects.all():
+        assert event.payload["id"] == str(event.contact_public_id)
     outbox = sorted(
         (
             emails[event.contact_public_id],
