@@ -528,6 +528,11 @@ CAMPAIGN_PARALLEL_BATCHES = env.int("CAMPAIGN_PARALLEL_BATCHES", default=4)
 CAMPAIGN_RESERVATION_SECONDS = env.float("CAMPAIGN_RESERVATION_SECONDS", default=1.0)
 if CAMPAIGN_BATCH_SIZE < 1 or CAMPAIGN_PARALLEL_BATCHES < 1:
     raise ImproperlyConfigured("CAMPAIGN_BATCH_SIZE and CAMPAIGN_PARALLEL_BATCHES must be >= 1.")
+# Erasure (privacy.services): people erased together in one transaction (retention, bulk
+# requests); a batch that fails is retried person by person.
+ERASURE_BATCH_SIZE = env.int("ERASURE_BATCH_SIZE", default=200)
+if ERASURE_BATCH_SIZE < 1:
+    raise ImproperlyConfigured("ERASURE_BATCH_SIZE must be >= 1.")
 # CRM push (crmsync.push): failures in a row before a batch is parked as dead letters; the
 # backoff after a failure (doubling from the base, with jitter, up to the cap) unless the CRM
 # says Retry-After; how long a worker's claim on a connection lasts (longer than one batch

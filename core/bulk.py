@@ -78,6 +78,58 @@ def bulk_insert_rows(model: type[models.Model], rows: Sequence[Mapping[str, Any]
     _write(connection, model, fields, values)
 
 
+def bulk_update_rows(
+    model: type[models.Model],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    constants: Mapping[str, Any] | None = None,
+) -> None:
+    """Update rows given as {attname: value}, each with its primary key and the same other
+    fields, and set `constants` ({attname: value}) on every one of them, in one statement: on
+    PostgreSQL `UPDATE ... FROM unnest(arrays)`, one array per column (`bulk_update` writes a
+    CASE per row and field, and Django builds each, which costs more than the update)."""
+    if not rows:
+        return
+    connection = connections[model._default_manager.db]
+    pk = model._meta.pk
+    assert pk is not None
+    given = [f for f in model._meta.concrete_fields if f.attname in rows[0] and f is not pk]
+    constants_given = constants or {}
+    constant_fields = [f for f in model._meta.concrete_fields if f.attname in constants_given]
+    if connection.vendor != "postgresql":
+        manager = model._default_manager
+        ids = [row[pk.attname] for row in rows]
+        if constants_given:
+            manager.filter(pk__in=ids).update(**constants_given)
+        if given:
+            manager.bulk_update(
+                [model(**row) for row in rows], [f.name for f in given], batch_size=CHUNK_SIZE
+            )
+        return
+    quote = connection.ops.quote_name
+    columns = [pk, *given]
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in columns)
+    names = ", ".join(quote(f.column) for f in columns)
+    sets = [f"{quote(f.column)} = v.{quote(f.column)}" for f in given]
+    sets += [f"{quote(f.column)} = %s" for f in constant_fields]
+    values = [[row[f.attname] for f in columns] for row in rows]
+    with connection.cursor() as cursor:
+        # Only model metadata (quoted column and table names, column types) is formatted in.
+        cursor.execute(
+            f"UPDATE {quote(model._meta.db_table)} AS t SET {', '.join(sets)} "  # noqa: S608
+            f"FROM unnest({arrays}) AS v({names}) "
+            f"WHERE t.{quote(pk.column)} = v.{quote(pk.column)}",
+            [
+                # the SET clause's constants come first, then the arrays
+                *[
+                    f.get_db_prep_save(constants_given[f.attname], connection)
+                    for f in constant_fields
+                ],
+                *_columns_prepared(connection, columns, values),
+            ],
+        )
+
+
 def insert_select_sql(
     model: type[models.Model],
     expressions: Mapping[str, str | tuple[str, Sequence[Any]]],

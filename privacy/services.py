@@ -134,11 +134,6 @@ AUDIT_KEPT_KEYS = frozenset(
     {"request", "format", "next_status", "extend_months", "action", "type", "status", "kind", "by"}
 )
 REMINDER_WINDOW = timedelta(days=7)
-# People erased together, in one transaction: few statements for many, yet short enough that
-# the locks it holds (the people's rows) are released soon, and that a worker killed in the
-# middle of a long job loses little. (200 a batch saved 8% of 10,000 erasures at a million
-# contacts: bench/README.md.)
-ERASURE_BATCH_SIZE = 25
 EXPORTS_FOLDER = "exports"  # the export fields' upload_to
 ORPHAN_EXPORT_AGE = timedelta(hours=1)
 
@@ -587,9 +582,10 @@ def contacts_erase_many(
     """Erase many people at once: `contact_erase`'s rules, in a fixed number of statements for
     the whole batch (and its consent withdrawals in one set-based ledger write).
 
-    Every `ERASURE_BATCH_SIZE` people are one transaction. If one fails, each of its people is
-    erased in a transaction of their own, so that one person who cannot be erased does not
-    hold back the others; that one is logged, left as it was, and reported in `failed`.
+    Every `settings.ERASURE_BATCH_SIZE` people are one transaction. If one fails, each of its
+    people is erased in a transaction of their own, so that one person who cannot be erased
+    does not hold back the others; that one is logged, left as it was, and reported in
+    `failed`.
     Contacts already erased are skipped (safe to run twice).
     """
     ids = sorted(set(contact_ids))
@@ -606,12 +602,16 @@ def contacts_erase_many(
 def _erase_in_batch(
     ids: list[Any], erase: Callable[[list[Any]], list[Any]], *, what: str
 ) -> ErasureOutcome:
-    """Run `erase` on the ids, `ERASURE_BATCH_SIZE` at a time, each batch in one transaction;
+    """Run `erase` on the ids, `settings.ERASURE_BATCH_SIZE` at a time (people erased together:
+    few statements for many, yet a batch short enough that the locks it holds are released
+    soon and a worker killed in the middle of a long job loses little), each batch in one
+    transaction;
     if a batch fails, on each of its ids in a transaction of its own (the failures logged).
     `erase` answers the ids it acted on."""
     outcome = ErasureOutcome()
-    for start in range(0, len(ids), ERASURE_BATCH_SIZE):
-        batch = ids[start : start + ERASURE_BATCH_SIZE]
+    size = settings.ERASURE_BATCH_SIZE
+    for start in range(0, len(ids), size):
+        batch = ids[start : start + size]
         try:
             with transaction.atomic():
                 outcome.erased.extend(erase(batch))
@@ -906,7 +906,7 @@ def privacy_requests_carry_out_pending(*, batch_size: int = 200) -> int:
 def erasure_requests_carry_out(*, request_ids: Iterable[Any], by: str = "worker") -> int:
     """Carry out verified erasure requests together: `privacy_request_carry_out` for each, as
     one set-based erasure (`contacts_erase_many`'s statements) and one status change for all
-    (`ERASURE_BATCH_SIZE` requests per transaction).
+    (`settings.ERASURE_BATCH_SIZE` requests per transaction).
 
     If a batch fails, each request is carried out on its own, so that one person who
     cannot be erased does not hold back the others (that request is logged and stays

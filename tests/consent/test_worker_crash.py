@@ -33,6 +33,8 @@ from tests.factories import ContactFactory, PurposeFactory, grant
 pytestmark = [pytest.mark.slow, pytest.mark.worker, pytest.mark.postgres]
 
 PEOPLE = 48
+# People per erasure batch in the workers: two batches, so the worker dies between them.
+BATCH = 25
 GRANTS_EACH = 3
 # Short, so that the replacement worker may take the dead worker's message within the test.
 VISIBILITY_TIMEOUT = 5
@@ -47,6 +49,7 @@ def workers(transactional_db: None) -> Iterator[Workers]:
         queue=f"crash-{os.getpid()}-{uuid.uuid4().hex[:8]}",
         redis_database=REDIS_DATABASE,
         visibility_timeout=VISIBILITY_TIMEOUT,
+        environment={"ERASURE_BATCH_SIZE": str(BATCH)},
     )
     try:
         yield pool
