@@ -54,7 +54,14 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from consent.models import ConsentAction, ConsentRecord, Purpose, SourceKind
+from consent.models import (
+    ConsentAction,
+    ConsentEvidence,
+    ConsentRecord,
+    ConsentState,
+    Purpose,
+    SourceKind,
+)
 from consent.selectors import purposes_with_versions
 from consent.services import ConsentWrite, Evidence, consents_record_many
 from consent.services.consents import ConsentWriteErrors, consent_grant_check
@@ -68,6 +75,7 @@ from contacts.models import (
     Suppression,
     SuppressionKind,
     SuppressionReason,
+    TimelineEvent,
     TimelineKind,
 )
 from contacts.normalization import normalize_email, suppression_digests_normalized_many
@@ -82,7 +90,7 @@ from contacts.services import (
 )
 from core.bulk import copy_rows, insert_select_sql
 from core.storage import private_storage
-from crmsync.models import OutboxTopic
+from crmsync.models import OutboxEvent, OutboxTopic
 from crmsync.services import outbox_emit_many
 
 # Rows per transaction: large enough for set-based statements to pay, small enough for a
@@ -624,7 +632,24 @@ def _run(
     except Exception as error:
         contact_import_fail(contact_import_id=contact_import_id, error=error)
         raise
-    return _finish(contact_import_id, ImportStatus.DONE)
+    done = _finish(contact_import_id, ImportStatus.DONE)
+    _statistics_refresh(done)
+    return done
+
+
+def _statistics_refresh(contact_import: ContactImport) -> None:
+    """After a large import on PostgreSQL, refresh the planner's statistics of the tables it
+    grew: until autovacuum comes by, a planner that believes a table small may read a whole
+    one (an audience count, a campaign send, an erasure right after the import)."""
+    written = contact_import.created + contact_import.updated + contact_import.consents_recorded
+    if connection.vendor != "postgresql" or written < BATCH_SIZE:
+        return
+    models_grown: list[type[models.Model]] = [Contact, TimelineEvent, OutboxEvent]
+    if contact_import.consents_recorded:
+        models_grown += [ConsentRecord, ConsentEvidence, ConsentState]
+    tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models_grown)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables}")
 
 
 def contact_import_fail(*, contact_import_id: int, error: Exception) -> ContactImport:
