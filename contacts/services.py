@@ -1153,6 +1153,7 @@ _PAYLOAD_FORMS: dict[str, Callable[[Any], Any]] = {
     "datetime": _isoformat,
     "is_set": lambda value: value is not None,
 }
+_PAYLOAD_READERS = [(key, name, _PAYLOAD_FORMS[form]) for key, name, form in CONTACT_PAYLOAD]
 
 
 def contact_payload(contact: Contact) -> dict[str, Any]:
@@ -1163,8 +1164,7 @@ def contact_payload(contact: Contact) -> dict[str, Any]:
 def contact_payload_of(values: Mapping[str, Any]) -> dict[str, Any]:
     """`contact_payload` from the values of `CONTACT_PAYLOAD_FIELDS` (as `values_list` reads
     them, for a reader of many payloads)."""
-    forms = _PAYLOAD_FORMS
-    return {key: forms[form](values[name]) for key, name, form in CONTACT_PAYLOAD}
+    return {key: form(values[name]) for key, name, form in _PAYLOAD_READERS}
 
 
 def contact_payload_sql(alias: str) -> str:

@@ -931,17 +931,30 @@ def _state_row(state: ConsentState) -> dict[str, Any]:
 
 
 def _heads_update(chains: Sequence[_Chain]) -> None:
-    """Move each contact's head, and its last activity when touched: one UPDATE per chunk
+    """Move each contact's head, and its last activity when touched: on PostgreSQL one UPDATE
+    from arrays (a column each), elsewhere one UPDATE from a VALUES list per chunk
     (`bulk_update` would write one CASE per row and column)."""
+    if not chains:
+        return
     connection = connections[Contact.objects.db]
-    ops = connection.ops
     table = Contact._meta.db_table
-    postgres = connection.vendor == "postgresql"
-    row = (
-        "(%s::bigint, %s::bigint, %s::varchar, %s::int, %s::timestamptz)"
-        if postgres
-        else ("(%s, %s, %s, %s, %s)")
-    )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS c SET ledger_seq = v.seq, ledger_hash = v.hash, "  # noqa: S608
+                f"last_activity_at = coalesce(v.at, c.last_activity_at) "
+                f"FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::timestamptz[]) "
+                f"AS v(id, seq, hash, at) WHERE c.id = v.id",
+                [
+                    [chain.contact.pk for chain in chains],
+                    [chain.seq for chain in chains],
+                    [chain.hash for chain in chains],
+                    [chain.touched_at for chain in chains],
+                ],
+            )
+        return
+    ops = connection.ops
+    row = "(%s, %s, %s, %s, %s)"
     for chunk in _in_chunks(chains, WRITE_CHUNK_SIZE):
         params: list[Any] = []
         for chain in chunk:
