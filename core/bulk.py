@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from django.db import connections, models
+from django.db.models import Case, F, Value, When
 from django.db.models.expressions import DatabaseDefault
 from django.utils import timezone
 
@@ -97,14 +98,18 @@ def bulk_update_rows(
     constants_given = constants or {}
     constant_fields = [f for f in model._meta.concrete_fields if f.attname in constants_given]
     if connection.vendor != "postgresql":
-        manager = model._default_manager
-        ids = [row[pk.attname] for row in rows]
-        if constants_given:
-            manager.filter(pk__in=ids).update(**constants_given)
-        if given:
-            manager.bulk_update(
-                [model(**row) for row in rows], [f.name for f in given], batch_size=CHUNK_SIZE
-            )
+        # one UPDATE too: a CASE per row for each given field (fine at SQLite's scale)
+        model._default_manager.filter(pk__in=[row[pk.attname] for row in rows]).update(
+            **constants_given,
+            **{
+                f.attname: Case(
+                    *(When(pk=row[pk.attname], then=Value(row[f.attname])) for row in rows),
+                    default=F(f.attname),
+                    output_field=f,
+                )
+                for f in given
+            },
+        )
         return
     quote = connection.ops.quote_name
     columns = [pk, *given]
