@@ -155,7 +155,7 @@ def contact_is_suppressed(contact: Contact) -> bool:
 def suppressed_condition() -> Q:
     """`contact_is_suppressed` in SQL for a queryset of contacts: a stored digest of the
     contact is on the list (no HMAC to compute per row). Each digest is an `EXISTS` look-up
-    in the list's unique index, which PostgreSQL turns into an anti-join when negated
+    in the list's unique index, a few pages per contact whatever the list's length
     (`NOT IN (SELECT ...)` hashed the list once per query only while it fitted `work_mem`:
     past about 100,000 suppressions it scanned the list once per contact)."""
     suppressed = Q(pk__in=[])

@@ -143,8 +143,9 @@ def insert_select_sql(
     """PostgreSQL: `INSERT INTO <table> (...) SELECT ... FROM <source>` and its parameters, for
     rows the database derives from others (a staging table, or the rows an `INSERT ...
     RETURNING` gave in a `WITH`), with no Python per row. Each field named in `expressions`
-    (attname: SQL over `source`, or (SQL, its parameters)) takes it, every other concrete field its
-    constant default; a generated primary key or a database default is left to the database.
+    (attname: SQL over `source`, or (SQL, its parameters)) takes it, every other concrete
+    field its constant default; a generated primary key or a database default is left to the
+    database.
     A field whose default is a callable must be given (one call would serve every row)."""
     connection = connections[model._default_manager.db]
     quote = connection.ops.quote_name

@@ -602,12 +602,10 @@ def contacts_erase_many(
 def _erase_in_batch(
     ids: list[Any], erase: Callable[[list[Any]], list[Any]], *, what: str
 ) -> ErasureOutcome:
-    """Run `erase` on the ids, `settings.ERASURE_BATCH_SIZE` at a time (people erased together:
-    few statements for many, yet a batch short enough that the locks it holds are released
-    soon and a worker killed in the middle of a long job loses little), each batch in one
-    transaction;
-    if a batch fails, on each of its ids in a transaction of its own (the failures logged).
-    `erase` answers the ids it acted on."""
+    """Run `erase` on the ids, `settings.ERASURE_BATCH_SIZE` at a time, each batch in one
+    transaction (few statements for many people, yet short enough that its locks are released
+    soon and a worker killed in a long job loses little); if a batch fails, on each of its ids
+    in a transaction of its own (the failures logged). `erase` answers the ids it acted on."""
     outcome = ErasureOutcome()
     size = settings.ERASURE_BATCH_SIZE
     for start in range(0, len(ids), size):
