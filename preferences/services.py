@@ -31,6 +31,7 @@ from consent.selectors import (
 )
 from consent.services import (
     MARKETING_BASES,
+    Announcements,
     ConsentWrite,
     Evidence,
     consent_record,
@@ -57,7 +58,6 @@ from core.emails import email_send
 from core.links import signed_token, signed_token_read, site_url
 from core.tokens import token_hash
 from crmsync.models import OutboxTopic
-from crmsync.services import outbox_emit
 from preferences.models import PreferenceToken
 from preferences.selectors import purposes_loaded, resubscribe_candidates, seen_stamp
 
@@ -268,10 +268,16 @@ def preferences_unsubscribe_all(
     Repeating it writes nothing more.
     """
     purposes = purposes_loaded(legal_basis__in=MARKETING_BASES)  # with wordings, in one query
+    # the withdrawals' timeline moments and outbox events, written with the unsubscribe's own
+    announcements = Announcements()
     with transaction.atomic():
         # the contact is locked first, by the withdrawals, as for every consent write
         records = consents_withdraw_all(
-            contact=contact, source_kind=source_kind, evidence=visit.evidence(), purposes=purposes
+            contact=contact,
+            source_kind=source_kind,
+            evidence=visit.evidence(),
+            purposes=purposes,
+            announcements=announcements,
         )
         # the CRMs learn of the objection from the unsubscribe event below
         objected = contact_marketing_objection_set(
@@ -291,17 +297,24 @@ def preferences_unsubscribe_all(
             return records  # unsubscribed already: nothing changed
         # through a campaign message's link: attributed to that campaign (one statement)
         recipient_unsubscribed(contact=contact, link=visit.link)
-        timeline_add(
-            contact=contact,
-            kind=TimelineKind.UNSUBSCRIBED,
-            summary=source_kind,
-            data={"records": [str(record.uuid) for record in records], "source": source_kind},
+        withdrawn = [str(record.uuid) for record in records]
+        announcements.timeline.append(
+            {
+                "contact_id": contact.pk,
+                "kind": TimelineKind.UNSUBSCRIBED,
+                "summary": source_kind,
+                "data": {"records": withdrawn, "source": source_kind},
+                "occurred_at": timezone.now(),
+            }
         )
-        outbox_emit(
-            topic=OutboxTopic.CONTACT_UNSUBSCRIBED,
-            contact=contact,
-            payload={"source": source_kind, "marketing_objection": objected},
+        announcements.outbox.append(
+            (
+                OutboxTopic.CONTACT_UNSUBSCRIBED,
+                contact,
+                {"source": source_kind, "marketing_objection": objected},
+            )
         )
+        announcements.write()
     return records
 
 

@@ -389,17 +389,34 @@ def consents_record_many(*, writes: Sequence[ConsentWrite]) -> list[ConsentRecor
 _Keep = Callable[[ConsentWrite, ConsentState | None], bool]
 
 
+@dataclass
+class Announcements:
+    """The timeline moments and outbox events of a transaction's consent writes, held back so
+    that the caller adds its own and writes them all with one statement per table (`write`):
+    the one-click unsubscribe writes its own moment and event with its withdrawals'."""
+
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[tuple[str, Contact, dict[str, Any]]] = field(default_factory=list)
+
+    def write(self) -> None:
+        timeline_add_many(events=self.timeline)
+        outbox_emit_many(events=self.outbox)
+        self.timeline, self.outbox = [], []
+
+
 def _record_many(
     writes: Sequence[ConsentWrite],
     *,
     keep: _Keep | None = None,
     savepoint: bool = True,
     announce: bool = True,
+    announcements: Announcements | None = None,
 ) -> list[ConsentRecord]:
     """`consents_record_many`; `keep` drops, once the contacts are locked, the writes the
     states make useless (a withdrawal of what is withdrawn already), `savepoint=False`
-    saves two statements for callers that never go on after a refusal, and `announce=False`
-    two more for the erasure (see `consents_withdraw_all_many`)."""
+    saves two statements for callers that never go on after a refusal, `announce=False`
+    two more for the erasure (see `consents_withdraw_all_many`), and `announcements`
+    holds the timeline moments and outbox events for the caller to write with its own."""
     if not writes:
         return []
     now = timezone.now()
@@ -413,7 +430,7 @@ def _record_many(
         chains, states = _lock_chains(writes, versions, missing)
         if keep is not None:
             writes = [w for w in writes if keep(w, states.get(_state_key(w)))]
-        batch = _Batch(now=now, versions=versions, announce=announce)
+        batch = _Batch(now=now, versions=versions, announce=announce, held=announcements)
         errors = _request_errors(writes, now)  # before `given_at` defaults: lists must give it
         writes = [replace(write, given_at=write.given_at or now) for write in writes]
         for index, write in enumerate(writes):
@@ -765,6 +782,7 @@ class _Batch:
     now: datetime
     versions: dict[int, PurposeVersion | None]
     announce: bool = True  # a timeline entry and an outbox event per record
+    held: Announcements | None = None  # where they go instead of being written, if given
     records: list[ConsentRecord] = field(default_factory=list)
     evidence: list[ConsentEvidence] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
@@ -893,13 +911,14 @@ class _Batch:
                 update_fields=["status", "purpose_version", "record", "since", "actor"],
             )
         if self.announce:
-            timeline_add_many(events=self.timeline)
-            outbox_emit_many(
-                events=[
-                    (topic, contact, _consent_payload(record, behind))
-                    for topic, contact, record, behind in self.outbox
-                ]
-            )
+            announcements = self.held if self.held is not None else Announcements()
+            announcements.timeline += self.timeline
+            announcements.outbox += [
+                (topic, contact, _consent_payload(record, behind))
+                for topic, contact, record, behind in self.outbox
+            ]
+            if self.held is None:
+                announcements.write()
         moved = [chain for chain in chains if chain.moved]
         _heads_update(moved)
         for chain in moved:
@@ -1124,10 +1143,13 @@ def consents_withdraw_all(
     purposes: Iterable[Purpose] | None = None,
     object_to_legitimate_interest: bool = True,
     channels: Iterable[str] | None = None,
+    announcements: Announcements | None = None,
 ) -> list[ConsentRecord]:
     """Withdraw every consent and object to every legitimate-interest purpose (Art. 7(3), 21).
 
-    `channels` limits it to those channels (a complaint ends email marketing, a STOP SMS).
+    `channels` limits it to those channels (a complaint ends email marketing, a STOP SMS);
+    `announcements` holds the timeline moments and outbox events back for the caller to write
+    with its own (`Announcements.write`).
     Idempotent: what is already withdrawn is left alone, so a second call writes nothing. What
     to withdraw is decided under the contact's lock, from the states that lock reads.
     """
@@ -1137,6 +1159,7 @@ def consents_withdraw_all(
         purposes=purposes,
         object_to_legitimate_interest=object_to_legitimate_interest,
         channels=channels,
+        announcements=announcements,
     )
 
 
@@ -1148,6 +1171,7 @@ def consents_withdraw_all_many(
     object_to_legitimate_interest: bool = True,
     announce: bool = True,
     channels: Iterable[str] | None = None,
+    announcements: Announcements | None = None,
 ) -> list[ConsentRecord]:
     """`consents_withdraw_all` for many people at once (erasure batches), in one set-based
     write: `withdrawals` names each contact with the source kind and reference of its records.
@@ -1191,7 +1215,13 @@ def consents_withdraw_all_many(
         )
 
     # no savepoint: no caller goes on after a refusal, and it saves two statements
-    return _record_many(candidates, keep=still_to_end, savepoint=False, announce=announce)
+    return _record_many(
+        candidates,
+        keep=still_to_end,
+        savepoint=False,
+        announce=announce,
+        announcements=announcements,
+    )
 
 
 def consent_confirm(
