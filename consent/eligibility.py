@@ -86,7 +86,11 @@ from contacts.models import (
     Frequency,
     PostalDeliverability,
 )
-from contacts.selectors import contact_is_suppressed, suppressed_condition
+from contacts.selectors import (
+    contact_is_suppressed,
+    suppressed_condition,
+    unsuppressed_condition,
+)
 
 # The name under which the reasons' queries join each contact's state for the pair.
 STATE = "eligibility_state"
@@ -262,7 +266,7 @@ def eligible_contacts(
         Q(processing_restricted_at__isnull=True),
         usable_grant_condition(purpose, channel),
         *_reached(purpose, channel, at),
-        ~suppressed_condition(),
+        unsuppressed_condition(),
         ~_undeliverable(channel),
     ]
     if purpose.legal_basis in MARKETING_BASES:
