@@ -4,7 +4,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, OuterRef
 
 from consent.models import Channel, ConsentState, ConsentStatus, Purpose, PurposeVersion
 from consent.services import UNSUBSCRIBE_ALL_REFERENCE
@@ -30,19 +30,20 @@ def contact_for_token(token: str) -> Contact | None:
     before the contact's email changed, or erased."""
     if not TOKEN_PATTERN.fullmatch(token or ""):
         return None
-    found = (
-        PreferenceToken.objects.filter(digest=token_hash(token), revoked_at__isnull=True)
-        # a link issued before the address changed (from any surface: the center, the admin,
-        # the API, a CRM) was sent to the old mailbox: it opens nothing any more
-        .filter(
-            Q(contact__email_changed_at__isnull=True)
-            | Q(created_at__gte=F("contact__email_changed_at"))
-        )
-        .exclude(contact__status=ContactStatus.ERASED)
-        .select_related("contact")
-        .first()
-    )
-    return found.contact if found else None
+    try:
+        # by its unique digest alone, the rest tested here: a simpler statement to build,
+        # on every recipient page
+        found = PreferenceToken.objects.select_related("contact").get(digest=token_hash(token))
+    except PreferenceToken.DoesNotExist:
+        return None
+    contact = found.contact
+    if found.revoked_at is not None or contact.status == ContactStatus.ERASED:
+        return None
+    # a link issued before the address changed (from any surface: the center, the admin, the
+    # API, a CRM) was sent to the old mailbox: it opens nothing any more
+    if contact.email_changed_at is not None and found.created_at < contact.email_changed_at:
+        return None
+    return contact
 
 
 def seen_stamp(state: ConsentState | None) -> str:
