@@ -3,13 +3,14 @@
 Run from the repository root (PostgreSQL must be running):
 
     .venv/bin/python bench/preference_pages.py [--requests 600] [--unsubscribes 90]
-        [--contacts 300] [--clients 4] [--rounds 3] [--warmup 100]
+        [--contacts 300] [--clients 4] [--rounds 3] [--warmup 100] [--workers 3]
 
 It creates (and afterwards drops) the database `cd_bench_pages`, so it never touches
-yours nor the one of bench/consent_writes.py, and serves the app with gunicorn (2 sync workers,
-production settings, DEBUG off) on port 8797 with `bench.settings`: the app's settings and URLs
-plus `bench/trivial/`, a view answering "ok" through the same middleware. The rate limits are
-raised so high that they never refuse, but every request still pays their cache checks.
+yours nor the one of bench/consent_writes.py, and serves the app with gunicorn (`--workers`
+sync workers, 3 as the image runs them: Dockerfile, `WEB_CONCURRENCY`; production settings,
+DEBUG off) on port 8797 with `bench.settings`: the app's settings and URLs plus
+`bench/trivial/`, a view answering "ok" through the same middleware. The rate limits are raised
+so high that they never refuse, but every request still pays their cache checks.
 """
 
 import argparse
@@ -191,7 +192,8 @@ def query_counts(page_token: str, unsubscribe_token: str) -> dict[str, int]:
 
 
 def gunicorn_start() -> subprocess.Popen:
-    """gunicorn with 2 sync workers on PORT, once it answers; refuses a port already taken."""
+    """gunicorn with `--workers` sync workers on PORT, once it answers; refuses a port already
+    taken."""
     try:
         http.client.HTTPConnection(HOST, PORT, timeout=1).connect()
     except OSError:
@@ -201,7 +203,8 @@ def gunicorn_start() -> subprocess.Popen:
     server = subprocess.Popen(
         [
             *(sys.executable, "-m", "gunicorn", "config.wsgi"),
-            *("-b", f"{HOST}:{PORT}", "-w", "2", "-k", "sync", "--log-level", "warning"),
+            *("-b", f"{HOST}:{PORT}", "-w", str(ARGS.workers), "-k", "sync"),
+            *("--log-level", "warning"),
         ],
         cwd=ROOT,
     )
@@ -332,7 +335,7 @@ def _round(
 
 
 def _warm_up(page_tokens: list[str], warmup_tokens: list[str]) -> None:
-    """Load every code path in both workers and fill PostgreSQL's cache before measuring."""
+    """Load every code path in every worker and fill PostgreSQL's cache before measuring."""
     measure("GET", ["/bench/trivial/"] * ARGS.warmup)
     measure("GET", [f"/p/{token}/" for token in page_tokens[: ARGS.warmup]])
     for _repeat in range(2):
@@ -383,5 +386,8 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=4, help="client threads in parallel")
     parser.add_argument("--rounds", type=int, default=3, help="kinds alternate this many times")
     parser.add_argument("--warmup", type=int, default=100, help="warm-up GETs of each kind")
+    parser.add_argument(
+        "--workers", type=int, default=3, help="gunicorn sync workers (the image runs 3)"
+    )
     ARGS = parser.parse_args()
     main()
