@@ -351,7 +351,7 @@ def _report(runs: list[Run], written: dict[str, int]) -> None:
     trivial = runs[0].rate
     print()
     print(
-        f"gunicorn -w 2 (sync), {ARGS.clients} client threads, {ARGS.rounds} rounds, "
+        f"gunicorn -w {ARGS.workers} (sync), {ARGS.clients} client threads, {ARGS.rounds} rounds, "
         f"GETs spread over {ARGS.contacts} contacts"
     )
     print()

@@ -295,6 +295,32 @@ class Contact(models.Model):
         verbose_name = _("contact")
         verbose_name_plural = _("contacts")
         ordering = ["-created_at"]
+        indexes = [
+            # The audience count (`consent.eligibility.eligible_contacts`) on PostgreSQL, by
+            # email, SMS or phone: what it tests of a live contact, read from this index alone
+            # rather than from the table (at a million contacts, a heap seven times
+            # PostgreSQL's default buffers: 0.72 s a count against 0.90 s). A new column the
+            # eligibility rule tests belongs here too: tests/consent/test_eligibility_plan.py
+            # checks that the count reads no row of the table.
+            models.Index(
+                fields=["id"],
+                include=[
+                    "status",
+                    "paused_until",
+                    "processing_restricted_at",
+                    "email_deliverability",
+                    "phone",
+                    "b2b",
+                    "is_minor",
+                    "birth_year",
+                    "country",
+                    *SUPPRESSION_DIGEST_FIELDS,
+                ],
+                condition=~models.Q(status__in=[ContactStatus.ERASED, ContactStatus.MERGED])
+                & models.Q(processing_restricted_at__isnull=True),
+                name="contact_audience",
+            )
+        ]
         # Whoever changes the address receives the person's links from then on: only the
         # person (preference center, confirmed from both addresses) and the DPO handling a
         # rectification may change it, never a marketer (SPEC §3 security).

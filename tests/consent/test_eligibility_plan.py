@@ -45,6 +45,42 @@ def test_the_suppression_list_is_never_scanned_per_contact_even_when_it_outgrows
     assert audience.count() == 3
 
 
+@pytest.mark.parametrize("channel", ["email", "sms", "phone"])
+def test_the_audience_count_reads_contacts_from_their_audience_index_alone(channel: str) -> None:
+    """Every column the count tests of a contact is in `contact_audience`: the count reads no
+    row of the table (at a million contacts, 0.72 s against 1.0 s; bench/README.md). A
+    condition on a column left out of the index fails here."""
+    purpose = PurposeFactory(channels=[channel])
+    for contact in ContactFactory.create_batch(3, phone="+33612345678"):
+        grant(contact, purpose, channel)
+    audience = eligible_contacts(purpose, channel, timezone.now())
+    sql, params = audience.values("pk").query.sql_with_params()
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE contacts_contact")
+        # a table of three rows is cheaper to read whole: ask for the plan of a large one
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        (plan,) = cursor.fetchone()
+
+    reads = list(_reads(json.loads(plan) if isinstance(plan, str) else plan, "contacts_contact"))
+    outer = [read for read in reads if read.get("Alias") == "contacts_contact"]
+    assert [(read["Node Type"], read.get("Index Name")) for read in outer] == [
+        ("Index Only Scan", "contact_audience")
+    ], reads
+    assert audience.count() == 3
+
+
+def _reads(nodes: list[dict[str, Any]], relation: str) -> Iterator[dict[str, Any]]:
+    """Every node of the plan reading `relation`."""
+    for node in nodes:
+        plan = node.get("Plan", node)
+        if plan.get("Relation Name") == relation:
+            yield plan
+        yield from _reads(plan.get("Plans", []), relation)
+
+
 def _suppression_reads(
     nodes: list[dict[str, Any]], *, in_sub_plan: bool = False
 ) -> Iterator[tuple[bool, str]]:
