@@ -299,7 +299,7 @@ class Contact(models.Model):
             # The audience count (`consent.eligibility.eligible_contacts`) on PostgreSQL, by
             # email, SMS or phone: what it tests of a live contact, read from this index alone
             # rather than from the table (at a million contacts, a heap seven times
-            # PostgreSQL's default buffers: 0.72 s a count against 0.90 s). A new column the
+            # PostgreSQL's default buffers: 0.72 s a count against 1.0 s). A new column the
             # eligibility rule tests belongs here too: tests/consent/test_eligibility_plan.py
             # checks that the count reads no row of the table.
             models.Index(
