@@ -9,8 +9,10 @@ It creates (and afterwards drops) the database `cd_bench_pages`, so it never tou
 yours nor the one of bench/consent_writes.py, and serves the app with gunicorn (`--workers`
 sync workers, 3 as the image runs them: Dockerfile, `WEB_CONCURRENCY`; production settings,
 DEBUG off) on port 8797 with `bench.settings`: the app's settings and URLs plus
-`bench/trivial/`, a view answering "ok" through the same middleware. The rate limits are raised
-so high that they never refuse, but every request still pays their cache checks.
+`bench/trivial/`, a view answering "ok" through the same middleware, and
+`bench/page-statements/<token>/`, the page's five statements written by hand and nothing else
+(bench/urls.py). The rate limits are raised so high that they never refuse, but every request
+still pays their cache checks.
 """
 
 import argparse
@@ -173,6 +175,7 @@ def query_counts(page_token: str, unsubscribe_token: str) -> dict[str, int]:
     requests = {
         "trivial": lambda: client.get("/bench/trivial/"),
         "page": lambda: client.get(f"/p/{page_token}/"),
+        "statements": lambda: client.get(f"/bench/page-statements/{page_token}/"),
         "first": lambda: client.post(
             f"/u/{unsubscribe_token}/",
             ONE_CLICK_BODY,
@@ -292,6 +295,7 @@ def main() -> None:
     runs = {
         "trivial": Run("trivial view GET /bench/trivial/"),
         "page": Run("preference page GET /p/<token>/"),
+        "statements": Run("the page's 5 statements alone GET /bench/page-statements/<token>/"),
         "first": Run("one-click POST /u/<token>/, first time"),
         "repeat": Run("one-click POST /u/<token>/, repeat"),
     }
@@ -324,8 +328,10 @@ def _round(
     same background load as the others; the first-time clicks take contacts never used."""
     share = ARGS.requests // ARGS.rounds
     measure("GET", ["/bench/trivial/"] * share, into=runs["trivial"])
-    pages = [f"/p/{rng.choice(page_tokens)}/" for _request in range(share)]
-    measure("GET", pages, into=runs["page"])
+    chosen = [rng.choice(page_tokens) for _request in range(share)]
+    measure("GET", [f"/p/{token}/" for token in chosen], into=runs["page"])
+    statements = [f"/bench/page-statements/{token}/" for token in chosen]
+    measure("GET", statements, into=runs["statements"])
     clicks = [f"/u/{token}/" for token in unsubscribe_tokens[n :: ARGS.rounds]]
     for kind in ("first", "repeat"):
         before = one_click_records()
@@ -338,6 +344,7 @@ def _warm_up(page_tokens: list[str], warmup_tokens: list[str]) -> None:
     """Load every code path in every worker and fill PostgreSQL's cache before measuring."""
     measure("GET", ["/bench/trivial/"] * ARGS.warmup)
     measure("GET", [f"/p/{token}/" for token in page_tokens[: ARGS.warmup]])
+    measure("GET", [f"/bench/page-statements/{token}/" for token in page_tokens[: ARGS.warmup]])
     for _repeat in range(2):
         measure(
             "POST", [f"/u/{token}/" for token in warmup_tokens], ONE_CLICK_BODY, ONE_CLICK_HEADERS
