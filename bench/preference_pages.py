@@ -10,7 +10,7 @@ yours nor the one of bench/consent_writes.py, and serves the app with gunicorn (
 sync workers, 3 as the image runs them: Dockerfile, `WEB_CONCURRENCY`; production settings,
 DEBUG off) on port 8797 with `bench.settings`: the app's settings and URLs plus
 `bench/trivial/`, a view answering "ok" through the same middleware, and
-`bench/page-statements/<token>/`, the page's five statements written by hand and nothing else
+`bench/page-statements/<token>/`, the page's five statements without the ORM and nothing else
 (bench/urls.py). The rate limits are raised so high that they never refuse, but every request
 still pays their cache checks.
 """

@@ -11,7 +11,7 @@ from config.urls import urlpatterns as app_urlpatterns
 from consent.models import ConsentRecord, ConsentState, Purpose, PurposeVersion
 from contacts.models import Contact, Interest, Suppression
 from core.tokens import token_hash
-from preferences.models import PreferenceToken
+from preferences.selectors import _token_holder_sql
 
 
 def trivial(request: HttpRequest) -> HttpResponse:
@@ -20,19 +20,14 @@ def trivial(request: HttpRequest) -> HttpResponse:
 
 
 def _statements() -> list[str]:
-    """What the preference page reads (`preferences.selectors`), by hand: the token's holder,
-    the active purposes with their wordings, the person's states with their ledger records,
-    the interests marked chosen, the suppression of the address."""
-    contact, link = Contact._meta.db_table, PreferenceToken._meta.db_table
+    """What the preference page reads (`preferences.selectors`), by hand: the purposes with
+    their wordings, the person's states with their ledger records, the interests marked
+    chosen, the suppression of the address (the token's holder is the page's own statement)."""
     purpose, version = Purpose._meta.db_table, PurposeVersion._meta.db_table
     state, record = ConsentState._meta.db_table, ConsentRecord._meta.db_table
     interest, chosen = Interest._meta.db_table, Contact.interests.through._meta.db_table
     suppression = Suppression._meta.db_table
     return [
-        f"SELECT c.id, c.email_digest, c.email_quoted_digest, c.* FROM {contact} c "
-        f"JOIN {link} t ON t.contact_id = c.id WHERE t.digest = %s AND t.revoked_at IS NULL "
-        f"AND c.status <> 'erased' "
-        f"AND (c.email_changed_at IS NULL OR t.created_at >= c.email_changed_at)",
         f"SELECT v.*, p.* FROM {version} v JOIN {purpose} p ON p.id = v.purpose_id "
         f"WHERE p.is_active ORDER BY p.slug, v.number DESC",
         f"SELECT s.*, r.* FROM {state} s JOIN {record} r ON r.id = s.record_id "
@@ -47,23 +42,24 @@ STATEMENTS = _statements()
 
 
 def page_statements(request: HttpRequest, token: str) -> HttpResponse:
-    """The preference page's five statements, written once by hand and read whole, without
-    the ORM or a template: the floor of any page that reads what this one shows from the
-    database on each request."""
-    holder, purposes, states, interests, suppressed = STATEMENTS
+    """The preference page's five statements, written once and read whole, without the ORM or
+    a template: the floor of any page that reads what this one shows from the database on
+    each request."""
+    purposes, states, interests, suppressed = STATEMENTS
     with connection.cursor() as cursor:
-        cursor.execute(holder, [token_hash(token)])
+        cursor.execute(_token_holder_sql(), [token_hash(token)])
         row = cursor.fetchone()
         if row is None:
             return HttpResponse("unknown", status=404)
-        pk, email_digest, quoted_digest = row[:3]
+        holder = dict(zip((column.name for column in cursor.description), row, strict=True))
         cursor.execute(purposes)
         cursor.fetchall()
-        cursor.execute(states, [pk])
+        cursor.execute(states, [holder["id"]])
         cursor.fetchall()
-        cursor.execute(interests, [pk])
+        cursor.execute(interests, [holder["id"]])
         cursor.fetchall()
-        cursor.execute(suppressed, [email_digest, quoted_digest or email_digest])
+        digests = [holder["email_digest"], holder["email_quoted_digest"] or holder["email_digest"]]
+        cursor.execute(suppressed, digests)
         cursor.fetchall()
     return HttpResponse("ok")
 
