@@ -328,6 +328,8 @@ class Measure:
     rss_peak_mb: float
     load: tuple[float, float] = (0.0, 0.0)
     extra: dict[str, Any] = field(default_factory=dict)
+    python_cpu_s: float = 0.0  # this process, every thread
+    database_cpu_s: float | None = None  # the PostgreSQL backend of this thread's connection
 
     @property
     def rate(self) -> float:
@@ -340,6 +342,36 @@ class Measure:
     @property
     def rss_growth_mb(self) -> float:
         return self.rss_peak_mb - self.rss_start_mb
+
+    def cpu_us_per_unit(self) -> tuple[float, float | None]:
+        """CPU microseconds a unit of work cost in Python (this process) and in the
+        connection's PostgreSQL backend (None when not measured)."""
+        units = self.units or 1
+        database = self.database_cpu_s
+        return 1e6 * self.python_cpu_s / units, (
+            None if database is None else 1e6 * database / units
+        )
+
+
+def database_cpu() -> tuple[int, float] | None:
+    """The PostgreSQL backend serving this thread's connection and the CPU seconds it has
+    used so far, read from /proc (the server runs on this machine); None on another database
+    or when the process cannot be read."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # after the command's name in parentheses: state is the first field, utime the 12th and
+    # stime the 13th (proc(5): fields 14 and 15 of the line), in clock ticks
+    fields = stat.rsplit(")", 1)[1].split()
+    return pid, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -366,10 +398,17 @@ def measure(
     samples: list[float] = []
     start_rss = rss_mb()
     load_before = os.getloadavg()[0]
+    backend_before = database_cpu()
+    cpu_before = time.process_time()
     started = time.perf_counter()
     with counting_queries(counter), sampled_rss(samples):
         result = function()
     seconds = time.perf_counter() - started
+    python_cpu = time.process_time() - cpu_before
+    backend_after = database_cpu()
+    backend_cpu = None
+    if backend_before and backend_after and backend_before[0] == backend_after[0]:
+        backend_cpu = backend_after[1] - backend_before[1]  # the same backend all along
     done = units(result) if callable(units) else units
     extra = result if isinstance(result, dict) else {}
     queries = counter[0] + int(extra.get("queries", 0))
@@ -381,12 +420,17 @@ def measure(
         rss_peak_mb=max([start_rss, rss_mb(), *samples]),
         load=(load_before, os.getloadavg()[0]),
         extra={k: v for k, v in extra.items() if k != "queries"},
+        python_cpu_s=python_cpu,
+        database_cpu_s=backend_cpu,
     )
     if label:
+        python_us, database_us = measured.cpu_us_per_unit()
         print(
             f"  {label}: {seconds:.2f} s, {measured.rate:,.1f}/s, "
             f"{measured.queries_per_unit:.3f} queries/unit, "
-            f"+{measured.rss_growth_mb:.0f} MB, load {measured.load[0]:.1f}",
+            f"+{measured.rss_growth_mb:.0f} MB, load {measured.load[0]:.1f}, "
+            f"CPU a unit: Python {python_us:.1f} µs, PostgreSQL backend "
+            + ("?" if database_us is None else f"{database_us:.1f} µs"),
             flush=True,
         )
     return measured
@@ -419,6 +463,16 @@ class Summary:
     def loads(self) -> list[float]:
         return [round(value, 2) for run in self.runs for value in run.load]
 
+    @property
+    def cpu_us_per_unit(self) -> str:
+        """Median CPU µs a unit, "Python / PostgreSQL backend" ("?" where not measured)."""
+        python = statistics.median(run.cpu_us_per_unit()[0] for run in self.runs)
+        database = [run.cpu_us_per_unit()[1] for run in self.runs]
+        known = [value for value in database if value is not None]
+        if len(known) < len(database):
+            return f"{python:.1f} / ?"
+        return f"{python:.1f} / {statistics.median(known):.1f}"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -427,6 +481,7 @@ class Summary:
             "median_queries_per_unit": round(self.queries_per_unit, 2),
             "peak_rss_growth_mb": round(self.rss_growth_mb, 1),
             "loads": self.loads,
+            "cpu_us_per_unit_python_database": self.cpu_us_per_unit,
             "runs": [asdict(run) for run in self.runs],
         }
 
@@ -468,12 +523,14 @@ def result_save(row: str, data: dict[str, Any]) -> Path:
 
 
 def summary_line(summaries: dict[str, Summary], *, unit: str) -> str:
-    """One markdown table row per side: median rate, time, queries per unit, memory, loads."""
+    """One markdown table row per side: median rate, time, queries per unit, memory, CPU a
+    unit, loads."""
     lines = []
     for summary in summaries.values():
         lines.append(
             f"| {summary.name} | {summary.rate:,.1f} {unit}/s | {summary.seconds:.3f} s "
             f"| {summary.queries_per_unit:.3f} | +{summary.rss_growth_mb:.0f} MB "
+            f"| {summary.cpu_us_per_unit} "
             f"| {' '.join(f'{load:.1f}' for load in summary.loads)} |"
         )
     return "\n".join(lines)

@@ -4,6 +4,7 @@ Run from the repository root (PostgreSQL must be running):
 
     .venv/bin/python bench/preference_pages.py [--requests 600] [--unsubscribes 90]
         [--contacts 300] [--clients 4] [--rounds 3] [--warmup 100] [--workers 3]
+        [--in-process 60]
 
 It creates (and afterwards drops) the database `cd_bench_pages`, so it never touches
 yours nor the one of bench/consent_writes.py, and serves the app with gunicorn (`--workers`
@@ -13,6 +14,10 @@ DEBUG off) on port 8797 with `bench.settings`: the app's settings and URLs plus
 `bench/page-statements/<token>/`, the page's five statements without the ORM and nothing else
 (bench/urls.py). The rate limits are raised so high that they never refuse, but every request
 still pays their cache checks.
+
+Before the HTTP rounds, each kind is also served `--in-process` times by Django's test client
+in this process, one request at a time, its time split between waiting for PostgreSQL and the
+rest (Python): where a ratio's floor lies whatever the Python costs.
 """
 
 import argparse
@@ -27,6 +32,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 8797
@@ -73,7 +79,7 @@ class Run:
     seconds: float = 0.0
     failures: Counter = field(default_factory=Counter)
     round_rates: list[float] = field(default_factory=list)
-    queries: int | None = None
+    in_process: "InProcess | None" = None
 
     @property
     def rate(self) -> float:
@@ -164,34 +170,75 @@ def _contact_create(n: int, purposes: list, interests: list) -> str:
     return preference_token_issue(contact=contact)
 
 
-def query_counts(page_token: str, unsubscribe_token: str) -> dict[str, int]:
-    """SQL queries of one request of each kind, counted in this process with the test client
-    (the second request of each kind, so that nothing is counted that only the first pays)."""
+@dataclass
+class InProcess:
+    """One kind of request served in this process by the test client: its SQL queries (the
+    second request of its kind, so that nothing only the first pays is counted), and over
+    `--in-process` requests the mean time of a request and how much of it was spent waiting
+    for PostgreSQL (statements and commits). What is left is Python: Django, the app, and the
+    test client's own share, which the trivial view's line shows."""
+
+    queries: int
+    ms: float
+    database_ms: float
+
+
+def in_process(page_tokens: list[str], click_tokens: list[str]) -> dict[str, InProcess]:
+    """Measure every kind in this process; the first-time clicks take `click_tokens`, contacts
+    the HTTP rounds never use, and the repeated clicks the same ones again."""
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
     client = Client(HTTP_HOST=HOST, HTTP_USER_AGENT=USER_AGENT)
+    clicks = iter(click_tokens * 2)
+
+    def click() -> Any:
+        return client.post(
+            f"/u/{next(clicks)}/", ONE_CLICK_BODY, content_type=ONE_CLICK_HEADERS["Content-Type"]
+        )
+
     requests = {
-        "trivial": lambda: client.get("/bench/trivial/"),
-        "page": lambda: client.get(f"/p/{page_token}/"),
-        "statements": lambda: client.get(f"/bench/page-statements/{page_token}/"),
-        "first": lambda: client.post(
-            f"/u/{unsubscribe_token}/",
-            ONE_CLICK_BODY,
-            content_type=ONE_CLICK_HEADERS["Content-Type"],
+        "trivial": lambda n: client.get("/bench/trivial/"),
+        "page": lambda n: client.get(f"/p/{page_tokens[n % len(page_tokens)]}/"),
+        "statements": lambda n: client.get(
+            f"/bench/page-statements/{page_tokens[n % len(page_tokens)]}/"
         ),
+        "first": lambda n: click(),
+        "repeat": lambda n: click(),
     }
-    requests["repeat"] = requests["first"]
-    counts = {}
-    for name, send in requests.items():
-        if name != "first":
-            send()
-        with CaptureQueriesContext(connection) as queries:
-            response = send()
-        assert response.status_code == 200, (name, response.status_code)
-        counts[name] = len(queries)
-    return counts
+    waited = [0.0]
+
+    def timed(execute: Any, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(*args)
+        finally:
+            waited[0] += time.perf_counter() - started
+
+    connection.ensure_connection()
+    commit = connection._commit
+    connection._commit = lambda: timed(commit)  # type: ignore[method-assign]
+    found = {}
+    try:
+        with connection.execute_wrapper(timed):
+            for name, send in requests.items():
+                count = len(click_tokens) if name in ("first", "repeat") else ARGS.in_process
+                send(0)
+                with CaptureQueriesContext(connection) as queries:
+                    send(1)
+                counted = len(queries)  # now: the next request empties Django's query log
+                waited[0] = 0.0
+                started = time.perf_counter()
+                statuses = {send(n).status_code for n in range(2, count)}
+                elapsed = time.perf_counter() - started
+                assert statuses == {200}, (name, statuses)
+                found[name] = InProcess(
+                    counted, 1000 * elapsed / (count - 2), 1000 * waited[0] / (count - 2)
+                )
+    finally:
+        connection._commit = commit  # type: ignore[method-assign]
+    return found
 
 
 def gunicorn_start() -> subprocess.Popen:
@@ -282,7 +329,7 @@ def one_click_records() -> int:
 
 
 def main() -> None:
-    wanted = ARGS.contacts + ARGS.unsubscribes + WARMUP_CONTACTS + 2
+    wanted = ARGS.contacts + ARGS.unsubscribes + WARMUP_CONTACTS + ARGS.in_process
     print(f"setting up {wanted} contacts ...", flush=True)
     started = time.perf_counter()
     recreate_database()
@@ -290,8 +337,8 @@ def main() -> None:
     print(f"setup took {time.perf_counter() - started:.0f} s", flush=True)
     page_tokens = tokens[: ARGS.contacts]
     unsubscribe_tokens = tokens[ARGS.contacts : ARGS.contacts + ARGS.unsubscribes]
-    warmup_tokens = tokens[ARGS.contacts + ARGS.unsubscribes : -2]
-    queries = query_counts(page_token=tokens[-1], unsubscribe_token=tokens[-2])
+    warmup_tokens = tokens[ARGS.contacts + ARGS.unsubscribes : -ARGS.in_process]
+    measured = in_process(page_tokens, click_tokens=tokens[-ARGS.in_process :])
     runs = {
         "trivial": Run("trivial view GET /bench/trivial/"),
         "page": Run("preference page GET /p/<token>/"),
@@ -311,7 +358,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=20)
     for kind, run in runs.items():
-        run.queries = queries[kind]
+        run.in_process = measured[kind]
     _report(list(runs.values()), written)
     drop_database()
 
@@ -362,13 +409,24 @@ def _report(runs: list[Run], written: dict[str, int]) -> None:
         f"GETs spread over {ARGS.contacts} contacts"
     )
     print()
-    print("| request | requests | req/s | mean ms | p95 ms | ratio to trivial | SQL queries |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| request | requests | req/s | mean ms | p95 ms | ratio to trivial | SQL queries "
+        "| in-process ms | of which PostgreSQL ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for run in runs:
+        alone = run.in_process
+        assert alone is not None
         print(
             f"| {run.name} | {len(run.latencies)} | {run.rate:.1f} | {run.mean_ms:.1f} "
-            f"| {run.p95_ms:.1f} | {run.rate / trivial:.3f} | {run.queries} |"
+            f"| {run.p95_ms:.1f} | {run.rate / trivial:.3f} | {alone.queries} "
+            f"| {alone.ms:.2f} | {alone.database_ms:.2f} |"
         )
+    print()
+    print(
+        f"in-process: {ARGS.in_process} requests of each kind served by the test client in this "
+        "process, one at a time; PostgreSQL ms: waiting for its statements and commits"
+    )
     print()
     for run in runs:
         rates = ", ".join(f"{rate:.1f}" for rate in run.round_rates)
@@ -393,6 +451,12 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=4, help="client threads in parallel")
     parser.add_argument("--rounds", type=int, default=3, help="kinds alternate this many times")
     parser.add_argument("--warmup", type=int, default=100, help="warm-up GETs of each kind")
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=60,
+        help="requests of each kind timed in this process, PostgreSQL's share apart (contacts)",
+    )
     parser.add_argument(
         "--workers", type=int, default=3, help="gunicorn sync workers (the image runs 3)"
     )

@@ -281,8 +281,11 @@ def report(
 ) -> None:
     """Print the row (medians, ratios to the baseline) and save it with the machine's load."""
     print()
-    print(f"| side | median {unit}/s | median s | queries/unit | peak RSS growth | loads |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"| side | median {unit}/s | median s | queries/unit | peak RSS growth "
+        "| CPU µs a unit: Python / PostgreSQL backend | loads |"
+    )
+    print("|---|---|---|---|---|---|---|")
     print(harness.summary_line(summaries, unit=unit))
     baseline = summaries.get("baseline")
     ratios = {}
