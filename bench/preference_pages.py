@@ -461,4 +461,6 @@ if __name__ == "__main__":
         "--workers", type=int, default=3, help="gunicorn sync workers (the image runs 3)"
     )
     ARGS = parser.parse_args()
+    if ARGS.in_process < 3:
+        parser.error("--in-process: at least 3 (two requests of each kind are not timed)")
     main()
